@@ -1,0 +1,684 @@
+//! The decision engine: a snapshot and a policy compiled together. One call per request, no
+//! allocation, no I/O; every decision can explain itself.
+//!
+//! Precedence, first that applies wins:
+//! 1. an illegal-list entry (IWF, CTIRU): block, for everyone, always;
+//! 2. a deny override for the group;
+//! 3. a blocked file type for the group;
+//! 4. an active lesson mode: its sites are allowed; in allow-only mode everything else is blocked;
+//! 5. an allow override for the group;
+//! 6. the categories of the most specific list entry (and of any matching regular expression): the
+//!    strictest of their actions for the group, with active time rules applied;
+//! 7. the group's default (with active time rules applied).
+//!
+//! An allowed search-engine request for a group that enforces safe search becomes `rewrite`.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use jiff::civil::DateTime;
+use serde::Serialize;
+
+use crate::category;
+use crate::normalise::Target;
+use crate::policy::{Action, LessonKind, PatternSet, Policy, PolicyError, SafeSearchMode};
+use crate::safesearch::{self, SearchEngine};
+use crate::snapshot::{Hit, ListTable, Snapshot};
+
+/// Identifies a group inside an engine.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupId(usize);
+
+/// Which rule decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// An illegal-list entry.
+    Illegal,
+    /// A deny override (index into the policy's deny list).
+    Deny(usize),
+    /// A blocked file type.
+    FileType,
+    /// Outside an allow-only lesson's sites (lesson index).
+    LessonOnly(usize),
+    /// A lesson's site (lesson index).
+    Lesson(usize),
+    /// An allow override (index into the policy's allow list).
+    Allow(usize),
+    /// A category action; `when` is the active time rule that set it.
+    Category {
+        /// Snapshot category index.
+        category: u16,
+        /// Index of the group's time rule, when one set the action.
+        when: Option<usize>,
+    },
+    /// The group's default; `when` is the active time rule that set it.
+    Default {
+        /// Index of the group's time rule, when one set the action.
+        when: Option<usize>,
+    },
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// What to do.
+    pub action: Action,
+    /// Why.
+    pub rule: Rule,
+    /// The list entry that matched, if any.
+    pub hit: Option<Hit>,
+    /// The search engine whose safe search applies, with its mode.
+    pub safe_search: Option<(SearchEngine, SafeSearchMode)>,
+}
+
+struct CompiledGroup {
+    /// Action per snapshot category, and the time-rule variants.
+    actions: Vec<Action>,
+    when: Vec<(usize, Vec<Option<Action>>, Option<Action>)>,
+    allow: PatternSet,
+    deny: PatternSet,
+}
+
+/// A snapshot and a policy, compiled together.
+pub struct Engine {
+    snapshot: Arc<Snapshot>,
+    policy: Arc<Policy>,
+    groups: Vec<CompiledGroup>,
+    policy_origin: String,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("snapshot", &self.snapshot)
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    /// Compiles a policy against a snapshot. Refuses a policy with a rule that would allow an
+    /// illegal-list entry.
+    pub fn new(snapshot: Arc<Snapshot>, policy: Arc<Policy>, policy_origin: &str) -> Result<Engine, PolicyError> {
+        check_illegal_overrides(&snapshot, &policy)?;
+        let mut groups = Vec::with_capacity(policy.groups.len());
+        for g in &policy.groups {
+            let action_of = |id: &str, illegal: bool| -> Action {
+                if illegal {
+                    Action::Block
+                } else {
+                    g.categories.get(id).map_or(g.default, |(a, _)| *a)
+                }
+            };
+            let actions = snapshot.categories().iter().map(|c| action_of(&c.id, c.illegal)).collect();
+            let when = g
+                .when
+                .iter()
+                .map(|w| {
+                    let per_cat = snapshot
+                        .categories()
+                        .iter()
+                        .map(|c| if c.illegal { Some(Action::Block) } else { w.categories.get(&c.id).copied() })
+                        .collect();
+                    (w.schedule, per_cat, w.default)
+                })
+                .collect();
+            let mut allow = PatternSet::default();
+            let mut deny = PatternSet::default();
+            for (set, list) in [(&mut allow, &policy.allow), (&mut deny, &policy.deny)] {
+                for (i, o) in list.iter().enumerate() {
+                    if o.groups.as_ref().is_some_and(|gs| !gs.contains(&g.name)) {
+                        continue;
+                    }
+                    for s in &o.sites {
+                        if let Ok(t) = Target::parse(s) {
+                            set.insert(&t, i as u32);
+                        }
+                    }
+                }
+            }
+            groups.push(CompiledGroup {
+                actions,
+                when,
+                allow,
+                deny,
+            });
+        }
+        Ok(Engine {
+            snapshot,
+            policy,
+            groups,
+            policy_origin: policy_origin.to_owned(),
+        })
+    }
+
+    /// The snapshot in use.
+    pub fn snapshot(&self) -> &Arc<Snapshot> {
+        &self.snapshot
+    }
+
+    /// The policy in use.
+    pub fn policy(&self) -> &Arc<Policy> {
+        &self.policy
+    }
+
+    /// A group by name.
+    pub fn group_id(&self, name: &str) -> Option<GroupId> {
+        self.policy.groups.iter().position(|g| g.name == name).map(GroupId)
+    }
+
+    /// Decides a request by a member of `group` (and `class`, for lessons) at local time `at`.
+    pub fn decide(&self, t: &Target, group: GroupId, class: Option<&str>, at: DateTime) -> Decision {
+        let mut d = self.decide_lists(t, group, class, at);
+        if d.action == Action::Allow {
+            if let Some(engine) = safesearch::engine_for(t.host()) {
+                let g = &self.policy.groups[group.0];
+                let mode = engine.mode_in(&g.safe_search);
+                if mode != SafeSearchMode::Off {
+                    d.action = Action::Rewrite;
+                    d.safe_search = Some((engine, mode));
+                }
+            }
+        }
+        d
+    }
+
+    fn decide_lists(&self, t: &Target, group: GroupId, class: Option<&str>, at: DateTime) -> Decision {
+        let decision = |action, rule, hit| Decision {
+            action,
+            rule,
+            hit,
+            safe_search: None,
+        };
+        if let Some(hit) = self.snapshot.lookup_illegal(t) {
+            return decision(Action::Block, Rule::Illegal, Some(hit));
+        }
+        let g = &self.groups[group.0];
+        let pg = &self.policy.groups[group.0];
+        if let Some(i) = g.deny.find(t) {
+            return decision(Action::Block, Rule::Deny(i as usize), None);
+        }
+        if !pg.block_file_types.is_empty() {
+            if let Some(ext) = t.extension() {
+                if pg.block_file_types.iter().any(|b| b == ext) {
+                    return decision(Action::Block, Rule::FileType, None);
+                }
+            }
+        }
+        for (i, lesson) in self.policy.lessons.iter().enumerate() {
+            if lesson.applies(&pg.name, class, at) {
+                if lesson.patterns.find(t).is_some() {
+                    return decision(Action::Allow, Rule::Lesson(i), None);
+                }
+                if lesson.kind == LessonKind::AllowOnly {
+                    return decision(Action::Block, Rule::LessonOnly(i), None);
+                }
+            }
+        }
+        if let Some(i) = g.allow.find(t) {
+            return decision(Action::Allow, Rule::Allow(i as usize), None);
+        }
+        let active = g.when.iter().position(|(s, _, _)| self.policy.schedule_active(*s, at));
+        let listed = self.snapshot.lookup(t);
+        let regex = if self.snapshot.has_regexes() { self.snapshot.lookup_regex(t) } else { None };
+        let mut best: Option<(Action, Rule, Hit)> = None;
+        for hit in [listed, regex].into_iter().flatten() {
+            for c in self.snapshot.set_categories(hit.set) {
+                let (action, when) = match active.and_then(|w| g.when[w].1.get(usize::from(c)).copied().flatten().map(|a| (a, w))) {
+                    Some((a, w)) => (a, Some(w)),
+                    None => (g.actions.get(usize::from(c)).copied().unwrap_or(pg.default), None),
+                };
+                if best.is_none_or(|(b, _, _)| action > b) {
+                    best = Some((action, Rule::Category { category: c, when }, hit));
+                }
+            }
+        }
+        if let Some((action, rule, hit)) = best {
+            return decision(action, rule, Some(hit));
+        }
+        match active.and_then(|w| g.when[w].2.map(|a| (a, w))) {
+            Some((a, w)) => decision(a, Rule::Default { when: Some(w) }, None),
+            None => decision(pg.default, Rule::Default { when: None }, None),
+        }
+    }
+
+    /// Explains a decision in words for people and as fields for programs.
+    pub fn explain(&self, t: &Target, group: GroupId, d: &Decision) -> Explanation {
+        let pg = &self.policy.groups[group.0];
+        let snap = &self.snapshot;
+        let mut categories = Vec::new();
+        let mut sources = Vec::new();
+        let mut list_entry = None;
+        if let Some(hit) = &d.hit {
+            list_entry = Some(snap.entry_text(hit));
+            for &s in snap.set(hit.set) {
+                if let Some(src) = snap.sources().get(usize::from(s)) {
+                    sources.push(src.name.clone());
+                }
+            }
+            for c in snap.set_categories(hit.set) {
+                categories.push(category_view(&snap.categories()[usize::from(c)].id));
+            }
+        }
+        let deciding = match d.rule {
+            Rule::Category { category, .. } => Some(snap.categories()[usize::from(category)].id.clone()),
+            Rule::Illegal => categories.first().map(|c| c.id.clone()),
+            _ => None,
+        };
+        let cat_name = |id: &str| category::by_id(id).map_or_else(|| id.to_owned(), |c| c.name.to_owned());
+        let (rule, reason) = match d.rule {
+            Rule::Illegal => {
+                let list = deciding.clone().unwrap_or_default();
+                (
+                    format!("illegal list {list}"),
+                    format!("{} is on the {} list, which is blocked for everyone and cannot be overridden.", list_entry.clone().unwrap_or_default(), cat_name(&list)),
+                )
+            }
+            Rule::Deny(i) => {
+                let o = &self.policy.deny[i];
+                (o.label.clone(), format!("The school has blocked this site ({}).", o.reason.clone().unwrap_or_else(|| o.label.clone())))
+            }
+            Rule::FileType => (
+                format!("groups.{}.block_file_types", pg.name),
+                format!("Downloading .{} files is blocked for {}.", t.extension().unwrap_or_default(), pg.name),
+            ),
+            Rule::LessonOnly(i) => {
+                let l = &self.policy.lessons[i];
+                (format!("lesson {:?}", l.name), format!("During the lesson \"{}\" only the lesson's sites can be used.", l.name))
+            }
+            Rule::Lesson(i) => {
+                let l = &self.policy.lessons[i];
+                (format!("lesson {:?}", l.name), format!("This site is part of the lesson \"{}\".", l.name))
+            }
+            Rule::Allow(i) => {
+                let o = &self.policy.allow[i];
+                (o.label.clone(), format!("The school allows this site ({}).", o.reason.clone().unwrap_or_else(|| o.label.clone())))
+            }
+            Rule::Category { when, .. } => {
+                let id = deciding.clone().unwrap_or_default();
+                let origin = match when {
+                    Some(w) => format!("{} (schedule {})", pg.when[w].origin, self.policy.schedules[pg.when[w].schedule].name),
+                    None => pg.categories.get(&id).map_or_else(|| pg.default_origin.clone(), |(_, o)| o.clone()),
+                };
+                (origin, format!("{} is in the category {}, which is set to {} for {}.", list_entry.clone().unwrap_or_default(), cat_name(&id), d.action, pg.name))
+            }
+            Rule::Default { when } => {
+                let origin = match when {
+                    Some(w) => format!("{}.default (schedule {})", pg.when[w].origin, self.policy.schedules[pg.when[w].schedule].name),
+                    None => pg.default_origin.clone(),
+                };
+                (origin, format!("No list names this site; the default for {} is {}.", pg.name, d.action))
+            }
+        };
+        let reason = match d.safe_search {
+            Some((engine, mode)) => format!("{reason} Safe search is enforced on {} ({}).", engine.name(), mode_name(mode)),
+            None => reason,
+        };
+        Explanation {
+            target: t.to_string(),
+            group: pg.name.clone(),
+            action: d.action,
+            categories,
+            rule,
+            reason,
+            list_entry,
+            sources,
+            safe_search: d.safe_search.map(|(e, m)| format!("{}:{}", e.id(), mode_name(m))),
+            policy: self.policy_origin.clone(),
+            snapshot: format!("{:016x}", snap.checksum()),
+        }
+    }
+}
+
+fn mode_name(m: SafeSearchMode) -> &'static str {
+    match m {
+        SafeSearchMode::Off => "off",
+        SafeSearchMode::Moderate => "moderate",
+        SafeSearchMode::Strict => "strict",
+    }
+}
+
+fn category_view(id: &str) -> CategoryView {
+    match category::by_id(id) {
+        Some(c) => CategoryView {
+            id: c.id.to_owned(),
+            name: c.name.to_owned(),
+            description: c.description.to_owned(),
+        },
+        None => CategoryView {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            description: "A category from an imported list.".to_owned(),
+        },
+    }
+}
+
+/// A category as shown to people.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CategoryView {
+    /// Stable id.
+    pub id: String,
+    /// Plain-English name.
+    pub name: String,
+    /// One line a child can understand.
+    pub description: String,
+}
+
+/// A decision in words: what the policy tester prints and block pages show.
+#[derive(Debug, Clone, Serialize)]
+pub struct Explanation {
+    /// The normalised address decided on.
+    pub target: String,
+    /// The group.
+    pub group: String,
+    /// The action.
+    pub action: Action,
+    /// Categories of the matching list entry.
+    pub categories: Vec<CategoryView>,
+    /// The rule that decided, as a place in the policy or a list.
+    pub rule: String,
+    /// The reason in plain words.
+    pub reason: String,
+    /// The list entry that matched.
+    pub list_entry: Option<String>,
+    /// The source files that list the entry.
+    pub sources: Vec<String>,
+    /// Safe search applied, as `engine:mode`.
+    pub safe_search: Option<String>,
+    /// Where the policy came from.
+    pub policy: String,
+    /// The snapshot's checksum.
+    pub snapshot: String,
+}
+
+/// Whether two sites overlap: their hosts are equal or one is under the other, and their paths
+/// (when both have one) are prefixes one of the other.
+fn overlaps(a_host: &str, a_path: &str, b_host: &str, b_path: &str) -> bool {
+    let under = |x: &str, y: &str| x == y || (x.len() > y.len() && x.ends_with(y) && x.as_bytes()[x.len() - y.len() - 1] == b'.');
+    let hosts = under(a_host, b_host) || under(b_host, a_host);
+    let paths = a_path.is_empty() || b_path.is_empty() || a_path.starts_with(b_path) || b_path.starts_with(a_path);
+    hosts && paths
+}
+
+fn check_illegal_overrides(snapshot: &Snapshot, policy: &Policy) -> Result<(), PolicyError> {
+    let illegal = snapshot.illegal_entries();
+    if illegal.is_empty() {
+        return Ok(());
+    }
+    let rules = policy
+        .allow
+        .iter()
+        .map(|o| (o.label.clone(), &o.sites))
+        .chain(policy.lessons.iter().map(|l| (format!("lesson {:?}", l.name), &l.sites)));
+    for (label, sites) in rules {
+        for site in sites {
+            let Ok(t) = Target::parse(site) else { continue };
+            let path = String::from_utf8_lossy(t.path());
+            for (host, ipath) in &illegal {
+                if overlaps(t.host(), &path, host, ipath.as_deref().unwrap_or("")) {
+                    let probe = Target::parse(&format!("{host}{}", ipath.as_deref().unwrap_or(""))).ok();
+                    let list = probe
+                        .and_then(|p| snapshot.lookup_illegal(&p))
+                        .and_then(|h| snapshot.set_categories(h.set).next())
+                        .map_or_else(|| "illegal".to_owned(), |c| snapshot.categories()[usize::from(c)].id.clone());
+                    return Err(PolicyError::IllegalOverride {
+                        rule: label,
+                        site: site.clone(),
+                        entry: format!("{host}{}", ipath.as_deref().unwrap_or("")),
+                        list,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The engine in force, replaced whole while requests flow; a failed replacement keeps the old.
+#[derive(Debug)]
+pub struct LiveEngine {
+    current: ArcSwap<Engine>,
+}
+
+impl LiveEngine {
+    /// Starts with an engine.
+    pub fn new(engine: Engine) -> LiveEngine {
+        LiveEngine {
+            current: ArcSwap::from_pointee(engine),
+        }
+    }
+
+    /// The engine in force now.
+    pub fn current(&self) -> Arc<Engine> {
+        self.current.load_full()
+    }
+
+    /// Builds a new engine and swaps it in; on error the engine in force stays.
+    pub fn replace<E>(&self, build: impl FnOnce(&Engine) -> Result<Engine, E>) -> Result<(), E> {
+        let next = build(&self.current.load())?;
+        self.current.store(Arc::new(next));
+        Ok(())
+    }
+}
+
+/// Where a hit came from, for events and block pages.
+pub fn hit_is_illegal(hit: &Hit) -> bool {
+    hit.table == ListTable::Illegal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{parse_datetime, LessonFile, DEFAULT_POLICY};
+    use crate::snapshot::{EntryKind, SnapshotBuilder};
+
+    fn snapshot() -> Arc<Snapshot> {
+        let mut b = SnapshotBuilder::new();
+        let add = |b: &mut SnapshotBuilder, name: &str, cat: &str, kind: EntryKind, entries: &[&str]| {
+            let s = b.add_source(name, cat).expect("source");
+            for e in entries {
+                b.add(s, kind, e).expect("entry");
+            }
+        };
+        add(&mut b, "t/gambling/domains", "gambling", EntryKind::Domain, &["casino.example", "bet.example"]);
+        add(&mut b, "t/games/domains", "games", EntryKind::Domain, &["games.example", "topmarks.co.uk"]);
+        add(&mut b, "t/audio-video/domains", "streaming", EntryKind::Domain, &["videos.example"]);
+        add(&mut b, "t/social/domains", "social-networks", EntryKind::Domain, &["social.example"]);
+        add(&mut b, "t/shop/domains", "shopping", EntryKind::Domain, &["shop.example"]);
+        add(&mut b, "t/edu/domains", "education", EntryKind::Domain, &["kids.abuse-host.example"]);
+        add(&mut b, "iwf-list", "iwf", EntryKind::Url, &["abuse-host.example/img/", "whole-site.example"]);
+        Arc::new(Snapshot::from_bytes(b.build(0)).expect("snapshot"))
+    }
+
+    fn engine_with(policy_text: &str) -> Result<Engine, PolicyError> {
+        let policy = Policy::from_toml(policy_text)?;
+        Engine::new(snapshot(), Arc::new(policy), "test")
+    }
+
+    fn engine() -> Engine {
+        engine_with(DEFAULT_POLICY).expect("default policy compiles")
+    }
+
+    const MONDAY_10: &str = "2026-11-23T10:00";
+
+    #[track_caller]
+    fn check(e: &Engine, url: &str, group: &str, at: &str, expected: Action) -> Explanation {
+        check_class(e, url, group, None, at, expected)
+    }
+
+    #[track_caller]
+    fn check_class(e: &Engine, url: &str, group: &str, class: Option<&str>, at: &str, expected: Action) -> Explanation {
+        let t = Target::parse(url).expect("url");
+        let g = e.group_id(group).expect("group");
+        let d = e.decide(&t, g, class, parse_datetime(at).expect("time"));
+        let x = e.explain(&t, g, &d);
+        assert_eq!(d.action, expected, "{url} for {group} at {at}: {x:?}");
+        x
+    }
+
+    #[test]
+    fn categories_per_group() {
+        let e = engine();
+        let x = check(&e, "https://www.casino.example/slots", "ks2", MONDAY_10, Action::Block);
+        assert_eq!(x.categories[0].id, "gambling");
+        assert_eq!(x.rule, "groups.ks2.categories.gambling");
+        assert_eq!(x.sources, ["t/gambling/domains"]);
+        assert_eq!(x.list_entry.as_deref(), Some("casino.example"));
+        assert!(x.reason.contains("Gambling"), "{}", x.reason);
+        check(&e, "casino.example", "staff", MONDAY_10, Action::Block);
+        check(&e, "videos.example", "ks2", MONDAY_10, Action::Warn);
+        let x = check(&e, "videos.example", "ks1", MONDAY_10, Action::Block);
+        assert_eq!(x.rule, "groups.ks1.categories.streaming");
+        let x = check(&e, "games.example", "eyfs", MONDAY_10, Action::Block);
+        assert_eq!(x.rule, "groups.ks2.categories.games", "inherited rules name where they were written");
+        check(&e, "videos.example", "ks3+", MONDAY_10, Action::Allow);
+        let x = check(&e, "unlisted.example", "ks2", MONDAY_10, Action::Allow);
+        assert_eq!(x.rule, "groups.ks2.default");
+        assert!(x.categories.is_empty());
+    }
+
+    #[test]
+    fn time_rules_apply_around_their_boundaries() {
+        let e = engine();
+        // Staff: social networks warn in the school day, allowed at lunch and after school.
+        check(&e, "social.example", "staff", "2026-11-23T08:29", Action::Allow);
+        let x = check(&e, "social.example", "staff", "2026-11-23T08:30", Action::Warn);
+        assert_eq!(x.rule, "groups.staff.when[1] (schedule school-day)");
+        check(&e, "social.example", "staff", "2026-11-23T11:59", Action::Warn);
+        check(&e, "social.example", "staff", "2026-11-23T12:00", Action::Allow);
+        check(&e, "social.example", "staff", "2026-11-23T13:00", Action::Warn);
+        check(&e, "social.example", "staff", "2026-11-23T15:30", Action::Allow);
+        check(&e, "social.example", "staff", "2026-11-28T10:00", Action::Allow); // Saturday
+        check(&e, "social.example", "staff", "2026-11-27T10:00", Action::Allow); // INSET day
+        check(&e, "social.example", "staff", "2026-12-22T10:00", Action::Allow); // holidays
+        check(&e, "shop.example", "staff", MONDAY_10, Action::Warn);
+    }
+
+    #[test]
+    fn illegal_lists_block_everyone_always() {
+        let e = engine();
+        for group in ["eyfs", "ks2", "staff", "guest"] {
+            let x = check(&e, "http://abuse-host.example/img/1.jpg", group, MONDAY_10, Action::Block);
+            assert_eq!(x.rule, "illegal list iwf");
+            check(&e, "http://sub.whole-site.example/", group, MONDAY_10, Action::Block);
+        }
+        // A more specific entry in another list does not hide an illegal entry.
+        check(&e, "http://kids.abuse-host.example/img/x", "staff", MONDAY_10, Action::Block);
+        check(&e, "http://abuse-host.example/other", "staff", MONDAY_10, Action::Allow);
+    }
+
+    #[test]
+    fn a_rule_that_would_allow_an_illegal_entry_is_refused() {
+        for site in ["abuse-host.example", "abuse-host.example/img/1", "cdn.whole-site.example", "whole-site.example/page"] {
+            let text = format!("{DEFAULT_POLICY}\n[[allow]]\nname = \"Risky\"\nsites = [\"{site}\"]\n");
+            let err = engine_with(&text).expect_err(site).to_string();
+            assert!(err.contains("allow[2] \"Risky\""), "{err}");
+            assert!(err.contains("iwf list"), "{err}");
+        }
+        // A sibling path on the same host does not overlap the listed one.
+        let ok = format!("{DEFAULT_POLICY}\n[[allow]]\nsites = [\"abuse-host.example/homework\"]\n");
+        engine_with(&ok).expect("a path beside the listed one is fine");
+        // Lessons are checked too.
+        let lesson = format!(
+            "{DEFAULT_POLICY}\n[[lesson]]\nname = \"Art\"\ngroup = \"ks2\"\nmode = \"extra-allow\"\nsites = [\"whole-site.example\"]\nstarts = \"2026-11-23T10:00\"\nends = \"2026-11-23T11:00\"\n"
+        );
+        let err = engine_with(&lesson).expect_err("lesson").to_string();
+        assert!(err.contains("lesson \"Art\""), "{err}");
+        // And a category action on an illegal list.
+        let err = engine_with(&DEFAULT_POLICY.replace("gambling = \"block\"\nmalware", "iwf = \"warn\"\nmalware")).expect_err("iwf action");
+        assert!(err.to_string().contains("groups.ks2.categories.iwf"), "{err}");
+    }
+
+    #[test]
+    fn file_types() {
+        let e = engine();
+        let x = check(&e, "https://downloads.example/Setup.EXE", "ks2", MONDAY_10, Action::Block);
+        assert_eq!(x.rule, "groups.ks2.block_file_types");
+        check(&e, "https://downloads.example/setup.exe?x=1", "eyfs", MONDAY_10, Action::Block);
+        check(&e, "https://downloads.example/setup.exe", "staff", MONDAY_10, Action::Allow);
+        check(&e, "https://downloads.example/exe/readme", "ks2", MONDAY_10, Action::Allow);
+    }
+
+    #[test]
+    fn safe_search_is_a_rewrite() {
+        let e = engine();
+        let x = check(&e, "https://www.google.co.uk/search?q=volcano", "ks2", MONDAY_10, Action::Rewrite);
+        assert_eq!(x.safe_search.as_deref(), Some("google:strict"));
+        let x = check(&e, "https://m.youtube.com/watch?v=1", "staff", MONDAY_10, Action::Rewrite);
+        assert_eq!(x.safe_search.as_deref(), Some("youtube:moderate"));
+        check(&e, "https://mail.google.com/", "ks2", MONDAY_10, Action::Allow);
+    }
+
+    #[test]
+    fn overrides_and_their_precedence() {
+        let e = engine();
+        // topmarks.co.uk is in the games list but on the school-platforms allow list.
+        let x = check(&e, "https://www.topmarks.co.uk/maths", "ks2", MONDAY_10, Action::Allow);
+        assert_eq!(x.rule, "allow[0] \"School platforms\"");
+        let text = format!("{DEFAULT_POLICY}\n[[deny]]\nname = \"Not this one\"\nsites = [\"topmarks.co.uk/games\"]\ngroups = [\"ks2\"]\n");
+        let e = engine_with(&text).expect("valid");
+        check(&e, "https://topmarks.co.uk/games/x", "ks2", MONDAY_10, Action::Block);
+        check(&e, "https://topmarks.co.uk/maths", "ks2", MONDAY_10, Action::Allow);
+        check(&e, "https://topmarks.co.uk/games/x", "ks1", MONDAY_10, Action::Allow);
+    }
+
+    fn lesson(kind: &str, group: Option<&str>, class: Option<&str>, sites: &[&str]) -> LessonFile {
+        LessonFile {
+            name: "Volcanoes".into(),
+            group: group.map(Into::into),
+            class: class.map(Into::into),
+            mode: kind.into(),
+            sites: sites.iter().map(|s| (*s).to_owned()).collect(),
+            starts: "2026-11-23T10:00".into(),
+            ends: "2026-11-23T11:00".into(),
+            teacher: Some("Ms Example".into()),
+        }
+    }
+
+    #[test]
+    fn lesson_modes_start_and_expire() {
+        let mut policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
+        policy.add_lesson(lesson("allow-only", None, Some("5B"), &["natgeokids.com", "videos.example"])).expect("lesson");
+        let e = Engine::new(snapshot(), Arc::new(policy), "test").expect("engine");
+        let in_lesson = "2026-11-23T10:30";
+        let x = check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5B"), in_lesson, Action::Block);
+        assert_eq!(x.rule, "lesson \"Volcanoes\"");
+        check_class(&e, "https://videos.example/lava", "ks2", Some("5B"), in_lesson, Action::Allow);
+        check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5A"), in_lesson, Action::Allow);
+        check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5B"), "2026-11-23T09:59", Action::Allow);
+        check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5B"), "2026-11-23T11:00", Action::Allow);
+        check_class(&e, "https://videos.example/lava", "ks2", Some("5B"), "2026-11-23T11:00", Action::Warn);
+        // Illegal lists still win inside a lesson.
+        check_class(&e, "https://abuse-host.example/img/1", "ks2", Some("5B"), in_lesson, Action::Block);
+
+        let mut policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
+        policy.add_lesson(lesson("extra-allow", Some("ks1"), None, &["games.example"])).expect("lesson");
+        let e = Engine::new(snapshot(), Arc::new(policy), "test").expect("engine");
+        check(&e, "games.example", "ks1", in_lesson, Action::Allow);
+        check(&e, "casino.example", "ks1", in_lesson, Action::Block);
+        check(&e, "games.example", "ks2", in_lesson, Action::Block);
+        check(&e, "games.example", "ks1", "2026-11-23T11:00", Action::Block);
+    }
+
+    #[test]
+    fn a_failed_replacement_keeps_the_engine_in_force() {
+        let live = LiveEngine::new(engine());
+        let before = live.current().snapshot().checksum();
+        let r: Result<(), SnapshotErrorWrapper> = live.replace(|_| {
+            let mut bytes = SnapshotBuilder::new().build(0);
+            bytes.truncate(bytes.len() - 3);
+            Snapshot::from_bytes(bytes).map(|_| unreachable!()).map_err(SnapshotErrorWrapper)
+        });
+        assert!(r.is_err());
+        assert_eq!(live.current().snapshot().checksum(), before);
+        let t = Target::parse("casino.example").expect("t");
+        let e = live.current();
+        let g = e.group_id("ks2").expect("g");
+        assert_eq!(e.decide(&t, g, None, parse_datetime(MONDAY_10).expect("t")).action, Action::Block);
+        live.replace(|cur| Engine::new(Arc::new(Snapshot::empty()), cur.policy().clone(), "test")).expect("good swap");
+        assert_ne!(live.current().snapshot().checksum(), before);
+    }
+
+    #[derive(Debug)]
+    struct SnapshotErrorWrapper(#[allow(dead_code)] crate::snapshot::SnapshotError);
+}

@@ -1,0 +1,19 @@
+//! Haven's pure core: the category taxonomy, URL normalisation, the compiled list snapshot and the
+//! policy engine.
+//!
+//! Architecture invariant: nothing in this crate performs I/O, reads a clock or spawns a thread.
+//! Callers pass bytes in (a snapshot file, a policy's text, list lines) and a local time; the core
+//! returns values. That keeps every decision reproducible and testable without sockets or files.
+
+pub mod category;
+pub mod engine;
+pub mod listfmt;
+pub mod normalise;
+pub mod policy;
+pub mod safesearch;
+pub mod snapshot;
+
+pub use engine::{Decision, Engine, Explanation, GroupId, LiveEngine, Rule};
+pub use normalise::Target;
+pub use policy::{Action, Policy, PolicyError};
+pub use snapshot::{Snapshot, SnapshotBuilder, SnapshotError};

@@ -1,0 +1,114 @@
+//! Search engines whose safe search Haven enforces, recognised by host name.
+
+use crate::policy::{SafeSearch, SafeSearchMode};
+
+/// A search engine or video site with a safe-search mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SearchEngine {
+    /// Google search, any country domain.
+    Google,
+    /// Microsoft Bing.
+    Bing,
+    /// DuckDuckGo.
+    DuckDuckGo,
+    /// YouTube (restricted mode).
+    YouTube,
+}
+
+impl SearchEngine {
+    /// Stable id used in policy files and events.
+    pub fn id(self) -> &'static str {
+        match self {
+            SearchEngine::Google => "google",
+            SearchEngine::Bing => "bing",
+            SearchEngine::DuckDuckGo => "duckduckgo",
+            SearchEngine::YouTube => "youtube",
+        }
+    }
+
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SearchEngine::Google => "Google",
+            SearchEngine::Bing => "Bing",
+            SearchEngine::DuckDuckGo => "DuckDuckGo",
+            SearchEngine::YouTube => "YouTube",
+        }
+    }
+
+    /// The group's enforcement for this engine.
+    pub fn mode_in(self, s: &SafeSearch) -> SafeSearchMode {
+        match self {
+            SearchEngine::Google => s.google,
+            SearchEngine::Bing => s.bing,
+            SearchEngine::DuckDuckGo => s.duckduckgo,
+            SearchEngine::YouTube => s.youtube,
+        }
+    }
+
+    /// The name the engine's own safe-search service answers on (used by DNS enforcement).
+    pub fn safe_host(self, mode: SafeSearchMode) -> Option<&'static str> {
+        match (self, mode) {
+            (_, SafeSearchMode::Off) => None,
+            (SearchEngine::Google, _) => Some("forcesafesearch.google.com"),
+            (SearchEngine::Bing, _) => Some("strict.bing.com"),
+            (SearchEngine::DuckDuckGo, _) => Some("safe.duckduckgo.com"),
+            (SearchEngine::YouTube, SafeSearchMode::Moderate) => Some("restrictmoderate.youtube.com"),
+            (SearchEngine::YouTube, SafeSearchMode::Strict) => Some("restrict.youtube.com"),
+        }
+    }
+}
+
+const YOUTUBE_HOSTS: &[&str] = &[
+    "youtube.com",
+    "m.youtube.com",
+    "youtubei.googleapis.com",
+    "youtube.googleapis.com",
+    "youtube-nocookie.com",
+];
+
+/// The engine a canonical host belongs to, if any (`google.co.uk`, `bing.com`, `m.youtube.com`…).
+pub fn engine_for(host: &str) -> Option<SearchEngine> {
+    if YOUTUBE_HOSTS.contains(&host) {
+        return Some(SearchEngine::YouTube);
+    }
+    if host == "bing.com" {
+        return Some(SearchEngine::Bing);
+    }
+    if host == "duckduckgo.com" || host == "html.duckduckgo.com" {
+        return Some(SearchEngine::DuckDuckGo);
+    }
+    // google.<tld>, google.co.<cc>, google.com.<cc>
+    let rest = host.strip_prefix("google.")?;
+    let labels: Vec<&str> = rest.split('.').collect();
+    let ok = match labels.as_slice() {
+        [tld] => tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_lowercase()),
+        [sld, cc] => matches!(*sld, "co" | "com") && cc.len() == 2,
+        _ => false,
+    };
+    ok.then_some(SearchEngine::Google)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_engines() {
+        for (host, expected) in [
+            ("google.com", Some(SearchEngine::Google)),
+            ("google.co.uk", Some(SearchEngine::Google)),
+            ("google.com.au", Some(SearchEngine::Google)),
+            ("google.de", Some(SearchEngine::Google)),
+            ("mail.google.com", None),
+            ("google.evil.example", None),
+            ("bing.com", Some(SearchEngine::Bing)),
+            ("duckduckgo.com", Some(SearchEngine::DuckDuckGo)),
+            ("m.youtube.com", Some(SearchEngine::YouTube)),
+            ("youtube.com", Some(SearchEngine::YouTube)),
+            ("notyoutube.com", None),
+        ] {
+            assert_eq!(engine_for(host), expected, "{host}");
+        }
+    }
+}
