@@ -53,66 +53,336 @@ use CategoryClass::{General, Illegal, SchoolManaged, Uksic};
 /// Haven's taxonomy, in display order.
 pub const TAXONOMY: &[Category] = &[
     // Illegal: loaded from licensed lists, never overridable.
-    cat("iwf", "Child sexual abuse content (IWF list)", "This page is against the law, so it is blocked for everyone.", Illegal),
-    cat("ctiru", "Terrorist content (CTIRU list)", "This page is against the law, so it is blocked for everyone.", Illegal),
+    cat(
+        "iwf",
+        "Child sexual abuse content (IWF list)",
+        "This page is against the law, so it is blocked for everyone.",
+        Illegal,
+    ),
+    cat(
+        "ctiru",
+        "Terrorist content (CTIRU list)",
+        "This page is against the law, so it is blocked for everyone.",
+        Illegal,
+    ),
     // UK Safer Internet Centre appropriate-filtering categories.
-    cat("discrimination", "Discrimination", "Pages that treat people unfairly because of who they are.", Uksic),
-    cat("hate-speech", "Hate speech", "Pages that say hateful or aggressive things about groups of people.", Uksic),
-    cat("drugs", "Drugs and substance abuse", "Pages about illegal drugs or misusing medicines and other substances.", Uksic),
-    cat("extremism", "Extremism", "Pages that push extreme ideas that can lead people to hurt others.", Uksic),
-    cat("gambling", "Gambling", "Pages for betting money or playing casino games.", Uksic),
-    cat("malware", "Malware", "Pages that can harm your device or steal information.", Uksic),
-    cat("phishing", "Phishing and scams", "Pages that pretend to be something else to trick you.", Uksic),
-    cat("hacking", "Hacking", "Pages about breaking into computers or attacking websites.", Uksic),
-    cat("pornography", "Pornography", "Pages with pictures or videos that are only for adults.", Uksic),
-    cat("piracy", "Piracy and copyright theft", "Pages that share films, music, games or software without permission.", Uksic),
-    cat("self-harm", "Self-harm and suicide", "Pages that could encourage people to hurt themselves.", Uksic),
-    cat("violence", "Violence and weapons", "Pages that show violence or explain how to make weapons.", Uksic),
-    cat("misinformation", "Mis- and disinformation", "Pages that spread false or misleading information.", Uksic),
+    cat(
+        "discrimination",
+        "Discrimination",
+        "Pages that treat people unfairly because of who they are.",
+        Uksic,
+    ),
+    cat(
+        "hate-speech",
+        "Hate speech",
+        "Pages that say hateful or aggressive things about groups of people.",
+        Uksic,
+    ),
+    cat(
+        "drugs",
+        "Drugs and substance abuse",
+        "Pages about illegal drugs or misusing medicines and other substances.",
+        Uksic,
+    ),
+    cat(
+        "extremism",
+        "Extremism",
+        "Pages that push extreme ideas that can lead people to hurt others.",
+        Uksic,
+    ),
+    cat(
+        "gambling",
+        "Gambling",
+        "Pages for betting money or playing casino games.",
+        Uksic,
+    ),
+    cat(
+        "malware",
+        "Malware",
+        "Pages that can harm your device or steal information.",
+        Uksic,
+    ),
+    cat(
+        "phishing",
+        "Phishing and scams",
+        "Pages that pretend to be something else to trick you.",
+        Uksic,
+    ),
+    cat(
+        "hacking",
+        "Hacking",
+        "Pages about breaking into computers or attacking websites.",
+        Uksic,
+    ),
+    cat(
+        "pornography",
+        "Pornography",
+        "Pages with pictures or videos that are only for adults.",
+        Uksic,
+    ),
+    cat(
+        "piracy",
+        "Piracy and copyright theft",
+        "Pages that share films, music, games or software without permission.",
+        Uksic,
+    ),
+    cat(
+        "self-harm",
+        "Self-harm and suicide",
+        "Pages that could encourage people to hurt themselves.",
+        Uksic,
+    ),
+    cat(
+        "violence",
+        "Violence and weapons",
+        "Pages that show violence or explain how to make weapons.",
+        Uksic,
+    ),
+    cat(
+        "misinformation",
+        "Mis- and disinformation",
+        "Pages that spread false or misleading information.",
+        Uksic,
+    ),
     // School-managed categories.
-    cat("adult-themes", "Adult themes", "Pages with grown-up content that is not meant for children.", SchoolManaged),
-    cat("social-networks", "Social networks", "Sites where people share posts and photos with others.", SchoolManaged),
-    cat("chat", "Chat and messaging", "Sites for chatting with people you may not know.", SchoolManaged),
-    cat("games", "Online games", "Sites for playing games online.", SchoolManaged),
-    cat("dating", "Dating", "Sites for adults looking for a partner.", SchoolManaged),
-    cat("streaming", "Video, music and radio streaming", "Sites for watching videos or listening to music and radio.", SchoolManaged),
-    cat("webmail", "Webmail", "Email websites other than the school's own.", SchoolManaged),
-    cat("file-sharing", "File sharing and hosting", "Sites for uploading and sharing files with anyone.", SchoolManaged),
-    cat("vpn-proxy", "VPNs, proxies and anonymisers", "Tools that try to get around the school's filter.", SchoolManaged),
-    cat("doh", "DNS-over-HTTPS resolvers", "Services that let a device skip the school's filter.", SchoolManaged),
-    cat("ai-chatbots", "AI chatbots and tools", "Websites where a computer program writes or makes things for you.", SchoolManaged),
-    cat("ads", "Advertising and tracking", "Adverts and sites that follow what you do online.", SchoolManaged),
-    cat("shopping", "Shopping", "Sites for buying and selling things.", SchoolManaged),
-    cat("forums", "Forums", "Message boards where anyone can post.", SchoolManaged),
-    cat("blogs", "Blogs", "Personal websites and diaries anyone can write.", SchoolManaged),
-    cat("downloads", "Software downloads", "Sites for downloading programs and apps.", SchoolManaged),
-    cat("url-shorteners", "Link shorteners", "Short links that hide where they really go.", SchoolManaged),
-    cat("remote-access", "Remote access", "Tools that let someone control a computer from far away.", SchoolManaged),
-    cat("spyware", "Spyware and stalkerware", "Apps sold for secretly watching other people.", SchoolManaged),
-    cat("crypto", "Cryptocurrency", "Sites about digital money like Bitcoin.", SchoolManaged),
-    cat("dynamic-dns", "Dynamic DNS", "Services that give changing computers a fixed web address.", SchoolManaged),
-    cat("web-hosting", "Web hosting", "Services that host anyone's website.", SchoolManaged),
-    cat("cheating", "Exam cheating", "Pages that help people cheat in tests and exams.", SchoolManaged),
-    cat("mobile-content", "Mobile phone content", "Ringtones, wallpapers and other downloads for phones.", SchoolManaged),
+    cat(
+        "adult-themes",
+        "Adult themes",
+        "Pages with grown-up content that is not meant for children.",
+        SchoolManaged,
+    ),
+    cat(
+        "social-networks",
+        "Social networks",
+        "Sites where people share posts and photos with others.",
+        SchoolManaged,
+    ),
+    cat(
+        "chat",
+        "Chat and messaging",
+        "Sites for chatting with people you may not know.",
+        SchoolManaged,
+    ),
+    cat(
+        "games",
+        "Online games",
+        "Sites for playing games online.",
+        SchoolManaged,
+    ),
+    cat(
+        "dating",
+        "Dating",
+        "Sites for adults looking for a partner.",
+        SchoolManaged,
+    ),
+    cat(
+        "streaming",
+        "Video, music and radio streaming",
+        "Sites for watching videos or listening to music and radio.",
+        SchoolManaged,
+    ),
+    cat(
+        "webmail",
+        "Webmail",
+        "Email websites other than the school's own.",
+        SchoolManaged,
+    ),
+    cat(
+        "file-sharing",
+        "File sharing and hosting",
+        "Sites for uploading and sharing files with anyone.",
+        SchoolManaged,
+    ),
+    cat(
+        "vpn-proxy",
+        "VPNs, proxies and anonymisers",
+        "Tools that try to get around the school's filter.",
+        SchoolManaged,
+    ),
+    cat(
+        "doh",
+        "DNS-over-HTTPS resolvers",
+        "Services that let a device skip the school's filter.",
+        SchoolManaged,
+    ),
+    cat(
+        "ai-chatbots",
+        "AI chatbots and tools",
+        "Websites where a computer program writes or makes things for you.",
+        SchoolManaged,
+    ),
+    cat(
+        "ads",
+        "Advertising and tracking",
+        "Adverts and sites that follow what you do online.",
+        SchoolManaged,
+    ),
+    cat(
+        "shopping",
+        "Shopping",
+        "Sites for buying and selling things.",
+        SchoolManaged,
+    ),
+    cat(
+        "forums",
+        "Forums",
+        "Message boards where anyone can post.",
+        SchoolManaged,
+    ),
+    cat(
+        "blogs",
+        "Blogs",
+        "Personal websites and diaries anyone can write.",
+        SchoolManaged,
+    ),
+    cat(
+        "downloads",
+        "Software downloads",
+        "Sites for downloading programs and apps.",
+        SchoolManaged,
+    ),
+    cat(
+        "url-shorteners",
+        "Link shorteners",
+        "Short links that hide where they really go.",
+        SchoolManaged,
+    ),
+    cat(
+        "remote-access",
+        "Remote access",
+        "Tools that let someone control a computer from far away.",
+        SchoolManaged,
+    ),
+    cat(
+        "spyware",
+        "Spyware and stalkerware",
+        "Apps sold for secretly watching other people.",
+        SchoolManaged,
+    ),
+    cat(
+        "crypto",
+        "Cryptocurrency",
+        "Sites about digital money like Bitcoin.",
+        SchoolManaged,
+    ),
+    cat(
+        "dynamic-dns",
+        "Dynamic DNS",
+        "Services that give changing computers a fixed web address.",
+        SchoolManaged,
+    ),
+    cat(
+        "web-hosting",
+        "Web hosting",
+        "Services that host anyone's website.",
+        SchoolManaged,
+    ),
+    cat(
+        "cheating",
+        "Exam cheating",
+        "Pages that help people cheat in tests and exams.",
+        SchoolManaged,
+    ),
+    cat(
+        "mobile-content",
+        "Mobile phone content",
+        "Ringtones, wallpapers and other downloads for phones.",
+        SchoolManaged,
+    ),
     // General categories.
-    cat("education", "Education", "Learning sites for schools and children.", General),
-    cat("sex-education", "Sex and relationships education", "Health and relationships information for young people.", General),
-    cat("news", "News and magazines", "Newspapers, magazines and news sites.", General),
+    cat(
+        "education",
+        "Education",
+        "Learning sites for schools and children.",
+        General,
+    ),
+    cat(
+        "sex-education",
+        "Sex and relationships education",
+        "Health and relationships information for young people.",
+        General,
+    ),
+    cat(
+        "news",
+        "News and magazines",
+        "Newspapers, magazines and news sites.",
+        General,
+    ),
     cat("banking", "Banking", "Online banks.", General),
-    cat("finance", "Finance", "Money, investing and financial news.", General),
+    cat(
+        "finance",
+        "Finance",
+        "Money, investing and financial news.",
+        General,
+    ),
     cat("jobs", "Job search", "Sites for finding a job.", General),
     cat("sport", "Sport", "Sport news, clubs and results.", General),
-    cat("religion", "Religion", "Religious groups and organisations.", General),
-    cat("cults", "Sects and cults", "Groups that some people think are harmful sects.", General),
-    cat("astrology", "Astrology", "Horoscopes and star signs.", General),
-    cat("celebrity", "Celebrities", "Famous people and gossip about them.", General),
-    cat("cartoons", "Cartoons and manga", "Comics, cartoons and manga.", General),
-    cat("cooking", "Food and cooking", "Recipes and cooking.", General),
-    cat("translation", "Translation", "Tools that translate between languages.", General),
-    cat("software-updates", "Software updates", "Updates for computers and apps.", General),
-    cat("security-software", "Security software", "Tools that protect and clean computers.", General),
-    cat("reassigned-domains", "Reassigned domains", "Web addresses that now belong to someone new.", General),
-    cat("other", "Other listed sites", "Sites a list names without a clearer category.", General),
+    cat(
+        "religion",
+        "Religion",
+        "Religious groups and organisations.",
+        General,
+    ),
+    cat(
+        "cults",
+        "Sects and cults",
+        "Groups that some people think are harmful sects.",
+        General,
+    ),
+    cat(
+        "astrology",
+        "Astrology",
+        "Horoscopes and star signs.",
+        General,
+    ),
+    cat(
+        "celebrity",
+        "Celebrities",
+        "Famous people and gossip about them.",
+        General,
+    ),
+    cat(
+        "cartoons",
+        "Cartoons and manga",
+        "Comics, cartoons and manga.",
+        General,
+    ),
+    cat(
+        "cooking",
+        "Food and cooking",
+        "Recipes and cooking.",
+        General,
+    ),
+    cat(
+        "translation",
+        "Translation",
+        "Tools that translate between languages.",
+        General,
+    ),
+    cat(
+        "software-updates",
+        "Software updates",
+        "Updates for computers and apps.",
+        General,
+    ),
+    cat(
+        "security-software",
+        "Security software",
+        "Tools that protect and clean computers.",
+        General,
+    ),
+    cat(
+        "reassigned-domains",
+        "Reassigned domains",
+        "Web addresses that now belong to someone new.",
+        General,
+    ),
+    cat(
+        "other",
+        "Other listed sites",
+        "Sites a list names without a clearer category.",
+        General,
+    ),
 ];
 
 /// Looks up a taxonomy category by id.
@@ -258,7 +528,11 @@ mod tests {
     #[test]
     fn ids_are_unique_and_described() {
         for (i, c) in TAXONOMY.iter().enumerate() {
-            assert!(TAXONOMY[..i].iter().all(|o| o.id != c.id), "duplicate {}", c.id);
+            assert!(
+                TAXONOMY[..i].iter().all(|o| o.id != c.id),
+                "duplicate {}",
+                c.id
+            );
             assert!(c.description.ends_with('.'), "{} needs a sentence", c.id);
             assert!(!c.id.contains(':'));
         }
@@ -268,8 +542,14 @@ mod tests {
     fn every_ut1_folder_maps_to_a_taxonomy_category() {
         assert_eq!(UT1_MAPPING.len(), 69); // every folder of the 2026-08 UT1 tree
         for (folder, id) in UT1_MAPPING {
-            assert!(by_id(id).is_some(), "{folder} -> {id} is not in the taxonomy");
-            assert!(!is_illegal(id), "UT1 folder {folder} must not map to an illegal list");
+            assert!(
+                by_id(id).is_some(),
+                "{folder} -> {id} is not in the taxonomy"
+            );
+            assert!(
+                !is_illegal(id),
+                "UT1 folder {folder} must not map to an illegal list"
+            );
         }
     }
 
@@ -284,7 +564,10 @@ mod tests {
         for e in entries.flatten() {
             if e.path().is_dir() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                assert!(!map_ut1(&name).starts_with("ut1:"), "UT1 folder {name} is unmapped");
+                assert!(
+                    !map_ut1(&name).starts_with("ut1:"),
+                    "UT1 folder {name} is unmapped"
+                );
             }
         }
     }

@@ -99,7 +99,11 @@ impl std::fmt::Debug for Engine {
 impl Engine {
     /// Compiles a policy against a snapshot. Refuses a policy with a rule that would allow an
     /// illegal-list entry.
-    pub fn new(snapshot: Arc<Snapshot>, policy: Arc<Policy>, policy_origin: &str) -> Result<Engine, PolicyError> {
+    pub fn new(
+        snapshot: Arc<Snapshot>,
+        policy: Arc<Policy>,
+        policy_origin: &str,
+    ) -> Result<Engine, PolicyError> {
         check_illegal_overrides(&snapshot, &policy)?;
         let mut groups = Vec::with_capacity(policy.groups.len());
         for g in &policy.groups {
@@ -110,7 +114,11 @@ impl Engine {
                     g.categories.get(id).map_or(g.default, |(a, _)| *a)
                 }
             };
-            let actions = snapshot.categories().iter().map(|c| action_of(&c.id, c.illegal)).collect();
+            let actions = snapshot
+                .categories()
+                .iter()
+                .map(|c| action_of(&c.id, c.illegal))
+                .collect();
             let when = g
                 .when
                 .iter()
@@ -118,7 +126,13 @@ impl Engine {
                     let per_cat = snapshot
                         .categories()
                         .iter()
-                        .map(|c| if c.illegal { Some(Action::Block) } else { w.categories.get(&c.id).copied() })
+                        .map(|c| {
+                            if c.illegal {
+                                Some(Action::Block)
+                            } else {
+                                w.categories.get(&c.id).copied()
+                            }
+                        })
                         .collect();
                     (w.schedule, per_cat, w.default)
                 })
@@ -164,11 +178,21 @@ impl Engine {
 
     /// A group by name.
     pub fn group_id(&self, name: &str) -> Option<GroupId> {
-        self.policy.groups.iter().position(|g| g.name == name).map(GroupId)
+        self.policy
+            .groups
+            .iter()
+            .position(|g| g.name == name)
+            .map(GroupId)
     }
 
     /// Decides a request by a member of `group` (and `class`, for lessons) at local time `at`.
-    pub fn decide(&self, t: &Target, group: GroupId, class: Option<&str>, at: DateTime) -> Decision {
+    pub fn decide(
+        &self,
+        t: &Target,
+        group: GroupId,
+        class: Option<&str>,
+        at: DateTime,
+    ) -> Decision {
         let mut d = self.decide_lists(t, group, class, at);
         if d.action == Action::Allow {
             if let Some(engine) = safesearch::engine_for(t.host()) {
@@ -183,7 +207,13 @@ impl Engine {
         d
     }
 
-    fn decide_lists(&self, t: &Target, group: GroupId, class: Option<&str>, at: DateTime) -> Decision {
+    fn decide_lists(
+        &self,
+        t: &Target,
+        group: GroupId,
+        class: Option<&str>,
+        at: DateTime,
+    ) -> Decision {
         let decision = |action, rule, hit| Decision {
             action,
             rule,
@@ -218,15 +248,32 @@ impl Engine {
         if let Some(i) = g.allow.find(t) {
             return decision(Action::Allow, Rule::Allow(i as usize), None);
         }
-        let active = g.when.iter().position(|(s, _, _)| self.policy.schedule_active(*s, at));
+        let active = g
+            .when
+            .iter()
+            .position(|(s, _, _)| self.policy.schedule_active(*s, at));
         let listed = self.snapshot.lookup(t);
-        let regex = if self.snapshot.has_regexes() { self.snapshot.lookup_regex(t) } else { None };
+        let regex = if self.snapshot.has_regexes() {
+            self.snapshot.lookup_regex(t)
+        } else {
+            None
+        };
         let mut best: Option<(Action, Rule, Hit)> = None;
         for hit in [listed, regex].into_iter().flatten() {
             for c in self.snapshot.set_categories(hit.set) {
-                let (action, when) = match active.and_then(|w| g.when[w].1.get(usize::from(c)).copied().flatten().map(|a| (a, w))) {
+                let (action, when) = match active.and_then(|w| {
+                    g.when[w]
+                        .1
+                        .get(usize::from(c))
+                        .copied()
+                        .flatten()
+                        .map(|a| (a, w))
+                }) {
                     Some((a, w)) => (a, Some(w)),
-                    None => (g.actions.get(usize::from(c)).copied().unwrap_or(pg.default), None),
+                    None => (
+                        g.actions.get(usize::from(c)).copied().unwrap_or(pg.default),
+                        None,
+                    ),
                 };
                 if best.is_none_or(|(b, _, _)| action > b) {
                     best = Some((action, Rule::Category { category: c, when }, hit));
@@ -261,11 +308,20 @@ impl Engine {
             }
         }
         let deciding = match d.rule {
-            Rule::Category { category, .. } => Some(snap.categories()[usize::from(category)].id.clone()),
+            Rule::Category { category, .. } => {
+                Some(snap.categories()[usize::from(category)].id.clone())
+            }
             Rule::Illegal => categories.first().map(|c| c.id.clone()),
             _ => None,
         };
-        let cat_name = |id: &str| category::by_id(id).map_or_else(|| id.to_owned(), |c| c.name.to_owned());
+        // A safe-search rewrite is an allow with enforcement on top; the reason speaks of the allow.
+        let base = if d.safe_search.is_some() {
+            Action::Allow
+        } else {
+            d.action
+        };
+        let cat_name =
+            |id: &str| category::by_id(id).map_or_else(|| id.to_owned(), |c| c.name.to_owned());
         let (rule, reason) = match d.rule {
             Rule::Illegal => {
                 let list = deciding.clone().unwrap_or_default();
@@ -276,42 +332,95 @@ impl Engine {
             }
             Rule::Deny(i) => {
                 let o = &self.policy.deny[i];
-                (o.label.clone(), format!("The school has blocked this site ({}).", o.reason.clone().unwrap_or_else(|| o.label.clone())))
+                (
+                    o.label.clone(),
+                    format!(
+                        "The school has blocked this site ({}).",
+                        o.reason.clone().unwrap_or_else(|| o.label.clone())
+                    ),
+                )
             }
             Rule::FileType => (
                 format!("groups.{}.block_file_types", pg.name),
-                format!("Downloading .{} files is blocked for {}.", t.extension().unwrap_or_default(), pg.name),
+                format!(
+                    "Downloading .{} files is blocked for {}.",
+                    t.extension().unwrap_or_default(),
+                    pg.name
+                ),
             ),
             Rule::LessonOnly(i) => {
                 let l = &self.policy.lessons[i];
-                (format!("lesson {:?}", l.name), format!("During the lesson \"{}\" only the lesson's sites can be used.", l.name))
+                (
+                    format!("lesson {:?}", l.name),
+                    format!(
+                        "During the lesson \"{}\" only the lesson's sites can be used.",
+                        l.name
+                    ),
+                )
             }
             Rule::Lesson(i) => {
                 let l = &self.policy.lessons[i];
-                (format!("lesson {:?}", l.name), format!("This site is part of the lesson \"{}\".", l.name))
+                (
+                    format!("lesson {:?}", l.name),
+                    format!("This site is part of the lesson \"{}\".", l.name),
+                )
             }
             Rule::Allow(i) => {
                 let o = &self.policy.allow[i];
-                (o.label.clone(), format!("The school allows this site ({}).", o.reason.clone().unwrap_or_else(|| o.label.clone())))
+                (
+                    o.label.clone(),
+                    format!(
+                        "The school allows this site ({}).",
+                        o.reason.clone().unwrap_or_else(|| o.label.clone())
+                    ),
+                )
             }
             Rule::Category { when, .. } => {
                 let id = deciding.clone().unwrap_or_default();
                 let origin = match when {
-                    Some(w) => format!("{} (schedule {})", pg.when[w].origin, self.policy.schedules[pg.when[w].schedule].name),
-                    None => pg.categories.get(&id).map_or_else(|| pg.default_origin.clone(), |(_, o)| o.clone()),
+                    Some(w) => format!(
+                        "{} (schedule {})",
+                        pg.when[w].origin, self.policy.schedules[pg.when[w].schedule].name
+                    ),
+                    None => pg
+                        .categories
+                        .get(&id)
+                        .map_or_else(|| pg.default_origin.clone(), |(_, o)| o.clone()),
                 };
-                (origin, format!("{} is in the category {}, which is set to {} for {}.", list_entry.clone().unwrap_or_default(), cat_name(&id), d.action, pg.name))
+                (
+                    origin,
+                    format!(
+                        "{} is in the category {}, which is set to {} for {}.",
+                        list_entry.clone().unwrap_or_default(),
+                        cat_name(&id),
+                        base,
+                        pg.name
+                    ),
+                )
             }
             Rule::Default { when } => {
                 let origin = match when {
-                    Some(w) => format!("{}.default (schedule {})", pg.when[w].origin, self.policy.schedules[pg.when[w].schedule].name),
+                    Some(w) => format!(
+                        "{}.default (schedule {})",
+                        pg.when[w].origin, self.policy.schedules[pg.when[w].schedule].name
+                    ),
                     None => pg.default_origin.clone(),
                 };
-                (origin, format!("No list names this site; the default for {} is {}.", pg.name, d.action))
+                (
+                    origin,
+                    format!(
+                        "No list names this site; the default for {} is {}.",
+                        pg.name, base
+                    ),
+                )
             }
         };
         let reason = match d.safe_search {
-            Some((engine, mode)) => format!("{reason} Safe search is enforced on {} ({}).", engine.name(), mode_name(mode)),
+            Some((engine, mode)) => format!(
+                "{reason} Safe search is enforced on {} ({}).",
+                engine.name(),
+                mode_name(mode)
+            ),
             None => reason,
         };
         Explanation {
@@ -323,7 +432,9 @@ impl Engine {
             reason,
             list_entry,
             sources,
-            safe_search: d.safe_search.map(|(e, m)| format!("{}:{}", e.id(), mode_name(m))),
+            safe_search: d
+                .safe_search
+                .map(|(e, m)| format!("{}:{}", e.id(), mode_name(m))),
             policy: self.policy_origin.clone(),
             snapshot: format!("{:016x}", snap.checksum()),
         }
@@ -394,9 +505,15 @@ pub struct Explanation {
 /// Whether two sites overlap: their hosts are equal or one is under the other, and their paths
 /// (when both have one) are prefixes one of the other.
 fn overlaps(a_host: &str, a_path: &str, b_host: &str, b_path: &str) -> bool {
-    let under = |x: &str, y: &str| x == y || (x.len() > y.len() && x.ends_with(y) && x.as_bytes()[x.len() - y.len() - 1] == b'.');
+    let under = |x: &str, y: &str| {
+        x == y
+            || (x.len() > y.len() && x.ends_with(y) && x.as_bytes()[x.len() - y.len() - 1] == b'.')
+    };
     let hosts = under(a_host, b_host) || under(b_host, a_host);
-    let paths = a_path.is_empty() || b_path.is_empty() || a_path.starts_with(b_path) || b_path.starts_with(a_path);
+    let paths = a_path.is_empty()
+        || b_path.is_empty()
+        || a_path.starts_with(b_path)
+        || b_path.starts_with(a_path);
     hosts && paths
 }
 
@@ -409,18 +526,27 @@ fn check_illegal_overrides(snapshot: &Snapshot, policy: &Policy) -> Result<(), P
         .allow
         .iter()
         .map(|o| (o.label.clone(), &o.sites))
-        .chain(policy.lessons.iter().map(|l| (format!("lesson {:?}", l.name), &l.sites)));
+        .chain(
+            policy
+                .lessons
+                .iter()
+                .map(|l| (format!("lesson {:?}", l.name), &l.sites)),
+        );
     for (label, sites) in rules {
         for site in sites {
             let Ok(t) = Target::parse(site) else { continue };
             let path = String::from_utf8_lossy(t.path());
             for (host, ipath) in &illegal {
                 if overlaps(t.host(), &path, host, ipath.as_deref().unwrap_or("")) {
-                    let probe = Target::parse(&format!("{host}{}", ipath.as_deref().unwrap_or(""))).ok();
+                    let probe =
+                        Target::parse(&format!("{host}{}", ipath.as_deref().unwrap_or(""))).ok();
                     let list = probe
                         .and_then(|p| snapshot.lookup_illegal(&p))
                         .and_then(|h| snapshot.set_categories(h.set).next())
-                        .map_or_else(|| "illegal".to_owned(), |c| snapshot.categories()[usize::from(c)].id.clone());
+                        .map_or_else(
+                            || "illegal".to_owned(),
+                            |c| snapshot.categories()[usize::from(c)].id.clone(),
+                        );
                     return Err(PolicyError::IllegalOverride {
                         rule: label,
                         site: site.clone(),
@@ -474,19 +600,62 @@ mod tests {
 
     fn snapshot() -> Arc<Snapshot> {
         let mut b = SnapshotBuilder::new();
-        let add = |b: &mut SnapshotBuilder, name: &str, cat: &str, kind: EntryKind, entries: &[&str]| {
-            let s = b.add_source(name, cat).expect("source");
-            for e in entries {
-                b.add(s, kind, e).expect("entry");
-            }
-        };
-        add(&mut b, "t/gambling/domains", "gambling", EntryKind::Domain, &["casino.example", "bet.example"]);
-        add(&mut b, "t/games/domains", "games", EntryKind::Domain, &["games.example", "topmarks.co.uk"]);
-        add(&mut b, "t/audio-video/domains", "streaming", EntryKind::Domain, &["videos.example"]);
-        add(&mut b, "t/social/domains", "social-networks", EntryKind::Domain, &["social.example"]);
-        add(&mut b, "t/shop/domains", "shopping", EntryKind::Domain, &["shop.example"]);
-        add(&mut b, "t/edu/domains", "education", EntryKind::Domain, &["kids.abuse-host.example"]);
-        add(&mut b, "iwf-list", "iwf", EntryKind::Url, &["abuse-host.example/img/", "whole-site.example"]);
+        let add =
+            |b: &mut SnapshotBuilder, name: &str, cat: &str, kind: EntryKind, entries: &[&str]| {
+                let s = b.add_source(name, cat).expect("source");
+                for e in entries {
+                    b.add(s, kind, e).expect("entry");
+                }
+            };
+        add(
+            &mut b,
+            "t/gambling/domains",
+            "gambling",
+            EntryKind::Domain,
+            &["casino.example", "bet.example"],
+        );
+        add(
+            &mut b,
+            "t/games/domains",
+            "games",
+            EntryKind::Domain,
+            &["games.example", "topmarks.co.uk"],
+        );
+        add(
+            &mut b,
+            "t/audio-video/domains",
+            "streaming",
+            EntryKind::Domain,
+            &["videos.example"],
+        );
+        add(
+            &mut b,
+            "t/social/domains",
+            "social-networks",
+            EntryKind::Domain,
+            &["social.example"],
+        );
+        add(
+            &mut b,
+            "t/shop/domains",
+            "shopping",
+            EntryKind::Domain,
+            &["shop.example"],
+        );
+        add(
+            &mut b,
+            "t/edu/domains",
+            "education",
+            EntryKind::Domain,
+            &["kids.abuse-host.example"],
+        );
+        add(
+            &mut b,
+            "iwf-list",
+            "iwf",
+            EntryKind::Url,
+            &["abuse-host.example/img/", "whole-site.example"],
+        );
         Arc::new(Snapshot::from_bytes(b.build(0)).expect("snapshot"))
     }
 
@@ -507,7 +676,14 @@ mod tests {
     }
 
     #[track_caller]
-    fn check_class(e: &Engine, url: &str, group: &str, class: Option<&str>, at: &str, expected: Action) -> Explanation {
+    fn check_class(
+        e: &Engine,
+        url: &str,
+        group: &str,
+        class: Option<&str>,
+        at: &str,
+        expected: Action,
+    ) -> Explanation {
         let t = Target::parse(url).expect("url");
         let g = e.group_id(group).expect("group");
         let d = e.decide(&t, g, class, parse_datetime(at).expect("time"));
@@ -519,7 +695,13 @@ mod tests {
     #[test]
     fn categories_per_group() {
         let e = engine();
-        let x = check(&e, "https://www.casino.example/slots", "ks2", MONDAY_10, Action::Block);
+        let x = check(
+            &e,
+            "https://www.casino.example/slots",
+            "ks2",
+            MONDAY_10,
+            Action::Block,
+        );
         assert_eq!(x.categories[0].id, "gambling");
         assert_eq!(x.rule, "groups.ks2.categories.gambling");
         assert_eq!(x.sources, ["t/gambling/domains"]);
@@ -530,7 +712,10 @@ mod tests {
         let x = check(&e, "videos.example", "ks1", MONDAY_10, Action::Block);
         assert_eq!(x.rule, "groups.ks1.categories.streaming");
         let x = check(&e, "games.example", "eyfs", MONDAY_10, Action::Block);
-        assert_eq!(x.rule, "groups.ks2.categories.games", "inherited rules name where they were written");
+        assert_eq!(
+            x.rule, "groups.ks2.categories.games",
+            "inherited rules name where they were written"
+        );
         check(&e, "videos.example", "ks3+", MONDAY_10, Action::Allow);
         let x = check(&e, "unlisted.example", "ks2", MONDAY_10, Action::Allow);
         assert_eq!(x.rule, "groups.ks2.default");
@@ -541,16 +726,70 @@ mod tests {
     fn time_rules_apply_around_their_boundaries() {
         let e = engine();
         // Staff: social networks warn in the school day, allowed at lunch and after school.
-        check(&e, "social.example", "staff", "2026-11-23T08:29", Action::Allow);
-        let x = check(&e, "social.example", "staff", "2026-11-23T08:30", Action::Warn);
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-23T08:29",
+            Action::Allow,
+        );
+        let x = check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-23T08:30",
+            Action::Warn,
+        );
         assert_eq!(x.rule, "groups.staff.when[1] (schedule school-day)");
-        check(&e, "social.example", "staff", "2026-11-23T11:59", Action::Warn);
-        check(&e, "social.example", "staff", "2026-11-23T12:00", Action::Allow);
-        check(&e, "social.example", "staff", "2026-11-23T13:00", Action::Warn);
-        check(&e, "social.example", "staff", "2026-11-23T15:30", Action::Allow);
-        check(&e, "social.example", "staff", "2026-11-28T10:00", Action::Allow); // Saturday
-        check(&e, "social.example", "staff", "2026-11-27T10:00", Action::Allow); // INSET day
-        check(&e, "social.example", "staff", "2026-12-22T10:00", Action::Allow); // holidays
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-23T11:59",
+            Action::Warn,
+        );
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-23T12:00",
+            Action::Allow,
+        );
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-23T13:00",
+            Action::Warn,
+        );
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-23T15:30",
+            Action::Allow,
+        );
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-28T10:00",
+            Action::Allow,
+        ); // Saturday
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-11-27T10:00",
+            Action::Allow,
+        ); // INSET day
+        check(
+            &e,
+            "social.example",
+            "staff",
+            "2026-12-22T10:00",
+            Action::Allow,
+        ); // holidays
         check(&e, "shop.example", "staff", MONDAY_10, Action::Warn);
     }
 
@@ -558,25 +797,56 @@ mod tests {
     fn illegal_lists_block_everyone_always() {
         let e = engine();
         for group in ["eyfs", "ks2", "staff", "guest"] {
-            let x = check(&e, "http://abuse-host.example/img/1.jpg", group, MONDAY_10, Action::Block);
+            let x = check(
+                &e,
+                "http://abuse-host.example/img/1.jpg",
+                group,
+                MONDAY_10,
+                Action::Block,
+            );
             assert_eq!(x.rule, "illegal list iwf");
-            check(&e, "http://sub.whole-site.example/", group, MONDAY_10, Action::Block);
+            check(
+                &e,
+                "http://sub.whole-site.example/",
+                group,
+                MONDAY_10,
+                Action::Block,
+            );
         }
         // A more specific entry in another list does not hide an illegal entry.
-        check(&e, "http://kids.abuse-host.example/img/x", "staff", MONDAY_10, Action::Block);
-        check(&e, "http://abuse-host.example/other", "staff", MONDAY_10, Action::Allow);
+        check(
+            &e,
+            "http://kids.abuse-host.example/img/x",
+            "staff",
+            MONDAY_10,
+            Action::Block,
+        );
+        check(
+            &e,
+            "http://abuse-host.example/other",
+            "staff",
+            MONDAY_10,
+            Action::Allow,
+        );
     }
 
     #[test]
     fn a_rule_that_would_allow_an_illegal_entry_is_refused() {
-        for site in ["abuse-host.example", "abuse-host.example/img/1", "cdn.whole-site.example", "whole-site.example/page"] {
-            let text = format!("{DEFAULT_POLICY}\n[[allow]]\nname = \"Risky\"\nsites = [\"{site}\"]\n");
+        for site in [
+            "abuse-host.example",
+            "abuse-host.example/img/1",
+            "cdn.whole-site.example",
+            "whole-site.example/page",
+        ] {
+            let text =
+                format!("{DEFAULT_POLICY}\n[[allow]]\nname = \"Risky\"\nsites = [\"{site}\"]\n");
             let err = engine_with(&text).expect_err(site).to_string();
             assert!(err.contains("allow[2] \"Risky\""), "{err}");
             assert!(err.contains("iwf list"), "{err}");
         }
         // A sibling path on the same host does not overlap the listed one.
-        let ok = format!("{DEFAULT_POLICY}\n[[allow]]\nsites = [\"abuse-host.example/homework\"]\n");
+        let ok =
+            format!("{DEFAULT_POLICY}\n[[allow]]\nsites = [\"abuse-host.example/homework\"]\n");
         engine_with(&ok).expect("a path beside the listed one is fine");
         // Lessons are checked too.
         let lesson = format!(
@@ -585,41 +855,119 @@ mod tests {
         let err = engine_with(&lesson).expect_err("lesson").to_string();
         assert!(err.contains("lesson \"Art\""), "{err}");
         // And a category action on an illegal list.
-        let err = engine_with(&DEFAULT_POLICY.replace("gambling = \"block\"\nmalware", "iwf = \"warn\"\nmalware")).expect_err("iwf action");
-        assert!(err.to_string().contains("groups.ks2.categories.iwf"), "{err}");
+        let err = engine_with(
+            &DEFAULT_POLICY.replace("gambling = \"block\"\nmalware", "iwf = \"warn\"\nmalware"),
+        )
+        .expect_err("iwf action");
+        assert!(
+            err.to_string().contains("groups.ks2.categories.iwf"),
+            "{err}"
+        );
     }
 
     #[test]
     fn file_types() {
         let e = engine();
-        let x = check(&e, "https://downloads.example/Setup.EXE", "ks2", MONDAY_10, Action::Block);
+        let x = check(
+            &e,
+            "https://downloads.example/Setup.EXE",
+            "ks2",
+            MONDAY_10,
+            Action::Block,
+        );
         assert_eq!(x.rule, "groups.ks2.block_file_types");
-        check(&e, "https://downloads.example/setup.exe?x=1", "eyfs", MONDAY_10, Action::Block);
-        check(&e, "https://downloads.example/setup.exe", "staff", MONDAY_10, Action::Allow);
-        check(&e, "https://downloads.example/exe/readme", "ks2", MONDAY_10, Action::Allow);
+        check(
+            &e,
+            "https://downloads.example/setup.exe?x=1",
+            "eyfs",
+            MONDAY_10,
+            Action::Block,
+        );
+        check(
+            &e,
+            "https://downloads.example/setup.exe",
+            "staff",
+            MONDAY_10,
+            Action::Allow,
+        );
+        check(
+            &e,
+            "https://downloads.example/exe/readme",
+            "ks2",
+            MONDAY_10,
+            Action::Allow,
+        );
     }
 
     #[test]
     fn safe_search_is_a_rewrite() {
         let e = engine();
-        let x = check(&e, "https://www.google.co.uk/search?q=volcano", "ks2", MONDAY_10, Action::Rewrite);
+        let x = check(
+            &e,
+            "https://www.google.co.uk/search?q=volcano",
+            "ks2",
+            MONDAY_10,
+            Action::Rewrite,
+        );
         assert_eq!(x.safe_search.as_deref(), Some("google:strict"));
-        let x = check(&e, "https://m.youtube.com/watch?v=1", "staff", MONDAY_10, Action::Rewrite);
+        assert!(
+            x.reason
+                .starts_with("No list names this site; the default for ks2 is allow."),
+            "{}",
+            x.reason
+        );
+        let x = check(
+            &e,
+            "https://m.youtube.com/watch?v=1",
+            "staff",
+            MONDAY_10,
+            Action::Rewrite,
+        );
         assert_eq!(x.safe_search.as_deref(), Some("youtube:moderate"));
-        check(&e, "https://mail.google.com/", "ks2", MONDAY_10, Action::Allow);
+        check(
+            &e,
+            "https://mail.google.com/",
+            "ks2",
+            MONDAY_10,
+            Action::Allow,
+        );
     }
 
     #[test]
     fn overrides_and_their_precedence() {
         let e = engine();
         // topmarks.co.uk is in the games list but on the school-platforms allow list.
-        let x = check(&e, "https://www.topmarks.co.uk/maths", "ks2", MONDAY_10, Action::Allow);
+        let x = check(
+            &e,
+            "https://www.topmarks.co.uk/maths",
+            "ks2",
+            MONDAY_10,
+            Action::Allow,
+        );
         assert_eq!(x.rule, "allow[0] \"School platforms\"");
         let text = format!("{DEFAULT_POLICY}\n[[deny]]\nname = \"Not this one\"\nsites = [\"topmarks.co.uk/games\"]\ngroups = [\"ks2\"]\n");
         let e = engine_with(&text).expect("valid");
-        check(&e, "https://topmarks.co.uk/games/x", "ks2", MONDAY_10, Action::Block);
-        check(&e, "https://topmarks.co.uk/maths", "ks2", MONDAY_10, Action::Allow);
-        check(&e, "https://topmarks.co.uk/games/x", "ks1", MONDAY_10, Action::Allow);
+        check(
+            &e,
+            "https://topmarks.co.uk/games/x",
+            "ks2",
+            MONDAY_10,
+            Action::Block,
+        );
+        check(
+            &e,
+            "https://topmarks.co.uk/maths",
+            "ks2",
+            MONDAY_10,
+            Action::Allow,
+        );
+        check(
+            &e,
+            "https://topmarks.co.uk/games/x",
+            "ks1",
+            MONDAY_10,
+            Action::Allow,
+        );
     }
 
     fn lesson(kind: &str, group: Option<&str>, class: Option<&str>, sites: &[&str]) -> LessonFile {
@@ -638,26 +986,90 @@ mod tests {
     #[test]
     fn lesson_modes_start_and_expire() {
         let mut policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
-        policy.add_lesson(lesson("allow-only", None, Some("5B"), &["natgeokids.com", "videos.example"])).expect("lesson");
+        policy
+            .add_lesson(lesson(
+                "allow-only",
+                None,
+                Some("5B"),
+                &["natgeokids.com", "videos.example"],
+            ))
+            .expect("lesson");
         let e = Engine::new(snapshot(), Arc::new(policy), "test").expect("engine");
         let in_lesson = "2026-11-23T10:30";
-        let x = check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5B"), in_lesson, Action::Block);
+        let x = check_class(
+            &e,
+            "https://bbc.co.uk/news",
+            "ks2",
+            Some("5B"),
+            in_lesson,
+            Action::Block,
+        );
         assert_eq!(x.rule, "lesson \"Volcanoes\"");
-        check_class(&e, "https://videos.example/lava", "ks2", Some("5B"), in_lesson, Action::Allow);
-        check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5A"), in_lesson, Action::Allow);
-        check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5B"), "2026-11-23T09:59", Action::Allow);
-        check_class(&e, "https://bbc.co.uk/news", "ks2", Some("5B"), "2026-11-23T11:00", Action::Allow);
-        check_class(&e, "https://videos.example/lava", "ks2", Some("5B"), "2026-11-23T11:00", Action::Warn);
+        check_class(
+            &e,
+            "https://videos.example/lava",
+            "ks2",
+            Some("5B"),
+            in_lesson,
+            Action::Allow,
+        );
+        check_class(
+            &e,
+            "https://bbc.co.uk/news",
+            "ks2",
+            Some("5A"),
+            in_lesson,
+            Action::Allow,
+        );
+        check_class(
+            &e,
+            "https://bbc.co.uk/news",
+            "ks2",
+            Some("5B"),
+            "2026-11-23T09:59",
+            Action::Allow,
+        );
+        check_class(
+            &e,
+            "https://bbc.co.uk/news",
+            "ks2",
+            Some("5B"),
+            "2026-11-23T11:00",
+            Action::Allow,
+        );
+        check_class(
+            &e,
+            "https://videos.example/lava",
+            "ks2",
+            Some("5B"),
+            "2026-11-23T11:00",
+            Action::Warn,
+        );
         // Illegal lists still win inside a lesson.
-        check_class(&e, "https://abuse-host.example/img/1", "ks2", Some("5B"), in_lesson, Action::Block);
+        check_class(
+            &e,
+            "https://abuse-host.example/img/1",
+            "ks2",
+            Some("5B"),
+            in_lesson,
+            Action::Block,
+        );
 
         let mut policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
-        policy.add_lesson(lesson("extra-allow", Some("ks1"), None, &["games.example"])).expect("lesson");
+        policy
+            .add_lesson(lesson("extra-allow", Some("ks1"), None, &["games.example"]))
+            .expect("lesson");
         let e = Engine::new(snapshot(), Arc::new(policy), "test").expect("engine");
         check(&e, "games.example", "ks1", in_lesson, Action::Allow);
         check(&e, "casino.example", "ks1", in_lesson, Action::Block);
         check(&e, "games.example", "ks2", in_lesson, Action::Block);
-        check(&e, "games.example", "ks1", "2026-11-23T11:00", Action::Block);
+        check(
+            &e,
+            "games.example",
+            "ks1",
+            "2026-11-23T11:00",
+            Action::Block,
+        );
     }
 
     #[test]
@@ -667,15 +1079,22 @@ mod tests {
         let r: Result<(), SnapshotErrorWrapper> = live.replace(|_| {
             let mut bytes = SnapshotBuilder::new().build(0);
             bytes.truncate(bytes.len() - 3);
-            Snapshot::from_bytes(bytes).map(|_| unreachable!()).map_err(SnapshotErrorWrapper)
+            Snapshot::from_bytes(bytes)
+                .map(|_| unreachable!())
+                .map_err(SnapshotErrorWrapper)
         });
         assert!(r.is_err());
         assert_eq!(live.current().snapshot().checksum(), before);
         let t = Target::parse("casino.example").expect("t");
         let e = live.current();
         let g = e.group_id("ks2").expect("g");
-        assert_eq!(e.decide(&t, g, None, parse_datetime(MONDAY_10).expect("t")).action, Action::Block);
-        live.replace(|cur| Engine::new(Arc::new(Snapshot::empty()), cur.policy().clone(), "test")).expect("good swap");
+        assert_eq!(
+            e.decide(&t, g, None, parse_datetime(MONDAY_10).expect("t"))
+                .action,
+            Action::Block
+        );
+        live.replace(|cur| Engine::new(Arc::new(Snapshot::empty()), cur.policy().clone(), "test"))
+            .expect("good swap");
         assert_ne!(live.current().snapshot().checksum(), before);
     }
 

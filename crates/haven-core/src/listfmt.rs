@@ -79,7 +79,11 @@ fn strip_comment(line: &str) -> &str {
 pub fn parse_line(format: LineFormat, line: &str) -> Result<Vec<&str>, LineError> {
     if format == LineFormat::Expressions {
         let t = line.trim();
-        return Ok(if t.is_empty() || t.starts_with('#') { vec![] } else { vec![t] });
+        return Ok(if t.is_empty() || t.starts_with('#') {
+            vec![]
+        } else {
+            vec![t]
+        });
     }
     let line = strip_comment(line);
     if line.is_empty() {
@@ -140,7 +144,12 @@ pub fn sniff(sample: &str) -> LineFormat {
     let mut hosts = 0;
     let mut urls = 0;
     let mut domains = 0;
-    for line in sample.lines().map(strip_comment).filter(|l| !l.is_empty()).take(200) {
+    for line in sample
+        .lines()
+        .map(strip_comment)
+        .filter(|l| !l.is_empty())
+        .take(200)
+    {
         let words: Vec<&str> = line.split_whitespace().collect();
         if words.len() >= 2 && is_ip(words[0]) {
             hosts += 1;
@@ -182,8 +191,14 @@ mod tests {
         check(Domains, "0.0.0.0 tracker.example", &["tracker.example"]);
         check(Domains, "\u{feff}bom.example", &["bom.example"]);
         check(Domains, "http://example.com/", &["http://example.com/"]);
-        assert_eq!(parse_line(Domains, "a.com b.com"), Err(LineError::ExtraWords(2)));
-        assert_eq!(parse_line(Domains, "example.com/path"), Err(LineError::PathInDomainList));
+        assert_eq!(
+            parse_line(Domains, "a.com b.com"),
+            Err(LineError::ExtraWords(2))
+        );
+        assert_eq!(
+            parse_line(Domains, "example.com/path"),
+            Err(LineError::PathInDomainList)
+        );
     }
 
     #[test]
@@ -191,16 +206,31 @@ mod tests {
         check(Hosts, "0.0.0.0 ads.example", &["ads.example"]);
         check(Hosts, "127.0.0.1\tlocalhost", &[]);
         check(Hosts, "::1 ip6-localhost ip6-loopback", &[]);
-        check(Hosts, "0.0.0.0 a.example b.example # two", &["a.example", "b.example"]);
+        check(
+            Hosts,
+            "0.0.0.0 a.example b.example # two",
+            &["a.example", "b.example"],
+        );
         check(Hosts, "0.0.0.0 0.0.0.0", &[]);
-        assert_eq!(parse_line(Hosts, "ads.example"), Err(LineError::NotHostsLine));
+        assert_eq!(
+            parse_line(Hosts, "ads.example"),
+            Err(LineError::NotHostsLine)
+        );
     }
 
     #[test]
     fn url_and_expression_lines() {
         check(Urls, "example.com/path/", &["example.com/path/"]);
-        check(Urls, "https://example.com/a#b", &["https://example.com/a#b"]);
-        check(Expressions, r"(/banner/|/sponsor/)", &[r"(/banner/|/sponsor/)"]);
+        check(
+            Urls,
+            "https://example.com/a#b",
+            &["https://example.com/a#b"],
+        );
+        check(
+            Expressions,
+            r"(/banner/|/sponsor/)",
+            &[r"(/banner/|/sponsor/)"],
+        );
         check(Expressions, "  # not a rule", &[]);
         assert_eq!(parse_line(Urls, "a b"), Err(LineError::ExtraWords(2)));
     }

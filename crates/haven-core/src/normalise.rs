@@ -544,7 +544,10 @@ mod tests {
     #[test]
     fn ipv6_forms() {
         check("[2001:DB8::1]", "[2001:db8::1]");
-        check("[2001:0db8:0000:0000:0000:0000:0000:0001]:443", "[2001:db8::1]");
+        check(
+            "[2001:0db8:0000:0000:0000:0000:0000:0001]:443",
+            "[2001:db8::1]",
+        );
         check("http://[2001:db8::1]:8080/x", "[2001:db8::1]/x");
         check("2001:db8::1", "[2001:db8::1]");
         check_err("[2001:db8::zz]", NormaliseError::BadIpv6);
@@ -568,7 +571,10 @@ mod tests {
         check("example.com/a%zz", "example.com/a%zz");
         check("example.com\\a\\b", "example.com/a/b");
         // Real UT1 mess: a zero-width space, percent-encoded, inside a URL entry.
-        check("337726.com/%40%40%E2%80%8Bjd75.imonation.fr%E2%80%8B", "337726.com/@@jd75.imonation.fr");
+        check(
+            "337726.com/%40%40%E2%80%8Bjd75.imonation.fr%E2%80%8B",
+            "337726.com/@@jd75.imonation.fr",
+        );
         check("45.90.163.37//arm4", "45.90.163.37/arm4");
     }
 
@@ -588,10 +594,21 @@ mod tests {
     #[test]
     fn suffixes_and_extension() {
         let t = Target::parse("https://a.b.example.com/dl/Setup.EXE?x=1").expect("parses");
-        let s: Vec<_> = t.host_suffixes().map(|s| String::from_utf8_lossy(s).into_owned()).collect();
-        assert_eq!(s, ["a.b.example.com", "b.example.com", "example.com", "com"]);
+        let s: Vec<_> = t
+            .host_suffixes()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        assert_eq!(
+            s,
+            ["a.b.example.com", "b.example.com", "example.com", "com"]
+        );
         assert_eq!(t.extension(), Some("exe"));
-        assert_eq!(Target::parse("example.com/dir.d/").expect("parses").extension(), None);
+        assert_eq!(
+            Target::parse("example.com/dir.d/")
+                .expect("parses")
+                .extension(),
+            None
+        );
         let ip = Target::parse("10.0.0.1").expect("parses");
         assert_eq!(ip.host_suffixes().count(), 1);
         assert_eq!(ip.kind(), HostKind::Ipv4);

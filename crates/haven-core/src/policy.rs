@@ -268,15 +268,18 @@ fn invalid(rule: impl Into<String>, problem: impl Into<String>) -> PolicyError {
 /// Sites of an override or lesson, for most-specific matching.
 #[derive(Debug, Default, Clone)]
 pub struct PatternSet {
-    hosts: HashMap<Box<[u8]>, Vec<(Box<[u8]>, u32)>>,
+    /// Per host: (path prefix, empty for the whole host; rule number), longest prefix first.
+    hosts: HashMap<Box<[u8]>, Vec<SitePattern>>,
 }
+
+type SitePattern = (Box<[u8]>, u32);
 
 impl PatternSet {
     /// Adds a site with a rule number.
     pub fn insert(&mut self, site: &Target, rule: u32) {
         let v = self.hosts.entry(site.host_bytes().into()).or_default();
         v.push((site.path().into(), rule));
-        v.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        v.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
     }
 
     /// The rule of the most specific site covering the target.
@@ -287,7 +290,8 @@ impl PatternSet {
         let path = t.path();
         for suffix in t.host_suffixes() {
             if let Some(v) = self.hosts.get(suffix) {
-                if let Some((_, rule)) = v.iter().find(|(p, _)| p.is_empty() || path.starts_with(p)) {
+                if let Some((_, rule)) = v.iter().find(|(p, _)| p.is_empty() || path.starts_with(p))
+                {
                     return Some(*rule);
                 }
             }
@@ -421,11 +425,13 @@ pub struct Policy {
 }
 
 fn parse_date(rule: &str, s: &str) -> Result<Date, PolicyError> {
-    s.parse().map_err(|_| invalid(rule, format!("{s:?} is not a date (YYYY-MM-DD)")))
+    s.parse()
+        .map_err(|_| invalid(rule, format!("{s:?} is not a date (YYYY-MM-DD)")))
 }
 
 fn parse_time(rule: &str, s: &str) -> Result<Time, PolicyError> {
-    s.parse().map_err(|_| invalid(rule, format!("{s:?} is not a time (HH:MM)")))
+    s.parse()
+        .map_err(|_| invalid(rule, format!("{s:?} is not a time (HH:MM)")))
 }
 
 /// Parses a local date-time as written in policy files and on the command line.
@@ -434,7 +440,12 @@ pub fn parse_datetime(s: &str) -> Option<DateTime> {
 }
 
 fn parse_action(rule: &str, s: &str) -> Result<Action, PolicyError> {
-    Action::parse(s).ok_or_else(|| invalid(rule, format!("{s:?} is not an action (allow, block, warn, alert-only)")))
+    Action::parse(s).ok_or_else(|| {
+        invalid(
+            rule,
+            format!("{s:?} is not an action (allow, block, warn, alert-only)"),
+        )
+    })
 }
 
 fn parse_site(rule: &str, s: &str) -> Result<Target, PolicyError> {
@@ -443,10 +454,18 @@ fn parse_site(rule: &str, s: &str) -> Result<Target, PolicyError> {
 
 fn check_category(rule: &str, id: &str, action: Action) -> Result<(), PolicyError> {
     if !category::is_valid_id(id) {
-        return Err(invalid(rule, format!("unknown category {id:?} (see `haven categories`)")));
+        return Err(invalid(
+            rule,
+            format!("unknown category {id:?} (see `haven categories`)"),
+        ));
     }
     if category::is_illegal(id) && action != Action::Block {
-        return Err(invalid(rule, format!("{id} is an illegal list; it is blocked for everyone and no rule may change that")));
+        return Err(invalid(
+            rule,
+            format!(
+                "{id} is an illegal list; it is blocked for everyone and no rule may change that"
+            ),
+        ));
     }
     Ok(())
 }
@@ -456,7 +475,8 @@ const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 impl Policy {
     /// Parses and validates a policy file's text.
     pub fn from_toml(text: &str) -> Result<Policy, PolicyError> {
-        let file: PolicyFile = toml::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_owned()))?;
+        let file: PolicyFile = toml::from_str(text)
+            .map_err(|e| PolicyError::Syntax(e.to_string().trim_end().to_owned()))?;
         Policy::from_file(file)
     }
 
@@ -565,7 +585,12 @@ impl Policy {
         let kind = match l.mode.as_str() {
             "allow-only" => LessonKind::AllowOnly,
             "extra-allow" => LessonKind::ExtraAllow,
-            m => return Err(invalid(rule, format!("mode {m:?} is not allow-only or extra-allow"))),
+            m => {
+                return Err(invalid(
+                    rule,
+                    format!("mode {m:?} is not allow-only or extra-allow"),
+                ))
+            }
         };
         if l.group.is_none() && l.class.is_none() {
             return Err(invalid(rule, "a lesson needs a group or a class"));
@@ -575,8 +600,21 @@ impl Policy {
                 return Err(invalid(rule, format!("unknown group {g:?}")));
             }
         }
-        let starts = parse_datetime(&l.starts).ok_or_else(|| invalid(rule, format!("starts {:?} is not a date-time (YYYY-MM-DDTHH:MM)", l.starts)))?;
-        let ends = parse_datetime(&l.ends).ok_or_else(|| invalid(rule, format!("ends {:?} is not a date-time (YYYY-MM-DDTHH:MM)", l.ends)))?;
+        let starts = parse_datetime(&l.starts).ok_or_else(|| {
+            invalid(
+                rule,
+                format!(
+                    "starts {:?} is not a date-time (YYYY-MM-DDTHH:MM)",
+                    l.starts
+                ),
+            )
+        })?;
+        let ends = parse_datetime(&l.ends).ok_or_else(|| {
+            invalid(
+                rule,
+                format!("ends {:?} is not a date-time (YYYY-MM-DDTHH:MM)", l.ends),
+            )
+        })?;
         if ends <= starts {
             return Err(invalid(rule, "a lesson must end after it starts"));
         }
@@ -608,7 +646,8 @@ impl Policy {
 
     /// Whether a date is a school day in term (not a closure).
     pub fn in_term(&self, date: Date) -> bool {
-        self.terms.iter().any(|(_, s, e)| *s <= date && date <= *e) && !self.closures.contains(&date)
+        self.terms.iter().any(|(_, s, e)| *s <= date && date <= *e)
+            && !self.closures.contains(&date)
     }
 
     /// Whether a schedule is active at a local time.
@@ -641,12 +680,23 @@ fn resolve_group(
 ) -> Result<Group, PolicyError> {
     let rule = format!("groups.{}", quote_key(name));
     if chain.iter().any(|c| c == name) {
-        return Err(invalid(&rule, format!("inherits in a loop: {} -> {name}", chain.join(" -> "))));
+        return Err(invalid(
+            &rule,
+            format!("inherits in a loop: {} -> {name}", chain.join(" -> ")),
+        ));
     }
-    let g = file
-        .groups
-        .get(name)
-        .ok_or_else(|| invalid(format!("{}.inherits", chain.last().map(|c| format!("groups.{c}")).unwrap_or_default()), format!("unknown group {name:?}")))?;
+    let g = file.groups.get(name).ok_or_else(|| {
+        invalid(
+            format!(
+                "{}.inherits",
+                chain
+                    .last()
+                    .map(|c| format!("groups.{c}"))
+                    .unwrap_or_default()
+            ),
+            format!("unknown group {name:?}"),
+        )
+    })?;
     chain.push(name.to_owned());
     let mut out = match &g.inherits {
         Some(parent) => {
@@ -696,7 +746,11 @@ fn resolve_group(
             check_category(&rc, cat, a)?;
             categories.insert(cat.clone(), a);
         }
-        let default = w.default.as_deref().map(|d| parse_action(&format!("{r}.default"), d)).transpose()?;
+        let default = w
+            .default
+            .as_deref()
+            .map(|d| parse_action(&format!("{r}.default"), d))
+            .transpose()?;
         out.when.push(When {
             schedule,
             categories,
@@ -705,7 +759,10 @@ fn resolve_group(
         });
     }
     if let Some(types) = &g.block_file_types {
-        out.block_file_types = types.iter().map(|t| t.trim_start_matches('.').to_ascii_lowercase()).collect();
+        out.block_file_types = types
+            .iter()
+            .map(|t| t.trim_start_matches('.').to_ascii_lowercase())
+            .collect();
     }
     if let Some(s) = g.safe_search {
         out.safe_search = s;
@@ -714,7 +771,10 @@ fn resolve_group(
 }
 
 fn quote_key(name: &str) -> String {
-    if name.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_') {
+    if name
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+    {
         name.to_owned()
     } else {
         format!("{name:?}")
@@ -756,8 +816,13 @@ mod tests {
     #[test]
     fn schedule_boundaries() {
         let p = Policy::from_toml(BASE).expect("valid");
-        let day = p.schedules.iter().position(|s| s.name == "school-day").expect("schedule");
-        let check = |t: &str, expected: bool| assert_eq!(p.schedule_active(day, at(t)), expected, "{t}");
+        let day = p
+            .schedules
+            .iter()
+            .position(|s| s.name == "school-day")
+            .expect("schedule");
+        let check =
+            |t: &str, expected: bool| assert_eq!(p.schedule_active(day, at(t)), expected, "{t}");
         check("2026-11-23T08:29:59", false); // Monday, a second before
         check("2026-11-23T08:30", true);
         check("2026-11-23T15:29:59", true);
@@ -768,7 +833,11 @@ mod tests {
         check("2026-12-21T10:00", false); // holidays
         check("2026-11-01T10:00", false); // Sunday before term
         check("2026-11-02T10:00", true); // first day of term
-        let night = p.schedules.iter().position(|s| s.name == "night").expect("schedule");
+        let night = p
+            .schedules
+            .iter()
+            .position(|s| s.name == "night")
+            .expect("schedule");
         assert!(p.schedule_active(night, at("2026-11-27T23:00"))); // Friday night
         assert!(p.schedule_active(night, at("2026-11-28T05:59"))); // still Friday's night
         assert!(!p.schedule_active(night, at("2026-11-28T06:00")));
@@ -780,36 +849,77 @@ mod tests {
         let p = Policy::from_toml(BASE).expect("valid");
         let ks1 = p.group("ks1").expect("ks1");
         assert_eq!(ks1.categories["gambling"].0, Action::Block);
-        assert_eq!(ks1.categories["gambling"].1, "groups.ks2.categories.gambling");
+        assert_eq!(
+            ks1.categories["gambling"].1,
+            "groups.ks2.categories.gambling"
+        );
         assert_eq!(ks1.categories["games"].0, Action::Block);
-        assert!(!p.group("ks2").expect("ks2").categories.contains_key("games"));
+        assert!(!p
+            .group("ks2")
+            .expect("ks2")
+            .categories
+            .contains_key("games"));
     }
 
     #[track_caller]
     fn check_err(extra: &str, expected: &str) {
-        let err = Policy::from_toml(&format!("{BASE}\n{extra}")).expect_err("must be refused").to_string();
-        assert!(err.contains(expected), "error {err:?} should contain {expected:?}");
+        let err = Policy::from_toml(&format!("{BASE}\n{extra}"))
+            .expect_err("must be refused")
+            .to_string();
+        assert!(
+            err.contains(expected),
+            "error {err:?} should contain {expected:?}"
+        );
     }
 
     #[test]
     fn bad_policies_name_the_rule() {
-        check_err("[groups.x]\ncategories = { gamblin = \"block\" }", "groups.x.categories.gamblin: unknown category");
-        check_err("[groups.x]\ncategories = { gambling = \"maybe\" }", "groups.x.categories.gambling: \"maybe\" is not an action");
-        check_err("[groups.x]\ncategories = { iwf = \"allow\" }", "groups.x.categories.iwf: iwf is an illegal list");
+        check_err(
+            "[groups.x]\ncategories = { gamblin = \"block\" }",
+            "groups.x.categories.gamblin: unknown category",
+        );
+        check_err(
+            "[groups.x]\ncategories = { gambling = \"maybe\" }",
+            "groups.x.categories.gambling: \"maybe\" is not an action",
+        );
+        check_err(
+            "[groups.x]\ncategories = { iwf = \"allow\" }",
+            "groups.x.categories.iwf: iwf is an illegal list",
+        );
         check_err("[groups.x]\ninherits = \"nope\"", "unknown group \"nope\"");
-        check_err("[groups.x]\ninherits = \"y\"\n[groups.y]\ninherits = \"x\"", "inherits in a loop");
+        check_err(
+            "[groups.x]\ninherits = \"y\"\n[groups.y]\ninherits = \"x\"",
+            "inherits in a loop",
+        );
         check_err("[groups.x]\ncolour = \"red\"", "unknown field `colour`");
-        check_err("[[groups.x.when]]\nschedule = \"lunch\"", "groups.x.when[0]: unknown schedule \"lunch\"");
-        check_err("[[allow]]\nsites = [\"exa mple.com\"]", "allow[0]: site \"exa mple.com\"");
-        check_err("[[deny]]\nsites = [\"x.com\"]\ngroups = [\"ks9\"]", "deny[0]: unknown group \"ks9\"");
+        check_err(
+            "[[groups.x.when]]\nschedule = \"lunch\"",
+            "groups.x.when[0]: unknown schedule \"lunch\"",
+        );
+        check_err(
+            "[[allow]]\nsites = [\"exa mple.com\"]",
+            "allow[0]: site \"exa mple.com\"",
+        );
+        check_err(
+            "[[deny]]\nsites = [\"x.com\"]\ngroups = [\"ks9\"]",
+            "deny[0]: unknown group \"ks9\"",
+        );
         check_err(
             "[[lesson]]\nname = \"Maths\"\ngroup = \"ks2\"\nmode = \"allow-only\"\nsites = []\nstarts = \"2026-11-23T10:00\"\nends = \"2026-11-23T09:00\"",
             "lesson[0]: a lesson must end after it starts",
         );
-        check_err("[schedules.bad]\ndays = [\"someday\"]\nfrom = \"08:00\"\nto = \"09:00\"", "schedules.bad: \"someday\" is not a day");
+        check_err(
+            "[schedules.bad]\ndays = [\"someday\"]\nfrom = \"08:00\"\nto = \"09:00\"",
+            "schedules.bad: \"someday\" is not a day",
+        );
         let bad_date = BASE.replace("2026-11-27", "2026-13-01");
-        let err = Policy::from_toml(&bad_date).expect_err("bad date").to_string();
-        assert!(err.contains("closures[0]: \"2026-13-01\" is not a date"), "{err}");
+        let err = Policy::from_toml(&bad_date)
+            .expect_err("bad date")
+            .to_string();
+        assert!(
+            err.contains("closures[0]: \"2026-13-01\" is not a date"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -53,7 +53,9 @@ impl SearchEngine {
             (SearchEngine::Google, _) => Some("forcesafesearch.google.com"),
             (SearchEngine::Bing, _) => Some("strict.bing.com"),
             (SearchEngine::DuckDuckGo, _) => Some("safe.duckduckgo.com"),
-            (SearchEngine::YouTube, SafeSearchMode::Moderate) => Some("restrictmoderate.youtube.com"),
+            (SearchEngine::YouTube, SafeSearchMode::Moderate) => {
+                Some("restrictmoderate.youtube.com")
+            }
             (SearchEngine::YouTube, SafeSearchMode::Strict) => Some("restrict.youtube.com"),
         }
     }

@@ -39,7 +39,9 @@ pub enum SnapshotError {
     #[error("not a Haven list snapshot (bad magic)")]
     BadMagic,
     /// Written by another format version.
-    #[error("snapshot format version {0} is not supported (this build reads version {FORMAT_VERSION})")]
+    #[error(
+        "snapshot format version {0} is not supported (this build reads version {FORMAT_VERSION})"
+    )]
     Version(u32),
     /// Shorter or longer than its header says.
     #[error("snapshot is truncated or has trailing data: header says {expected} bytes, file has {actual}")]
@@ -200,7 +202,12 @@ impl SnapshotBuilder {
     }
 
     /// Adds one entry (already separated from its line) to a source.
-    pub fn add(&mut self, source: SourceId, kind: EntryKind, entry: &str) -> Result<(), EntryError> {
+    pub fn add(
+        &mut self,
+        source: SourceId,
+        kind: EntryKind,
+        entry: &str,
+    ) -> Result<(), EntryError> {
         let src = &self.sources[usize::from(source.0)];
         let illegal = self.categories[usize::from(src.category)].illegal;
         if kind == EntryKind::Regex {
@@ -217,11 +224,22 @@ impl SnapshotBuilder {
             if target.path().len() > usize::from(u16::MAX) {
                 return Err(EntryError::TooLong);
             }
-            let table = if illegal { &mut self.illegal } else { &mut self.general };
+            let table = if illegal {
+                &mut self.illegal
+            } else {
+                &mut self.general
+            };
             table.add(&target, source.0);
         }
         self.sources[usize::from(source.0)].entries += 1;
         Ok(())
+    }
+
+    /// Entries accepted so far for a source.
+    pub fn source_entries(&self, source: SourceId) -> u32 {
+        self.sources
+            .get(usize::from(source.0))
+            .map_or(0, |s| s.entries)
     }
 
     /// Writes the snapshot. `created_unix` is recorded in the header.
@@ -327,7 +345,11 @@ struct WrittenTable {
 fn write_table(table: TableBuild, blob: &mut Vec<u8>, sets: &mut SetInterner) -> WrittenTable {
     let mut hosts: Vec<(Box<[u8]>, HostBuild)> = table.hosts.into_iter().collect();
     hosts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    let cap = if hosts.is_empty() { 0 } else { (hosts.len() * 2).max(16) };
+    let cap = if hosts.is_empty() {
+        0
+    } else {
+        (hosts.len() * 2).max(16)
+    };
     let mut slots = vec![0u8; cap * SLOT];
     for s in slots.chunks_exact_mut(SLOT) {
         s[8..12].copy_from_slice(&EMPTY.to_le_bytes());
@@ -446,14 +468,18 @@ impl<'a> Reader<'a> {
     }
     fn u64(&mut self) -> Result<u64, SnapshotError> {
         let b = self.take(8)?;
-        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+        ]))
     }
     fn string(&mut self, n: usize) -> Result<String, SnapshotError> {
-        String::from_utf8(self.take(n)?.to_vec()).map_err(|_| SnapshotError::Malformed("name is not UTF-8"))
+        String::from_utf8(self.take(n)?.to_vec())
+            .map_err(|_| SnapshotError::Malformed("name is not UTF-8"))
     }
     /// Returns the absolute range of the next length-prefixed section.
     fn section(&mut self) -> Result<Range<usize>, SnapshotError> {
-        let len = usize::try_from(self.u64()?).map_err(|_| SnapshotError::Malformed("section too large"))?;
+        let len = usize::try_from(self.u64()?)
+            .map_err(|_| SnapshotError::Malformed("section too large"))?;
         let start = self.pos;
         self.take(len)?;
         Ok(start..start + len)
@@ -629,7 +655,9 @@ impl Snapshot {
             for _ in w[0]..w[1] {
                 let id = items.u16()?;
                 if usize::from(id) >= sources.len() {
-                    return Err(SnapshotError::Malformed("source set names an unknown source"));
+                    return Err(SnapshotError::Malformed(
+                        "source set names an unknown source",
+                    ));
                 }
                 set.push(id);
             }
@@ -655,7 +683,9 @@ impl Snapshot {
         for _ in 0..n {
             let set = c.u32()?;
             if set as usize >= sets.len() {
-                return Err(SnapshotError::Malformed("regex names an unknown source set"));
+                return Err(SnapshotError::Malformed(
+                    "regex names an unknown source set",
+                ));
             }
             let len = c.u32()? as usize;
             regex_sets.push(set);
@@ -671,8 +701,12 @@ impl Snapshot {
                     .map_err(|e| SnapshotError::Regex(first_line(&e.to_string())))?,
             )
         };
-        let illegal = tables.pop().ok_or(SnapshotError::Malformed("missing table"))?;
-        let general = tables.pop().ok_or(SnapshotError::Malformed("missing table"))?;
+        let illegal = tables
+            .pop()
+            .ok_or(SnapshotError::Malformed("missing table"))?;
+        let general = tables
+            .pop()
+            .ok_or(SnapshotError::Malformed("missing table"))?;
         Ok(Snapshot {
             created_unix,
             checksum: sum,
@@ -716,7 +750,10 @@ impl Snapshot {
 
     /// Distinct hosts in the general and illegal tables.
     pub fn host_count(&self) -> (usize, usize) {
-        (self.count_hosts(&self.general), self.count_hosts(&self.illegal))
+        (
+            self.count_hosts(&self.general),
+            self.count_hosts(&self.illegal),
+        )
     }
 
     fn count_hosts(&self, t: &Table) -> usize {
@@ -874,12 +911,15 @@ impl Snapshot {
         let blob = &self.data[self.blob.clone()];
         let k = hit.host_off as usize;
         let len = usize::from(blob.get(k).copied().unwrap_or(0));
-        let mut s = String::from_utf8_lossy(blob.get(k + 1..k + 1 + len).unwrap_or_default()).into_owned();
+        let mut s =
+            String::from_utf8_lossy(blob.get(k + 1..k + 1 + len).unwrap_or_default()).into_owned();
         if let Some(p) = hit.path_off {
             let p = p as usize;
             if let (Some(&a), Some(&b)) = (blob.get(p), blob.get(p + 1)) {
                 let len = usize::from(u16::from_le_bytes([a, b]));
-                s.push_str(&String::from_utf8_lossy(blob.get(p + 2..p + 2 + len).unwrap_or_default()));
+                s.push_str(&String::from_utf8_lossy(
+                    blob.get(p + 2..p + 2 + len).unwrap_or_default(),
+                ));
             }
         }
         s
@@ -935,7 +975,9 @@ fn validate_table(
     nsets: usize,
 ) -> Result<Table, SnapshotError> {
     if slots.len() % SLOT != 0 || groups.len() % 12 != 0 || urls.len() % 8 != 0 {
-        return Err(SnapshotError::Malformed("table section has a partial record"));
+        return Err(SnapshotError::Malformed(
+            "table section has a partial record",
+        ));
     }
     let cap = slots.len() / SLOT;
     let set_ok = |v: u32| (v as usize) < nsets;
@@ -947,7 +989,11 @@ fn validate_table(
         }
         used += 1;
         let k = key_off as usize;
-        let len = usize::from(*blob.get(k).ok_or(SnapshotError::Malformed("host offset out of range"))?);
+        let len = usize::from(
+            *blob
+                .get(k)
+                .ok_or(SnapshotError::Malformed("host offset out of range"))?,
+        );
         if k + 1 + len > blob.len() {
             return Err(SnapshotError::Malformed("host runs past the strings"));
         }
@@ -990,18 +1036,28 @@ mod tests {
 
     fn sample() -> Vec<u8> {
         let mut b = SnapshotBuilder::new();
-        let g = b.add_source("test/gambling/domains", "gambling").expect("source");
-        let s = b.add_source("test/shopping/domains", "shopping").expect("source");
-        let e = b.add_source("test/education/urls", "education").expect("source");
+        let g = b
+            .add_source("test/gambling/domains", "gambling")
+            .expect("source");
+        let s = b
+            .add_source("test/shopping/domains", "shopping")
+            .expect("source");
+        let e = b
+            .add_source("test/education/urls", "education")
+            .expect("source");
         let iwf = b.add_source("iwf", "iwf").expect("source");
         b.add(g, EntryKind::Domain, "casino.example").expect("ok");
         b.add(g, EntryKind::Domain, "www.bet.example").expect("ok");
         b.add(s, EntryKind::Domain, "shop.example").expect("ok");
-        b.add(g, EntryKind::Domain, "games.shop.example").expect("ok");
-        b.add(e, EntryKind::Url, "shop.example/school-uniform").expect("ok");
+        b.add(g, EntryKind::Domain, "games.shop.example")
+            .expect("ok");
+        b.add(e, EntryKind::Url, "shop.example/school-uniform")
+            .expect("ok");
         b.add(g, EntryKind::Url, "203.0.113.9").expect("ok");
-        b.add(iwf, EntryKind::Url, "http://hosting.example/abuse/123").expect("ok");
-        b.add(g, EntryKind::Regex, r"^[^/]*/casino-[0-9]+").expect("ok");
+        b.add(iwf, EntryKind::Url, "http://hosting.example/abuse/123")
+            .expect("ok");
+        b.add(g, EntryKind::Regex, r"^[^/]*/casino-[0-9]+")
+            .expect("ok");
         b.build(1_700_000_000)
     }
 
@@ -1015,7 +1071,10 @@ mod tests {
     #[track_caller]
     fn check(snap: &Snapshot, url: &str, expected: &[&str]) {
         let t = Target::parse(url).expect("parses");
-        let hit = snap.lookup_illegal(&t).or_else(|| snap.lookup(&t)).or_else(|| snap.lookup_regex(&t));
+        let hit = snap
+            .lookup_illegal(&t)
+            .or_else(|| snap.lookup(&t))
+            .or_else(|| snap.lookup_regex(&t));
         assert_eq!(cats(snap, hit), expected, "{url}");
     }
 
@@ -1045,7 +1104,10 @@ mod tests {
         let t = Target::parse("shop.example/school-uniform/x").expect("parses");
         let hit = snap.lookup(&t).expect("hit");
         assert_eq!(snap.entry_text(&hit), "shop.example/school-uniform");
-        assert_eq!(snap.illegal_entries(), vec![("hosting.example".to_owned(), Some("/abuse/123".to_owned()))]);
+        assert_eq!(
+            snap.illegal_entries(),
+            vec![("hosting.example".to_owned(), Some("/abuse/123".to_owned()))]
+        );
         assert_eq!(snap.host_count(), (5, 1));
         assert_eq!(snap.created_unix(), 1_700_000_000);
     }
@@ -1058,17 +1120,35 @@ mod tests {
     #[test]
     fn corrupt_and_truncated_snapshots_are_refused() {
         let good = sample();
-        assert!(matches!(Snapshot::from_bytes(good[..good.len() - 1].to_vec()), Err(SnapshotError::Length { .. })));
-        assert!(matches!(Snapshot::from_bytes(good[..10].to_vec()), Err(SnapshotError::BadMagic)));
-        assert!(matches!(Snapshot::from_bytes(Vec::new()), Err(SnapshotError::BadMagic)));
+        assert!(matches!(
+            Snapshot::from_bytes(good[..good.len() - 1].to_vec()),
+            Err(SnapshotError::Length { .. })
+        ));
+        assert!(matches!(
+            Snapshot::from_bytes(good[..10].to_vec()),
+            Err(SnapshotError::BadMagic)
+        ));
+        assert!(matches!(
+            Snapshot::from_bytes(Vec::new()),
+            Err(SnapshotError::BadMagic)
+        ));
         for at in [HEADER_LEN, HEADER_LEN + 100, good.len() / 2, good.len() - 1] {
             let mut bad = good.clone();
             bad[at] ^= 0x40;
-            assert!(matches!(Snapshot::from_bytes(bad), Err(SnapshotError::Checksum { .. })), "flip at {at}");
+            assert!(
+                matches!(
+                    Snapshot::from_bytes(bad),
+                    Err(SnapshotError::Checksum { .. })
+                ),
+                "flip at {at}"
+            );
         }
         let mut v2 = good.clone();
         v2[8] = 2;
-        assert!(matches!(Snapshot::from_bytes(v2), Err(SnapshotError::Version(2))));
+        assert!(matches!(
+            Snapshot::from_bytes(v2),
+            Err(SnapshotError::Version(2))
+        ));
     }
 
     #[test]
@@ -1096,9 +1176,18 @@ mod tests {
     fn bad_entries_are_reported() {
         let mut b = SnapshotBuilder::new();
         let s = b.add_source("x", "games").expect("source");
-        assert_eq!(b.add(s, EntryKind::Domain, "com"), Err(EntryError::SingleLabel));
-        assert!(matches!(b.add(s, EntryKind::Url, "https;//x.com/a"), Err(EntryError::Address(_))));
-        assert!(matches!(b.add(s, EntryKind::Regex, "(unclosed"), Err(EntryError::Regex(_))));
+        assert_eq!(
+            b.add(s, EntryKind::Domain, "com"),
+            Err(EntryError::SingleLabel)
+        );
+        assert!(matches!(
+            b.add(s, EntryKind::Url, "https;//x.com/a"),
+            Err(EntryError::Address(_))
+        ));
+        assert!(matches!(
+            b.add(s, EntryKind::Regex, "(unclosed"),
+            Err(EntryError::Regex(_))
+        ));
         b.add(s, EntryKind::Domain, "ok.example").expect("ok");
         let snap = Snapshot::from_bytes(b.build(0)).expect("loads");
         assert_eq!(snap.sources()[0].entries, 1);

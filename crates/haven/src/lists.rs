@@ -1,0 +1,351 @@
+//! `haven lists …`: import, update, remove and inspect category lists.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use haven_core::category;
+use haven_core::Snapshot;
+use haven_lists::{Format, Progress, SourceReport, SourceSpec};
+use serde::Serialize;
+
+use crate::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum ListsCommand {
+    /// Import a list source (directory, tar.gz, hosts/domain/URL list; path or http(s) URL),
+    /// then rebuild the snapshot from every registered source.
+    Import(ImportArgs),
+    /// Re-read every registered source (downloading URLs again) and rebuild the snapshot.
+    Update(JsonArg),
+    /// Forget a source and rebuild the snapshot without it.
+    Remove {
+        /// The source's name.
+        name: String,
+    },
+    /// Show the snapshot in force: counts per category and source.
+    Info(JsonArg),
+}
+
+#[derive(Debug, Args)]
+pub struct JsonArg {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// A directory, a tar.gz, a list file, or an http(s) URL of one.
+    location: String,
+    /// The source's name (default: from the location); importing a name again replaces it.
+    #[arg(long)]
+    name: Option<String>,
+    /// auto, tree (UT1/squidGuard), hosts, domains, urls, iwf, ctiru.
+    #[arg(long, default_value = "auto")]
+    format: String,
+    /// The Haven category of a single list (e.g. gambling); see `haven categories`.
+    #[arg(long)]
+    category: Option<String>,
+    /// For trees: `ut1` maps UT1 folder names onto Haven's categories (detected when absent).
+    #[arg(long)]
+    mapping: Option<String>,
+    /// An extra CA certificate (PEM) to trust for an https URL.
+    #[arg(long)]
+    ca_file: Option<String>,
+    /// Drop every other registered source.
+    #[arg(long)]
+    replace: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Context, cmd: ListsCommand) -> Result<ExitCode> {
+    match cmd {
+        ListsCommand::Import(args) => import(ctx, args),
+        ListsCommand::Update(a) => {
+            let sources = ctx.lists().sources()?;
+            if sources.is_empty() {
+                bail!("no sources registered; import one with `haven lists import PATH`");
+            }
+            rebuild(ctx, &sources, None, a.json)
+        }
+        ListsCommand::Remove { name } => {
+            let mut sources = ctx.lists().sources()?;
+            let before = sources.len();
+            sources.retain(|s| s.name != name);
+            if sources.len() == before {
+                bail!("no source named {name:?}");
+            }
+            rebuild(ctx, &sources, Some(""), false)
+        }
+        ListsCommand::Info(a) => info(ctx, a.json),
+    }
+}
+
+fn default_name(location: &str) -> String {
+    let trimmed = location.trim_end_matches('/');
+    let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
+    let stem = last.split('.').next().unwrap_or(last);
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if clean.is_empty() {
+        "list".to_owned()
+    } else {
+        clean
+    }
+}
+
+fn import(ctx: &Context, args: ImportArgs) -> Result<ExitCode> {
+    let Some(format) = Format::parse(&args.format) else {
+        bail!(
+            "--format {:?}: expected auto, tree, hosts, domains, urls, iwf or ctiru",
+            args.format
+        );
+    };
+    if let Some(c) = &args.category {
+        if !category::is_valid_id(c) {
+            bail!("--category {c:?}: not a Haven category (see `haven categories`) nor a `source:name` label");
+        }
+    }
+    let location = if haven_lists::fetch::is_url(&args.location) {
+        args.location.clone()
+    } else {
+        let p = std::path::Path::new(&args.location);
+        std::fs::canonicalize(p).map_or_else(|_| args.location.clone(), |c| c.display().to_string())
+    };
+    let name = args.name.clone().unwrap_or_else(|| match format {
+        Format::Iwf => "iwf".to_owned(),
+        Format::Ctiru => "ctiru".to_owned(),
+        _ => default_name(&args.location),
+    });
+    if name.is_empty() || name.contains(['/', ' ']) {
+        bail!("--name {name:?}: use letters, digits, - and _");
+    }
+    let spec = SourceSpec {
+        name: name.clone(),
+        location,
+        format,
+        category: args.category,
+        mapping: args.mapping,
+        ca_file: args.ca_file,
+    };
+    let mut sources = if args.replace {
+        Vec::new()
+    } else {
+        ctx.lists().sources()?
+    };
+    match sources.iter_mut().find(|s| s.name == name) {
+        Some(existing) => *existing = spec,
+        None => sources.push(spec),
+    }
+    rebuild(ctx, &sources, Some(&name), args.json)
+}
+
+#[derive(Serialize)]
+struct ImportSummary<'a> {
+    snapshot: String,
+    checksum: String,
+    bytes: usize,
+    hosts: usize,
+    illegal_hosts: usize,
+    seconds: f64,
+    sources: &'a [SourceReport],
+}
+
+/// Rebuilds the snapshot; `download` names the one URL source to fetch again (`None`: all).
+fn rebuild(
+    ctx: &Context,
+    sources: &[SourceSpec],
+    download: Option<&str>,
+    json: bool,
+) -> Result<ExitCode> {
+    let store = ctx.lists();
+    let started = Instant::now();
+    let mut progress = if json {
+        Progress::hidden()
+    } else {
+        Progress::for_terminal(0)
+    };
+    let (snapshot, reports) = store.rebuild(sources, download, &mut progress)?;
+    let (hosts, illegal_hosts) = snapshot.host_count();
+    if json {
+        let summary = ImportSummary {
+            snapshot: store.snapshot_path().display().to_string(),
+            checksum: format!("{:016x}", snapshot.checksum()),
+            bytes: snapshot.size(),
+            hosts,
+            illegal_hosts,
+            seconds: started.elapsed().as_secs_f64(),
+            sources: &reports,
+        };
+        outln!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &reports {
+        outln!(
+            "{}: {} entries from {} files, {} bad lines",
+            r.name,
+            group(r.accepted()),
+            r.files.len(),
+            group(r.bad())
+        );
+        for f in r.files.iter().filter(|f| f.bad > 0) {
+            outln!("  {}: {} bad lines, e.g.", f.file, group(f.bad));
+            for e in &f.examples {
+                outln!("    {e}");
+            }
+        }
+    }
+    outln!(
+        "snapshot {} written: {} hosts ({} on illegal lists), {:.1} MB, checksum {:016x}, in {:.1} s",
+        store.snapshot_path().display(),
+        group(hosts as u64),
+        group(illegal_hosts as u64),
+        snapshot.size() as f64 / 1e6,
+        snapshot.checksum(),
+        started.elapsed().as_secs_f64()
+    );
+    attribution(sources)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn uses_ut1(sources: &[SourceSpec]) -> bool {
+    sources.iter().any(|s| {
+        s.mapping.as_deref() == Some("ut1") || s.location.to_ascii_lowercase().contains("ut1")
+    })
+}
+
+fn attribution(sources: &[SourceSpec]) -> Result<()> {
+    if uses_ut1(sources) {
+        outln!("UT1 blacklists: Université Toulouse 1 Capitole (Fabrice Prigent), CC BY-SA 4.0.");
+    }
+    Ok(())
+}
+
+/// Counts per category, summed over the sources that carry it.
+fn per_category(snapshot: &Snapshot) -> BTreeMap<String, (u64, Vec<String>)> {
+    let mut out: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
+    for s in snapshot.sources() {
+        let id = snapshot.categories()[usize::from(s.category)].id.clone();
+        let e = out.entry(id).or_default();
+        e.0 += u64::from(s.entries);
+        e.1.push(s.name.clone());
+    }
+    out
+}
+
+fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
+    let store = ctx.lists();
+    let loaded = store.load()?;
+    let snap = &loaded.snapshot;
+    let sources = store.sources()?;
+    let (hosts, illegal) = snap.host_count();
+    let cats = per_category(snap);
+    if json {
+        let out = serde_json::json!({
+            "snapshot": loaded.path.as_ref().map(|p| p.display().to_string()),
+            "refused": loaded.refused,
+            "format_version": haven_core::snapshot::FORMAT_VERSION,
+            "checksum": format!("{:016x}", snap.checksum()),
+            "created_unix": snap.created_unix(),
+            "bytes": snap.size(),
+            "hosts": hosts,
+            "illegal_hosts": illegal,
+            "categories": cats.iter().map(|(id, (n, srcs))| serde_json::json!({
+                "id": id,
+                "name": category::by_id(id).map_or(id.as_str(), |c| c.name),
+                "entries": n,
+                "sources": srcs,
+            })).collect::<Vec<_>>(),
+            "sources": snap.sources().iter().map(|s| serde_json::json!({
+                "name": s.name,
+                "category": snap.categories()[usize::from(s.category)].id,
+                "entries": s.entries,
+            })).collect::<Vec<_>>(),
+            "registered": sources,
+        });
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Some(path) = &loaded.path else {
+        outln!("No lists imported yet. Import some with: haven lists import PATH-OR-URL");
+        return Ok(ExitCode::SUCCESS);
+    };
+    if let Some(why) = &loaded.refused {
+        outln!("WARNING: the current snapshot was refused ({why}); the previous one is in force.");
+    }
+    let created = jiff::Timestamp::from_second(i64::try_from(snap.created_unix()).unwrap_or(0))
+        .map_or_else(
+            |_| "?".to_owned(),
+            |t| t.strftime("%Y-%m-%d %H:%M:%S UTC").to_string(),
+        );
+    outln!("Snapshot:  {}", path.display());
+    outln!(
+        "           format {}, {:.1} MB, checksum {:016x}, compiled {created}",
+        haven_core::snapshot::FORMAT_VERSION,
+        snap.size() as f64 / 1e6,
+        snap.checksum()
+    );
+    outln!(
+        "Hosts:     {} ({} on illegal lists)",
+        group(hosts as u64),
+        group(illegal as u64)
+    );
+    outln!("");
+    outln!(
+        "{:<22} {:<34} {:>10}  sources",
+        "category",
+        "name",
+        "entries"
+    );
+    for (id, (n, srcs)) in &cats {
+        let name = category::by_id(id).map_or("(kept under its own name)", |c| c.name);
+        let list = if srcs.len() > 3 {
+            format!("{}, … ({} files)", srcs[..3].join(", "), srcs.len())
+        } else {
+            srcs.join(", ")
+        };
+        outln!("{:<22} {:<34} {:>10}  {}", id, name, group(*n), list);
+    }
+    outln!("");
+    outln!("Registered sources:");
+    for s in &sources {
+        outln!(
+            "  {:<12} {} ({:?}{})",
+            s.name,
+            s.location,
+            s.format,
+            s.category
+                .as_ref()
+                .map(|c| format!(", category {c}"))
+                .unwrap_or_default()
+        );
+    }
+    attribution(&sources)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// 1234567 → "1,234,567".
+pub fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::with_capacity(s.len() + s.len() / 3);
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

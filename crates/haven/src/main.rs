@@ -1,0 +1,221 @@
+//! The `haven` command: one binary for every part of Haven.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use haven_core::policy::DEFAULT_POLICY;
+use haven_core::{Engine, Policy};
+use haven_lists::ListStore;
+
+/// `println!` that returns an error instead of panicking (a closed pipe is not a crash).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)?
+    }};
+}
+
+mod check;
+mod lists;
+
+/// Haven: web filtering, monitoring and safeguarding records for schools.
+#[derive(Debug, Parser)]
+#[command(name = "haven", version, about, long_about = None)]
+struct Cli {
+    /// Where Haven keeps its state (lists, policy, database).
+    #[arg(
+        long,
+        global = true,
+        env = "HAVEN_DATA_DIR",
+        default_value = "haven-data"
+    )]
+    data_dir: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Import and inspect category lists.
+    #[command(subcommand)]
+    Lists(lists::ListsCommand),
+    /// The policy tester: what happens to a URL or domain, and why.
+    Check(check::CheckArgs),
+    /// Validate or create the policy.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// List Haven's categories and how UT1 folders map onto them.
+    Categories(CategoriesArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum PolicyCommand {
+    /// Validate a policy file (default: the one in force) against the imported lists.
+    Check {
+        /// The policy file to check.
+        file: Option<PathBuf>,
+    },
+    /// Write the default primary-school policy to <data-dir>/policy.toml for editing.
+    Init {
+        /// Replace an existing policy file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+struct CategoriesArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What every command needs: where the state is.
+pub(crate) struct Context {
+    pub data_dir: PathBuf,
+}
+
+impl Context {
+    pub fn lists(&self) -> ListStore {
+        ListStore::new(&self.data_dir)
+    }
+
+    /// The policy file in force: `<data-dir>/policy.toml` when present.
+    pub fn policy_path(&self) -> Option<PathBuf> {
+        let p = self.data_dir.join("policy.toml");
+        p.is_file().then_some(p)
+    }
+
+    /// Loads a policy: the given file, the data directory's, or the built-in default.
+    pub fn load_policy(&self, file: Option<&Path>) -> Result<(Policy, String)> {
+        let path = file.map(Path::to_path_buf).or_else(|| self.policy_path());
+        match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(&p)
+                    .with_context(|| format!("reading policy {}", p.display()))?;
+                let policy = Policy::from_toml(&text)
+                    .with_context(|| format!("policy {} refused", p.display()))?;
+                Ok((policy, p.display().to_string()))
+            }
+            None => Ok((
+                Policy::from_toml(DEFAULT_POLICY).context("the built-in policy")?,
+                "built-in default policy".to_owned(),
+            )),
+        }
+    }
+
+    /// The snapshot and policy in force, compiled together.
+    pub fn engine(&self, policy_file: Option<&Path>) -> Result<Engine> {
+        let loaded = self.lists().load()?;
+        if let Some(why) = &loaded.refused {
+            eprintln!("warning: snapshot refused, using the previous one: {why}");
+        }
+        if loaded.path.is_none() {
+            eprintln!("note: no lists imported yet (haven lists import PATH); only the policy's own rules apply");
+        }
+        let (policy, origin) = self.load_policy(policy_file)?;
+        Ok(Engine::new(
+            Arc::new(loaded.snapshot),
+            Arc::new(policy),
+            &origin,
+        )?)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let ctx = Context {
+        data_dir: cli.data_dir,
+    };
+    let result = match cli.command {
+        Command::Lists(cmd) => lists::run(&ctx, cmd),
+        Command::Check(args) => check::run(&ctx, &args),
+        Command::Policy(cmd) => policy(&ctx, cmd),
+        Command::Categories(args) => categories(&args),
+    };
+    match result {
+        Ok(code) => code,
+        // A closed pipe (`haven lists info | head`) is the reader's choice, not a failure.
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe) =>
+        {
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn policy(ctx: &Context, cmd: PolicyCommand) -> Result<ExitCode> {
+    match cmd {
+        PolicyCommand::Check { file } => {
+            let engine = ctx.engine(file.as_deref())?;
+            let p = engine.policy();
+            outln!(
+                "policy OK: {} ({} groups, {} allow and {} deny overrides, {} lessons, {} schedules) against {} list sources",
+                file.as_ref().map_or_else(|| ctx.policy_path().map_or("built-in default policy".into(), |p| p.display().to_string()), |f| f.display().to_string()),
+                p.groups.len(),
+                p.allow.len(),
+                p.deny.len(),
+                p.lessons.len(),
+                p.schedules.len(),
+                engine.snapshot().sources().len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        PolicyCommand::Init { force } => {
+            let path = ctx.data_dir.join("policy.toml");
+            if path.exists() && !force {
+                bail!(
+                    "{} already exists (use --force to replace it)",
+                    path.display()
+                );
+            }
+            haven_lists::store::write_atomically(&path, DEFAULT_POLICY.as_bytes())?;
+            outln!(
+                "wrote {}; edit it, then run `haven policy check`",
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn categories(args: &CategoriesArgs) -> Result<ExitCode> {
+    use haven_core::category::{TAXONOMY, UT1_MAPPING};
+    if args.json {
+        let ut1: serde_json::Map<String, serde_json::Value> = UT1_MAPPING
+            .iter()
+            .map(|(f, c)| ((*f).to_owned(), serde_json::Value::from(*c)))
+            .collect();
+        let out = serde_json::json!({ "categories": TAXONOMY, "ut1_mapping": ut1 });
+        outln!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    outln!("{:<20} {:<15} {:<38} UT1 folders", "id", "class", "name");
+    for c in TAXONOMY {
+        let folders: Vec<&str> = UT1_MAPPING
+            .iter()
+            .filter(|(_, id)| *id == c.id)
+            .map(|(f, _)| *f)
+            .collect();
+        let class = serde_json::to_value(c.class)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        outln!(
+            "{:<20} {:<15} {:<38} {}",
+            c.id,
+            class,
+            c.name,
+            folders.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
