@@ -206,38 +206,53 @@ impl Target {
             let ip: Ipv6Addr = host.parse().map_err(|_| NormaliseError::BadIpv6)?;
             return self.push_ipv6(ip);
         }
-        // Percent-decode, trim trailing dots, lower-case.
-        let mut name: Vec<u8> = Vec::with_capacity(host.len());
-        percent_decode_into(host.as_bytes(), &mut name);
-        while name.last() == Some(&b'.') {
-            name.pop();
+        // Percent-decode, trim trailing dots, lower-case. The common case (plain ASCII, nothing
+        // encoded) goes straight into the buffer without an intermediate allocation.
+        let start = self.buf.len();
+        if host.is_ascii() && !host.contains('%') {
+            self.buf.extend(
+                host.trim_end_matches('.')
+                    .bytes()
+                    .map(|c| c.to_ascii_lowercase()),
+            );
+        } else {
+            let mut name: Vec<u8> = Vec::with_capacity(host.len());
+            percent_decode_into(host.as_bytes(), &mut name);
+            while name.last() == Some(&b'.') {
+                name.pop();
+            }
+            if name.is_ascii() {
+                self.buf.extend(name.iter().map(u8::to_ascii_lowercase));
+            } else {
+                let text = std::str::from_utf8(&name).map_err(|_| NormaliseError::BadIdn)?;
+                let ascii = idna::domain_to_ascii(text).map_err(|_| NormaliseError::BadIdn)?;
+                self.buf
+                    .extend_from_slice(ascii.trim_end_matches('.').as_bytes());
+            }
         }
+        self.finish_name(start)
+    }
+
+    /// Turns the lower-case ASCII name at `buf[start..]` into its canonical form: an IPv4 literal
+    /// in any form becomes a dotted quad; a name is validated and loses a leading `www.`.
+    fn finish_name(&mut self, start: usize) -> Result<(), NormaliseError> {
+        let name = &self.buf[start..];
         if name.is_empty() {
             return Err(NormaliseError::NoHost);
         }
-        let ascii;
-        let name: &[u8] = if name.is_ascii() {
-            name.make_ascii_lowercase();
-            &name
-        } else {
-            let text = std::str::from_utf8(&name).map_err(|_| NormaliseError::BadIdn)?;
-            ascii = idna::domain_to_ascii(text).map_err(|_| NormaliseError::BadIdn)?;
-            ascii.as_bytes()
-        };
         let last_label = name.rsplit(|&c| c == b'.').next().unwrap_or(name);
         if is_numeric_label(last_label) {
             let ip = parse_ipv4(name).ok_or(NormaliseError::BadIpv4)?;
             self.kind = HostKind::Ipv4;
+            self.buf.truncate(start);
             self.buf.extend_from_slice(ip.to_string().as_bytes());
             return Ok(());
         }
         validate_name(name)?;
-        let name = match name.strip_prefix(b"www.") {
-            Some(rest) if rest.contains(&b'.') => rest,
-            _ => name,
-        };
+        if name.starts_with(b"www.") && name[4..].contains(&b'.') {
+            self.buf.drain(start..start + 4);
+        }
         self.kind = HostKind::Name;
-        self.buf.extend_from_slice(name);
         Ok(())
     }
 
@@ -256,6 +271,22 @@ impl Target {
 
     fn push_path(&mut self, rest: &str) {
         let rest = rest.split('#').next().unwrap_or("");
+        if is_clean(rest) {
+            // Nothing to decode or resolve: the same rules as below, without allocating.
+            let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+            let path = if path == "/" { "" } else { path };
+            self.buf
+                .extend(path.bytes().map(|c| c.to_ascii_lowercase()));
+            if !query.is_empty() {
+                if path.is_empty() {
+                    self.buf.push(b'/');
+                }
+                self.buf.push(b'?');
+                self.buf
+                    .extend(query.bytes().map(|c| c.to_ascii_lowercase()));
+            }
+            return;
+        }
         let (path, query) = match rest.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (rest, None),
@@ -301,6 +332,24 @@ impl Target {
             self.buf.extend_from_slice(&tail);
         }
     }
+}
+
+/// Whether a path needs no decoding, slash collapsing or dot-segment resolution: it is empty or
+/// starts with `/` or `?`, has no `%`, `\\`, `//`, `/.` or non-ASCII byte.
+fn is_clean(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    if b.is_empty() {
+        return true;
+    }
+    if b[0] != b'/' && b[0] != b'?' {
+        return false;
+    }
+    let path_end = b.iter().position(|&c| c == b'?').unwrap_or(b.len());
+    let path = &b[..path_end];
+    b.is_ascii()
+        && !b.contains(&b'%')
+        && !path.contains(&b'\\')
+        && !path.windows(2).any(|w| w == b"//" || w == b"/.")
 }
 
 /// Iterator over a host's suffixes, most specific first.
@@ -566,6 +615,12 @@ mod tests {
         check("example.com/a/#frag", "example.com/a/");
         check("example.com/a?Q=1#f", "example.com/a?q=1");
         check("example.com?q=1", "example.com/?q=1");
+        check("example.com/?q=1", "example.com/?q=1");
+        check("example.com/?", "example.com");
+        check("example.com/a?", "example.com/a");
+        check("example.com/A/?B", "example.com/a/?b");
+        check("example.com/a/.hidden", "example.com/a/.hidden");
+        check("example.com/a/%2e%2e/b", "example.com/b");
         check("example.com/", "example.com");
         check("example.com/a%", "example.com/a%");
         check("example.com/a%zz", "example.com/a%zz");

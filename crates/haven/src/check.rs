@@ -120,25 +120,29 @@ fn batch(
     class: Option<&str>,
     at: DateTime,
 ) -> Result<ExitCode> {
-    let stdin = std::io::stdin().lock();
+    const BLOCKED: &[u8] = b"OK status=302 url=http://haven.invalid/blocked\n";
+    let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
     let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let mut target = Target::parse("x.invalid").context("seed")?;
-    for line in stdin.lines() {
-        let line = line?;
-        let url = line.split_whitespace().next().unwrap_or("");
-        // A request Haven cannot read fails closed.
-        let blocked = match target.parse_into(url) {
-            Ok(()) => {
-                let d = engine.decide(&target, group, class, at);
-                matches!(d.action, Action::Block | Action::Warn)
-            }
-            Err(_) => true,
-        };
-        if blocked {
-            writeln!(out, "OK status=302 url=http://haven.invalid/blocked")?;
-        } else {
-            writeln!(out, "ERR")?;
+    let mut line = Vec::with_capacity(1024);
+    loop {
+        line.clear();
+        if input.read_until(b'\n', &mut line)? == 0 {
+            break;
         }
+        let end = line
+            .iter()
+            .position(u8::is_ascii_whitespace)
+            .unwrap_or(line.len());
+        // A request Haven cannot read fails closed.
+        let blocked = match std::str::from_utf8(&line[..end]).map(|url| target.parse_into(url)) {
+            Ok(Ok(())) => matches!(
+                engine.decide(&target, group, class, at).action,
+                Action::Block | Action::Warn
+            ),
+            _ => true,
+        };
+        out.write_all(if blocked { BLOCKED } else { b"ERR\n" })?;
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
