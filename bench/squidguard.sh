@@ -94,3 +94,27 @@ EOF
 
 echo "== verdicts"
 python3 bench/urlmix.py compare "$UT1" "$WORK/mix" "$WORK/hv.out" "$WORK/sg.out" "${CATS[@]}"
+
+echo "== the two failures the issue names, on a four-line list, both programs"
+mkdir -p "$WORK/tiny/db/gamb" "$WORK/tiny/tree/gambling"
+printf 'casino.example\nsub.casino.example\n' | tee "$WORK/tiny/db/gamb/domains" > "$WORK/tiny/tree/gambling/domains"
+printf 'news.example//bet/\nnews.example/caf%%C3%%A9/\n' | tee "$WORK/tiny/db/gamb/urls" > "$WORK/tiny/tree/gambling/urls"
+cat > "$WORK/tiny/sg.conf" <<CONF
+dbhome $WORK/tiny/db
+logdir $WORK/tiny
+dest gamb {
+  domainlist gamb/domains
+  urllist gamb/urls
+}
+acl { default { pass !gamb all
+  redirect http://haven.invalid/blocked } }
+CONF
+squidGuard -c "$WORK/tiny/sg.conf" -C all 2>/dev/null
+"$HAVEN" --data-dir "$WORK/tiny/h" lists import "$WORK/tiny/tree" --name tiny >/dev/null
+printf '[groups.bench]\ncategories = { gambling = "block" }\n' > "$WORK/tiny/h/policy.toml"
+printf '%s 10.0.0.1/- - GET\n' http://www.casino.example/ http://a.sub.casino.example/ http://news.example//bet/x \
+  http://news.example/bet/x http://news.example/caf%C3%A9/menu > "$WORK/tiny/mix"
+paste -d' ' <(cut -d' ' -f1 "$WORK/tiny/mix") \
+  <(squidGuard -c "$WORK/tiny/sg.conf" < "$WORK/tiny/mix" | sed 's/^OK.*/block/; s/^ERR.*/pass/; s/^/squidGuard:/') \
+  <("$HAVEN" --data-dir "$WORK/tiny/h" check --batch --group bench < "$WORK/tiny/mix" | sed 's/^OK.*/block/; s/^ERR.*/pass/; s/^/Haven:/') \
+  | column -t | sed 's/^/   /'
