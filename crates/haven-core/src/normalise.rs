@@ -102,27 +102,127 @@ impl Target {
 
     /// Like [`Target::parse`], reusing this target's buffer (no allocation on the hot path).
     pub fn parse_into(&mut self, input: &str) -> Result<(), NormaliseError> {
-        self.buf.clear();
-        self.port = None;
-        let mut s = input.trim();
+        let s = input.trim();
         if s.is_empty() {
             return Err(NormaliseError::Empty);
         }
+        if self.parse_plain(s) {
+            return Ok(());
+        }
+        self.parse_general(s)
+    }
+
+    /// The common case in one pass, without allocating: `[scheme://]host[:port][path][?query]
+    /// [#fragment]` where the host is plain ASCII letters, digits, `-`, `_` and dots (not an IPv4
+    /// literal) and the path and query are ASCII with no `%`, `\`, `//` or dot-segment. Returns
+    /// false, leaving nothing meaningful behind, when the input needs [`Target::parse_general`];
+    /// when it returns true the result is exactly what that would give.
+    fn parse_plain(&mut self, s: &str) -> bool {
+        let b = s.as_bytes();
+        self.buf.clear();
+        let mut i = b.iter().take_while(|&&c| is_scheme_char(c)).count();
+        let mut default = None;
+        if i > 0 && b[i..].starts_with(b"://") {
+            default = default_port(&b[..i]);
+            i += 3;
+        } else {
+            i = 0;
+        }
+        // Host.
+        let mut label = 0usize;
+        while let Some(&c) = b.get(i) {
+            match c {
+                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => self.buf.push(c),
+                b'A'..=b'Z' => self.buf.push(c.to_ascii_lowercase()),
+                b'.' if label > 0 => {
+                    self.buf.push(c);
+                    label = 0;
+                    i += 1;
+                    continue;
+                }
+                // A leading dot or an empty label: the general parser trims or reports it.
+                b'.' => return false,
+                _ => break,
+            }
+            label += 1;
+            if label > 63 {
+                return false;
+            }
+            i += 1;
+        }
+        while self.buf.last() == Some(&b'.') {
+            self.buf.pop();
+        }
+        if self.buf.is_empty() || self.buf.len() > 253 {
+            return false;
+        }
+        let last = self.buf.rsplit(|&c| c == b'.').next().unwrap_or(&self.buf);
+        if is_numeric_label(last) {
+            return false;
+        }
+        // Port.
+        let mut port = None;
+        if b.get(i) == Some(&b':') {
+            let digits = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 || digits > 5 {
+                return false;
+            }
+            let Ok(p) = s[i + 1..i + 1 + digits].parse::<u16>() else {
+                return false;
+            };
+            port = Some(p);
+            i += 1 + digits;
+        }
+        if !matches!(b.get(i), None | Some(b'/' | b'?' | b'#')) {
+            return false;
+        }
+        // Path and query: one scan for anything that needs decoding or resolving.
+        let rest = &b[i..];
+        let end = rest.iter().position(|&c| c == b'#').unwrap_or(rest.len());
+        let rest = &rest[..end];
+        let q = rest.iter().position(|&c| c == b'?').unwrap_or(rest.len());
+        let (path, query) = rest.split_at(q);
+        let mut prev = 0u8;
+        for &c in rest {
+            if c == b'%' || c == b'\\' || !c.is_ascii() {
+                return false;
+            }
+        }
+        for &c in path {
+            if prev == b'/' && (c == b'/' || c == b'.') {
+                return false;
+            }
+            prev = c;
+        }
+        if self.buf.starts_with(b"www.") && self.buf[4..].contains(&b'.') {
+            self.buf.drain(..4);
+        }
+        self.kind = HostKind::Name;
+        self.port = port.filter(|p| Some(*p) != default);
+        self.host_len = self.buf.len();
+        let path = if path == b"/" { &b""[..] } else { path };
+        self.buf.extend(path.iter().map(u8::to_ascii_lowercase));
+        let query = query.get(1..).unwrap_or_default();
+        if !query.is_empty() {
+            if path.is_empty() {
+                self.buf.push(b'/');
+            }
+            self.buf.push(b'?');
+            self.buf.extend(query.iter().map(u8::to_ascii_lowercase));
+        }
+        true
+    }
+
+    /// Every form [`Target::parse`] accepts.
+    fn parse_general(&mut self, mut s: &str) -> Result<(), NormaliseError> {
+        self.buf.clear();
+        self.port = None;
         // Scheme.
-        let mut default_port = None;
+        let mut default = None;
         if let Some(pos) = s.find("://") {
             let scheme = &s[..pos];
-            if !scheme.is_empty()
-                && scheme
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c))
-            {
-                default_port = match scheme.to_ascii_lowercase().as_str() {
-                    "http" | "ws" => Some(80),
-                    "https" | "wss" => Some(443),
-                    "ftp" => Some(21),
-                    _ => None,
-                };
+            if !scheme.is_empty() && scheme.bytes().all(is_scheme_char) {
+                default = default_port(scheme.as_bytes());
                 s = &s[pos + 3..];
             }
         } else if let Some(rest) = s.strip_prefix("//") {
@@ -132,7 +232,7 @@ impl Target {
         let (authority, rest) = s.split_at(auth_end);
         let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
         let (host, port) = split_port(authority)?;
-        self.port = port.filter(|p| Some(*p) != default_port);
+        self.port = port.filter(|p| Some(*p) != default);
         self.push_host(host)?;
         self.host_len = self.buf.len();
         self.push_path(rest);
@@ -374,6 +474,23 @@ impl<'a> Iterator for HostSuffixes<'a> {
                 .map(|p| start + p + 1)
         };
         Some(suffix)
+    }
+}
+
+fn is_scheme_char(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'+' || c == b'-' || c == b'.'
+}
+
+fn default_port(scheme: &[u8]) -> Option<u16> {
+    let is = |name: &str| scheme.eq_ignore_ascii_case(name.as_bytes());
+    if is("http") || is("ws") {
+        Some(80)
+    } else if is("https") || is("wss") {
+        Some(443)
+    } else if is("ftp") {
+        Some(21)
+    } else {
+        None
     }
 }
 
@@ -644,6 +761,58 @@ mod tests {
         check_err("example.com:99999", NormaliseError::BadPort);
         check_err("example.com:http", NormaliseError::BadPort);
         check_err(&format!("{}.com", "a".repeat(64)), NormaliseError::BadLabel);
+    }
+
+    mod differential {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn piece() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("".to_owned()),
+                Just("/".to_owned()),
+                Just("//".to_owned()),
+                Just(".".to_owned()),
+                Just("..".to_owned()),
+                Just("%2F".to_owned()),
+                Just("%41".to_owned()),
+                Just("?".to_owned()),
+                Just("#".to_owned()),
+                Just("\\".to_owned()),
+                Just(":".to_owned()),
+                Just("@".to_owned()),
+                Just("\u{200b}".to_owned()),
+                Just("é".to_owned()),
+                Just("www.".to_owned()),
+                Just("WWW.".to_owned()),
+                Just("0x7f".to_owned()),
+                Just("192.168.0.1".to_owned()),
+                Just("[::1]".to_owned()),
+                Just(":8080".to_owned()),
+                "[a-zA-Z0-9_-]{1,8}",
+            ]
+        }
+
+        proptest! {
+            /// The one-pass fast path gives exactly what the general parser gives, whenever it
+            /// accepts an input at all.
+            #[test]
+            fn fast_path_agrees_with_the_general_parser(
+                scheme in prop_oneof![Just(""), Just("http://"), Just("HTTPS://"), Just("ftp://"), Just("//"), Just("x-y+z://")],
+                pieces in proptest::collection::vec(piece(), 1..12),
+            ) {
+                let input = format!("{scheme}{}", pieces.concat());
+                let mut fast = Target::parse("seed.invalid").expect("seed");
+                if fast.parse_plain(input.trim()) {
+                    let mut general = Target::parse("seed.invalid").expect("seed");
+                    prop_assert!(general.parse_general(input.trim()).is_ok(), "{:?}: fast accepted, general refused", input);
+                    prop_assert_eq!(&fast.buf, &general.buf, "{:?}", input);
+                    prop_assert_eq!(fast.host_len, general.host_len, "{:?}", input);
+                    prop_assert_eq!(fast.kind, general.kind, "{:?}", input);
+                    prop_assert_eq!(fast.port, general.port, "{:?}", input);
+                }
+            }
+        }
     }
 
     #[test]

@@ -421,7 +421,8 @@ fn bloom_bytes(hosts: usize) -> usize {
     }
 }
 
-/// The two bits a hash sets in a Bloom filter of `bytes` bytes (a power of two).
+/// The two bits a hash sets in a Bloom filter of `bytes` bytes (a power of two). Part of the
+/// file format: changing it needs a new format version, or old snapshots would miss entries.
 #[inline]
 fn bloom_bits(hash: u64, bytes: usize) -> [usize; 2] {
     let mask = bytes * 8 - 1;
