@@ -121,6 +121,8 @@ def compare(ut1, mix, haven_out, sg_out, categories):
             why = "URL entry on a parent host: Haven matches subdomains, squidGuard only the exact host"
         elif h == "block" and "%" in req.split()[0]:
             why = "percent-encoded URL: Haven decodes entry and request alike, squidGuard never matches"
+        elif h == "block" and "./" in url:
+            why = "URL entry with a path segment ending in a dot: squidGuard misses URLs under it"
         elif h == "block" and req.split()[0].count("//") > 1:
             why = "URL with doubled slashes: Haven normalises, squidGuard does not match"
         else:
