@@ -333,8 +333,8 @@ fn read_file(
         let peek = decoded.fill_buf().map_err(io_err(path))?;
         let is_tar = peek.len() >= 262 && &peek[257..262] == b"ustar";
         if is_tar {
-            return read_tar(builder, spec, decoded, &counter, progress, report)
-                .map_err(io_err(path));
+            drop(decoded);
+            return read_tar(builder, spec, path, progress, report).map_err(io_err(path));
         }
         let stem = file_name.trim_end_matches(".gz").to_owned();
         return read_single(builder, spec, &stem, decoded, &counter, progress, report)
@@ -358,57 +358,76 @@ fn read_file(
     .map_err(io_err(path))
 }
 
-fn read_tar<R: BufRead>(
+/// The folder, file name and format of a tar member that is a list file.
+fn list_member<R: Read>(
+    entry: &tar::Entry<'_, R>,
+    spec: &SourceSpec,
+) -> std::io::Result<Option<(String, String, LineFormat)>> {
+    if !entry.header().entry_type().is_file() {
+        return Ok(None);
+    }
+    let path = entry.path()?;
+    let file = path
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let Some((_, format)) = LIST_FILES.iter().find(|(f, _)| *f == file) else {
+        return Ok(None);
+    };
+    let folder = path
+        .parent()
+        .and_then(Path::file_name)
+        .map_or_else(|| spec.name.clone(), |f| f.to_string_lossy().into_owned());
+    Ok(Some((folder, file, *format)))
+}
+
+/// Reads a tar.gz tree in two streaming passes: folder names first (the mapping depends on all of
+/// them), then each list member straight into the builder. Memory stays bounded whatever the
+/// archive holds.
+fn read_tar(
     builder: &mut SnapshotBuilder,
     spec: &SourceSpec,
-    reader: R,
-    counter: &Arc<AtomicU64>,
+    path: &Path,
     progress: &mut Progress,
     report: &mut SourceReport,
 ) -> std::io::Result<()> {
-    let mut archive = tar::Archive::new(reader);
-    let mut pending: Vec<(String, String, LineFormat, Vec<u8>)> = Vec::new();
+    let open = || -> std::io::Result<(tar::Archive<BufReader<MultiGzDecoder<Counting<File>>>>, Arc<AtomicU64>)> {
+        let counter = Arc::new(AtomicU64::new(0));
+        let file = Counting {
+            inner: File::open(path)?,
+            count: counter.clone(),
+        };
+        Ok((tar::Archive::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file))), counter))
+    };
+    progress.set_label(&format!("{}: reading the archive's folders", spec.name));
+    let (mut archive, _) = open()?;
+    let mut folders = std::collections::BTreeSet::new();
     for entry in archive.entries()? {
-        let mut entry = entry?;
-        if !entry.header().entry_type().is_file() {
-            continue;
+        if let Some((folder, _, _)) = list_member(&entry?, spec)? {
+            folders.insert(folder);
         }
-        let path = entry.path()?.into_owned();
-        let file = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let Some((_, format)) = LIST_FILES.iter().find(|(f, _)| *f == file) else {
+    }
+    let mapping = detect_mapping(spec, &folders.into_iter().collect::<Vec<_>>(), false);
+    let (mut archive, counter) = open()?;
+    for entry in archive.entries()? {
+        let entry = entry?;
+        let Some((folder, file, format)) = list_member(&entry, spec)? else {
             continue;
         };
-        let folder = path
-            .parent()
-            .and_then(Path::file_name)
-            .map_or_else(|| spec.name.clone(), |f| f.to_string_lossy().into_owned());
-        // The mapping depends on every folder name, so members are read before they are added.
-        let mut data = Vec::with_capacity(usize::try_from(entry.size()).unwrap_or(0).min(64 << 20));
-        entry.read_to_end(&mut data)?;
-        progress.set_label(&format!("{}/{folder}/{file}", spec.name));
-        progress.set_done(counter.load(Ordering::Relaxed));
-        pending.push((folder, file, *format, data));
-    }
-    let mut folders: Vec<String> = pending.iter().map(|p| p.0.clone()).collect();
-    folders.dedup();
-    let mapping = detect_mapping(spec, &folders, false);
-    pending.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-    for (folder, file, format, data) in pending {
         let category = spec
             .category
             .clone()
             .unwrap_or_else(|| tree_category(spec, &mapping, &folder));
         let label = format!("{}/{folder}/{file}", spec.name);
+        progress.set_label(&label);
+        let tick = &mut |p: &mut Progress| p.set_done(counter.load(Ordering::Relaxed));
         report.files.push(read_lines(
             builder,
             &label,
             &category,
             format,
-            &data[..],
-            &mut |_| {},
+            BufReader::new(entry),
+            tick,
             progress,
         )?);
     }
