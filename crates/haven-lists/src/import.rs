@@ -206,7 +206,12 @@ pub fn read_source(
     Ok(report)
 }
 
+/// The category of a tree folder's entries: the source's own `--category` when given, else the
+/// folder mapped onto Haven's taxonomy.
 fn tree_category(spec: &SourceSpec, mapping: &str, folder: &str) -> String {
+    if let Some(c) = &spec.category {
+        return c.clone();
+    }
     let id = category::map_folder(mapping, folder);
     // Only an explicit IWF/CTIRU import may fill the illegal lists.
     if category::is_illegal(&id) && !matches!(spec.format, Format::Iwf | Format::Ctiru) {
@@ -276,10 +281,7 @@ fn read_tree_dir(
     }
     progress.set_total(total);
     for (folder, file, format, path) in files {
-        let category = spec
-            .category
-            .clone()
-            .unwrap_or_else(|| tree_category(spec, &mapping, &folder));
+        let category = tree_category(spec, &mapping, &folder);
         let label = format!("{}/{folder}/{file}", spec.name);
         progress.set_label(&label);
         let f = File::open(&path).map_err(io_err(&path))?;
@@ -391,13 +393,17 @@ fn read_tar(
     progress: &mut Progress,
     report: &mut SourceReport,
 ) -> std::io::Result<()> {
-    let open = || -> std::io::Result<(tar::Archive<BufReader<MultiGzDecoder<Counting<File>>>>, Arc<AtomicU64>)> {
+    type GzTar = tar::Archive<BufReader<MultiGzDecoder<Counting<File>>>>;
+    let open = || -> std::io::Result<(GzTar, Arc<AtomicU64>)> {
         let counter = Arc::new(AtomicU64::new(0));
         let file = Counting {
             inner: File::open(path)?,
             count: counter.clone(),
         };
-        Ok((tar::Archive::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file))), counter))
+        Ok((
+            tar::Archive::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(file))),
+            counter,
+        ))
     };
     progress.set_label(&format!("{}: reading the archive's folders", spec.name));
     let (mut archive, _) = open()?;
@@ -414,10 +420,7 @@ fn read_tar(
         let Some((folder, file, format)) = list_member(&entry, spec)? else {
             continue;
         };
-        let category = spec
-            .category
-            .clone()
-            .unwrap_or_else(|| tree_category(spec, &mapping, &folder));
+        let category = tree_category(spec, &mapping, &folder);
         let label = format!("{}/{folder}/{file}", spec.name);
         progress.set_label(&label);
         let tick = &mut |p: &mut Progress| p.set_done(counter.load(Ordering::Relaxed));

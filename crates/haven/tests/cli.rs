@@ -43,6 +43,17 @@ fn fails(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// Writes a list file in `dir` and imports it into `data` as one category.
+fn import_list(dir: &Path, data: &Path, file: &str, contents: &str, category: &str) -> String {
+    let list = dir.join(file);
+    std::fs::write(&list, contents).expect("write list");
+    let path = list.to_str().expect("path");
+    ok(&haven(
+        data,
+        &["lists", "import", path, "--category", category],
+    ))
+}
+
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).expect("JSON output")
 }
@@ -273,18 +284,13 @@ fn single_lists_with_bad_lines_and_the_illegal_invariant() {
         "block"
     );
 
-    let plain = dir.join("dating.txt");
-    std::fs::write(&plain, "date-demo.example\n\u{feff}\nBÜCHER-DATE.example\n").expect("w");
-    ok(&haven(
+    import_list(
+        &dir,
         &data,
-        &[
-            "lists",
-            "import",
-            plain.to_str().expect("p"),
-            "--category",
-            "dating",
-        ],
-    ));
+        "dating.txt",
+        "date-demo.example\n\u{feff}\nBÜCHER-DATE.example\n",
+        "dating",
+    );
     assert_eq!(
         check(&data, "xn--bcher-date-9db.example", "ks2", &[])["action"],
         "block",
@@ -357,17 +363,7 @@ fn a_corrupt_snapshot_is_refused_and_the_previous_one_stays_in_force() {
     let dir = scratch("corrupt");
     let data = dir.join("data");
     let list = dir.join("games.txt");
-    std::fs::write(&list, "game-one.example\n").expect("w");
-    ok(&haven(
-        &data,
-        &[
-            "lists",
-            "import",
-            list.to_str().expect("p"),
-            "--category",
-            "games",
-        ],
-    ));
+    import_list(&dir, &data, "games.txt", "game-one.example\n", "games");
     std::fs::write(&list, "game-one.example\ngame-two.example\n").expect("w");
     ok(&haven(&data, &["lists", "update"]));
     assert_eq!(
@@ -421,17 +417,7 @@ fn a_failed_import_changes_nothing() {
     let dir = scratch("failed");
     let data = dir.join("data");
     let list = dir.join("chat.txt");
-    std::fs::write(&list, "chat-demo.example\n").expect("w");
-    ok(&haven(
-        &data,
-        &[
-            "lists",
-            "import",
-            list.to_str().expect("p"),
-            "--category",
-            "chat",
-        ],
-    ));
+    import_list(&dir, &data, "chat.txt", "chat-demo.example\n", "chat");
     let before = std::fs::read(data.join("lists/snapshot.hvn")).expect("snapshot");
     let registry = std::fs::read(data.join("lists/sources.toml")).expect("registry");
     let err = fails(&haven(
