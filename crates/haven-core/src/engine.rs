@@ -51,6 +51,8 @@ pub enum Rule {
         /// Index of the group's time rule, when one set the action.
         when: Option<usize>,
     },
+    /// The group is not in the policy in force (an id kept across a policy change): fail closed.
+    UnknownGroup,
     /// The group's default; `when` is the active time rule that set it.
     Default {
         /// Index of the group's time rule, when one set the action.
@@ -193,11 +195,19 @@ impl Engine {
         class: Option<&str>,
         at: DateTime,
     ) -> Decision {
-        let mut d = self.decide_lists(t, group, class, at);
+        let (Some(g), Some(pg)) = (self.groups.get(group.0), self.policy.groups.get(group.0))
+        else {
+            return Decision {
+                action: Action::Block,
+                rule: Rule::UnknownGroup,
+                hit: None,
+                safe_search: None,
+            };
+        };
+        let mut d = self.decide_lists(t, g, pg, class, at);
         if d.action == Action::Allow {
             if let Some(engine) = safesearch::engine_for(t.host()) {
-                let g = &self.policy.groups[group.0];
-                let mode = engine.mode_in(&g.safe_search);
+                let mode = engine.mode_in(&pg.safe_search);
                 if mode != SafeSearchMode::Off {
                     d.action = Action::Rewrite;
                     d.safe_search = Some((engine, mode));
@@ -210,7 +220,8 @@ impl Engine {
     fn decide_lists(
         &self,
         t: &Target,
-        group: GroupId,
+        g: &CompiledGroup,
+        pg: &crate::policy::Group,
         class: Option<&str>,
         at: DateTime,
     ) -> Decision {
@@ -223,8 +234,6 @@ impl Engine {
         if let Some(hit) = self.snapshot.lookup_illegal(t) {
             return decision(Action::Block, Rule::Illegal, Some(hit));
         }
-        let g = &self.groups[group.0];
-        let pg = &self.policy.groups[group.0];
         if let Some(i) = g.deny.find(t) {
             return decision(Action::Block, Rule::Deny(i as usize), None);
         }
@@ -291,7 +300,21 @@ impl Engine {
 
     /// Explains a decision in words for people and as fields for programs.
     pub fn explain(&self, t: &Target, group: GroupId, d: &Decision) -> Explanation {
-        let pg = &self.policy.groups[group.0];
+        let Some(pg) = self.policy.groups.get(group.0) else {
+            return Explanation {
+                target: t.to_string(),
+                group: String::new(),
+                action: d.action,
+                categories: Vec::new(),
+                rule: "unknown group".to_owned(),
+                reason: "The filter could not tell which group this is for, so it blocked the page to be safe.".to_owned(),
+                list_entry: None,
+                sources: Vec::new(),
+                safe_search: None,
+                policy: self.policy_origin.clone(),
+                snapshot: format!("{:016x}", self.snapshot.checksum()),
+            };
+        };
         let snap = &self.snapshot;
         let mut categories = Vec::new();
         let mut sources = Vec::new();
@@ -398,6 +421,8 @@ impl Engine {
                     ),
                 )
             }
+            // Only an engine without the group gives this rule, and that engine returned above.
+            Rule::UnknownGroup => ("unknown group".to_owned(), "The filter could not tell which group this is for, so it blocked the page to be safe.".to_owned()),
             Rule::Default { when } => {
                 let origin = match when {
                     Some(w) => format!(
@@ -1096,6 +1121,20 @@ mod tests {
         live.replace(|cur| Engine::new(Arc::new(Snapshot::empty()), cur.policy().clone(), "test"))
             .expect("good swap");
         assert_ne!(live.current().snapshot().checksum(), before);
+    }
+
+    #[test]
+    fn a_group_id_from_another_policy_fails_closed() {
+        let full = engine();
+        let staff = full.group_id("staff").expect("staff");
+        let small = engine_with("[groups.only]\ndefault = \"allow\"\n").expect("engine");
+        let t = Target::parse("unlisted.example").expect("t");
+        let d = small.decide(&t, staff, None, parse_datetime(MONDAY_10).expect("t"));
+        assert_eq!((d.action, d.rule), (Action::Block, Rule::UnknownGroup));
+        assert!(small
+            .explain(&t, staff, &d)
+            .reason
+            .contains("blocked the page to be safe"));
     }
 
     #[derive(Debug)]

@@ -806,14 +806,12 @@ impl Snapshot {
 
     /// Category indices (into [`Snapshot::categories`]) of the sources in a set.
     pub fn set_categories(&self, set: u32) -> impl Iterator<Item = u16> + '_ {
-        let mut seen = 0u128;
-        self.set(set).iter().filter_map(move |&s| {
-            let c = self.sources.get(usize::from(s))?.category;
-            let bit = 1u128 << (c % 128);
-            (seen & bit == 0).then(|| {
-                seen |= bit;
-                c
-            })
+        let ids = self.set(set);
+        let category = move |s: u16| self.sources.get(usize::from(s)).map(|r| r.category);
+        ids.iter().enumerate().filter_map(move |(i, &s)| {
+            let c = category(s)?;
+            // A set is a handful of sources: a linear look back beats any hashing.
+            (!ids[..i].iter().any(|&p| category(p) == Some(c))).then_some(c)
         })
     }
 
@@ -1168,6 +1166,34 @@ mod tests {
         );
         assert_eq!(snap.host_count(), (5, 1));
         assert_eq!(snap.created_unix(), 1_700_000_000);
+    }
+
+    #[test]
+    fn many_categories_are_all_reported() {
+        // More categories than any bit mask would hold; sources share entries across them.
+        let mut b = SnapshotBuilder::new();
+        let ids: Vec<SourceId> = (0..300)
+            .map(|i| {
+                b.add_source(&format!("s{i}"), &format!("list:c{i}"))
+                    .expect("source")
+            })
+            .collect();
+        for &i in &[5usize, 133, 261] {
+            b.add(ids[i], EntryKind::Domain, "shared.example")
+                .expect("entry");
+        }
+        let dup = b.add_source("s5-again", "list:c5").expect("source");
+        b.add(dup, EntryKind::Domain, "shared.example")
+            .expect("entry");
+        let snap = Snapshot::from_bytes(b.build(0)).expect("loads");
+        let hit = snap
+            .lookup(&Target::parse("shared.example").expect("t"))
+            .expect("hit");
+        let cats: Vec<&str> = snap
+            .set_categories(hit.set)
+            .map(|c| snap.categories()[usize::from(c)].id.as_str())
+            .collect();
+        assert_eq!(cats, ["list:c5", "list:c133", "list:c261"]);
     }
 
     #[test]
