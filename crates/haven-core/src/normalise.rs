@@ -794,6 +794,17 @@ mod tests {
         }
 
         proptest! {
+            /// Any text at all gives a target or an error, never a panic; a target's host is
+            /// non-empty ASCII.
+            #[test]
+            fn arbitrary_input_never_panics(input in "\\PC{0,80}", raw in proptest::collection::vec(any::<u8>(), 0..80)) {
+                for text in [input, String::from_utf8_lossy(&raw).into_owned()] {
+                    if let Ok(t) = Target::parse(&text) {
+                        prop_assert!(!t.host().is_empty() && t.host().is_ascii(), "{:?} -> {:?}", text, t);
+                    }
+                }
+            }
+
             /// The one-pass fast path gives exactly what the general parser gives, whenever it
             /// accepts an input at all.
             #[test]
