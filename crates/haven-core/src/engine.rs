@@ -206,7 +206,7 @@ impl Engine {
         };
         let mut d = self.decide_lists(t, g, pg, class, at);
         if d.action == Action::Allow {
-            if let Some(engine) = safesearch::engine_for(t.host()) {
+            if let Some(engine) = safesearch::engine_for(t.host_bytes()) {
                 let mode = engine.mode_in(&pg.safe_search);
                 if mode != SafeSearchMode::Off {
                     d.action = Action::Rewrite;

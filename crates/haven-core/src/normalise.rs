@@ -128,34 +128,31 @@ impl Target {
         } else {
             i = 0;
         }
-        // Host.
+        // Host: find where it ends, checking labels on the way, then copy it in one go.
+        let host_start = i;
         let mut label = 0usize;
         while let Some(&c) = b.get(i) {
             match c {
-                b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => self.buf.push(c),
-                b'A'..=b'Z' => self.buf.push(c.to_ascii_lowercase()),
-                b'.' if label > 0 => {
-                    self.buf.push(c);
-                    label = 0;
-                    i += 1;
-                    continue;
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' => {
+                    label += 1;
+                    if label > 63 {
+                        return false;
+                    }
                 }
                 // A leading dot or an empty label: the general parser trims or reports it.
-                b'.' => return false,
+                b'.' if label == 0 => return false,
+                b'.' => label = 0,
                 _ => break,
-            }
-            label += 1;
-            if label > 63 {
-                return false;
             }
             i += 1;
         }
-        while self.buf.last() == Some(&b'.') {
-            self.buf.pop();
-        }
-        if self.buf.is_empty() || self.buf.len() > 253 {
+        // One trailing dot (`example.com.`) is dropped; the loop refused any other empty label.
+        let host_end = if label == 0 { i.saturating_sub(1) } else { i };
+        if host_end <= host_start || host_end - host_start > 253 {
             return false;
         }
+        self.buf.extend_from_slice(&b[host_start..host_end]);
+        self.buf.make_ascii_lowercase();
         let last = self.buf.rsplit(|&c| c == b'.').next().unwrap_or(&self.buf);
         if is_numeric_label(last) {
             return false;
@@ -176,40 +173,44 @@ impl Target {
         if !matches!(b.get(i), None | Some(b'/' | b'?' | b'#')) {
             return false;
         }
-        // Path and query: one scan for anything that needs decoding or resolving.
+        // Path and query, one scan: where the query and fragment start, and whether anything
+        // needs decoding or resolving.
         let rest = &b[i..];
-        let end = rest.iter().position(|&c| c == b'#').unwrap_or(rest.len());
-        let rest = &rest[..end];
-        let q = rest.iter().position(|&c| c == b'?').unwrap_or(rest.len());
-        let (path, query) = rest.split_at(q);
+        let mut q = None;
+        let mut end = rest.len();
         let mut prev = 0u8;
-        for &c in rest {
-            if c == b'%' || c == b'\\' || !c.is_ascii() {
-                return false;
-            }
-        }
-        for &c in path {
-            if prev == b'/' && (c == b'/' || c == b'.') {
-                return false;
+        for (k, &c) in rest.iter().enumerate() {
+            match c {
+                b'#' => {
+                    end = k;
+                    break;
+                }
+                b'%' | b'\\' | 0x80..=0xff => return false,
+                b'?' if q.is_none() => q = Some(k),
+                b'/' | b'.' if q.is_none() && prev == b'/' => return false,
+                _ => {}
             }
             prev = c;
         }
+        let q = q.unwrap_or(end);
+        let (path, query) = (&rest[..q], rest.get(q + 1..end).unwrap_or_default());
         if self.buf.starts_with(b"www.") && self.buf[4..].contains(&b'.') {
             self.buf.drain(..4);
         }
         self.kind = HostKind::Name;
         self.port = port.filter(|p| Some(*p) != default);
         self.host_len = self.buf.len();
-        let path = if path == b"/" { &b""[..] } else { path };
-        self.buf.extend(path.iter().map(u8::to_ascii_lowercase));
-        let query = query.get(1..).unwrap_or_default();
+        if path != b"/" {
+            self.buf.extend_from_slice(path);
+        }
         if !query.is_empty() {
-            if path.is_empty() {
+            if self.buf.len() == self.host_len {
                 self.buf.push(b'/');
             }
             self.buf.push(b'?');
-            self.buf.extend(query.iter().map(u8::to_ascii_lowercase));
+            self.buf.extend_from_slice(query);
         }
+        self.buf[self.host_len..].make_ascii_lowercase();
         true
     }
 

@@ -61,31 +61,31 @@ impl SearchEngine {
     }
 }
 
-const YOUTUBE_HOSTS: &[&str] = &[
-    "youtube.com",
-    "m.youtube.com",
-    "youtubei.googleapis.com",
-    "youtube.googleapis.com",
-    "youtube-nocookie.com",
+const YOUTUBE_HOSTS: &[&[u8]] = &[
+    b"youtube.com",
+    b"m.youtube.com",
+    b"youtubei.googleapis.com",
+    b"youtube.googleapis.com",
+    b"youtube-nocookie.com",
 ];
 
 /// The engine a canonical host belongs to, if any (`google.co.uk`, `bing.com`, `m.youtube.com`…).
-pub fn engine_for(host: &str) -> Option<SearchEngine> {
+pub fn engine_for(host: &[u8]) -> Option<SearchEngine> {
     if YOUTUBE_HOSTS.contains(&host) {
         return Some(SearchEngine::YouTube);
     }
-    if host == "bing.com" {
+    if host == b"bing.com" {
         return Some(SearchEngine::Bing);
     }
-    if host == "duckduckgo.com" || host == "html.duckduckgo.com" {
+    if host == b"duckduckgo.com" || host == b"html.duckduckgo.com" {
         return Some(SearchEngine::DuckDuckGo);
     }
     // google.<tld>, google.co.<cc>, google.com.<cc>
-    let rest = host.strip_prefix("google.")?;
-    let labels: Vec<&str> = rest.split('.').collect();
-    let ok = match labels.as_slice() {
-        [tld] => tld.len() >= 2 && tld.bytes().all(|c| c.is_ascii_lowercase()),
-        [sld, cc] => matches!(*sld, "co" | "com") && cc.len() == 2,
+    let rest = host.strip_prefix(b"google.")?;
+    let mut labels = rest.split(|&c| c == b'.');
+    let ok = match (labels.next(), labels.next(), labels.next()) {
+        (Some(tld), None, None) => tld.len() >= 2 && tld.iter().all(u8::is_ascii_lowercase),
+        (Some(sld), Some(cc), None) => (sld == b"co" || sld == b"com") && cc.len() == 2,
         _ => false,
     };
     ok.then_some(SearchEngine::Google)
@@ -110,7 +110,7 @@ mod tests {
             ("youtube.com", Some(SearchEngine::YouTube)),
             ("notyoutube.com", None),
         ] {
-            assert_eq!(engine_for(host), expected, "{host}");
+            assert_eq!(engine_for(host.as_bytes()), expected, "{host}");
         }
     }
 }
