@@ -85,6 +85,10 @@ pub enum EntryError {
     /// Too many sources in one snapshot.
     #[error("too many sources")]
     TooManySources,
+    /// Illegal lists hold URLs and domains, checked before every other rule; a regular
+    /// expression there would be checked after overrides, so it is refused.
+    #[error("regular expressions cannot be part of an illegal list")]
+    RegexInIllegalList,
     /// A URL path over 65,535 bytes.
     #[error("URL too long")]
     TooLong,
@@ -213,6 +217,9 @@ impl SnapshotBuilder {
         let src = &self.sources[usize::from(source.0)];
         let illegal = self.categories[usize::from(src.category)].illegal;
         if kind == EntryKind::Regex {
+            if illegal {
+                return Err(EntryError::RegexInIllegalList);
+            }
             regex::bytes::RegexBuilder::new(entry)
                 .size_limit(1 << 20)
                 .build()
@@ -1273,6 +1280,11 @@ mod tests {
             Err(EntryError::Regex(_))
         ));
         b.add(s, EntryKind::Domain, "ok.example").expect("ok");
+        let iwf = b.add_source("iwf", "iwf").expect("source");
+        assert_eq!(
+            b.add(iwf, EntryKind::Regex, "abuse"),
+            Err(EntryError::RegexInIllegalList)
+        );
         let snap = Snapshot::from_bytes(b.build(0)).expect("loads");
         assert_eq!(snap.sources()[0].entries, 1);
     }

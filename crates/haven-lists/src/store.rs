@@ -206,12 +206,16 @@ impl ListStore {
         let current = self.snapshot_path();
         let first = match std::fs::read(&current) {
             Ok(bytes) => Snapshot::from_bytes(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.prev_path().exists() => {
                 return Ok(Loaded {
                     snapshot: Snapshot::empty(),
                     path: None,
                     refused: None,
                 })
+            }
+            // Missing while a previous one exists: someone removed it; use the previous one.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(SnapshotError::Malformed("the snapshot file is missing"))
             }
             Err(e) => return Err(io(&current)(e)),
         };

@@ -403,6 +403,17 @@ fn a_corrupt_snapshot_is_refused_and_the_previous_one_stays_in_force() {
         &["check", "game-one.example", "--group", "ks2"],
     ));
     assert!(err.contains("checksum mismatch"), "{err}");
+    // With the current one gone altogether, the previous one is used, and says so.
+    let snap_bytes = std::fs::read(&snap).expect("snapshot");
+    std::fs::remove_file(&snap).expect("rm");
+    std::fs::write(&prev, &bytes).expect("restore prev");
+    let out = haven(&data, &["check", "game-one.example", "--group", "ks2"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("missing"),
+        "{out:?}"
+    );
+    assert!(ok(&out).starts_with("BLOCK"));
+    std::fs::write(&snap, snap_bytes).expect("restore");
     // A fresh import repairs it.
     ok(&haven(&data, &["lists", "update"]));
     assert_eq!(
