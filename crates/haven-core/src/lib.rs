@@ -6,6 +6,7 @@
 //! returns values. That keeps every decision reproducible and testable without sockets or files.
 
 pub mod category;
+pub mod clients;
 pub mod engine;
 pub mod listfmt;
 pub mod normalise;

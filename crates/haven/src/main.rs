@@ -20,6 +20,7 @@ macro_rules! outln {
 
 mod check;
 mod lists;
+mod serve;
 
 /// Haven: web filtering, monitoring and safeguarding records for schools.
 #[derive(Debug, Parser)]
@@ -39,6 +40,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run Haven: the DNS filter (the proxy and console are still to come).
+    Serve(serve::ServeArgs),
     /// Import and inspect category lists.
     #[command(subcommand)]
     Lists(lists::ListsCommand),
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         data_dir: cli.data_dir,
     };
     let result = match cli.command {
+        Command::Serve(args) => serve::run(&ctx, &args),
         Command::Lists(cmd) => lists::run(&ctx, cmd),
         Command::Check(args) => check::run(&ctx, &args),
         Command::Policy(cmd) => policy(&ctx, cmd),

@@ -1,0 +1,13 @@
+//! Haven's filtering DNS forwarder.
+//!
+//! - [`wire`]: DNS messages, parsed and built with every length and pointer checked (pure);
+//! - [`filter`]: the plan for a query, from the policy engine (pure);
+//! - [`cache`]: upstream answers kept for their TTL, negative answers included;
+//! - [`server`]: UDP and TCP listeners, upstream forwarding with failover and TCP retry.
+
+pub mod cache;
+pub mod filter;
+pub mod server;
+pub mod wire;
+
+pub use server::{BlockMode, DnsConfig, DnsFilter};

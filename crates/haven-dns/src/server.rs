@@ -1,0 +1,502 @@
+//! The DNS service: UDP and TCP listeners, upstream forwarding, and the answer to each query.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use haven_core::clients::ClientMap;
+use haven_core::LiveEngine;
+use jiff::civil::DateTime;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use crate::cache::{Cache, Key};
+use crate::filter::{self, Blocked, Plan};
+use crate::wire::{self, ede, rcode, rtype, Query, Reply, Response};
+
+/// How blocked names are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlockMode {
+    /// NXDOMAIN: the name does not exist.
+    #[default]
+    Nxdomain,
+    /// 0.0.0.0 and :: (other types: no data).
+    Null,
+    /// The block page's addresses, so browsers show why.
+    BlockPage,
+}
+
+/// The `[dns]` section of Haven's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsConfig {
+    /// Addresses to listen on (UDP and TCP), e.g. `127.0.0.1:5353` or `0.0.0.0:53`.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// Upstream resolvers, tried in order; empty means the system's (`/etc/resolv.conf`).
+    #[serde(default)]
+    pub upstreams: Vec<String>,
+    /// How to answer blocked names.
+    #[serde(default)]
+    pub block: BlockMode,
+    /// The block page's addresses (IPv4 and/or IPv6), for `block = "block-page"`.
+    #[serde(default)]
+    pub block_page: Vec<IpAddr>,
+    /// How long to wait for an upstream, in milliseconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+    /// Answers kept in the cache.
+    #[serde(default = "default_cache")]
+    pub cache_entries: usize,
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["127.0.0.1:5353".to_owned()]
+}
+fn default_timeout() -> u64 {
+    2000
+}
+fn default_cache() -> usize {
+    100_000
+}
+
+impl Default for DnsConfig {
+    fn default() -> Self {
+        DnsConfig {
+            listen: default_listen(),
+            upstreams: Vec::new(),
+            block: BlockMode::default(),
+            block_page: Vec::new(),
+            timeout_ms: default_timeout(),
+            cache_entries: default_cache(),
+        }
+    }
+}
+
+/// Counters, read by the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Queries answered.
+    pub queries: AtomicU64,
+    /// Queries blocked.
+    pub blocked: AtomicU64,
+    /// Malformed messages.
+    pub malformed: AtomicU64,
+    /// Upstream failures (all upstreams failed).
+    pub upstream_failures: AtomicU64,
+}
+
+/// The DNS filter.
+#[derive(Debug)]
+pub struct DnsFilter {
+    engine: Arc<LiveEngine>,
+    clients: Arc<ClientMap>,
+    upstreams: Vec<SocketAddr>,
+    timeout: Duration,
+    block: BlockMode,
+    block_v4: Option<Ipv4Addr>,
+    block_v6: Option<Ipv6Addr>,
+    cache: Mutex<Cache>,
+    clock: fn() -> DateTime,
+    ids: RandomState,
+    counter: AtomicU64,
+    /// Counters.
+    pub counters: Counters,
+}
+
+/// Why the filter could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// An upstream that is not `address:port` or an address.
+    #[error("dns.upstreams: {0:?} is not an IP address with an optional port")]
+    Upstream(String),
+    /// No upstream at all.
+    #[error("dns.upstreams is empty and /etc/resolv.conf names no nameserver")]
+    NoUpstream,
+    /// Block-page mode without an address.
+    #[error("dns.block = \"block-page\" needs dns.block_page addresses")]
+    NoBlockPage,
+}
+
+/// Parses `1.2.3.4`, `1.2.3.4:53`, `[::1]:53` or `::1` into a socket address (port 53 by default).
+pub fn parse_upstream(s: &str) -> Option<SocketAddr> {
+    s.parse::<SocketAddr>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+}
+
+impl DnsFilter {
+    /// Builds the filter from its configuration. `system_upstreams` is what the system resolver
+    /// configuration names (used when the config names none). `clock` gives local time.
+    pub fn new(
+        config: &DnsConfig,
+        engine: Arc<LiveEngine>,
+        clients: Arc<ClientMap>,
+        system_upstreams: &[SocketAddr],
+        clock: fn() -> DateTime,
+    ) -> Result<DnsFilter, ConfigError> {
+        let mut upstreams = Vec::new();
+        for u in &config.upstreams {
+            upstreams.push(parse_upstream(u).ok_or_else(|| ConfigError::Upstream(u.clone()))?);
+        }
+        if upstreams.is_empty() {
+            upstreams.extend_from_slice(system_upstreams);
+        }
+        if upstreams.is_empty() {
+            return Err(ConfigError::NoUpstream);
+        }
+        let block_v4 = config.block_page.iter().find_map(|ip| match ip {
+            IpAddr::V4(v4) => Some(*v4),
+            IpAddr::V6(_) => None,
+        });
+        let block_v6 = config.block_page.iter().find_map(|ip| match ip {
+            IpAddr::V6(v6) => Some(*v6),
+            IpAddr::V4(_) => None,
+        });
+        if config.block == BlockMode::BlockPage && block_v4.is_none() && block_v6.is_none() {
+            return Err(ConfigError::NoBlockPage);
+        }
+        Ok(DnsFilter {
+            engine,
+            clients,
+            upstreams,
+            timeout: Duration::from_millis(config.timeout_ms.max(1)),
+            block: config.block,
+            block_v4,
+            block_v6,
+            cache: Mutex::new(Cache::new(config.cache_entries)),
+            clock,
+            ids: RandomState::new(),
+            counter: AtomicU64::new(0),
+            counters: Counters::default(),
+        })
+    }
+
+    /// The upstreams in use.
+    pub fn upstreams(&self) -> &[SocketAddr] {
+        &self.upstreams
+    }
+
+    fn random_id(&self) -> u16 {
+        // A keyed hash of a counter: unpredictable to anyone off the box, as query ids must be.
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        (self.ids.hash_one(n) & 0xFFFF) as u16
+    }
+
+    /// Answers one message from `client`. `None`: send nothing (a response, or garbage too short
+    /// to carry an id).
+    pub async fn answer(&self, msg: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
+        let query = match wire::parse_query(msg) {
+            Ok(q) => q,
+            Err(_) => {
+                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                return wire::formerr(msg);
+            }
+        };
+        self.counters.queries.fetch_add(1, Ordering::Relaxed);
+        let reply = self.answer_query(msg, &query, client).await;
+        if !tcp && reply.len() > query.udp_limit() {
+            return Some(wire::truncate(&reply, &query));
+        }
+        Some(reply)
+    }
+
+    async fn answer_query(&self, msg: &[u8], q: &Query, client: IpAddr) -> Vec<u8> {
+        if q.opcode != 0 {
+            return Reply::to(q).rcode(rcode::NOTIMP).build();
+        }
+        if q.qclass != 1 {
+            return Reply::to(q).rcode(rcode::REFUSED).build();
+        }
+        let engine = self.engine.current();
+        let (group_name, _) = self.clients.place(client);
+        let at = (self.clock)();
+        let warn_as_block = self.block == BlockMode::BlockPage;
+        let Some(group) = engine.group_id(group_name) else {
+            // The client's group is not in the policy in force: fail closed.
+            return self.block_reply(
+                q,
+                &Blocked {
+                    ede: ede::FILTERED,
+                    reason: format!("Haven: group {group_name} is not in the policy"),
+                    warn: false,
+                },
+            );
+        };
+        match filter::plan(&engine, &q.name, group, at, warn_as_block) {
+            Plan::Canary => Reply::to(q).rcode(rcode::NXDOMAIN).authoritative().build(),
+            Plan::Block(b) => self.block_reply(q, &b),
+            Plan::SafeSearch(host) => self.safe_search(q, host).await,
+            Plan::Forward => {
+                let (mut answer, names) = match self.resolve(msg, q).await {
+                    Some(a) => a,
+                    None => {
+                        self.counters
+                            .upstream_failures
+                            .fetch_add(1, Ordering::Relaxed);
+                        return Reply::to(q).rcode(rcode::SERVFAIL).build();
+                    }
+                };
+                if let Some(b) = filter::check_chain(
+                    &engine,
+                    names.iter().map(String::as_str),
+                    group,
+                    at,
+                    warn_as_block,
+                ) {
+                    return self.block_reply(q, &b);
+                }
+                wire::set_id(&mut answer, q.id);
+                answer
+            }
+        }
+    }
+
+    fn block_reply(&self, q: &Query, b: &Blocked) -> Vec<u8> {
+        self.counters.blocked.fetch_add(1, Ordering::Relaxed);
+        let reply = Reply::to(q)
+            .authoritative()
+            .extended_error(b.ede, &b.reason);
+        let (v4, v6) = match self.block {
+            BlockMode::Nxdomain => return reply.rcode(rcode::NXDOMAIN).build(),
+            BlockMode::Null => (Some(Ipv4Addr::UNSPECIFIED), Some(Ipv6Addr::UNSPECIFIED)),
+            BlockMode::BlockPage => (self.block_v4, self.block_v6),
+        };
+        match (q.qtype, v4, v6) {
+            (rtype::A, Some(ip), _) => reply.a(&q.name, 60, ip).build(),
+            (rtype::AAAA, _, Some(ip)) => reply.aaaa(&q.name, 60, ip).build(),
+            // Other types, or no address of that family: no data.
+            _ => reply.build(),
+        }
+    }
+
+    async fn safe_search(&self, q: &Query, host: &'static str) -> Vec<u8> {
+        let reply = Reply::to(q).authoritative().cname(&q.name, 300, host);
+        if q.qtype != rtype::A && q.qtype != rtype::AAAA {
+            return reply.build();
+        }
+        let Ok(lookup) = wire::build_query(0, host, q.qtype) else {
+            return reply.build();
+        };
+        let Ok(target) = wire::parse_query(&lookup) else {
+            return reply.build();
+        };
+        match self.resolve(&lookup, &target).await {
+            Some((msg, _)) => match wire::parse_response(&msg) {
+                Ok(resp) => {
+                    let ttl = resp.min_ttl().unwrap_or(300).min(300);
+                    wire::address_rdata(&msg, &resp)
+                        .into_iter()
+                        .fold(reply, |r, (t, rdata)| r.raw(host, t, ttl, &rdata))
+                        .build()
+                }
+                Err(_) => reply.build(),
+            },
+            // Without an upstream the CNAME alone still steers the device to safe search.
+            None => reply.build(),
+        }
+    }
+
+    /// An answer from the cache or the upstreams: the message and the names it leads to.
+    async fn resolve(&self, msg: &[u8], q: &Query) -> Option<(Vec<u8>, Vec<String>)> {
+        let key = Key {
+            name: q.name.clone(),
+            qtype: q.qtype,
+            dnssec_ok: q.dnssec_ok,
+        };
+        if let Some(hit) = self.cache.lock().ok()?.get(&key, Instant::now()) {
+            return Some((hit.msg, hit.names));
+        }
+        let (answer, resp) = self.forward(msg, q).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.put(key, &answer, &resp, Instant::now());
+        }
+        let names = resp
+            .answers
+            .iter()
+            .filter_map(|r| r.cname.clone())
+            .collect();
+        Some((answer, names))
+    }
+
+    /// Asks each upstream in turn: over UDP, and over TCP when the UDP answer is truncated.
+    async fn forward(&self, msg: &[u8], q: &Query) -> Option<(Vec<u8>, Response)> {
+        for &upstream in &self.upstreams {
+            let id = self.random_id();
+            let mut out = msg.to_vec();
+            wire::set_id(&mut out, id);
+            let udp = self.ask_udp(upstream, &out, id, q).await;
+            let answer = match udp {
+                Ok((bytes, resp)) if !resp.truncated => Some((bytes, resp)),
+                Ok(_) => self.ask_tcp(upstream, &out, id, q).await.ok(),
+                Err(_) => None,
+            };
+            if let Some(a) = answer {
+                return Some(a);
+            }
+        }
+        None
+    }
+
+    async fn ask_udp(
+        &self,
+        upstream: SocketAddr,
+        out: &[u8],
+        id: u16,
+        q: &Query,
+    ) -> io::Result<(Vec<u8>, Response)> {
+        let bind: SocketAddr = if upstream.is_ipv4() {
+            (Ipv4Addr::UNSPECIFIED, 0).into()
+        } else {
+            (Ipv6Addr::UNSPECIFIED, 0).into()
+        };
+        let sock = UdpSocket::bind(bind).await?;
+        sock.connect(upstream).await?;
+        sock.send(out).await?;
+        let mut buf = vec![0u8; 65_535];
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream timed out"))??;
+            // Anything but the answer to this question with this id is ignored (spoofing).
+            if let Ok(resp) = wire::parse_response(&buf[..n]) {
+                if resp.id == id && resp.name == q.name && resp.qtype == q.qtype {
+                    return Ok((buf[..n].to_vec(), resp));
+                }
+            }
+        }
+    }
+
+    async fn ask_tcp(
+        &self,
+        upstream: SocketAddr,
+        out: &[u8],
+        id: u16,
+        q: &Query,
+    ) -> io::Result<(Vec<u8>, Response)> {
+        let exchange = async {
+            let mut s = TcpStream::connect(upstream).await?;
+            let len = u16::try_from(out.len()).map_err(|_| io::Error::other("query too long"))?;
+            let mut framed = Vec::with_capacity(out.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(out);
+            s.write_all(&framed).await?;
+            let mut len = [0u8; 2];
+            s.read_exact(&mut len).await?;
+            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            s.read_exact(&mut buf).await?;
+            Ok::<_, io::Error>(buf)
+        };
+        let buf = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream timed out"))??;
+        let resp = wire::parse_response(&buf).map_err(io::Error::other)?;
+        if resp.id != id || resp.name != q.name || resp.qtype != q.qtype {
+            return Err(io::Error::other("upstream answered another question"));
+        }
+        Ok((buf, resp))
+    }
+
+    /// Serves UDP on a bound socket until it fails.
+    pub async fn serve_udp(self: Arc<Self>, socket: UdpSocket) -> io::Result<()> {
+        let socket = Arc::new(socket);
+        let mut buf = vec![0u8; 65_535];
+        loop {
+            let (n, peer) = match socket.recv_from(&mut buf).await {
+                Ok(x) => x,
+                // An ICMP error from an earlier reply surfaces here on some systems: not fatal.
+                Err(e)
+                    if e.kind() == io::ErrorKind::ConnectionRefused
+                        || e.kind() == io::ErrorKind::ConnectionReset =>
+                {
+                    continue
+                }
+                Err(e) => return Err(e),
+            };
+            let msg = buf[..n].to_vec();
+            let me = self.clone();
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Some(reply) = me.answer(&msg, peer.ip(), false).await {
+                    let _ = socket.send_to(&reply, peer).await;
+                }
+            });
+        }
+    }
+
+    /// Serves TCP on a bound listener until it fails.
+    pub async fn serve_tcp(self: Arc<Self>, listener: TcpListener) -> io::Result<()> {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(_) => continue,
+            };
+            let me = self.clone();
+            tokio::spawn(async move {
+                let _ = me.serve_tcp_connection(stream, peer.ip()).await;
+            });
+        }
+    }
+
+    async fn serve_tcp_connection(&self, mut stream: TcpStream, peer: IpAddr) -> io::Result<()> {
+        const IDLE: Duration = Duration::from_secs(10);
+        loop {
+            let mut len = [0u8; 2];
+            match tokio::time::timeout(IDLE, stream.read_exact(&mut len)).await {
+                Ok(Ok(_)) => {}
+                _ => return Ok(()),
+            }
+            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            tokio::time::timeout(IDLE, stream.read_exact(&mut msg))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client too slow"))??;
+            let Some(reply) = self.answer(&msg, peer, true).await else {
+                return Ok(());
+            };
+            let len = u16::try_from(reply.len()).unwrap_or(u16::MAX);
+            let mut framed = Vec::with_capacity(reply.len() + 2);
+            framed.extend_from_slice(&len.to_be_bytes());
+            framed.extend_from_slice(&reply[..usize::from(len)]);
+            stream.write_all(&framed).await?;
+        }
+    }
+}
+
+/// The nameservers `/etc/resolv.conf`-style text names.
+pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .filter_map(|ip| ip.split('%').next()?.parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_and_resolv_conf() {
+        assert_eq!(
+            parse_upstream("9.9.9.9"),
+            Some("9.9.9.9:53".parse().expect("addr"))
+        );
+        assert_eq!(
+            parse_upstream("[::1]:5300"),
+            Some("[::1]:5300".parse().expect("addr"))
+        );
+        assert_eq!(parse_upstream("resolver"), None);
+        let conf =
+            "# comment\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nsearch school.internal\n";
+        assert_eq!(resolv_conf_nameservers(conf).len(), 2);
+    }
+}

@@ -1,0 +1,673 @@
+//! DNS messages on the wire (RFC 1035, EDNS RFC 6891, extended errors RFC 8914): just what a
+//! filtering forwarder needs, parsed with every length and pointer checked. No I/O.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+/// Record types Haven looks at.
+pub mod rtype {
+    /// IPv4 address.
+    pub const A: u16 = 1;
+    /// Canonical name.
+    pub const CNAME: u16 = 5;
+    /// Start of authority (negative-cache TTL).
+    pub const SOA: u16 = 6;
+    /// IPv6 address.
+    pub const AAAA: u16 = 28;
+    /// EDNS pseudo-record.
+    pub const OPT: u16 = 41;
+    /// Service binding (HTTPS records carry DoH hints).
+    pub const HTTPS: u16 = 65;
+}
+
+/// Response codes.
+pub mod rcode {
+    /// No error.
+    pub const NOERROR: u8 = 0;
+    /// The query was malformed.
+    pub const FORMERR: u8 = 1;
+    /// The server failed.
+    pub const SERVFAIL: u8 = 2;
+    /// The name does not exist.
+    pub const NXDOMAIN: u8 = 3;
+    /// Not implemented (opcode).
+    pub const NOTIMP: u8 = 4;
+    /// Refused.
+    pub const REFUSED: u8 = 5;
+}
+
+/// RFC 8914 extended DNS error codes Haven sends.
+pub mod ede {
+    /// Blocked by the server's policy.
+    pub const BLOCKED: u16 = 15;
+    /// Censored by an outside requirement (illegal lists).
+    pub const CENSORED: u16 = 16;
+    /// Filtered at the client's request (the school's filtering).
+    pub const FILTERED: u16 = 17;
+}
+
+const EDE_OPTION: u16 = 15;
+const HEADER: usize = 12;
+
+/// Why a message could not be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// Shorter than its contents claim.
+    #[error("message truncated")]
+    Truncated,
+    /// A name with a bad label, too long, or a compression loop.
+    #[error("malformed name")]
+    BadName,
+    /// Not exactly one question.
+    #[error("expected one question")]
+    QuestionCount,
+    /// A response where a query was expected, or the reverse.
+    #[error("wrong direction (QR bit)")]
+    Direction,
+}
+
+/// A parsed query: what the filter needs to decide and to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Query {
+    /// Message id.
+    pub id: u16,
+    /// Opcode (0 is a standard query).
+    pub opcode: u8,
+    /// Recursion desired.
+    pub rd: bool,
+    /// Checking disabled.
+    pub cd: bool,
+    /// Query name, lower case, no trailing dot ("" for the root).
+    pub name: String,
+    /// Query type.
+    pub qtype: u16,
+    /// Query class.
+    pub qclass: u16,
+    /// The question section as sent (name in its original case), for echoing.
+    pub question: Vec<u8>,
+    /// EDNS: the client's UDP payload size, when it sent an OPT record.
+    pub edns_size: Option<u16>,
+    /// EDNS DNSSEC OK bit.
+    pub dnssec_ok: bool,
+}
+
+impl Query {
+    /// Largest UDP response the client accepts.
+    pub fn udp_limit(&self) -> usize {
+        usize::from(self.edns_size.unwrap_or(512).clamp(512, 4096))
+    }
+}
+
+fn u16_at(b: &[u8], at: usize) -> Result<u16, WireError> {
+    b.get(at..at + 2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .ok_or(WireError::Truncated)
+}
+
+fn u32_at(b: &[u8], at: usize) -> Result<u32, WireError> {
+    b.get(at..at + 4)
+        .map(|s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+        .ok_or(WireError::Truncated)
+}
+
+/// Reads a (possibly compressed) name at `at`; returns it lower-case dotted and the offset just
+/// after it in the message.
+pub fn read_name(msg: &[u8], at: usize) -> Result<(String, usize), WireError> {
+    let mut name = String::new();
+    let mut pos = at;
+    let mut end = None;
+    let mut jumps = 0;
+    let mut len_total = 0usize;
+    loop {
+        let len = *msg.get(pos).ok_or(WireError::Truncated)?;
+        match len & 0xC0 {
+            0x00 => {
+                if len == 0 {
+                    let after = end.unwrap_or(pos + 1);
+                    return Ok((name, after));
+                }
+                let label = msg
+                    .get(pos + 1..pos + 1 + usize::from(len))
+                    .ok_or(WireError::Truncated)?;
+                len_total += usize::from(len) + 1;
+                if len_total > 255 {
+                    return Err(WireError::BadName);
+                }
+                if !name.is_empty() {
+                    name.push('.');
+                }
+                for &c in label {
+                    // Keep names printable and unambiguous; anything else is escaped as \DDD.
+                    if c.is_ascii_graphic() && c != b'.' && c != b'\\' {
+                        name.push(char::from(c.to_ascii_lowercase()));
+                    } else {
+                        name.push_str(&format!("\\{c:03}"));
+                    }
+                }
+                pos += 1 + usize::from(len);
+            }
+            0xC0 => {
+                let ptr = usize::from(u16_at(msg, pos)? & 0x3FFF);
+                if end.is_none() {
+                    end = Some(pos + 2);
+                }
+                jumps += 1;
+                // Pointers must go backwards; a bounded number of them stops any loop.
+                if ptr >= pos || jumps > 64 {
+                    return Err(WireError::BadName);
+                }
+                pos = ptr;
+            }
+            _ => return Err(WireError::BadName),
+        }
+    }
+}
+
+/// Appends a dotted name in wire form (no compression).
+pub fn write_name(out: &mut Vec<u8>, name: &str) -> Result<(), WireError> {
+    let start = out.len();
+    for label in name.split('.').filter(|l| !l.is_empty()) {
+        let bytes = label.as_bytes();
+        if bytes.len() > 63 {
+            return Err(WireError::BadName);
+        }
+        out.push(bytes.len() as u8);
+        out.extend_from_slice(bytes);
+    }
+    out.push(0);
+    if out.len() - start > 255 {
+        out.truncate(start);
+        return Err(WireError::BadName);
+    }
+    Ok(())
+}
+
+/// Parses a query. Malformed input is an error, never a panic.
+pub fn parse_query(msg: &[u8]) -> Result<Query, WireError> {
+    if msg.len() < HEADER {
+        return Err(WireError::Truncated);
+    }
+    let id = u16_at(msg, 0)?;
+    let flags = u16_at(msg, 2)?;
+    if flags & 0x8000 != 0 {
+        return Err(WireError::Direction);
+    }
+    let qdcount = u16_at(msg, 4)?;
+    let ancount = u16_at(msg, 6)?;
+    let nscount = u16_at(msg, 8)?;
+    let arcount = u16_at(msg, 10)?;
+    if qdcount != 1 {
+        return Err(WireError::QuestionCount);
+    }
+    let (name, after) = read_name(msg, HEADER)?;
+    let qtype = u16_at(msg, after)?;
+    let qclass = u16_at(msg, after + 2)?;
+    let question = msg[HEADER..after + 4].to_vec();
+    let mut pos = after + 4;
+    // Skip answer and authority records (a query should have none), then look for OPT.
+    for _ in 0..(u32::from(ancount) + u32::from(nscount)) {
+        pos = skip_record(msg, pos)?;
+    }
+    let mut edns_size = None;
+    let mut dnssec_ok = false;
+    for _ in 0..arcount {
+        let (_, after_name) = read_name(msg, pos)?;
+        let t = u16_at(msg, after_name)?;
+        if t == rtype::OPT {
+            edns_size = Some(u16_at(msg, after_name + 2)?);
+            dnssec_ok = u32_at(msg, after_name + 4)? & 0x8000 != 0;
+        }
+        pos = skip_record(msg, pos)?;
+    }
+    Ok(Query {
+        id,
+        opcode: ((flags >> 11) & 0xF) as u8,
+        rd: flags & 0x0100 != 0,
+        cd: flags & 0x0010 != 0,
+        name,
+        qtype,
+        qclass,
+        question,
+        edns_size,
+        dnssec_ok,
+    })
+}
+
+fn skip_record(msg: &[u8], at: usize) -> Result<usize, WireError> {
+    let (_, after) = read_name(msg, at)?;
+    let rdlen = usize::from(u16_at(msg, after + 8)?);
+    let end = after + 10 + rdlen;
+    if end > msg.len() {
+        return Err(WireError::Truncated);
+    }
+    Ok(end)
+}
+
+/// One answer record of an upstream response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Owner name, lower case.
+    pub name: String,
+    /// Type.
+    pub rtype: u16,
+    /// Time to live.
+    pub ttl: u32,
+    /// Offset of the TTL field in the message (for ageing cached answers).
+    pub ttl_at: usize,
+    /// For CNAME records, the target.
+    pub cname: Option<String>,
+}
+
+/// What Haven reads from an upstream response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    /// Message id.
+    pub id: u16,
+    /// Response code.
+    pub rcode: u8,
+    /// Truncated: ask again over TCP.
+    pub truncated: bool,
+    /// Question name, lower case.
+    pub name: String,
+    /// Question type.
+    pub qtype: u16,
+    /// Answer records.
+    pub answers: Vec<Record>,
+    /// TTL offsets of every record but OPT (answers, authority, additional).
+    pub ttl_fields: Vec<usize>,
+    /// Negative-caching TTL: the SOA minimum in the authority section, capped by the SOA TTL.
+    pub negative_ttl: Option<u32>,
+}
+
+impl Response {
+    /// The smallest TTL among the answers (for caching).
+    pub fn min_ttl(&self) -> Option<u32> {
+        self.answers.iter().map(|r| r.ttl).min()
+    }
+}
+
+/// Parses an upstream response.
+pub fn parse_response(msg: &[u8]) -> Result<Response, WireError> {
+    if msg.len() < HEADER {
+        return Err(WireError::Truncated);
+    }
+    let flags = u16_at(msg, 2)?;
+    if flags & 0x8000 == 0 {
+        return Err(WireError::Direction);
+    }
+    let (qd, an, ns, ar) = (
+        u16_at(msg, 4)?,
+        u16_at(msg, 6)?,
+        u16_at(msg, 8)?,
+        u16_at(msg, 10)?,
+    );
+    if qd != 1 {
+        return Err(WireError::QuestionCount);
+    }
+    let (name, after) = read_name(msg, HEADER)?;
+    let qtype = u16_at(msg, after)?;
+    let mut pos = after + 4;
+    let mut answers = Vec::new();
+    let mut ttl_fields = Vec::new();
+    let mut negative_ttl = None;
+    for section in 0..3 {
+        let count = [an, ns, ar][section];
+        for _ in 0..count {
+            let (rname, after_name) = read_name(msg, pos)?;
+            let t = u16_at(msg, after_name)?;
+            let ttl = u32_at(msg, after_name + 4)?;
+            let rdlen = usize::from(u16_at(msg, after_name + 8)?);
+            let rdata = after_name + 10;
+            if rdata + rdlen > msg.len() {
+                return Err(WireError::Truncated);
+            }
+            if t != rtype::OPT {
+                ttl_fields.push(after_name + 4);
+            }
+            if section == 0 {
+                let cname = if t == rtype::CNAME {
+                    Some(read_name(msg, rdata)?.0)
+                } else {
+                    None
+                };
+                answers.push(Record {
+                    name: rname,
+                    rtype: t,
+                    ttl,
+                    ttl_at: after_name + 4,
+                    cname,
+                });
+            } else if section == 1 && t == rtype::SOA {
+                // MNAME, RNAME, then SERIAL REFRESH RETRY EXPIRE MINIMUM.
+                let (_, after_m) = read_name(msg, rdata)?;
+                let (_, after_r) = read_name(msg, after_m)?;
+                let minimum = u32_at(msg, after_r + 16)?;
+                negative_ttl = Some(minimum.min(ttl));
+            }
+            pos = rdata + rdlen;
+        }
+    }
+    Ok(Response {
+        id: u16_at(msg, 0)?,
+        rcode: (flags & 0xF) as u8,
+        truncated: flags & 0x0200 != 0,
+        name,
+        qtype,
+        answers,
+        ttl_fields,
+        negative_ttl,
+    })
+}
+
+/// Builds responses to a query.
+#[derive(Debug)]
+pub struct Reply<'q> {
+    query: &'q Query,
+    rcode: u8,
+    answers: Vec<u8>,
+    ancount: u16,
+    ede: Option<(u16, String)>,
+    aa: bool,
+}
+
+impl<'q> Reply<'q> {
+    /// An empty NOERROR reply to `query`.
+    pub fn to(query: &'q Query) -> Reply<'q> {
+        Reply {
+            query,
+            rcode: rcode::NOERROR,
+            answers: Vec::new(),
+            ancount: 0,
+            ede: None,
+            aa: false,
+        }
+    }
+
+    /// Sets the response code.
+    pub fn rcode(mut self, rcode: u8) -> Self {
+        self.rcode = rcode;
+        self
+    }
+
+    /// Marks the answer authoritative (Haven's own answers: blocks, canaries, safe search).
+    pub fn authoritative(mut self) -> Self {
+        self.aa = true;
+        self
+    }
+
+    /// Adds an RFC 8914 extended error (sent when the client used EDNS).
+    pub fn extended_error(mut self, code: u16, text: &str) -> Self {
+        self.ede = Some((code, text.chars().take(200).collect()));
+        self
+    }
+
+    fn record(&mut self, name: &str, t: u16, ttl: u32, rdata: &[u8]) {
+        if write_name(&mut self.answers, name).is_err() {
+            return;
+        }
+        self.answers.extend_from_slice(&t.to_be_bytes());
+        self.answers.extend_from_slice(&1u16.to_be_bytes());
+        self.answers.extend_from_slice(&ttl.to_be_bytes());
+        self.answers
+            .extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        self.answers.extend_from_slice(rdata);
+        self.ancount += 1;
+    }
+
+    /// Adds an A record for the query name.
+    pub fn a(mut self, name: &str, ttl: u32, ip: Ipv4Addr) -> Self {
+        self.record(name, rtype::A, ttl, &ip.octets());
+        self
+    }
+
+    /// Adds an AAAA record.
+    pub fn aaaa(mut self, name: &str, ttl: u32, ip: Ipv6Addr) -> Self {
+        self.record(name, rtype::AAAA, ttl, &ip.octets());
+        self
+    }
+
+    /// Adds a CNAME record.
+    pub fn cname(mut self, name: &str, ttl: u32, target: &str) -> Self {
+        let mut rdata = Vec::new();
+        if write_name(&mut rdata, target).is_ok() {
+            self.record(name, rtype::CNAME, ttl, &rdata);
+        }
+        self
+    }
+
+    /// The message bytes.
+    pub fn build(self) -> Vec<u8> {
+        let q = self.query;
+        let mut out = Vec::with_capacity(HEADER + q.question.len() + self.answers.len() + 64);
+        out.extend_from_slice(&q.id.to_be_bytes());
+        let flags: u16 = 0x8000
+            | (u16::from(q.opcode & 0xF) << 11)
+            | if self.aa { 0x0400 } else { 0 }
+            | if q.rd { 0x0100 } else { 0 }
+            | 0x0080
+            | if q.cd { 0x0010 } else { 0 }
+            | u16::from(self.rcode & 0xF);
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(&1u16.to_be_bytes());
+        out.extend_from_slice(&self.ancount.to_be_bytes());
+        out.extend_from_slice(&0u16.to_be_bytes());
+        let edns = q.edns_size.is_some();
+        out.extend_from_slice(&u16::from(edns).to_be_bytes());
+        out.extend_from_slice(&q.question);
+        out.extend_from_slice(&self.answers);
+        if edns {
+            push_opt(&mut out, self.ede.as_ref());
+        }
+        out
+    }
+}
+
+fn push_opt(out: &mut Vec<u8>, ede: Option<&(u16, String)>) {
+    out.push(0); // root name
+    out.extend_from_slice(&rtype::OPT.to_be_bytes());
+    out.extend_from_slice(&1232u16.to_be_bytes()); // our UDP payload size
+    out.extend_from_slice(&0u32.to_be_bytes()); // extended rcode, version, flags
+    match ede {
+        Some((code, text)) => {
+            let len = 2 + text.len();
+            out.extend_from_slice(&((4 + len) as u16).to_be_bytes());
+            out.extend_from_slice(&EDE_OPTION.to_be_bytes());
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+            out.extend_from_slice(&code.to_be_bytes());
+            out.extend_from_slice(text.as_bytes());
+        }
+        None => out.extend_from_slice(&0u16.to_be_bytes()),
+    }
+}
+
+/// A reply to a message too broken to parse as a query: FORMERR with its id, when it has one.
+pub fn formerr(msg: &[u8]) -> Option<Vec<u8>> {
+    if msg.len() < 2 {
+        return None;
+    }
+    // A response (QR set) is never answered: that is how reflection loops start.
+    if msg.len() >= 3 && msg[2] & 0x80 != 0 {
+        return None;
+    }
+    let mut out = vec![0u8; HEADER];
+    out[..2].copy_from_slice(&msg[..2]);
+    out[2] = 0x80;
+    out[3] = rcode::FORMERR;
+    Some(out)
+}
+
+/// Truncates a UDP response that is too big: the header and question with TC set, so the client
+/// retries over TCP.
+pub fn truncate(msg: &[u8], query: &Query) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER + query.question.len());
+    out.extend_from_slice(&msg[..HEADER.min(msg.len())]);
+    out.resize(HEADER, 0);
+    out[2] |= 0x02; // TC
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    out[6..12].fill(0);
+    out.extend_from_slice(&query.question);
+    out
+}
+
+/// Rewrites the id of a message in place.
+pub fn set_id(msg: &mut [u8], id: u16) {
+    if msg.len() >= 2 {
+        msg[..2].copy_from_slice(&id.to_be_bytes());
+    }
+}
+
+/// Lowers every TTL field (given by offset) by `elapsed` seconds, for a cached answer.
+pub fn age_ttls(msg: &mut [u8], fields: &[usize], elapsed: u32) {
+    for &at in fields {
+        if let Some(s) = msg.get_mut(at..at + 4) {
+            let ttl = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
+            s.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
+        }
+    }
+}
+
+/// Builds a query message (for upstream lookups Haven makes itself, such as safe-search targets).
+pub fn build_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, WireError> {
+    let mut out = Vec::with_capacity(HEADER + name.len() + 16);
+    out.extend_from_slice(&id.to_be_bytes());
+    out.extend_from_slice(&0x0100u16.to_be_bytes()); // RD
+    out.extend_from_slice(&1u16.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 1]);
+    write_name(&mut out, name)?;
+    out.extend_from_slice(&qtype.to_be_bytes());
+    out.extend_from_slice(&1u16.to_be_bytes());
+    push_opt(&mut out, None);
+    Ok(out)
+}
+
+/// The A and AAAA records of an answer, as (type, rdata) pairs.
+pub fn address_rdata(msg: &[u8], resp: &Response) -> Vec<(u16, Vec<u8>)> {
+    resp.answers
+        .iter()
+        .filter(|r| r.rtype == rtype::A || r.rtype == rtype::AAAA)
+        .filter_map(|r| {
+            let rdlen = usize::from(u16_at(msg, r.ttl_at + 4).ok()?);
+            msg.get(r.ttl_at + 6..r.ttl_at + 6 + rdlen)
+                .map(|d| (r.rtype, d.to_vec()))
+        })
+        .collect()
+}
+
+impl Reply<'_> {
+    /// Adds a record with raw rdata (used to copy an upstream's addresses).
+    pub fn raw(mut self, name: &str, t: u16, ttl: u32, rdata: &[u8]) -> Self {
+        self.record(name, t, ttl, rdata);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &str, qtype: u16) -> Vec<u8> {
+        build_query(0x1234, name, qtype).expect("query")
+    }
+
+    #[test]
+    fn queries_round_trip() {
+        let q = parse_query(&query("WWW.Example.COM", rtype::A)).expect("parses");
+        assert_eq!(q.name, "www.example.com");
+        assert_eq!((q.id, q.qtype, q.qclass, q.rd), (0x1234, rtype::A, 1, true));
+        assert_eq!(q.edns_size, Some(1232));
+        let reply = Reply::to(&q)
+            .a("www.example.com", 60, Ipv4Addr::new(192, 0, 2, 1))
+            .build();
+        let r = parse_response(&reply).expect("response");
+        assert_eq!(r.id, 0x1234);
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.answers[0].ttl, 60);
+        assert_eq!(
+            address_rdata(&reply, &r),
+            vec![(rtype::A, vec![192, 0, 2, 1])]
+        );
+    }
+
+    #[test]
+    fn extended_errors_are_sent_with_edns() {
+        let q = parse_query(&query("casino.example", rtype::A)).expect("parses");
+        let reply = Reply::to(&q)
+            .rcode(rcode::NXDOMAIN)
+            .extended_error(ede::FILTERED, "gambling")
+            .build();
+        let r = parse_response(&reply).expect("response");
+        assert_eq!(r.rcode, rcode::NXDOMAIN);
+        // OPT record at the end: option 15, code 17, the text.
+        let tail = &reply[reply.len() - 14..];
+        assert_eq!(&tail[..4], &[0, 15, 0, 10]);
+        assert_eq!(&tail[4..6], &17u16.to_be_bytes());
+        assert_eq!(&tail[6..], b"gambling");
+    }
+
+    #[test]
+    fn cname_chains_are_read() {
+        let q = parse_query(&query("www.google.co.uk", rtype::A)).expect("parses");
+        let reply = Reply::to(&q)
+            .cname("www.google.co.uk", 300, "forcesafesearch.google.com")
+            .a(
+                "forcesafesearch.google.com",
+                300,
+                Ipv4Addr::new(216, 239, 38, 120),
+            )
+            .build();
+        let r = parse_response(&reply).expect("response");
+        assert_eq!(
+            r.answers[0].cname.as_deref(),
+            Some("forcesafesearch.google.com")
+        );
+        assert_eq!(r.answers[1].name, "forcesafesearch.google.com");
+    }
+
+    #[test]
+    fn malformed_messages_are_errors_not_panics() {
+        assert_eq!(parse_query(&[]), Err(WireError::Truncated));
+        assert_eq!(parse_query(&[0; 11]), Err(WireError::Truncated));
+        let mut m = query("example.com", rtype::A);
+        m[2] |= 0x80;
+        assert_eq!(parse_query(&m), Err(WireError::Direction));
+        let mut m = query("example.com", rtype::A);
+        m[5] = 2;
+        assert_eq!(parse_query(&m), Err(WireError::QuestionCount));
+        // A compression pointer to itself.
+        let mut m = vec![0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1];
+        assert_eq!(parse_query(&m), Err(WireError::BadName));
+        m[13] = 200;
+        assert_eq!(parse_query(&m), Err(WireError::BadName));
+        // A label running past the end.
+        assert_eq!(
+            parse_query(&[0, 1, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 9, b'a']),
+            Err(WireError::Truncated)
+        );
+        // Every truncation of a good query is refused cleanly.
+        let good = query("a.b.example.com", rtype::AAAA);
+        for n in 0..good.len() {
+            let _ = parse_query(&good[..n]);
+            let _ = parse_response(&good[..n]);
+        }
+        assert_eq!(formerr(&m).expect("formerr")[3], rcode::FORMERR);
+        let mut resp = m.clone();
+        resp[2] |= 0x80;
+        assert_eq!(formerr(&resp), None, "responses are never answered");
+    }
+
+    #[test]
+    fn truncation_and_ageing() {
+        let q = parse_query(&query("big.example", rtype::A)).expect("parses");
+        let mut reply = Reply::to(&q)
+            .a("big.example", 100, Ipv4Addr::LOCALHOST)
+            .build();
+        let t = truncate(&reply, &q);
+        assert_eq!(t[2] & 0x02, 0x02);
+        assert_eq!(parse_response(&t).expect("parses").answers.len(), 0);
+        let r = parse_response(&reply).expect("parses");
+        age_ttls(&mut reply, &r.ttl_fields, 30);
+        assert_eq!(parse_response(&reply).expect("parses").answers[0].ttl, 70);
+        set_id(&mut reply, 7);
+        assert_eq!(parse_response(&reply).expect("parses").id, 7);
+    }
+}

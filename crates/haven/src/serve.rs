@@ -1,0 +1,258 @@
+//! `haven serve`: Haven's main job. Today it runs the DNS filter; the proxy and the console join
+//! it in later releases.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use haven_core::clients::{ClientMap, DeviceFile, NetworkFile};
+use haven_core::LiveEngine;
+use haven_dns::server::resolv_conf_nameservers;
+use haven_dns::{DnsConfig, DnsFilter};
+use haven_lists::{Format, Progress, SourceSpec};
+use serde::Deserialize;
+
+use crate::Context;
+
+/// The configuration Haven ships (`config/haven.toml`).
+pub const DEFAULT_CONFIG: &str = include_str!("../../../config/haven.toml");
+
+/// Sample lists for `--demo` (`config/demo-lists/`), by Haven category.
+const DEMO_LISTS: &[(&str, &str)] = &[
+    (
+        "gambling",
+        include_str!("../../../config/demo-lists/gambling/domains"),
+    ),
+    (
+        "pornography",
+        include_str!("../../../config/demo-lists/pornography/domains"),
+    ),
+    (
+        "social-networks",
+        include_str!("../../../config/demo-lists/social-networks/domains"),
+    ),
+    (
+        "chat",
+        include_str!("../../../config/demo-lists/chat/domains"),
+    ),
+    (
+        "games",
+        include_str!("../../../config/demo-lists/games/domains"),
+    ),
+    (
+        "doh",
+        include_str!("../../../config/demo-lists/doh/domains"),
+    ),
+    (
+        "vpn-proxy",
+        include_str!("../../../config/demo-lists/vpn-proxy/domains"),
+    ),
+    (
+        "dating",
+        include_str!("../../../config/demo-lists/dating/domains"),
+    ),
+    (
+        "malware",
+        include_str!("../../../config/demo-lists/malware/domains"),
+    ),
+];
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Service configuration (default: <data-dir>/haven.toml, else the built-in one).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Run the demo: the built-in configuration, and sample lists when none are imported.
+    #[arg(long)]
+    demo: bool,
+}
+
+/// `haven.toml`, as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Group for addresses no network or device names.
+    pub default_group: String,
+    /// The DNS filter.
+    #[serde(default)]
+    pub dns: DnsConfig,
+    /// Networks and their groups.
+    #[serde(default)]
+    pub networks: Vec<NetworkFile>,
+    /// Known devices.
+    #[serde(default)]
+    pub devices: Vec<DeviceFile>,
+}
+
+fn load_config(ctx: &Context, args: &ServeArgs) -> Result<(ConfigFile, String)> {
+    let path = if args.demo {
+        None
+    } else {
+        args.config
+            .clone()
+            .or_else(|| Some(ctx.data_dir.join("haven.toml")).filter(|p| p.is_file()))
+    };
+    let (text, origin) = match &path {
+        Some(p) => (
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            p.display().to_string(),
+        ),
+        None => (
+            DEFAULT_CONFIG.to_owned(),
+            "built-in configuration".to_owned(),
+        ),
+    };
+    let config: ConfigFile =
+        toml::from_str(&text).with_context(|| format!("configuration {origin} refused"))?;
+    Ok((config, origin))
+}
+
+/// Writes the sample lists into the data directory and imports them, unless lists exist.
+fn ensure_demo_lists(ctx: &Context) -> Result<()> {
+    let store = ctx.lists();
+    if !store.sources()?.is_empty() {
+        return Ok(());
+    }
+    let dir = ctx.data_dir.join("demo-lists");
+    for (category, text) in DEMO_LISTS {
+        let d = dir.join(category);
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        std::fs::write(d.join("domains"), text)
+            .with_context(|| format!("writing {}", d.display()))?;
+    }
+    let spec = SourceSpec {
+        name: "demo".to_owned(),
+        location: dir.display().to_string(),
+        format: Format::Tree,
+        category: None,
+        mapping: Some("haven".to_owned()),
+        ca_file: None,
+    };
+    store.rebuild(&[spec], None, &mut Progress::hidden())?;
+    Ok(())
+}
+
+fn system_upstreams() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .map(|t| resolv_conf_nameservers(&t))
+        .unwrap_or_default()
+}
+
+fn local_now() -> jiff::civil::DateTime {
+    jiff::Zoned::now().datetime()
+}
+
+pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
+    if args.demo {
+        ensure_demo_lists(ctx)?;
+    }
+    let (config, origin) = load_config(ctx, args)?;
+    let engine = ctx.engine(None)?;
+    let clients = ClientMap::new(
+        &config.networks,
+        &config.devices,
+        &config.default_group,
+        |g| engine.group_id(g).is_some(),
+    )
+    .with_context(|| format!("configuration {origin} refused"))?;
+    let live = Arc::new(LiveEngine::new(engine));
+    let filter = Arc::new(
+        DnsFilter::new(
+            &config.dns,
+            live.clone(),
+            Arc::new(clients),
+            &system_upstreams(),
+            local_now,
+        )
+        .with_context(|| format!("configuration {origin} refused"))?,
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut addrs = Vec::new();
+        for listen in &config.dns.listen {
+            let addr: SocketAddr = listen
+                .parse()
+                .with_context(|| format!("dns.listen: {listen:?} is not address:port"))?;
+            let udp = tokio::net::UdpSocket::bind(addr)
+                .await
+                .with_context(|| format!("DNS: cannot listen on udp {addr}"))?;
+            let tcp = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("DNS: cannot listen on tcp {addr}"))?;
+            addrs.push(udp.local_addr()?);
+            tokio::spawn(filter.clone().serve_udp(udp));
+            tokio::spawn(filter.clone().serve_tcp(tcp));
+        }
+        banner(ctx, &config, &origin, &addrs, filter.upstreams());
+        wait_and_reload(ctx, &live).await
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints where Haven listens. A closed standard output (a detached terminal, a supervisor
+/// that ignores it) must not stop the service, so write errors are ignored here.
+fn banner(
+    ctx: &Context,
+    config: &ConfigFile,
+    origin: &str,
+    dns: &[SocketAddr],
+    upstreams: &[SocketAddr],
+) {
+    use std::io::Write as _;
+    let list = |v: &[SocketAddr]| {
+        v.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut text = format!(
+        "Haven is running (data in {}, configuration: {origin}).\n",
+        ctx.data_dir.display()
+    );
+    text += &format!(
+        "  DNS filter:  udp+tcp {}  →  upstreams {}\n",
+        list(dns),
+        list(upstreams)
+    );
+    for n in &config.networks {
+        text += &format!("  network:     {} → {}\n", n.cidr, n.group);
+    }
+    text += &format!("  anyone else: {}\n", config.default_group);
+    text +=
+        "  proxy:       not yet built (issue 4); console and sign-in: not yet built (issue 5)\n";
+    if let (Some(addr), Some(pupils)) = (dns.first(), config.networks.first()) {
+        let bind = pupils.cidr.split('/').next().unwrap_or("127.0.0.1");
+        text += &format!(
+            "  try:         dig @{} -p {} -b {bind} bet365.com\n",
+            addr.ip(),
+            addr.port()
+        );
+    }
+    text += "Ctrl-C stops it; SIGHUP reloads the lists and the policy (a bad one keeps the old).\n";
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                match live.replace(|_| ctx.engine(None)) {
+                    Ok(()) => eprintln!("reloaded: snapshot {:016x}", live.current().snapshot().checksum()),
+                    Err(e) => eprintln!("reload refused, the lists and policy in force stay: {e:#}"),
+                }
+            }
+            _ = term.recv() => return Ok(()),
+            r = tokio::signal::ctrl_c() => return r.map_err(Into::into),
+        }
+    }
+}

@@ -1,0 +1,365 @@
+//! The DNS filter as a person meets it: `haven serve` on loopback, `dig` from addresses that stand
+//! for the pupil, staff and guest networks, and a fake upstream resolver started here.
+
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use haven_dns::wire::{self, rcode, Reply};
+
+use super::*;
+
+/// What the fake upstream knows.
+fn upstream_answer(msg: &[u8], tcp: bool, counted: &AtomicUsize) -> Option<Vec<u8>> {
+    let q = wire::parse_query(msg).ok()?;
+    let reply = Reply::to(&q);
+    let out = match q.name.as_str() {
+        "allowed.example" => reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 1)),
+        "counted.example" => {
+            counted.fetch_add(1, Ordering::SeqCst);
+            reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 4))
+        }
+        // An innocent-looking name whose answer leads to a listed one.
+        "alias.example" => reply.cname(&q.name, 300, "cdn.bet365.com").a(
+            "cdn.bet365.com",
+            300,
+            Ipv4Addr::new(192, 0, 2, 2),
+        ),
+        "tcp-only.example" if !tcp => {
+            let mut m = reply.build();
+            m[2] |= 0x02; // TC: ask again over TCP
+            return Some(m);
+        }
+        "tcp-only.example" => reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 3)),
+        "big.example" => (0..40u8).fold(reply, |r, i| {
+            r.a(&q.name, 300, Ipv4Addr::new(198, 51, 100, i))
+        }),
+        "forcesafesearch.google.com" => reply.a(&q.name, 300, Ipv4Addr::new(216, 239, 38, 120)),
+        "facebook.com" => reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 5)),
+        _ => reply.rcode(rcode::NXDOMAIN),
+    };
+    Some(out.build())
+}
+
+struct Upstream {
+    port: u16,
+    counted: Arc<AtomicUsize>,
+}
+
+fn start_upstream() -> Upstream {
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
+    let port = udp.local_addr().expect("addr").port();
+    let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind upstream tcp");
+    let counted = Arc::new(AtomicUsize::new(0));
+    let c = counted.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok((n, peer)) = udp.recv_from(&mut buf) {
+            if let Some(reply) = upstream_answer(&buf[..n], false, &c) {
+                let _ = udp.send_to(&reply, peer);
+            }
+        }
+    });
+    let c = counted.clone();
+    std::thread::spawn(move || {
+        for stream in tcp.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut len = [0u8; 2];
+            if s.read_exact(&mut len).is_err() {
+                continue;
+            }
+            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            if s.read_exact(&mut msg).is_err() {
+                continue;
+            }
+            if let Some(reply) = upstream_answer(&msg, true, &c) {
+                let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                framed.extend_from_slice(&reply);
+                let _ = s.write_all(&framed);
+            }
+        }
+    });
+    Upstream { port, counted }
+}
+
+fn free_port() -> u16 {
+    // A port free for both UDP and TCP.
+    loop {
+        let u = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = u.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+struct Server {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn demo_lists() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo-lists")
+}
+
+/// Imports the demo lists and starts `haven serve` with upstreams `first` (a dead one, to test
+/// failover) and the fake.
+fn start_haven(name: &str, upstream: &Upstream, block: &str) -> (Server, PathBuf) {
+    let dir = scratch(name);
+    let data = dir.join("data");
+    ok(&haven(
+        &data,
+        &[
+            "lists",
+            "import",
+            demo_lists().to_str().expect("p"),
+            "--name",
+            "demo",
+            "--mapping",
+            "haven",
+        ],
+    ));
+    let port = free_port();
+    let dead = UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let config = format!(
+        "default_group = \"ks2\"\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"]\ntimeout_ms = 300\nblock = \"{block}\"\nblock_page = [\"192.0.2.80\"]\n\
+         [[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n",
+        upstream.port
+    );
+    std::fs::write(data.join("haven.toml"), config).expect("config");
+    if block == "block-page" {
+        ok(&haven(&data, &["policy", "init"]));
+        let policy = std::fs::read_to_string(data.join("policy.toml")).expect("policy");
+        let warned = policy.replacen("games = \"block\"", "games = \"warn\"", 1);
+        assert_ne!(policy, warned);
+        std::fs::write(data.join("policy.toml"), warned).expect("policy");
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start haven serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = String::new();
+    for line in lines.by_ref().take(2) {
+        banner.push_str(&line.expect("banner"));
+        banner.push('\n');
+    }
+    // Keep draining what the server writes, so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || BufReader::new(stderr).lines().for_each(drop));
+    assert!(
+        banner.contains(&format!("udp+tcp 127.0.0.1:{port}")),
+        "{banner}"
+    );
+    (Server { child, port }, dir)
+}
+
+fn have_dig() -> bool {
+    let found = Command::new("dig").arg("-v").output().is_ok();
+    if !found {
+        eprintln!(
+            "skipped: dig is not installed (Debian package dnsutils; scripts/test installs it)"
+        );
+    }
+    found
+}
+
+/// Runs dig from `from` and returns its output.
+fn dig(server: &Server, from: &str, name: &str, extra: &[&str]) -> String {
+    let out = Command::new("dig")
+        .args([
+            "@127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-b",
+            from,
+            name,
+            "+tries=1",
+            "+time=3",
+        ])
+        .args(extra)
+        .output()
+        .expect("dig");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn status(out: &str) -> &str {
+    out.split("status: ")
+        .nth(1)
+        .and_then(|s| s.split(',').next())
+        .unwrap_or("(none)")
+}
+
+#[test]
+fn groups_block_and_explain_by_source_address() {
+    if !have_dig() {
+        return;
+    }
+    let upstream = start_upstream();
+    let (server, dir) = start_haven("dns-groups", &upstream, "nxdomain");
+    // A pupil: gambling is blocked, with the reason as an RFC 8914 extended error.
+    let out = dig(&server, "127.0.0.2", "www.bet365.com", &[]);
+    assert_eq!(status(&out), "NXDOMAIN", "{out}");
+    assert!(
+        out.contains("EDE: 17 (Filtered): (Haven: Gambling (groups.ks2.categories.gambling))"),
+        "{out}"
+    );
+    // Staff are blocked from gambling too, but social networks only warn in the school day, so
+    // with NXDOMAIN blocking (no page to click through) they pass.
+    assert_eq!(
+        status(&dig(&server, "127.0.0.3", "bet365.com", &[])),
+        "NXDOMAIN"
+    );
+    let out = dig(&server, "127.0.0.2", "facebook.com", &[]);
+    assert_eq!(
+        status(&out),
+        "NXDOMAIN",
+        "pupils: social networks blocked: {out}"
+    );
+    let out = dig(&server, "127.0.0.3", "facebook.com", &[]);
+    assert_eq!(status(&out), "NOERROR", "staff: {out}");
+    assert!(out.contains("192.0.2.5"), "{out}");
+    // An address no network names falls to the default (pupil) group: fail closed.
+    assert_eq!(
+        status(&dig(&server, "127.0.0.9", "bet365.com", &[])),
+        "NXDOMAIN"
+    );
+    // Allowed names are forwarded (past a dead first upstream) and answered.
+    let out = dig(&server, "127.0.0.2", "allowed.example", &[]);
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert!(out.contains("192.0.2.1"), "{out}");
+    assert_eq!(
+        status(&dig(&server, "127.0.0.2", "nowhere.example", &[])),
+        "NXDOMAIN"
+    );
+    // DoH resolvers are blocked for pupils; the Firefox canary and Private Relay for everyone.
+    assert_eq!(
+        status(&dig(&server, "127.0.0.2", "dns.google", &[])),
+        "NXDOMAIN"
+    );
+    for canary in [
+        "use-application-dns.net",
+        "mask.icloud.com",
+        "mask-h2.icloud.com",
+    ] {
+        assert_eq!(
+            status(&dig(&server, "127.0.0.3", canary, &[])),
+            "NXDOMAIN",
+            "{canary}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn cname_chains_safe_search_tcp_and_truncation() {
+    if !have_dig() {
+        return;
+    }
+    let upstream = start_upstream();
+    let (server, dir) = start_haven("dns-cname", &upstream, "nxdomain");
+    // The answer for an allowed name leads to a blocked one: blocked.
+    let out = dig(&server, "127.0.0.2", "alias.example", &[]);
+    assert_eq!(status(&out), "NXDOMAIN", "{out}");
+    assert!(out.contains("via CNAME cdn.bet365.com"), "{out}");
+    // Safe search by CNAME, with the target's address.
+    let out = dig(&server, "127.0.0.2", "www.google.co.uk", &[]);
+    assert!(
+        out.contains("www.google.co.uk.\t300\tIN\tCNAME\tforcesafesearch.google.com."),
+        "{out}"
+    );
+    assert!(out.contains("216.239.38.120"), "{out}");
+    // Over TCP too.
+    let out = dig(&server, "127.0.0.2", "bet365.com", &["+tcp"]);
+    assert_eq!(status(&out), "NXDOMAIN", "{out}");
+    assert!(out.contains("(TCP)"), "{out}");
+    // The upstream truncates over UDP: Haven asks again over TCP.
+    let out = dig(&server, "127.0.0.2", "tcp-only.example", &[]);
+    assert!(out.contains("192.0.2.3"), "{out}");
+    // An answer too big for a client without EDNS: truncated, and dig retries over TCP.
+    let out = dig(&server, "127.0.0.2", "big.example", &["+noedns"]);
+    assert!(out.contains("Truncated, retrying in TCP mode"), "{out}");
+    assert!(out.contains("198.51.100.39"), "{out}");
+    // Answers are cached: the upstream hears the question once.
+    for _ in 0..3 {
+        assert!(dig(&server, "127.0.0.3", "counted.example", &[]).contains("192.0.2.4"));
+    }
+    assert_eq!(upstream.counted.load(Ordering::SeqCst), 1, "cached");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn block_page_mode_and_malformed_packets() {
+    if !have_dig() {
+        return;
+    }
+    let upstream = start_upstream();
+    let (server, dir) = start_haven("dns-page", &upstream, "block-page");
+    let out = dig(&server, "127.0.0.2", "bet365.com", &[]);
+    assert_eq!(status(&out), "NOERROR", "{out}");
+    assert!(
+        out.contains("bet365.com.\t\t60\tIN\tA\t192.0.2.80"),
+        "{out}"
+    );
+    // In block-page mode a warning goes to the page, where it can be clicked through (this
+    // data directory's policy warns KS2 about games); in NXDOMAIN mode it would pass.
+    let out = dig(&server, "127.0.0.2", "roblox.com", &[]);
+    assert!(
+        out.contains("roblox.com.\t\t60\tIN\tA\t192.0.2.80"),
+        "{out}"
+    );
+    // Garbage never stops the server: short datagrams, a response, a pointer loop.
+    let sock = UdpSocket::bind("127.0.0.2:0").expect("bind");
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let target: SocketAddr = (
+        "127.0.0.1".parse::<std::net::IpAddr>().expect("ip"),
+        server.port,
+    )
+        .into();
+    for junk in [
+        &b""[..],
+        b"\x00",
+        b"\x12\x34\x81\x80",
+        &[
+            0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0xC0, 12, 0, 1, 0, 1,
+        ][..],
+    ] {
+        sock.send_to(junk, target).expect("send");
+    }
+    // The pointer loop gets FORMERR with its id.
+    let mut buf = [0u8; 512];
+    let (n, _) = sock.recv_from(&mut buf).expect("a FORMERR reply");
+    assert_eq!(
+        (&buf[..2], buf[3] & 0x0F),
+        (&[0x12, 0x34][..], rcode::FORMERR),
+        "{:?}",
+        &buf[..n]
+    );
+    let out = dig(&server, "127.0.0.2", "allowed.example", &[]);
+    assert!(out.contains("192.0.2.1"), "still answering: {out}");
+    // Types other than A and AAAA for a blocked name: no data, with the reason.
+    let out = dig(&server, "127.0.0.2", "bet365.com", &["TXT"]);
+    assert_eq!(status(&out), "NOERROR");
+    assert!(out.contains("ANSWER: 0"), "{out}");
+    assert!(out.contains("EDE: 17"), "{out}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
