@@ -8,6 +8,7 @@
 pub mod category;
 pub mod clients;
 pub mod engine;
+pub mod event;
 pub mod listfmt;
 pub mod normalise;
 pub mod policy;

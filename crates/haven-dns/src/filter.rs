@@ -22,6 +22,8 @@ const SECURITY: &[&str] = &["malware", "phishing", "hacking", "spyware"];
 /// Why a name is blocked, in the form the answer carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Blocked {
+    /// The deciding category's id (empty when a rule, not a category, decided).
+    pub category: String,
     /// RFC 8914 code: Censored for illegal lists, Blocked for security, Filtered otherwise.
     pub ede: u16,
     /// Short text for the extended error and the event: category and rule.
@@ -58,6 +60,7 @@ pub fn plan(
     let Ok(target) = Target::parse(name) else {
         // A name Haven cannot read cannot be judged: fail closed.
         return Plan::Block(Blocked {
+            category: String::new(),
             ede: ede::FILTERED,
             reason: "unreadable name".to_owned(),
             warn: false,
@@ -109,6 +112,7 @@ fn blocked(engine: &Engine, target: &Target, group: GroupId, d: &haven_core::Dec
         .first()
         .map_or_else(|| x.rule.clone(), |c| c.name.clone());
     Blocked {
+        category: category.to_owned(),
         ede: code,
         reason: format!("Haven: {what} ({})", x.rule),
         warn: d.action == Action::Warn,

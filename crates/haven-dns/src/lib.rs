@@ -3,10 +3,12 @@
 //! - [`wire`]: DNS messages, parsed and built with every length and pointer checked (pure);
 //! - [`filter`]: the plan for a query, from the policy engine (pure);
 //! - [`cache`]: upstream answers kept for their TTL, negative answers included;
+//! - [`metrics`]: counters in the Prometheus text format;
 //! - [`server`]: UDP and TCP listeners, upstream forwarding with failover and TCP retry.
 
 pub mod cache;
 pub mod filter;
+pub mod metrics;
 pub mod server;
 pub mod wire;
 

@@ -1,22 +1,28 @@
 //! The DNS service: UDP and TCP listeners, upstream forwarding, and the answer to each query.
 
 use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use haven_core::clients::ClientMap;
+use haven_core::event::Event;
+use haven_core::policy::Action;
 use haven_core::LiveEngine;
 use jiff::civil::DateTime;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::oneshot;
 
 use crate::cache::{Cache, Key};
 use crate::filter::{self, Blocked, Plan};
+use crate::metrics::Metrics;
 use crate::wire::{self, ede, rcode, rtype, Query, Reply, Response};
 
 /// How blocked names are answered.
@@ -54,6 +60,10 @@ pub struct DnsConfig {
     /// Answers kept in the cache.
     #[serde(default = "default_cache")]
     pub cache_entries: usize,
+    /// Queries a second one client may make, with bursts of twice that (0: no limit). Queries
+    /// over the limit are refused.
+    #[serde(default)]
+    pub rate_limit_qps: u32,
 }
 
 fn default_listen() -> Vec<String> {
@@ -75,21 +85,9 @@ impl Default for DnsConfig {
             block_page: Vec::new(),
             timeout_ms: default_timeout(),
             cache_entries: default_cache(),
+            rate_limit_qps: 0,
         }
     }
-}
-
-/// Counters, read by the metrics endpoint.
-#[derive(Debug, Default)]
-pub struct Counters {
-    /// Queries answered.
-    pub queries: AtomicU64,
-    /// Queries blocked.
-    pub blocked: AtomicU64,
-    /// Malformed messages.
-    pub malformed: AtomicU64,
-    /// Upstream failures (all upstreams failed).
-    pub upstream_failures: AtomicU64,
 }
 
 /// The DNS filter.
@@ -106,8 +104,38 @@ pub struct DnsFilter {
     clock: fn() -> DateTime,
     ids: RandomState,
     counter: AtomicU64,
-    /// Counters.
-    pub counters: Counters,
+    /// Counters for the metrics endpoint.
+    pub metrics: Metrics,
+    events: Option<SyncSender<Event>>,
+    inflight: Mutex<HashMap<Key, Vec<oneshot::Sender<Option<Resolved>>>>>,
+    rate_limit: u32,
+    buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+}
+
+/// An answer and the names it leads to.
+type Resolved = (Vec<u8>, Vec<String>);
+
+/// What one query came to, for its event.
+struct Answered {
+    reply: Vec<u8>,
+    group: String,
+    action: Action,
+    reason: Option<String>,
+}
+
+/// Removes an in-flight question when its leader finishes, whatever happens; waiters still
+/// queued then see their channel close and answer SERVFAIL rather than wait for ever.
+struct InflightGuard<'a> {
+    map: &'a Mutex<HashMap<Key, Vec<oneshot::Sender<Option<Resolved>>>>>,
+    key: Key,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut m) = self.map.lock() {
+            m.remove(&self.key);
+        }
+    }
 }
 
 /// Why the filter could not start.
@@ -175,8 +203,57 @@ impl DnsFilter {
             clock,
             ids: RandomState::new(),
             counter: AtomicU64::new(0),
-            counters: Counters::default(),
+            metrics: Metrics::default(),
+            events: None,
+            inflight: Mutex::new(HashMap::new()),
+            rate_limit: config.rate_limit_qps,
+            buckets: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Hands every query's event to `events` without waiting: when the channel is full the event
+    /// is dropped and counted, and the answer is never delayed.
+    pub fn with_events(mut self, events: SyncSender<Event>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The metrics, in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        let (hits, misses) = self.cache.lock().map(|c| c.stats()).unwrap_or((0, 0));
+        self.metrics.render(hits, misses)
+    }
+
+    /// Whether a client is within its rate limit (a token bucket per address).
+    fn within_rate(&self, client: IpAddr) -> bool {
+        if self.rate_limit == 0 {
+            return true;
+        }
+        let now = Instant::now();
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return true;
+        };
+        if buckets.len() > 100_000 {
+            buckets.retain(|_, (_, last)| now.duration_since(*last) < Duration::from_secs(10));
+        }
+        let rate = f64::from(self.rate_limit);
+        let (tokens, last) = buckets.entry(client).or_insert((rate * 2.0, now));
+        *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * rate).min(rate * 2.0);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn emit(&self, event: Event) {
+        if let Some(tx) = &self.events {
+            if tx.try_send(event).is_err() {
+                self.metrics.events_dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// The upstreams in use.
@@ -193,56 +270,101 @@ impl DnsFilter {
     /// Answers one message from `client`. `None`: send nothing (a response, or garbage too short
     /// to carry an id).
     pub async fn answer(&self, msg: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
+        let started = Instant::now();
         let query = match wire::parse_query(msg) {
             Ok(q) => q,
             Err(_) => {
-                self.counters.malformed.fetch_add(1, Ordering::Relaxed);
+                self.metrics.malformed.fetch_add(1, Ordering::Relaxed);
                 return wire::formerr(msg);
             }
         };
-        self.counters.queries.fetch_add(1, Ordering::Relaxed);
-        let reply = self.answer_query(msg, &query, client).await;
+        self.metrics.queries.fetch_add(1, Ordering::Relaxed);
+        if !self.within_rate(client) {
+            self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
+            return Some(Reply::to(&query).rcode(rcode::REFUSED).build());
+        }
+        let answered = self.answer_query(msg, &query, client).await;
+        self.emit(Event {
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            source: "dns",
+            client,
+            group: answered.group,
+            name: query.name.clone(),
+            qtype: Some(query.qtype),
+            action: answered.action,
+            reason: answered.reason,
+            latency_us: started.elapsed().as_micros() as u64,
+        });
+        let reply = answered.reply;
         if !tcp && reply.len() > query.udp_limit() {
             return Some(wire::truncate(&reply, &query));
         }
         Some(reply)
     }
 
-    async fn answer_query(&self, msg: &[u8], q: &Query, client: IpAddr) -> Vec<u8> {
+    async fn answer_query(&self, msg: &[u8], q: &Query, client: IpAddr) -> Answered {
+        let (group_name, _) = self.clients.place(client);
+        let answered = |reply, action, reason| Answered {
+            reply,
+            group: group_name.to_owned(),
+            action,
+            reason,
+        };
         if q.opcode != 0 {
-            return Reply::to(q).rcode(rcode::NOTIMP).build();
+            return answered(
+                Reply::to(q).rcode(rcode::NOTIMP).build(),
+                Action::Block,
+                Some("not a standard query".into()),
+            );
         }
         if q.qclass != 1 {
-            return Reply::to(q).rcode(rcode::REFUSED).build();
+            return answered(
+                Reply::to(q).rcode(rcode::REFUSED).build(),
+                Action::Block,
+                Some("not class IN".into()),
+            );
         }
         let engine = self.engine.current();
-        let (group_name, _) = self.clients.place(client);
         let at = (self.clock)();
         let warn_as_block = self.block == BlockMode::BlockPage;
         let Some(group) = engine.group_id(group_name) else {
             // The client's group is not in the policy in force: fail closed.
-            return self.block_reply(
-                q,
-                &Blocked {
-                    ede: ede::FILTERED,
-                    reason: format!("Haven: group {group_name} is not in the policy"),
-                    warn: false,
-                },
-            );
+            let b = Blocked {
+                category: String::new(),
+                ede: ede::FILTERED,
+                reason: format!("Haven: group {group_name} is not in the policy"),
+                warn: false,
+            };
+            return answered(self.block_reply(q, &b), Action::Block, Some(b.reason));
         };
         match filter::plan(&engine, &q.name, group, at, warn_as_block) {
-            Plan::Canary => Reply::to(q).rcode(rcode::NXDOMAIN).authoritative().build(),
-            Plan::Block(b) => self.block_reply(q, &b),
-            Plan::SafeSearch(host) => self.safe_search(q, host).await,
+            Plan::Canary => answered(
+                Reply::to(q).rcode(rcode::NXDOMAIN).authoritative().build(),
+                Action::Block,
+                Some("canary: keeps devices on the school's filter".into()),
+            ),
+            Plan::Block(b) => answered(
+                self.block_reply(q, &b),
+                if b.warn { Action::Warn } else { Action::Block },
+                Some(b.reason),
+            ),
+            Plan::SafeSearch(host) => answered(
+                self.safe_search(q, host).await,
+                Action::Rewrite,
+                Some(format!("safe search: {host}")),
+            ),
             Plan::Forward => {
-                let (mut answer, names) = match self.resolve(msg, q).await {
-                    Some(a) => a,
-                    None => {
-                        self.counters
-                            .upstream_failures
-                            .fetch_add(1, Ordering::Relaxed);
-                        return Reply::to(q).rcode(rcode::SERVFAIL).build();
-                    }
+                let Some((mut answer, names)) = self.resolve(msg, q).await else {
+                    self.metrics
+                        .upstream_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    return answered(
+                        Reply::to(q).rcode(rcode::SERVFAIL).build(),
+                        Action::Allow,
+                        Some("no upstream answered".into()),
+                    );
                 };
                 if let Some(b) = filter::check_chain(
                     &engine,
@@ -251,16 +373,24 @@ impl DnsFilter {
                     at,
                     warn_as_block,
                 ) {
-                    return self.block_reply(q, &b);
+                    return answered(
+                        self.block_reply(q, &b),
+                        if b.warn { Action::Warn } else { Action::Block },
+                        Some(b.reason),
+                    );
                 }
                 wire::set_id(&mut answer, q.id);
-                answer
+                answered(answer, Action::Allow, None)
             }
         }
     }
 
     fn block_reply(&self, q: &Query, b: &Blocked) -> Vec<u8> {
-        self.counters.blocked.fetch_add(1, Ordering::Relaxed);
+        self.metrics.blocked(if b.category.is_empty() {
+            "(rule)"
+        } else {
+            &b.category
+        });
         let reply = Reply::to(q)
             .authoritative()
             .extended_error(b.ede, &b.reason);
@@ -305,7 +435,8 @@ impl DnsFilter {
     }
 
     /// An answer from the cache or the upstreams: the message and the names it leads to.
-    async fn resolve(&self, msg: &[u8], q: &Query) -> Option<(Vec<u8>, Vec<String>)> {
+    /// Identical questions already on their way upstream are joined, not asked again.
+    async fn resolve(&self, msg: &[u8], q: &Query) -> Option<Resolved> {
         let key = Key {
             name: q.name.clone(),
             qtype: q.qtype,
@@ -314,16 +445,49 @@ impl DnsFilter {
         if let Some(hit) = self.cache.lock().ok()?.get(&key, Instant::now()) {
             return Some((hit.msg, hit.names));
         }
-        let (answer, resp) = self.forward(msg, q).await?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.put(key, &answer, &resp, Instant::now());
+        let waiting = {
+            let mut inflight = self.inflight.lock().ok()?;
+            match inflight.get_mut(&key) {
+                Some(waiters) => {
+                    let (tx, rx) = oneshot::channel();
+                    waiters.push(tx);
+                    Some(rx)
+                }
+                None => {
+                    inflight.insert(key.clone(), Vec::new());
+                    None
+                }
+            }
+        };
+        if let Some(rx) = waiting {
+            return rx.await.ok().flatten();
         }
-        let names = resp
-            .answers
-            .iter()
-            .filter_map(|r| r.cname.clone())
-            .collect();
-        Some((answer, names))
+        let guard = InflightGuard {
+            map: &self.inflight,
+            key: key.clone(),
+        };
+        let result = self.forward(msg, q).await.map(|(answer, resp)| {
+            if let Ok(mut cache) = self.cache.lock() {
+                cache.put(key.clone(), &answer, &resp, Instant::now());
+            }
+            let names = resp
+                .answers
+                .iter()
+                .filter_map(|r| r.cname.clone())
+                .collect();
+            (answer, names)
+        });
+        let waiters = self
+            .inflight
+            .lock()
+            .ok()
+            .and_then(|mut m| m.remove(&key))
+            .unwrap_or_default();
+        drop(guard);
+        for w in waiters {
+            let _ = w.send(result.clone());
+        }
+        result
     }
 
     /// Asks each upstream in turn: over UDP, and over TCP when the UDP answer is truncated.
@@ -332,12 +496,19 @@ impl DnsFilter {
             let id = self.random_id();
             let mut out = msg.to_vec();
             wire::set_id(&mut out, id);
+            let asked = Instant::now();
+            self.metrics
+                .upstream_queries
+                .fetch_add(1, Ordering::Relaxed);
             let udp = self.ask_udp(upstream, &out, id, q).await;
             let answer = match udp {
                 Ok((bytes, resp)) if !resp.truncated => Some((bytes, resp)),
                 Ok(_) => self.ask_tcp(upstream, &out, id, q).await.ok(),
                 Err(_) => None,
             };
+            self.metrics
+                .upstream_latency_us
+                .fetch_add(asked.elapsed().as_micros() as u64, Ordering::Relaxed);
             if let Some(a) = answer {
                 return Some(a);
             }

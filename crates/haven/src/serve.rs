@@ -85,6 +85,51 @@ pub struct ConfigFile {
     /// Known devices.
     #[serde(default)]
     pub devices: Vec<DeviceFile>,
+    /// The metrics endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The event log.
+    #[serde(default)]
+    pub events: EventsConfig,
+}
+
+/// `[metrics]`: where Prometheus scrapes `/metrics` (off when `listen` is absent).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address to listen on, e.g. `127.0.0.1:9153`.
+    pub listen: Option<String>,
+}
+
+/// `[events]`: every decision is appended to `<data-dir>/events/dns.jsonl` until the store
+/// (SQLite or PostgreSQL) takes them over.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    /// Write events at all.
+    #[serde(default = "yes")]
+    pub log: bool,
+    /// Events buffered between the filter and the writer; beyond this they are dropped and
+    /// counted, never waited for.
+    #[serde(default = "default_buffer")]
+    pub buffer: usize,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_buffer() -> usize {
+    65_536
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            log: true,
+            buffer: default_buffer(),
+        }
+    }
 }
 
 fn load_config(ctx: &Context, args: &ServeArgs) -> Result<(ConfigFile, String)> {
@@ -159,20 +204,25 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("configuration {origin} refused"))?;
     let live = Arc::new(LiveEngine::new(engine));
-    let filter = Arc::new(
-        DnsFilter::new(
-            &config.dns,
-            live.clone(),
-            Arc::new(clients),
-            &system_upstreams(),
-            local_now,
-        )
-        .with_context(|| format!("configuration {origin} refused"))?,
-    );
+    let mut filter = DnsFilter::new(
+        &config.dns,
+        live.clone(),
+        Arc::new(clients),
+        &system_upstreams(),
+        local_now,
+    )
+    .with_context(|| format!("configuration {origin} refused"))?;
+    let mut writer = None;
+    if config.events.log {
+        let (tx, rx) = std::sync::mpsc::sync_channel(config.events.buffer.max(1));
+        filter = filter.with_events(tx);
+        writer = Some(start_event_writer(&ctx.data_dir.join("events"), rx)?);
+    }
+    let filter = Arc::new(filter);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let mut addrs = Vec::new();
         for listen in &config.dns.listen {
             let addr: SocketAddr = listen
@@ -188,10 +238,91 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             tokio::spawn(filter.clone().serve_udp(udp));
             tokio::spawn(filter.clone().serve_tcp(tcp));
         }
-        banner(ctx, &config, &origin, &addrs, filter.upstreams());
+        let mut metrics = None;
+        if let Some(listen) = &config.metrics.listen {
+            let addr: SocketAddr = listen
+                .parse()
+                .with_context(|| format!("metrics.listen: {listen:?} is not address:port"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("metrics: cannot listen on {addr}"))?;
+            metrics = Some(listener.local_addr()?);
+            tokio::spawn(serve_metrics(listener, filter.clone()));
+        }
+        banner(ctx, &config, &origin, &addrs, filter.upstreams(), metrics);
         wait_and_reload(ctx, &live).await
-    })?;
+    });
+    // Stop the service, then let the writer put down every event it was handed.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    drop(filter);
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
+    result?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Appends events as JSON lines, in batches, flushing after each batch.
+fn start_event_writer(
+    dir: &std::path::Path,
+    rx: std::sync::mpsc::Receiver<haven_core::event::Event>,
+) -> Result<std::thread::JoinHandle<()>> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let path = dir.join("dns.jsonl");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(std::thread::spawn(move || {
+        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+        while let Ok(first) = rx.recv() {
+            let mut line = serde_json::to_vec(&first).unwrap_or_default();
+            line.push(b'\n');
+            let _ = out.write_all(&line);
+            for e in rx.try_iter().take(10_000) {
+                let mut line = serde_json::to_vec(&e).unwrap_or_default();
+                line.push(b'\n');
+                let _ = out.write_all(&line);
+            }
+            if out.flush().is_err() {
+                eprintln!("events: cannot write {}", path.display());
+            }
+        }
+        let _ = out.flush();
+    }))
+}
+
+async fn serve_metrics(listener: tokio::net::TcpListener, filter: Arc<DnsFilter>) {
+    use http_body_util::Full;
+    use hyper::body::Bytes;
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let filter = filter.clone();
+        tokio::spawn(async move {
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let filter = filter.clone();
+                    async move {
+                        let (status, body) = if req.uri().path() == "/metrics" {
+                            (200, filter.metrics_text())
+                        } else {
+                            (404, "not found: try /metrics\n".to_owned())
+                        };
+                        hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
+                            .body(Full::new(Bytes::from(body)))
+                    }
+                });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
 }
 
 /// Prints where Haven listens. A closed standard output (a detached terminal, a supervisor
@@ -202,6 +333,7 @@ fn banner(
     origin: &str,
     dns: &[SocketAddr],
     upstreams: &[SocketAddr],
+    metrics: Option<SocketAddr>,
 ) {
     use std::io::Write as _;
     let list = |v: &[SocketAddr]| {
@@ -223,6 +355,15 @@ fn banner(
         text += &format!("  network:     {} → {}\n", n.cidr, n.group);
     }
     text += &format!("  anyone else: {}\n", config.default_group);
+    if let Some(m) = metrics {
+        text += &format!("  metrics:     http://{m}/metrics\n");
+    }
+    if config.events.log {
+        text += &format!(
+            "  events:      {}\n",
+            ctx.data_dir.join("events/dns.jsonl").display()
+        );
+    }
     text +=
         "  proxy:       not yet built (issue 4); console and sign-in: not yet built (issue 5)\n";
     if let (Some(addr), Some(pupils)) = (dns.first(), config.networks.first()) {
@@ -239,16 +380,52 @@ fn banner(
     let _ = out.flush();
 }
 
+/// The files whose change means a reload: the snapshot in force and the policy.
+fn watched(ctx: &Context) -> Vec<Option<std::time::SystemTime>> {
+    [
+        ctx.lists().snapshot_path(),
+        ctx.data_dir.join("policy.toml"),
+    ]
+    .iter()
+    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+    .collect()
+}
+
 async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut seen = watched(ctx);
+    // Loading a large snapshot takes a moment: do it off the serving thread, then swap.
+    let reload = |why: &'static str| {
+        let data_dir = ctx.data_dir.clone();
+        let live = live.clone();
+        async move {
+            let built =
+                tokio::task::spawn_blocking(move || Context { data_dir }.engine(None)).await;
+            match built.map_err(anyhow::Error::from).and_then(|r| r) {
+                Ok(engine) => {
+                    live.replace(|_| Ok::<_, anyhow::Error>(engine)).ok();
+                    eprintln!(
+                        "reloaded ({why}): snapshot {:016x}",
+                        live.current().snapshot().checksum()
+                    );
+                }
+                Err(e) => {
+                    eprintln!("reload ({why}) refused, the lists and policy in force stay: {e:#}")
+                }
+            }
+        }
+    };
     loop {
         tokio::select! {
-            _ = hup.recv() => {
-                match live.replace(|_| ctx.engine(None)) {
-                    Ok(()) => eprintln!("reloaded: snapshot {:016x}", live.current().snapshot().checksum()),
-                    Err(e) => eprintln!("reload refused, the lists and policy in force stay: {e:#}"),
+            _ = hup.recv() => reload("SIGHUP").await,
+            _ = tick.tick() => {
+                let now = watched(ctx);
+                if now != seen {
+                    seen = now;
+                    reload("a list or policy file changed").await;
                 }
             }
             _ = term.recv() => return Ok(()),

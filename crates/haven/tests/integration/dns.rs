@@ -38,6 +38,11 @@ fn upstream_answer(msg: &[u8], tcp: bool, counted: &AtomicUsize) -> Option<Vec<u
         }),
         "forcesafesearch.google.com" => reply.a(&q.name, 300, Ipv4Addr::new(216, 239, 38, 120)),
         "facebook.com" => reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 5)),
+        "slow.example" => {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+            reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 6))
+        }
         _ => reply.rcode(rcode::NXDOMAIN),
     };
     Some(out.build())
@@ -56,10 +61,14 @@ fn start_upstream() -> Upstream {
     let c = counted.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
+        let udp = Arc::new(udp);
         while let Ok((n, peer)) = udp.recv_from(&mut buf) {
-            if let Some(reply) = upstream_answer(&buf[..n], false, &c) {
-                let _ = udp.send_to(&reply, peer);
-            }
+            let (msg, udp, c) = (buf[..n].to_vec(), udp.clone(), c.clone());
+            std::thread::spawn(move || {
+                if let Some(reply) = upstream_answer(&msg, false, &c) {
+                    let _ = udp.send_to(&reply, peer);
+                }
+            });
         }
     });
     let c = counted.clone();
@@ -114,6 +123,15 @@ fn demo_lists() -> PathBuf {
 /// Imports the demo lists and starts `haven serve` with upstreams `first` (a dead one, to test
 /// failover) and the fake.
 fn start_haven(name: &str, upstream: &Upstream, block: &str) -> (Server, PathBuf) {
+    start_haven_with(name, upstream, block, "")
+}
+
+fn start_haven_with(
+    name: &str,
+    upstream: &Upstream,
+    block: &str,
+    extra: &str,
+) -> (Server, PathBuf) {
     let dir = scratch(name);
     let data = dir.join("data");
     ok(&haven(
@@ -136,7 +154,7 @@ fn start_haven(name: &str, upstream: &Upstream, block: &str) -> (Server, PathBuf
         .port();
     let config = format!(
         "default_group = \"ks2\"\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"]\ntimeout_ms = 300\nblock = \"{block}\"\nblock_page = [\"192.0.2.80\"]\n\
-         [[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n",
+         {extra}\n[[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n",
         upstream.port
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
@@ -362,4 +380,181 @@ fn block_page_mode_and_malformed_packets() {
     assert!(out.contains("ANSWER: 0"), "{out}");
     assert!(out.contains("EDE: 17"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Sends one query from `from` and waits for its answer: (rcode, answer bytes).
+fn ask(from: &str, port: u16, name: &str, id: u16) -> Option<(u8, Vec<u8>)> {
+    let sock = UdpSocket::bind((from, 0)).ok()?;
+    sock.set_read_timeout(Some(Duration::from_millis(1500)))
+        .ok()?;
+    sock.send_to(&wire::build_query(id, name, 1).ok()?, ("127.0.0.1", port))
+        .ok()?;
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).ok()?;
+    Some((buf[3] & 0x0F, buf[..n].to_vec()))
+}
+
+fn metrics(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .expect("write");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn events_metrics_and_reload_under_load() {
+    let upstream = start_upstream();
+    let mport = free_port();
+    let (server, dir) = start_haven_with(
+        "dns-reload",
+        &upstream,
+        "nxdomain",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{mport}\"\n"),
+    );
+    let data = dir.join("data");
+    assert_eq!(
+        ask("127.0.0.2", server.port, "bet365.com", 1)
+            .expect("answer")
+            .0,
+        rcode::NXDOMAIN
+    );
+    assert_eq!(
+        ask("127.0.0.2", server.port, "allowed.example", 2)
+            .expect("answer")
+            .0,
+        rcode::NOERROR
+    );
+    // Queries keep being answered while the lists are reloaded, by SIGHUP and by a file change.
+    let port = server.port;
+    let load = std::thread::spawn(move || {
+        let mut unanswered = 0;
+        for i in 0..300u16 {
+            if ask("127.0.0.2", port, "allowed.example", i).is_none() {
+                unanswered += 1;
+            }
+        }
+        unanswered
+    });
+    let pid = server.child.id().to_string();
+    for _ in 0..3 {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .expect("kill")
+            .success());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // A new list, imported while Haven runs, is picked up without a signal.
+    import_list(&dir, &data, "new.txt", "newly-listed.example\n", "gambling");
+    assert_eq!(
+        load.join().expect("load"),
+        0,
+        "no query went unanswered during reloads"
+    );
+    let mut blocked = false;
+    for _ in 0..40 {
+        if ask("127.0.0.2", port, "newly-listed.example", 9).map(|a| a.0) == Some(rcode::NXDOMAIN) {
+            blocked = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(blocked, "the file change was picked up");
+    // A broken policy is refused and the one in force stays.
+    std::fs::write(
+        data.join("policy.toml"),
+        "[groups.ks2]\ndefault = \"sometimes\"\n",
+    )
+    .expect("bad policy");
+    std::thread::sleep(Duration::from_millis(2600));
+    assert_eq!(
+        ask("127.0.0.2", port, "bet365.com", 10).expect("answer").0,
+        rcode::NXDOMAIN
+    );
+    assert_eq!(
+        ask("127.0.0.2", port, "allowed.example", 11)
+            .expect("answer")
+            .0,
+        rcode::NOERROR
+    );
+    // Metrics.
+    let text = metrics(mport);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.contains("haven_dns_blocked_total{category=\"gambling\"}"),
+        "{text}"
+    );
+    let queries: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("haven_dns_queries_total "))
+        .and_then(|n| n.parse().ok())
+        .expect("queries");
+    assert!(queries >= 300, "{text}");
+    // Events: every query, with its action and reason.
+    let mut events = String::new();
+    for _ in 0..20 {
+        events = std::fs::read_to_string(data.join("events/dns.jsonl")).unwrap_or_default();
+        if events.lines().count() >= 300 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let first: serde_json::Value =
+        serde_json::from_str(events.lines().next().expect("an event")).expect("json");
+    assert_eq!(first["name"], "bet365.com");
+    assert_eq!(first["action"], "block");
+    assert_eq!(first["group"], "ks2");
+    assert_eq!(first["client"], "127.0.0.2");
+    assert!(
+        first["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("Gambling"),
+        "{first}"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn rate_limits_and_identical_questions_asked_once() {
+    let upstream = start_upstream();
+    let (server, dir) = start_haven_with("dns-limits", &upstream, "nxdomain", "");
+    // Five clients ask the same slow question at once: the upstream hears it once.
+    let port = server.port;
+    let askers: Vec<_> = (0..5u16)
+        .map(|i| std::thread::spawn(move || ask("127.0.0.2", port, "slow.example", i)))
+        .collect();
+    for a in askers {
+        assert_eq!(a.join().expect("asker").expect("answer").0, rcode::NOERROR);
+    }
+    assert_eq!(
+        upstream.counted.load(Ordering::SeqCst),
+        1,
+        "asked upstream once"
+    );
+    drop(server);
+    // Five queries a second per client, bursts of ten: a flood from one pupil is refused, and
+    // another client is still answered.
+    let (server, dir2) =
+        start_haven_with("dns-rate", &upstream, "nxdomain", "rate_limit_qps = 5\n");
+    let answers: Vec<u8> = (0..40u16)
+        .filter_map(|i| ask("127.0.0.2", server.port, "allowed.example", i))
+        .map(|a| a.0)
+        .collect();
+    assert_eq!(answers.len(), 40, "refusals are answers too");
+    let refused = answers.iter().filter(|&&r| r == rcode::REFUSED).count();
+    assert!((25..=31).contains(&refused), "{refused} of 40 refused");
+    assert_eq!(answers[0], rcode::NOERROR);
+    assert_eq!(
+        ask("127.0.0.3", server.port, "allowed.example", 99)
+            .expect("answer")
+            .0,
+        rcode::NOERROR
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&dir2);
 }

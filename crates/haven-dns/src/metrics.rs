@@ -1,0 +1,154 @@
+//! The DNS filter's metrics, in the Prometheus text format. Every metric name is here.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Metric names.
+pub mod names {
+    /// Queries answered.
+    pub const QUERIES: &str = "haven_dns_queries_total";
+    /// Queries blocked, by category.
+    pub const BLOCKED: &str = "haven_dns_blocked_total";
+    /// Messages that were not valid queries.
+    pub const MALFORMED: &str = "haven_dns_malformed_total";
+    /// Queries refused by the per-client rate limit.
+    pub const RATE_LIMITED: &str = "haven_dns_rate_limited_total";
+    /// Answers from the cache.
+    pub const CACHE_HITS: &str = "haven_dns_cache_hits_total";
+    /// Lookups the cache could not answer.
+    pub const CACHE_MISSES: &str = "haven_dns_cache_misses_total";
+    /// Questions sent upstream.
+    pub const UPSTREAM_QUERIES: &str = "haven_dns_upstream_queries_total";
+    /// Questions no upstream answered.
+    pub const UPSTREAM_FAILURES: &str = "haven_dns_upstream_failures_total";
+    /// Time upstreams took to answer.
+    pub const UPSTREAM_LATENCY: &str = "haven_dns_upstream_latency_seconds";
+    /// Events dropped because the event consumer could not keep up.
+    pub const EVENTS_DROPPED: &str = "haven_dns_events_dropped_total";
+}
+
+/// Counters, updated on the query path without locks (but for blocks by category).
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Queries answered.
+    pub queries: AtomicU64,
+    /// Malformed messages.
+    pub malformed: AtomicU64,
+    /// Rate-limited queries.
+    pub rate_limited: AtomicU64,
+    /// Upstream questions.
+    pub upstream_queries: AtomicU64,
+    /// Upstream failures.
+    pub upstream_failures: AtomicU64,
+    /// Sum of upstream latency in microseconds.
+    pub upstream_latency_us: AtomicU64,
+    /// Events dropped.
+    pub events_dropped: AtomicU64,
+    blocked: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Counts a block in a category.
+    pub fn blocked(&self, category: &str) {
+        if let Ok(mut m) = self.blocked.lock() {
+            *m.entry(category.to_owned()).or_default() += 1;
+        }
+    }
+
+    /// Blocks so far, all categories.
+    pub fn blocked_total(&self) -> u64 {
+        self.blocked.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+
+    /// The Prometheus exposition text.
+    pub fn render(&self, cache_hits: u64, cache_misses: u64) -> String {
+        let mut out = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut counter = |name: &str, help: &str, value: u64| {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        };
+        counter(names::QUERIES, "DNS queries answered.", get(&self.queries));
+        counter(
+            names::MALFORMED,
+            "Messages that were not valid queries.",
+            get(&self.malformed),
+        );
+        counter(
+            names::RATE_LIMITED,
+            "Queries refused by the per-client rate limit.",
+            get(&self.rate_limited),
+        );
+        counter(names::CACHE_HITS, "Answers from the cache.", cache_hits);
+        counter(
+            names::CACHE_MISSES,
+            "Lookups the cache could not answer.",
+            cache_misses,
+        );
+        counter(
+            names::UPSTREAM_QUERIES,
+            "Questions sent upstream.",
+            get(&self.upstream_queries),
+        );
+        counter(
+            names::UPSTREAM_FAILURES,
+            "Questions no upstream answered.",
+            get(&self.upstream_failures),
+        );
+        counter(
+            names::EVENTS_DROPPED,
+            "Events dropped because the consumer could not keep up.",
+            get(&self.events_dropped),
+        );
+        let _ = writeln!(
+            out,
+            "# HELP {} Queries blocked, by category.\n# TYPE {} counter",
+            names::BLOCKED,
+            names::BLOCKED
+        );
+        if let Ok(m) = self.blocked.lock() {
+            for (category, n) in m.iter() {
+                let label = category.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(out, "{}{{category=\"{label}\"}} {n}", names::BLOCKED);
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {n} Time upstreams took to answer.\n# TYPE {n} summary\n{n}_sum {:.6}\n{n}_count {}",
+            get(&self.upstream_latency_us) as f64 / 1e6,
+            get(&self.upstream_queries),
+            n = names::UPSTREAM_LATENCY
+        );
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        m.queries.fetch_add(3, Ordering::Relaxed);
+        m.blocked("gambling");
+        m.blocked("gambling");
+        m.blocked("ut1:odd\"name");
+        let text = m.render(5, 2);
+        assert!(text.contains("haven_dns_queries_total 3\n"), "{text}");
+        assert!(
+            text.contains("haven_dns_blocked_total{category=\"gambling\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("haven_dns_blocked_total{category=\"ut1:odd_name\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("haven_dns_cache_hits_total 5\n"));
+        assert_eq!(m.blocked_total(), 3);
+    }
+}
