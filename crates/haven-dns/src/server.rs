@@ -671,3 +671,82 @@ mod tests {
         assert_eq!(resolv_conf_nameservers(conf).len(), 2);
     }
 }
+
+#[cfg(test)]
+mod request_path {
+    use super::*;
+    use haven_core::policy::DEFAULT_POLICY;
+    use haven_core::snapshot::{EntryKind, SnapshotBuilder};
+    use haven_core::{Engine, Policy, Snapshot};
+    use proptest::prelude::*;
+
+    fn filter() -> DnsFilter {
+        let mut b = SnapshotBuilder::new();
+        let s = b.add_source("t", "gambling").expect("source");
+        b.add(s, EntryKind::Domain, "casino.example")
+            .expect("entry");
+        let snapshot = Snapshot::from_bytes(b.build(0)).expect("snapshot");
+        let policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
+        let engine = Engine::new(Arc::new(snapshot), Arc::new(policy), "test").expect("engine");
+        let clients = ClientMap::new(&[], &[], "ks2", |_| true).expect("clients");
+        // An upstream nobody answers on: forwarding fails fast, which is fine for this test.
+        let config = DnsConfig {
+            upstreams: vec!["127.0.0.1:9".into()],
+            timeout_ms: 50,
+            ..DnsConfig::default()
+        };
+        DnsFilter::new(
+            &config,
+            Arc::new(LiveEngine::new(engine)),
+            Arc::new(clients),
+            &[],
+            || jiff::civil::date(2026, 11, 23).at(10, 0, 0, 0),
+        )
+        .expect("filter")
+    }
+
+    fn run<T>(f: impl std::future::Future<Output = T>) -> T {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        /// Any datagram gets an answer that parses as a response, or none; never a panic. Mutated
+        /// real queries reach deeper than random bytes.
+        #[test]
+        fn the_request_path_never_panics(
+            raw in proptest::collection::vec(any::<u8>(), 0..300),
+            flips in proptest::collection::vec((0usize..64, any::<u8>()), 0..6),
+            name in "[a-z]{1,10}\\.(example|casino\\.example)",
+        ) {
+            let f = filter();
+            let client: IpAddr = "127.0.0.2".parse().expect("ip");
+            let mut query = wire::build_query(7, &name, rtype::A).expect("query");
+            for (at, byte) in &flips {
+                let i = *at % query.len();
+                query[i] = *byte;
+            }
+            for msg in [raw, query] {
+                if let Some(reply) = run(f.answer(&msg, client, false)) {
+                    prop_assert!(reply.len() >= 12);
+                    prop_assert!(reply[2] & 0x80 != 0, "a reply is a response");
+                    prop_assert!(reply.len() <= 512 || wire::parse_query(&msg).is_ok_and(|q| reply.len() <= q.udp_limit()));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn blocked_names_are_answered_without_an_upstream() {
+        let f = filter();
+        let msg = wire::build_query(9, "www.casino.example", rtype::A).expect("query");
+        let reply = run(f.answer(&msg, "127.0.0.2".parse().expect("ip"), false)).expect("reply");
+        let r = wire::parse_response(&reply).expect("response");
+        assert_eq!((r.id, r.rcode), (9, rcode::NXDOMAIN));
+        assert_eq!(f.metrics.blocked_total(), 1);
+    }
+}
