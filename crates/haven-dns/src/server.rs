@@ -106,11 +106,21 @@ pub struct DnsFilter {
     counter: AtomicU64,
     /// Counters for the metrics endpoint.
     pub metrics: Metrics,
-    events: Option<SyncSender<Event>>,
+    events: Option<EventSink>,
     inflight: Mutex<HashMap<Key, Vec<oneshot::Sender<Option<Resolved>>>>>,
     rate_limit: u32,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
+
+/// Events leave in batches, so the writer is woken once per batch rather than once per query.
+#[derive(Debug)]
+struct EventSink {
+    tx: SyncSender<Vec<Event>>,
+    pending: Mutex<Vec<Event>>,
+}
+
+/// Events per batch.
+const EVENT_BATCH: usize = 256;
 
 /// An answer and the names it leads to.
 type Resolved = (Vec<u8>, Vec<String>);
@@ -211,11 +221,35 @@ impl DnsFilter {
         })
     }
 
-    /// Hands every query's event to `events` without waiting: when the channel is full the event
-    /// is dropped and counted, and the answer is never delayed.
-    pub fn with_events(mut self, events: SyncSender<Event>) -> Self {
-        self.events = Some(events);
+    /// Hands every query's event to `events`, in batches, without waiting: when the channel is
+    /// full the batch is dropped and counted, and no answer is ever delayed. Call
+    /// [`DnsFilter::flush_events`] now and then so a quiet filter's events still leave.
+    pub fn with_events(mut self, events: SyncSender<Vec<Event>>) -> Self {
+        self.events = Some(EventSink {
+            tx: events,
+            pending: Mutex::new(Vec::with_capacity(EVENT_BATCH)),
+        });
         self
+    }
+
+    /// Sends the events waiting in the current batch.
+    pub fn flush_events(&self) {
+        if let Some(sink) = &self.events {
+            let batch = match sink.pending.lock() {
+                Ok(mut p) if !p.is_empty() => {
+                    std::mem::replace(&mut *p, Vec::with_capacity(EVENT_BATCH))
+                }
+                _ => return,
+            };
+            self.send_batch(sink, batch);
+        }
+    }
+
+    fn send_batch(&self, sink: &EventSink, batch: Vec<Event>) {
+        let n = batch.len() as u64;
+        if sink.tx.try_send(batch).is_err() {
+            self.metrics.events_dropped.fetch_add(n, Ordering::Relaxed);
+        }
     }
 
     /// The metrics, in the Prometheus text format.
@@ -249,10 +283,17 @@ impl DnsFilter {
     }
 
     fn emit(&self, event: Event) {
-        if let Some(tx) = &self.events {
-            if tx.try_send(event).is_err() {
-                self.metrics.events_dropped.fetch_add(1, Ordering::Relaxed);
+        let Some(sink) = &self.events else { return };
+        let full = match sink.pending.lock() {
+            Ok(mut p) => {
+                p.push(event);
+                (p.len() >= EVENT_BATCH)
+                    .then(|| std::mem::replace(&mut *p, Vec::with_capacity(EVENT_BATCH)))
             }
+            Err(_) => None,
+        };
+        if let Some(batch) = full {
+            self.send_batch(sink, batch);
         }
     }
 

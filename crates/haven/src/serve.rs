@@ -214,7 +214,8 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     .with_context(|| format!("configuration {origin} refused"))?;
     let mut writer = None;
     if config.events.log {
-        let (tx, rx) = std::sync::mpsc::sync_channel(config.events.buffer.max(1));
+        let batches = config.events.buffer.div_ceil(256).max(1);
+        let (tx, rx) = std::sync::mpsc::sync_channel(batches);
         filter = filter.with_events(tx);
         writer = Some(start_event_writer(&ctx.data_dir.join("events"), rx)?);
     }
@@ -249,11 +250,21 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             metrics = Some(listener.local_addr()?);
             tokio::spawn(serve_metrics(listener, filter.clone()));
         }
+        // A quiet filter's last events still reach the log promptly.
+        let flusher = filter.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+            loop {
+                tick.tick().await;
+                flusher.flush_events();
+            }
+        });
         banner(ctx, &config, &origin, &addrs, filter.upstreams(), metrics);
         wait_and_reload(ctx, &live).await
     });
     // Stop the service, then let the writer put down every event it was handed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    filter.flush_events();
     drop(filter);
     if let Some(w) = writer {
         let _ = w.join();
@@ -265,7 +276,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
 /// Appends events as JSON lines, in batches, flushing after each batch.
 fn start_event_writer(
     dir: &std::path::Path,
-    rx: std::sync::mpsc::Receiver<haven_core::event::Event>,
+    rx: std::sync::mpsc::Receiver<Vec<haven_core::event::Event>>,
 ) -> Result<std::thread::JoinHandle<()>> {
     use std::io::Write as _;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -278,13 +289,13 @@ fn start_event_writer(
     Ok(std::thread::spawn(move || {
         let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
         while let Ok(first) = rx.recv() {
-            let mut line = serde_json::to_vec(&first).unwrap_or_default();
-            line.push(b'\n');
-            let _ = out.write_all(&line);
-            for e in rx.try_iter().take(10_000) {
-                let mut line = serde_json::to_vec(&e).unwrap_or_default();
-                line.push(b'\n');
-                let _ = out.write_all(&line);
+            for e in std::iter::once(first)
+                .chain(rx.try_iter().take(64))
+                .flatten()
+            {
+                if serde_json::to_writer(&mut out, &e).is_ok() {
+                    let _ = out.write_all(b"\n");
+                }
             }
             if out.flush().is_err() {
                 eprintln!("events: cannot write {}", path.display());
