@@ -122,6 +122,8 @@ server:
   do-not-query-localhost: no
   msg-cache-size: 128m
   rrset-cache-size: 256m
+  # The same socket buffer Haven asks for (Unbound's tuning guide recommends it too).
+  so-rcvbuf: 4m
   include: "$WORK/blocklist.conf"
 remote-control:
   control-enable: yes

@@ -298,6 +298,62 @@ impl Engine {
         }
     }
 
+    /// The deciding category's id and the rule, cheaply (for answers and events on the hot path;
+    /// [`Engine::explain`] gives the full account).
+    pub fn brief(&self, group: GroupId, d: &Decision) -> (Option<&str>, std::borrow::Cow<'_, str>) {
+        use std::borrow::Cow;
+        let snap = &self.snapshot;
+        let category = match d.rule {
+            Rule::Category { category, .. } => snap
+                .categories()
+                .get(usize::from(category))
+                .map(|c| c.id.as_str()),
+            Rule::Illegal => d
+                .hit
+                .and_then(|h| snap.set_categories(h.set).next())
+                .and_then(|c| snap.categories().get(usize::from(c)))
+                .map(|c| c.id.as_str()),
+            _ => None,
+        };
+        let Some(pg) = self.policy.groups.get(group.0) else {
+            return (category, Cow::Borrowed("unknown group"));
+        };
+        let rule = match d.rule {
+            Rule::Illegal => Cow::Owned(format!("illegal list {}", category.unwrap_or("?"))),
+            Rule::Deny(i) => self
+                .policy
+                .deny
+                .get(i)
+                .map_or(Cow::Borrowed("deny"), |o| Cow::Borrowed(o.label.as_str())),
+            Rule::Allow(i) => self
+                .policy
+                .allow
+                .get(i)
+                .map_or(Cow::Borrowed("allow"), |o| Cow::Borrowed(o.label.as_str())),
+            Rule::FileType => Cow::Borrowed("block_file_types"),
+            Rule::Lesson(i) | Rule::LessonOnly(i) => self
+                .policy
+                .lessons
+                .get(i)
+                .map_or(Cow::Borrowed("lesson"), |l| {
+                    Cow::Owned(format!("lesson {:?}", l.name))
+                }),
+            Rule::UnknownGroup => Cow::Borrowed("unknown group"),
+            Rule::Category { when: Some(w), .. } | Rule::Default { when: Some(w) } => {
+                pg.when.get(w).map_or(Cow::Borrowed("time rule"), |w| {
+                    Cow::Borrowed(w.origin.as_str())
+                })
+            }
+            Rule::Category { .. } => category
+                .and_then(|id| pg.categories.get(id))
+                .map_or(Cow::Borrowed(pg.default_origin.as_str()), |(_, origin)| {
+                    Cow::Borrowed(origin.as_str())
+                }),
+            Rule::Default { when: None } => Cow::Borrowed(pg.default_origin.as_str()),
+        };
+        (category, rule)
+    }
+
     /// Explains a decision in words for people and as fields for programs.
     pub fn explain(&self, t: &Target, group: GroupId, d: &Decision) -> Explanation {
         let Some(pg) = self.policy.groups.get(group.0) else {
@@ -736,6 +792,13 @@ mod tests {
         check(&e, "videos.example", "ks2", MONDAY_10, Action::Warn);
         let x = check(&e, "videos.example", "ks1", MONDAY_10, Action::Block);
         assert_eq!(x.rule, "groups.ks1.categories.streaming");
+        // The brief form agrees with the full explanation.
+        let (t, g) = (
+            Target::parse("videos.example").expect("t"),
+            e.group_id("ks1").expect("g"),
+        );
+        let d = e.decide(&t, g, None, parse_datetime(MONDAY_10).expect("time"));
+        assert_eq!(e.brief(g, &d), (Some("streaming"), x.rule.clone().into()));
         let x = check(&e, "games.example", "eyfs", MONDAY_10, Action::Block);
         assert_eq!(
             x.rule, "groups.ks2.categories.games",

@@ -2,7 +2,6 @@
 
 use haven_core::engine::{Engine, GroupId, Rule};
 use haven_core::policy::Action;
-use haven_core::snapshot::ListTable;
 use haven_core::Target;
 use jiff::civil::DateTime;
 
@@ -74,7 +73,7 @@ pub fn plan(
             None => Plan::Forward,
         },
         Action::Warn if !warn_as_block => Plan::Forward,
-        Action::Warn | Action::Block => Plan::Block(blocked(engine, &target, group, &d)),
+        Action::Warn | Action::Block => Plan::Block(blocked(engine, group, &d)),
     }
 }
 
@@ -97,24 +96,26 @@ pub fn check_chain<'a>(
         })
 }
 
-fn blocked(engine: &Engine, target: &Target, group: GroupId, d: &haven_core::Decision) -> Blocked {
-    let x = engine.explain(target, group, d);
-    let category = x.categories.first().map(|c| c.id.as_str()).unwrap_or("");
-    let code = if d.hit.is_some_and(|h| h.table == ListTable::Illegal) || d.rule == Rule::Illegal {
+fn blocked(engine: &Engine, group: GroupId, d: &haven_core::Decision) -> Blocked {
+    let (category, rule) = engine.brief(group, d);
+    let category = category.unwrap_or("");
+    let code = if d.rule == Rule::Illegal {
         ede::CENSORED
     } else if SECURITY.contains(&category) {
         ede::BLOCKED
     } else {
         ede::FILTERED
     };
-    let what = x
-        .categories
-        .first()
-        .map_or_else(|| x.rule.clone(), |c| c.name.clone());
+    let what = haven_core::category::by_id(category).map_or(category, |c| c.name);
+    let reason = if what.is_empty() {
+        format!("Haven: {rule}")
+    } else {
+        format!("Haven: {what} ({rule})")
+    };
     Blocked {
         category: category.to_owned(),
         ede: code,
-        reason: format!("Haven: {what} ({})", x.rule),
+        reason,
         warn: d.action == Action::Warn,
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
+use std::future::Future;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -617,8 +618,11 @@ impl DnsFilter {
         Ok((buf, resp))
     }
 
-    /// Serves UDP on a bound socket until it fails.
+    /// Serves UDP on a bound socket until it fails. The socket's receive buffer is raised to
+    /// 4 MiB (as far as the system allows) so a burst, or a moment spent loading new lists,
+    /// queues queries instead of dropping them.
     pub async fn serve_udp(self: Arc<Self>, socket: UdpSocket) -> io::Result<()> {
+        let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
         let socket = Arc::new(socket);
         let mut buf = vec![0u8; 65_535];
         loop {
@@ -636,11 +640,17 @@ impl DnsFilter {
             let msg = buf[..n].to_vec();
             let me = self.clone();
             let socket = socket.clone();
-            tokio::spawn(async move {
+            let mut reply = Box::pin(async move {
                 if let Some(reply) = me.answer(&msg, peer.ip(), false).await {
                     let _ = socket.send_to(&reply, peer).await;
                 }
             });
+            // Blocked names and cached answers are ready at once: answer them here. Only an
+            // answer that waits for an upstream becomes a task of its own.
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if reply.as_mut().poll(&mut cx).is_pending() {
+                tokio::spawn(reply);
+            }
         }
     }
 

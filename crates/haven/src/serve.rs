@@ -186,8 +186,23 @@ fn system_upstreams() -> Vec<SocketAddr> {
         .unwrap_or_default()
 }
 
+/// Local wall-clock time, looked up at most once a second (policies work in minutes).
 fn local_now() -> jiff::civil::DateTime {
-    jiff::Zoned::now().datetime()
+    use std::cell::Cell;
+    thread_local! {
+        static LAST: Cell<Option<(u64, jiff::civil::DateTime)>> = const { Cell::new(None) };
+    }
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    LAST.with(|last| match last.get() {
+        Some((s, t)) if s == second => t,
+        _ => {
+            let t = jiff::Zoned::now().datetime();
+            last.set(Some((second, t)));
+            t
+        }
+    })
 }
 
 pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
