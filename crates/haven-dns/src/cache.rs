@@ -4,6 +4,7 @@
 //! answer serves every group correctly. Time is passed in, so tests need no clock.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::wire::{self, rcode, Response};
@@ -16,19 +17,20 @@ const DEFAULT_NEGATIVE_TTL: u32 = 60;
 /// What identifies a cached answer.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
-    /// Lower-case name.
-    pub name: String,
+    /// Lower-case name (shared between the map and the eviction queue).
+    pub name: Arc<str>,
     /// Query type.
     pub qtype: u16,
     /// Whether DNSSEC records were asked for.
     pub dnssec_ok: bool,
 }
 
+/// Sized to the byte: hundreds of thousands of these may be held.
 #[derive(Debug, Clone)]
 struct Entry {
-    msg: Vec<u8>,
-    ttl_fields: Vec<usize>,
-    names: Vec<String>,
+    msg: Box<[u8]>,
+    ttl_fields: Box<[u16]>,
+    names: Box<[Box<str>]>,
     stored: Instant,
     expires: Instant,
 }
@@ -79,19 +81,21 @@ impl Cache {
             }
         };
         self.hits += 1;
-        let mut msg = entry.msg.clone();
+        let mut msg = entry.msg.to_vec();
         let age = u32::try_from(now.duration_since(entry.stored).as_secs()).unwrap_or(u32::MAX);
-        wire::age_ttls(&mut msg, &entry.ttl_fields, age);
+        let fields: Vec<usize> = entry.ttl_fields.iter().map(|&f| usize::from(f)).collect();
+        wire::age_ttls(&mut msg, &fields, age);
         Some(Hit {
             msg,
-            names: entry.names.clone(),
+            names: entry.names.iter().map(|n| n.to_string()).collect(),
         })
     }
 
     /// Stores an upstream answer for as long as it may be kept. SERVFAIL and truncated answers
     /// are not stored.
     pub fn put(&mut self, key: Key, msg: &[u8], resp: &Response, now: Instant) {
-        if self.capacity == 0 || resp.truncated {
+        // TTL offsets are kept in 16 bits: a UDP-sized answer always fits; a bigger one is not kept.
+        if self.capacity == 0 || resp.truncated || msg.len() > usize::from(u16::MAX) {
             return;
         }
         let ttl = match resp.rcode {
@@ -115,15 +119,20 @@ impl Cache {
         let names = resp
             .answers
             .iter()
-            .filter_map(|r| r.cname.clone())
+            .filter_map(|r| r.cname.as_deref().map(Box::from))
+            .collect();
+        let ttl_fields = resp
+            .ttl_fields
+            .iter()
+            .filter_map(|&f| u16::try_from(f).ok())
             .collect();
         if self
             .entries
             .insert(
                 key.clone(),
                 Entry {
-                    msg: msg.to_vec(),
-                    ttl_fields: resp.ttl_fields.clone(),
+                    msg: msg.into(),
+                    ttl_fields,
                     names,
                     stored: now,
                     expires: now + Duration::from_secs(u64::from(ttl)),
@@ -165,7 +174,7 @@ mod tests {
 
     fn key(name: &str) -> Key {
         Key {
-            name: name.into(),
+            name: Arc::from(name),
             qtype: 1,
             dnssec_ok: false,
         }

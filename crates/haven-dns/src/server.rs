@@ -480,7 +480,7 @@ impl DnsFilter {
     /// Identical questions already on their way upstream are joined, not asked again.
     async fn resolve(&self, msg: &[u8], q: &Query) -> Option<Resolved> {
         let key = Key {
-            name: q.name.clone(),
+            name: Arc::from(q.name.as_str()),
             qtype: q.qtype,
             dnssec_ok: q.dnssec_ok,
         };
