@@ -540,13 +540,23 @@ fn rate_limits_and_identical_questions_asked_once() {
     // another client is still answered.
     let (server, dir2) =
         start_haven_with("dns-rate", &upstream, "nxdomain", "rate_limit_qps = 5\n");
+    let started = std::time::Instant::now();
     let answers: Vec<u8> = (0..40u16)
         .filter_map(|i| ask("127.0.0.2", server.port, "allowed.example", i))
         .map(|a| a.0)
         .collect();
+    let elapsed = started.elapsed().as_secs_f64();
     assert_eq!(answers.len(), 40, "refusals are answers too");
-    let refused = answers.iter().filter(|&&r| r == rcode::REFUSED).count();
-    assert!((25..=31).contains(&refused), "{refused} of 40 refused");
+    let allowed = answers.iter().filter(|&&r| r == rcode::NOERROR).count() as f64;
+    // The burst of ten, plus five a second for however long this took on a busy machine.
+    assert!(
+        allowed >= 10.0 && allowed <= 10.0 + 5.0 * elapsed + 1.0,
+        "{allowed} of 40 allowed in {elapsed:.2} s"
+    );
+    assert!(
+        answers.contains(&rcode::REFUSED) || elapsed > 6.0,
+        "a flood is refused"
+    );
     assert_eq!(answers[0], rcode::NOERROR);
     assert_eq!(
         ask("127.0.0.3", server.port, "allowed.example", 99)
