@@ -123,6 +123,9 @@ struct EventSink {
 /// Events per batch.
 const EVENT_BATCH: usize = 256;
 
+/// TCP connections served at once.
+pub const MAX_TCP_CONNECTIONS: usize = 1024;
+
 /// An answer and the names it leads to.
 type Resolved = (Vec<u8>, Vec<String>);
 
@@ -654,16 +657,23 @@ impl DnsFilter {
         }
     }
 
-    /// Serves TCP on a bound listener until it fails.
+    /// Serves TCP on a bound listener until it fails. At most [`MAX_TCP_CONNECTIONS`] are open
+    /// at once; one more is closed straight away, so idle connections cannot exhaust the server.
     pub async fn serve_tcp(self: Arc<Self>, listener: TcpListener) -> io::Result<()> {
+        let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
                 Err(_) => continue,
             };
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
             let me = self.clone();
             tokio::spawn(async move {
                 let _ = me.serve_tcp_connection(stream, peer.ip()).await;
+                drop(slot);
             });
         }
     }
