@@ -87,19 +87,15 @@ categories = { pornography = "block", hate-speech = "block", chat = "block", dat
   social-networks = "block", piracy = "block", "ut1:synthetic" = "block" }
 EOF
 
+unbound_server() { # unbound_server PORT NAME: the server: lines both Unbounds share
+  printf 'server:\n  interface: 127.0.0.1@%s\n  do-ip6: no\n  access-control: 127.0.0.0/8 allow\n' "$1"
+  printf '  num-threads: 1\n  username: ""\n  chroot: ""\n  directory: "%s"\n' "$WORK"
+  printf '  pidfile: "%s/%s.pid"\n  use-syslog: no\n  logfile: ""\n' "$WORK" "$2"
+}
+
 echo "== the upstream: an Unbound answering every name (core 0)"
-cat > "$WORK/upstream.conf" <<EOF
-server:
-  interface: 127.0.0.1@$UP
-  do-ip6: no
-  access-control: 127.0.0.0/8 allow
-  num-threads: 1
-  username: ""
-  chroot: ""
-  directory: "$WORK"
-  pidfile: "$WORK/upstream.pid"
-  use-syslog: no
-  logfile: ""
+unbound_server "$UP" upstream > "$WORK/upstream.conf"
+cat >> "$WORK/upstream.conf" <<EOF
   local-zone: "." redirect
   local-data: ". 3600 IN A 192.0.2.1"
   local-data: ". 3600 IN AAAA 2001:db8::1"
@@ -107,18 +103,8 @@ EOF
 taskset -c 0 unbound -d -c "$WORK/upstream.conf" & PIDS+=($!)
 
 echo "== Unbound with the blocklist (core 1)"
-cat > "$WORK/unbound.conf" <<EOF
-server:
-  interface: 127.0.0.1@$UB
-  do-ip6: no
-  access-control: 127.0.0.0/8 allow
-  num-threads: 1
-  username: ""
-  chroot: ""
-  directory: "$WORK"
-  pidfile: "$WORK/unbound.pid"
-  use-syslog: no
-  logfile: ""
+unbound_server "$UB" unbound > "$WORK/unbound.conf"
+cat >> "$WORK/unbound.conf" <<EOF
   do-not-query-localhost: no
   msg-cache-size: 128m
   rrset-cache-size: 256m

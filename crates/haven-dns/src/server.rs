@@ -584,7 +584,7 @@ impl DnsFilter {
                 .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream timed out"))??;
             // Anything but the answer to this question with this id is ignored (spoofing).
             if let Ok(resp) = wire::parse_response(&buf[..n]) {
-                if resp.id == id && resp.name == q.name && resp.qtype == q.qtype {
+                if answers(&resp, id, q) {
                     return Ok((buf[..n].to_vec(), resp));
                 }
             }
@@ -600,11 +600,7 @@ impl DnsFilter {
     ) -> io::Result<(Vec<u8>, Response)> {
         let exchange = async {
             let mut s = TcpStream::connect(upstream).await?;
-            let len = u16::try_from(out.len()).map_err(|_| io::Error::other("query too long"))?;
-            let mut framed = Vec::with_capacity(out.len() + 2);
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(out);
-            s.write_all(&framed).await?;
+            s.write_all(&tcp_frame(out)?).await?;
             let mut len = [0u8; 2];
             s.read_exact(&mut len).await?;
             let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
@@ -615,7 +611,7 @@ impl DnsFilter {
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream timed out"))??;
         let resp = wire::parse_response(&buf).map_err(io::Error::other)?;
-        if resp.id != id || resp.name != q.name || resp.qtype != q.qtype {
+        if !answers(&resp, id, q) {
             return Err(io::Error::other("upstream answered another question"));
         }
         Ok((buf, resp))
@@ -693,13 +689,24 @@ impl DnsFilter {
             let Some(reply) = self.answer(&msg, peer, true).await else {
                 return Ok(());
             };
-            let len = u16::try_from(reply.len()).unwrap_or(u16::MAX);
-            let mut framed = Vec::with_capacity(reply.len() + 2);
-            framed.extend_from_slice(&len.to_be_bytes());
-            framed.extend_from_slice(&reply[..usize::from(len)]);
-            stream.write_all(&framed).await?;
+            stream.write_all(&tcp_frame(&reply)?).await?;
         }
     }
+}
+
+/// Whether an upstream response answers our question (id, name and type all match).
+fn answers(resp: &Response, id: u16, q: &Query) -> bool {
+    resp.id == id && resp.name == q.name && resp.qtype == q.qtype
+}
+
+/// A DNS message framed for TCP: its length in two bytes, then the message.
+fn tcp_frame(msg: &[u8]) -> io::Result<Vec<u8>> {
+    let len = u16::try_from(msg.len())
+        .map_err(|_| io::Error::other("message longer than 65,535 bytes"))?;
+    let mut framed = Vec::with_capacity(msg.len() + 2);
+    framed.extend_from_slice(&len.to_be_bytes());
+    framed.extend_from_slice(msg);
+    Ok(framed)
 }
 
 /// The nameservers `/etc/resolv.conf`-style text names.
