@@ -459,3 +459,46 @@ async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haven_core::policy::DEFAULT_POLICY;
+    use haven_core::Policy;
+
+    #[test]
+    fn the_shipped_configuration_parses_and_fits_the_default_policy() {
+        let config: ConfigFile = toml::from_str(DEFAULT_CONFIG).expect("config/haven.toml parses");
+        let policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
+        ClientMap::new(
+            &config.networks,
+            &config.devices,
+            &config.default_group,
+            |g| policy.group(g).is_some(),
+        )
+        .expect("every group the configuration names is in the default policy");
+        assert_eq!(config.dns.listen, ["127.0.0.1:5353"]);
+        assert!(config.metrics.listen.is_some());
+        assert!(config.events.log);
+    }
+
+    #[test]
+    fn the_demo_lists_cover_every_category_they_claim() {
+        for (category, text) in DEMO_LISTS {
+            assert!(
+                haven_core::category::by_id(category).is_some(),
+                "{category}"
+            );
+            assert!(text.lines().count() >= 2, "{category}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let err = toml::from_str::<ConfigFile>(
+            "default_group = \"ks2\"\n[dns]\nlisten = []\nport = 53\n",
+        )
+        .expect_err("refused");
+        assert!(err.to_string().contains("unknown field `port`"), "{err}");
+    }
+}
