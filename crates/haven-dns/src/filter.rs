@@ -34,8 +34,10 @@ pub struct Blocked {
 /// The plan for a query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Plan {
-    /// Ask upstream, then check every CNAME target of the answer.
-    Forward,
+    /// Ask upstream, then check every CNAME target of the answer. The action is what the
+    /// event records: `allow`, or `alert-only` and `warn` (passed) with their reason, so that
+    /// monitoring sees them.
+    Forward(Action, Option<String>),
     /// Answer with the block response.
     Block(Blocked),
     /// Answer with a CNAME to the engine's safe-search host.
@@ -67,12 +69,17 @@ pub fn plan(
     };
     let d = engine.decide(&target, group, None, at);
     match d.action {
-        Action::Allow | Action::AlertOnly => Plan::Forward,
+        Action::Allow => Plan::Forward(Action::Allow, None),
+        Action::AlertOnly => {
+            Plan::Forward(Action::AlertOnly, Some(blocked(engine, group, &d).reason))
+        }
+        Action::Warn if !warn_as_block => {
+            Plan::Forward(Action::Warn, Some(blocked(engine, group, &d).reason))
+        }
         Action::Rewrite => match d.safe_search.and_then(|(e, m)| e.safe_host(m)) {
             Some(host) => Plan::SafeSearch(host),
-            None => Plan::Forward,
+            None => Plan::Forward(Action::Allow, None),
         },
-        Action::Warn if !warn_as_block => Plan::Forward,
         Action::Warn | Action::Block => Plan::Block(blocked(engine, group, &d)),
     }
 }
@@ -117,5 +124,73 @@ fn blocked(engine: &Engine, group: GroupId, d: &haven_core::Decision) -> Blocked
         ede: code,
         reason,
         warn: d.action == Action::Warn,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haven_core::policy::{parse_datetime, DEFAULT_POLICY};
+    use haven_core::snapshot::{EntryKind, SnapshotBuilder};
+    use haven_core::{Policy, Snapshot};
+    use std::sync::Arc;
+
+    fn engine() -> Engine {
+        let mut b = SnapshotBuilder::new();
+        for (cat, name) in [
+            ("extremism", "extreme.example"),
+            ("streaming", "videos.example"),
+            ("gambling", "casino.example"),
+        ] {
+            let s = b.add_source(cat, cat).expect("source");
+            b.add(s, EntryKind::Domain, name).expect("entry");
+        }
+        let snap = Snapshot::from_bytes(b.build(0)).expect("snapshot");
+        Engine::new(
+            Arc::new(snap),
+            Arc::new(Policy::from_toml(DEFAULT_POLICY).expect("policy")),
+            "test",
+        )
+        .expect("engine")
+    }
+
+    #[test]
+    fn monitoring_sees_alert_only_and_passed_warnings() {
+        let e = engine();
+        let ks2 = e.group_id("ks2").expect("ks2");
+        let at = parse_datetime("2026-11-23T10:00").expect("time");
+        match plan(&e, "extreme.example", ks2, at, false) {
+            Plan::Forward(Action::AlertOnly, Some(reason)) => {
+                assert!(reason.contains("Extremism"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            plan(&e, "videos.example", ks2, at, false),
+            Plan::Forward(Action::Warn, Some(_))
+        ));
+        assert!(matches!(
+            plan(&e, "videos.example", ks2, at, true),
+            Plan::Block(Blocked { warn: true, .. })
+        ));
+        assert_eq!(
+            plan(&e, "unlisted.example", ks2, at, false),
+            Plan::Forward(Action::Allow, None)
+        );
+        assert_eq!(
+            plan(&e, "use-application-dns.net", ks2, at, false),
+            Plan::Canary
+        );
+        assert_eq!(
+            plan(&e, "www.google.co.uk", ks2, at, false),
+            Plan::SafeSearch("forcesafesearch.google.com")
+        );
+        match plan(&e, "casino.example", ks2, at, false) {
+            Plan::Block(b) => {
+                assert_eq!((b.ede, b.category.as_str()), (ede::FILTERED, "gambling"));
+                assert_eq!(b.reason, "Haven: Gambling (groups.ks2.categories.gambling)");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -400,7 +400,7 @@ impl DnsFilter {
                 Action::Rewrite,
                 Some(format!("safe search: {host}")),
             ),
-            Plan::Forward => {
+            Plan::Forward(action, reason) => {
                 let Some((mut answer, names)) = self.resolve(msg, q).await else {
                     self.metrics
                         .upstream_failures
@@ -425,7 +425,7 @@ impl DnsFilter {
                     );
                 }
                 wire::set_id(&mut answer, q.id);
-                answered(answer, Action::Allow, None)
+                answered(answer, action, reason)
             }
         }
     }
