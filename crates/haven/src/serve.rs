@@ -251,8 +251,19 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("DNS: cannot listen on tcp {addr}"))?;
             addrs.push(udp.local_addr()?);
-            tokio::spawn(filter.clone().serve_udp(udp));
-            tokio::spawn(filter.clone().serve_tcp(tcp));
+            // A listener that stops says so; it never goes quiet.
+            let f = filter.clone();
+            tokio::spawn(async move {
+                if let Err(e) = f.serve_udp(udp).await {
+                    eprintln!("error: DNS on udp {addr} stopped: {e}");
+                }
+            });
+            let f = filter.clone();
+            tokio::spawn(async move {
+                if let Err(e) = f.serve_tcp(tcp).await {
+                    eprintln!("error: DNS on tcp {addr} stopped: {e}");
+                }
+            });
         }
         let mut metrics = None;
         if let Some(listen) = &config.metrics.listen {
