@@ -425,6 +425,7 @@ impl DnsFilter {
                     );
                 }
                 wire::set_id(&mut answer, q.id);
+                wire::set_question(&mut answer, &q.question);
                 answered(answer, action, reason)
             }
         }

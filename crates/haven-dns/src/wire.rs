@@ -516,6 +516,17 @@ pub fn set_id(msg: &mut [u8], id: u16) {
     }
 }
 
+/// Puts the client's own question back into an answer (a cached answer carries the first
+/// asker's): resolvers that randomise the case of names (DNS 0x20) check it. Only a question of
+/// the same length is copied, so nothing else in the message moves.
+pub fn set_question(msg: &mut [u8], question: &[u8]) {
+    if let Some(q) = msg.get_mut(HEADER..HEADER + question.len()) {
+        if q.eq_ignore_ascii_case(question) {
+            q.copy_from_slice(question);
+        }
+    }
+}
+
 /// Lowers every TTL field (given by offset) by `elapsed` seconds, for a cached answer.
 pub fn age_ttls(msg: &mut [u8], fields: &[usize], elapsed: u32) {
     for &at in fields {
@@ -669,5 +680,13 @@ mod tests {
         assert_eq!(parse_response(&reply).expect("parses").answers[0].ttl, 70);
         set_id(&mut reply, 7);
         assert_eq!(parse_response(&reply).expect("parses").id, 7);
+        // The asker's own letter case comes back.
+        let mixed = parse_query(&build_query(8, "BiG.eXaMpLe", rtype::A).expect("q")).expect("q");
+        set_question(&mut reply, &mixed.question);
+        assert_eq!(&reply[12..12 + mixed.question.len()], &mixed.question[..]);
+        let other = parse_query(&build_query(8, "small.example", rtype::A).expect("q")).expect("q");
+        let before = reply.clone();
+        set_question(&mut reply, &other.question);
+        assert_eq!(reply, before, "another question is never copied in");
     }
 }
