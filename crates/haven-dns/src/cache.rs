@@ -2,10 +2,16 @@
 //!
 //! Answers are stored as the upstream sent them; policy is applied on every use, so one cached
 //! answer serves every group correctly. Time is passed in, so tests need no clock.
+//!
+//! Hundreds of thousands of answers may be held, so an entry is one allocation (the message, its
+//! TTL offsets and the CNAME targets it leads to, packed) plus 32 bytes. Entries are found by a
+//! keyed 64-bit hash of the question, and every hit is checked against the question stored in the
+//! message itself: a hash collision is a miss, never someone else's answer.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::hash::{BuildHasher, Hasher};
+use std::time::Instant;
 
 use crate::wire::{self, rcode, Response};
 
@@ -13,26 +19,47 @@ use crate::wire::{self, rcode, Response};
 const MAX_TTL: u32 = 86_400;
 /// Negative answers without an SOA are kept this long.
 const DEFAULT_NEGATIVE_TTL: u32 = 60;
+const HEADER: usize = 12;
 
-/// What identifies a cached answer.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key {
-    /// Lower-case name (shared between the map and the eviction queue).
-    pub name: Arc<str>,
-    /// Query type.
-    pub qtype: u16,
-    /// Whether DNSSEC records were asked for.
-    pub dnssec_ok: bool,
+#[derive(Debug)]
+struct Entry {
+    /// The message, then `ttls` 16-bit TTL offsets, then `names` length-prefixed names.
+    data: Box<[u8]>,
+    msg_len: u16,
+    ttls: u8,
+    names: u8,
+    dnssec_ok: bool,
+    /// Seconds since the cache's epoch.
+    stored: u32,
+    expires: u32,
 }
 
-/// Sized to the byte: hundreds of thousands of these may be held.
-#[derive(Debug, Clone)]
-struct Entry {
-    msg: Box<[u8]>,
-    ttl_fields: Box<[u16]>,
-    names: Box<[Box<str>]>,
-    stored: Instant,
-    expires: Instant,
+impl Entry {
+    fn msg(&self) -> &[u8] {
+        &self.data[..usize::from(self.msg_len)]
+    }
+
+    fn ttl_fields(&self) -> impl Iterator<Item = usize> + '_ {
+        let start = usize::from(self.msg_len);
+        self.data[start..start + 2 * usize::from(self.ttls)]
+            .chunks_exact(2)
+            .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])))
+    }
+
+    fn names(&self) -> Vec<String> {
+        let mut at = usize::from(self.msg_len) + 2 * usize::from(self.ttls);
+        let mut out = Vec::with_capacity(usize::from(self.names));
+        for _ in 0..self.names {
+            let Some(&len) = self.data.get(at) else { break };
+            let end = at + 1 + usize::from(len);
+            out.push(
+                String::from_utf8_lossy(self.data.get(at + 1..end).unwrap_or_default())
+                    .into_owned(),
+            );
+            at = end;
+        }
+        out
+    }
 }
 
 /// A cached answer, aged to now.
@@ -47,9 +74,11 @@ pub struct Hit {
 /// The cache.
 #[derive(Debug)]
 pub struct Cache {
-    entries: HashMap<Key, Entry>,
-    order: VecDeque<Key>,
+    entries: HashMap<u64, Entry>,
+    order: VecDeque<u64>,
     capacity: usize,
+    epoch: Instant,
+    keys: RandomState,
     hits: u64,
     misses: u64,
 }
@@ -61,41 +90,71 @@ impl Cache {
             entries: HashMap::new(),
             order: VecDeque::new(),
             capacity,
+            epoch: Instant::now(),
+            keys: RandomState::new(),
             hits: 0,
             misses: 0,
         }
     }
 
-    /// A fresh answer, if there is one.
-    pub fn get(&mut self, key: &Key, now: Instant) -> Option<Hit> {
-        let entry = match self.entries.get(key) {
-            Some(e) if e.expires > now => e,
-            Some(_) => {
-                self.entries.remove(key);
-                self.misses += 1;
-                return None;
+    /// The key of a question section (name in any case, type, class) and the DNSSEC-OK bit.
+    fn key(&self, question: &[u8], dnssec_ok: bool) -> u64 {
+        // A question is at most 259 bytes: lower-case it on the stack and hash it in one go.
+        let mut lower = [0u8; 264];
+        let n = question.len().min(lower.len() - 1);
+        for (d, s) in lower.iter_mut().zip(&question[..n]) {
+            *d = s.to_ascii_lowercase();
+        }
+        lower[n] = u8::from(dnssec_ok);
+        let mut h = self.keys.build_hasher();
+        h.write(&lower[..=n]);
+        h.finish()
+    }
+
+    fn seconds(&self, now: Instant) -> u32 {
+        u32::try_from(now.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    /// A fresh answer to this question, if there is one.
+    pub fn get(&mut self, question: &[u8], dnssec_ok: bool, now: Instant) -> Option<Hit> {
+        let key = self.key(question, dnssec_ok);
+        let now_s = self.seconds(now);
+        let fresh = match self.entries.get(&key) {
+            Some(e) => {
+                let same = e.dnssec_ok == dnssec_ok
+                    && e.msg()
+                        .get(HEADER..HEADER + question.len())
+                        .is_some_and(|q| q.eq_ignore_ascii_case(question));
+                same && e.expires > now_s
             }
-            None => {
-                self.misses += 1;
-                return None;
-            }
+            None => false,
         };
+        if !fresh {
+            self.misses += 1;
+            return None;
+        }
         self.hits += 1;
-        let mut msg = entry.msg.to_vec();
-        let age = u32::try_from(now.duration_since(entry.stored).as_secs()).unwrap_or(u32::MAX);
-        let fields: Vec<usize> = entry.ttl_fields.iter().map(|&f| usize::from(f)).collect();
-        wire::age_ttls(&mut msg, &fields, age);
+        let e = self.entries.get(&key)?;
+        let mut msg = e.msg().to_vec();
+        let fields: Vec<usize> = e.ttl_fields().collect();
+        wire::age_ttls(&mut msg, &fields, now_s.saturating_sub(e.stored));
         Some(Hit {
             msg,
-            names: entry.names.iter().map(|n| n.to_string()).collect(),
+            names: e.names(),
         })
     }
 
-    /// Stores an upstream answer for as long as it may be kept. SERVFAIL and truncated answers
-    /// are not stored.
-    pub fn put(&mut self, key: Key, msg: &[u8], resp: &Response, now: Instant) {
-        // TTL offsets are kept in 16 bits: a UDP-sized answer always fits; a bigger one is not kept.
-        if self.capacity == 0 || resp.truncated || msg.len() > usize::from(u16::MAX) {
+    /// Stores an upstream answer to `question` for as long as it may be kept. SERVFAIL and
+    /// truncated answers are not stored, nor anything too large or unusual to pack.
+    pub fn put(
+        &mut self,
+        question: &[u8],
+        dnssec_ok: bool,
+        msg: &[u8],
+        resp: &Response,
+        now: Instant,
+    ) {
+        if self.capacity == 0 || resp.truncated {
             return;
         }
         let ttl = match resp.rcode {
@@ -105,8 +164,33 @@ impl Cache {
             _ => return,
         }
         .min(MAX_TTL);
-        if ttl == 0 {
+        let names: Vec<&str> = resp
+            .answers
+            .iter()
+            .filter_map(|r| r.cname.as_deref())
+            .collect();
+        let (Ok(msg_len), Ok(ttls), Ok(n_names)) = (
+            u16::try_from(msg.len()),
+            u8::try_from(resp.ttl_fields.len()),
+            u8::try_from(names.len()),
+        ) else {
             return;
+        };
+        if ttl == 0 || names.iter().any(|n| n.len() > 255) {
+            return;
+        }
+        let mut data = Vec::with_capacity(
+            msg.len()
+                + 2 * resp.ttl_fields.len()
+                + names.iter().map(|n| n.len() + 1).sum::<usize>(),
+        );
+        data.extend_from_slice(msg);
+        for &f in &resp.ttl_fields {
+            data.extend_from_slice(&u16::try_from(f).unwrap_or(0).to_le_bytes());
+        }
+        for n in &names {
+            data.push(n.len() as u8);
+            data.extend_from_slice(n.as_bytes());
         }
         while self.entries.len() >= self.capacity {
             match self.order.pop_front() {
@@ -116,33 +200,21 @@ impl Cache {
                 None => break,
             }
         }
-        let names = resp
-            .answers
-            .iter()
-            .filter_map(|r| r.cname.as_deref().map(Box::from))
-            .collect();
-        let ttl_fields = resp
-            .ttl_fields
-            .iter()
-            .filter_map(|&f| u16::try_from(f).ok())
-            .collect();
-        if self
-            .entries
-            .insert(
-                key.clone(),
-                Entry {
-                    msg: msg.into(),
-                    ttl_fields,
-                    names,
-                    stored: now,
-                    expires: now + Duration::from_secs(u64::from(ttl)),
-                },
-            )
-            .is_none()
-        {
+        let key = self.key(question, dnssec_ok);
+        let stored = self.seconds(now);
+        let entry = Entry {
+            data: data.into_boxed_slice(),
+            msg_len,
+            ttls,
+            names: n_names,
+            dnssec_ok,
+            stored,
+            expires: stored.saturating_add(ttl),
+        };
+        if self.entries.insert(key, entry).is_none() {
             self.order.push_back(key);
         }
-        // Expired entries leave their keys behind in the queue; drop those before it grows.
+        // Keys of entries replaced or expired linger in the queue; drop them before it grows.
         if self.order.len() > 2 * self.capacity.max(16) {
             let entries = &self.entries;
             self.order.retain(|k| entries.contains_key(k));
@@ -160,73 +232,77 @@ mod tests {
     use super::*;
     use crate::wire::{build_query, parse_query, parse_response, Reply};
     use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    fn question(name: &str) -> Vec<u8> {
+        parse_query(&build_query(1, name, 1).expect("q"))
+            .expect("q")
+            .question
+    }
 
     fn answer(name: &str, ttl: u32, rc: u8) -> (Vec<u8>, Response) {
         let q = parse_query(&build_query(1, name, 1).expect("q")).expect("q");
         let mut r = Reply::to(&q).rcode(rc);
         if rc == rcode::NOERROR {
-            r = r.a(name, ttl, Ipv4Addr::new(192, 0, 2, 1));
+            r = r.cname(name, ttl + 50, "target.example").a(
+                "target.example",
+                ttl,
+                Ipv4Addr::new(192, 0, 2, 1),
+            );
         }
         let msg = r.build();
         let resp = parse_response(&msg).expect("r");
         (msg, resp)
     }
 
-    fn key(name: &str) -> Key {
-        Key {
-            name: Arc::from(name),
-            qtype: 1,
-            dnssec_ok: false,
-        }
+    fn put(c: &mut Cache, name: &str, ttl: u32, rc: u8, now: Instant) {
+        let (msg, resp) = answer(name, ttl, rc);
+        c.put(&question(name), false, &msg, &resp, now);
     }
 
     #[test]
     fn ttls_are_honoured_and_aged() {
         let mut c = Cache::new(10);
         let t0 = Instant::now();
-        let (msg, resp) = answer("a.example", 100, rcode::NOERROR);
-        c.put(key("a.example"), &msg, &resp, t0);
+        put(&mut c, "a.example", 100, rcode::NOERROR, t0);
         let hit = c
-            .get(&key("a.example"), t0 + Duration::from_secs(40))
+            .get(&question("a.example"), false, t0 + Duration::from_secs(40))
             .expect("fresh");
-        assert_eq!(parse_response(&hit.msg).expect("r").answers[0].ttl, 60);
+        let r = parse_response(&hit.msg).expect("r");
+        assert_eq!((r.answers[0].ttl, r.answers[1].ttl), (110, 60));
+        assert_eq!(hit.names, ["target.example"]);
+        // Any letter case asks the same question; the DO bit does not.
+        assert!(c.get(&question("A.Example"), false, t0).is_some());
+        assert!(c.get(&question("a.example"), true, t0).is_none());
         assert!(
-            c.get(&key("a.example"), t0 + Duration::from_secs(100))
+            c.get(&question("a.example"), false, t0 + Duration::from_secs(100))
                 .is_none(),
             "expired"
         );
-        assert_eq!(c.stats(), (1, 1));
+        assert_eq!(c.stats(), (2, 2));
     }
 
     #[test]
     fn negative_answers_are_cached_and_servfail_is_not() {
         let mut c = Cache::new(10);
         let t0 = Instant::now();
-        let (msg, resp) = answer("gone.example", 0, rcode::NXDOMAIN);
-        c.put(key("gone.example"), &msg, &resp, t0);
+        put(&mut c, "gone.example", 0, rcode::NXDOMAIN, t0);
         assert!(c
-            .get(&key("gone.example"), t0 + Duration::from_secs(59))
+            .get(
+                &question("gone.example"),
+                false,
+                t0 + Duration::from_secs(59)
+            )
             .is_some());
         assert!(c
-            .get(&key("gone.example"), t0 + Duration::from_secs(61))
+            .get(
+                &question("gone.example"),
+                false,
+                t0 + Duration::from_secs(61)
+            )
             .is_none());
-        let (msg, resp) = answer("broken.example", 0, rcode::SERVFAIL);
-        c.put(key("broken.example"), &msg, &resp, t0);
-        assert!(c.get(&key("broken.example"), t0).is_none());
-    }
-
-    #[test]
-    fn the_eviction_queue_stays_bounded_as_entries_expire() {
-        let mut c = Cache::new(4);
-        let mut t = Instant::now();
-        for i in 0..1000 {
-            let name = format!("n{i}.example");
-            let (msg, resp) = answer(&name, 1, rcode::NOERROR);
-            c.put(key(&name), &msg, &resp, t);
-            t += Duration::from_secs(2);
-            assert!(c.get(&key(&name), t).is_none());
-        }
-        assert!(c.order.len() <= 2 * 16 + 1, "{}", c.order.len());
+        put(&mut c, "broken.example", 0, rcode::SERVFAIL, t0);
+        assert!(c.get(&question("broken.example"), false, t0).is_none());
     }
 
     #[test]
@@ -234,10 +310,42 @@ mod tests {
         let mut c = Cache::new(2);
         let t0 = Instant::now();
         for n in ["a.example", "b.example", "c.example"] {
-            let (msg, resp) = answer(n, 100, rcode::NOERROR);
-            c.put(key(n), &msg, &resp, t0);
+            put(&mut c, n, 100, rcode::NOERROR, t0);
         }
-        assert!(c.get(&key("a.example"), t0).is_none(), "the oldest went");
-        assert!(c.get(&key("c.example"), t0).is_some());
+        assert!(
+            c.get(&question("a.example"), false, t0).is_none(),
+            "the oldest went"
+        );
+        assert!(c.get(&question("c.example"), false, t0).is_some());
+    }
+
+    #[test]
+    fn the_eviction_queue_stays_bounded_as_entries_are_replaced() {
+        let mut c = Cache::new(4);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            put(
+                &mut c,
+                &format!("n{}.example", i % 7),
+                1,
+                rcode::NOERROR,
+                t0 + Duration::from_secs(i),
+            );
+        }
+        assert!(c.order.len() <= 2 * 16 + 1, "{}", c.order.len());
+        assert!(c.entries.len() <= 4);
+    }
+
+    #[test]
+    fn a_hash_collision_is_a_miss_not_another_answer() {
+        let mut c = Cache::new(10);
+        let t0 = Instant::now();
+        put(&mut c, "a.example", 100, rcode::NOERROR, t0);
+        // Force another question onto a.example's key: the stored question does not match.
+        let key = c.key(&question("a.example"), false);
+        let entry = c.entries.remove(&key).expect("entry");
+        let other = c.key(&question("b.example"), false);
+        c.entries.insert(other, entry);
+        assert!(c.get(&question("b.example"), false, t0).is_none());
     }
 }

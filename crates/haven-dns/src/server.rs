@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 
-use crate::cache::{Cache, Key};
+use crate::cache::Cache;
 use crate::filter::{self, Blocked, Plan};
 use crate::metrics::Metrics;
 use crate::wire::{self, ede, rcode, rtype, Query, Reply, Response};
@@ -125,6 +125,15 @@ const EVENT_BATCH: usize = 256;
 
 /// TCP connections served at once.
 pub const MAX_TCP_CONNECTIONS: usize = 1024;
+
+/// A question exactly (lower-case name, type, DO bit): the key of the in-flight map, where a
+/// mix-up would give one client another's answer, so no hashing shortcut is taken.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Key {
+    name: String,
+    qtype: u16,
+    dnssec_ok: bool,
+}
 
 /// An answer and the names it leads to.
 type Resolved = (Vec<u8>, Vec<String>);
@@ -483,14 +492,19 @@ impl DnsFilter {
     /// An answer from the cache or the upstreams: the message and the names it leads to.
     /// Identical questions already on their way upstream are joined, not asked again.
     async fn resolve(&self, msg: &[u8], q: &Query) -> Option<Resolved> {
+        if let Some(hit) = self
+            .cache
+            .lock()
+            .ok()?
+            .get(&q.question, q.dnssec_ok, Instant::now())
+        {
+            return Some((hit.msg, hit.names));
+        }
         let key = Key {
-            name: Arc::from(q.name.as_str()),
+            name: q.name.clone(),
             qtype: q.qtype,
             dnssec_ok: q.dnssec_ok,
         };
-        if let Some(hit) = self.cache.lock().ok()?.get(&key, Instant::now()) {
-            return Some((hit.msg, hit.names));
-        }
         let waiting = {
             let mut inflight = self.inflight.lock().ok()?;
             match inflight.get_mut(&key) {
@@ -514,7 +528,7 @@ impl DnsFilter {
         };
         let result = self.forward(msg, q).await.map(|(answer, resp)| {
             if let Ok(mut cache) = self.cache.lock() {
-                cache.put(key.clone(), &answer, &resp, Instant::now());
+                cache.put(&q.question, q.dnssec_ok, &answer, &resp, Instant::now());
             }
             let names = resp
                 .answers
