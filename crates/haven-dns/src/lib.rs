@@ -4,12 +4,14 @@
 //! - [`filter`]: the plan for a query, from the policy engine (pure);
 //! - [`cache`]: upstream answers kept for their TTL, negative answers included;
 //! - [`metrics`]: counters in the Prometheus text format;
-//! - [`server`]: UDP and TCP listeners, upstream forwarding with failover and TCP retry.
+//! - [`server`]: UDP and TCP listeners, upstream forwarding with failover and TCP retry;
+//! - [`upstream`]: upstream resolvers, plain or DNS over TLS with kept connections.
 
 pub mod cache;
 pub mod filter;
 pub mod metrics;
 pub mod server;
+pub mod upstream;
 pub mod wire;
 
 pub use server::{BlockMode, DnsConfig, DnsFilter};

@@ -24,6 +24,7 @@ use tokio::sync::oneshot;
 use crate::cache::Cache;
 use crate::filter::{self, Blocked, Plan};
 use crate::metrics::Metrics;
+use crate::upstream::{TlsClient, TlsSetupError, Upstream};
 use crate::wire::{self, ede, rcode, rtype, Query, Reply, Response};
 
 /// How blocked names are answered.
@@ -46,9 +47,13 @@ pub struct DnsConfig {
     /// Addresses to listen on (UDP and TCP), e.g. `127.0.0.1:5353` or `0.0.0.0:53`.
     #[serde(default = "default_listen")]
     pub listen: Vec<String>,
-    /// Upstream resolvers, tried in order; empty means the system's (`/etc/resolv.conf`).
+    /// Upstream resolvers, tried in order: `ADDRESS[:PORT]` for plain DNS, or
+    /// `tls://ADDRESS[:PORT][#NAME]` for DNS over TLS. Empty means the system's (`/etc/resolv.conf`).
     #[serde(default)]
     pub upstreams: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for DNS-over-TLS upstreams, besides the system's.
+    #[serde(default)]
+    pub tls_ca_file: Option<String>,
     /// How to answer blocked names.
     #[serde(default)]
     pub block: BlockMode,
@@ -87,6 +92,7 @@ impl Default for DnsConfig {
             timeout_ms: default_timeout(),
             cache_entries: default_cache(),
             rate_limit_qps: 0,
+            tls_ca_file: None,
         }
     }
 }
@@ -96,7 +102,8 @@ impl Default for DnsConfig {
 pub struct DnsFilter {
     engine: Arc<LiveEngine>,
     clients: Arc<ClientMap>,
-    upstreams: Vec<SocketAddr>,
+    upstreams: Vec<Upstream>,
+    tls: Option<TlsClient>,
     timeout: Duration,
     block: BlockMode,
     block_v4: Option<Ipv4Addr>,
@@ -166,7 +173,7 @@ impl Drop for InflightGuard<'_> {
 #[non_exhaustive]
 pub enum ConfigError {
     /// An upstream that is not `address:port` or an address.
-    #[error("dns.upstreams: {0:?} is not an IP address with an optional port")]
+    #[error("dns.upstreams: {0:?} is not ADDRESS[:PORT] or tls://ADDRESS[:PORT][#NAME]")]
     Upstream(String),
     /// No upstream at all.
     #[error("dns.upstreams is empty and /etc/resolv.conf names no nameserver")]
@@ -174,13 +181,9 @@ pub enum ConfigError {
     /// Block-page mode without an address.
     #[error("dns.block = \"block-page\" needs dns.block_page addresses")]
     NoBlockPage,
-}
-
-/// Parses `1.2.3.4`, `1.2.3.4:53`, `[::1]:53` or `::1` into a socket address (port 53 by default).
-pub fn parse_upstream(s: &str) -> Option<SocketAddr> {
-    s.parse::<SocketAddr>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+    /// The TLS client for DNS-over-TLS upstreams could not be set up.
+    #[error(transparent)]
+    Tls(#[from] TlsSetupError),
 }
 
 impl DnsFilter {
@@ -195,10 +198,10 @@ impl DnsFilter {
     ) -> Result<DnsFilter, ConfigError> {
         let mut upstreams = Vec::new();
         for u in &config.upstreams {
-            upstreams.push(parse_upstream(u).ok_or_else(|| ConfigError::Upstream(u.clone()))?);
+            upstreams.push(Upstream::parse(u).ok_or_else(|| ConfigError::Upstream(u.clone()))?);
         }
         if upstreams.is_empty() {
-            upstreams.extend_from_slice(system_upstreams);
+            upstreams.extend(system_upstreams.iter().copied().map(Upstream::Plain));
         }
         if upstreams.is_empty() {
             return Err(ConfigError::NoUpstream);
@@ -214,10 +217,18 @@ impl DnsFilter {
         if config.block == BlockMode::BlockPage && block_v4.is_none() && block_v6.is_none() {
             return Err(ConfigError::NoBlockPage);
         }
+        let tls = if upstreams.iter().any(|u| matches!(u, Upstream::Tls { .. })) {
+            Some(TlsClient::new(
+                config.tls_ca_file.as_deref().map(std::path::Path::new),
+            )?)
+        } else {
+            None
+        };
         Ok(DnsFilter {
             engine,
             clients,
             upstreams,
+            tls,
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
             block: config.block,
             block_v4,
@@ -311,7 +322,7 @@ impl DnsFilter {
     }
 
     /// The upstreams in use.
-    pub fn upstreams(&self) -> &[SocketAddr] {
+    pub fn upstreams(&self) -> &[Upstream] {
         &self.upstreams
     }
 
@@ -552,7 +563,7 @@ impl DnsFilter {
 
     /// Asks each upstream in turn: over UDP, and over TCP when the UDP answer is truncated.
     async fn forward(&self, msg: &[u8], q: &Query) -> Option<(Vec<u8>, Response)> {
-        for &upstream in &self.upstreams {
+        for upstream in &self.upstreams {
             let id = self.random_id();
             let mut out = msg.to_vec();
             wire::set_id(&mut out, id);
@@ -560,11 +571,15 @@ impl DnsFilter {
             self.metrics
                 .upstream_queries
                 .fetch_add(1, Ordering::Relaxed);
-            let udp = self.ask_udp(upstream, &out, id, q).await;
-            let answer = match udp {
-                Ok((bytes, resp)) if !resp.truncated => Some((bytes, resp)),
-                Ok(_) => self.ask_tcp(upstream, &out, id, q).await.ok(),
-                Err(_) => None,
+            let answer = match upstream {
+                Upstream::Plain(addr) => match self.ask_udp(*addr, &out, id, q).await {
+                    Ok((bytes, resp)) if !resp.truncated => Some((bytes, resp)),
+                    Ok(_) => self.ask_tcp(*addr, &out, id, q).await.ok(),
+                    Err(_) => None,
+                },
+                Upstream::Tls { addr, name } => {
+                    self.ask_tls(*addr, name.as_deref(), &out, id, q).await.ok()
+                }
             };
             self.metrics
                 .upstream_latency_us
@@ -604,6 +619,26 @@ impl DnsFilter {
                 }
             }
         }
+    }
+
+    async fn ask_tls(
+        &self,
+        addr: SocketAddr,
+        name: Option<&str>,
+        out: &[u8],
+        id: u16,
+        q: &Query,
+    ) -> io::Result<(Vec<u8>, Response)> {
+        let tls = self
+            .tls
+            .as_ref()
+            .ok_or_else(|| io::Error::other("no TLS client"))?;
+        let buf = tls.exchange(addr, name, out, self.timeout).await?;
+        let resp = wire::parse_response(&buf).map_err(io::Error::other)?;
+        if !answers(&resp, id, q) {
+            return Err(io::Error::other("upstream answered another question"));
+        }
+        Ok((buf, resp))
     }
 
     async fn ask_tcp(
@@ -739,16 +774,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn upstreams_and_resolv_conf() {
-        assert_eq!(
-            parse_upstream("9.9.9.9"),
-            Some("9.9.9.9:53".parse().expect("addr"))
-        );
-        assert_eq!(
-            parse_upstream("[::1]:5300"),
-            Some("[::1]:5300".parse().expect("addr"))
-        );
-        assert_eq!(parse_upstream("resolver"), None);
+    fn resolv_conf_names_the_system_upstreams() {
         let conf =
             "# comment\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\nsearch school.internal\n";
         assert_eq!(resolv_conf_nameservers(conf).len(), 2);

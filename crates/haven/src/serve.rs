@@ -11,6 +11,7 @@ use clap::Args;
 use haven_core::clients::{ClientMap, DeviceFile, NetworkFile};
 use haven_core::LiveEngine;
 use haven_dns::server::resolv_conf_nameservers;
+use haven_dns::upstream::Upstream;
 use haven_dns::{DnsConfig, DnsFilter};
 use haven_lists::{Format, Progress, SourceSpec};
 use serde::Deserialize;
@@ -369,7 +370,7 @@ fn banner(
     config: &ConfigFile,
     origin: &str,
     dns: &[SocketAddr],
-    upstreams: &[SocketAddr],
+    upstreams: &[Upstream],
     metrics: Option<SocketAddr>,
 ) {
     use std::io::Write as _;
@@ -386,7 +387,11 @@ fn banner(
     text += &format!(
         "  DNS filter:  udp+tcp {}  →  upstreams {}\n",
         list(dns),
-        list(upstreams)
+        upstreams
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     for n in &config.networks {
         text += &format!("  network:     {} → {}\n", n.cidr, n.group);

@@ -132,6 +132,17 @@ fn start_haven_with(
     block: &str,
     extra: &str,
 ) -> (Server, PathBuf) {
+    let dead = UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let upstreams = format!("[\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"]", upstream.port);
+    start_haven_on(name, &upstreams, block, extra)
+}
+
+/// Imports the demo lists and starts `haven serve` with the given upstreams line.
+fn start_haven_on(name: &str, upstreams: &str, block: &str, extra: &str) -> (Server, PathBuf) {
     let dir = scratch(name);
     let data = dir.join("data");
     ok(&haven(
@@ -147,15 +158,9 @@ fn start_haven_with(
         ],
     ));
     let port = free_port();
-    let dead = UdpSocket::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
     let config = format!(
-        "default_group = \"ks2\"\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = [\"127.0.0.1:{dead}\", \"127.0.0.1:{}\"]\ntimeout_ms = 300\nblock = \"{block}\"\nblock_page = [\"192.0.2.80\"]\n\
-         {extra}\n[[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n",
-        upstream.port
+        "default_group = \"ks2\"\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = {upstreams}\ntimeout_ms = 300\nblock = \"{block}\"\nblock_page = [\"192.0.2.80\"]\n\
+         {extra}\n[[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n"
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
     if block == "block-page" {
@@ -567,4 +572,115 @@ fn rate_limits_and_identical_questions_asked_once() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
     let _ = std::fs::remove_dir_all(&dir2);
+}
+
+/// A DNS-over-TLS upstream: rustls over plain threads, answering as the fake upstream does.
+/// Returns its port and a count of the TLS connections it accepted.
+fn start_tls_upstream(
+    cert: &Path,
+    key: &Path,
+    counted: Arc<AtomicUsize>,
+) -> (u16, Arc<AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("cert")
+        .map(|c| c.expect("cert"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let config = Arc::new(config);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let conns = connections.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            conns.fetch_add(1, Ordering::SeqCst);
+            let (config, counted) = (config.clone(), counted.clone());
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                loop {
+                    let mut len = [0u8; 2];
+                    if tls.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                    if tls.read_exact(&mut msg).is_err() {
+                        return;
+                    }
+                    let Some(reply) = upstream_answer(&msg, true, &counted) else {
+                        return;
+                    };
+                    let mut framed = (reply.len() as u16).to_be_bytes().to_vec();
+                    framed.extend_from_slice(&reply);
+                    if tls.write_all(&framed).and_then(|()| tls.flush()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, connections)
+}
+
+#[test]
+fn dns_over_tls_upstream_with_the_schools_ca() {
+    if Command::new("openssl").arg("version").output().is_err() {
+        eprintln!("skipped: openssl is not installed");
+        return;
+    }
+    let certs_dir = scratch("dot-certs");
+    let (ca, cert, key) = make_certs(&certs_dir);
+    let (port, connections) = start_tls_upstream(&cert, &key, Arc::new(AtomicUsize::new(0)));
+    let upstreams = format!("[\"tls://127.0.0.1:{port}\"]");
+    let trusted = format!("tls_ca_file = \"{}\"\n", ca.display());
+    let (server, dir) = start_haven_on("dns-dot", &upstreams, "nxdomain", &trusted);
+    for (i, name) in ["allowed.example", "facebook.com", "tcp-only.example"]
+        .iter()
+        .enumerate()
+    {
+        let (rc, answer) = ask("127.0.0.3", server.port, name, i as u16).expect("answer");
+        assert_eq!(rc, rcode::NOERROR, "{name}");
+        assert!(
+            wire::parse_response(&answer).expect("parses").answers.len() == 1,
+            "{name}"
+        );
+    }
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        1,
+        "one TLS connection, kept and reused"
+    );
+    // Blocked names never reach the upstream at all.
+    assert_eq!(
+        ask("127.0.0.2", server.port, "bet365.com", 9)
+            .expect("answer")
+            .0,
+        rcode::NXDOMAIN
+    );
+    drop(server);
+    // Without the school's CA the upstream's certificate is not trusted: no answer from it.
+    let (server, dir2) = start_haven_on("dns-dot-untrusted", &upstreams, "nxdomain", "");
+    assert_eq!(
+        ask("127.0.0.3", server.port, "allowed.example", 1)
+            .expect("answer")
+            .0,
+        rcode::SERVFAIL
+    );
+    drop(server);
+    for d in [certs_dir, dir, dir2] {
+        let _ = std::fs::remove_dir_all(d);
+    }
 }
