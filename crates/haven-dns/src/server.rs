@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 use crate::cache::Cache;
 use crate::filter::{self, Blocked, Plan};
 use crate::metrics::Metrics;
-use crate::upstream::{TlsClient, TlsSetupError, Upstream};
+use crate::upstream::{TlsClient, Upstream};
 use crate::wire::{self, ede, rcode, rtype, Query, Reply, Response};
 
 /// How blocked names are answered.
@@ -182,8 +182,8 @@ pub enum ConfigError {
     #[error("dns.block = \"block-page\" needs dns.block_page addresses")]
     NoBlockPage,
     /// The TLS client for DNS-over-TLS upstreams could not be set up.
-    #[error(transparent)]
-    Tls(#[from] TlsSetupError),
+    #[error("dns.tls_ca_file: {0}")]
+    Tls(#[from] haven_tls::TlsError),
 }
 
 impl DnsFilter {
@@ -634,11 +634,7 @@ impl DnsFilter {
             .as_ref()
             .ok_or_else(|| io::Error::other("no TLS client"))?;
         let buf = tls.exchange(addr, name, out, self.timeout).await?;
-        let resp = wire::parse_response(&buf).map_err(io::Error::other)?;
-        if !answers(&resp, id, q) {
-            return Err(io::Error::other("upstream answered another question"));
-        }
-        Ok((buf, resp))
+        checked_answer(buf, id, q)
     }
 
     async fn ask_tcp(
@@ -660,11 +656,7 @@ impl DnsFilter {
         let buf = tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "upstream timed out"))??;
-        let resp = wire::parse_response(&buf).map_err(io::Error::other)?;
-        if !answers(&resp, id, q) {
-            return Err(io::Error::other("upstream answered another question"));
-        }
-        Ok((buf, resp))
+        checked_answer(buf, id, q)
     }
 
     /// Serves UDP on a bound socket until it fails. The socket's receive buffer is raised to
@@ -747,6 +739,15 @@ impl DnsFilter {
 /// Whether an upstream response answers our question (id, name and type all match).
 fn answers(resp: &Response, id: u16, q: &Query) -> bool {
     resp.id == id && resp.name == q.name && resp.qtype == q.qtype
+}
+
+/// An upstream's answer over a stream, parsed and checked against our question.
+fn checked_answer(buf: Vec<u8>, id: u16, q: &Query) -> io::Result<(Vec<u8>, Response)> {
+    let resp = wire::parse_response(&buf).map_err(io::Error::other)?;
+    if !answers(&resp, id, q) {
+        return Err(io::Error::other("upstream answered another question"));
+    }
+    Ok((buf, resp))
 }
 
 /// A DNS message framed for TCP: its length in two bytes, then the message.

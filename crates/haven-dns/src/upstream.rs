@@ -9,11 +9,10 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -73,23 +72,6 @@ impl Upstream {
     }
 }
 
-/// Why the TLS client could not be set up.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TlsSetupError {
-    /// The extra CA file could not be read or holds no certificate.
-    #[error("dns.tls_ca_file {path}: {message}")]
-    CaFile {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// rustls refused the configuration.
-    #[error("TLS: {0}")]
-    Config(String),
-}
-
 /// Connections kept per TLS upstream.
 const POOL: usize = 8;
 
@@ -107,35 +89,9 @@ impl fmt::Debug for TlsClient {
 
 impl TlsClient {
     /// A client trusting the system's roots and, when given, the certificates in `extra_ca`.
-    pub fn new(extra_ca: Option<&Path>) -> Result<TlsClient, TlsSetupError> {
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls_native_certs::load_native_certs().certs {
-            let _ = roots.add(cert);
-        }
-        if let Some(path) = extra_ca {
-            let err = |message: String| TlsSetupError::CaFile {
-                path: path.display().to_string(),
-                message,
-            };
-            let mut added = 0;
-            for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
-                roots
-                    .add(cert.map_err(|e| err(e.to_string()))?)
-                    .map_err(|e| err(e.to_string()))?;
-                added += 1;
-            }
-            if added == 0 {
-                return Err(err("no certificates in the file".to_owned()));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsSetupError::Config(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    pub fn new(extra_ca: Option<&Path>) -> Result<TlsClient, haven_tls::TlsError> {
         Ok(TlsClient {
-            connector: tokio_rustls::TlsConnector::from(Arc::new(config)),
+            connector: tokio_rustls::TlsConnector::from(haven_tls::client_config(extra_ca)?),
             pool: Mutex::new(HashMap::new()),
         })
     }

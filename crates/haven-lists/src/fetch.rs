@@ -11,8 +11,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::Uri;
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
@@ -111,37 +110,13 @@ pub fn fetch(
 }
 
 fn tls_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, FetchError> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = extra_ca {
-        let ca_err = |message: String| FetchError::CaFile {
-            path: path.display().to_string(),
-            message,
-        };
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| ca_err(e.to_string()))?;
-        let mut added = 0;
-        for cert in certs {
-            roots
-                .add(cert.map_err(|e| ca_err(e.to_string()))?)
-                .map_err(|e| ca_err(e.to_string()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(ca_err("no certificates in the file".to_owned()));
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| FetchError::Tls {
+    haven_tls::client_config(extra_ca).map_err(|e| match e {
+        haven_tls::TlsError::CaFile { path, message } => FetchError::CaFile { path, message },
+        other => FetchError::Tls {
             url: String::new(),
-            message: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+            message: other.to_string(),
+        },
+    })
 }
 
 async fn fetch_async(
