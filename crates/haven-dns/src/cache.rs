@@ -136,8 +136,7 @@ impl Cache {
         self.hits += 1;
         let e = self.entries.get(&key)?;
         let mut msg = e.msg().to_vec();
-        let fields: Vec<usize> = e.ttl_fields().collect();
-        wire::age_ttls(&mut msg, &fields, now_s.saturating_sub(e.stored));
+        wire::age_ttls(&mut msg, e.ttl_fields(), now_s.saturating_sub(e.stored));
         Some(Hit {
             msg,
             names: e.names(),

@@ -58,7 +58,18 @@ pub fn plan(
     if CANARIES.contains(&name) {
         return Plan::Canary;
     }
-    let Ok(target) = Target::parse(name) else {
+    // One target per thread, reused: no allocation per query.
+    thread_local! {
+        static TARGET: std::cell::RefCell<Option<Target>> = const { std::cell::RefCell::new(None) };
+    }
+    let d = TARGET.with_borrow_mut(|slot| {
+        let parsed = match slot {
+            Some(t) => t.parse_into(name).map(|()| &*t),
+            None => Target::parse(name).map(|t| &*slot.insert(t)),
+        };
+        parsed.ok().map(|t| engine.decide(t, group, None, at))
+    });
+    let Some(d) = d else {
         // A name Haven cannot read cannot be judged: fail closed.
         return Plan::Block(Blocked {
             category: String::new(),
@@ -67,7 +78,6 @@ pub fn plan(
             warn: false,
         });
     };
-    let d = engine.decide(&target, group, None, at);
     match d.action {
         Action::Allow => Plan::Forward(Action::Allow, None),
         Action::AlertOnly => {

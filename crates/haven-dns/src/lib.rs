@@ -7,6 +7,7 @@
 //! - [`server`]: UDP and TCP listeners, upstream forwarding with failover and TCP retry;
 //! - [`upstream`]: upstream resolvers, plain or DNS over TLS with kept connections.
 
+pub mod batch;
 pub mod cache;
 pub mod filter;
 pub mod metrics;

@@ -53,7 +53,13 @@ impl Metrics {
     /// Counts a block in a category.
     pub fn blocked(&self, category: &str) {
         if let Ok(mut m) = self.blocked.lock() {
-            *m.entry(category.to_owned()).or_default() += 1;
+            // The name is copied only the first time a category blocks.
+            match m.get_mut(category) {
+                Some(n) => *n += 1,
+                None => {
+                    m.insert(category.to_owned(), 1);
+                }
+            }
         }
     }
 

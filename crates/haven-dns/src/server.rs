@@ -2,7 +2,6 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::future::Future;
 use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -21,6 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 
+use crate::batch::RecvBatch;
 use crate::cache::Cache;
 use crate::filter::{self, Blocked, Plan};
 use crate::metrics::Metrics;
@@ -146,6 +146,49 @@ struct Key {
 type Resolved = (Vec<u8>, Vec<String>);
 
 /// What one query came to, for its event.
+/// A query being answered: what was asked, by whom, over what, since when.
+#[derive(Debug)]
+pub struct Asked {
+    query: Query,
+    client: IpAddr,
+    tcp: bool,
+    started: Instant,
+}
+
+/// What [`DnsFilter::begin`] could do at once.
+#[derive(Debug)]
+pub enum Begun {
+    /// The reply (`None`: send nothing).
+    Now(Option<Vec<u8>>),
+    /// An upstream is needed: pass this to [`DnsFilter::finish`].
+    Later(Box<Later>),
+}
+
+/// An answer waiting for an upstream.
+#[derive(Debug)]
+pub struct Later {
+    asked: Asked,
+    step: Step,
+}
+
+#[derive(Debug)]
+enum Step {
+    SafeSearch { group: String, host: &'static str },
+    Forward(Forward),
+}
+
+/// A name the policy lets through, to be asked upstream and its CNAME targets checked.
+#[derive(Debug)]
+struct Forward {
+    group_name: String,
+    engine: Arc<haven_core::Engine>,
+    group: haven_core::engine::GroupId,
+    at: DateTime,
+    warn_as_block: bool,
+    action: Action,
+    reason: Option<String>,
+}
+
 struct Answered {
     reply: Vec<u8>,
     group: String,
@@ -335,42 +378,84 @@ impl DnsFilter {
     /// Answers one message from `client`. `None`: send nothing (a response, or garbage too short
     /// to carry an id).
     pub async fn answer(&self, msg: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
+        match self.begin(msg, client, tcp) {
+            Begun::Now(reply) => reply,
+            Begun::Later(later) => Some(self.finish(msg, *later).await),
+        }
+    }
+
+    /// Everything about an answer that needs no upstream, done at once: parsing, the rate
+    /// limit, the policy, the cache. Blocked names and cached answers are complete here; what
+    /// needs an upstream comes back as [`Begun::Later`] for [`DnsFilter::finish`].
+    pub fn begin(&self, msg: &[u8], client: IpAddr, tcp: bool) -> Begun {
         let started = Instant::now();
         let query = match wire::parse_query(msg) {
             Ok(q) => q,
             Err(_) => {
                 self.metrics.malformed.fetch_add(1, Ordering::Relaxed);
-                return wire::formerr(msg);
+                return Begun::Now(wire::formerr(msg));
             }
         };
         self.metrics.queries.fetch_add(1, Ordering::Relaxed);
         if !self.within_rate(client) {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
-            return Some(Reply::to(&query).rcode(rcode::REFUSED).build());
+            return Begun::Now(Some(Reply::to(&query).rcode(rcode::REFUSED).build()));
         }
-        let answered = self.answer_query(msg, &query, client).await;
+        let asked = Asked {
+            query,
+            client,
+            tcp,
+            started,
+        };
+        match self.answer_now(&asked) {
+            Ok(answered) => Begun::Now(Some(self.complete(&asked, answered))),
+            Err(step) => Begun::Later(Box::new(Later { asked, step })),
+        }
+    }
+
+    /// Completes an answer that needed an upstream. `msg` is the message given to `begin`.
+    pub async fn finish(&self, msg: &[u8], later: Later) -> Vec<u8> {
+        let Later { asked, step } = later;
+        let q = &asked.query;
+        let answered = match step {
+            Step::SafeSearch { group, host } => Answered {
+                reply: self.safe_search(q, host).await,
+                group,
+                action: Action::Rewrite,
+                reason: Some(format!("safe search: {host}")),
+            },
+            Step::Forward(f) => self.forward_checked(msg, q, f).await,
+        };
+        self.complete(&asked, answered)
+    }
+
+    /// Records the event and fits the reply to the transport.
+    fn complete(&self, asked: &Asked, answered: Answered) -> Vec<u8> {
+        let query = &asked.query;
         self.emit(Event {
             at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             source: "dns",
-            client,
+            client: asked.client,
             group: answered.group,
             name: query.name.clone(),
             qtype: Some(query.qtype),
             action: answered.action,
             reason: answered.reason,
-            latency_us: started.elapsed().as_micros() as u64,
+            latency_us: asked.started.elapsed().as_micros() as u64,
         });
         let reply = answered.reply;
-        if !tcp && reply.len() > query.udp_limit() {
-            return Some(wire::truncate(&reply, &query));
+        if !asked.tcp && reply.len() > query.udp_limit() {
+            return wire::truncate(&reply, query);
         }
-        Some(reply)
+        reply
     }
 
-    async fn answer_query(&self, msg: &[u8], q: &Query, client: IpAddr) -> Answered {
-        let (group_name, _) = self.clients.place(client);
+    /// The answer, when it needs no upstream; otherwise what is left to do.
+    fn answer_now(&self, asked: &Asked) -> Result<Answered, Step> {
+        let q = &asked.query;
+        let (group_name, _) = self.clients.place(asked.client);
         let answered = |reply, action, reason| Answered {
             reply,
             group: group_name.to_owned(),
@@ -378,18 +463,18 @@ impl DnsFilter {
             reason,
         };
         if q.opcode != 0 {
-            return answered(
+            return Ok(answered(
                 Reply::to(q).rcode(rcode::NOTIMP).build(),
                 Action::Block,
                 Some("not a standard query".into()),
-            );
+            ));
         }
         if q.qclass != 1 {
-            return answered(
+            return Ok(answered(
                 Reply::to(q).rcode(rcode::REFUSED).build(),
                 Action::Block,
                 Some("not class IN".into()),
-            );
+            ));
         }
         let engine = self.engine.current();
         let at = (self.clock)();
@@ -402,52 +487,89 @@ impl DnsFilter {
                 reason: format!("Haven: group {group_name} is not in the policy"),
                 warn: false,
             };
-            return answered(self.block_reply(q, &b), Action::Block, Some(b.reason));
+            return Ok(answered(
+                self.block_reply(q, &b),
+                Action::Block,
+                Some(b.reason),
+            ));
         };
         match filter::plan(&engine, &q.name, group, at, warn_as_block) {
-            Plan::Canary => answered(
+            Plan::Canary => Ok(answered(
                 Reply::to(q).rcode(rcode::NXDOMAIN).authoritative().build(),
                 Action::Block,
                 Some("canary: keeps devices on the school's filter".into()),
-            ),
-            Plan::Block(b) => answered(
+            )),
+            Plan::Block(b) => Ok(answered(
                 self.block_reply(q, &b),
                 if b.warn { Action::Warn } else { Action::Block },
                 Some(b.reason),
-            ),
-            Plan::SafeSearch(host) => answered(
-                self.safe_search(q, host).await,
-                Action::Rewrite,
-                Some(format!("safe search: {host}")),
-            ),
+            )),
+            Plan::SafeSearch(host) => Err(Step::SafeSearch {
+                group: group_name.to_owned(),
+                host,
+            }),
             Plan::Forward(action, reason) => {
-                let Some((mut answer, names)) = self.resolve(msg, q).await else {
-                    self.metrics
-                        .upstream_failures
-                        .fetch_add(1, Ordering::Relaxed);
-                    return answered(
-                        Reply::to(q).rcode(rcode::SERVFAIL).build(),
-                        Action::Allow,
-                        Some("no upstream answered".into()),
-                    );
-                };
-                if let Some(b) = filter::check_chain(
-                    &engine,
-                    names.iter().map(String::as_str),
+                let f = Forward {
+                    group_name: group_name.to_owned(),
+                    engine,
                     group,
                     at,
                     warn_as_block,
-                ) {
-                    return answered(
-                        self.block_reply(q, &b),
-                        if b.warn { Action::Warn } else { Action::Block },
-                        Some(b.reason),
-                    );
+                    action,
+                    reason,
+                };
+                match self.cached(q) {
+                    Some(hit) => Ok(self.checked(q, f, Some(hit))),
+                    None => Err(Step::Forward(f)),
                 }
-                wire::set_id(&mut answer, q.id);
-                wire::set_question(&mut answer, &q.question);
-                answered(answer, action, reason)
             }
+        }
+    }
+
+    /// Asks upstream (joining an identical question already asked), then checks the answer.
+    async fn forward_checked(&self, msg: &[u8], q: &Query, f: Forward) -> Answered {
+        let resolved = self.resolve(msg, q).await;
+        self.checked(q, f, resolved)
+    }
+
+    /// An upstream answer (or none) checked: every CNAME target goes through the policy.
+    fn checked(&self, q: &Query, f: Forward, resolved: Option<Resolved>) -> Answered {
+        let answered = |reply, action, reason| Answered {
+            reply,
+            group: f.group_name.clone(),
+            action,
+            reason,
+        };
+        let Some((mut answer, names)) = resolved else {
+            self.metrics
+                .upstream_failures
+                .fetch_add(1, Ordering::Relaxed);
+            return answered(
+                Reply::to(q).rcode(rcode::SERVFAIL).build(),
+                Action::Allow,
+                Some("no upstream answered".into()),
+            );
+        };
+        if let Some(b) = filter::check_chain(
+            &f.engine,
+            names.iter().map(String::as_str),
+            f.group,
+            f.at,
+            f.warn_as_block,
+        ) {
+            return answered(
+                self.block_reply(q, &b),
+                if b.warn { Action::Warn } else { Action::Block },
+                Some(b.reason),
+            );
+        }
+        wire::set_id(&mut answer, q.id);
+        wire::set_question(&mut answer, &q.question);
+        Answered {
+            reply: answer,
+            group: f.group_name,
+            action: f.action,
+            reason: f.reason,
         }
     }
 
@@ -484,7 +606,11 @@ impl DnsFilter {
         let Ok(target) = wire::parse_query(&lookup) else {
             return reply.build();
         };
-        match self.resolve(&lookup, &target).await {
+        let found = match self.cached(&target) {
+            Some(hit) => Some(hit),
+            None => self.resolve(&lookup, &target).await,
+        };
+        match found {
             Some((msg, _)) => match wire::parse_response(&msg) {
                 Ok(resp) => {
                     let ttl = resp.min_ttl().unwrap_or(300).min(300);
@@ -500,17 +626,20 @@ impl DnsFilter {
         }
     }
 
-    /// An answer from the cache or the upstreams: the message and the names it leads to.
-    /// Identical questions already on their way upstream are joined, not asked again.
-    async fn resolve(&self, msg: &[u8], q: &Query) -> Option<Resolved> {
-        if let Some(hit) = self
+    /// A fresh answer from the cache, its TTLs aged.
+    fn cached(&self, q: &Query) -> Option<Resolved> {
+        let hit = self
             .cache
             .lock()
             .ok()?
-            .get(&q.question, q.dnssec_ok, Instant::now())
-        {
-            return Some((hit.msg, hit.names));
-        }
+            .get(&q.question, q.dnssec_ok, Instant::now())?;
+        Some((hit.msg, hit.names))
+    }
+
+    /// An answer from the upstreams (the cache was consulted by the caller): the message and
+    /// the names it leads to. Identical questions already on their way upstream are joined,
+    /// not asked again.
+    async fn resolve(&self, msg: &[u8], q: &Query) -> Option<Resolved> {
         let key = Key {
             name: q.name.clone(),
             qtype: q.qtype,
@@ -665,10 +794,11 @@ impl DnsFilter {
     pub async fn serve_udp(self: Arc<Self>, socket: UdpSocket) -> io::Result<()> {
         let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(4 << 20);
         let socket = Arc::new(socket);
-        let mut buf = vec![0u8; 65_535];
+        let mut batch = RecvBatch::new(&socket)?;
+        let mut ready: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(crate::batch::BATCH);
         loop {
-            let (n, peer) = match socket.recv_from(&mut buf).await {
-                Ok(x) => x,
+            let n = match batch.recv(&socket).await {
+                Ok(n) => n,
                 // An ICMP error from an earlier reply surfaces here on some systems: not fatal.
                 Err(e)
                     if e.kind() == io::ErrorKind::ConnectionRefused
@@ -678,19 +808,35 @@ impl DnsFilter {
                 }
                 Err(e) => return Err(e),
             };
-            let msg = buf[..n].to_vec();
-            let me = self.clone();
-            let socket = socket.clone();
-            let mut reply = Box::pin(async move {
-                if let Some(reply) = me.answer(&msg, peer.ip(), false).await {
-                    let _ = socket.send_to(&reply, peer).await;
+            for i in 0..n {
+                let (msg, got) = batch.get(i);
+                let Some(peer) = got.peer else { continue };
+                if got.truncated {
+                    // Longer than any query: answered as malformed if it has a header at all.
+                    if let Some(reply) = wire::formerr(msg) {
+                        ready.push((reply, peer));
+                    }
+                    continue;
                 }
-            });
-            // Blocked names and cached answers are ready at once: answer them here. Only an
-            // answer that waits for an upstream becomes a task of its own.
-            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-            if reply.as_mut().poll(&mut cx).is_pending() {
-                tokio::spawn(reply);
+                // Blocked names and cached answers are ready at once: answer them with the rest
+                // of the batch. Only an answer that waits for an upstream becomes a task.
+                match self.begin(msg, peer.ip(), false) {
+                    Begun::Now(Some(r)) => ready.push((r, peer)),
+                    Begun::Now(None) => {}
+                    Begun::Later(later) => {
+                        let msg = msg.to_vec();
+                        let me = self.clone();
+                        let socket = socket.clone();
+                        tokio::spawn(async move {
+                            let r = me.finish(&msg, *later).await;
+                            let _ = socket.send_to(&r, peer).await;
+                        });
+                    }
+                }
+            }
+            if !ready.is_empty() {
+                crate::batch::send_all(&socket, &ready).await;
+                ready.clear();
             }
         }
     }

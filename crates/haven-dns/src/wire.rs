@@ -133,7 +133,10 @@ pub fn read_name(msg: &[u8], at: usize) -> Result<(String, usize), WireError> {
                 if len_total > 255 {
                     return Err(WireError::BadName);
                 }
-                if !name.is_empty() {
+                if name.is_empty() {
+                    // One allocation for the usual name, none for the root.
+                    name.reserve(64);
+                } else {
                     name.push('.');
                 }
                 for &c in label {
@@ -366,7 +369,7 @@ pub struct Reply<'q> {
     rcode: u8,
     answers: Vec<u8>,
     ancount: u16,
-    ede: Option<(u16, String)>,
+    ede: Option<(u16, &'q str)>,
     aa: bool,
 }
 
@@ -396,8 +399,13 @@ impl<'q> Reply<'q> {
     }
 
     /// Adds an RFC 8914 extended error (sent when the client used EDNS).
-    pub fn extended_error(mut self, code: u16, text: &str) -> Self {
-        self.ede = Some((code, text.chars().take(200).collect()));
+    /// The text is cut to at most 200 bytes, at a character boundary.
+    pub fn extended_error(mut self, code: u16, text: &'q str) -> Self {
+        let mut end = text.len().min(200);
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.ede = Some((code, &text[..end]));
         self
     }
 
@@ -438,7 +446,8 @@ impl<'q> Reply<'q> {
     /// The message bytes.
     pub fn build(self) -> Vec<u8> {
         let q = self.query;
-        let mut out = Vec::with_capacity(HEADER + q.question.len() + self.answers.len() + 64);
+        let ede = self.ede.map_or(0, |(_, t)| 6 + t.len());
+        let mut out = Vec::with_capacity(HEADER + q.question.len() + self.answers.len() + 11 + ede);
         out.extend_from_slice(&q.id.to_be_bytes());
         let flags: u16 = 0x8000
             | (u16::from(q.opcode & 0xF) << 11)
@@ -456,13 +465,13 @@ impl<'q> Reply<'q> {
         out.extend_from_slice(&q.question);
         out.extend_from_slice(&self.answers);
         if edns {
-            push_opt(&mut out, self.ede.as_ref());
+            push_opt(&mut out, self.ede);
         }
         out
     }
 }
 
-fn push_opt(out: &mut Vec<u8>, ede: Option<&(u16, String)>) {
+fn push_opt(out: &mut Vec<u8>, ede: Option<(u16, &str)>) {
     out.push(0); // root name
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
     out.extend_from_slice(&1232u16.to_be_bytes()); // our UDP payload size
@@ -528,8 +537,8 @@ pub fn set_question(msg: &mut [u8], question: &[u8]) {
 }
 
 /// Lowers every TTL field (given by offset) by `elapsed` seconds, for a cached answer.
-pub fn age_ttls(msg: &mut [u8], fields: &[usize], elapsed: u32) {
-    for &at in fields {
+pub fn age_ttls(msg: &mut [u8], fields: impl IntoIterator<Item = usize>, elapsed: u32) {
+    for at in fields {
         if let Some(s) = msg.get_mut(at..at + 4) {
             let ttl = u32::from_be_bytes([s[0], s[1], s[2], s[3]]);
             s.copy_from_slice(&ttl.saturating_sub(elapsed).to_be_bytes());
@@ -676,7 +685,7 @@ mod tests {
         assert_eq!(t[2] & 0x02, 0x02);
         assert_eq!(parse_response(&t).expect("parses").answers.len(), 0);
         let r = parse_response(&reply).expect("parses");
-        age_ttls(&mut reply, &r.ttl_fields, 30);
+        age_ttls(&mut reply, r.ttl_fields.iter().copied(), 30);
         assert_eq!(parse_response(&reply).expect("parses").answers[0].ttl, 70);
         set_id(&mut reply, 7);
         assert_eq!(parse_response(&reply).expect("parses").id, 7);

@@ -158,8 +158,15 @@ fn start_haven_on(name: &str, upstreams: &str, block: &str, extra: &str) -> (Ser
         ],
     ));
     let port = free_port();
+    // Also on IPv6 loopback where the machine has it (and the port is free there too).
+    let listen =
+        if UdpSocket::bind(("::1", port)).is_ok() && TcpListener::bind(("::1", port)).is_ok() {
+            format!("\"127.0.0.1:{port}\", \"[::1]:{port}\"")
+        } else {
+            format!("\"127.0.0.1:{port}\"")
+        };
     let config = format!(
-        "default_group = \"ks2\"\n[dns]\nlisten = [\"127.0.0.1:{port}\"]\nupstreams = {upstreams}\ntimeout_ms = 300\nblock = \"{block}\"\nblock_page = [\"192.0.2.80\"]\n\
+        "default_group = \"ks2\"\n[dns]\nlisten = [{listen}]\nupstreams = {upstreams}\ntimeout_ms = 300\nblock = \"{block}\"\nblock_page = [\"192.0.2.80\"]\n\
          {extra}\n[[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n"
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
@@ -377,8 +384,42 @@ fn block_page_mode_and_malformed_packets() {
         "{:?}",
         &buf[..n]
     );
+    // A datagram longer than any query (5,000 bytes) is malformed: FORMERR with its id.
+    let mut long = vec![0x56, 0x78, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    long.resize(5000, b'a');
+    sock.send_to(&long, target).expect("send");
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .expect("a FORMERR reply to the long datagram");
+    assert_eq!(
+        (&buf[..2], buf[3] & 0x0F),
+        (&[0x56, 0x78][..], rcode::FORMERR),
+        "{:?}",
+        &buf[..n]
+    );
     let out = dig(&server, "127.0.0.2", "allowed.example", &[]);
     assert!(out.contains("192.0.2.1"), "still answering: {out}");
+    // IPv6 and IPv4 clients served side by side: each answer reaches its asker. (Both
+    // listeners share one thread; their batched receives must not mix up sender addresses.)
+    if let Ok(sock6) = UdpSocket::bind("[::1]:0") {
+        sock6
+            .set_read_timeout(Some(Duration::from_millis(1500)))
+            .expect("timeout");
+        for round in 0..3u16 {
+            let q = wire::build_query(0x6000 + round, "bet365.com", 1).expect("query");
+            sock6.send_to(&q, ("::1", server.port)).expect("send v6");
+            let (n, from) = sock6.recv_from(&mut buf).expect("an answer over IPv6");
+            assert_eq!(from.port(), server.port);
+            assert_eq!(
+                &buf[..2],
+                &(0x6000 + round).to_be_bytes()[..],
+                "{:?}",
+                &buf[..n]
+            );
+            let out = dig(&server, "127.0.0.2", "bet365.com", &[]);
+            assert!(out.contains("192.0.2.80"), "IPv4 still answered: {out}");
+        }
+    }
     // Types other than A and AAAA for a blocked name: no data, with the reason.
     let out = dig(&server, "127.0.0.2", "bet365.com", &["TXT"]);
     assert_eq!(status(&out), "NOERROR");
