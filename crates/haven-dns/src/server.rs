@@ -796,6 +796,8 @@ impl DnsFilter {
         let socket = Arc::new(socket);
         let mut batch = RecvBatch::new(&socket)?;
         let mut ready: Vec<(Vec<u8>, SocketAddr)> = Vec::with_capacity(crate::batch::BATCH);
+        let mut since_yield = 0;
+        let mut spawned = false;
         loop {
             let n = match batch.recv(&socket).await {
                 Ok(n) => n,
@@ -824,6 +826,7 @@ impl DnsFilter {
                     Begun::Now(Some(r)) => ready.push((r, peer)),
                     Begun::Now(None) => {}
                     Begun::Later(later) => {
+                        spawned = true;
                         let msg = msg.to_vec();
                         let me = self.clone();
                         let socket = socket.clone();
@@ -837,6 +840,15 @@ impl DnsFilter {
             if !ready.is_empty() {
                 crate::batch::send_all(&socket, &ready).await;
                 ready.clear();
+            }
+            // Let the tasks waiting on upstreams run between batches (after every batch that
+            // started one, and at least every 128 datagrams); otherwise their answers queue
+            // behind new queries and their memory grows.
+            since_yield += n;
+            if spawned || since_yield >= 128 {
+                since_yield = 0;
+                spawned = false;
+                tokio::task::yield_now().await;
             }
         }
     }
