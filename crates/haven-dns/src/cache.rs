@@ -3,10 +3,12 @@
 //! Answers are stored as the upstream sent them; policy is applied on every use, so one cached
 //! answer serves every group correctly. Time is passed in, so tests need no clock.
 //!
-//! Hundreds of thousands of answers may be held, so an entry is one allocation (the message, its
-//! TTL offsets and the CNAME targets it leads to, packed) plus 32 bytes. Entries are found by a
-//! keyed 64-bit hash of the question, and every hit is checked against the question stored in the
-//! message itself: a hash collision is a miss, never someone else's answer.
+//! Hundreds of thousands of answers may be held, so they are packed into one ring of bytes
+//! (the message, its TTL offsets and the CNAME targets it leads to), written in order and
+//! overwritten oldest first: no allocation per answer, no fragmentation, and 24 bytes of index
+//! each. Entries are found by a keyed 64-bit hash of the question, and every hit is checked
+//! against the question stored in the message itself: a hash collision is a miss, never someone
+//! else's answer.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
@@ -20,11 +22,16 @@ const MAX_TTL: u32 = 86_400;
 /// Negative answers without an SOA are kept this long.
 const DEFAULT_NEGATIVE_TTL: u32 = 60;
 const HEADER: usize = 12;
+/// Ring bytes allowed per entry of capacity: answers average well under this (a typical one is
+/// 60 to 150 bytes), so the entry count is usually the bound that bites.
+const BYTES_PER_ENTRY: usize = 256;
 
-#[derive(Debug)]
-struct Entry {
-    /// The message, then `ttls` 16-bit TTL offsets, then `names` length-prefixed names.
-    data: Box<[u8]>,
+/// Where an answer is in the ring, and what it is.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    /// Position in the ring's unbounded write sequence (the ring index is this modulo its size).
+    at: u64,
+    len: u16,
     msg_len: u16,
     ttls: u8,
     names: u8,
@@ -32,34 +39,6 @@ struct Entry {
     /// Seconds since the cache's epoch.
     stored: u32,
     expires: u32,
-}
-
-impl Entry {
-    fn msg(&self) -> &[u8] {
-        &self.data[..usize::from(self.msg_len)]
-    }
-
-    fn ttl_fields(&self) -> impl Iterator<Item = usize> + '_ {
-        let start = usize::from(self.msg_len);
-        self.data[start..start + 2 * usize::from(self.ttls)]
-            .chunks_exact(2)
-            .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])))
-    }
-
-    fn names(&self) -> Vec<String> {
-        let mut at = usize::from(self.msg_len) + 2 * usize::from(self.ttls);
-        let mut out = Vec::with_capacity(usize::from(self.names));
-        for _ in 0..self.names {
-            let Some(&len) = self.data.get(at) else { break };
-            let end = at + 1 + usize::from(len);
-            out.push(
-                String::from_utf8_lossy(self.data.get(at + 1..end).unwrap_or_default())
-                    .into_owned(),
-            );
-            at = end;
-        }
-        out
-    }
 }
 
 /// A cached answer, aged to now.
@@ -74,8 +53,14 @@ pub struct Hit {
 /// The cache.
 #[derive(Debug)]
 pub struct Cache {
-    entries: HashMap<u64, Entry>,
-    order: VecDeque<u64>,
+    entries: HashMap<u64, Slot>,
+    /// (key, position) of every write, oldest first; a key rewritten since is skipped.
+    order: VecDeque<(u64, u64)>,
+    ring: Vec<u8>,
+    /// The ring's size when full; it grows to this as answers arrive.
+    ring_limit: usize,
+    /// The next write position (in the unbounded sequence).
+    head: u64,
     capacity: usize,
     epoch: Instant,
     keys: RandomState,
@@ -89,6 +74,11 @@ impl Cache {
         Cache {
             entries: HashMap::new(),
             order: VecDeque::new(),
+            ring: Vec::new(),
+            ring_limit: capacity
+                .saturating_mul(BYTES_PER_ENTRY)
+                .min(u32::MAX as usize),
+            head: 0,
             capacity,
             epoch: Instant::now(),
             keys: RandomState::new(),
@@ -115,32 +105,46 @@ impl Cache {
         u32::try_from(now.saturating_duration_since(self.epoch).as_secs()).unwrap_or(u32::MAX)
     }
 
+    /// The bytes of a stored entry.
+    fn data(&self, s: &Slot) -> &[u8] {
+        let start = (s.at % self.ring_limit as u64) as usize;
+        self.ring
+            .get(start..start + usize::from(s.len))
+            .unwrap_or_default()
+    }
+
     /// A fresh answer to this question, if there is one.
     pub fn get(&mut self, question: &[u8], dnssec_ok: bool, now: Instant) -> Option<Hit> {
         let key = self.key(question, dnssec_ok);
         let now_s = self.seconds(now);
-        let fresh = match self.entries.get(&key) {
-            Some(e) => {
-                let same = e.dnssec_ok == dnssec_ok
-                    && e.msg()
-                        .get(HEADER..HEADER + question.len())
-                        .is_some_and(|q| q.eq_ignore_ascii_case(question));
-                same && e.expires > now_s
-            }
-            None => false,
-        };
-        if !fresh {
-            self.misses += 1;
-            return None;
+        let hit = self.entries.get(&key).copied().and_then(|s| {
+            let data = self.data(&s);
+            let msg = data.get(..usize::from(s.msg_len))?;
+            let same = s.dnssec_ok == dnssec_ok
+                && msg
+                    .get(HEADER..HEADER + question.len())
+                    .is_some_and(|q| q.eq_ignore_ascii_case(question));
+            (same && s.expires > now_s).then(|| {
+                let mut msg = msg.to_vec();
+                let ttls = data
+                    .get(msg.len()..msg.len() + 2 * usize::from(s.ttls))
+                    .unwrap_or_default();
+                let fields = ttls
+                    .chunks_exact(2)
+                    .map(|c| usize::from(u16::from_le_bytes([c[0], c[1]])));
+                wire::age_ttls(&mut msg, fields, now_s.saturating_sub(s.stored));
+                let names = names(
+                    data.get(msg.len() + ttls.len()..).unwrap_or_default(),
+                    s.names,
+                );
+                Hit { msg, names }
+            })
+        });
+        match hit {
+            Some(_) => self.hits += 1,
+            None => self.misses += 1,
         }
-        self.hits += 1;
-        let e = self.entries.get(&key)?;
-        let mut msg = e.msg().to_vec();
-        wire::age_ttls(&mut msg, e.ttl_fields(), now_s.saturating_sub(e.stored));
-        Some(Hit {
-            msg,
-            names: e.names(),
-        })
+        hit
     }
 
     /// Stores an upstream answer to `question` for as long as it may be kept. SERVFAIL and
@@ -168,62 +172,100 @@ impl Cache {
             .iter()
             .filter_map(|r| r.cname.as_deref())
             .collect();
-        let (Ok(msg_len), Ok(ttls), Ok(n_names)) = (
+        let len = msg.len()
+            + 2 * resp.ttl_fields.len()
+            + names.iter().map(|n| n.len() + 1).sum::<usize>();
+        let (Ok(msg_len), Ok(ttls), Ok(n_names), Ok(len16)) = (
             u16::try_from(msg.len()),
             u8::try_from(resp.ttl_fields.len()),
             u8::try_from(names.len()),
+            u16::try_from(len),
         ) else {
             return;
         };
-        if ttl == 0 || names.iter().any(|n| n.len() > 255) {
+        if ttl == 0 || names.iter().any(|n| n.len() > 255) || len > self.ring_limit {
             return;
         }
-        let mut data = Vec::with_capacity(
-            msg.len()
-                + 2 * resp.ttl_fields.len()
-                + names.iter().map(|n| n.len() + 1).sum::<usize>(),
-        );
-        data.extend_from_slice(msg);
-        for &f in &resp.ttl_fields {
-            data.extend_from_slice(&u16::try_from(f).unwrap_or(0).to_le_bytes());
+        // Where it goes: at the head, or at the ring's start when it would not fit before the end.
+        let limit = self.ring_limit as u64;
+        let mut at = self.head;
+        if at % limit + len as u64 > limit {
+            at = (at / limit + 1) * limit;
         }
-        for n in &names {
-            data.push(n.len() as u8);
-            data.extend_from_slice(n.as_bytes());
-        }
-        while self.entries.len() >= self.capacity {
-            match self.order.pop_front() {
-                Some(old) => {
-                    self.entries.remove(&old);
-                }
-                None => break,
+        let end = at + len as u64;
+        // Evict what those bytes held (anything written a full ring ago), and the oldest
+        // answers while the count is at capacity.
+        while let Some(&(k, pos)) = self.order.front() {
+            let overwritten = pos + limit < end;
+            if !overwritten && self.entries.len() < self.capacity {
+                break;
+            }
+            self.order.pop_front();
+            if self.entries.get(&k).is_some_and(|s| s.at == pos) {
+                self.entries.remove(&k);
             }
         }
+        let start = (at % limit) as usize;
+        if self.ring.len() < start + len {
+            self.ring.resize(start + len, 0);
+        }
+        let mut w = start;
+        let mut put = |bytes: &[u8]| {
+            self.ring[w..w + bytes.len()].copy_from_slice(bytes);
+            w += bytes.len();
+        };
+        put(msg);
+        for &f in &resp.ttl_fields {
+            put(&u16::try_from(f).unwrap_or(0).to_le_bytes());
+        }
+        for n in &names {
+            put(&[n.len() as u8]);
+            put(n.as_bytes());
+        }
+        self.head = end;
         let key = self.key(question, dnssec_ok);
         let stored = self.seconds(now);
-        let entry = Entry {
-            data: data.into_boxed_slice(),
-            msg_len,
-            ttls,
-            names: n_names,
-            dnssec_ok,
-            stored,
-            expires: stored.saturating_add(ttl),
-        };
-        if self.entries.insert(key, entry).is_none() {
-            self.order.push_back(key);
-        }
-        // Keys of entries replaced or expired linger in the queue; drop them before it grows.
-        if self.order.len() > 2 * self.capacity.max(16) {
-            let entries = &self.entries;
-            self.order.retain(|k| entries.contains_key(k));
-        }
+        self.entries.insert(
+            key,
+            Slot {
+                at,
+                len: len16,
+                msg_len,
+                ttls,
+                names: n_names,
+                dnssec_ok,
+                stored,
+                expires: stored.saturating_add(ttl),
+            },
+        );
+        self.order.push_back((key, at));
     }
 
     /// Hits and misses so far.
     pub fn stats(&self) -> (u64, u64) {
         (self.hits, self.misses)
     }
+
+    /// Answers held, and the bytes of the ring holding them.
+    pub fn size(&self) -> (usize, usize) {
+        (self.entries.len(), self.ring.len())
+    }
+}
+
+/// `count` length-prefixed names.
+fn names(mut data: &[u8], count: u8) -> Vec<String> {
+    let mut out = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let Some((&len, rest)) = data.split_first() else {
+            break;
+        };
+        let Some(name) = rest.get(..usize::from(len)) else {
+            break;
+        };
+        out.push(String::from_utf8_lossy(name).into_owned());
+        data = &rest[usize::from(len)..];
+    }
+    out
 }
 
 #[cfg(test)]
@@ -333,6 +375,42 @@ mod tests {
         }
         assert!(c.order.len() <= 2 * 16 + 1, "{}", c.order.len());
         assert!(c.entries.len() <= 4);
+    }
+
+    #[test]
+    fn the_ring_wraps_and_never_returns_overwritten_bytes() {
+        // 8 entries of capacity: a 2 KiB ring, and answers of 60 to 200 bytes that wrap it
+        // again and again. Every hit must be exactly the answer last stored for that name.
+        let mut c = Cache::new(8);
+        let t0 = Instant::now();
+        let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
+        let mut newest = String::new();
+        for i in 0..2000u32 {
+            // 97 names, each rewritten again and again with a new TTL.
+            let j = i % 97;
+            let name = format!(
+                "{}.{}.n{j}.example",
+                "x".repeat(1 + (j * 7 % 60) as usize),
+                "y".repeat(1 + (j * 3 % 60) as usize),
+            );
+            let (msg, resp) = answer(&name, 100 + i % 50, rcode::NOERROR);
+            c.put(&question(&name), false, &msg, &resp, t0);
+            latest.insert(name.clone(), msg);
+            newest = name;
+            assert!(c.ring.len() <= c.ring_limit);
+            for (n, want) in &latest {
+                if let Some(hit) = c.get(&question(n), false, t0) {
+                    assert_eq!(&hit.msg, want, "{n} after write {i}");
+                    assert_eq!(hit.names, ["target.example"]);
+                }
+            }
+        }
+        assert!(c.entries.len() <= 8);
+        assert!(
+            c.get(&question(&newest), false, t0).is_some(),
+            "the newest is kept"
+        );
+        assert!(c.order.len() <= c.ring_limit / 40);
     }
 
     #[test]

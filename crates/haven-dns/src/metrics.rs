@@ -19,6 +19,10 @@ pub mod names {
     pub const CACHE_HITS: &str = "haven_dns_cache_hits_total";
     /// Lookups the cache could not answer.
     pub const CACHE_MISSES: &str = "haven_dns_cache_misses_total";
+    /// Answers held in the cache.
+    pub const CACHE_ENTRIES: &str = "haven_dns_cache_entries";
+    /// Bytes of the cache's ring of answers.
+    pub const CACHE_BYTES: &str = "haven_dns_cache_bytes";
     /// Questions sent upstream.
     pub const UPSTREAM_QUERIES: &str = "haven_dns_upstream_queries_total";
     /// Questions no upstream answered.
@@ -27,6 +31,15 @@ pub mod names {
     pub const UPSTREAM_LATENCY: &str = "haven_dns_upstream_latency_seconds";
     /// Events dropped because the event consumer could not keep up.
     pub const EVENTS_DROPPED: &str = "haven_dns_events_dropped_total";
+}
+
+/// The cache's figures at the moment of rendering.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct CacheFigures {
+    pub hits: u64,
+    pub misses: u64,
+    pub entries: usize,
+    pub bytes: usize,
 }
 
 /// Counters, updated on the query path without locks (but for blocks by category).
@@ -69,7 +82,7 @@ impl Metrics {
     }
 
     /// The Prometheus exposition text.
-    pub fn render(&self, cache_hits: u64, cache_misses: u64) -> String {
+    pub fn render(&self, cache: CacheFigures) -> String {
         let mut out = String::new();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut counter = |name: &str, help: &str, value: u64| {
@@ -89,11 +102,11 @@ impl Metrics {
             "Queries refused by the per-client rate limit.",
             get(&self.rate_limited),
         );
-        counter(names::CACHE_HITS, "Answers from the cache.", cache_hits);
+        counter(names::CACHE_HITS, "Answers from the cache.", cache.hits);
         counter(
             names::CACHE_MISSES,
             "Lookups the cache could not answer.",
-            cache_misses,
+            cache.misses,
         );
         counter(
             names::UPSTREAM_QUERIES,
@@ -110,6 +123,23 @@ impl Metrics {
             "Events dropped because the consumer could not keep up.",
             get(&self.events_dropped),
         );
+        for (name, help, value) in [
+            (
+                names::CACHE_ENTRIES,
+                "Answers held in the cache.",
+                cache.entries,
+            ),
+            (
+                names::CACHE_BYTES,
+                "Bytes of the cache's ring of answers.",
+                cache.bytes,
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
         let _ = writeln!(
             out,
             "# HELP {} Queries blocked, by category.\n# TYPE {} counter",
@@ -144,7 +174,12 @@ mod tests {
         m.blocked("gambling");
         m.blocked("gambling");
         m.blocked("ut1:odd\"name");
-        let text = m.render(5, 2);
+        let text = m.render(CacheFigures {
+            hits: 5,
+            misses: 2,
+            entries: 3,
+            bytes: 300,
+        });
         assert!(text.contains("haven_dns_queries_total 3\n"), "{text}");
         assert!(
             text.contains("haven_dns_blocked_total{category=\"gambling\"} 2\n"),
@@ -155,6 +190,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("haven_dns_cache_hits_total 5\n"));
+        assert!(text.contains("# TYPE haven_dns_cache_entries gauge\nhaven_dns_cache_entries 3\n"));
         assert_eq!(m.blocked_total(), 3);
     }
 }

@@ -321,8 +321,20 @@ impl DnsFilter {
 
     /// The metrics, in the Prometheus text format.
     pub fn metrics_text(&self) -> String {
-        let (hits, misses) = self.cache.lock().map(|c| c.stats()).unwrap_or((0, 0));
-        self.metrics.render(hits, misses)
+        let figures = self
+            .cache
+            .lock()
+            .map(|c| {
+                let ((hits, misses), (entries, bytes)) = (c.stats(), c.size());
+                crate::metrics::CacheFigures {
+                    hits,
+                    misses,
+                    entries,
+                    bytes,
+                }
+            })
+            .unwrap_or_default();
+        self.metrics.render(figures)
     }
 
     /// Whether a client is within its rate limit (a token bucket per address).
