@@ -152,7 +152,16 @@ pub struct Asked {
     query: Query,
     client: IpAddr,
     tcp: bool,
-    started: Instant,
+    now: Now,
+}
+
+/// The moment a batch of queries arrived, read once for all of them: the clock is read per
+/// batch, not several times per query.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    instant: Instant,
+    wall_ms: u64,
+    local: DateTime,
 }
 
 /// What [`DnsFilter::begin`] could do at once.
@@ -338,11 +347,10 @@ impl DnsFilter {
     }
 
     /// Whether a client is within its rate limit (a token bucket per address).
-    fn within_rate(&self, client: IpAddr) -> bool {
+    fn within_rate(&self, client: IpAddr, now: Instant) -> bool {
         if self.rate_limit == 0 {
             return true;
         }
-        let now = Instant::now();
         let Ok(mut buckets) = self.buckets.lock() else {
             return true;
         };
@@ -390,17 +398,27 @@ impl DnsFilter {
     /// Answers one message from `client`. `None`: send nothing (a response, or garbage too short
     /// to carry an id).
     pub async fn answer(&self, msg: &[u8], client: IpAddr, tcp: bool) -> Option<Vec<u8>> {
-        match self.begin(msg, client, tcp) {
+        match self.begin(msg, client, tcp, self.now()) {
             Begun::Now(reply) => reply,
             Begun::Later(later) => Some(self.finish(msg, *later).await),
+        }
+    }
+
+    /// The time now, for [`DnsFilter::begin`].
+    pub fn now(&self) -> Now {
+        Now {
+            instant: Instant::now(),
+            wall_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            local: (self.clock)(),
         }
     }
 
     /// Everything about an answer that needs no upstream, done at once: parsing, the rate
     /// limit, the policy, the cache. Blocked names and cached answers are complete here; what
     /// needs an upstream comes back as [`Begun::Later`] for [`DnsFilter::finish`].
-    pub fn begin(&self, msg: &[u8], client: IpAddr, tcp: bool) -> Begun {
-        let started = Instant::now();
+    pub fn begin(&self, msg: &[u8], client: IpAddr, tcp: bool, now: Now) -> Begun {
         let query = match wire::parse_query(msg) {
             Ok(q) => q,
             Err(_) => {
@@ -409,7 +427,7 @@ impl DnsFilter {
             }
         };
         self.metrics.queries.fetch_add(1, Ordering::Relaxed);
-        if !self.within_rate(client) {
+        if !self.within_rate(client, now.instant) {
             self.metrics.rate_limited.fetch_add(1, Ordering::Relaxed);
             return Begun::Now(Some(Reply::to(&query).rcode(rcode::REFUSED).build()));
         }
@@ -417,7 +435,7 @@ impl DnsFilter {
             query,
             client,
             tcp,
-            started,
+            now,
         };
         match self.answer_now(&asked) {
             Ok(answered) => Begun::Now(Some(self.complete(&asked, answered))),
@@ -445,9 +463,7 @@ impl DnsFilter {
     fn complete(&self, asked: &Asked, answered: Answered) -> Vec<u8> {
         let query = &asked.query;
         self.emit(Event {
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            at_ms: asked.now.wall_ms,
             source: "dns",
             client: asked.client,
             group: answered.group,
@@ -455,7 +471,7 @@ impl DnsFilter {
             qtype: Some(query.qtype),
             action: answered.action,
             reason: answered.reason,
-            latency_us: asked.started.elapsed().as_micros() as u64,
+            latency_us: asked.now.instant.elapsed().as_micros() as u64,
         });
         let reply = answered.reply;
         if !asked.tcp && reply.len() > query.udp_limit() {
@@ -489,7 +505,7 @@ impl DnsFilter {
             ));
         }
         let engine = self.engine.current();
-        let at = (self.clock)();
+        let at = asked.now.local;
         let warn_as_block = self.block == BlockMode::BlockPage;
         let Some(group) = engine.group_id(group_name) else {
             // The client's group is not in the policy in force: fail closed.
@@ -530,7 +546,7 @@ impl DnsFilter {
                     action,
                     reason,
                 };
-                match self.cached(q) {
+                match self.cached(q, asked.now.instant) {
                     Some(hit) => Ok(self.checked(q, f, Some(hit))),
                     None => Err(Step::Forward(f)),
                 }
@@ -618,7 +634,7 @@ impl DnsFilter {
         let Ok(target) = wire::parse_query(&lookup) else {
             return reply.build();
         };
-        let found = match self.cached(&target) {
+        let found = match self.cached(&target, Instant::now()) {
             Some(hit) => Some(hit),
             None => self.resolve(&lookup, &target).await,
         };
@@ -639,12 +655,8 @@ impl DnsFilter {
     }
 
     /// A fresh answer from the cache, its TTLs aged.
-    fn cached(&self, q: &Query) -> Option<Resolved> {
-        let hit = self
-            .cache
-            .lock()
-            .ok()?
-            .get(&q.question, q.dnssec_ok, Instant::now())?;
+    fn cached(&self, q: &Query, now: Instant) -> Option<Resolved> {
+        let hit = self.cache.lock().ok()?.get(&q.question, q.dnssec_ok, now)?;
         Some((hit.msg, hit.names))
     }
 
@@ -822,6 +834,7 @@ impl DnsFilter {
                 }
                 Err(e) => return Err(e),
             };
+            let now = self.now();
             for i in 0..n {
                 let (msg, got) = batch.get(i);
                 let Some(peer) = got.peer else { continue };
@@ -834,7 +847,7 @@ impl DnsFilter {
                 }
                 // Blocked names and cached answers are ready at once: answer them with the rest
                 // of the batch. Only an answer that waits for an upstream becomes a task.
-                match self.begin(msg, peer.ip(), false) {
+                match self.begin(msg, peer.ip(), false, now) {
                     Begun::Now(Some(r)) => ready.push((r, peer)),
                     Begun::Now(None) => {}
                     Begun::Later(later) => {
