@@ -29,8 +29,8 @@ pub mod names {
     pub const UPSTREAM_FAILURES: &str = "haven_dns_upstream_failures_total";
     /// Time upstreams took to answer.
     pub const UPSTREAM_LATENCY: &str = "haven_dns_upstream_latency_seconds";
-    /// Events dropped because the event consumer could not keep up.
-    pub const EVENTS_DROPPED: &str = "haven_dns_events_dropped_total";
+    /// Events dropped because the event consumer could not keep up (DNS and proxy: one sink).
+    pub const EVENTS_DROPPED: &str = "haven_events_dropped_total";
 }
 
 /// The cache's figures at the moment of rendering.
@@ -40,6 +40,8 @@ pub struct CacheFigures {
     pub misses: u64,
     pub entries: usize,
     pub bytes: usize,
+    /// Events dropped by the event sink.
+    pub events_dropped: u64,
 }
 
 /// Counters, updated on the query path without locks (but for blocks by category).
@@ -57,8 +59,6 @@ pub struct Metrics {
     pub upstream_failures: AtomicU64,
     /// Sum of upstream latency in microseconds.
     pub upstream_latency_us: AtomicU64,
-    /// Events dropped.
-    pub events_dropped: AtomicU64,
     blocked: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -121,7 +121,7 @@ impl Metrics {
         counter(
             names::EVENTS_DROPPED,
             "Events dropped because the consumer could not keep up.",
-            get(&self.events_dropped),
+            cache.events_dropped,
         );
         for (name, help, value) in [
             (
@@ -179,6 +179,7 @@ mod tests {
             misses: 2,
             entries: 3,
             bytes: 300,
+            events_dropped: 4,
         });
         assert!(text.contains("haven_dns_queries_total 3\n"), "{text}");
         assert!(
@@ -190,6 +191,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("haven_dns_cache_hits_total 5\n"));
+        assert!(text.contains("haven_events_dropped_total 4\n"));
         assert!(text.contains("# TYPE haven_dns_cache_entries gauge\nhaven_dns_cache_entries 3\n"));
         assert_eq!(m.blocked_total(), 3);
     }

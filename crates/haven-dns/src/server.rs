@@ -6,12 +6,11 @@ use std::hash::BuildHasher;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use haven_core::clients::ClientMap;
-use haven_core::event::Event;
+use haven_core::event::{Event, EventSink};
 use haven_core::policy::Action;
 use haven_core::LiveEngine;
 use jiff::civil::DateTime;
@@ -114,21 +113,11 @@ pub struct DnsFilter {
     counter: AtomicU64,
     /// Counters for the metrics endpoint.
     pub metrics: Metrics,
-    events: Option<EventSink>,
+    events: Option<Arc<EventSink>>,
     inflight: Mutex<HashMap<Key, Vec<oneshot::Sender<Option<Resolved>>>>>,
     rate_limit: u32,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
 }
-
-/// Events leave in batches, so the writer is woken once per batch rather than once per query.
-#[derive(Debug)]
-struct EventSink {
-    tx: SyncSender<Vec<Event>>,
-    pending: Mutex<Vec<Event>>,
-}
-
-/// Events per batch.
-const EVENT_BATCH: usize = 256;
 
 /// TCP connections served at once.
 pub const MAX_TCP_CONNECTIONS: usize = 1024;
@@ -297,35 +286,10 @@ impl DnsFilter {
         })
     }
 
-    /// Hands every query's event to `events`, in batches, without waiting: when the channel is
-    /// full the batch is dropped and counted, and no answer is ever delayed. Call
-    /// [`DnsFilter::flush_events`] now and then so a quiet filter's events still leave.
-    pub fn with_events(mut self, events: SyncSender<Vec<Event>>) -> Self {
-        self.events = Some(EventSink {
-            tx: events,
-            pending: Mutex::new(Vec::with_capacity(EVENT_BATCH)),
-        });
+    /// Hands every query's event to `events` (see [`EventSink`]: never waiting, drops counted).
+    pub fn with_events(mut self, events: Arc<EventSink>) -> Self {
+        self.events = Some(events);
         self
-    }
-
-    /// Sends the events waiting in the current batch.
-    pub fn flush_events(&self) {
-        if let Some(sink) = &self.events {
-            let batch = match sink.pending.lock() {
-                Ok(mut p) if !p.is_empty() => {
-                    std::mem::replace(&mut *p, Vec::with_capacity(EVENT_BATCH))
-                }
-                _ => return,
-            };
-            self.send_batch(sink, batch);
-        }
-    }
-
-    fn send_batch(&self, sink: &EventSink, batch: Vec<Event>) {
-        let n = batch.len() as u64;
-        if sink.tx.try_send(batch).is_err() {
-            self.metrics.events_dropped.fetch_add(n, Ordering::Relaxed);
-        }
     }
 
     /// The metrics, in the Prometheus text format.
@@ -340,10 +304,15 @@ impl DnsFilter {
                     misses,
                     entries,
                     bytes,
+                    events_dropped: 0,
                 }
             })
             .unwrap_or_default();
-        self.metrics.render(figures)
+        let events_dropped = self.events.as_ref().map_or(0, |s| s.dropped());
+        self.metrics.render(crate::metrics::CacheFigures {
+            events_dropped,
+            ..figures
+        })
     }
 
     /// Whether a client is within its rate limit (a token bucket per address).
@@ -370,17 +339,8 @@ impl DnsFilter {
     }
 
     fn emit(&self, event: Event) {
-        let Some(sink) = &self.events else { return };
-        let full = match sink.pending.lock() {
-            Ok(mut p) => {
-                p.push(event);
-                (p.len() >= EVENT_BATCH)
-                    .then(|| std::mem::replace(&mut *p, Vec::with_capacity(EVENT_BATCH)))
-            }
-            Err(_) => None,
-        };
-        if let Some(batch) = full {
-            self.send_batch(sink, batch);
+        if let Some(sink) = &self.events {
+            sink.emit(event);
         }
     }
 
@@ -467,10 +427,12 @@ impl DnsFilter {
             source: "dns",
             client: asked.client,
             group: answered.group,
+            user: None,
             name: query.name.clone(),
             qtype: Some(query.qtype),
             action: answered.action,
             reason: answered.reason,
+            search: None,
             latency_us: asked.now.instant.elapsed().as_micros() as u64,
         });
         let reply = answered.reply;

@@ -229,10 +229,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("configuration {origin} refused"))?;
     let mut writer = None;
+    let mut events = None;
     if config.events.log {
         let batches = config.events.buffer.div_ceil(256).max(1);
         let (tx, rx) = std::sync::mpsc::sync_channel(batches);
-        filter = filter.with_events(tx);
+        let sink = Arc::new(haven_core::event::EventSink::new(tx));
+        filter = filter.with_events(sink.clone());
+        events = Some(sink);
         writer = Some(start_event_writer(&ctx.data_dir.join("events"), rx)?);
     }
     let filter = Arc::new(filter);
@@ -278,20 +281,23 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             tokio::spawn(serve_metrics(listener, filter.clone()));
         }
         // A quiet filter's last events still reach the log promptly.
-        let flusher = filter.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
-            loop {
-                tick.tick().await;
-                flusher.flush_events();
-            }
-        });
+        if let Some(sink) = events.clone() {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(std::time::Duration::from_millis(200));
+                loop {
+                    tick.tick().await;
+                    sink.flush();
+                }
+            });
+        }
         banner(ctx, &config, &origin, &addrs, filter.upstreams(), metrics);
         wait_and_reload(ctx, &live).await
     });
     // Stop the service, then let the writer put down every event it was handed.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    filter.flush_events();
+    if let Some(sink) = events.take() {
+        sink.flush();
+    }
     drop(filter);
     if let Some(w) = writer {
         let _ = w.join();
