@@ -13,6 +13,7 @@ pub mod listfmt;
 pub mod normalise;
 pub mod policy;
 pub mod safesearch;
+pub mod searchterm;
 pub mod snapshot;
 
 pub use engine::{Decision, Engine, Explanation, GroupId, LiveEngine, Rule};

@@ -1,5 +1,5 @@
-//! `haven serve`: Haven's main job. Today it runs the DNS filter; the proxy and the console join
-//! it in later releases.
+//! `haven serve`: Haven's main job. Today it runs the DNS filter and the filtering proxy; the
+//! console joins them in a later release.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +80,9 @@ pub struct ConfigFile {
     /// The DNS filter.
     #[serde(default)]
     pub dns: DnsConfig,
+    /// The filtering proxy (`listen = []` switches it off).
+    #[serde(default)]
+    pub proxy: haven_proxy::ProxyConfig,
     /// Networks and their groups.
     #[serde(default)]
     pub networks: Vec<NetworkFile>,
@@ -102,7 +105,7 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
 }
 
-/// `[events]`: every decision is appended to `<data-dir>/events/dns.jsonl` until the store
+/// `[events]`: every decision is appended to `<data-dir>/events/events.jsonl` until the store
 /// (SQLite or PostgreSQL) takes them over.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +190,23 @@ fn system_upstreams() -> Vec<SocketAddr> {
         .unwrap_or_default()
 }
 
+/// The school's IPv4 networks, as (network, mask) for the PAC file's direct list.
+fn direct_networks(networks: &[NetworkFile]) -> Vec<(std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+    networks
+        .iter()
+        .filter_map(|n| {
+            let (ip, len) = n.cidr.split_once('/').unwrap_or((&n.cidr, "32"));
+            let ip: std::net::Ipv4Addr = ip.parse().ok()?;
+            let len: u32 = len.parse().ok().filter(|l| *l <= 32)?;
+            let mask = u32::MAX.checked_shl(32 - len).unwrap_or(0);
+            Some((
+                std::net::Ipv4Addr::from(u32::from(ip) & mask),
+                std::net::Ipv4Addr::from(mask),
+            ))
+        })
+        .collect()
+}
+
 /// Local wall-clock time, looked up at most once a second (policies work in minutes).
 fn local_now() -> jiff::civil::DateTime {
     use std::cell::Cell;
@@ -220,25 +240,53 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("configuration {origin} refused"))?;
     let live = Arc::new(LiveEngine::new(engine));
+    let clients = Arc::new(clients);
     let mut filter = DnsFilter::new(
         &config.dns,
         live.clone(),
-        Arc::new(clients),
+        clients.clone(),
         &system_upstreams(),
         local_now,
     )
     .with_context(|| format!("configuration {origin} refused"))?;
+    let mut proxy = haven_proxy::Proxy::new(
+        config.proxy.clone(),
+        live.clone(),
+        clients,
+        local_now,
+        direct_networks(&config.networks),
+    );
     let mut writer = None;
     let mut events = None;
     if config.events.log {
         let batches = config.events.buffer.div_ceil(256).max(1);
         let (tx, rx) = std::sync::mpsc::sync_channel(batches);
         let sink = Arc::new(haven_core::event::EventSink::new(tx));
+        proxy = proxy.with_events(sink.clone());
         filter = filter.with_events(sink.clone());
         events = Some(sink);
         writer = Some(start_event_writer(&ctx.data_dir.join("events"), rx)?);
     }
     let filter = Arc::new(filter);
+    let reviews_path = ctx.data_dir.join("reviews.jsonl");
+    let mut proxy = proxy.with_reviews(Arc::new(move |r: haven_proxy::ReviewRequest| {
+        // Appended off the serving thread; the store (issue 5) will take these over.
+        let path = reviews_path.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write as _;
+            let line = serde_json::json!({
+                "at_ms": r.at_ms, "client": r.client, "group": r.group, "url": r.url,
+            });
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| writeln!(f, "{line}"));
+            if let Err(e) = written {
+                eprintln!("reviews: cannot write {}: {e}", path.display());
+            }
+        });
+    }));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -269,6 +317,28 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 }
             });
         }
+        let mut proxy_listeners = Vec::new();
+        for listen in &config.proxy.listen {
+            let addr: SocketAddr = listen
+                .parse()
+                .with_context(|| format!("proxy.listen: {listen:?} is not address:port"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("proxy: cannot listen on tcp {addr}"))?;
+            let bound = listener.local_addr()?;
+            proxy.also_known_as(bound.to_string());
+            proxy_listeners.push((bound, listener));
+        }
+        let proxy = Arc::new(proxy);
+        let proxy_addrs: Vec<SocketAddr> = proxy_listeners.iter().map(|(a, _)| *a).collect();
+        for (addr, listener) in proxy_listeners {
+            let p = proxy.clone();
+            tokio::spawn(async move {
+                if let Err(e) = p.serve(listener).await {
+                    eprintln!("error: proxy on {addr} stopped: {e}");
+                }
+            });
+        }
         let mut metrics = None;
         if let Some(listen) = &config.metrics.listen {
             let addr: SocketAddr = listen
@@ -290,7 +360,15 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 }
             });
         }
-        banner(ctx, &config, &origin, &addrs, filter.upstreams(), metrics);
+        banner(
+            ctx,
+            &config,
+            &origin,
+            &addrs,
+            filter.upstreams(),
+            &proxy_addrs,
+            metrics,
+        );
         wait_and_reload(ctx, &live).await
     });
     // Stop the service, then let the writer put down every event it was handed.
@@ -313,7 +391,7 @@ fn start_event_writer(
 ) -> Result<std::thread::JoinHandle<()>> {
     use std::io::Write as _;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("dns.jsonl");
+    let path = dir.join("events.jsonl");
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -377,6 +455,7 @@ fn banner(
     origin: &str,
     dns: &[SocketAddr],
     upstreams: &[Upstream],
+    proxy: &[SocketAddr],
     metrics: Option<SocketAddr>,
 ) {
     use std::io::Write as _;
@@ -409,11 +488,16 @@ fn banner(
     if config.events.log {
         text += &format!(
             "  events:      {}\n",
-            ctx.data_dir.join("events/dns.jsonl").display()
+            ctx.data_dir.join("events/events.jsonl").display()
         );
     }
-    text +=
-        "  proxy:       not yet built (issue 4); console and sign-in: not yet built (issue 5)\n";
+    if let Some(p) = proxy.first() {
+        text += &format!(
+            "  proxy:       http {}  (browsers: http://{p}/proxy.pac)\n",
+            list(proxy)
+        );
+    }
+    text += "  console and sign-in: not yet built (issue 5)\n";
     if let (Some(addr), Some(pupils)) = (dns.first(), config.networks.first()) {
         let bind = pupils.cidr.split('/').next().unwrap_or("127.0.0.1");
         text += &format!(
@@ -421,6 +505,9 @@ fn banner(
             addr.ip(),
             addr.port()
         );
+    }
+    if let Some(p) = proxy.first() {
+        text += &format!("  try:         curl -x http://{p} http://bet365.com/\n");
     }
     text += "Ctrl-C stops it; SIGHUP reloads the lists and the policy (a bad one keeps the old).\n";
     let mut out = std::io::stdout().lock();

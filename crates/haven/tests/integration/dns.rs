@@ -93,7 +93,7 @@ fn start_upstream() -> Upstream {
     Upstream { port, counted }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     // A port free for both UDP and TCP.
     loop {
         let u = UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -116,7 +116,7 @@ impl Drop for Server {
     }
 }
 
-fn demo_lists() -> PathBuf {
+pub(crate) fn demo_lists() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo-lists")
 }
 
@@ -167,7 +167,7 @@ fn start_haven_on(name: &str, upstreams: &str, block: &str, extra: &str) -> (Ser
         };
     let config = format!(
         "default_group = \"ks2\"\n[dns]\nlisten = [{listen}]\nupstreams = {upstreams}\ntimeout_ms = 300\nblock = \"{block}\"\nblock_page = [\"192.0.2.80\"]\n\
-         {extra}\n[[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n"
+         {extra}\n[proxy]\nlisten = []\n[[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n[[networks]]\ncidr = \"127.0.0.4/32\"\ngroup = \"guest\"\n"
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
     if block == "block-page" {
@@ -541,7 +541,7 @@ fn events_metrics_and_reload_under_load() {
     // Events: every query, with its action and reason.
     let mut events = String::new();
     for _ in 0..20 {
-        events = std::fs::read_to_string(data.join("events/dns.jsonl")).unwrap_or_default();
+        events = std::fs::read_to_string(data.join("events/events.jsonl")).unwrap_or_default();
         if events.lines().count() >= 300 {
             break;
         }

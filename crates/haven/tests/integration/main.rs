@@ -156,3 +156,4 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 mod dns;
 mod lists;
+mod proxy;

@@ -1,0 +1,16 @@
+//! Haven's filtering HTTP(S) proxy.
+//!
+//! An explicit forward proxy: HTTP/1.1 requests in absolute form are decided by the policy for
+//! the client's group and forwarded (keep-alive both ways, bodies streamed, hop-by-hop headers
+//! removed, WebSocket upgrades passed through), or answered with a block page that says why in
+//! plain words. CONNECT tunnels are decided on the host and again on the server name in the TLS
+//! ClientHello; a name that disagrees with the host is a bypass attempt and is stopped.
+//! Browsers find the proxy through `proxy.pac` / `wpad.dat`.
+
+pub mod headers;
+pub mod page;
+pub mod proxy;
+pub mod safe;
+pub mod sni;
+
+pub use proxy::{Body, Proxy, ProxyConfig, ReviewRequest, ReviewSink};

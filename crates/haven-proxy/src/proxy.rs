@@ -1,0 +1,930 @@
+//! The proxy service: one HTTP/1.1 connection from a browser at a time, each request decided by
+//! the policy for the client's group, then forwarded, tunnelled, or answered with a page.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::hash::BuildHasher;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use haven_core::clients::ClientMap;
+use haven_core::event::{Event, EventSink};
+use haven_core::policy::Action;
+use haven_core::{Engine, GroupId, LiveEngine, Target};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode, Uri};
+use hyper_util::rt::TokioIo;
+use jiff::civil::DateTime;
+use serde::Deserialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::headers::{is_websocket, strip_hop_by_hop};
+use crate::page;
+use crate::sni::{self, Hello};
+
+/// Errors from inside a body (the origin's, or the client's).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every body the proxy sends: a page it made, or a stream passed through.
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+
+/// `[proxy]` in `haven.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Addresses to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: Vec<String>,
+    /// `host:port` that browsers should use for the proxy (in the PAC file); by default the
+    /// name the PAC file was fetched by.
+    #[serde(default)]
+    pub public_address: Option<String>,
+    /// Time allowed to connect to a website.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_ms: u64,
+    /// Time allowed for a website to start answering once asked.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout_ms: u64,
+    /// Whether block pages offer "request a review".
+    #[serde(default = "yes")]
+    pub reviews: bool,
+    /// Fixed addresses for host names, consulted before DNS (like a hosts file): a site the
+    /// school hosts internally, say.
+    #[serde(default)]
+    pub hosts: std::collections::BTreeMap<String, IpAddr>,
+}
+
+fn default_listen() -> Vec<String> {
+    vec!["127.0.0.1:3128".to_owned()]
+}
+fn default_connect_timeout() -> u64 {
+    10_000
+}
+fn default_read_timeout() -> u64 {
+    30_000
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            listen: default_listen(),
+            public_address: None,
+            connect_timeout_ms: default_connect_timeout(),
+            read_timeout_ms: default_read_timeout(),
+            reviews: true,
+            hosts: Default::default(),
+        }
+    }
+}
+
+/// Someone asked for a blocked page to be looked at again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewRequest {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Who asked (address) and their group.
+    pub client: IpAddr,
+    pub group: String,
+    /// The page.
+    pub url: String,
+}
+
+/// Where review requests go.
+pub type ReviewSink = Arc<dyn Fn(ReviewRequest) + Send + Sync>;
+
+/// Idle connections kept per website.
+const IDLE_PER_ORIGIN: usize = 8;
+/// Largest form the proxy reads (a review request).
+const MAX_FORM: usize = 8 * 1024;
+/// Path of the review form's target on the proxy itself.
+const REVIEW_PATH: &str = "/_haven/review";
+
+type OriginKey = (String, u16);
+
+/// Kept connections to websites, for keep-alive to the origin.
+#[derive(Default)]
+struct Pool {
+    idle: Mutex<HashMap<OriginKey, Vec<SendRequest<Body>>>>,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Pool")
+    }
+}
+
+impl Pool {
+    fn take(&self, key: &OriginKey) -> Option<SendRequest<Body>> {
+        let mut idle = self.idle.lock().ok()?;
+        let list = idle.get_mut(key)?;
+        while let Some(s) = list.pop() {
+            if s.is_ready() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    fn give_back(&self, key: OriginKey, sender: SendRequest<Body>) {
+        if !sender.is_ready() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock() {
+            let list = idle.entry(key).or_default();
+            if list.len() < IDLE_PER_ORIGIN {
+                list.push(sender);
+            }
+        }
+    }
+}
+
+/// The filtering proxy.
+pub struct Proxy {
+    engine: Arc<LiveEngine>,
+    clients: Arc<ClientMap>,
+    events: Option<Arc<EventSink>>,
+    reviews: Option<ReviewSink>,
+    clock: fn() -> DateTime,
+    config: ProxyConfig,
+    /// Authorities that name the proxy itself (its listen addresses and public address).
+    own: Vec<String>,
+    /// Networks the PAC file sends direct.
+    direct: Vec<(Ipv4Addr, Ipv4Addr)>,
+    pool: Arc<Pool>,
+    tokens: RandomState,
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("config", &self.config)
+            .field("own", &self.own)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a request was settled, for its event.
+struct Outcome {
+    action: Action,
+    reason: Option<String>,
+}
+
+impl Proxy {
+    /// A proxy deciding with `engine`, placing clients with `clients`. `direct` lists the
+    /// networks the PAC file sends straight out (the school's own, besides the private ranges).
+    pub fn new(
+        config: ProxyConfig,
+        engine: Arc<LiveEngine>,
+        clients: Arc<ClientMap>,
+        clock: fn() -> DateTime,
+        direct: Vec<(Ipv4Addr, Ipv4Addr)>,
+    ) -> Proxy {
+        let mut own = config.listen.clone();
+        own.extend(config.public_address.clone());
+        Proxy {
+            engine,
+            clients,
+            events: None,
+            reviews: None,
+            clock,
+            config,
+            own,
+            direct,
+            pool: Arc::new(Pool::default()),
+            tokens: RandomState::new(),
+        }
+    }
+
+    /// Records every request's event in `events`.
+    pub fn with_events(mut self, events: Arc<EventSink>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Hands review requests from block pages to `sink`.
+    pub fn with_reviews(mut self, sink: ReviewSink) -> Self {
+        self.reviews = Some(sink);
+        self
+    }
+
+    /// Adds an address that names the proxy itself (the actual one, once bound).
+    pub fn also_known_as(&mut self, authority: String) {
+        self.own.push(authority);
+    }
+
+    /// Serves browsers on a bound listener until it fails.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener) -> io::Result<()> {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                // Out of descriptors, say: wait a little rather than spin.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let me = self.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let me = me.clone();
+                    async move { Ok::<_, Infallible>(me.handle(req, peer).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades()
+                    .await;
+            });
+        }
+    }
+
+    fn school(&self, engine: &Engine) -> String {
+        engine.policy().school.clone()
+    }
+
+    /// One request from a browser.
+    pub async fn handle(
+        self: Arc<Self>,
+        req: Request<Incoming>,
+        peer: SocketAddr,
+    ) -> Response<Body> {
+        let started = Instant::now();
+        if req.method() == Method::CONNECT {
+            return self.connect(req, peer, started).await;
+        }
+        let is_own = match req.uri().authority() {
+            None => true,
+            Some(a) => self.own.iter().any(|o| o.eq_ignore_ascii_case(a.as_str())),
+        };
+        if is_own {
+            return self.local(req, peer).await;
+        }
+        let engine = self.engine.current();
+        if req.uri().scheme_str() != Some("http") {
+            return page_response(
+                StatusCode::BAD_REQUEST,
+                page::error(
+                    &self.school(&engine),
+                    "Not a web address this proxy handles",
+                    "Only http:// addresses are sent as requests; https:// goes through CONNECT.",
+                ),
+            );
+        }
+        let url = req.uri().to_string();
+        let (group_name, _) = self.clients.place(peer.ip());
+        let group_name = group_name.to_owned();
+        let host = req.uri().host().unwrap_or_default().to_ascii_lowercase();
+        let search = haven_core::searchterm::search_term(
+            &host,
+            req.uri().path(),
+            req.uri().query().unwrap_or(""),
+        )
+        .map(|s| s.term);
+        let record = |action: Action, reason: Option<String>| {
+            self.emit(
+                peer.ip(),
+                &group_name,
+                &url,
+                action,
+                reason,
+                search.clone(),
+                started,
+            );
+        };
+        let Some(group) = engine.group_id(&group_name) else {
+            let reason = format!("group {group_name} is not in the policy");
+            record(Action::Block, Some(reason.clone()));
+            return self.block_page(&engine, None, &url, peer, &reason, None);
+        };
+        let Ok(target) = Target::parse(&url) else {
+            record(Action::Block, Some("unreadable address".into()));
+            return page_response(
+                StatusCode::BAD_REQUEST,
+                page::error(&self.school(&engine), "Unreadable address", &url),
+            );
+        };
+        let d = engine.decide(&target, group, None, (self.clock)());
+        let (category, rule) = engine.brief(group, &d);
+        let reason = match category {
+            Some(c) => format!("{c} ({rule})"),
+            None => rule.into_owned(),
+        };
+        match d.action {
+            Action::Block | Action::Warn => {
+                record(d.action, Some(reason.clone()));
+                self.block_page(&engine, Some(group), &url, peer, &reason, category)
+            }
+            Action::Allow | Action::AlertOnly | Action::Rewrite => {
+                let mut req = req;
+                if d.action == Action::Rewrite {
+                    if let Some((engine_id, mode)) = d.safe_search {
+                        rewrite_safe_search(&mut req, engine_id, mode);
+                    }
+                }
+                let outcome = Outcome {
+                    action: d.action,
+                    reason: match (d.action, d.safe_search) {
+                        (Action::Allow, _) => None,
+                        (Action::Rewrite, Some((e, mode))) => {
+                            Some(format!("safe search: {} ({mode:?})", e.id()).to_lowercase())
+                        }
+                        _ => Some(reason),
+                    },
+                };
+                let resp = self.forward(req, &engine).await;
+                record(outcome.action, outcome.reason);
+                resp
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit(
+        &self,
+        client: IpAddr,
+        group: &str,
+        url: &str,
+        action: Action,
+        reason: Option<String>,
+        search: Option<String>,
+        started: Instant,
+    ) {
+        let Some(sink) = &self.events else { return };
+        sink.emit(Event {
+            at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            source: "proxy",
+            client,
+            group: group.to_owned(),
+            user: None,
+            name: url.to_owned(),
+            qtype: None,
+            action,
+            reason,
+            search,
+            latency_us: started.elapsed().as_micros() as u64,
+        });
+    }
+
+    fn block_page(
+        &self,
+        engine: &Engine,
+        _group: Option<GroupId>,
+        url: &str,
+        peer: SocketAddr,
+        reason: &str,
+        category: Option<&str>,
+    ) -> Response<Body> {
+        let cat = category.and_then(haven_core::category::by_id);
+        let token = self.token(url, peer.ip(), 0);
+        let action = format!(
+            "http://{}{REVIEW_PATH}",
+            self.own.last().map_or("127.0.0.1:3128", String::as_str)
+        );
+        let html = page::blocked(&page::Blocked {
+            school: &self.school(engine),
+            url,
+            category: cat.map(|c| c.name).or(category),
+            about: cat.map(|c| c.description),
+            rule: reason,
+            review: (self.config.reviews && self.reviews.is_some())
+                .then_some((action.as_str(), token.as_str())),
+        });
+        page_response(StatusCode::FORBIDDEN, html)
+    }
+
+    /// A token binding a review request to the page, the client and the hour (this one or the
+    /// last), so that other sites cannot file requests in a pupil's name.
+    fn token(&self, url: &str, client: IpAddr, hours_ago: u64) -> String {
+        let hour = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() / 3600)
+            .saturating_sub(hours_ago);
+        format!("{:016x}", self.tokens.hash_one((url, client, hour)))
+    }
+
+    /// Requests addressed to the proxy itself: the PAC file and review requests.
+    async fn local(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let engine = self.engine.current();
+        let school = self.school(&engine);
+        match (req.method(), req.uri().path()) {
+            (&Method::GET | &Method::HEAD, "/proxy.pac" | "/wpad.dat") => {
+                let addr = self.config.public_address.clone().unwrap_or_else(|| {
+                    req.headers()
+                        .get(header::HOST)
+                        .and_then(|h| h.to_str().ok())
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| self.config.listen.first().cloned().unwrap_or_default())
+                });
+                let mut direct = vec![
+                    (Ipv4Addr::new(10, 0, 0, 0), Ipv4Addr::new(255, 0, 0, 0)),
+                    (Ipv4Addr::new(172, 16, 0, 0), Ipv4Addr::new(255, 240, 0, 0)),
+                    (Ipv4Addr::new(192, 168, 0, 0), Ipv4Addr::new(255, 255, 0, 0)),
+                    (Ipv4Addr::new(127, 0, 0, 0), Ipv4Addr::new(255, 0, 0, 0)),
+                ];
+                direct.extend(self.direct.iter().copied());
+                let mut resp = Response::new(full(page::pac(&addr, &direct)));
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-ns-proxy-autoconfig"),
+                );
+                resp
+            }
+            (&Method::POST, REVIEW_PATH) if self.config.reviews => {
+                let Some(sink) = self.reviews.clone() else {
+                    return not_found(&school);
+                };
+                let body = match http_body_util::Limited::new(req.into_body(), MAX_FORM)
+                    .collect()
+                    .await
+                {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => {
+                        return page_response(
+                            StatusCode::PAYLOAD_TOO_LARGE,
+                            page::error(&school, "Request too large", "The form was too large."),
+                        )
+                    }
+                };
+                let form = parse_form(&body);
+                let url = form.get("url").cloned().unwrap_or_default();
+                let token = form.get("token").cloned().unwrap_or_default();
+                let valid =
+                    !url.is_empty() && (0..2).any(|h| self.token(&url, peer.ip(), h) == token);
+                if !valid {
+                    return page_response(
+                        StatusCode::FORBIDDEN,
+                        page::error(
+                            &school,
+                            "Review request not accepted",
+                            "This request did not come from one of the school's block pages. \
+                             Go back to the blocked page and use its button.",
+                        ),
+                    );
+                }
+                let (group, _) = self.clients.place(peer.ip());
+                sink(ReviewRequest {
+                    at_ms: std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_millis() as u64),
+                    client: peer.ip(),
+                    group: group.to_owned(),
+                    url: url.clone(),
+                });
+                page_response(StatusCode::OK, page::review_sent(&school, &url))
+            }
+            _ => not_found(&school),
+        }
+    }
+
+    /// Connects to a website, within the connect timeout.
+    async fn dial(&self, host: &str, port: u16) -> Result<TcpStream, (StatusCode, String)> {
+        let limit = Duration::from_millis(self.config.connect_timeout_ms);
+        let attempt = async {
+            let addrs: Vec<SocketAddr> = match self.config.hosts.get(host) {
+                Some(ip) => vec![SocketAddr::new(*ip, port)],
+                None => tokio::net::lookup_host((host, port))
+                    .await
+                    .map_err(|e| {
+                        (
+                            StatusCode::BAD_GATEWAY,
+                            format!("{host} could not be found: {e}"),
+                        )
+                    })?
+                    .collect(),
+            };
+            let mut last = format!("{host} has no address");
+            for addr in addrs {
+                match TcpStream::connect(addr).await {
+                    Ok(s) => {
+                        let _ = s.set_nodelay(true);
+                        return Ok(s);
+                    }
+                    Err(e) => last = format!("{host} ({addr}) refused the connection: {e}"),
+                }
+            }
+            Err((StatusCode::BAD_GATEWAY, last))
+        };
+        match tokio::time::timeout(limit, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("{host} did not answer within {} s", limit.as_secs_f32()),
+            )),
+        }
+    }
+
+    /// Passes an allowed request on and streams the answer back.
+    async fn forward(&self, mut req: Request<Incoming>, engine: &Engine) -> Response<Body> {
+        let school = self.school(engine);
+        let uri = req.uri().clone();
+        let host = uri.host().unwrap_or_default().to_owned();
+        let port = uri.port_u16().unwrap_or(80);
+        let websocket = is_websocket(req.headers());
+        strip_hop_by_hop(req.headers_mut(), websocket);
+        if !req.headers().contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str())) {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        }
+        // Origin servers expect the origin form: the path and query only.
+        let origin_form = uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .parse::<Uri>()
+            .unwrap_or_else(|_| Uri::from_static("/"));
+        *req.uri_mut() = origin_form;
+        let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+        let key = (host.clone(), port);
+        let mut sender = match self.pool.take(&key) {
+            Some(s) => s,
+            None => match self.dial(&host, port).await {
+                Ok(stream) => {
+                    match hyper::client::conn::http1::Builder::new()
+                        .handshake::<_, Body>(TokioIo::new(stream))
+                        .await
+                    {
+                        Ok((sender, conn)) => {
+                            tokio::spawn(conn.with_upgrades());
+                            sender
+                        }
+                        Err(e) => {
+                            return upstream_error(&school, StatusCode::BAD_GATEWAY, &e.to_string())
+                        }
+                    }
+                }
+                Err((status, why)) => return upstream_error(&school, status, &why),
+            },
+        };
+        let req = req.map(|b| b.map_err(BoxError::from).boxed());
+        let limit = Duration::from_millis(self.config.read_timeout_ms);
+        let mut resp = match tokio::time::timeout(limit, sender.send_request(req)).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                return upstream_error(
+                    &school,
+                    StatusCode::BAD_GATEWAY,
+                    &format!("{host} broke off the answer: {e}"),
+                )
+            }
+            Err(_) => {
+                return upstream_error(
+                    &school,
+                    StatusCode::GATEWAY_TIMEOUT,
+                    &format!(
+                        "{host} did not start answering within {} s",
+                        limit.as_secs_f32()
+                    ),
+                )
+            }
+        };
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            if let Some(client_upgrade) = client_upgrade {
+                let origin_upgrade = hyper::upgrade::on(&mut resp);
+                tokio::spawn(async move {
+                    if let (Ok(c), Ok(o)) = (client_upgrade.await, origin_upgrade.await) {
+                        let _ = tokio::io::copy_bidirectional(
+                            &mut TokioIo::new(c),
+                            &mut TokioIo::new(o),
+                        )
+                        .await;
+                    }
+                });
+                let (parts, _) = resp.into_parts();
+                return Response::from_parts(parts, empty());
+            }
+        }
+        strip_hop_by_hop(resp.headers_mut(), false);
+        let (parts, body) = resp.into_parts();
+        let body = Returning::new(body, self.pool.clone(), key, sender);
+        Response::from_parts(parts, body.boxed())
+    }
+
+    /// CONNECT: decided on the host, then on the server name in the TLS ClientHello.
+    async fn connect(
+        self: Arc<Self>,
+        mut req: Request<Incoming>,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Response<Body> {
+        let engine = self.engine.current();
+        let school = self.school(&engine);
+        let Some(authority) = req.uri().authority().cloned() else {
+            return page_response(
+                StatusCode::BAD_REQUEST,
+                page::error(&school, "Bad request", "CONNECT needs host:port."),
+            );
+        };
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        let port = authority.port_u16().unwrap_or(443);
+        let url = if port == 443 {
+            format!("https://{host}/")
+        } else {
+            format!("https://{host}:{port}/")
+        };
+        let (group_name, _) = self.clients.place(peer.ip());
+        let group_name = group_name.to_owned();
+        let verdict = self.decide_host(&engine, &group_name, &host);
+        if let Err(reason) = verdict {
+            self.emit(
+                peer.ip(),
+                &group_name,
+                &url,
+                Action::Block,
+                Some(reason.clone()),
+                None,
+                started,
+            );
+            let mut resp = page_response(
+                StatusCode::FORBIDDEN,
+                page::error(&school, "Blocked by the school's filter", &reason),
+            );
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            return resp;
+        }
+        let mut origin = match self.dial(&host, port).await {
+            Ok(s) => s,
+            Err((status, why)) => return upstream_error(&school, status, &why),
+        };
+        let on_upgrade = hyper::upgrade::on(&mut req);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(upgraded) = on_upgrade.await else {
+                return;
+            };
+            let mut client = TokioIo::new(upgraded);
+            // Read the start of the tunnel: a TLS ClientHello names the server it is for.
+            let mut first = Vec::with_capacity(2048);
+            let mut buf = [0u8; 4096];
+            let hello = loop {
+                let read =
+                    tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await;
+                match read {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+                    Ok(Ok(n)) => first.extend_from_slice(&buf[..n]),
+                }
+                match sni::parse(&first) {
+                    Hello::Incomplete if first.len() < sni::MAX_HELLO => continue,
+                    Hello::Incomplete => break Hello::NotTls,
+                    h => break h,
+                }
+            };
+            if let Hello::Sni(name) = &hello {
+                let ip_host = host.parse::<IpAddr>().is_ok();
+                if !ip_host && *name != host {
+                    let reason = format!(
+                        "bypass attempt: the TLS server name {name} does not match the CONNECT host {host}"
+                    );
+                    me.emit(
+                        peer.ip(),
+                        &group_name,
+                        &url,
+                        Action::Block,
+                        Some(reason),
+                        None,
+                        started,
+                    );
+                    return;
+                }
+                if ip_host {
+                    let engine = me.engine.current();
+                    if let Err(reason) = me.decide_host(&engine, &group_name, name) {
+                        me.emit(
+                            peer.ip(),
+                            &group_name,
+                            &format!("https://{name}/"),
+                            Action::Block,
+                            Some(reason),
+                            None,
+                            started,
+                        );
+                        return;
+                    }
+                }
+            }
+            me.emit(
+                peer.ip(),
+                &group_name,
+                &url,
+                Action::Allow,
+                None,
+                None,
+                started,
+            );
+            if origin.write_all(&first).await.is_err() {
+                return;
+            }
+            let _ = tokio::io::copy_bidirectional(&mut client, &mut origin).await;
+        });
+        Response::new(empty())
+    }
+
+    /// The decision on a bare host name for a group: `Err(reason)` when blocked (warnings
+    /// included: a tunnel cannot show the page with its click-through).
+    fn decide_host(&self, engine: &Engine, group_name: &str, host: &str) -> Result<(), String> {
+        let Some(group) = engine.group_id(group_name) else {
+            return Err(format!("group {group_name} is not in the policy"));
+        };
+        let Ok(target) = Target::parse(host) else {
+            return Err("unreadable host name".to_owned());
+        };
+        let d = engine.decide(&target, group, None, (self.clock)());
+        match d.action {
+            Action::Block | Action::Warn => {
+                let (category, rule) = engine.brief(group, &d);
+                Err(match category {
+                    Some(c) => format!("{c} ({rule})"),
+                    None => rule.into_owned(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+fn rewrite_safe_search(
+    req: &mut Request<Incoming>,
+    engine: haven_core::safesearch::SearchEngine,
+    mode: haven_core::policy::SafeSearchMode,
+) {
+    let uri = req.uri().clone();
+    let pq = uri.path_and_query().map_or("/", |p| p.as_str());
+    let rewritten = crate::safe::rewrite_query(engine, pq);
+    let mut parts = uri.into_parts();
+    if let Ok(p) = rewritten.parse() {
+        parts.path_and_query = Some(p);
+        if let Ok(u) = Uri::from_parts(parts) {
+            *req.uri_mut() = u;
+        }
+    }
+    if let Some(v) = crate::safe::youtube_restrict(engine, mode) {
+        req.headers_mut()
+            .insert("youtube-restrict", HeaderValue::from_static(v));
+    }
+}
+
+fn parse_form(body: &[u8]) -> HashMap<String, String> {
+    let text = String::from_utf8_lossy(body);
+    text.split('&')
+        .filter_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            Some((form_decode(k), form_decode(v)))
+        })
+        .collect()
+}
+
+fn form_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn full(s: String) -> Body {
+    Full::new(Bytes::from(s))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn empty() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn page_response(status: StatusCode, html: String) -> Response<Body> {
+    let mut resp = Response::new(full(html));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action *"),
+    );
+    resp
+}
+
+fn not_found(school: &str) -> Response<Body> {
+    page_response(
+        StatusCode::NOT_FOUND,
+        page::error(
+            school,
+            "Not found",
+            "This is the school's web filter. Nothing is here.",
+        ),
+    )
+}
+
+fn upstream_error(school: &str, status: StatusCode, why: &str) -> Response<Body> {
+    let title = if status == StatusCode::GATEWAY_TIMEOUT {
+        "The website took too long to answer"
+    } else {
+        "The website could not be reached"
+    };
+    page_response(status, page::error(school, title, why))
+}
+
+/// A response body passed through from a website that puts its connection back in the pool
+/// once the body has been read to its end.
+struct Returning {
+    inner: Incoming,
+    back: Option<(Arc<Pool>, OriginKey, SendRequest<Body>)>,
+}
+
+impl Returning {
+    fn new(inner: Incoming, pool: Arc<Pool>, key: OriginKey, sender: SendRequest<Body>) -> Self {
+        let mut r = Returning {
+            inner,
+            back: Some((pool, key, sender)),
+        };
+        if r.inner.is_end_stream() {
+            r.finish();
+        }
+        r
+    }
+
+    fn finish(&mut self) {
+        if let Some((pool, key, sender)) = self.back.take() {
+            pool.give_back(key, sender);
+        }
+    }
+}
+
+impl hyper::body::Body for Returning {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Ok(f))) => {
+                let end = this.inner.is_end_stream();
+                if end {
+                    this.finish();
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,559 @@
+//! The filtering proxy, end to end: the real `haven serve`, real curl, and websites started by
+//! the tests on loopback. Source addresses stand for the networks: 127.0.0.2 pupils (ks2),
+//! 127.0.0.3 staff.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::dns::{demo_lists, free_port};
+use super::{haven, ok, scratch};
+
+/// A website for the tests: answers by path, and remembers what it was asked.
+struct Origin {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl Origin {
+    fn start() -> Origin {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
+        let port = listener.local_addr().expect("addr").port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (c, r) = (connections.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                c.fetch_add(1, Ordering::SeqCst);
+                let r = r.clone();
+                std::thread::spawn(move || serve_origin(stream, &r));
+            }
+        });
+        Origin {
+            port,
+            connections,
+            requests,
+        }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.requests.lock().expect("lock").clone()
+    }
+}
+
+fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+    let mut out = stream;
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            if line == "\r\n" {
+                break;
+            }
+            head.push_str(&line);
+        }
+        let length = head
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("content-length")
+                    .then(|| v.trim().parse::<usize>().ok())?
+            })
+            .unwrap_or(0);
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        requests.lock().expect("lock").push(head.clone());
+        let path = head.split(' ').nth(1).unwrap_or("/").to_owned();
+        let reply: Vec<u8> = if path.starts_with("/slow") {
+            std::thread::sleep(Duration::from_secs(5));
+            return;
+        } else if path.starts_with("/ws") {
+            let _ = out.write_all(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+            );
+            // Echo whatever comes now, raw.
+            let mut buf = [0u8; 1024];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || out.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+            return;
+        } else if path.starts_with("/big") {
+            let body: Vec<u8> = (0..1_048_576u32).map(|i| b'a' + (i % 26) as u8).collect();
+            let mut r =
+                format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+            r.extend_from_slice(&body);
+            r
+        } else if path.starts_with("/echo") {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
+                head.len()
+            )
+            .into_bytes()
+        } else {
+            let body = "hello from the origin";
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nKeep-Alive: timeout=5\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        };
+        if out.write_all(&reply).is_err() {
+            return;
+        }
+    }
+}
+
+struct Proxy {
+    child: std::process::Child,
+    port: u16,
+    data: PathBuf,
+    dir: PathBuf,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Imports the demo lists and starts `haven serve` with its proxy on a free port and `extra`
+/// lines in `[proxy]`.
+fn start_proxy(name: &str, extra: &str) -> Proxy {
+    let dir = scratch(name);
+    let data = dir.join("data");
+    ok(&haven(
+        &data,
+        &[
+            "lists",
+            "import",
+            demo_lists().to_str().expect("p"),
+            "--name",
+            "demo",
+            "--mapping",
+            "haven",
+        ],
+    ));
+    let (dns, port) = (free_port(), free_port());
+    let config = format!(
+        "default_group = \"ks2\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\n\
+         [proxy]\nlisten = [\"127.0.0.1:{port}\"]\nconnect_timeout_ms = 1000\nread_timeout_ms = 500\n{extra}\n\
+         [[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n"
+    );
+    std::fs::write(data.join("haven.toml"), config).expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start haven serve");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut banner = String::new();
+    for line in lines.by_ref() {
+        let line = line.expect("banner");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    std::thread::spawn(move || lines.for_each(drop));
+    assert!(
+        banner.contains(&format!("proxy:       http 127.0.0.1:{port}")),
+        "{banner}"
+    );
+    Proxy {
+        child,
+        port,
+        data,
+        dir,
+    }
+}
+
+/// curl through the proxy from `from`: (status, body, stderr).
+fn curl(p: &Proxy, from: &str, args: &[&str]) -> (String, String, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-S", "-x", &format!("http://127.0.0.1:{}", p.port)])
+        .args([
+            "--interface",
+            from,
+            "--max-time",
+            "10",
+            "-w",
+            "\n%{http_code}",
+        ])
+        .args(args)
+        .output()
+        .expect("run curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (
+        code.to_owned(),
+        body.to_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The events recorded so far (they leave the proxy within a fifth of a second).
+fn events(p: &Proxy, until: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(p.data.join("events/events.jsonl")).unwrap_or_default();
+        let all: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        if until(&all) {
+            return all;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("the expected events never arrived");
+}
+
+#[test]
+fn http_forwarding_keep_alive_streaming_and_upstream_failures() {
+    let origin = Origin::start();
+    let p = start_proxy("proxy-http", "");
+    let base = format!("http://127.0.0.1:{}", origin.port);
+    // Two requests on one connection from curl: one connection to the origin.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!("{base}/a"), &format!("{base}/b")],
+    );
+    assert_eq!(code, "200");
+    // (curl's status line for the first transfer sits between the two bodies.)
+    assert_eq!(body, "hello from the origin\n200hello from the origin");
+    assert_eq!(origin.connections.load(Ordering::SeqCst), 1, "kept alive");
+    // Hop-by-hop headers stop at the proxy; the origin is asked in origin form.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[
+            "-H",
+            "Proxy-Authorization: Basic eDp5",
+            "-H",
+            "Connection: keep-alive, X-Private",
+            "-H",
+            "X-Private: 1",
+            &format!("{base}/echo"),
+        ],
+    );
+    assert_eq!(code, "200");
+    assert!(body.starts_with("GET /echo HTTP/1.1"), "{body}");
+    let lower = body.to_lowercase();
+    assert!(
+        !lower.contains("proxy-authorization") && !lower.contains("x-private"),
+        "{body}"
+    );
+    // A megabyte streams through intact.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&format!("{base}/big")]);
+    assert_eq!(code, "200");
+    assert_eq!(body.len(), 1_048_576);
+    assert!(body.starts_with("abcdefghijklmnopqrstuvwxyzabc"));
+    // A POST body reaches the origin.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &["--data", "name=value", &format!("{base}/echo")],
+    );
+    assert_eq!(code, "200");
+    assert!(body.starts_with("POST /echo"), "{body}");
+    // Upstream failures are pages that say so: refused (502) and too slow (504).
+    let dead = free_port();
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&format!("http://127.0.0.1:{dead}/")]);
+    assert_eq!(code, "502");
+    assert!(body.contains("could not be reached"), "{body}");
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&format!("{base}/slow")]);
+    assert_eq!(code, "504");
+    assert!(body.contains("took too long"), "{body}");
+    // Garbage instead of a request: 400, and the proxy still serves.
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    s.write_all(b"\x16\x03\x01 not http at all\r\n\r\n")
+        .expect("write");
+    let mut reply = String::new();
+    let _ = s.read_to_string(&mut reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    let (code, _, _) = curl(&p, "127.0.0.2", &[&format!("{base}/a")]);
+    assert_eq!(code, "200");
+    let all = events(&p, |e| {
+        e.iter().filter(|e| e["source"] == "proxy").count() >= 8
+    });
+    assert!(all.iter().any(|e| e["name"] == format!("{base}/big")
+        && e["action"] == "allow"
+        && e["group"] == "ks2"));
+}
+
+#[test]
+fn blocks_explain_themselves_and_a_review_can_be_requested() {
+    let p = start_proxy("proxy-block", "");
+    let (code, body, _) = curl(&p, "127.0.0.2", &["http://bet365.com/"]);
+    assert_eq!(code, "403");
+    assert!(body.contains("Demo Primary School"), "{body}");
+    assert!(body.contains("This page is blocked"));
+    assert!(body.contains("<strong>gambling</strong>"), "{body}");
+    assert!(body.contains("tell your teacher"));
+    // The review button posts to the proxy with a token bound to the page and the pupil.
+    let token = body
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a review token");
+    let review = format!("http://127.0.0.1:{}/_haven/review", p.port);
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[
+            "--data-urlencode",
+            "url=http://bet365.com/",
+            "--data-urlencode",
+            &format!("token={token}"),
+            &review,
+        ],
+    );
+    assert_eq!(code, "200", "{body}");
+    assert!(body.contains("has been sent"), "{body}");
+    // Without the right token (another site's form, say) nothing is recorded.
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[
+            "--data",
+            "url=http://bet365.com/&token=0000000000000000",
+            &review,
+        ],
+    );
+    assert_eq!(code, "403");
+    let reviews = std::fs::read_to_string(p.data.join("reviews.jsonl")).expect("reviews");
+    assert_eq!(reviews.lines().count(), 1, "{reviews}");
+    assert!(
+        reviews.contains("\"url\":\"http://bet365.com/\"") && reviews.contains("\"group\":\"ks2\"")
+    );
+    // CONNECT to a blocked host: a clean 403.
+    let (_, _, stderr) = curl(&p, "127.0.0.2", &["https://bet365.com/"]);
+    assert!(stderr.contains("CONNECT tunnel failed, response 403"), "{stderr}");
+    let all = events(&p, |e| e.iter().any(|e| e["name"] == "https://bet365.com/"));
+    assert!(all.iter().any(|e| e["name"] == "http://bet365.com/"
+        && e["action"] == "block"
+        && e["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("gambling"))));
+    // The PAC file sends the school's networks direct and the rest through the proxy.
+    let pac = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{}/proxy.pac", p.port)])
+        .output()
+        .expect("curl");
+    let pac = String::from_utf8_lossy(&pac.stdout);
+    assert!(
+        pac.contains(&format!("PROXY 127.0.0.1:{}", p.port)),
+        "{pac}"
+    );
+    assert!(
+        pac.contains("isInNet(host, \"127.0.0.2\", \"255.255.255.255\")"),
+        "{pac}"
+    );
+}
+
+#[test]
+fn search_terms_safe_search_and_file_types() {
+    let origin = Origin::start();
+    // The search engines are played by the test's origin.
+    let p = start_proxy(
+        "proxy-search",
+        "hosts = { \"www.google.co.uk\" = \"127.0.0.1\", \"www.youtube.com\" = \"127.0.0.1\", \"downloads.example\" = \"127.0.0.1\" }",
+    );
+    let port = origin.port;
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!(
+            "http://www.google.co.uk:{port}/echo/search?q=volcano+facts&safe=off"
+        )],
+    );
+    assert_eq!(code, "200");
+    assert!(
+        body.starts_with("GET /echo/search?q=volcano+facts&safe=active "),
+        "{body}"
+    );
+    // A real search path records the term.
+    let _ = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!(
+            "http://www.google.co.uk:{port}/search?q=how+do+volcanoes+work"
+        )],
+    );
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!(
+            "http://www.youtube.com:{port}/echo/results?search_query=lego"
+        )],
+    );
+    assert_eq!(code, "200");
+    assert!(
+        body.to_lowercase().contains("youtube-restrict: strict"),
+        "{body}"
+    );
+    let seen = origin.seen();
+    assert!(
+        seen.iter()
+            .any(|r| r.starts_with("GET /search?q=how+do+volcanoes+work&safe=active")),
+        "{seen:?}"
+    );
+    let all = events(&p, |e| {
+        e.iter().any(|e| e["search"] == "how do volcanoes work")
+    });
+    let ev = all
+        .iter()
+        .find(|e| e["search"] == "how do volcanoes work")
+        .expect("the search event");
+    assert_eq!(ev["action"], "rewrite");
+    // An installer: refused for a pupil, fetched for staff.
+    let url = format!("http://downloads.example:{port}/echo/setup.exe");
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
+    assert_eq!(code, "403");
+    assert!(body.contains("This page is blocked"), "{body}");
+    let (code, _, _) = curl(&p, "127.0.0.3", &[&url]);
+    assert_eq!(code, "200");
+}
+
+/// A minimal TLS ClientHello naming `sni`.
+fn client_hello(sni: &str) -> Vec<u8> {
+    let mut entry = vec![0];
+    entry.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+    entry.extend_from_slice(sni.as_bytes());
+    let mut ext = vec![0, 0];
+    ext.extend_from_slice(&((entry.len() + 2) as u16).to_be_bytes());
+    ext.extend_from_slice(&(entry.len() as u16).to_be_bytes());
+    ext.extend_from_slice(&entry);
+    let mut body = vec![3, 3];
+    body.extend_from_slice(&[7; 32]);
+    body.extend_from_slice(&[0, 0, 2, 0x13, 0x01, 1, 0]);
+    body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
+    body.extend_from_slice(&ext);
+    let mut msg = vec![1, 0, (body.len() >> 8) as u8, body.len() as u8];
+    msg.extend_from_slice(&body);
+    let mut rec = vec![22, 3, 1, (msg.len() >> 8) as u8, msg.len() as u8];
+    rec.extend_from_slice(&msg);
+    rec
+}
+
+/// Opens a CONNECT tunnel to `target` and sends a ClientHello for `sni`; returns what came
+/// back through the tunnel (the echo origin returns the hello itself) or None when closed.
+fn tunnel(p: &Proxy, target: &str, sni: &str) -> Option<Vec<u8>> {
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    write!(s, "CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").expect("write");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).ok()? == 0 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    let hello = client_hello(sni);
+    s.write_all(&hello).ok()?;
+    let mut back = vec![0u8; hello.len()];
+    s.read_exact(&mut back).ok().map(|()| back)
+}
+
+#[test]
+fn connect_tunnels_check_the_server_name() {
+    // A TCP echo server stands in for a TLS website: what reaches it comes back.
+    let echo = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = echo.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for mut s in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 || s.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    let p = start_proxy(
+        "proxy-connect",
+        "hosts = { \"school.example\" = \"127.0.0.1\" }",
+    );
+    let target = format!("school.example:{port}");
+    let hello = client_hello("school.example");
+    assert_eq!(
+        tunnel(&p, &target, "school.example"),
+        Some(hello),
+        "a matching name passes"
+    );
+    assert_eq!(
+        tunnel(&p, &target, "bet365.com"),
+        None,
+        "a different name is stopped"
+    );
+    // To an address, the name decides: a blocked one is stopped.
+    assert_eq!(tunnel(&p, &format!("127.0.0.1:{port}"), "bet365.com"), None);
+    assert!(tunnel(&p, &format!("127.0.0.1:{port}"), "school.example").is_some());
+    let all = events(&p, |e| {
+        e.iter().any(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.starts_with("bypass attempt"))
+        })
+    });
+    assert!(all
+        .iter()
+        .any(|e| e["name"] == "https://bet365.com/" && e["action"] == "block"));
+}
+
+#[test]
+fn websocket_upgrades_pass_through() {
+    let origin = Origin::start();
+    let p = start_proxy("proxy-ws", "");
+    let mut s = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET http://127.0.0.1:{}/ws HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        origin.port, origin.port
+    )
+    .expect("write");
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(s.read(&mut b).expect("read"), 1);
+        head.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    s.write_all(b"ping through the tunnel").expect("write");
+    let mut back = [0u8; 23];
+    s.read_exact(&mut back).expect("echo");
+    assert_eq!(&back, b"ping through the tunnel");
+}
