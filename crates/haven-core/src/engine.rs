@@ -187,6 +187,28 @@ impl Engine {
             .map(GroupId)
     }
 
+    /// Whether the proxy should decrypt `t`'s HTTPS for `group`: the group intercepts, and the
+    /// site is neither on the never-intercept list nor in a never-intercept category.
+    pub fn intercepts(&self, t: &Target, group: GroupId) -> bool {
+        let Some(pg) = self.policy.groups.get(group.0) else {
+            return false;
+        };
+        if !pg.intercept || self.policy.never_intercept_sites.find(t).is_some() {
+            return false;
+        }
+        let never = &self.policy.never_intercept_categories;
+        if never.is_empty() {
+            return true;
+        }
+        let cats = self.snapshot.categories();
+        !self.snapshot.lookup(t).is_some_and(|hit| {
+            self.snapshot.set_categories(hit.set).any(|c| {
+                cats.get(usize::from(c))
+                    .is_some_and(|c| never.contains(&c.id))
+            })
+        })
+    }
+
     /// Decides a request by a member of `group` (and `class`, for lessons) at local time `at`.
     pub fn decide(
         &self,
@@ -697,6 +719,13 @@ mod tests {
         );
         add(
             &mut b,
+            "t/bank/domains",
+            "banking",
+            EntryKind::Domain,
+            &["bank.example"],
+        );
+        add(
+            &mut b,
             "t/games/domains",
             "games",
             EntryKind::Domain,
@@ -750,6 +779,37 @@ mod tests {
     }
 
     const MONDAY_10: &str = "2026-11-23T10:00";
+
+    #[test]
+    fn interception_by_group_never_for_banking_or_listed_sites() {
+        let off = engine();
+        let intercepts = |e: &Engine, url: &str, group: &str| {
+            e.intercepts(
+                &Target::parse(url).expect("url"),
+                e.group_id(group).expect("group"),
+            )
+        };
+        assert!(!intercepts(&off, "games.example", "ks2"), "off by default");
+        let on = engine_with(&DEFAULT_POLICY.replacen("intercept = false", "intercept = true", 1))
+            .expect("policy");
+        assert!(intercepts(&on, "games.example", "ks2"));
+        assert!(intercepts(&on, "games.example", "ks1"), "inherited");
+        assert!(!intercepts(&on, "games.example", "staff"));
+        assert!(
+            !intercepts(&on, "www.childline.org.uk", "ks2"),
+            "a listed site"
+        );
+        assert!(
+            !intercepts(&on, "bank.example", "ks2"),
+            "a never-intercept category"
+        );
+        let bad =
+            DEFAULT_POLICY.replacen("categories = [\"banking\"", "categories = [\"bankin\"", 1);
+        assert!(engine_with(&bad)
+            .expect_err("unknown category")
+            .to_string()
+            .contains("never_intercept.categories"));
+    }
 
     #[track_caller]
     fn check(e: &Engine, url: &str, group: &str, at: &str, expected: Action) -> Explanation {

@@ -123,6 +123,21 @@ pub struct PolicyFile {
     /// Lesson modes.
     #[serde(default)]
     pub lesson: Vec<LessonFile>,
+    /// What the proxy never decrypts, whatever a group's `intercept` says.
+    #[serde(default)]
+    pub never_intercept: NeverInterceptFile,
+}
+
+/// `[never_intercept]`: banking, health, support services and apps that pin their certificates.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeverInterceptFile {
+    /// Categories whose sites are never decrypted (`banking`, `finance`…).
+    #[serde(default)]
+    pub categories: Vec<String>,
+    /// Sites never decrypted (host names or URL prefixes, as in overrides).
+    #[serde(default)]
+    pub sites: Vec<String>,
 }
 
 /// A named schedule.
@@ -172,6 +187,8 @@ pub struct GroupFile {
     pub block_file_types: Option<Vec<String>>,
     /// Safe-search enforcement.
     pub safe_search: Option<SafeSearch>,
+    /// Whether the proxy decrypts this group's HTTPS (with the school's CA) to see whole pages.
+    pub intercept: Option<bool>,
 }
 
 /// A time rule.
@@ -348,6 +365,8 @@ pub struct Group {
     pub block_file_types: Vec<String>,
     /// Safe search.
     pub safe_search: SafeSearch,
+    /// Whether the proxy decrypts this group's HTTPS.
+    pub intercept: bool,
 }
 
 /// An allow or deny override.
@@ -422,6 +441,10 @@ pub struct Policy {
     pub deny: Vec<Override>,
     /// Lesson modes.
     pub lessons: Vec<Lesson>,
+    /// Categories never decrypted.
+    pub never_intercept_categories: Vec<String>,
+    /// Sites never decrypted.
+    pub never_intercept_sites: PatternSet,
 }
 
 fn parse_date(rule: &str, s: &str) -> Result<Date, PolicyError> {
@@ -559,6 +582,18 @@ impl Policy {
         };
         let allow = overrides(&file.allow, "allow")?;
         let deny = overrides(&file.deny, "deny")?;
+        for c in &file.never_intercept.categories {
+            if !category::is_valid_id(c) {
+                return Err(invalid(
+                    "never_intercept.categories",
+                    format!("unknown category {c:?} (see `haven categories`)"),
+                ));
+            }
+        }
+        let mut never_intercept_sites = PatternSet::default();
+        for (i, s) in file.never_intercept.sites.iter().enumerate() {
+            never_intercept_sites.insert(&parse_site("never_intercept.sites", s)?, i as u32);
+        }
         let mut policy = Policy {
             school: file.school.clone().unwrap_or_else(|| "Haven".to_owned()),
             groups,
@@ -568,6 +603,8 @@ impl Policy {
             allow,
             deny,
             lessons: Vec::new(),
+            never_intercept_categories: file.never_intercept.categories.clone(),
+            never_intercept_sites,
         };
         for (i, l) in file.lesson.iter().enumerate() {
             policy.add_lesson_at(l.clone(), &format!("lesson[{i}]"))?;
@@ -713,6 +750,7 @@ fn resolve_group(
             when: Vec::new(),
             block_file_types: Vec::new(),
             safe_search: SafeSearch::default(),
+            intercept: false,
         },
     };
     chain.pop();
@@ -766,6 +804,9 @@ fn resolve_group(
     }
     if let Some(s) = g.safe_search {
         out.safe_search = s;
+    }
+    if let Some(i) = g.intercept {
+        out.intercept = i;
     }
     Ok(out)
 }

@@ -348,7 +348,10 @@ fn blocks_explain_themselves_and_a_review_can_be_requested() {
     );
     // CONNECT to a blocked host: a clean 403.
     let (_, _, stderr) = curl(&p, "127.0.0.2", &["https://bet365.com/"]);
-    assert!(stderr.contains("CONNECT tunnel failed, response 403"), "{stderr}");
+    assert!(
+        stderr.contains("CONNECT tunnel failed, response 403"),
+        "{stderr}"
+    );
     let all = events(&p, |e| e.iter().any(|e| e["name"] == "https://bet365.com/"));
     assert!(all.iter().any(|e| e["name"] == "http://bet365.com/"
         && e["action"] == "block"
