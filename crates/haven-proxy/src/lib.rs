@@ -7,6 +7,7 @@
 //! ClientHello; a name that disagrees with the host is a bypass attempt and is stopped.
 //! Browsers find the proxy through `proxy.pac` / `wpad.dat`.
 
+pub mod ca;
 pub mod headers;
 pub mod page;
 pub mod proxy;

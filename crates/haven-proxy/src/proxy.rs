@@ -60,6 +60,10 @@ pub struct ProxyConfig {
     /// school hosts internally, say.
     #[serde(default)]
     pub hosts: std::collections::BTreeMap<String, IpAddr>,
+    /// Extra CA certificates to trust for websites reached by decrypted requests (besides the
+    /// system's roots): an internal site's own CA.
+    #[serde(default)]
+    pub origin_ca_file: Option<std::path::PathBuf>,
 }
 
 fn default_listen() -> Vec<String> {
@@ -84,6 +88,7 @@ impl Default for ProxyConfig {
             read_timeout_ms: default_read_timeout(),
             reviews: true,
             hosts: Default::default(),
+            origin_ca_file: None,
         }
     }
 }
@@ -110,7 +115,19 @@ const MAX_FORM: usize = 8 * 1024;
 /// Path of the review form's target on the proxy itself.
 const REVIEW_PATH: &str = "/_haven/review";
 
-type OriginKey = (String, u16);
+type OriginKey = (String, u16, bool);
+
+/// Where a request goes: host, port, and whether over TLS.
+#[derive(Debug, Clone)]
+struct Dest {
+    host: String,
+    port: u16,
+    tls: bool,
+}
+
+/// A connection to a website, plain or TLS.
+trait OriginIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> OriginIo for T {}
 
 /// Kept connections to websites, for keep-alive to the origin.
 #[derive(Default)]
@@ -163,6 +180,8 @@ pub struct Proxy {
     direct: Vec<(Ipv4Addr, Ipv4Addr)>,
     pool: Arc<Pool>,
     tokens: RandomState,
+    ca: Option<Arc<crate::ca::SchoolCa>>,
+    origin_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -203,7 +222,22 @@ impl Proxy {
             direct,
             pool: Arc::new(Pool::default()),
             tokens: RandomState::new(),
+            ca: None,
+            origin_tls: None,
         }
+    }
+
+    /// Decrypts HTTPS for the groups the policy says, with certificates minted by `ca`.
+    pub fn with_ca(mut self, ca: Arc<crate::ca::SchoolCa>) -> Self {
+        self.ca = Some(ca);
+        self
+    }
+
+    /// How decrypted requests' websites are checked: the web's roots (and any extra CAs).
+    /// Without it, decrypted requests cannot be passed on and get an error page.
+    pub fn with_origin_tls(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.origin_tls = Some(config);
+        self
     }
 
     /// Records every request's event in `events`.
@@ -284,11 +318,29 @@ impl Proxy {
             );
         }
         let url = req.uri().to_string();
+        let dest = Dest {
+            host: req.uri().host().unwrap_or_default().to_ascii_lowercase(),
+            port: req.uri().port_u16().unwrap_or(80),
+            tls: false,
+        };
+        self.filtered(req, url, dest, peer, started).await
+    }
+
+    /// A request whose whole URL is visible (plain HTTP, or HTTPS decrypted): decided, then
+    /// forwarded to `dest` or answered with the block page.
+    async fn filtered(
+        &self,
+        req: Request<Incoming>,
+        url: String,
+        dest: Dest,
+        peer: SocketAddr,
+        started: Instant,
+    ) -> Response<Body> {
+        let engine = self.engine.current();
         let (group_name, _) = self.clients.place(peer.ip());
         let group_name = group_name.to_owned();
-        let host = req.uri().host().unwrap_or_default().to_ascii_lowercase();
         let search = haven_core::searchterm::search_term(
-            &host,
+            &dest.host,
             req.uri().path(),
             req.uri().query().unwrap_or(""),
         )
@@ -344,7 +396,7 @@ impl Proxy {
                         _ => Some(reason),
                     },
                 };
-                let resp = self.forward(req, &engine).await;
+                let resp = self.forward(req, dest, &engine).await;
                 record(outcome.action, outcome.reason);
                 resp
             }
@@ -444,6 +496,17 @@ impl Proxy {
                 );
                 resp
             }
+            (&Method::GET | &Method::HEAD, "/haven-ca.crt") => match &self.ca {
+                Some(ca) => {
+                    let mut resp = Response::new(full(ca.certificate_pem().to_owned()));
+                    resp.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/x-x509-ca-cert"),
+                    );
+                    resp
+                }
+                None => not_found(&school),
+            },
             (&Method::POST, REVIEW_PATH) if self.config.reviews => {
                 let Some(sink) = self.reviews.clone() else {
                     return not_found(&school);
@@ -528,12 +591,113 @@ impl Proxy {
         }
     }
 
+    /// Connects to a website for a request: TCP, then TLS with the certificate checked when
+    /// `tls`. A certificate that does not check out is an error page, never a silent pass.
+    async fn dial_origin(
+        &self,
+        host: &str,
+        port: u16,
+        tls: bool,
+    ) -> Result<Box<dyn OriginIo>, (StatusCode, String)> {
+        let tcp = self.dial(host, port).await?;
+        if !tls {
+            return Ok(Box::new(tcp));
+        }
+        let Some(config) = self.origin_tls.clone() else {
+            return Err((
+                StatusCode::BAD_GATEWAY,
+                "no TLS configuration for websites".to_owned(),
+            ));
+        };
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+            .map_err(|e| (StatusCode::BAD_GATEWAY, format!("{host}: {e}")))?;
+        let limit = Duration::from_millis(self.config.connect_timeout_ms);
+        match tokio::time::timeout(
+            limit,
+            tokio_rustls::TlsConnector::from(config).connect(name, tcp),
+        )
+        .await
+        {
+            Ok(Ok(s)) => Ok(Box::new(s)),
+            Ok(Err(e)) => Err((
+                StatusCode::BAD_GATEWAY,
+                format!("{host} did not prove who it is, so the filter will not pass it on ({e})"),
+            )),
+            Err(_) => Err((
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("{host} did not finish its TLS handshake in time"),
+            )),
+        }
+    }
+
+    /// Decrypts a tunnel: the browser gets a certificate for `name` minted by the school's CA,
+    /// and each request inside is filtered as plain HTTP is.
+    async fn intercept(
+        self: Arc<Self>,
+        ca: Arc<crate::ca::SchoolCa>,
+        first: Vec<u8>,
+        client: TokioIo<hyper::upgrade::Upgraded>,
+        name: String,
+        port: u16,
+        peer: SocketAddr,
+    ) {
+        let Ok(key) = ca.certified_key(&name) else {
+            return;
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let Ok(builder) = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+        else {
+            return;
+        };
+        let mut config = builder
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(FixedCert(key)));
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let Ok(tls) = acceptor.accept(Replay::new(first, client)).await else {
+            return;
+        };
+        let authority = if port == 443 {
+            name.clone()
+        } else {
+            format!("{name}:{port}")
+        };
+        let me = self.clone();
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let me = me.clone();
+            let authority = authority.clone();
+            let name = name.clone();
+            async move {
+                let started = Instant::now();
+                let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+                let url = format!("https://{authority}{pq}");
+                let dest = Dest {
+                    host: name,
+                    port,
+                    tls: true,
+                };
+                Ok::<_, Infallible>(me.filtered(req, url, dest, peer, started).await)
+            }
+        });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(tls), service)
+            .with_upgrades()
+            .await;
+    }
+
     /// Passes an allowed request on and streams the answer back.
-    async fn forward(&self, mut req: Request<Incoming>, engine: &Engine) -> Response<Body> {
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        dest: Dest,
+        engine: &Engine,
+    ) -> Response<Body> {
         let school = self.school(engine);
         let uri = req.uri().clone();
-        let host = uri.host().unwrap_or_default().to_owned();
-        let port = uri.port_u16().unwrap_or(80);
+        let Dest { host, port, tls } = dest;
         let websocket = is_websocket(req.headers());
         strip_hop_by_hop(req.headers_mut(), websocket);
         if !req.headers().contains_key(header::HOST) {
@@ -549,10 +713,10 @@ impl Proxy {
             .unwrap_or_else(|_| Uri::from_static("/"));
         *req.uri_mut() = origin_form;
         let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-        let key = (host.clone(), port);
+        let key = (host.clone(), port, tls);
         let mut sender = match self.pool.take(&key) {
             Some(s) => s,
-            None => match self.dial(&host, port).await {
+            None => match self.dial_origin(&host, port, tls).await {
                 Ok(stream) => {
                     match hyper::client::conn::http1::Builder::new()
                         .handshake::<_, Body>(TokioIo::new(stream))
@@ -719,6 +883,22 @@ impl Proxy {
                         );
                         return;
                     }
+                }
+            }
+            // Decrypt when the group's policy says so and the site is not on the never list.
+            let name = match &hello {
+                Hello::Sni(n) => n.clone(),
+                _ => host.clone(),
+            };
+            if let Some(ca) = me.ca.clone() {
+                let engine = me.engine.current();
+                let intercepts = engine
+                    .group_id(&group_name)
+                    .is_some_and(|g| Target::parse(&name).is_ok_and(|t| engine.intercepts(&t, g)));
+                if intercepts && !matches!(hello, Hello::NotTls) {
+                    drop(origin);
+                    me.intercept(ca, first, client, name, port, peer).await;
+                    return;
                 }
             }
             me.emit(
@@ -926,5 +1106,71 @@ impl hyper::body::Body for Returning {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// Always the one certificate minted for the site being decrypted.
+#[derive(Debug)]
+struct FixedCert(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for FixedCert {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// A stream that first gives back bytes already read from it (the ClientHello the proxy
+/// inspected), then reads on.
+struct Replay<T> {
+    first: Vec<u8>,
+    at: usize,
+    inner: T,
+}
+
+impl<T> Replay<T> {
+    fn new(first: Vec<u8>, inner: T) -> Self {
+        Replay {
+            first,
+            at: 0,
+            inner,
+        }
+    }
+}
+
+impl<T: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Replay<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.at < this.first.len() {
+            let n = buf.remaining().min(this.first.len() - this.at);
+            buf.put_slice(&this.first[this.at..this.at + n]);
+            this.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Replay<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

@@ -40,8 +40,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run Haven: the DNS filter (the proxy and console are still to come).
+    /// Run Haven: the DNS filter and the filtering proxy (the console is still to come).
     Serve(serve::ServeArgs),
+    /// The school's certificate authority for HTTPS interception.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Import and inspect category lists.
     #[command(subcommand)]
     Lists(lists::ListsCommand),
@@ -67,6 +70,40 @@ enum PolicyCommand {
         #[arg(long)]
         force: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum CaCommand {
+    /// Create the school's CA in <data-dir>/ca (the private key readable by its owner only).
+    Init {
+        /// Replace an existing CA (every device must then be given the new certificate).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the CA certificate (PEM) to install on the school's devices.
+    Show,
+}
+
+fn ca(ctx: &Context, cmd: CaCommand) -> Result<ExitCode> {
+    let dir = ctx.data_dir.join("ca");
+    match cmd {
+        CaCommand::Init { force } => {
+            let (policy, _) = ctx.load_policy(None)?;
+            let made = haven_proxy::ca::init(&dir, &policy.school, force)?;
+            outln!("Created the CA for {} in {}.", policy.school, dir.display());
+            outln!(
+                "Install {} on the school's devices (as a trusted root), or download it from the proxy at /haven-ca.crt.",
+                dir.join("ca.crt").display()
+            );
+            outln!("Then set intercept = true for the groups to decrypt, in the policy.");
+            drop(made);
+        }
+        CaCommand::Show => {
+            let loaded = haven_proxy::ca::load(&dir)?;
+            outln!("{}", loaded.certificate_pem().trim_end());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +172,7 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve(args) => serve::run(&ctx, &args),
+        Command::Ca(cmd) => ca(&ctx, cmd),
         Command::Lists(cmd) => lists::run(&ctx, cmd),
         Command::Check(args) => check::run(&ctx, &args),
         Command::Policy(cmd) => policy(&ctx, cmd),

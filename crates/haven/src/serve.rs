@@ -249,13 +249,30 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         local_now,
     )
     .with_context(|| format!("configuration {origin} refused"))?;
+    let origin_tls = haven_tls::client_config(config.proxy.origin_ca_file.as_deref())
+        .with_context(|| format!("configuration {origin} refused: proxy.origin_ca_file"))?;
     let mut proxy = haven_proxy::Proxy::new(
         config.proxy.clone(),
         live.clone(),
         clients,
         local_now,
         direct_networks(&config.networks),
-    );
+    )
+    .with_origin_tls(origin_tls);
+    let ca_dir = ctx.data_dir.join("ca");
+    let ca_state = match haven_proxy::ca::load(&ca_dir) {
+        Ok(ca) => {
+            proxy = proxy.with_ca(Arc::new(ca));
+            format!(
+                "school CA {} (groups with intercept = true are decrypted)",
+                ca_dir.display()
+            )
+        }
+        Err(haven_proxy::ca::CaError::Missing(_)) => {
+            "no school CA, so HTTPS is filtered by name only (haven ca init)".to_owned()
+        }
+        Err(e) => return Err(e).context("the school CA"),
+    };
     let mut writer = None;
     let mut events = None;
     if config.events.log {
@@ -364,10 +381,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             ctx,
             &config,
             &origin,
-            &addrs,
-            filter.upstreams(),
-            &proxy_addrs,
-            metrics,
+            &Listening {
+                dns: &addrs,
+                upstreams: filter.upstreams(),
+                proxy: &proxy_addrs,
+                ca_state: &ca_state,
+                metrics,
+            },
         );
         wait_and_reload(ctx, &live).await
     });
@@ -449,15 +469,23 @@ async fn serve_metrics(listener: tokio::net::TcpListener, filter: Arc<DnsFilter>
 
 /// Prints where Haven listens. A closed standard output (a detached terminal, a supervisor
 /// that ignores it) must not stop the service, so write errors are ignored here.
-fn banner(
-    ctx: &Context,
-    config: &ConfigFile,
-    origin: &str,
-    dns: &[SocketAddr],
-    upstreams: &[Upstream],
-    proxy: &[SocketAddr],
+/// What is running where, for the banner.
+struct Listening<'a> {
+    dns: &'a [SocketAddr],
+    upstreams: &'a [Upstream],
+    proxy: &'a [SocketAddr],
+    ca_state: &'a str,
     metrics: Option<SocketAddr>,
-) {
+}
+
+fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
+    let Listening {
+        dns,
+        upstreams,
+        proxy,
+        ca_state,
+        metrics,
+    } = *l;
     use std::io::Write as _;
     let list = |v: &[SocketAddr]| {
         v.iter()
@@ -496,6 +524,7 @@ fn banner(
             "  proxy:       http {}  (browsers: http://{p}/proxy.pac)\n",
             list(proxy)
         );
+        text += &format!("  HTTPS:       {ca_state}\n");
     }
     text += "  console and sign-in: not yet built (issue 5)\n";
     if let (Some(addr), Some(pupils)) = (dns.first(), config.networks.first()) {

@@ -72,13 +72,13 @@ fn check(data: &Path, url: &str, group: &str, extra: &[&str]) -> serde_json::Val
     json(&haven(data, &args))
 }
 
-/// A school CA and a certificate it signs for 127.0.0.1, made with openssl in `dir`:
+/// A school CA and a certificate it signs for 127.0.0.1 and secure.example, made with openssl in `dir`:
 /// (CA certificate, leaf certificate, leaf key), all PEM.
 fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let ext = dir.join("leaf.ext");
     std::fs::write(
         &ext,
-        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        "subjectAltName=IP:127.0.0.1,DNS:secure.example\nbasicConstraints=CA:FALSE\n",
     )
     .expect("w");
     let ec = [

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::dns::{demo_lists, free_port};
-use super::{haven, ok, scratch};
+use super::{haven, make_certs, ok, scratch};
 
 /// A website for the tests: answers by path, and remembers what it was asked.
 struct Origin {
@@ -135,6 +135,11 @@ impl Drop for Proxy {
 /// Imports the demo lists and starts `haven serve` with its proxy on a free port and `extra`
 /// lines in `[proxy]`.
 fn start_proxy(name: &str, extra: &str) -> Proxy {
+    start_proxy_with(name, extra, &|_| {})
+}
+
+/// As [`start_proxy`], with `prepare` run on the data directory before the server starts.
+fn start_proxy_with(name: &str, extra: &str, prepare: &dyn Fn(&std::path::Path)) -> Proxy {
     let dir = scratch(name);
     let data = dir.join("data");
     ok(&haven(
@@ -156,6 +161,7 @@ fn start_proxy(name: &str, extra: &str) -> Proxy {
          [[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n"
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
+    prepare(&data);
     let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
         .arg("--data-dir")
         .arg(&data)
@@ -559,4 +565,132 @@ fn websocket_upgrades_pass_through() {
     let mut back = [0u8; 23];
     s.read_exact(&mut back).expect("echo");
     assert_eq!(&back, b"ping through the tunnel");
+}
+
+/// An HTTPS website for the tests: answers every request with its own request head, then
+/// closes.
+fn start_https_origin(cert: &std::path::Path, key: &std::path::Path) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("cert")
+        .map(|c| c.expect("cert"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    let config = Arc::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, stream);
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match tls.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+                    head.len()
+                );
+                let _ = tls.write_all(reply.as_bytes());
+                let _ = tls.write_all(&head);
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn https_interception_with_the_schools_ca() {
+    let certs = scratch("proxy-tls-certs");
+    let (test_ca, cert, key) = make_certs(&certs);
+    let port = start_https_origin(&cert, &key);
+    let extra = format!(
+        "hosts = {{ \"secure.example\" = \"127.0.0.1\", \"www.google.com\" = \"127.0.0.1\" }}\norigin_ca_file = \"{}\"",
+        test_ca.display()
+    );
+    let p = start_proxy_with("proxy-tls", &extra, &|data| {
+        ok(&haven(data, &["ca", "init"]));
+        ok(&haven(data, &["policy", "init"]));
+        let path = data.join("policy.toml");
+        let policy = std::fs::read_to_string(&path).expect("policy");
+        let on = policy.replacen("intercept = false", "intercept = true", 1);
+        assert_ne!(policy, on);
+        std::fs::write(&path, on).expect("policy");
+    });
+    let haven_ca = p.data.join("ca/ca.crt");
+    let ca_arg = haven_ca.to_str().expect("path");
+    // The CA certificate can be downloaded from the proxy.
+    let served = Command::new("curl")
+        .args(["-s", &format!("http://127.0.0.1:{}/haven-ca.crt", p.port)])
+        .output()
+        .expect("curl");
+    assert_eq!(
+        String::from_utf8_lossy(&served.stdout),
+        std::fs::read_to_string(&haven_ca).expect("ca")
+    );
+    // A pupil's HTTPS is decrypted: curl trusts only Haven's CA, and the website sees the
+    // request Haven passed on after checking the website's own certificate.
+    let site = format!("https://secure.example:{port}");
+    let (code, body, stderr) = curl(
+        &p,
+        "127.0.0.2",
+        &["--cacert", ca_arg, &format!("{site}/echo/page")],
+    );
+    assert_eq!(code, "200", "{stderr}");
+    assert!(body.starts_with("GET /echo/page HTTP/1.1"), "{body}");
+    // Inside HTTPS the whole URL is decided: an installer gets the block page, over TLS.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &["--cacert", ca_arg, &format!("{site}/files/setup.exe")],
+    );
+    assert_eq!(code, "403");
+    assert!(body.contains("This page is blocked"), "{body}");
+    // A website whose certificate does not check out (this one is not www.google.com) gets an
+    // error page, never a silent pass; the search is still recorded.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[
+            "--cacert",
+            ca_arg,
+            &format!("https://www.google.com:{port}/search?q=volcano+eruptions"),
+        ],
+    );
+    assert_eq!(code, "502");
+    assert!(body.contains("did not prove who it is"), "{body}");
+    // Staff are not decrypted: their curl sees the website's own certificate, which Haven's CA
+    // did not sign.
+    let (code, _, stderr) = curl(
+        &p,
+        "127.0.0.3",
+        &["--cacert", ca_arg, &format!("{site}/echo/page")],
+    );
+    assert_eq!(code, "000");
+    assert!(stderr.contains("certificate"), "{stderr}");
+    let all = events(&p, |e| e.iter().any(|e| e["search"] == "volcano eruptions"));
+    assert!(all
+        .iter()
+        .any(|e| e["name"] == format!("{site}/files/setup.exe") && e["action"] == "block"));
+    let _ = std::fs::remove_dir_all(&certs);
 }
