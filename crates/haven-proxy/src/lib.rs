@@ -8,6 +8,7 @@
 //! Browsers find the proxy through `proxy.pac` / `wpad.dat`.
 
 pub mod ca;
+pub mod filetype;
 pub mod headers;
 pub mod page;
 pub mod proxy;

@@ -396,9 +396,22 @@ impl Proxy {
                         _ => Some(reason),
                     },
                 };
-                let resp = self.forward(req, dest, &engine).await;
-                record(outcome.action, outcome.reason);
-                resp
+                let blocked_types = engine
+                    .policy()
+                    .group(&group_name)
+                    .map_or(&[][..], |g| &g.block_file_types[..]);
+                match self.forward(req, dest, &engine, blocked_types).await {
+                    Ok(resp) => {
+                        record(outcome.action, outcome.reason);
+                        resp
+                    }
+                    Err(ext) => {
+                        let reason =
+                            format!("file type {ext} (groups.{group_name}.block_file_types)");
+                        record(Action::Block, Some(reason.clone()));
+                        self.block_page(&engine, Some(group), &url, peer, &reason, None)
+                    }
+                }
             }
         }
     }
@@ -689,12 +702,15 @@ impl Proxy {
     }
 
     /// Passes an allowed request on and streams the answer back.
+    /// `Err(extension)`: the response is a file type in `blocked_types` (by its MIME type or
+    /// attachment name); it is dropped unread.
     async fn forward(
         &self,
         mut req: Request<Incoming>,
         dest: Dest,
         engine: &Engine,
-    ) -> Response<Body> {
+        blocked_types: &[String],
+    ) -> Result<Response<Body>, String> {
         let school = self.school(engine);
         let uri = req.uri().clone();
         let Dest { host, port, tls } = dest;
@@ -727,11 +743,15 @@ impl Proxy {
                             sender
                         }
                         Err(e) => {
-                            return upstream_error(&school, StatusCode::BAD_GATEWAY, &e.to_string())
+                            return Ok(upstream_error(
+                                &school,
+                                StatusCode::BAD_GATEWAY,
+                                &e.to_string(),
+                            ))
                         }
                     }
                 }
-                Err((status, why)) => return upstream_error(&school, status, &why),
+                Err((status, why)) => return Ok(upstream_error(&school, status, &why)),
             },
         };
         let req = req.map(|b| b.map_err(BoxError::from).boxed());
@@ -739,21 +759,21 @@ impl Proxy {
         let mut resp = match tokio::time::timeout(limit, sender.send_request(req)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                return upstream_error(
+                return Ok(upstream_error(
                     &school,
                     StatusCode::BAD_GATEWAY,
                     &format!("{host} broke off the answer: {e}"),
-                )
+                ))
             }
             Err(_) => {
-                return upstream_error(
+                return Ok(upstream_error(
                     &school,
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!(
                         "{host} did not start answering within {} s",
                         limit.as_secs_f32()
                     ),
-                )
+                ))
             }
         };
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -769,13 +789,19 @@ impl Proxy {
                     }
                 });
                 let (parts, _) = resp.into_parts();
-                return Response::from_parts(parts, empty());
+                return Ok(Response::from_parts(parts, empty()));
             }
+        }
+        if let Some(ext) = crate::filetype::of_response(resp.headers())
+            .into_iter()
+            .find(|e| blocked_types.contains(e))
+        {
+            return Err(ext);
         }
         strip_hop_by_hop(resp.headers_mut(), false);
         let (parts, body) = resp.into_parts();
         let body = Returning::new(body, self.pool.clone(), key, sender);
-        Response::from_parts(parts, body.boxed())
+        Ok(Response::from_parts(parts, body.boxed()))
     }
 
     /// CONNECT: decided on the host, then on the server name in the TLS ClientHello.

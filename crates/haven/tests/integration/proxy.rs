@@ -97,6 +97,13 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
             r.extend_from_slice(&body);
             r
+        } else if path.starts_with("/download") {
+            let body = "MZ pretend program";
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/x-msdownload\r\nContent-Disposition: attachment; filename=\"game.exe\"\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
         } else if path.starts_with("/echo") {
             format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
@@ -442,6 +449,16 @@ fn search_terms_safe_search_and_file_types() {
     assert!(body.contains("This page is blocked"), "{body}");
     let (code, _, _) = curl(&p, "127.0.0.3", &[&url]);
     assert_eq!(code, "200");
+    // A download whose address does not say what it is: caught by its type on the way back.
+    let url = format!("http://downloads.example:{port}/download?id=42");
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
+    assert_eq!(code, "403");
+    assert!(body.contains("file type exe"), "{body}");
+    let (code, body, _) = curl(&p, "127.0.0.3", &[&url]);
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", "MZ pretend program")
+    );
 }
 
 /// A minimal TLS ClientHello naming `sni`.
