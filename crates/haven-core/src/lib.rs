@@ -11,6 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod listfmt;
 pub mod normalise;
+pub mod phrases;
 pub mod policy;
 pub mod safesearch;
 pub mod searchterm;

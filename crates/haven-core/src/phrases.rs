@@ -1,0 +1,836 @@
+//! The weighted-phrase scanner: scores page text as it streams by, for the proxy's real-time
+//! content filtering.
+//!
+//! Text is normalised on the fly (HTML tags, scripts and styles skipped, entities read, case
+//! folded, accents removed, leetspeak read as letters, punctuation and runs of white space made
+//! one space, letters spaced out one by one joined up), then run through one Aho-Corasick
+//! automaton a byte at a time, so memory per scan is a few counters whatever the page's size.
+//!
+//! A phrase matches whole words unless it is marked `*` at an end (`porn*` also matches
+//! "pornographic"). Every occurrence adds its weight; negative weights take away (education and
+//! support pages). A combination (`naked + pictures`) adds its weight once when all its parts
+//! appear anywhere on the page.
+//!
+//! Haven's phrase list format, one entry a line:
+//!
+//! ```text
+//! # comments start with '#'
+//! category: pornography
+//! 40 free porn
+//! -60 sex education
+//! 80 naked + pictures
+//! 25 porn*
+//! ```
+
+use std::collections::HashMap;
+
+use aho_corasick::automaton::{Automaton, StateID};
+use aho_corasick::dfa::DFA;
+use aho_corasick::{Anchored, MatchKind};
+
+/// A line that could not be read, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhraseError {
+    /// `file:line`.
+    pub at: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// One entry of a phrase list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Phrase {
+    /// The category it counts towards.
+    pub category: String,
+    /// Its weight (negative: evidence the page is harmless).
+    pub weight: i32,
+    /// The parts (one for a plain phrase), as written, with `*` marking a part-word end.
+    pub parts: Vec<String>,
+}
+
+/// Largest weight magnitude accepted.
+const MAX_WEIGHT: i32 = 10_000;
+
+/// Reads Haven's phrase-list format. `origin` names the file in errors. Entries before any
+/// `category:` line are refused.
+pub fn parse(text: &str, origin: &str) -> (Vec<Phrase>, Vec<PhraseError>) {
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut category: Option<String> = None;
+    for (n, raw) in text.lines().enumerate() {
+        let at = format!("{origin}:{}", n + 1);
+        let line = raw.trim().trim_start_matches('\u{feff}');
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(c) = line.strip_prefix("category:") {
+            let c = c.trim();
+            if c.is_empty() {
+                errors.push(PhraseError {
+                    at,
+                    message: "category: needs a name".into(),
+                });
+            } else {
+                category = Some(c.to_owned());
+            }
+            continue;
+        }
+        let Some(cat) = &category else {
+            errors.push(PhraseError {
+                at,
+                message: "an entry before any `category:` line".into(),
+            });
+            continue;
+        };
+        let (w, phrase) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+        let weight = match w.parse::<i32>() {
+            Ok(w) if w != 0 && w.abs() <= MAX_WEIGHT => w,
+            _ => {
+                errors.push(PhraseError {
+                    at,
+                    message: format!(
+                        "{w:?} is not a weight (a whole number, not 0, at most {MAX_WEIGHT} either way)"
+                    ),
+                });
+                continue;
+            }
+        };
+        match entry(cat, weight, phrase.split('+')) {
+            Ok(p) => out.push(p),
+            Err(message) => errors.push(PhraseError { at, message }),
+        }
+    }
+    (out, errors)
+}
+
+fn entry<'a>(
+    category: &str,
+    weight: i32,
+    parts: impl Iterator<Item = &'a str>,
+) -> Result<Phrase, String> {
+    let parts: Vec<String> = parts.map(|p| p.trim().to_owned()).collect();
+    if parts.is_empty() || parts.iter().any(|p| normalise_phrase(p).trim().is_empty()) {
+        return Err("an empty phrase".into());
+    }
+    if parts.len() > 1 && weight < 0 {
+        // Allowed by e2guardian, but rare and confusing; keep the meaning plain.
+        return Err("a combination cannot have a negative weight".into());
+    }
+    Ok(Phrase {
+        category: category.to_owned(),
+        weight,
+        parts,
+    })
+}
+
+/// Writes phrases in Haven's format (grouped by category, in the order given).
+pub fn write(phrases: &[Phrase]) -> String {
+    let mut out = String::from("# Haven phrase list\n");
+    let mut current: Option<&str> = None;
+    for p in phrases {
+        if current != Some(p.category.as_str()) {
+            out.push_str(&format!("\ncategory: {}\n", p.category));
+            current = Some(&p.category);
+        }
+        out.push_str(&format!("{} {}\n", p.weight, p.parts.join(" + ")));
+    }
+    out
+}
+
+/// Reads an e2guardian / DansGuardian weighted phrase list: `<phrase><weight>` lines, `,`
+/// between the parts of a combination, `< word >` with spaces for whole words, `#listcategory:`
+/// naming the category. Real lists come in Latin-1 as well as UTF-8, with byte-order marks and
+/// trailing comments; what is sound is imported and the rest reported by `file:line`.
+pub fn import_e2guardian(
+    bytes: &[u8],
+    origin: &str,
+    default_category: &str,
+) -> (Vec<Phrase>, Vec<PhraseError>) {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    let text = match std::str::from_utf8(bytes) {
+        Ok(t) => t.to_owned(),
+        // Not UTF-8: the lists' other encoding is Latin-1, where every byte is a character.
+        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
+    };
+    let mut out = Vec::new();
+    let mut errors = Vec::new();
+    let mut category = default_category.to_owned();
+    for (n, raw) in text.lines().enumerate() {
+        let at = format!("{origin}:{}", n + 1);
+        let line = raw.trim();
+        if let Some(c) = line.strip_prefix("#listcategory:") {
+            let c = c.trim().trim_matches('"').trim();
+            if !c.is_empty() {
+                category = c.to_ascii_lowercase().replace(' ', "-");
+            }
+            continue;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line.starts_with(".Include") || line.starts_with(".include") {
+            errors.push(PhraseError {
+                at,
+                message: format!("{line}: import the included file itself"),
+            });
+            continue;
+        }
+        match e2_line(line) {
+            Ok((parts, weight)) => match entry(&category, weight, parts.iter().map(String::as_str))
+            {
+                Ok(p) => out.push(p),
+                Err(message) => errors.push(PhraseError { at, message }),
+            },
+            Err(message) => errors.push(PhraseError { at, message }),
+        }
+    }
+    (out, errors)
+}
+
+/// `<a>,<b><30>` → (["*a*", "*b*"], 30); `< a >` → whole word `a`.
+fn e2_line(line: &str) -> Result<(Vec<String>, i32), String> {
+    let mut groups = Vec::new();
+    let mut rest = line;
+    loop {
+        rest = rest.trim_start_matches([',', ' ', '\t']);
+        if rest.is_empty() || rest.starts_with('#') {
+            break;
+        }
+        let Some(body) = rest.strip_prefix('<') else {
+            return Err(format!("expected <phrase> at {rest:?}"));
+        };
+        let Some(end) = body.find('>') else {
+            return Err("a < without its >".into());
+        };
+        groups.push(&body[..end]);
+        rest = &body[end + 1..];
+    }
+    let Some(weight) = groups.pop() else {
+        return Err("no <phrase><weight>".into());
+    };
+    let weight: i32 = weight
+        .trim()
+        .parse()
+        .map_err(|_| format!("<{weight}> is not a weight"))?;
+    if weight == 0 || weight.abs() > MAX_WEIGHT {
+        return Err(format!("weight {weight} out of range"));
+    }
+    if groups.is_empty() {
+        return Err("a weight without a phrase".into());
+    }
+    let parts = groups
+        .into_iter()
+        .map(|g| {
+            let start = if g.starts_with(' ') { "" } else { "*" };
+            let end = if g.ends_with(' ') { "" } else { "*" };
+            format!("{start}{}{end}", g.trim())
+        })
+        .collect();
+    Ok((parts, weight))
+}
+
+/// The normalised pattern of a written phrase part: spaces at the ends unless marked `*`.
+fn normalise_phrase(part: &str) -> String {
+    let (lead, body) = match part.strip_prefix('*') {
+        Some(b) => ("", b),
+        None => (" ", part),
+    };
+    let (body, trail) = match body.strip_suffix('*') {
+        Some(b) => (b, ""),
+        None => (body, " "),
+    };
+    let mut n = Normaliser::new(false);
+    let mut text = Vec::new();
+    n.feed(body.as_bytes(), &mut |b| text.push(b));
+    n.finish(&mut |b| text.push(b));
+    let core = String::from_utf8_lossy(&text).trim().to_owned();
+    format!("{lead}{core}{trail}")
+}
+
+/// What one pattern of the automaton counts for.
+#[derive(Debug, Clone, Copy)]
+enum Use {
+    /// A plain phrase: `weight` to `category` per occurrence.
+    Phrase { category: usize, weight: i32 },
+    /// A part of combination `combo`; `bit` is its index in the scan's seen-list.
+    Part { bit: usize },
+}
+
+#[derive(Debug)]
+struct Combo {
+    category: usize,
+    weight: i32,
+    bits: Vec<usize>,
+}
+
+/// Compiled phrase lists, shared by every scan.
+#[derive(Debug)]
+pub struct Scanner {
+    dfa: DFA,
+    uses: Vec<Vec<Use>>,
+    combos: Vec<Combo>,
+    parts: usize,
+    categories: Vec<String>,
+    /// The written form of each pattern, for reporting.
+    written: Vec<String>,
+}
+
+impl Scanner {
+    /// Compiles phrases. Identical phrases from several lists share one pattern.
+    pub fn new(phrases: &[Phrase]) -> Result<Scanner, String> {
+        let mut categories: Vec<String> = Vec::new();
+        let mut cat_index = |c: &str| match categories.iter().position(|x| x == c) {
+            Some(i) => i,
+            None => {
+                categories.push(c.to_owned());
+                categories.len() - 1
+            }
+        };
+        let mut patterns: Vec<String> = Vec::new();
+        let mut written: Vec<String> = Vec::new();
+        let mut by_pattern: HashMap<String, usize> = HashMap::new();
+        let mut uses: Vec<Vec<Use>> = Vec::new();
+        let mut combos = Vec::new();
+        let mut parts = 0;
+        let mut pattern = |p: &str, uses: &mut Vec<Vec<Use>>| {
+            let norm = normalise_phrase(p);
+            *by_pattern.entry(norm.clone()).or_insert_with(|| {
+                patterns.push(norm);
+                written.push(p.to_owned());
+                uses.push(Vec::new());
+                patterns.len() - 1
+            })
+        };
+        for ph in phrases {
+            let category = cat_index(&ph.category);
+            if ph.parts.len() == 1 {
+                let id = pattern(&ph.parts[0], &mut uses);
+                uses[id].push(Use::Phrase {
+                    category,
+                    weight: ph.weight,
+                });
+            } else {
+                let mut bits = Vec::new();
+                for part in &ph.parts {
+                    let id = pattern(part, &mut uses);
+                    uses[id].push(Use::Part { bit: parts });
+                    bits.push(parts);
+                    parts += 1;
+                }
+                combos.push(Combo {
+                    category,
+                    weight: ph.weight,
+                    bits,
+                });
+            }
+        }
+        let dfa = DFA::builder()
+            .match_kind(MatchKind::Standard)
+            .start_kind(aho_corasick::StartKind::Unanchored)
+            .build(&patterns)
+            .map_err(|e| e.to_string())?;
+        Ok(Scanner {
+            dfa,
+            uses,
+            combos,
+            parts,
+            categories,
+            written,
+        })
+    }
+
+    /// Starts scoring one page. `html`: skip tags, scripts and styles, and read entities.
+    pub fn scan(&self, html: bool) -> Scan<'_> {
+        let state = self.dfa.start_state(Anchored::No).unwrap_or(StateID::ZERO);
+        let mut s = Scan {
+            scanner: self,
+            state,
+            normaliser: Normaliser::new(html),
+            seen: vec![false; self.parts],
+            by_category: vec![0; self.categories.len()],
+            hits: Vec::new(),
+            bytes: 0,
+        };
+        // The text starts at a word boundary.
+        s.step(b' ');
+        s
+    }
+
+    /// Scores a whole text at once.
+    pub fn score(&self, text: &[u8], html: bool) -> Score {
+        let mut s = self.scan(html);
+        s.feed(text);
+        s.finish()
+    }
+}
+
+/// One page being scored.
+#[derive(Debug)]
+pub struct Scan<'a> {
+    scanner: &'a Scanner,
+    state: StateID,
+    normaliser: Normaliser,
+    seen: Vec<bool>,
+    by_category: Vec<i64>,
+    /// (pattern, occurrences), for the report.
+    hits: Vec<(usize, u32)>,
+    bytes: u64,
+}
+
+/// A page's score.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Score {
+    /// Sum over all categories.
+    pub total: i64,
+    /// Categories with a non-zero score, highest first.
+    pub categories: Vec<(String, i64)>,
+    /// Phrases found, as written, with how often (most frequent first, at most 10).
+    pub phrases: Vec<(String, u32)>,
+}
+
+impl Scan<'_> {
+    fn step(&mut self, b: u8) {
+        let dfa = &self.scanner.dfa;
+        self.state = dfa.next_state(Anchored::No, self.state, b);
+        if dfa.is_match(self.state) {
+            for i in 0..dfa.match_len(self.state) {
+                let pid = dfa.match_pattern(self.state, i).as_usize();
+                match self.hits.iter_mut().find(|(p, _)| *p == pid) {
+                    Some((_, n)) => *n += 1,
+                    None => self.hits.push((pid, 1)),
+                }
+                for u in self.scanner.uses.get(pid).map_or(&[][..], |u| &u[..]) {
+                    match *u {
+                        Use::Phrase { category, weight } => {
+                            self.by_category[category] += i64::from(weight);
+                        }
+                        Use::Part { bit } => self.seen[bit] = true,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scores the next piece of the page (any split, even inside a character or a tag).
+    pub fn feed(&mut self, chunk: &[u8]) {
+        self.bytes += chunk.len() as u64;
+        let mut n = std::mem::take(&mut self.normaliser);
+        n.feed(chunk, &mut |b| self.step(b));
+        self.normaliser = n;
+    }
+
+    /// Bytes fed so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The score so far, without combinations (cheap; for stopping early).
+    pub fn running_total(&self) -> i64 {
+        self.by_category.iter().sum()
+    }
+
+    /// The page's score.
+    pub fn finish(mut self) -> Score {
+        let mut n = std::mem::take(&mut self.normaliser);
+        n.finish(&mut |b| self.step(b));
+        self.step(b' ');
+        for c in &self.scanner.combos {
+            if c.bits.iter().all(|&b| self.seen[b]) {
+                self.by_category[c.category] += i64::from(c.weight);
+            }
+        }
+        let mut categories: Vec<(String, i64)> = self
+            .by_category
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| **s != 0)
+            .map(|(i, s)| (self.scanner.categories[i].clone(), *s))
+            .collect();
+        categories.sort_by_key(|c| std::cmp::Reverse(c.1));
+        self.hits.sort_by_key(|h| std::cmp::Reverse(h.1));
+        Score {
+            total: self.by_category.iter().sum(),
+            categories,
+            phrases: self
+                .hits
+                .iter()
+                .take(10)
+                .map(|(p, n)| (self.scanner.written[*p].clone(), *n))
+                .collect(),
+        }
+    }
+}
+
+/// The text normaliser, a byte-at-a-time state machine.
+#[derive(Debug, Default)]
+struct Normaliser {
+    html: bool,
+    /// Inside `<…>`; with the tag name read so far.
+    in_tag: bool,
+    tag: Vec<u8>,
+    /// Inside `<script>` or `<style>`: the closing tag to wait for.
+    skip_until: Option<&'static [u8]>,
+    /// Inside `&…;`.
+    entity: Option<Vec<u8>>,
+    /// A partial UTF-8 character.
+    utf8: Vec<u8>,
+    pending_space: bool,
+    prev_single: bool,
+    cur_len: usize,
+    held: Option<char>,
+}
+
+impl Normaliser {
+    fn new(html: bool) -> Self {
+        Normaliser {
+            html,
+            ..Normaliser::default()
+        }
+    }
+
+    fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(u8)) {
+        for &b in bytes {
+            self.byte(b, out);
+        }
+    }
+
+    fn finish(&mut self, out: &mut dyn FnMut(u8)) {
+        self.separator(out);
+    }
+
+    fn byte(&mut self, b: u8, out: &mut dyn FnMut(u8)) {
+        if self.html {
+            if let Some(until) = self.skip_until {
+                // Wait for `</script` or `</style`, case-insensitively.
+                self.tag.push(b.to_ascii_lowercase());
+                if self.tag.len() > until.len() {
+                    self.tag.remove(0);
+                }
+                if self.tag == until {
+                    self.skip_until = None;
+                    self.tag.clear();
+                    self.in_tag = true;
+                }
+                return;
+            }
+            if self.in_tag {
+                if b == b'>' {
+                    self.in_tag = false;
+                    let name: Vec<u8> = self
+                        .tag
+                        .iter()
+                        .take_while(|c| c.is_ascii_alphanumeric())
+                        .copied()
+                        .collect();
+                    self.skip_until = match name.as_slice() {
+                        b"script" => Some(b"</script"),
+                        b"style" => Some(b"</style"),
+                        _ => None,
+                    };
+                    self.tag.clear();
+                    self.separator(out);
+                } else if self.tag.len() < 16 {
+                    self.tag.push(b.to_ascii_lowercase());
+                }
+                return;
+            }
+            if b == b'<' {
+                self.in_tag = true;
+                self.tag.clear();
+                return;
+            }
+            if let Some(e) = &mut self.entity {
+                if b == b';' || e.len() > 8 || !b.is_ascii_alphanumeric() && b != b'#' {
+                    let e = self.entity.take().unwrap_or_default();
+                    let c = entity(&e);
+                    self.char(c, out);
+                    if b != b';' {
+                        self.byte(b, out);
+                    }
+                } else {
+                    e.push(b);
+                }
+                return;
+            }
+            if b == b'&' {
+                self.entity = Some(Vec::new());
+                return;
+            }
+        }
+        if b < 0x80 {
+            self.utf8.clear();
+            self.char(char::from(b), out);
+            return;
+        }
+        if b & 0xC0 == 0xC0 {
+            self.utf8.clear();
+        }
+        self.utf8.push(b);
+        if let Ok(s) = std::str::from_utf8(&self.utf8) {
+            let c = s.chars().next().unwrap_or(' ');
+            self.utf8.clear();
+            self.char(c, out);
+        } else if self.utf8.len() >= 4 {
+            // Not UTF-8 (Latin-1, say): read each byte as its Latin-1 character.
+            let bytes = std::mem::take(&mut self.utf8);
+            for b in bytes {
+                self.char(char::from(b), out);
+            }
+        }
+    }
+
+    fn char(&mut self, c: char, out: &mut dyn FnMut(u8)) {
+        match fold(c) {
+            Some(Fold::Join) => {}
+            Some(Fold::One(l)) => self.letter(l, out),
+            Some(Fold::Two(a, b)) => {
+                self.letter(a, out);
+                self.letter(b, out);
+            }
+            None => self.separator(out),
+        }
+    }
+
+    fn emit(c: char, out: &mut dyn FnMut(u8)) {
+        let mut buf = [0u8; 4];
+        for b in c.encode_utf8(&mut buf).bytes() {
+            out(b);
+        }
+    }
+
+    fn letter(&mut self, c: char, out: &mut dyn FnMut(u8)) {
+        if self.cur_len == 0 {
+            if self.pending_space && self.prev_single {
+                // Maybe a letter spaced out from the last one ("p o r n"): wait and see.
+                self.held = Some(c);
+            } else {
+                if self.pending_space {
+                    out(b' ');
+                }
+                Self::emit(c, out);
+            }
+            self.pending_space = false;
+            self.cur_len = 1;
+        } else {
+            if let Some(h) = self.held.take() {
+                out(b' ');
+                Self::emit(h, out);
+            }
+            Self::emit(c, out);
+            self.cur_len += 1;
+        }
+    }
+
+    fn separator(&mut self, out: &mut dyn FnMut(u8)) {
+        if self.cur_len == 0 {
+            return;
+        }
+        if let Some(h) = self.held.take() {
+            // Single letter after single letter: joined.
+            Self::emit(h, out);
+        }
+        self.prev_single = self.cur_len == 1;
+        self.cur_len = 0;
+        self.pending_space = true;
+    }
+}
+
+/// A character as the scanner sees it.
+#[derive(Debug, Clone, Copy)]
+enum Fold {
+    /// Part of a word, but nothing to match (an apostrophe, a zero-width joiner).
+    Join,
+    /// One letter.
+    One(char),
+    /// Two letters (ß → ss).
+    Two(char, char),
+}
+
+/// Lower case, without accents, leetspeak read as the letter it stands for; `None` for a
+/// separator. Letters of other scripts (Welsh, Polish, Arabic, Urdu…) are kept, lower-cased.
+fn fold(c: char) -> Option<Fold> {
+    use Fold::{Join, One, Two};
+    Some(match c {
+        'a'..='z' | '2' | '6' | '8' | '9' => One(c),
+        'A'..='Z' => One(c.to_ascii_lowercase()),
+        '0' => One('o'),
+        '1' => One('i'),
+        '3' => One('e'),
+        '4' | '@' => One('a'),
+        '5' | '$' => One('s'),
+        '7' => One('t'),
+        '\'' | '\u{2019}' | '\u{200b}' | '\u{200c}' | '\u{200d}' | '\u{feff}' | '\u{ad}' => Join,
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' | 'À' | 'Á' | 'Â' | 'Ã' | 'Ä' | 'Å' | 'ā' | 'ą' | 'Ą' => {
+            One('a')
+        }
+        'ç' | 'Ç' | 'ć' | 'Ć' | 'č' | 'Č' => One('c'),
+        'è' | 'é' | 'ê' | 'ë' | 'È' | 'É' | 'Ê' | 'Ë' | 'ē' | 'ę' | 'Ę' | 'ě' => {
+            One('e')
+        }
+        'ì' | 'í' | 'î' | 'ï' | 'Ì' | 'Í' | 'Î' | 'Ï' | 'ī' => One('i'),
+        'ñ' | 'Ñ' | 'ń' | 'Ń' => One('n'),
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' | 'Ò' | 'Ó' | 'Ô' | 'Õ' | 'Ö' | 'Ø' | 'ō' => {
+            One('o')
+        }
+        'ù' | 'ú' | 'û' | 'ü' | 'Ù' | 'Ú' | 'Û' | 'Ü' | 'ū' => One('u'),
+        'ý' | 'ÿ' | 'Ý' | 'ŵ' | 'Ŵ' | 'ŷ' | 'Ŷ' => One('y'),
+        'ł' | 'Ł' => One('l'),
+        'ś' | 'Ś' | 'š' | 'Š' => One('s'),
+        'ź' | 'ż' | 'Ź' | 'Ż' | 'ž' | 'Ž' => One('z'),
+        'ß' => Two('s', 's'),
+        c if c.is_alphabetic() => One(c.to_lowercase().next().unwrap_or(c)),
+        _ => return None,
+    })
+}
+
+fn entity(e: &[u8]) -> char {
+    match e {
+        b"amp" => '&',
+        b"lt" => '<',
+        b"gt" => '>',
+        b"quot" => '"',
+        b"apos" => '\'',
+        b"nbsp" => ' ',
+        _ => {
+            let num = match e {
+                [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|h| u32::from_str_radix(h, 16).ok()),
+                [b'#', dec @ ..] => std::str::from_utf8(dec).ok().and_then(|d| d.parse().ok()),
+                _ => None,
+            };
+            num.and_then(char::from_u32).unwrap_or(' ')
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn norm(text: &str, html: bool) -> String {
+        let mut n = Normaliser::new(html);
+        let mut out = Vec::new();
+        n.feed(text.as_bytes(), &mut |b| out.push(b));
+        n.finish(&mut |b| out.push(b));
+        String::from_utf8(out).expect("utf-8")
+    }
+
+    #[test]
+    fn normalises_case_accents_leet_spacing_and_html() {
+        assert_eq!(norm("Hello,   WORLD!!", false), "hello world");
+        assert_eq!(norm("Crème Brûlée", false), "creme brulee");
+        assert_eq!(norm("fr33 p0rn", false), "free porn");
+        assert_eq!(norm("p o r n and a cat", false), "porn and a cat");
+        assert_eq!(norm("don't", false), "dont");
+        assert_eq!(
+            norm(
+                "<p>Free<b>bets</b> &amp; <script>var porn = 1;</script>odds&#33;</p>",
+                true
+            ),
+            "free bets odds"
+        );
+        assert_eq!(norm("<STYLE>.porn{}</STYLE>clean", true), "clean");
+        assert_eq!(norm("Łódź Caerdydd ŵyn", false), "lodz caerdydd yyn");
+    }
+
+    fn scanner(list: &str) -> Scanner {
+        let (phrases, errors) = parse(list, "test");
+        assert!(errors.is_empty(), "{errors:?}");
+        Scanner::new(&phrases).expect("compiles")
+    }
+
+    const LIST: &str = "category: gambling\n\
+        30 free bets\n\
+        20 casino\n\
+        25 odds*\n\
+        -40 gambling addiction help\n\
+        60 poker + real money\n";
+
+    #[test]
+    fn weights_boundaries_combinations_and_negatives() {
+        let s = scanner(LIST);
+        let score = |t: &str| s.score(t.as_bytes(), false).total;
+        assert_eq!(score("FREE BETS at the casino"), 50);
+        assert_eq!(score("casino casino casino"), 60, "every occurrence counts");
+        assert_eq!(score("casinos"), 0, "whole words only");
+        assert_eq!(score("oddsmakers"), 25, "a part-word end");
+        assert_eq!(score("poker night"), 0);
+        assert_eq!(
+            score("play poker for real money"),
+            60,
+            "all parts on one page"
+        );
+        assert_eq!(score("casino: gambling addiction help here"), -20);
+        let full = s.score(b"free bets, casino", false);
+        assert_eq!(full.categories, vec![("gambling".to_owned(), 50)]);
+        assert_eq!(full.phrases.len(), 2);
+    }
+
+    #[test]
+    fn any_chunking_gives_the_same_score() {
+        let s = scanner(LIST);
+        let page = "<html><body>Fr&#101;e b3ts! Play <i>poker</i> for real money at the cas1no. Crème &amp; odds</body></html>";
+        let whole = s.score(page.as_bytes(), true);
+        assert!(whole.total > 100, "{whole:?}");
+        for size in [1, 2, 3, 5, 7, 64] {
+            let mut scan = s.scan(true);
+            for chunk in page.as_bytes().chunks(size) {
+                scan.feed(chunk);
+            }
+            assert_eq!(scan.finish(), whole, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn bad_lines_are_reported_by_line() {
+        let (ok, errors) = parse(
+            "30 before category\ncategory: x\nabc free\n0 zero\n20 \n15 fine\n",
+            "list.txt",
+        );
+        assert_eq!(ok.len(), 1);
+        let at: Vec<&str> = errors.iter().map(|e| e.at.as_str()).collect();
+        assert_eq!(at, ["list.txt:1", "list.txt:3", "list.txt:4", "list.txt:5"]);
+        let round = write(&ok);
+        assert_eq!(parse(&round, "again").0, ok);
+    }
+
+    #[test]
+    fn imports_e2guardian_lists_as_real_ones_come() {
+        // Latin-1 bytes (é as 0xE9), a byte-order mark, a trailing comment, a combination,
+        // whole-word and part-word phrases, an include and malformed lines.
+        let mut bytes = b"\xEF\xBB\xBF#listcategory: \"Gambling\"\n".to_vec();
+        bytes
+            .extend_from_slice(b"< casino ><50>\n<pok\xE9r><40> # card games\n<free>,<bets><60>\n");
+        bytes.extend_from_slice(
+            b".Include</etc/e2guardian/lists/other>\n<broken<30>\n<no weight>\n< odds><-5>\n",
+        );
+        let (phrases, errors) = import_e2guardian(&bytes, "weighted", "misc");
+        assert_eq!(phrases.len(), 4, "{phrases:?} {errors:?}");
+        assert_eq!(phrases[0].parts, ["casino"]);
+        assert_eq!(phrases[0].category, "gambling");
+        assert_eq!(phrases[1].parts, ["*pokér*"], "Latin-1 read as such");
+        assert_eq!(phrases[2].parts, ["*free*", "*bets*"]);
+        assert_eq!(phrases[3].parts, ["odds*"]);
+        let lines: Vec<&str> = errors.iter().map(|e| e.at.as_str()).collect();
+        assert_eq!(lines, ["weighted:5", "weighted:6", "weighted:7"]);
+        let s = Scanner::new(&phrases).expect("compiles");
+        assert_eq!(s.score("Póker!".as_bytes(), false).total, 40);
+    }
+
+    #[test]
+    fn arbitrary_bytes_never_panic() {
+        let s = scanner(LIST);
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        for _ in 0..2000 {
+            let mut page = Vec::new();
+            for _ in 0..(seed % 300) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                page.push((seed >> 24) as u8);
+            }
+            let _ = s.score(&page, seed % 2 == 0);
+        }
+    }
+}
