@@ -189,6 +189,9 @@ pub struct GroupFile {
     pub safe_search: Option<SafeSearch>,
     /// Whether the proxy decrypts this group's HTTPS (with the school's CA) to see whole pages.
     pub intercept: Option<bool>,
+    /// Content score over which a page is blocked (the weighted-phrase scanner); absent: pages
+    /// are not scored.
+    pub phrase_limit: Option<i64>,
 }
 
 /// A time rule.
@@ -367,6 +370,8 @@ pub struct Group {
     pub safe_search: SafeSearch,
     /// Whether the proxy decrypts this group's HTTPS.
     pub intercept: bool,
+    /// Content score over which a page is blocked.
+    pub phrase_limit: Option<i64>,
 }
 
 /// An allow or deny override.
@@ -751,6 +756,7 @@ fn resolve_group(
             block_file_types: Vec::new(),
             safe_search: SafeSearch::default(),
             intercept: false,
+            phrase_limit: None,
         },
     };
     chain.pop();
@@ -807,6 +813,15 @@ fn resolve_group(
     }
     if let Some(i) = g.intercept {
         out.intercept = i;
+    }
+    if let Some(l) = g.phrase_limit {
+        if l <= 0 {
+            return Err(invalid(
+                format!("groups.{name}.phrase_limit"),
+                "must be above 0",
+            ));
+        }
+        out.phrase_limit = Some(l);
     }
     Ok(out)
 }

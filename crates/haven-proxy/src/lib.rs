@@ -13,6 +13,7 @@ pub mod headers;
 pub mod page;
 pub mod proxy;
 pub mod safe;
+pub mod score;
 pub mod sni;
 
 pub use proxy::{Body, Proxy, ProxyConfig, ReviewRequest, ReviewSink};

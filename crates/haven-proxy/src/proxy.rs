@@ -56,6 +56,9 @@ pub struct ProxyConfig {
     /// Whether block pages offer "request a review".
     #[serde(default = "yes")]
     pub reviews: bool,
+    /// Largest page held for content scoring; larger ones pass unscored (and the event says so).
+    #[serde(default = "default_score_cap")]
+    pub score_cap_bytes: usize,
     /// Fixed addresses for host names, consulted before DNS (like a hosts file): a site the
     /// school hosts internally, say.
     #[serde(default)]
@@ -78,6 +81,9 @@ fn default_read_timeout() -> u64 {
 fn yes() -> bool {
     true
 }
+fn default_score_cap() -> usize {
+    4 * 1024 * 1024
+}
 
 impl Default for ProxyConfig {
     fn default() -> Self {
@@ -87,6 +93,7 @@ impl Default for ProxyConfig {
             connect_timeout_ms: default_connect_timeout(),
             read_timeout_ms: default_read_timeout(),
             reviews: true,
+            score_cap_bytes: default_score_cap(),
             hosts: Default::default(),
             origin_ca_file: None,
         }
@@ -182,6 +189,7 @@ pub struct Proxy {
     tokens: RandomState,
     ca: Option<Arc<crate::ca::SchoolCa>>,
     origin_tls: Option<Arc<rustls::ClientConfig>>,
+    scanner: Option<Arc<haven_core::phrases::Scanner>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -224,7 +232,14 @@ impl Proxy {
             tokens: RandomState::new(),
             ca: None,
             origin_tls: None,
+            scanner: None,
         }
+    }
+
+    /// Scores pages with these phrase lists, for groups with a `phrase_limit`.
+    pub fn with_phrases(mut self, scanner: Arc<haven_core::phrases::Scanner>) -> Self {
+        self.scanner = Some(scanner);
+        self
     }
 
     /// Decrypts HTTPS for the groups the policy says, with certificates minted by `ca`.
@@ -396,14 +411,54 @@ impl Proxy {
                         _ => Some(reason),
                     },
                 };
-                let blocked_types = engine
-                    .policy()
-                    .group(&group_name)
-                    .map_or(&[][..], |g| &g.block_file_types[..]);
+                let settings = engine.policy().group(&group_name);
+                let blocked_types = settings.map_or(&[][..], |g| &g.block_file_types[..]);
+                let limit = settings.and_then(|g| g.phrase_limit);
                 match self.forward(req, dest, &engine, blocked_types).await {
                     Ok(resp) => {
-                        record(outcome.action, outcome.reason);
-                        resp
+                        let (Some(limit), Some(scanner)) = (limit, self.scanner.clone()) else {
+                            record(outcome.action, outcome.reason);
+                            return resp;
+                        };
+                        if !resp.status().is_success() {
+                            record(outcome.action, outcome.reason);
+                            return resp;
+                        }
+                        let cap = self.config.score_cap_bytes;
+                        match crate::score::score(resp, scanner, limit, cap).await {
+                            crate::score::Scored::Pass(resp, note) => {
+                                let reason = match (outcome.reason, note) {
+                                    (Some(r), Some(n)) => Some(format!("{r}; {n}")),
+                                    (r, n) => r.or(n),
+                                };
+                                record(outcome.action, reason);
+                                resp
+                            }
+                            crate::score::Scored::Over(score) => {
+                                let top = score.categories.first().map(|(c, _)| c.clone());
+                                let phrases: Vec<String> = score
+                                    .phrases
+                                    .iter()
+                                    .take(5)
+                                    .map(|(p, n)| format!("{p} x{n}"))
+                                    .collect();
+                                let reason = format!(
+                                    "content score {} over {limit} (groups.{group_name}.phrase_limit): {} ({})",
+                                    score.total,
+                                    top.as_deref().unwrap_or("phrases"),
+                                    phrases.join(", ")
+                                );
+                                record(Action::Block, Some(reason.clone()));
+                                self.block_page(
+                                    &engine,
+                                    Some(group),
+                                    &url,
+                                    peer,
+                                    &reason,
+                                    top.as_deref(),
+                                )
+                            }
+                        }
                     }
                     Err(ext) => {
                         let reason =
@@ -1026,6 +1081,10 @@ fn full(s: String) -> Body {
     Full::new(Bytes::from(s))
         .map_err(|never| match never {})
         .boxed()
+}
+
+pub(crate) fn empty_body() -> Body {
+    empty()
 }
 
 fn empty() -> Body {

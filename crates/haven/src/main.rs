@@ -20,6 +20,7 @@ macro_rules! outln {
 
 mod check;
 mod lists;
+mod phrases;
 mod serve;
 
 /// Haven: web filtering, monitoring and safeguarding records for schools.
@@ -42,6 +43,9 @@ struct Cli {
 enum Command {
     /// Run Haven: the DNS filter and the filtering proxy (the console is still to come).
     Serve(serve::ServeArgs),
+    /// The weighted-phrase lists for content scoring.
+    #[command(subcommand)]
+    Phrases(phrases::PhrasesCommand),
     /// The school's certificate authority for HTTPS interception.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -173,6 +177,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(&ctx, &args),
         Command::Ca(cmd) => ca(&ctx, cmd),
+        Command::Phrases(cmd) => phrases::run(&ctx, cmd),
         Command::Lists(cmd) => lists::run(&ctx, cmd),
         Command::Check(args) => check::run(&ctx, &args),
         Command::Policy(cmd) => policy(&ctx, cmd),

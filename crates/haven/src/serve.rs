@@ -259,6 +259,8 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         direct_networks(&config.networks),
     )
     .with_origin_tls(origin_tls);
+    let (scanner, phrases_state) = crate::phrases::scanner(ctx)?;
+    proxy = proxy.with_phrases(Arc::new(scanner));
     let ca_dir = ctx.data_dir.join("ca");
     let ca_state = match haven_proxy::ca::load(&ca_dir) {
         Ok(ca) => {
@@ -386,6 +388,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 upstreams: filter.upstreams(),
                 proxy: &proxy_addrs,
                 ca_state: &ca_state,
+                phrases: &phrases_state,
                 metrics,
             },
         );
@@ -475,6 +478,7 @@ struct Listening<'a> {
     upstreams: &'a [Upstream],
     proxy: &'a [SocketAddr],
     ca_state: &'a str,
+    phrases: &'a str,
     metrics: Option<SocketAddr>,
 }
 
@@ -484,6 +488,7 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         upstreams,
         proxy,
         ca_state,
+        phrases,
         metrics,
     } = *l;
     use std::io::Write as _;
@@ -525,6 +530,7 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
             list(proxy)
         );
         text += &format!("  HTTPS:       {ca_state}\n");
+        text += &format!("  scoring:     {phrases}\n");
     }
     text += "  console and sign-in: not yet built (issue 5)\n";
     if let (Some(addr), Some(pupils)) = (dns.first(), config.networks.first()) {

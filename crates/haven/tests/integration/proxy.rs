@@ -97,6 +97,31 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
             r.extend_from_slice(&body);
             r
+        } else if path.starts_with("/casino") || path.starts_with("/advice") {
+            let text = if path.starts_with("/casino") {
+                "<html><body><h1>Online Casino</h1><p>Free spins! Free bets! The best online casino: \
+                 place your bets on roulette and blackjack. Deposit bonus today.</p></body></html>"
+            } else {
+                "<html><body><h1>Worried about gambling?</h1><p>Free bets and online casino adverts \
+                 target young people. Problem gambling and gambling addiction: GamCare can help.</p></body></html>"
+            };
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(text.as_bytes()).expect("gzip");
+            let body = gz.finish().expect("gzip");
+            let mut r = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            )
+            .into_bytes();
+            r.extend_from_slice(&body);
+            r
+        } else if path.starts_with("/longtext") {
+            let body = "online casino free spins ".repeat(20_000);
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
         } else if path.starts_with("/download") {
             let body = "MZ pretend program";
             format!(
@@ -710,4 +735,117 @@ fn https_interception_with_the_schools_ca() {
         .iter()
         .any(|e| e["name"] == format!("{site}/files/setup.exe") && e["action"] == "block"));
     let _ = std::fs::remove_dir_all(&certs);
+}
+
+#[test]
+fn pages_over_the_phrase_limit_are_replaced() {
+    let origin = Origin::start();
+    let p = start_proxy("proxy-score", "score_cap_bytes = 100000");
+    let base = format!("http://127.0.0.1:{}", origin.port);
+    // A gambling page (gzip-compressed) is over the pupils' limit: the block page replaces it.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&format!("{base}/casino")]);
+    assert_eq!(code, "403");
+    assert!(
+        body.contains("This page is blocked") && body.contains("<strong>gambling</strong>"),
+        "{body}"
+    );
+    // Staff have no limit: the page arrives, still compressed, as the website sent it.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.3",
+        &["--compressed", &format!("{base}/casino")],
+    );
+    assert_eq!(code, "200");
+    assert!(body.contains("Free spins"), "{body}");
+    // The same words on an advice page, with its negative phrases, stay under the limit.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &["--compressed", &format!("{base}/advice")],
+    );
+    assert_eq!(code, "200");
+    assert!(body.contains("GamCare"), "{body}");
+    // Larger than the cap: passed on unscored, and the event says so.
+    let (code, body, stderr) = curl(&p, "127.0.0.2", &[&format!("{base}/longtext")]);
+    assert_eq!(code, "200", "{stderr}");
+    assert_eq!(body.len(), 500_000);
+    let all = events(&p, |e| {
+        e.iter().any(|e| e["name"] == format!("{base}/longtext"))
+    });
+    let casino = all
+        .iter()
+        .find(|e| e["name"] == format!("{base}/casino") && e["group"] == "ks2")
+        .expect("casino event");
+    assert_eq!(casino["action"], "block");
+    let reason = casino["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("content score") && reason.contains("over 100"),
+        "{reason}"
+    );
+    let big = all
+        .iter()
+        .find(|e| e["name"] == format!("{base}/longtext"))
+        .expect("bigtext event");
+    assert!(
+        big["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("not scored")),
+        "{big}"
+    );
+}
+
+#[test]
+fn phrase_lists_import_from_e2guardian_and_score() {
+    let dir = scratch("phrases-cli");
+    let data = dir.join("data");
+    let lists = dir.join("e2");
+    std::fs::create_dir_all(&lists).expect("dir");
+    // As real lists come: Latin-1 bytes, a BOM, trailing comments, malformed lines.
+    let mut weighted =
+        b"\xEF\xBB\xBF#listcategory: \"Gambling\"\n< casino ><50> # whole word\n".to_vec();
+    weighted.extend_from_slice(b"<p\xF3ker><40>\n<free>,<spins><60>\n<broken<30>\n<no weight>\n");
+    std::fs::write(lists.join("weightedphraselist"), weighted).expect("write");
+    let out = ok(&haven(
+        &data,
+        &[
+            "phrases",
+            "import",
+            lists.to_str().expect("p"),
+            "--name",
+            "e2",
+        ],
+    ));
+    assert!(out.contains("3 phrases from 1 files"), "{out}");
+    assert!(
+        out.contains("weightedphraselist:5") && out.contains("weightedphraselist:6"),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(data.join("phrases/e2.txt")).expect("list");
+    assert!(
+        written.contains("category: gambling") && written.contains("60 *free* + *spins*"),
+        "{written}"
+    );
+    let check = ok(&haven(&data, &["phrases", "check"]));
+    assert!(
+        check.contains("phrases from: built-in,") && check.contains("e2.txt"),
+        "{check}"
+    );
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["--data-dir", data.to_str().expect("p"), "phrases", "score"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all("Pókér night at the CASINO with free spins".as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // casino 50 (imported) + 20? no: the built-in list has no lone "casino"; poker 40; free + spins 60;
+    // built-in "free spins" 30.
+    assert!(text.starts_with("score 180"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,0 +1,249 @@
+//! Real-time content scoring of a response: text/html, text/plain and application/json bodies
+//! (gzip, deflate, br or zstd decoded) run through the weighted-phrase scanner. The body is
+//! held while it is scored, up to a size cap, so that a page over the group's limit can be
+//! replaced by the block page; a larger body passes unscored, and the event says so. Scoring
+//! runs on a blocking thread, never on the thread that serves DNS and the proxy.
+
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use haven_core::phrases::{Scanner, Score};
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Frame, SizeHint};
+use hyper::header::{self, HeaderMap};
+use hyper::Response;
+
+use crate::proxy::{Body, BoxError};
+
+/// Decoded bytes scanned at most (a page that inflates beyond this is scored on its start).
+const DECODED_CAP: usize = 64 * 1024 * 1024;
+
+/// What became of a response.
+#[derive(Debug)]
+pub enum Scored {
+    /// Pass it on; with a note for the event when it was not (fully) scored.
+    Pass(Response<Body>, Option<String>),
+    /// Over the limit: the block page replaces it.
+    Over(Score),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Identity,
+    Gzip,
+    Deflate,
+    Brotli,
+    Zstd,
+}
+
+/// Whether a response is text the scanner reads: `Some(html)`.
+fn scored_kind(headers: &HeaderMap) -> Option<bool> {
+    let ct = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let essence = ct.split(';').next()?.trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "text/html" | "application/xhtml+xml" => Some(true),
+        "text/plain" | "application/json" => Some(false),
+        _ => None,
+    }
+}
+
+fn encoding(headers: &HeaderMap) -> Result<Encoding, String> {
+    let Some(v) = headers.get(header::CONTENT_ENCODING) else {
+        return Ok(Encoding::Identity);
+    };
+    let v = v.to_str().unwrap_or("").trim().to_ascii_lowercase();
+    Ok(match v.as_str() {
+        "" | "identity" => Encoding::Identity,
+        "gzip" | "x-gzip" => Encoding::Gzip,
+        "deflate" => Encoding::Deflate,
+        "br" => Encoding::Brotli,
+        "zstd" => Encoding::Zstd,
+        other => return Err(format!("not scored: content-encoding {other}")),
+    })
+}
+
+/// Scores `resp` against `limit`, holding at most `cap` bytes of it.
+pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap: usize) -> Scored {
+    let Some(html) = scored_kind(resp.headers()) else {
+        return Scored::Pass(resp, None);
+    };
+    let enc = match encoding(resp.headers()) {
+        Ok(e) => e,
+        Err(note) => return Scored::Pass(resp, Some(note)),
+    };
+    let (parts, mut body) = resp.into_parts();
+    let mut raw: Vec<u8> = Vec::new();
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(f) => {
+                if let Ok(data) = f.into_data() {
+                    raw.extend_from_slice(&data);
+                    if raw.len() > cap {
+                        let note = format!("not scored: larger than {cap} bytes");
+                        let rest = Prepend {
+                            first: Some(Bytes::from(raw)),
+                            rest: body,
+                        };
+                        return Scored::Pass(Response::from_parts(parts, rest.boxed()), Some(note));
+                    }
+                }
+            }
+            Err(e) => {
+                // The website broke off: pass on what came, as a browser would have seen it.
+                let note = format!("not scored: the website broke off ({e})");
+                let partial = http_body_util::Full::new(Bytes::from(raw))
+                    .map_err(|never| match never {})
+                    .boxed();
+                return Scored::Pass(Response::from_parts(parts, partial), Some(note));
+            }
+        }
+    }
+    let scored = tokio::task::spawn_blocking(move || {
+        let result = decode_and_score(&raw, enc, &scanner, html);
+        (raw, result)
+    })
+    .await;
+    let Ok((raw, result)) = scored else {
+        let r = Response::from_parts(parts, crate::proxy::empty_body());
+        return Scored::Pass(r, Some("not scored: scoring failed".into()));
+    };
+    let body = http_body_util::Full::new(Bytes::from(raw))
+        .map_err(|never| match never {})
+        .boxed();
+    match result {
+        Ok(s) if s.total > limit => Scored::Over(s),
+        Ok(_) => Scored::Pass(Response::from_parts(parts, body), None),
+        Err(note) => Scored::Pass(Response::from_parts(parts, body), Some(note)),
+    }
+}
+
+fn decode_and_score(
+    raw: &[u8],
+    enc: Encoding,
+    scanner: &Scanner,
+    html: bool,
+) -> Result<Score, String> {
+    let mut reader: Box<dyn Read + '_> = match enc {
+        Encoding::Identity => Box::new(raw),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        // HTTP's deflate is zlib-wrapped; some servers send it raw.
+        Encoding::Deflate if raw.first().is_some_and(|b| b & 0x0F == 8) => {
+            Box::new(flate2::read::ZlibDecoder::new(raw))
+        }
+        Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(raw, 16 * 1024)),
+        Encoding::Zstd => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(raw)
+                .map_err(|e| format!("not scored: zstd: {e}"))?,
+        ),
+    };
+    let mut scan = scanner.scan(html);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut total = 0;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                scan.feed(&buf[..n]);
+                total += n;
+                if total >= DECODED_CAP {
+                    break;
+                }
+            }
+            Err(e) => return Err(format!("not scored: could not decode ({e})")),
+        }
+    }
+    Ok(scan.finish())
+}
+
+/// A body whose first bytes were already read.
+struct Prepend {
+    first: Option<Bytes>,
+    rest: Body,
+}
+
+impl hyper::body::Body for Prepend {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(first))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.first.is_none() && self.rest.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        let rest = self.rest.size_hint();
+        let extra = self.first.as_ref().map_or(0, |b| b.len() as u64);
+        let mut h = SizeHint::new();
+        // Upper first: a lower bound above the upper one is refused.
+        if let Some(u) = rest.upper() {
+            h.set_upper(u.saturating_add(extra));
+        }
+        h.set_lower(rest.lower().saturating_add(extra));
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    fn scanner() -> Scanner {
+        let (p, e) = haven_core::phrases::parse("category: gambling\n40 online casino\n", "t");
+        assert!(e.is_empty());
+        Scanner::new(&p).expect("scanner")
+    }
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn every_encoding_is_read() {
+        let s = scanner();
+        let page = b"<p>The best ONLINE casino, an online casino</p>";
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(page).expect("gz");
+        let gz = gz.finish().expect("gz");
+        let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(page).expect("z");
+        let z = z.finish().expect("z");
+        let mut raw = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        raw.write_all(page).expect("d");
+        let raw = raw.finish().expect("d");
+        let zstd = ruzstd::encoding::compress_to_vec(
+            &page[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        // The page as the reference brotli encoder (Python's `brotli.compress`) writes it.
+        let br = hex("0b17803c703e5468652062657374204f4e4c494e4520636173696e6f2c20616e206f6e6c696e6520636173696e6f3c2f703e03");
+        for (enc, bytes) in [
+            (Encoding::Identity, page.to_vec()),
+            (Encoding::Zstd, zstd),
+            (Encoding::Brotli, br),
+            (Encoding::Gzip, gz),
+            (Encoding::Deflate, z),
+            (Encoding::Deflate, raw),
+        ] {
+            let score = decode_and_score(&bytes, enc, &s, true).expect("decodes");
+            assert_eq!(score.total, 80, "{enc:?}");
+        }
+        assert!(decode_and_score(b"\x1f\x8b garbage", Encoding::Gzip, &s, true).is_err());
+        assert!(decode_and_score(b"garbage", Encoding::Zstd, &s, true).is_err());
+    }
+}
