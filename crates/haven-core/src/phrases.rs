@@ -112,10 +112,6 @@ fn entry<'a>(
     if parts.is_empty() || parts.iter().any(|p| normalise_phrase(p).trim().is_empty()) {
         return Err("an empty phrase".into());
     }
-    if parts.len() > 1 && weight < 0 {
-        // Allowed by e2guardian, but rare and confusing; keep the meaning plain.
-        return Err("a combination cannot have a negative weight".into());
-    }
     Ok(Phrase {
         category: category.to_owned(),
         weight,
@@ -146,6 +142,17 @@ pub fn import_e2guardian(
     origin: &str,
     default_category: &str,
 ) -> (Vec<Phrase>, Vec<PhraseError>) {
+    let (phrases, errors, _) = import_e2guardian_with_includes(bytes, origin, default_category);
+    (phrases, errors)
+}
+
+/// As [`import_e2guardian`], also returning the files its `.Include<path>` lines name (with
+/// the `file:line` naming them), for the caller to read in turn.
+pub fn import_e2guardian_with_includes(
+    bytes: &[u8],
+    origin: &str,
+    default_category: &str,
+) -> (Vec<Phrase>, Vec<PhraseError>, Vec<(String, String)>) {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let text = match std::str::from_utf8(bytes) {
         Ok(t) => t.to_owned(),
@@ -154,6 +161,7 @@ pub fn import_e2guardian(
     };
     let mut out = Vec::new();
     let mut errors = Vec::new();
+    let mut includes = Vec::new();
     let mut category = default_category.to_owned();
     for (n, raw) in text.lines().enumerate() {
         let at = format!("{origin}:{}", n + 1);
@@ -168,11 +176,19 @@ pub fn import_e2guardian(
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if line.starts_with(".Include") || line.starts_with(".include") {
-            errors.push(PhraseError {
-                at,
-                message: format!("{line}: import the included file itself"),
-            });
+        if let Some(rest) = line
+            .strip_prefix(".Include<")
+            .or_else(|| line.strip_prefix(".include<"))
+        {
+            match rest.split_once('>') {
+                Some((path, _)) if !path.trim().is_empty() => {
+                    includes.push((path.trim().to_owned(), at));
+                }
+                _ => errors.push(PhraseError {
+                    at,
+                    message: format!("{line}: not .Include<path>"),
+                }),
+            }
             continue;
         }
         match e2_line(line) {
@@ -184,7 +200,7 @@ pub fn import_e2guardian(
             Err(message) => errors.push(PhraseError { at, message }),
         }
     }
-    (out, errors)
+    (out, errors, includes)
 }
 
 /// `<a>,<b><30>` → (["*a*", "*b*"], 30); `< a >` → whole word `a`.
@@ -805,7 +821,13 @@ mod tests {
         bytes.extend_from_slice(
             b".Include</etc/e2guardian/lists/other>\n<broken<30>\n<no weight>\n< odds><-5>\n",
         );
-        let (phrases, errors) = import_e2guardian(&bytes, "weighted", "misc");
+        let (phrases, errors, includes) =
+            import_e2guardian_with_includes(&bytes, "weighted", "misc");
+        let named = [(
+            "/etc/e2guardian/lists/other".to_owned(),
+            "weighted:5".to_owned(),
+        )];
+        assert_eq!(includes, named);
         assert_eq!(phrases.len(), 4, "{phrases:?} {errors:?}");
         assert_eq!(phrases[0].parts, ["casino"]);
         assert_eq!(phrases[0].category, "gambling");
@@ -813,7 +835,7 @@ mod tests {
         assert_eq!(phrases[2].parts, ["*free*", "*bets*"]);
         assert_eq!(phrases[3].parts, ["odds*"]);
         let lines: Vec<&str> = errors.iter().map(|e| e.at.as_str()).collect();
-        assert_eq!(lines, ["weighted:5", "weighted:6", "weighted:7"]);
+        assert_eq!(lines, ["weighted:6", "weighted:7"]);
         let s = Scanner::new(&phrases).expect("compiles");
         assert_eq!(s.score("Póker!".as_bytes(), false).total, 40);
     }

@@ -771,8 +771,14 @@ impl Proxy {
         let Dest { host, port, tls } = dest;
         let websocket = is_websocket(req.headers());
         strip_hop_by_hop(req.headers_mut(), websocket);
-        if !req.headers().contains_key(header::HOST) {
-            if let Ok(v) = HeaderValue::from_str(uri.authority().map_or("", |a| a.as_str())) {
+        // An absolute-form request's Host is its URL's authority, whatever the client sent
+        // (RFC 9112 §3.2.2); a decrypted request keeps its own.
+        if let Some(authority) = uri.authority() {
+            if let Ok(v) = HeaderValue::from_str(authority.as_str()) {
+                req.headers_mut().insert(header::HOST, v);
+            }
+        } else if !req.headers().contains_key(header::HOST) {
+            if let Ok(v) = HeaderValue::from_str(&host) {
                 req.headers_mut().insert(header::HOST, v);
             }
         }

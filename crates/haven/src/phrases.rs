@@ -117,18 +117,45 @@ pub fn run(ctx: &Context, cmd: PhrasesCommand) -> Result<ExitCode> {
             }
             let mut all = Vec::new();
             let mut errors = Vec::new();
-            for f in &files {
-                let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-                let (p, e) =
-                    phrases::import_e2guardian(&bytes, &f.display().to_string(), &category);
+            // `.Include<path>` lines are followed (each file once), as e2guardian does.
+            let mut queue: Vec<(PathBuf, Option<String>)> =
+                files.iter().rev().map(|f| (f.clone(), None)).collect();
+            let mut seen = std::collections::HashSet::new();
+            let mut read_files = 0;
+            while let Some((f, named_at)) = queue.pop() {
+                if !seen.insert(f.clone()) {
+                    continue;
+                }
+                let bytes = match std::fs::read(&f) {
+                    Ok(b) => b,
+                    Err(e) => match named_at {
+                        Some(at) => {
+                            errors.push(PhraseError {
+                                at,
+                                message: format!("include {}: {e}", f.display()),
+                            });
+                            continue;
+                        }
+                        None => bail!("reading {}: {e}", f.display()),
+                    },
+                };
+                read_files += 1;
+                let (p, e, includes) = phrases::import_e2guardian_with_includes(
+                    &bytes,
+                    &f.display().to_string(),
+                    &category,
+                );
                 all.extend(p);
                 errors.extend(e);
+                for (path, at) in includes.into_iter().rev() {
+                    queue.push((PathBuf::from(path), Some(at)));
+                }
             }
             if all.is_empty() {
                 for e in errors.iter().take(20) {
                     eprintln!("{}: {}", e.at, e.message);
                 }
-                bail!("no phrases found in {} files; nothing written", files.len());
+                bail!("no phrases found in {read_files} files; nothing written");
             }
             // Check that they compile before anything is written.
             Scanner::new(&all).map_err(anyhow::Error::msg)?;
@@ -142,7 +169,7 @@ pub fn run(ctx: &Context, cmd: PhrasesCommand) -> Result<ExitCode> {
             outln!(
                 "{} phrases from {} files written to {}; {} lines refused.",
                 all.len(),
-                files.len(),
+                read_files,
                 out.display(),
                 errors.len()
             );

@@ -286,6 +286,8 @@ fn http_forwarding_keep_alive_streaming_and_upstream_failures() {
         "127.0.0.2",
         &[
             "-H",
+            "Host: somewhere.else",
+            "-H",
             "Proxy-Authorization: Basic eDp5",
             "-H",
             "Connection: keep-alive, X-Private",
@@ -296,6 +298,10 @@ fn http_forwarding_keep_alive_streaming_and_upstream_failures() {
     );
     assert_eq!(code, "200");
     assert!(body.starts_with("GET /echo HTTP/1.1"), "{body}");
+    assert!(
+        body.contains(&format!("host: 127.0.0.1:{}", origin.port)),
+        "the URL's host: {body}"
+    );
     let lower = body.to_lowercase();
     assert!(
         !lower.contains("proxy-authorization") && !lower.contains("x-private"),
