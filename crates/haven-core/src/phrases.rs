@@ -364,7 +364,8 @@ impl Scanner {
             normaliser: Normaliser::new(html),
             seen: vec![false; self.parts],
             by_category: vec![0; self.categories.len()],
-            hits: Vec::new(),
+            counts: vec![0; self.written.len()],
+            found: Vec::new(),
             bytes: 0,
         };
         // The text starts at a word boundary.
@@ -388,8 +389,9 @@ pub struct Scan<'a> {
     normaliser: Normaliser,
     seen: Vec<bool>,
     by_category: Vec<i64>,
-    /// (pattern, occurrences), for the report.
-    hits: Vec<(usize, u32)>,
+    /// Occurrences per pattern, and the patterns found in the order found, for the report.
+    counts: Vec<u32>,
+    found: Vec<usize>,
     bytes: u64,
 }
 
@@ -405,15 +407,27 @@ pub struct Score {
 }
 
 impl Scan<'_> {
+    #[inline(always)]
     fn step(&mut self, b: u8) {
         let dfa = &self.scanner.dfa;
         self.state = dfa.next_state(Anchored::No, self.state, b);
         if dfa.is_match(self.state) {
+            self.matched();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn matched(&mut self) {
+        let dfa = &self.scanner.dfa;
+        {
             for i in 0..dfa.match_len(self.state) {
                 let pid = dfa.match_pattern(self.state, i).as_usize();
-                match self.hits.iter_mut().find(|(p, _)| *p == pid) {
-                    Some((_, n)) => *n += 1,
-                    None => self.hits.push((pid, 1)),
+                if let Some(n) = self.counts.get_mut(pid) {
+                    if *n == 0 {
+                        self.found.push(pid);
+                    }
+                    *n += 1;
                 }
                 for u in self.scanner.uses.get(pid).map_or(&[][..], |u| &u[..]) {
                     match *u {
@@ -463,12 +477,12 @@ impl Scan<'_> {
             .map(|(i, s)| (self.scanner.categories[i].clone(), *s))
             .collect();
         categories.sort_by_key(|c| std::cmp::Reverse(c.1));
-        self.hits.sort_by_key(|h| std::cmp::Reverse(h.1));
+        let mut hits: Vec<(usize, u32)> = self.found.iter().map(|&p| (p, self.counts[p])).collect();
+        hits.sort_by_key(|h| std::cmp::Reverse(h.1));
         Score {
             total: self.by_category.iter().sum(),
             categories,
-            phrases: self
-                .hits
+            phrases: hits
                 .iter()
                 .take(10)
                 .map(|(p, n)| (self.scanner.written[*p].clone(), *n))
@@ -504,17 +518,36 @@ impl Normaliser {
         }
     }
 
-    fn feed(&mut self, bytes: &[u8], out: &mut dyn FnMut(u8)) {
+    fn feed<O: FnMut(u8)>(&mut self, bytes: &[u8], out: &mut O) {
         for &b in bytes {
             self.byte(b, out);
         }
     }
 
-    fn finish(&mut self, out: &mut dyn FnMut(u8)) {
+    fn finish<O: FnMut(u8)>(&mut self, out: &mut O) {
         self.separator(out);
     }
 
-    fn byte(&mut self, b: u8, out: &mut dyn FnMut(u8)) {
+    #[inline(always)]
+    fn byte<O: FnMut(u8)>(&mut self, b: u8, out: &mut O) {
+        // The common case, plain ASCII outside tags, entities and partial characters: one
+        // table lookup.
+        if !self.busy() {
+            match ASCII_CLASS[usize::from(b)] {
+                Class::Letter(l) => return self.letter_byte(l, out),
+                Class::Separator => return self.separator(out),
+                Class::Other => {}
+            }
+        }
+        self.byte_slow(b, out);
+    }
+
+    #[inline(always)]
+    fn busy(&self) -> bool {
+        self.in_tag || self.skip_until.is_some() || self.entity.is_some() || !self.utf8.is_empty()
+    }
+
+    fn byte_slow<O: FnMut(u8)>(&mut self, b: u8, out: &mut O) {
         if self.html {
             if let Some(until) = self.skip_until {
                 // Wait for `</script` or `</style`, case-insensitively.
@@ -595,7 +628,7 @@ impl Normaliser {
         }
     }
 
-    fn char(&mut self, c: char, out: &mut dyn FnMut(u8)) {
+    fn char<O: FnMut(u8)>(&mut self, c: char, out: &mut O) {
         match fold(c) {
             Some(Fold::Join) => {}
             Some(Fold::One(l)) => self.letter(l, out),
@@ -607,14 +640,24 @@ impl Normaliser {
         }
     }
 
-    fn emit(c: char, out: &mut dyn FnMut(u8)) {
+    fn emit<O: FnMut(u8)>(c: char, out: &mut O) {
         let mut buf = [0u8; 4];
         for b in c.encode_utf8(&mut buf).bytes() {
             out(b);
         }
     }
 
-    fn letter(&mut self, c: char, out: &mut dyn FnMut(u8)) {
+    #[inline(always)]
+    fn letter_byte<O: FnMut(u8)>(&mut self, l: u8, out: &mut O) {
+        if self.cur_len > 0 && self.held.is_none() {
+            out(l);
+            self.cur_len += 1;
+        } else {
+            self.letter(char::from(l), out);
+        }
+    }
+
+    fn letter<O: FnMut(u8)>(&mut self, c: char, out: &mut O) {
         if self.cur_len == 0 {
             if self.pending_space && self.prev_single {
                 // Maybe a letter spaced out from the last one ("p o r n"): wait and see.
@@ -637,7 +680,7 @@ impl Normaliser {
         }
     }
 
-    fn separator(&mut self, out: &mut dyn FnMut(u8)) {
+    fn separator<O: FnMut(u8)>(&mut self, out: &mut O) {
         if self.cur_len == 0 {
             return;
         }
@@ -650,6 +693,39 @@ impl Normaliser {
         self.pending_space = true;
     }
 }
+
+/// What an ASCII byte is, outside tags and entities.
+#[derive(Debug, Clone, Copy)]
+enum Class {
+    /// A letter to match as this byte (folded: lower case, leetspeak read).
+    Letter(u8),
+    /// Space or punctuation.
+    Separator,
+    /// Needs a closer look (`<`, `&`, an apostrophe, non-ASCII).
+    Other,
+}
+
+const ASCII_CLASS: [Class; 256] = {
+    let mut t = [Class::Other; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        t[b] = match c {
+            b'a'..=b'z' | b'2' | b'6' | b'8' | b'9' => Class::Letter(c),
+            b'A'..=b'Z' => Class::Letter(c + 32),
+            b'0' => Class::Letter(b'o'),
+            b'1' => Class::Letter(b'i'),
+            b'3' => Class::Letter(b'e'),
+            b'4' | b'@' => Class::Letter(b'a'),
+            b'5' | b'$' => Class::Letter(b's'),
+            b'7' => Class::Letter(b't'),
+            b'<' | b'&' | b'\'' => Class::Other,
+            _ => Class::Separator,
+        };
+        b += 1;
+    }
+    t
+};
 
 /// A character as the scanner sees it.
 #[derive(Debug, Clone, Copy)]

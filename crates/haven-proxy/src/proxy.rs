@@ -116,7 +116,7 @@ pub struct ReviewRequest {
 pub type ReviewSink = Arc<dyn Fn(ReviewRequest) + Send + Sync>;
 
 /// Idle connections kept per website.
-const IDLE_PER_ORIGIN: usize = 8;
+const IDLE_PER_ORIGIN: usize = 64;
 /// Largest form the proxy reads (a review request).
 const MAX_FORM: usize = 8 * 1024;
 /// Path of the review form's target on the proxy itself.

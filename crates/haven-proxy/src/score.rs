@@ -17,6 +17,10 @@ use hyper::Response;
 
 use crate::proxy::{Body, BoxError};
 
+/// Uncompressed pages up to this size are scored on the serving thread (about 50 µs at the
+/// scanner's speed); larger or compressed ones on a blocking thread.
+const INLINE_BYTES: usize = 16 * 1024;
+
 /// Decoded bytes scanned at most (a page that inflates beyond this is scored on its start).
 const DECODED_CAP: usize = 64 * 1024 * 1024;
 
@@ -100,11 +104,18 @@ pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap:
             }
         }
     }
-    let scored = tokio::task::spawn_blocking(move || {
+    // A small page is scored in place (a few microseconds); a large one on a blocking thread,
+    // so the thread serving DNS and the proxy never waits on it.
+    let scored = if raw.len() <= INLINE_BYTES && enc == Encoding::Identity {
         let result = decode_and_score(&raw, enc, &scanner, html);
-        (raw, result)
-    })
-    .await;
+        Ok((raw, result))
+    } else {
+        tokio::task::spawn_blocking(move || {
+            let result = decode_and_score(&raw, enc, &scanner, html);
+            (raw, result)
+        })
+        .await
+    };
     let Ok((raw, result)) = scored else {
         let r = Response::from_parts(parts, crate::proxy::empty_body());
         return Scored::Pass(r, Some("not scored: scoring failed".into()));
