@@ -154,6 +154,7 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+mod browser;
 mod dns;
 mod lists;
 mod proxy;

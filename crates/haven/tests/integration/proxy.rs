@@ -14,14 +14,14 @@ use super::dns::{demo_lists, free_port};
 use super::{haven, make_certs, ok, scratch};
 
 /// A website for the tests: answers by path, and remembers what it was asked.
-struct Origin {
-    port: u16,
+pub(crate) struct Origin {
+    pub(crate) port: u16,
     connections: Arc<AtomicUsize>,
     requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Origin {
-    fn start() -> Origin {
+    pub(crate) fn start() -> Origin {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind origin");
         let port = listener.local_addr().expect("addr").port();
         let connections = Arc::new(AtomicUsize::new(0));
@@ -149,10 +149,10 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
     }
 }
 
-struct Proxy {
+pub(crate) struct Proxy {
     child: std::process::Child,
-    port: u16,
-    data: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) data: PathBuf,
     dir: PathBuf,
 }
 
@@ -171,7 +171,11 @@ fn start_proxy(name: &str, extra: &str) -> Proxy {
 }
 
 /// As [`start_proxy`], with `prepare` run on the data directory before the server starts.
-fn start_proxy_with(name: &str, extra: &str, prepare: &dyn Fn(&std::path::Path)) -> Proxy {
+pub(crate) fn start_proxy_with(
+    name: &str,
+    extra: &str,
+    prepare: &dyn Fn(&std::path::Path),
+) -> Proxy {
     let dir = scratch(name);
     let data = dir.join("data");
     ok(&haven(
@@ -617,7 +621,7 @@ fn websocket_upgrades_pass_through() {
 
 /// An HTTPS website for the tests: answers every request with its own request head, then
 /// closes.
-fn start_https_origin(cert: &std::path::Path, key: &std::path::Path) -> u16 {
+pub(crate) fn start_https_origin(cert: &std::path::Path, key: &std::path::Path) -> u16 {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
