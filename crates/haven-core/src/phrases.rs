@@ -263,21 +263,49 @@ fn normalise_phrase(part: &str) -> String {
     format!("{lead}{core}{trail}")
 }
 
+/// Hashing for small integer keys (pattern and combination ids): one multiply. The keys are
+/// Haven's own, so no one can choose them to collide.
+type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+
+#[derive(Debug, Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// What one pattern of the automaton counts for.
 #[derive(Debug, Clone, Copy)]
 enum Use {
     /// A plain phrase: `weight` to `category` per occurrence.
     Phrase { category: usize, weight: i32 },
-    /// A part of combination `combo`; `bit` is its index in the scan's seen-list.
-    Part { bit: usize },
+    /// Part `index` of combination `combo`.
+    Part { combo: u32, index: u8 },
 }
 
 #[derive(Debug)]
 struct Combo {
     category: usize,
     weight: i32,
-    bits: Vec<usize>,
+    /// One bit per part: the mask a page must fill.
+    all: u64,
 }
+
+/// Parts a combination may have.
+const MAX_PARTS: usize = 64;
 
 /// Compiled phrase lists, shared by every scan.
 #[derive(Debug)]
@@ -285,7 +313,6 @@ pub struct Scanner {
     dfa: DFA,
     uses: Vec<Vec<Use>>,
     combos: Vec<Combo>,
-    parts: usize,
     categories: Vec<String>,
     /// The written form of each pattern, for reporting.
     written: Vec<String>,
@@ -307,7 +334,6 @@ impl Scanner {
         let mut by_pattern: HashMap<String, usize> = HashMap::new();
         let mut uses: Vec<Vec<Use>> = Vec::new();
         let mut combos = Vec::new();
-        let mut parts = 0;
         let mut pattern = |p: &str, uses: &mut Vec<Vec<Use>>| {
             let norm = normalise_phrase(p);
             *by_pattern.entry(norm.clone()).or_insert_with(|| {
@@ -326,17 +352,21 @@ impl Scanner {
                     weight: ph.weight,
                 });
             } else {
-                let mut bits = Vec::new();
-                for part in &ph.parts {
+                if ph.parts.len() > MAX_PARTS {
+                    return Err(format!("a combination of more than {MAX_PARTS} parts"));
+                }
+                let combo = u32::try_from(combos.len()).map_err(|e| e.to_string())?;
+                for (index, part) in ph.parts.iter().enumerate() {
                     let id = pattern(part, &mut uses);
-                    uses[id].push(Use::Part { bit: parts });
-                    bits.push(parts);
-                    parts += 1;
+                    uses[id].push(Use::Part {
+                        combo,
+                        index: index as u8,
+                    });
                 }
                 combos.push(Combo {
                     category,
                     weight: ph.weight,
-                    bits,
+                    all: u64::MAX >> (64 - ph.parts.len()),
                 });
             }
         }
@@ -349,7 +379,6 @@ impl Scanner {
             dfa,
             uses,
             combos,
-            parts,
             categories,
             written,
         })
@@ -362,10 +391,9 @@ impl Scanner {
             scanner: self,
             state,
             normaliser: Normaliser::new(html),
-            seen: vec![false; self.parts],
+            seen: HashMap::default(),
             by_category: vec![0; self.categories.len()],
-            counts: vec![0; self.written.len()],
-            found: Vec::new(),
+            counts: HashMap::default(),
             bytes: 0,
         };
         // The text starts at a word boundary.
@@ -387,11 +415,11 @@ pub struct Scan<'a> {
     scanner: &'a Scanner,
     state: StateID,
     normaliser: Normaliser,
-    seen: Vec<bool>,
+    /// Parts seen so far, per combination touched.
+    seen: HashMap<u32, u64, IdHash>,
     by_category: Vec<i64>,
     /// Occurrences per pattern, and the patterns found in the order found, for the report.
-    counts: Vec<u32>,
-    found: Vec<usize>,
+    counts: HashMap<usize, u32, IdHash>,
     bytes: u64,
 }
 
@@ -423,18 +451,15 @@ impl Scan<'_> {
         {
             for i in 0..dfa.match_len(self.state) {
                 let pid = dfa.match_pattern(self.state, i).as_usize();
-                if let Some(n) = self.counts.get_mut(pid) {
-                    if *n == 0 {
-                        self.found.push(pid);
-                    }
-                    *n += 1;
-                }
+                *self.counts.entry(pid).or_default() += 1;
                 for u in self.scanner.uses.get(pid).map_or(&[][..], |u| &u[..]) {
                     match *u {
                         Use::Phrase { category, weight } => {
                             self.by_category[category] += i64::from(weight);
                         }
-                        Use::Part { bit } => self.seen[bit] = true,
+                        Use::Part { combo, index } => {
+                            *self.seen.entry(combo).or_default() |= 1 << index;
+                        }
                     }
                 }
             }
@@ -464,9 +489,11 @@ impl Scan<'_> {
         let mut n = std::mem::take(&mut self.normaliser);
         n.finish(&mut |b| self.step(b));
         self.step(b' ');
-        for c in &self.scanner.combos {
-            if c.bits.iter().all(|&b| self.seen[b]) {
-                self.by_category[c.category] += i64::from(c.weight);
+        for (&combo, &mask) in &self.seen {
+            if let Some(c) = self.scanner.combos.get(combo as usize) {
+                if mask == c.all {
+                    self.by_category[c.category] += i64::from(c.weight);
+                }
             }
         }
         let mut categories: Vec<(String, i64)> = self
@@ -477,8 +504,9 @@ impl Scan<'_> {
             .map(|(i, s)| (self.scanner.categories[i].clone(), *s))
             .collect();
         categories.sort_by_key(|c| std::cmp::Reverse(c.1));
-        let mut hits: Vec<(usize, u32)> = self.found.iter().map(|&p| (p, self.counts[p])).collect();
-        hits.sort_by_key(|h| std::cmp::Reverse(h.1));
+        let mut hits: Vec<(usize, u32)> = self.counts.iter().map(|(&p, &n)| (p, n)).collect();
+        // Most frequent first; ties in the order of the lists, so reports are stable.
+        hits.sort_by_key(|&(p, n)| (std::cmp::Reverse(n), p));
         Score {
             total: self.by_category.iter().sum(),
             categories,
