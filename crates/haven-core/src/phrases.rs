@@ -394,6 +394,7 @@ impl Scanner {
             seen: HashMap::default(),
             by_category: vec![0; self.categories.len()],
             counts: HashMap::default(),
+            settled: false,
             bytes: 0,
         };
         // The text starts at a word boundary.
@@ -420,6 +421,7 @@ pub struct Scan<'a> {
     by_category: Vec<i64>,
     /// Occurrences per pattern, and the patterns found in the order found, for the report.
     counts: HashMap<usize, u32, IdHash>,
+    settled: bool,
     bytes: u64,
 }
 
@@ -486,6 +488,23 @@ impl Scan<'_> {
 
     /// The page's score.
     pub fn finish(mut self) -> Score {
+        self.settle();
+        self.report()
+    }
+
+    /// The page's total, without the report (nothing allocated): enough to let a page through.
+    /// [`Scan::report`] then gives the details when it is not let through.
+    pub fn total(&mut self) -> i64 {
+        self.settle();
+        self.by_category.iter().sum()
+    }
+
+    /// Ends the text and adds the combinations found complete (once).
+    fn settle(&mut self) {
+        if self.settled {
+            return;
+        }
+        self.settled = true;
         let mut n = std::mem::take(&mut self.normaliser);
         n.finish(&mut |b| self.step(b));
         self.step(b' ');
@@ -496,6 +515,11 @@ impl Scan<'_> {
                 }
             }
         }
+    }
+
+    /// The score in full, after [`Scan::total`].
+    pub fn report(&mut self) -> Score {
+        self.settle();
         let mut categories: Vec<(String, i64)> = self
             .by_category
             .iter()

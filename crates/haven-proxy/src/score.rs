@@ -107,11 +107,11 @@ pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap:
     // A small page is scored in place (a few microseconds); a large one on a blocking thread,
     // so the thread serving DNS and the proxy never waits on it.
     let scored = if raw.len() <= INLINE_BYTES && enc == Encoding::Identity {
-        let result = decode_and_score(&raw, enc, &scanner, html);
+        let result = decode_and_score(&raw, enc, &scanner, html, limit);
         Ok((raw, result))
     } else {
         tokio::task::spawn_blocking(move || {
-            let result = decode_and_score(&raw, enc, &scanner, html);
+            let result = decode_and_score(&raw, enc, &scanner, html, limit);
             (raw, result)
         })
         .await
@@ -124,18 +124,20 @@ pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap:
         .map_err(|never| match never {})
         .boxed();
     match result {
-        Ok(s) if s.total > limit => Scored::Over(s),
-        Ok(_) => Scored::Pass(Response::from_parts(parts, body), None),
+        Ok(Some(s)) => Scored::Over(s),
+        Ok(None) => Scored::Pass(Response::from_parts(parts, body), None),
         Err(note) => Scored::Pass(Response::from_parts(parts, body), Some(note)),
     }
 }
 
+/// `Ok(None)`: under the limit; `Ok(Some(score))`: over it, with the report.
 fn decode_and_score(
     raw: &[u8],
     enc: Encoding,
     scanner: &Scanner,
     html: bool,
-) -> Result<Score, String> {
+    limit: i64,
+) -> Result<Option<Score>, String> {
     let mut reader: Box<dyn Read + '_> = match enc {
         Encoding::Identity => Box::new(raw),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
@@ -166,7 +168,11 @@ fn decode_and_score(
             Err(e) => return Err(format!("not scored: could not decode ({e})")),
         }
     }
-    Ok(scan.finish())
+    if scan.total() > limit {
+        Ok(Some(scan.report()))
+    } else {
+        Ok(None)
+    }
 }
 
 /// A body whose first bytes were already read.
@@ -251,10 +257,12 @@ mod tests {
             (Encoding::Deflate, z),
             (Encoding::Deflate, raw),
         ] {
-            let score = decode_and_score(&bytes, enc, &s, true).expect("decodes");
-            assert_eq!(score.total, 80, "{enc:?}");
+            let over = decode_and_score(&bytes, enc, &s, true, 79).expect("decodes");
+            assert_eq!(over.map(|s| s.total), Some(80), "{enc:?}");
+            let under = decode_and_score(&bytes, enc, &s, true, 80).expect("decodes");
+            assert_eq!(under, None, "{enc:?}");
         }
-        assert!(decode_and_score(b"\x1f\x8b garbage", Encoding::Gzip, &s, true).is_err());
-        assert!(decode_and_score(b"garbage", Encoding::Zstd, &s, true).is_err());
+        assert!(decode_and_score(b"\x1f\x8b garbage", Encoding::Gzip, &s, true, 1).is_err());
+        assert!(decode_and_score(b"garbage", Encoding::Zstd, &s, true, 1).is_err());
     }
 }
