@@ -42,7 +42,7 @@ pub fn search_term(host: &str, path: &str, query: &str) -> Option<SearchTerm> {
     let raw = query
         .split('&')
         .find_map(|pair| pair.strip_prefix(param)?.strip_prefix('='))?;
-    let decoded = decode(raw);
+    let decoded = form_decode(raw);
     let term: String = decoded
         .split_whitespace()
         .collect::<Vec<_>>()
@@ -57,8 +57,9 @@ fn is_yahoo_search(host: &str) -> bool {
     host == "search.yahoo.com" || host.ends_with(".search.yahoo.com")
 }
 
-/// Form decoding: `+` is a space, `%XX` a byte; bad escapes are kept as they are.
-fn decode(s: &str) -> String {
+/// Form decoding (`application/x-www-form-urlencoded`): `+` is a space, `%XX` a byte; bad
+/// escapes are kept as they are; bytes that are not UTF-8 become U+FFFD.
+pub fn form_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;

@@ -1054,33 +1054,12 @@ fn parse_form(body: &[u8]) -> HashMap<String, String> {
     text.split('&')
         .filter_map(|pair| {
             let (k, v) = pair.split_once('=')?;
-            Some((form_decode(k), form_decode(v)))
+            Some((
+                haven_core::searchterm::form_decode(k),
+                haven_core::searchterm::form_decode(v),
+            ))
         })
         .collect()
-}
-
-fn form_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    Ok(v) => {
-                        out.push(v);
-                        i += 2;
-                    }
-                    Err(_) => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn full(s: String) -> Body {

@@ -72,6 +72,26 @@ fn check(data: &Path, url: &str, group: &str, extra: &[&str]) -> serde_json::Val
     json(&haven(data, &args))
 }
 
+/// A TLS server configuration (ring) for a certificate chain and key in PEM files.
+fn tls_server_config(cert: &Path, key: &Path) -> std::sync::Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .expect("cert")
+        .map(|c| c.expect("cert"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(key).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("server config");
+    std::sync::Arc::new(config)
+}
+
 /// A school CA and a certificate it signs for 127.0.0.1 and secure.example, made with openssl in `dir`:
 /// (CA certificate, leaf certificate, leaf key), all PEM.
 fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
