@@ -75,7 +75,12 @@ pub fn scanner(ctx: &Context) -> Result<(Scanner, String)> {
     };
     Ok((
         scanner,
-        format!("{} phrases from {} lists{refused}", all.len(), names.len()),
+        format!(
+            "{} phrases from {} list{}{refused}",
+            all.len(),
+            names.len(),
+            if names.len() == 1 { "" } else { "s" }
+        ),
     ))
 }
 
