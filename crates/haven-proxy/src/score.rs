@@ -138,6 +138,19 @@ fn decode_and_score(
     html: bool,
     limit: i64,
 ) -> Result<Option<Score>, String> {
+    let verdict = |mut scan: haven_core::phrases::Scan<'_>| {
+        if scan.total() > limit {
+            Some(scan.report())
+        } else {
+            None
+        }
+    };
+    if enc == Encoding::Identity {
+        // Plain text is scanned where it lies.
+        let mut scan = scanner.scan(html);
+        scan.feed(&raw[..raw.len().min(DECODED_CAP)]);
+        return Ok(verdict(scan));
+    }
     let mut reader: Box<dyn Read + '_> = match enc {
         Encoding::Identity => Box::new(raw),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
@@ -153,7 +166,7 @@ fn decode_and_score(
         ),
     };
     let mut scan = scanner.scan(html);
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 16 * 1024];
     let mut total = 0;
     loop {
         match reader.read(&mut buf) {
@@ -168,11 +181,7 @@ fn decode_and_score(
             Err(e) => return Err(format!("not scored: could not decode ({e})")),
         }
     }
-    if scan.total() > limit {
-        Ok(Some(scan.report()))
-    } else {
-        Ok(None)
-    }
+    Ok(verdict(scan))
 }
 
 /// A body whose first bytes were already read.
