@@ -67,6 +67,10 @@ pub struct ProxyConfig {
     /// system's roots): an internal site's own CA.
     #[serde(default)]
     pub origin_ca_file: Option<std::path::PathBuf>,
+    /// Let requests reach this server's own loopback and unspecified addresses (off: the
+    /// console and metrics on 127.0.0.1 are not for browsing through the proxy).
+    #[serde(default)]
+    pub allow_loopback: bool,
 }
 
 fn default_listen() -> Vec<String> {
@@ -96,6 +100,7 @@ impl Default for ProxyConfig {
             score_cap_bytes: default_score_cap(),
             hosts: Default::default(),
             origin_ca_file: None,
+            allow_loopback: false,
         }
     }
 }
@@ -123,6 +128,15 @@ const MAX_FORM: usize = 8 * 1024;
 const REVIEW_PATH: &str = "/_haven/review";
 
 type OriginKey = (String, u16, bool);
+
+/// Addresses that are this machine whatever it is called: loopback and unspecified.
+fn is_own_host(ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    ip.is_loopback() || ip.is_unspecified()
+}
 
 /// Where a request goes: host, port, and whether over TLS.
 #[derive(Debug, Clone)]
@@ -190,6 +204,8 @@ pub struct Proxy {
     ca: Option<Arc<crate::ca::SchoolCa>>,
     origin_tls: Option<Arc<rustls::ClientConfig>>,
     scanner: Option<Arc<haven_core::phrases::Scanner>>,
+    /// This proxy's name in `Via` headers, unique per process.
+    via: String,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -233,6 +249,10 @@ impl Proxy {
             ca: None,
             origin_tls: None,
             scanner: None,
+            via: format!(
+                "haven-{:08x}",
+                RandomState::new().hash_one(std::process::id()) as u32
+            ),
         }
     }
 
@@ -300,6 +320,16 @@ impl Proxy {
         }
     }
 
+    /// Whether a request has already passed through this proxy (its `Via` names us): an address
+    /// that leads back to the proxy would otherwise loop until connections run out.
+    fn looped(&self, headers: &hyper::HeaderMap) -> bool {
+        headers
+            .get_all(header::VIA)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains(&self.via))
+    }
+
     fn school(&self, engine: &Engine) -> String {
         engine.policy().school.clone()
     }
@@ -313,6 +343,16 @@ impl Proxy {
         let started = Instant::now();
         if req.method() == Method::CONNECT {
             return self.connect(req, peer, started).await;
+        }
+        if self.looped(req.headers()) {
+            return page_response(
+                StatusCode::LOOP_DETECTED,
+                page::error(
+                    &self.school(&self.engine.current()),
+                    "The request came back to the filter",
+                    "This address leads to the school's filter itself.",
+                ),
+            );
         }
         let is_own = match req.uri().authority() {
             None => true,
@@ -640,6 +680,13 @@ impl Proxy {
             };
             let mut last = format!("{host} has no address");
             for addr in addrs {
+                // The server's own services (the console, metrics) are not for pupils to
+                // reach through the proxy; checked on the resolved address, so a name that
+                // resolves to loopback is refused too.
+                if !self.config.allow_loopback && is_own_host(addr.ip()) {
+                    last = format!("{host} is this server itself, which the proxy does not reach");
+                    continue;
+                }
                 match TcpStream::connect(addr).await {
                     Ok(s) => {
                         let _ = s.set_nodelay(true);
@@ -771,6 +818,9 @@ impl Proxy {
         let Dest { host, port, tls } = dest;
         let websocket = is_websocket(req.headers());
         strip_hop_by_hop(req.headers_mut(), websocket);
+        if let Ok(v) = HeaderValue::from_str(&format!("1.1 {}", self.via)) {
+            req.headers_mut().append(header::VIA, v);
+        }
         // An absolute-form request's Host is its URL's authority, whatever the client sent
         // (RFC 9112 §3.2.2); a decrypted request keeps its own.
         if let Some(authority) = uri.authority() {

@@ -191,9 +191,15 @@ pub(crate) fn start_proxy_with(
         ],
     ));
     let (dns, port) = (free_port(), free_port());
+    // The tests' websites live on loopback, which the proxy refuses unless told otherwise.
+    let loopback = if extra.contains("allow_loopback") {
+        ""
+    } else {
+        "allow_loopback = true\n"
+    };
     let config = format!(
         "default_group = \"ks2\"\n[dns]\nlisten = [\"127.0.0.1:{dns}\"]\nupstreams = [\"127.0.0.1:9\"]\n\
-         [proxy]\nlisten = [\"127.0.0.1:{port}\"]\nconnect_timeout_ms = 1000\nread_timeout_ms = 500\n{extra}\n\
+         [proxy]\nlisten = [\"127.0.0.1:{port}\"]\nconnect_timeout_ms = 1000\nread_timeout_ms = 500\n{loopback}{extra}\n\
          [[networks]]\ncidr = \"127.0.0.2/32\"\ngroup = \"ks2\"\n[[networks]]\ncidr = \"127.0.0.3/32\"\ngroup = \"staff\"\n"
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
@@ -843,4 +849,33 @@ fn phrase_lists_import_from_e2guardian_and_score() {
     // built-in "free spins" 30.
     assert!(text.starts_with("score 180"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_server_itself_and_loops_are_refused() {
+    let origin = Origin::start();
+    // By default nothing on this server's own loopback is reachable through the proxy (the
+    // console and metrics live there), by address or by a name that resolves to it.
+    let p = start_proxy(
+        "proxy-self",
+        "allow_loopback = false\nhosts = { \"sneaky.example\" = \"127.0.0.1\" }",
+    );
+    for url in [
+        format!("http://127.0.0.1:{}/a", origin.port),
+        format!("http://sneaky.example:{}/a", origin.port),
+    ] {
+        let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
+        assert_eq!(code, "502", "{url}");
+        assert!(body.contains("this server itself"), "{body}");
+    }
+    assert!(origin.seen().is_empty(), "nothing reached the origin");
+    // An address that leads back to the proxy itself stops at once instead of looping.
+    let q = start_proxy("proxy-loop", "hosts = { \"loop.example\" = \"127.0.0.1\" }");
+    let (code, body, _) = curl(
+        &q,
+        "127.0.0.2",
+        &[&format!("http://loop.example:{}/x", q.port)],
+    );
+    assert_eq!(code, "508", "{body}");
+    assert!(body.contains("came back to the filter"), "{body}");
 }
