@@ -156,6 +156,8 @@ listen = ["127.0.0.1:$(port)"]
 upstreams = ["127.0.0.1:9"]
 [proxy]
 listen = ["127.0.0.1:$2"]
+# The benchmark's origin is on loopback, which Haven refuses by default.
+allow_loopback = true
 [events]
 log = true
 EOF
