@@ -699,14 +699,25 @@ impl Normaliser {
         }
     }
 
-    #[inline(always)]
+    #[inline]
     fn letter_byte<O: FnMut(u8)>(&mut self, l: u8, out: &mut O) {
-        if self.cur_len > 0 && self.held.is_none() {
-            out(l);
-            self.cur_len += 1;
-        } else {
-            self.letter(char::from(l), out);
+        if self.held.is_none() {
+            if self.cur_len > 0 {
+                out(l);
+                self.cur_len += 1;
+                return;
+            }
+            if !(self.pending_space && self.prev_single) {
+                if self.pending_space {
+                    out(b' ');
+                    self.pending_space = false;
+                }
+                out(l);
+                self.cur_len = 1;
+                return;
+            }
         }
+        self.letter(char::from(l), out);
     }
 
     fn letter<O: FnMut(u8)>(&mut self, c: char, out: &mut O) {
