@@ -551,9 +551,18 @@ impl Proxy {
     ) -> Response<Body> {
         let cat = category.and_then(haven_core::category::by_id);
         let token = self.token(url, peer.ip(), 0);
+        // Where browsers can reach the proxy: its public address, else an address it listens
+        // on that is not the wildcard.
+        let reachable = self.config.public_address.as_deref().or_else(|| {
+            self.own
+                .iter()
+                .rev()
+                .find(|a| !a.starts_with("0.0.0.0:") && !a.starts_with("[::]:"))
+                .map(String::as_str)
+        });
         let action = format!(
             "http://{}{REVIEW_PATH}",
-            self.own.last().map_or("127.0.0.1:3128", String::as_str)
+            reachable.unwrap_or("127.0.0.1:3128")
         );
         let html = page::blocked(&page::Blocked {
             school: &self.school(engine),

@@ -54,9 +54,15 @@ struct Upstream {
 }
 
 fn start_upstream() -> Upstream {
-    let udp = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
-    let port = udp.local_addr().expect("addr").port();
-    let tcp = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind upstream tcp");
+    // One port for UDP and TCP: the TCP side of a free UDP port may be some other test's
+    // connection, so try again until both are ours.
+    let (udp, port, tcp) = loop {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind upstream");
+        let port = udp.local_addr().expect("addr").port();
+        if let Ok(tcp) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            break (udp, port, tcp);
+        }
+    };
     let counted = Arc::new(AtomicUsize::new(0));
     let c = counted.clone();
     std::thread::spawn(move || {
@@ -94,11 +100,17 @@ fn start_upstream() -> Upstream {
 }
 
 pub(crate) fn free_port() -> u16 {
-    // A port free for both UDP and TCP.
+    // A port free for both UDP and TCP, below the kernel's ephemeral range (32768 and up), so
+    // that no test's outgoing connection can take it between this check and the server's bind.
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 1000) as u16 * 12;
     loop {
-        let u = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let port = u.local_addr().expect("addr").port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (start.wrapping_add(n)) % 12_000;
+        if UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port)).is_ok()
+        {
             return port;
         }
     }
