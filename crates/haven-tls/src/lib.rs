@@ -1,5 +1,5 @@
 //! Haven's one TLS client configuration, shared by everything that connects out over TLS (list
-//! downloads, DNS-over-TLS upstreams, and the proxy's upstream connections to come): rustls with
+//! downloads, DNS-over-TLS upstreams, and the proxy's connections to websites it decrypts): rustls with
 //! the ring provider, trusting the system's roots plus any extra CA certificates the school names.
 
 use std::path::Path;
