@@ -53,6 +53,9 @@ pub struct ProxyConfig {
     /// Time allowed for a website to start answering once asked.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_ms: u64,
+    /// Browser connections open at once; more are closed straight away.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
     /// Whether block pages offer "request a review".
     #[serde(default = "yes")]
     pub reviews: bool,
@@ -85,6 +88,9 @@ fn default_read_timeout() -> u64 {
 fn yes() -> bool {
     true
 }
+fn default_max_connections() -> usize {
+    4096
+}
 fn default_score_cap() -> usize {
     4 * 1024 * 1024
 }
@@ -97,6 +103,7 @@ impl Default for ProxyConfig {
             connect_timeout_ms: default_connect_timeout(),
             read_timeout_ms: default_read_timeout(),
             reviews: true,
+            max_connections: default_max_connections(),
             score_cap_bytes: default_score_cap(),
             hosts: Default::default(),
             origin_ca_file: None,
@@ -294,6 +301,9 @@ impl Proxy {
 
     /// Serves browsers on a bound listener until it fails.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> io::Result<()> {
+        let slots = Arc::new(tokio::sync::Semaphore::new(
+            self.config.max_connections.max(1),
+        ));
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
@@ -303,9 +313,16 @@ impl Proxy {
                     continue;
                 }
             };
+            // Past the cap a connection is closed at once, so a flood cannot take every
+            // descriptor the DNS filter also needs.
+            let Ok(slot) = slots.clone().try_acquire_owned() else {
+                drop(stream);
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let me = self.clone();
             tokio::spawn(async move {
+                let _slot = slot;
                 let service = hyper::service::service_fn(move |req| {
                     let me = me.clone();
                     async move { Ok::<_, Infallible>(me.handle(req, peer).await) }

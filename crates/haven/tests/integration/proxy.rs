@@ -879,3 +879,33 @@ fn the_server_itself_and_loops_are_refused() {
     assert_eq!(code, "508", "{body}");
     assert!(body.contains("came back to the filter"), "{body}");
 }
+
+#[test]
+fn connections_past_the_cap_are_closed_at_once() {
+    let origin = Origin::start();
+    let p = start_proxy("proxy-cap", "max_connections = 2");
+    let hold: Vec<TcpStream> = (0..2)
+        .map(|_| TcpStream::connect(("127.0.0.1", p.port)).expect("connect"))
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut third = TcpStream::connect(("127.0.0.1", p.port)).expect("connect");
+    third
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .expect("timeout");
+    let _ = third.write_all(b"GET http://x.example/ HTTP/1.1\r\nHost: x.example\r\n\r\n");
+    let mut buf = [0u8; 64];
+    assert_eq!(
+        third.read(&mut buf).unwrap_or(0),
+        0,
+        "closed without an answer"
+    );
+    // Once a held connection closes, the proxy serves again.
+    drop(hold);
+    std::thread::sleep(Duration::from_millis(200));
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!("http://127.0.0.1:{}/a", origin.port)],
+    );
+    assert_eq!(code, "200");
+}
