@@ -48,6 +48,8 @@ pub struct Blocked<'a> {
     pub rule: &'a str,
     /// Where the review button posts, with its token; none when reviews are off.
     pub review: Option<(&'a str, &'a str)>,
+    /// A warning, not a block: where "Continue" posts, with its token.
+    pub proceed: Option<(&'a str, &'a str)>,
 }
 
 /// The block page.
@@ -55,8 +57,13 @@ pub fn blocked(b: &Blocked<'_>) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
-        "<p class=\"small\">{school}</p><h1>This page is blocked</h1>",
-        school = escape(b.school)
+        "<p class=\"small\">{school}</p><h1>{title}</h1>",
+        school = escape(b.school),
+        title = if b.proceed.is_some() {
+            "Think before you go on"
+        } else {
+            "This page is blocked"
+        }
     );
     match (b.category, b.about) {
         (Some(c), Some(about)) => {
@@ -81,10 +88,24 @@ pub fn blocked(b: &Blocked<'_>) -> String {
 websites you can use at school right now.</p>",
         ),
     }
-    body.push_str(
-        "<p><strong>What to do:</strong> tell your teacher. If you think this page should be \
-allowed, you can ask for it to be checked.</p>",
-    );
+    if let Some((action, token)) = b.proceed {
+        let _ = write!(
+            body,
+            "<p>This page is not blocked, but the school would rather you did not use it. If you \
+need it for your work you may go on; your visit is recorded.</p>\
+<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"url\" value=\"{url}\">\
+<input type=\"hidden\" name=\"token\" value=\"{token}\"><button type=\"submit\">Continue to \
+the page</button></form>",
+            action = escape(action),
+            url = escape(b.url),
+            token = escape(token)
+        );
+    } else {
+        body.push_str(
+            "<p><strong>What to do:</strong> tell your teacher. If you think this page should \
+be allowed, you can ask for it to be checked.</p>",
+        );
+    }
     if let Some((action, token)) = b.review {
         let _ = write!(
             body,
@@ -165,6 +186,7 @@ mod tests {
             about: Some("Betting & games of chance"),
             rule: "category <gambling>",
             review: Some(("http://127.0.0.1:3128/_haven/review", "t\"k")),
+            proceed: None,
         });
         assert!(!page.contains("<script>"), "{page}");
         assert!(page.contains("St &lt;Mary&gt;&#39;s"));

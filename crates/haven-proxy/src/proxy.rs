@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use haven_core::clients::ClientMap;
 use haven_core::event::{Event, EventSink};
 use haven_core::policy::Action;
-use haven_core::{Engine, GroupId, LiveEngine, Target};
+use haven_core::{Engine, LiveEngine, Target};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
@@ -133,6 +133,12 @@ const IDLE_PER_ORIGIN: usize = 64;
 const MAX_FORM: usize = 8 * 1024;
 /// Path of the review form's target on the proxy itself.
 const REVIEW_PATH: &str = "/_haven/review";
+/// Path of the warning page's "Continue" on the proxy itself.
+const CONTINUE_PATH: &str = "/_haven/continue";
+/// How long "Continue" on a warning lets a client through to that site.
+const CONTINUE_FOR: Duration = Duration::from_secs(3600);
+/// Click-throughs remembered at once.
+const MAX_CONTINUES: usize = 10_000;
 
 type OriginKey = (String, u16, bool);
 
@@ -213,6 +219,8 @@ pub struct Proxy {
     scanner: Option<Arc<haven_core::phrases::Scanner>>,
     /// This proxy's name in `Via` headers, unique per process.
     via: String,
+    /// Warnings clicked through: (client, host) until when.
+    continues: Mutex<HashMap<(IpAddr, String), Instant>>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -256,6 +264,7 @@ impl Proxy {
             ca: None,
             origin_tls: None,
             scanner: None,
+            continues: Mutex::new(HashMap::new()),
             via: format!(
                 "haven-{:08x}",
                 RandomState::new().hash_one(std::process::id()) as u32
@@ -431,7 +440,7 @@ impl Proxy {
         let Some(group) = engine.group_id(&group_name) else {
             let reason = format!("group {group_name} is not in the policy");
             record(Action::Block, Some(reason.clone()));
-            return self.block_page(&engine, None, &url, peer, &reason, None);
+            return self.block_page(&engine, &url, peer, &reason, None, false);
         };
         let Ok(target) = Target::parse(&url) else {
             record(Action::Block, Some("unreadable address".into()));
@@ -446,12 +455,22 @@ impl Proxy {
             Some(c) => format!("{c} ({rule})"),
             None => rule.into_owned(),
         };
+        let through = d.action == Action::Warn && self.continued(peer.ip(), &dest.host);
         match d.action {
-            Action::Block | Action::Warn => {
+            Action::Block => {
                 record(d.action, Some(reason.clone()));
-                self.block_page(&engine, Some(group), &url, peer, &reason, category)
+                self.block_page(&engine, &url, peer, &reason, category, false)
             }
-            Action::Allow | Action::AlertOnly | Action::Rewrite => {
+            Action::Warn if !through => {
+                record(d.action, Some(reason.clone()));
+                self.block_page(&engine, &url, peer, &reason, category, true)
+            }
+            Action::Allow | Action::AlertOnly | Action::Rewrite | Action::Warn => {
+                let reason = if through {
+                    format!("{reason}; continued after the warning")
+                } else {
+                    reason
+                };
                 let mut req = req;
                 if d.action == Action::Rewrite {
                     if let Some((engine_id, mode)) = d.safe_search {
@@ -506,14 +525,7 @@ impl Proxy {
                                     phrases.join(", ")
                                 );
                                 record(Action::Block, Some(reason.clone()));
-                                self.block_page(
-                                    &engine,
-                                    Some(group),
-                                    &url,
-                                    peer,
-                                    &reason,
-                                    top.as_deref(),
-                                )
+                                self.block_page(&engine, &url, peer, &reason, top.as_deref(), false)
                             }
                         }
                     }
@@ -521,7 +533,7 @@ impl Proxy {
                         let reason =
                             format!("file type {ext} (groups.{group_name}.block_file_types)");
                         record(Action::Block, Some(reason.clone()));
-                        self.block_page(&engine, Some(group), &url, peer, &reason, None)
+                        self.block_page(&engine, &url, peer, &reason, None, false)
                     }
                 }
             }
@@ -557,17 +569,19 @@ impl Proxy {
         });
     }
 
+    /// The block page, or with `warn` the warning page with its "Continue".
     fn block_page(
         &self,
         engine: &Engine,
-        _group: Option<GroupId>,
         url: &str,
         peer: SocketAddr,
         reason: &str,
         category: Option<&str>,
+        warn: bool,
     ) -> Response<Body> {
         let cat = category.and_then(haven_core::category::by_id);
-        let token = self.token(url, peer.ip(), 0);
+        let token = self.token("review", url, peer.ip(), 0);
+        let go_on = self.token("continue", url, peer.ip(), 0);
         // Where browsers can reach the proxy: its public address, else an address it listens
         // on that is not the wildcard.
         let reachable = self.config.public_address.as_deref().or_else(|| {
@@ -577,30 +591,42 @@ impl Proxy {
                 .find(|a| !a.starts_with("0.0.0.0:") && !a.starts_with("[::]:"))
                 .map(String::as_str)
         });
-        let action = format!(
-            "http://{}{REVIEW_PATH}",
-            reachable.unwrap_or("127.0.0.1:3128")
-        );
+        let reachable = reachable.unwrap_or("127.0.0.1:3128");
+        let action = format!("http://{reachable}{REVIEW_PATH}");
+        let proceed = format!("http://{reachable}{CONTINUE_PATH}");
         let html = page::blocked(&page::Blocked {
             school: &self.school(engine),
             url,
             category: cat.map(|c| c.name).or(category),
             about: cat.map(|c| c.description),
             rule: reason,
-            review: (self.config.reviews && self.reviews.is_some())
+            review: (self.config.reviews && self.reviews.is_some() && !warn)
                 .then_some((action.as_str(), token.as_str())),
+            proceed: warn.then_some((proceed.as_str(), go_on.as_str())),
         });
         page_response(StatusCode::FORBIDDEN, html)
     }
 
     /// A token binding a review request to the page, the client and the hour (this one or the
     /// last), so that other sites cannot file requests in a pupil's name.
-    fn token(&self, url: &str, client: IpAddr, hours_ago: u64) -> String {
+    fn token(&self, purpose: &str, url: &str, client: IpAddr, hours_ago: u64) -> String {
         let hour = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() / 3600)
             .saturating_sub(hours_ago);
-        format!("{:016x}", self.tokens.hash_one((url, client, hour)))
+        format!(
+            "{:016x}",
+            self.tokens.hash_one((purpose, url, client, hour))
+        )
+    }
+
+    /// Whether `client` clicked through a warning for `host` within the last hour.
+    fn continued(&self, client: IpAddr, host: &str) -> bool {
+        let Ok(map) = self.continues.lock() else {
+            return false;
+        };
+        map.get(&(client, host.to_owned()))
+            .is_some_and(|until| *until > Instant::now())
     }
 
     /// Requests addressed to the proxy itself: the PAC file and review requests.
@@ -641,6 +667,49 @@ impl Proxy {
                 }
                 None => not_found(&school),
             },
+            (&Method::POST, CONTINUE_PATH) => {
+                let body = match http_body_util::Limited::new(req.into_body(), MAX_FORM)
+                    .collect()
+                    .await
+                {
+                    Ok(b) => b.to_bytes(),
+                    Err(_) => return not_found(&school),
+                };
+                let form = parse_form(&body);
+                let url = form.get("url").cloned().unwrap_or_default();
+                let token = form.get("token").cloned().unwrap_or_default();
+                let host = url
+                    .parse::<Uri>()
+                    .ok()
+                    .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
+                    .and_then(|u| u.host().map(str::to_ascii_lowercase));
+                let valid = (0..2).any(|h| self.token("continue", &url, peer.ip(), h) == token);
+                let (Some(host), true) = (host, valid) else {
+                    return page_response(
+                        StatusCode::FORBIDDEN,
+                        page::error(
+                            &school,
+                            "Not accepted",
+                            "This did not come from one of the school's warning pages.",
+                        ),
+                    );
+                };
+                if let Ok(mut map) = self.continues.lock() {
+                    let now = Instant::now();
+                    if map.len() >= MAX_CONTINUES {
+                        map.retain(|_, until| *until > now);
+                    }
+                    if map.len() < MAX_CONTINUES {
+                        map.insert((peer.ip(), host), now + CONTINUE_FOR);
+                    }
+                }
+                let mut resp = Response::new(empty());
+                *resp.status_mut() = StatusCode::SEE_OTHER;
+                if let Ok(v) = HeaderValue::from_str(&url) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                resp
+            }
             (&Method::POST, REVIEW_PATH) if self.config.reviews => {
                 let Some(sink) = self.reviews.clone() else {
                     return not_found(&school);
@@ -660,8 +729,8 @@ impl Proxy {
                 let form = parse_form(&body);
                 let url = form.get("url").cloned().unwrap_or_default();
                 let token = form.get("token").cloned().unwrap_or_default();
-                let valid =
-                    !url.is_empty() && (0..2).any(|h| self.token(&url, peer.ip(), h) == token);
+                let valid = !url.is_empty()
+                    && (0..2).any(|h| self.token("review", &url, peer.ip(), h) == token);
                 if !valid {
                     return page_response(
                         StatusCode::FORBIDDEN,

@@ -909,3 +909,76 @@ fn connections_past_the_cap_are_closed_at_once() {
     );
     assert_eq!(code, "200");
 }
+
+#[test]
+fn a_warning_can_be_clicked_through_by_that_pupil_only() {
+    let origin = Origin::start();
+    let p = start_proxy_with(
+        "proxy-warn",
+        "hosts = { \"roblox.com\" = \"127.0.0.1\" }",
+        &|data| {
+            ok(&haven(data, &["policy", "init"]));
+            let path = data.join("policy.toml");
+            let policy = std::fs::read_to_string(&path).expect("policy");
+            let warned = policy.replacen("games = \"block\"", "games = \"warn\"", 1);
+            assert_ne!(policy, warned);
+            std::fs::write(&path, warned).expect("policy");
+        },
+    );
+    let url = format!("http://roblox.com:{}/a", origin.port);
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
+    assert_eq!(code, "403");
+    assert!(
+        body.contains("Think before you go on") && body.contains("Continue to the page"),
+        "{body}"
+    );
+    let token = body
+        .split("name=\"token\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a token");
+    let go_on = format!("http://127.0.0.1:{}/_haven/continue", p.port);
+    // Another address cannot use this pupil's token.
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.5",
+        &[
+            "--data-urlencode",
+            &format!("url={url}"),
+            "--data-urlencode",
+            &format!("token={token}"),
+            &go_on,
+        ],
+    );
+    assert_eq!(code, "403");
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[
+            "--data-urlencode",
+            &format!("url={url}"),
+            "--data-urlencode",
+            &format!("token={token}"),
+            &go_on,
+        ],
+    );
+    assert_eq!(code, "303");
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", "hello from the origin")
+    );
+    // Still a warning for everyone else.
+    let (code, _, _) = curl(&p, "127.0.0.5", &[&url]);
+    assert_eq!(code, "403");
+    let all = events(&p, |e| {
+        e.iter().any(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("continued after the warning"))
+        })
+    });
+    assert!(all
+        .iter()
+        .any(|e| e["action"] == "warn" && e["client"] == "127.0.0.2"));
+}
