@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::dns::free_port;
 use super::proxy::{start_proxy_with, Origin};
-use super::{haven, ok, scratch};
+use super::scratch;
 
 fn have_browser() -> bool {
     let found = ["chromium", "chromedriver"]
@@ -213,17 +213,7 @@ fn decrypted_https_in_a_browser_that_trusts_the_schools_ca() {
         "hosts = {{ \"secure.example\" = \"127.0.0.1\" }}\norigin_ca_file = \"{}\"",
         test_ca.display()
     );
-    let p = start_proxy_with("browser-tls", &extra, &|data| {
-        ok(&haven(data, &["ca", "init"]));
-        ok(&haven(data, &["policy", "init"]));
-        let path = data.join("policy.toml");
-        let policy = std::fs::read_to_string(&path).expect("policy");
-        std::fs::write(
-            &path,
-            policy.replacen("intercept = false", "intercept = true", 1),
-        )
-        .expect("policy");
-    });
+    let p = start_proxy_with("browser-tls", &extra, &super::proxy::intercept_pupils);
     // The school's CA installed as a device would have it: in the browser's certificate store.
     let home = scratch("browser-tls-home");
     let nssdb = home.join(".pki/nssdb");

@@ -128,6 +128,22 @@ impl Drop for Server {
     }
 }
 
+/// Imports the demo lists into `data`.
+pub(crate) fn import_demo_lists(data: &Path) {
+    ok(&haven(
+        data,
+        &[
+            "lists",
+            "import",
+            demo_lists().to_str().expect("p"),
+            "--name",
+            "demo",
+            "--mapping",
+            "haven",
+        ],
+    ));
+}
+
 pub(crate) fn demo_lists() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo-lists")
 }
@@ -157,18 +173,7 @@ fn start_haven_with(
 fn start_haven_on(name: &str, upstreams: &str, block: &str, extra: &str) -> (Server, PathBuf) {
     let dir = scratch(name);
     let data = dir.join("data");
-    ok(&haven(
-        &data,
-        &[
-            "lists",
-            "import",
-            demo_lists().to_str().expect("p"),
-            "--name",
-            "demo",
-            "--mapping",
-            "haven",
-        ],
-    ));
+    import_demo_lists(&data);
     let port = free_port();
     // Also on IPv6 loopback where the machine has it (and the port is free there too).
     let listen =

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::dns::{demo_lists, free_port};
+use super::dns::{free_port, import_demo_lists};
 use super::{haven, make_certs, ok, scratch};
 
 /// A website for the tests: answers by path, and remembers what it was asked.
@@ -178,18 +178,7 @@ pub(crate) fn start_proxy_with(
 ) -> Proxy {
     let dir = scratch(name);
     let data = dir.join("data");
-    ok(&haven(
-        &data,
-        &[
-            "lists",
-            "import",
-            demo_lists().to_str().expect("p"),
-            "--name",
-            "demo",
-            "--mapping",
-            "haven",
-        ],
-    ));
+    import_demo_lists(&data);
     let (dns, port) = (free_port(), free_port());
     // The tests' websites live on loopback, which the proxy refuses unless told otherwise.
     let loopback = if extra.contains("allow_loopback") {
@@ -671,15 +660,7 @@ fn https_interception_with_the_schools_ca() {
         "hosts = {{ \"secure.example\" = \"127.0.0.1\", \"www.google.com\" = \"127.0.0.1\" }}\norigin_ca_file = \"{}\"",
         test_ca.display()
     );
-    let p = start_proxy_with("proxy-tls", &extra, &|data| {
-        ok(&haven(data, &["ca", "init"]));
-        ok(&haven(data, &["policy", "init"]));
-        let path = data.join("policy.toml");
-        let policy = std::fs::read_to_string(&path).expect("policy");
-        let on = policy.replacen("intercept = false", "intercept = true", 1);
-        assert_ne!(policy, on);
-        std::fs::write(&path, on).expect("policy");
-    });
+    let p = start_proxy_with("proxy-tls", &extra, &intercept_pupils);
     let haven_ca = p.data.join("ca/ca.crt");
     let ca_arg = haven_ca.to_str().expect("path");
     // The CA certificate can be downloaded from the proxy.
@@ -981,4 +962,15 @@ fn a_warning_can_be_clicked_through_by_that_pupil_only() {
     assert!(all
         .iter()
         .any(|e| e["action"] == "warn" && e["client"] == "127.0.0.2"));
+}
+
+/// Makes the school's CA and the default policy, with pupils' HTTPS decrypted.
+pub(crate) fn intercept_pupils(data: &std::path::Path) {
+    ok(&haven(data, &["ca", "init"]));
+    ok(&haven(data, &["policy", "init"]));
+    let path = data.join("policy.toml");
+    let policy = std::fs::read_to_string(&path).expect("policy");
+    let on = policy.replacen("intercept = false", "intercept = true", 1);
+    assert_ne!(policy, on);
+    std::fs::write(&path, on).expect("policy");
 }
