@@ -10,6 +10,7 @@
 pub mod ca;
 pub mod filetype;
 pub mod headers;
+pub mod metrics;
 pub mod page;
 pub mod proxy;
 pub mod safe;

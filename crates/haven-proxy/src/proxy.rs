@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::headers::{is_websocket, strip_hop_by_hop};
+use crate::metrics::Metrics;
 use crate::page;
 use crate::sni::{self, Hello};
 
@@ -221,6 +222,7 @@ pub struct Proxy {
     via: String,
     /// Warnings clicked through: (client, host) until when.
     continues: Mutex<HashMap<(IpAddr, String), Instant>>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -265,6 +267,7 @@ impl Proxy {
             origin_tls: None,
             scanner: None,
             continues: Mutex::new(HashMap::new()),
+            metrics: Metrics::default(),
             via: format!(
                 "haven-{:08x}",
                 RandomState::new().hash_one(std::process::id()) as u32
@@ -502,7 +505,16 @@ impl Proxy {
                         }
                         let cap = self.config.score_cap_bytes;
                         match crate::score::score(resp, scanner, limit, cap).await {
+                            crate::score::Scored::NotText(resp) => {
+                                record(outcome.action, outcome.reason);
+                                resp
+                            }
                             crate::score::Scored::Pass(resp, note) => {
+                                Metrics::add(if note.is_some() {
+                                    &self.metrics.unscored
+                                } else {
+                                    &self.metrics.scored
+                                });
                                 let reason = match (outcome.reason, note) {
                                     (Some(r), Some(n)) => Some(format!("{r}; {n}")),
                                     (r, n) => r.or(n),
@@ -511,6 +523,7 @@ impl Proxy {
                                 resp
                             }
                             crate::score::Scored::Over(score) => {
+                                Metrics::add(&self.metrics.scored);
                                 let top = score.categories.first().map(|(c, _)| c.clone());
                                 let phrases: Vec<String> = score
                                     .phrases
@@ -551,6 +564,7 @@ impl Proxy {
         search: Option<String>,
         started: Instant,
     ) {
+        Metrics::add(&self.metrics.requests);
         let Some(sink) = &self.events else { return };
         sink.emit(Event {
             at_ms: std::time::SystemTime::now()
@@ -579,6 +593,9 @@ impl Proxy {
         category: Option<&str>,
         warn: bool,
     ) -> Response<Body> {
+        if !warn {
+            self.metrics.blocked(category);
+        }
         let cat = category.and_then(haven_core::category::by_id);
         let token = self.token("review", url, peer.ip(), 0);
         let go_on = self.token("continue", url, peer.ip(), 0);
@@ -618,6 +635,17 @@ impl Proxy {
             "{:016x}",
             self.tokens.hash_one((purpose, url, client, hour))
         )
+    }
+
+    /// An error page for a website that could not answer, counted.
+    fn failed(&self, school: &str, status: StatusCode, why: &str) -> Response<Body> {
+        Metrics::add(&self.metrics.upstream_errors);
+        upstream_error(school, status, why)
+    }
+
+    /// The proxy's metrics, in the Prometheus text format.
+    pub fn metrics_text(&self) -> String {
+        self.metrics.render()
     }
 
     /// Whether `client` clicked through a warning for `host` within the last hour.
@@ -868,6 +896,7 @@ impl Proxy {
         let Ok(tls) = acceptor.accept(Replay::new(first, client)).await else {
             return;
         };
+        Metrics::add(&self.metrics.intercepted);
         let authority = if port == 443 {
             name.clone()
         } else {
@@ -949,7 +978,7 @@ impl Proxy {
                             sender
                         }
                         Err(e) => {
-                            return Ok(upstream_error(
+                            return Ok(self.failed(
                                 &school,
                                 StatusCode::BAD_GATEWAY,
                                 &e.to_string(),
@@ -957,7 +986,7 @@ impl Proxy {
                         }
                     }
                 }
-                Err((status, why)) => return Ok(upstream_error(&school, status, &why)),
+                Err((status, why)) => return Ok(self.failed(&school, status, &why)),
             },
         };
         let req = req.map(|b| b.map_err(BoxError::from).boxed());
@@ -965,14 +994,14 @@ impl Proxy {
         let mut resp = match tokio::time::timeout(limit, sender.send_request(req)).await {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
-                return Ok(upstream_error(
+                return Ok(self.failed(
                     &school,
                     StatusCode::BAD_GATEWAY,
                     &format!("{host} broke off the answer: {e}"),
                 ))
             }
             Err(_) => {
-                return Ok(upstream_error(
+                return Ok(self.failed(
                     &school,
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!(
@@ -1059,9 +1088,10 @@ impl Proxy {
         }
         let mut origin = match self.dial(&host, port).await {
             Ok(s) => s,
-            Err((status, why)) => return upstream_error(&school, status, &why),
+            Err((status, why)) => return self.failed(&school, status, &why),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
+        Metrics::add(&self.metrics.tunnels);
         let me = self.clone();
         tokio::spawn(async move {
             let Ok(upgraded) = on_upgrade.await else {
@@ -1087,6 +1117,7 @@ impl Proxy {
             if let Hello::Sni(name) = &hello {
                 let ip_host = host.parse::<IpAddr>().is_ok();
                 if !ip_host && *name != host {
+                    Metrics::add(&me.metrics.bypass);
                     let reason = format!(
                         "bypass attempt: the TLS server name {name} does not match the CONNECT host {host}"
                     );
@@ -1154,15 +1185,18 @@ impl Proxy {
     /// included: a tunnel cannot show the page with its click-through).
     fn decide_host(&self, engine: &Engine, group_name: &str, host: &str) -> Result<(), String> {
         let Some(group) = engine.group_id(group_name) else {
+            self.metrics.blocked(None);
             return Err(format!("group {group_name} is not in the policy"));
         };
         let Ok(target) = Target::parse(host) else {
+            self.metrics.blocked(None);
             return Err("unreadable host name".to_owned());
         };
         let d = engine.decide(&target, group, None, (self.clock)());
         match d.action {
             Action::Block | Action::Warn => {
                 let (category, rule) = engine.brief(group, &d);
+                self.metrics.blocked(category);
                 Err(match category {
                     Some(c) => format!("{c} ({rule})"),
                     None => rule.into_owned(),

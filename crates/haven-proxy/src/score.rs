@@ -27,6 +27,8 @@ const DECODED_CAP: usize = 64 * 1024 * 1024;
 /// What became of a response.
 #[derive(Debug)]
 pub enum Scored {
+    /// Not text the scanner reads (an image, a download): passed on as it is.
+    NotText(Response<Body>),
     /// Pass it on; with a note for the event when it was not (fully) scored.
     Pass(Response<Body>, Option<String>),
     /// Over the limit: the block page replaces it.
@@ -71,7 +73,7 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, String> {
 /// Scores `resp` against `limit`, holding at most `cap` bytes of it.
 pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap: usize) -> Scored {
     let Some(html) = scored_kind(resp.headers()) else {
-        return Scored::Pass(resp, None);
+        return Scored::NotText(resp);
     };
     let enc = match encoding(resp.headers()) {
         Ok(e) => e,

@@ -367,7 +367,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("metrics: cannot listen on {addr}"))?;
             metrics = Some(listener.local_addr()?);
-            tokio::spawn(serve_metrics(listener, filter.clone()));
+            tokio::spawn(serve_metrics(listener, filter.clone(), proxy.clone()));
         }
         // A quiet filter's last events still reach the log promptly.
         if let Some(sink) = events.clone() {
@@ -439,7 +439,11 @@ fn start_event_writer(
     }))
 }
 
-async fn serve_metrics(listener: tokio::net::TcpListener, filter: Arc<DnsFilter>) {
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    filter: Arc<DnsFilter>,
+    proxy: Arc<haven_proxy::Proxy>,
+) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     loop {
@@ -447,13 +451,15 @@ async fn serve_metrics(listener: tokio::net::TcpListener, filter: Arc<DnsFilter>
             continue;
         };
         let filter = filter.clone();
+        let proxy = proxy.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let filter = filter.clone();
+                    let proxy = proxy.clone();
                     async move {
                         let (status, body) = if req.uri().path() == "/metrics" {
-                            (200, filter.metrics_text())
+                            (200, filter.metrics_text() + &proxy.metrics_text())
                         } else {
                             (404, "not found: try /metrics\n".to_owned())
                         };

@@ -457,7 +457,7 @@ fn ask(from: &str, port: u16, name: &str, id: u16) -> Option<(u8, Vec<u8>)> {
     Some((buf[3] & 0x0F, buf[..n].to_vec()))
 }
 
-fn metrics(port: u16) -> String {
+pub(crate) fn metrics(port: u16) -> String {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("metrics");
     s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .expect("write");

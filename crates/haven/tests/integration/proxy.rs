@@ -346,7 +346,11 @@ fn http_forwarding_keep_alive_streaming_and_upstream_failures() {
 
 #[test]
 fn blocks_explain_themselves_and_a_review_can_be_requested() {
-    let p = start_proxy("proxy-block", "");
+    let mport = free_port();
+    let p = start_proxy(
+        "proxy-block",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{mport}\""),
+    );
     let (code, body, _) = curl(&p, "127.0.0.2", &["http://bet365.com/"]);
     assert_eq!(code, "403");
     assert!(body.contains("Demo Primary School"), "{body}");
@@ -396,6 +400,14 @@ fn blocks_explain_themselves_and_a_review_can_be_requested() {
         "{stderr}"
     );
     let all = events(&p, |e| e.iter().any(|e| e["name"] == "https://bet365.com/"));
+    // Both blocks are counted, by category, beside the DNS filter's metrics.
+    let text = super::dns::metrics(mport);
+    assert!(
+        text.contains("haven_proxy_blocked_total{category=\"gambling\"} 2"),
+        "{text}"
+    );
+    assert!(text.contains("haven_proxy_requests_total "), "{text}");
+    assert!(text.contains("haven_dns_queries_total "), "{text}");
     assert!(all.iter().any(|e| e["name"] == "http://bet365.com/"
         && e["action"] == "block"
         && e["reason"]

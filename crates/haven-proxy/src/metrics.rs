@@ -1,0 +1,138 @@
+//! The proxy's counters and their Prometheus names (all in one place).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Metric names.
+pub mod names {
+    /// Requests decided (plain HTTP and decrypted), and CONNECT tunnels.
+    pub const REQUESTS: &str = "haven_proxy_requests_total";
+    /// CONNECT tunnels opened.
+    pub const TUNNELS: &str = "haven_proxy_tunnels_total";
+    /// Tunnels decrypted with the school's CA.
+    pub const INTERCEPTED: &str = "haven_proxy_intercepted_total";
+    /// Requests blocked, by category (`(rule)` when a rule, not a category, decided).
+    pub const BLOCKED: &str = "haven_proxy_blocked_total";
+    /// Server names in a ClientHello that differed from the CONNECT host.
+    pub const BYPASS: &str = "haven_proxy_bypass_attempts_total";
+    /// Responses scored by the phrase scanner.
+    pub const SCORED: &str = "haven_proxy_scored_total";
+    /// Responses that should have been scored but passed unscored (too large, unknown encoding).
+    pub const UNSCORED: &str = "haven_proxy_unscored_total";
+    /// Requests a website could not answer (502/504 pages).
+    pub const UPSTREAM_ERRORS: &str = "haven_proxy_upstream_errors_total";
+}
+
+/// Counters, updated without locks but for blocks by category.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub requests: AtomicU64,
+    pub tunnels: AtomicU64,
+    pub intercepted: AtomicU64,
+    pub bypass: AtomicU64,
+    pub scored: AtomicU64,
+    pub unscored: AtomicU64,
+    pub upstream_errors: AtomicU64,
+    blocked: Mutex<HashMap<String, u64>>,
+}
+
+impl Metrics {
+    /// Counts one count.
+    pub fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a block.
+    pub fn blocked(&self, category: Option<&str>) {
+        let category = category.unwrap_or("(rule)");
+        if let Ok(mut m) = self.blocked.lock() {
+            match m.get_mut(category) {
+                Some(n) => *n += 1,
+                None => {
+                    m.insert(category.to_owned(), 1);
+                }
+            }
+        }
+    }
+
+    /// The Prometheus exposition text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        for (name, help, value) in [
+            (
+                names::REQUESTS,
+                "Requests decided by the proxy.",
+                get(&self.requests),
+            ),
+            (
+                names::TUNNELS,
+                "CONNECT tunnels opened.",
+                get(&self.tunnels),
+            ),
+            (
+                names::INTERCEPTED,
+                "Tunnels decrypted with the school's CA.",
+                get(&self.intercepted),
+            ),
+            (
+                names::BYPASS,
+                "TLS server names that differed from the CONNECT host.",
+                get(&self.bypass),
+            ),
+            (
+                names::SCORED,
+                "Responses scored by the phrase scanner.",
+                get(&self.scored),
+            ),
+            (
+                names::UNSCORED,
+                "Responses passed unscored (too large, unknown encoding).",
+                get(&self.unscored),
+            ),
+            (
+                names::UPSTREAM_ERRORS,
+                "Requests a website could not answer.",
+                get(&self.upstream_errors),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP {n} Requests blocked, by category.\n# TYPE {n} counter",
+            n = names::BLOCKED
+        );
+        if let Ok(m) = self.blocked.lock() {
+            for (category, n) in m.iter() {
+                let label = category.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(out, "{}{{category=\"{label}\"}} {n}", names::BLOCKED);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let m = Metrics::default();
+        Metrics::add(&m.requests);
+        Metrics::add(&m.requests);
+        m.blocked(Some("gambling"));
+        m.blocked(None);
+        let text = m.render();
+        assert!(text
+            .contains("# TYPE haven_proxy_requests_total counter\nhaven_proxy_requests_total 2\n"));
+        assert!(text.contains("haven_proxy_blocked_total{category=\"gambling\"} 1\n"));
+        assert!(text.contains("haven_proxy_blocked_total{category=\"(rule)\"} 1\n"));
+    }
+}
