@@ -147,3 +147,39 @@ mod tests {
         assert!(!line.contains("user") && !line.contains("search"), "{line}");
     }
 }
+
+/// A counter per category (blocks by category, for the metrics of the DNS filter and the
+/// proxy): the name is copied only the first time a category is counted.
+#[derive(Debug, Default)]
+pub struct CountsByCategory(Mutex<std::collections::BTreeMap<String, u64>>);
+
+impl CountsByCategory {
+    /// Counts one for `category`.
+    pub fn add(&self, category: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            match m.get_mut(category) {
+                Some(n) => *n += 1,
+                None => {
+                    m.insert(category.to_owned(), 1);
+                }
+            }
+        }
+    }
+
+    /// The sum over all categories.
+    pub fn total(&self) -> u64 {
+        self.0.lock().map(|m| m.values().sum()).unwrap_or(0)
+    }
+
+    /// Appends the Prometheus text for the counter `name`, labelled by category.
+    pub fn render(&self, out: &mut String, name: &str, help: &str) {
+        use std::fmt::Write as _;
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        if let Ok(m) = self.0.lock() {
+            for (category, n) in m.iter() {
+                let label = category.replace(['\\', '"', '\n'], "_");
+                let _ = writeln!(out, "{name}{{category=\"{label}\"}} {n}");
+            }
+        }
+    }
+}

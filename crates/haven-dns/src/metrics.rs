@@ -1,9 +1,7 @@
 //! The DNS filter's metrics, in the Prometheus text format. Every metric name is here.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// Metric names.
 pub mod names {
@@ -59,26 +57,18 @@ pub struct Metrics {
     pub upstream_failures: AtomicU64,
     /// Sum of upstream latency in microseconds.
     pub upstream_latency_us: AtomicU64,
-    blocked: Mutex<BTreeMap<String, u64>>,
+    blocked: haven_core::event::CountsByCategory,
 }
 
 impl Metrics {
     /// Counts a block in a category.
     pub fn blocked(&self, category: &str) {
-        if let Ok(mut m) = self.blocked.lock() {
-            // The name is copied only the first time a category blocks.
-            match m.get_mut(category) {
-                Some(n) => *n += 1,
-                None => {
-                    m.insert(category.to_owned(), 1);
-                }
-            }
-        }
+        self.blocked.add(category);
     }
 
     /// Blocks so far, all categories.
     pub fn blocked_total(&self) -> u64 {
-        self.blocked.lock().map(|m| m.values().sum()).unwrap_or(0)
+        self.blocked.total()
     }
 
     /// The Prometheus exposition text.
@@ -140,18 +130,8 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP {} Queries blocked, by category.\n# TYPE {} counter",
-            names::BLOCKED,
-            names::BLOCKED
-        );
-        if let Ok(m) = self.blocked.lock() {
-            for (category, n) in m.iter() {
-                let label = category.replace(['\\', '"', '\n'], "_");
-                let _ = writeln!(out, "{}{{category=\"{label}\"}} {n}", names::BLOCKED);
-            }
-        }
+        self.blocked
+            .render(&mut out, names::BLOCKED, "Queries blocked, by category.");
         let _ = writeln!(
             out,
             "# HELP {n} Time upstreams took to answer.\n# TYPE {n} summary\n{n}_sum {:.6}\n{n}_count {}",

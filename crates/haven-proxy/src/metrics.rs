@@ -1,9 +1,7 @@
 //! The proxy's counters and their Prometheus names (all in one place).
 
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 /// Metric names.
 pub mod names {
@@ -35,7 +33,7 @@ pub struct Metrics {
     pub scored: AtomicU64,
     pub unscored: AtomicU64,
     pub upstream_errors: AtomicU64,
-    blocked: Mutex<HashMap<String, u64>>,
+    blocked: haven_core::event::CountsByCategory,
 }
 
 impl Metrics {
@@ -44,17 +42,9 @@ impl Metrics {
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts a block.
+    /// Counts a block (`(rule)` when a rule, not a category, decided).
     pub fn blocked(&self, category: Option<&str>) {
-        let category = category.unwrap_or("(rule)");
-        if let Ok(mut m) = self.blocked.lock() {
-            match m.get_mut(category) {
-                Some(n) => *n += 1,
-                None => {
-                    m.insert(category.to_owned(), 1);
-                }
-            }
-        }
+        self.blocked.add(category.unwrap_or("(rule)"));
     }
 
     /// The Prometheus exposition text.
@@ -103,17 +93,8 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
-        let _ = writeln!(
-            out,
-            "# HELP {n} Requests blocked, by category.\n# TYPE {n} counter",
-            n = names::BLOCKED
-        );
-        if let Ok(m) = self.blocked.lock() {
-            for (category, n) in m.iter() {
-                let label = category.replace(['\\', '"', '\n'], "_");
-                let _ = writeln!(out, "{}{{category=\"{label}\"}} {n}", names::BLOCKED);
-            }
-        }
+        self.blocked
+            .render(&mut out, names::BLOCKED, "Requests blocked, by category.");
         out
     }
 }
