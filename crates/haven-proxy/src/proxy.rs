@@ -234,12 +234,6 @@ impl std::fmt::Debug for Proxy {
     }
 }
 
-/// How a request was settled, for its event.
-struct Outcome {
-    action: Action,
-    reason: Option<String>,
-}
-
 impl Proxy {
     /// A proxy deciding with `engine`, placing clients with `clients`. `direct` lists the
     /// networks the PAC file sends straight out (the school's own, besides the private ranges).
@@ -359,8 +353,8 @@ impl Proxy {
             .any(|v| v.contains(&self.via))
     }
 
-    fn school(&self, engine: &Engine) -> String {
-        engine.policy().school.clone()
+    fn school<'e>(&self, engine: &'e Engine) -> &'e str {
+        &engine.policy().school
     }
 
     /// One request from a browser.
@@ -377,7 +371,7 @@ impl Proxy {
             return page_response(
                 StatusCode::LOOP_DETECTED,
                 page::error(
-                    &self.school(&self.engine.current()),
+                    self.school(&self.engine.current()),
                     "The request came back to the filter",
                     "This address leads to the school's filter itself.",
                 ),
@@ -395,7 +389,7 @@ impl Proxy {
             return page_response(
                 StatusCode::BAD_REQUEST,
                 page::error(
-                    &self.school(&engine),
+                    self.school(&engine),
                     "Not a web address this proxy handles",
                     "Only http:// addresses are sent as requests; https:// goes through CONNECT.",
                 ),
@@ -449,14 +443,16 @@ impl Proxy {
             record(Action::Block, Some("unreadable address".into()));
             return page_response(
                 StatusCode::BAD_REQUEST,
-                page::error(&self.school(&engine), "Unreadable address", &url),
+                page::error(self.school(&engine), "Unreadable address", &url),
             );
         };
         let d = engine.decide(&target, group, None, (self.clock)());
         let (category, rule) = engine.brief(group, &d);
-        let reason = match category {
-            Some(c) => format!("{c} ({rule})"),
-            None => rule.into_owned(),
+        // Most requests are plain allows, which record no reason: none is built for them.
+        let reason = match (d.action, category) {
+            (Action::Allow, _) => String::new(),
+            (_, Some(c)) => format!("{c} ({rule})"),
+            (_, None) => rule.into_owned(),
         };
         let through = d.action == Action::Warn && self.continued(peer.ip(), &dest.host);
         match d.action {
@@ -480,15 +476,12 @@ impl Proxy {
                         rewrite_safe_search(&mut req, engine_id, mode);
                     }
                 }
-                let outcome = Outcome {
-                    action: d.action,
-                    reason: match (d.action, d.safe_search) {
-                        (Action::Allow, _) => None,
-                        (Action::Rewrite, Some((e, mode))) => {
-                            Some(format!("safe search: {} ({mode:?})", e.id()).to_lowercase())
-                        }
-                        _ => Some(reason),
-                    },
+                let outcome_reason = match (d.action, d.safe_search) {
+                    (Action::Allow, _) => None,
+                    (Action::Rewrite, Some((e, mode))) => {
+                        Some(format!("safe search: {} ({mode:?})", e.id()).to_lowercase())
+                    }
+                    _ => Some(reason),
                 };
                 let settings = engine.policy().group(&group_name);
                 let blocked_types = settings.map_or(&[][..], |g| &g.block_file_types[..]);
@@ -496,17 +489,17 @@ impl Proxy {
                 match self.forward(req, dest, &engine, blocked_types).await {
                     Ok(resp) => {
                         let (Some(limit), Some(scanner)) = (limit, self.scanner.clone()) else {
-                            record(outcome.action, outcome.reason);
+                            record(d.action, outcome_reason);
                             return resp;
                         };
                         if !resp.status().is_success() {
-                            record(outcome.action, outcome.reason);
+                            record(d.action, outcome_reason);
                             return resp;
                         }
                         let cap = self.config.score_cap_bytes;
                         match crate::score::score(resp, scanner, limit, cap).await {
                             crate::score::Scored::NotText(resp) => {
-                                record(outcome.action, outcome.reason);
+                                record(d.action, outcome_reason);
                                 resp
                             }
                             crate::score::Scored::Pass(resp, note) => {
@@ -515,11 +508,11 @@ impl Proxy {
                                 } else {
                                     &self.metrics.scored
                                 });
-                                let reason = match (outcome.reason, note) {
+                                let reason = match (outcome_reason, note) {
                                     (Some(r), Some(n)) => Some(format!("{r}; {n}")),
                                     (r, n) => r.or(n),
                                 };
-                                record(outcome.action, reason);
+                                record(d.action, reason);
                                 resp
                             }
                             crate::score::Scored::Over(score) => {
@@ -612,7 +605,7 @@ impl Proxy {
         let action = format!("http://{reachable}{REVIEW_PATH}");
         let proceed = format!("http://{reachable}{CONTINUE_PATH}");
         let html = page::blocked(&page::Blocked {
-            school: &self.school(engine),
+            school: self.school(engine),
             url,
             category: cat.map(|c| c.name).or(category),
             about: cat.map(|c| c.description),
@@ -693,7 +686,7 @@ impl Proxy {
                     );
                     resp
                 }
-                None => not_found(&school),
+                None => not_found(school),
             },
             (&Method::POST, CONTINUE_PATH) => {
                 let body = match http_body_util::Limited::new(req.into_body(), MAX_FORM)
@@ -701,7 +694,7 @@ impl Proxy {
                     .await
                 {
                     Ok(b) => b.to_bytes(),
-                    Err(_) => return not_found(&school),
+                    Err(_) => return not_found(school),
                 };
                 let form = parse_form(&body);
                 let url = form.get("url").cloned().unwrap_or_default();
@@ -716,7 +709,7 @@ impl Proxy {
                     return page_response(
                         StatusCode::FORBIDDEN,
                         page::error(
-                            &school,
+                            school,
                             "Not accepted",
                             "This did not come from one of the school's warning pages.",
                         ),
@@ -740,7 +733,7 @@ impl Proxy {
             }
             (&Method::POST, REVIEW_PATH) if self.config.reviews => {
                 let Some(sink) = self.reviews.clone() else {
-                    return not_found(&school);
+                    return not_found(school);
                 };
                 let body = match http_body_util::Limited::new(req.into_body(), MAX_FORM)
                     .collect()
@@ -750,7 +743,7 @@ impl Proxy {
                     Err(_) => {
                         return page_response(
                             StatusCode::PAYLOAD_TOO_LARGE,
-                            page::error(&school, "Request too large", "The form was too large."),
+                            page::error(school, "Request too large", "The form was too large."),
                         )
                     }
                 };
@@ -763,7 +756,7 @@ impl Proxy {
                     return page_response(
                         StatusCode::FORBIDDEN,
                         page::error(
-                            &school,
+                            school,
                             "Review request not accepted",
                             "This request did not come from one of the school's block pages. \
                              Go back to the blocked page and use its button.",
@@ -779,9 +772,9 @@ impl Proxy {
                     group: group.to_owned(),
                     url: url.clone(),
                 });
-                page_response(StatusCode::OK, page::review_sent(&school, &url))
+                page_response(StatusCode::OK, page::review_sent(school, &url))
             }
-            _ => not_found(&school),
+            _ => not_found(school),
         }
     }
 
@@ -978,15 +971,11 @@ impl Proxy {
                             sender
                         }
                         Err(e) => {
-                            return Ok(self.failed(
-                                &school,
-                                StatusCode::BAD_GATEWAY,
-                                &e.to_string(),
-                            ))
+                            return Ok(self.failed(school, StatusCode::BAD_GATEWAY, &e.to_string()))
                         }
                     }
                 }
-                Err((status, why)) => return Ok(self.failed(&school, status, &why)),
+                Err((status, why)) => return Ok(self.failed(school, status, &why)),
             },
         };
         let req = req.map(|b| b.map_err(BoxError::from).boxed());
@@ -995,14 +984,14 @@ impl Proxy {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
                 return Ok(self.failed(
-                    &school,
+                    school,
                     StatusCode::BAD_GATEWAY,
                     &format!("{host} broke off the answer: {e}"),
                 ))
             }
             Err(_) => {
                 return Ok(self.failed(
-                    &school,
+                    school,
                     StatusCode::GATEWAY_TIMEOUT,
                     &format!(
                         "{host} did not start answering within {} s",
@@ -1051,7 +1040,7 @@ impl Proxy {
         let Some(authority) = req.uri().authority().cloned() else {
             return page_response(
                 StatusCode::BAD_REQUEST,
-                page::error(&school, "Bad request", "CONNECT needs host:port."),
+                page::error(school, "Bad request", "CONNECT needs host:port."),
             );
         };
         let host = authority
@@ -1080,7 +1069,7 @@ impl Proxy {
             );
             let mut resp = page_response(
                 StatusCode::FORBIDDEN,
-                page::error(&school, "Blocked by the school's filter", &reason),
+                page::error(school, "Blocked by the school's filter", &reason),
             );
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -1088,7 +1077,7 @@ impl Proxy {
         }
         let mut origin = match self.dial(&host, port).await {
             Ok(s) => s,
-            Err((status, why)) => return self.failed(&school, status, &why),
+            Err((status, why)) => return self.failed(school, status, &why),
         };
         let on_upgrade = hyper::upgrade::on(&mut req);
         Metrics::add(&self.metrics.tunnels);

@@ -68,14 +68,7 @@ fn webdriver(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16,
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let length = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse::<usize>().ok())?
-        })
-        .unwrap_or(0);
+    let length = super::content_length(&head);
     let mut body = vec![0u8; length];
     let _ = s.read_exact(&mut body);
     let json = serde_json::from_slice(&body).unwrap_or(Value::Null);

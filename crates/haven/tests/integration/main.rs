@@ -72,6 +72,17 @@ fn check(data: &Path, url: &str, group: &str, extra: &[&str]) -> serde_json::Val
     json(&haven(data, &args))
 }
 
+/// The Content-Length of an HTTP message head (0 when absent).
+fn content_length(head: &str) -> usize {
+    head.lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse::<usize>().ok())?
+        })
+        .unwrap_or(0)
+}
+
 /// A TLS server configuration (ring) for a certificate chain and key in PEM files.
 fn tls_server_config(cert: &Path, key: &Path) -> std::sync::Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;

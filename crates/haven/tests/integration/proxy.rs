@@ -62,14 +62,7 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
             }
             head.push_str(&line);
         }
-        let length = head
-            .lines()
-            .find_map(|l| {
-                let (k, v) = l.split_once(':')?;
-                k.eq_ignore_ascii_case("content-length")
-                    .then(|| v.trim().parse::<usize>().ok())?
-            })
-            .unwrap_or(0);
+        let length = super::content_length(&head);
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
             return;
