@@ -192,6 +192,9 @@ pub struct GroupFile {
     /// Content score over which a page is blocked (the weighted-phrase scanner); absent: pages
     /// are not scored.
     pub phrase_limit: Option<i64>,
+    /// Google sign-in allowed only for these domains (Google Workspace), by the
+    /// `X-GoogApps-Allowed-Domains` header on visible requests to Google.
+    pub google_allowed_domains: Option<Vec<String>>,
 }
 
 /// A time rule.
@@ -372,6 +375,8 @@ pub struct Group {
     pub intercept: bool,
     /// Content score over which a page is blocked.
     pub phrase_limit: Option<i64>,
+    /// Google Workspace domains pupils may sign in to (empty: no restriction).
+    pub google_allowed_domains: Vec<String>,
 }
 
 /// An allow or deny override.
@@ -757,6 +762,7 @@ fn resolve_group(
             safe_search: SafeSearch::default(),
             intercept: false,
             phrase_limit: None,
+            google_allowed_domains: Vec::new(),
         },
     };
     chain.pop();
@@ -822,6 +828,25 @@ fn resolve_group(
             ));
         }
         out.phrase_limit = Some(l);
+    }
+    if let Some(domains) = &g.google_allowed_domains {
+        let mut clean = Vec::with_capacity(domains.len());
+        for d in domains {
+            let d = d.trim().to_ascii_lowercase();
+            let sound = d.contains('.')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
+                && d.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.');
+            if !sound {
+                return Err(invalid(
+                    format!("groups.{name}.google_allowed_domains"),
+                    format!("{d:?} is not a domain name"),
+                ));
+            }
+            clean.push(d);
+        }
+        out.google_allowed_domains = clean;
     }
     Ok(out)
 }

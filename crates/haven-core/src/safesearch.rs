@@ -91,6 +91,21 @@ pub fn engine_for(host: &[u8]) -> Option<SearchEngine> {
     ok.then_some(SearchEngine::Google)
 }
 
+/// Whether a canonical host is one of Google's own (`accounts.google.com`, `mail.google.co.uk`,
+/// `google.de`): where the Workspace sign-in restriction header applies.
+pub fn is_google(host: &[u8]) -> bool {
+    let mut rest = host;
+    loop {
+        if engine_for(rest) == Some(SearchEngine::Google) {
+            return true;
+        }
+        match rest.iter().position(|&c| c == b'.') {
+            Some(dot) => rest = &rest[dot + 1..],
+            None => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,6 +126,21 @@ mod tests {
             ("notyoutube.com", None),
         ] {
             assert_eq!(engine_for(host.as_bytes()), expected, "{host}");
+        }
+    }
+
+    #[test]
+    fn recognises_googles_own_hosts() {
+        for (host, expected) in [
+            ("accounts.google.com", true),
+            ("mail.google.co.uk", true),
+            ("google.de", true),
+            ("google.evil.example", false),
+            ("notgoogle.com", false),
+            ("googleusercontent.example", false),
+            ("", false),
+        ] {
+            assert_eq!(is_google(host.as_bytes()), expected, "{host}");
         }
     }
 }

@@ -476,6 +476,16 @@ impl Proxy {
                         rewrite_safe_search(&mut req, engine_id, mode);
                     }
                 }
+                let settings = engine.policy().group(&group_name);
+                if let Some(domains) = settings.map(|g| &g.google_allowed_domains) {
+                    if !domains.is_empty()
+                        && haven_core::safesearch::is_google(dest.host.as_bytes())
+                    {
+                        if let Ok(v) = HeaderValue::from_str(&domains.join(",")) {
+                            req.headers_mut().insert("x-googapps-allowed-domains", v);
+                        }
+                    }
+                }
                 let outcome_reason = match (d.action, d.safe_search) {
                     (Action::Allow, _) => None,
                     (Action::Rewrite, Some((e, mode))) => {
@@ -483,7 +493,6 @@ impl Proxy {
                     }
                     _ => Some(reason),
                 };
-                let settings = engine.policy().group(&group_name);
                 let blocked_types = settings.map_or(&[][..], |g| &g.block_file_types[..]);
                 let limit = settings.and_then(|g| g.phrase_limit);
                 match self.forward(req, dest, &engine, blocked_types).await {

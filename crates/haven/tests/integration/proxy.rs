@@ -426,9 +426,21 @@ fn blocks_explain_themselves_and_a_review_can_be_requested() {
 fn search_terms_safe_search_and_file_types() {
     let origin = Origin::start();
     // The search engines are played by the test's origin.
-    let p = start_proxy(
+    // Pupils may sign in to Google only with the school's own accounts.
+    let policy = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../config/policy.toml"
+    ))
+    .expect("the shipped policy")
+    .replacen(
+        "[groups.ks2]\n",
+        "[groups.ks2]\ngoogle_allowed_domains = [\"demo-school.example\"]\n",
+        1,
+    );
+    let p = start_proxy_with(
         "proxy-search",
-        "hosts = { \"www.google.co.uk\" = \"127.0.0.1\", \"www.youtube.com\" = \"127.0.0.1\", \"downloads.example\" = \"127.0.0.1\" }",
+        "hosts = { \"www.google.co.uk\" = \"127.0.0.1\", \"accounts.google.com\" = \"127.0.0.1\", \"www.youtube.com\" = \"127.0.0.1\", \"downloads.example\" = \"127.0.0.1\" }",
+        &|data| std::fs::write(data.join("policy.toml"), &policy).expect("policy"),
     );
     let port = origin.port;
     let (code, body, _) = curl(
@@ -463,6 +475,18 @@ fn search_terms_safe_search_and_file_types() {
         body.to_lowercase().contains("youtube-restrict: strict"),
         "{body}"
     );
+    // Google sign-in: the pupil's own header is replaced by the school's domains; staff unrestricted.
+    let sign_in = format!("http://accounts.google.com:{port}/echo/signin");
+    let spoof = "X-GoogApps-Allowed-Domains: gmail.com";
+    let (code, body, _) = curl(&p, "127.0.0.2", &["-H", spoof, &sign_in]);
+    assert_eq!(code, "200");
+    let body = body.to_lowercase();
+    assert!(
+        body.contains("x-googapps-allowed-domains: demo-school.example") && !body.contains("gmail"),
+        "{body}"
+    );
+    let (_, body, _) = curl(&p, "127.0.0.3", &[&sign_in]);
+    assert!(!body.to_lowercase().contains("x-googapps"), "{body}");
     let seen = origin.seen();
     assert!(
         seen.iter()
