@@ -31,6 +31,9 @@ pub struct Event {
     pub qtype: Option<u16>,
     /// What was done.
     pub action: Action,
+    /// The deciding category's id, when a category decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
     /// Why, when it was not a plain allow (category and rule).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -119,6 +122,7 @@ mod tests {
             name: format!("n{n}.example"),
             qtype: Some(1),
             action: Action::Allow,
+            category: None,
             reason: None,
             search: None,
             latency_us: 1,

@@ -16,6 +16,7 @@ pub mod policy;
 pub mod safesearch;
 pub mod searchterm;
 pub mod snapshot;
+pub mod textfile;
 
 pub use engine::{Decision, Engine, Explanation, GroupId, LiveEngine, Rule};
 pub use normalise::Target;

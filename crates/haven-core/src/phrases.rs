@@ -153,12 +153,7 @@ pub fn import_e2guardian_with_includes(
     origin: &str,
     default_category: &str,
 ) -> (Vec<Phrase>, Vec<PhraseError>, Vec<(String, String)>) {
-    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let text = match std::str::from_utf8(bytes) {
-        Ok(t) => t.to_owned(),
-        // Not UTF-8: the lists' other encoding is Latin-1, where every byte is a character.
-        Err(_) => bytes.iter().map(|&b| char::from(b)).collect(),
-    };
+    let text = crate::textfile::decode(bytes);
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut includes = Vec::new();

@@ -37,7 +37,7 @@ pub enum Plan {
     /// Ask upstream, then check every CNAME target of the answer. The action is what the
     /// event records: `allow`, or `alert-only` and `warn` (passed) with their reason, so that
     /// monitoring sees them.
-    Forward(Action, Option<String>),
+    Forward(Action, Option<Blocked>),
     /// Answer with the block response.
     Block(Blocked),
     /// Answer with a CNAME to the engine's safe-search host.
@@ -80,11 +80,9 @@ pub fn plan(
     };
     match d.action {
         Action::Allow => Plan::Forward(Action::Allow, None),
-        Action::AlertOnly => {
-            Plan::Forward(Action::AlertOnly, Some(blocked(engine, group, &d).reason))
-        }
+        Action::AlertOnly => Plan::Forward(Action::AlertOnly, Some(blocked(engine, group, &d))),
         Action::Warn if !warn_as_block => {
-            Plan::Forward(Action::Warn, Some(blocked(engine, group, &d).reason))
+            Plan::Forward(Action::Warn, Some(blocked(engine, group, &d)))
         }
         Action::Rewrite => match d.safe_search.and_then(|(e, m)| e.safe_host(m)) {
             Some(host) => Plan::SafeSearch(host),
@@ -170,8 +168,9 @@ mod tests {
         let ks2 = e.group_id("ks2").expect("ks2");
         let at = parse_datetime("2026-11-23T10:00").expect("time");
         match plan(&e, "extreme.example", ks2, at, false) {
-            Plan::Forward(Action::AlertOnly, Some(reason)) => {
-                assert!(reason.contains("Extremism"), "{reason}")
+            Plan::Forward(Action::AlertOnly, Some(b)) => {
+                assert!(b.reason.contains("Extremism"), "{}", b.reason);
+                assert_eq!(b.category, "extremism");
             }
             other => panic!("{other:?}"),
         }

@@ -184,7 +184,8 @@ struct Forward {
     at: DateTime,
     warn_as_block: bool,
     action: Action,
-    reason: Option<String>,
+    /// Why an alert-only or passed warning was noted.
+    why: Option<Blocked>,
 }
 
 struct Answered {
@@ -192,6 +193,15 @@ struct Answered {
     group: String,
     action: Action,
     reason: Option<String>,
+    category: Option<String>,
+}
+
+impl Answered {
+    /// Records the category of a block (none when a rule rather than a category decided).
+    fn in_category(mut self, category: &str) -> Self {
+        self.category = (!category.is_empty()).then(|| category.to_owned());
+        self
+    }
 }
 
 /// Removes an in-flight question when its leader finishes, whatever happens; waiters still
@@ -413,6 +423,7 @@ impl DnsFilter {
                 group,
                 action: Action::Rewrite,
                 reason: Some(format!("safe search: {host}")),
+                category: None,
             },
             Step::Forward(f) => self.forward_checked(msg, q, f).await,
         };
@@ -431,6 +442,7 @@ impl DnsFilter {
             name: query.name.clone(),
             qtype: Some(query.qtype),
             action: answered.action,
+            category: answered.category,
             reason: answered.reason,
             search: None,
             latency_us: asked.now.instant.elapsed().as_micros() as u64,
@@ -451,6 +463,7 @@ impl DnsFilter {
             group: group_name.to_owned(),
             action,
             reason,
+            category: None,
         };
         if q.opcode != 0 {
             return Ok(answered(
@@ -493,12 +506,13 @@ impl DnsFilter {
                 self.block_reply(q, &b),
                 if b.warn { Action::Warn } else { Action::Block },
                 Some(b.reason),
-            )),
+            )
+            .in_category(&b.category)),
             Plan::SafeSearch(host) => Err(Step::SafeSearch {
                 group: group_name.to_owned(),
                 host,
             }),
-            Plan::Forward(action, reason) => {
+            Plan::Forward(action, why) => {
                 let f = Forward {
                     group_name: group_name.to_owned(),
                     engine,
@@ -506,7 +520,7 @@ impl DnsFilter {
                     at,
                     warn_as_block,
                     action,
-                    reason,
+                    why,
                 };
                 match self.cached(q, asked.now.instant) {
                     Some(hit) => Ok(self.checked(q, f, Some(hit))),
@@ -529,6 +543,7 @@ impl DnsFilter {
             group: f.group_name.clone(),
             action,
             reason,
+            category: None,
         };
         let Some((mut answer, names)) = resolved else {
             self.metrics
@@ -551,15 +566,24 @@ impl DnsFilter {
                 self.block_reply(q, &b),
                 if b.warn { Action::Warn } else { Action::Block },
                 Some(b.reason),
-            );
+            )
+            .in_category(&b.category);
         }
         wire::set_id(&mut answer, q.id);
         wire::set_question(&mut answer, &q.question);
+        let (reason, category) = match f.why {
+            Some(b) => {
+                let category = (!b.category.is_empty()).then_some(b.category);
+                (Some(b.reason), category)
+            }
+            None => (None, None),
+        };
         Answered {
             reply: answer,
             group: f.group_name,
             action: f.action,
-            reason: f.reason,
+            reason,
+            category,
         }
     }
 

@@ -1,0 +1,334 @@
+//! Accounts: who may sign in (to the console, or to the proxy), with what role. Passwords are
+//! kept as argon2id hashes; repeated failures lock the account for a while.
+
+use argon2::password_hash::{phc::PasswordHash, PasswordHasher as _, PasswordVerifier as _};
+use argon2::{Algorithm, Argon2, Params, Version};
+use sqlx::Row as _;
+
+use crate::{now_ms, Store, StoreError};
+
+/// Failed sign-ins in a row that lock an account.
+pub const LOCK_AFTER_FAILURES: i64 = 5;
+/// How long a locked account stays locked.
+pub const LOCK_FOR_MS: i64 = 15 * 60 * 1000;
+/// Shortest password accepted.
+pub const MIN_PASSWORD_LEN: usize = 8;
+
+/// What a person does in Haven (DESIGN.md §1); a person may hold several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// A pupil: browses through the filter.
+    Pupil,
+    /// A teacher.
+    Teacher,
+    /// A teaching assistant.
+    TeachingAssistant,
+    /// Runs the filter: lists, policy, devices, certificates.
+    NetworkManager,
+    /// The Designated Safeguarding Lead.
+    Dsl,
+    /// A deputy DSL.
+    DeputyDsl,
+    /// The headteacher.
+    Headteacher,
+    /// The safeguarding governor: anonymised reports only.
+    Governor,
+    /// The Data Protection Officer: audit and retention.
+    Dpo,
+    /// Runs Haven itself: accounts and settings.
+    Administrator,
+    /// A parent or carer.
+    Parent,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 11] = [
+        Role::Pupil,
+        Role::Teacher,
+        Role::TeachingAssistant,
+        Role::NetworkManager,
+        Role::Dsl,
+        Role::DeputyDsl,
+        Role::Headteacher,
+        Role::Governor,
+        Role::Dpo,
+        Role::Administrator,
+        Role::Parent,
+    ];
+
+    /// The role's id, as written in CSV files and stored.
+    pub fn id(self) -> &'static str {
+        match self {
+            Role::Pupil => "pupil",
+            Role::Teacher => "teacher",
+            Role::TeachingAssistant => "ta",
+            Role::NetworkManager => "network-manager",
+            Role::Dsl => "dsl",
+            Role::DeputyDsl => "deputy-dsl",
+            Role::Headteacher => "headteacher",
+            Role::Governor => "governor",
+            Role::Dpo => "dpo",
+            Role::Administrator => "administrator",
+            Role::Parent => "parent",
+        }
+    }
+
+    /// The role from its id (or a common way of writing it: `DSL`, `Deputy DSL`, `TA`).
+    pub fn parse(s: &str) -> Option<Role> {
+        let norm: String = s
+            .trim()
+            .chars()
+            .map(|c| {
+                if c == ' ' || c == '_' {
+                    '-'
+                } else {
+                    c.to_ascii_lowercase()
+                }
+            })
+            .collect();
+        let alias = match norm.as_str() {
+            "teaching-assistant" => "ta",
+            "head" | "head-teacher" | "headteacher" => "headteacher",
+            "deputy-designated-safeguarding-lead" => "deputy-dsl",
+            "designated-safeguarding-lead" => "dsl",
+            "admin" => "administrator",
+            "carer" => "parent",
+            other => other,
+        };
+        Role::ALL.into_iter().find(|r| r.id() == alias)
+    }
+
+    /// Whether the role sees safeguarding data, so signs in with a second factor.
+    pub fn needs_two_factor(self) -> bool {
+        matches!(
+            self,
+            Role::Dsl | Role::DeputyDsl | Role::Headteacher | Role::Dpo | Role::Administrator
+        )
+    }
+}
+
+/// A person who signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The person's id in the store.
+    pub person_id: i64,
+    /// Their user name.
+    pub username: String,
+    /// Their name, for pages.
+    pub display_name: String,
+    /// Their policy group.
+    pub group: String,
+    /// Their roles.
+    pub roles: Vec<Role>,
+    /// Whether they have set up two-factor sign-in.
+    pub totp_enabled: bool,
+}
+
+impl Identity {
+    /// Whether any of the person's roles needs a second factor.
+    pub fn needs_two_factor(&self) -> bool {
+        self.roles.iter().any(|r| r.needs_two_factor())
+    }
+}
+
+/// Why a sign-in failed. Callers show one message for all of them, so that nobody learns
+/// which user names exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignInError {
+    /// Unknown user, no password set, wrong password, or a leaver.
+    Refused,
+    /// Too many failures: locked until this time (ms since the epoch).
+    Locked(i64),
+}
+
+/// The hasher: argon2id with OWASP's parameters (19 MiB, 2 passes, 1 lane).
+fn hasher() -> Argon2<'static> {
+    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// An argon2id hash (PHC string) of `password` with a fresh random salt.
+pub fn hash_password(password: &str) -> Result<String, StoreError> {
+    use ring::rand::SecureRandom as _;
+    let mut salt = [0u8; 16];
+    ring::rand::SystemRandom::new()
+        .fill(&mut salt)
+        .map_err(|_| StoreError::Invalid("no randomness for a password salt".into()))?;
+    hasher()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| StoreError::Invalid(format!("cannot hash the password: {e}")))
+}
+
+/// Whether `password` matches `hash` (a PHC string); a malformed hash matches nothing.
+pub fn password_matches(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| hasher().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// A hash to check against when the user does not exist, so that a wrong user name takes as
+/// long as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password("not a password anyone has").unwrap_or_default())
+}
+
+impl Store {
+    /// Sets a person's password (by user name). Refuses short passwords.
+    pub async fn set_password(&self, username: &str, password: &str) -> Result<(), StoreError> {
+        if password.chars().count() < MIN_PASSWORD_LEN {
+            return Err(StoreError::Invalid(format!(
+                "a password needs at least {MIN_PASSWORD_LEN} characters"
+            )));
+        }
+        let owned = password.to_owned();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&owned))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("password hashing stopped: {e}")))??;
+        let done = sqlx::query(
+            "UPDATE people SET password_hash = $1, failed_logins = 0, locked_until = NULL, updated_at = $2 WHERE username = $3",
+        )
+        .bind(hash)
+        .bind(now_ms())
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!(
+                "no person has the user name {username:?}"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The active person with this user name.
+    pub async fn identity(&self, username: &str) -> Result<Option<Identity>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT id, username, first_name, last_name, grp, totp_enabled FROM people WHERE username = $1 AND active = 1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let person_id: i64 = row.try_get(0)?;
+        let roles = self.roles(person_id).await?;
+        Ok(Some(Identity {
+            person_id,
+            username: row.try_get(1)?,
+            display_name: format!(
+                "{} {}",
+                row.try_get::<String, _>(2)?,
+                row.try_get::<String, _>(3)?
+            ),
+            group: row.try_get(4)?,
+            roles,
+            totp_enabled: row.try_get::<i64, _>(5)? != 0,
+        }))
+    }
+
+    /// A person's roles.
+    pub async fn roles(&self, person_id: i64) -> Result<Vec<Role>, StoreError> {
+        let rows = sqlx::query("SELECT role FROM person_roles WHERE person_id = $1 ORDER BY role")
+            .bind(person_id)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut roles = Vec::with_capacity(rows.len());
+        for r in rows {
+            if let Some(role) = Role::parse(&r.try_get::<String, _>(0)?) {
+                roles.push(role);
+            }
+        }
+        Ok(roles)
+    }
+
+    /// Checks a user name and password: the identity, or why not. Failures count towards the
+    /// lock; a success clears the count. The hash is checked on a blocking thread.
+    pub async fn sign_in(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Result<Identity, SignInError>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(
+            "SELECT password_hash, failed_logins, locked_until FROM people WHERE username = $1 AND active = 1",
+        )
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        let (hash, locked_until) = match &row {
+            Some(r) => (
+                r.try_get::<Option<String>, _>(0)?,
+                r.try_get::<Option<i64>, _>(2)?,
+            ),
+            None => (None, None),
+        };
+        if let Some(until) = locked_until.filter(|&u| u > now) {
+            return Ok(Err(SignInError::Locked(until)));
+        }
+        let known = hash.is_some();
+        let hash = hash.unwrap_or_else(|| decoy_hash().to_owned());
+        let password = password.to_owned();
+        let matched = tokio::task::spawn_blocking(move || password_matches(&password, &hash))
+            .await
+            .unwrap_or(false)
+            && known;
+        if row.is_none() {
+            return Ok(Err(SignInError::Refused));
+        }
+        if !matched {
+            // One statement, so two failures at once both count.
+            sqlx::query(
+                "UPDATE people SET failed_logins = failed_logins + 1, \
+                 locked_until = CASE WHEN failed_logins + 1 >= $1 THEN $2 ELSE locked_until END \
+                 WHERE username = $3",
+            )
+            .bind(LOCK_AFTER_FAILURES)
+            .bind(now + LOCK_FOR_MS)
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+            return Ok(Err(SignInError::Refused));
+        }
+        sqlx::query("UPDATE people SET failed_logins = 0, locked_until = NULL WHERE username = $1")
+            .bind(username)
+            .execute(&self.pool)
+            .await?;
+        Ok(self.identity(username).await?.ok_or(SignInError::Refused))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_read_as_schools_write_them() {
+        for (text, role) in [
+            ("DSL", Role::Dsl),
+            ("Deputy DSL", Role::DeputyDsl),
+            ("deputy_dsl", Role::DeputyDsl),
+            ("TA", Role::TeachingAssistant),
+            ("Teaching Assistant", Role::TeachingAssistant),
+            ("Network Manager", Role::NetworkManager),
+            ("Head Teacher", Role::Headteacher),
+        ] {
+            assert_eq!(Role::parse(text), Some(role), "{text}");
+        }
+        assert_eq!(Role::parse("caretaker"), None);
+        assert!(Role::Dsl.needs_two_factor() && Role::Administrator.needs_two_factor());
+        assert!(!Role::Teacher.needs_two_factor() && !Role::Governor.needs_two_factor());
+    }
+
+    #[test]
+    fn passwords_are_argon2id_and_salted() {
+        let a = hash_password("correct horse").expect("hash");
+        let b = hash_password("correct horse").expect("hash");
+        assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{a}");
+        assert_ne!(a, b, "each hash has its own salt");
+        assert!(password_matches("correct horse", &a));
+        assert!(!password_matches("correct horsE", &a));
+        assert!(!password_matches("correct horse", "not a hash"));
+    }
+}

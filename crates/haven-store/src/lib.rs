@@ -1,0 +1,178 @@
+//! Haven's store: people and their accounts, devices and networks, the data plane's events,
+//! review requests and the hash-chained audit log.
+//!
+//! One schema and one SQL layer (sqlx's run-time `Any` driver) for both databases: SQLite, a
+//! file under the data directory, for one school; PostgreSQL, by URL, for a trust. Queries are
+//! written once, with `$1`-style parameters, which both databases read.
+
+pub mod accounts;
+pub mod audit;
+pub mod events;
+pub mod people;
+mod schema;
+
+use std::path::Path;
+use std::str::FromStr as _;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor as _};
+
+/// What can go wrong in the store.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    /// A migration failed; the database keeps the schema it had.
+    #[error("schema migration {version} failed: {source}")]
+    Migration {
+        /// The migration's number.
+        version: i64,
+        /// What the database said.
+        source: sqlx::Error,
+    },
+    /// The database was written by a newer Haven.
+    #[error("the database has schema version {found}, newer than this Haven knows ({known}): upgrade Haven")]
+    TooNew {
+        /// The database's version.
+        found: i64,
+        /// The newest this build knows.
+        known: i64,
+    },
+    /// A store URL that names no supported database.
+    #[error("unsupported store {0:?}: use a file path, sqlite://PATH or postgres://…")]
+    Unsupported(String),
+    /// Input that cannot be stored (a clear reason for the person who gave it).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// SQLite, embedded.
+    Sqlite,
+    /// PostgreSQL, over the network.
+    Postgres,
+}
+
+/// The store: a pool of connections to one database, migrated to the newest schema.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    /// Audit entries join the chain one at a time.
+    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// Opens (creating if need be) the SQLite database at `path`.
+    pub async fn open_sqlite(path: &Path) -> Result<Store, StoreError> {
+        Store::open(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Opens the database at `url` (`sqlite://PATH?mode=rwc` or `postgres://…`) and migrates it.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Unsupported(redact(url)));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = match backend {
+            Backend::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // WAL with NORMAL: a commit survives the process being killed;
+                            // readers never wait for the writer.
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(options)
+                    .await?
+            }
+            Backend::Postgres => {
+                AnyPoolOptions::new()
+                    .max_connections(10)
+                    .connect_with(options)
+                    .await?
+            }
+        };
+        let store = Store {
+            pool,
+            backend,
+            audit_lock: std::sync::Arc::default(),
+        };
+        schema::migrate(&store).await?;
+        Ok(store)
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The schema version in force.
+    pub async fn schema_version(&self) -> Result<i64, StoreError> {
+        use sqlx::Row as _;
+        Ok(
+            sqlx::query("SELECT COALESCE(MAX(version), 0) FROM haven_schema")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<i64, _>(0)?,
+        )
+    }
+
+    /// Closes every connection (waiting for queries under way).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// A store URL fit for messages: any password replaced.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Now, in milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://haven:s3cret@db.example:5432/haven"),
+            "postgres://haven:***@db.example:5432/haven"
+        );
+        assert_eq!(
+            redact("sqlite:///var/lib/haven/haven.db"),
+            "sqlite:///var/lib/haven/haven.db"
+        );
+    }
+}

@@ -1,0 +1,589 @@
+//! The store's repository tests, run against SQLite always and against PostgreSQL when
+//! `HAVEN_TEST_POSTGRES` names a server (`postgres://user@host:port/db`; `scripts/test` starts
+//! one). Each test gets a database of its own.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use haven_core::event::Event;
+use haven_core::policy::Action;
+use haven_store::accounts::SignInError;
+use haven_store::audit::{AuditCheck, AuditEntry};
+use haven_store::events::EventQuery;
+use haven_store::people::{ImportOptions, Kind};
+use haven_store::{Store, StoreError};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+/// A fresh SQLite store, and a fresh PostgreSQL one when a server is given: (which, store, URL).
+async fn stores_at(name: &str) -> Vec<(String, Store, String)> {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("haven-store-{}-{name}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.join("haven.db").display());
+    let mut out = vec![(
+        "sqlite".to_owned(),
+        Store::open(&url).await.expect("open sqlite"),
+        url,
+    )];
+    match std::env::var("HAVEN_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => {
+            let db = format!("haven_t{}_{n}", std::process::id());
+            let admin = Store::raw(&url).await.expect("connect to PostgreSQL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}")))
+                .execute(&admin)
+                .await
+                .expect("drop");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+                .execute(&admin)
+                .await
+                .expect("create database");
+            admin.close().await;
+            let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
+            let url = format!("{base}/{db}");
+            out.push((
+                "postgres".to_owned(),
+                Store::open(&url).await.expect("open postgres"),
+                url,
+            ));
+        }
+        _ => eprintln!("{name}: PostgreSQL skipped (HAVEN_TEST_POSTGRES not set)"),
+    }
+    out
+}
+
+/// As [`stores_at`], without the URLs.
+async fn stores(name: &str) -> Vec<(String, Store)> {
+    stores_at(name)
+        .await
+        .into_iter()
+        .map(|(d, s, _)| (d, s))
+        .collect()
+}
+
+trait Raw {
+    async fn raw(url: &str) -> Result<sqlx::AnyPool, sqlx::Error>;
+}
+
+impl Raw for Store {
+    async fn raw(url: &str) -> Result<sqlx::AnyPool, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyPool::connect(url).await
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+const PUPILS: &str = "\u{feff}UPN,Legal Forename,Legal Surname,DOB,Year,Reg Group\n\
+A123456789012,Amara,Okafor,09/03/2016,Year 5,5B\n\
+B123456789012,Zoë,Nowak,2019-11-30,R,RS\n\
+C123456789012,Tom,Ellis,2013-01-15,8,8T\n\
+D123456789012,Bad,Date,31/02/2016,Year 5,5B\n\
+E123456789012,No,Year,2016-01-01,Year 15,5B\n";
+
+#[test]
+fn schema_migrates_once_and_refuses_a_newer_database() {
+    rt().block_on(async {
+        for (db, store) in stores("schema").await {
+            assert_eq!(store.schema_version().await.expect("version"), 1, "{db}");
+            store.close().await;
+        }
+        // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
+        let dir = std::env::temp_dir().join(format!("haven-store-newer-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("haven.db");
+        let store = Store::open_sqlite(&path).await.expect("first open");
+        store.close().await;
+        let store = Store::open_sqlite(&path).await.expect("second open");
+        assert_eq!(store.schema_version().await.expect("version"), 1);
+        store.close().await;
+        let raw = Store::raw(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("raw");
+        sqlx::query(
+            "INSERT INTO haven_schema (version, name, applied_at) VALUES (99, 'future', 0)",
+        )
+        .execute(&raw)
+        .await
+        .expect("insert");
+        raw.close().await;
+        match Store::open_sqlite(&path).await {
+            Err(StoreError::TooNew {
+                found: 99,
+                known: 1,
+            }) => {}
+            other => panic!("expected TooNew, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn pupils_import_with_row_errors_updates_and_leavers() {
+    rt().block_on(async {
+        for (db, store) in stores("pupils").await {
+            let r = store
+                .import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                .await
+                .expect("import");
+            assert_eq!((r.added, r.updated, r.left), (3, 0, 0), "{db}: {r:?}");
+            let lines: Vec<u64> = r.errors.iter().map(|e| e.line).collect();
+            assert_eq!(lines, [5, 6], "{db}: {:?}", r.errors);
+            assert!(r.errors[0].message.contains("31/02/2016"), "{:?}", r.errors);
+            assert!(r.errors[1].message.contains("Year 15"), "{:?}", r.errors);
+
+            let amara = &store.find_people("amara", 10).await.expect("find")[0];
+            assert_eq!(
+                (
+                    amara.group.as_str(),
+                    amara.year_group.as_deref(),
+                    amara.class.as_deref()
+                ),
+                ("ks2", Some("5"), Some("5B"))
+            );
+            assert_eq!(amara.username.as_deref(), Some("amara.okafor"));
+            let zoe = &store.find_people("nowak", 10).await.expect("find")[0];
+            assert_eq!(
+                (zoe.first_name.as_str(), zoe.group.as_str()),
+                ("Zoë", "eyfs")
+            );
+            assert_eq!(zoe.username.as_deref(), Some("zoe.nowak"));
+
+            // A dry run of a changed file changes nothing.
+            let moved = PUPILS.replace("Year 5,5B\nB", "Year 5,5C\nB");
+            let dry = store
+                .import_people(
+                    Kind::Pupil,
+                    moved.as_bytes(),
+                    ImportOptions {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("dry run");
+            assert_eq!((dry.updated, dry.unchanged), (1, 2), "{db}: {dry:?}");
+            assert_eq!(
+                store.find_people("amara", 1).await.expect("find")[0]
+                    .class
+                    .as_deref(),
+                Some("5B")
+            );
+            // The same file again, with a class change: one update, the rest unchanged.
+            let r = store
+                .import_people(Kind::Pupil, moved.as_bytes(), ImportOptions::default())
+                .await
+                .expect("re-import");
+            assert_eq!(
+                (r.added, r.updated, r.unchanged, r.left),
+                (0, 1, 2, 0),
+                "{db}: {r:?}"
+            );
+            assert_eq!(
+                store.find_people("amara", 1).await.expect("find")[0]
+                    .class
+                    .as_deref(),
+                Some("5C")
+            );
+
+            // Tom is not in the next export: a leaver, disabled but kept.
+            let without_tom: String = moved
+                .lines()
+                .filter(|l| !l.contains("Ellis"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let r = store
+                .import_people(
+                    Kind::Pupil,
+                    without_tom.as_bytes(),
+                    ImportOptions::default(),
+                )
+                .await
+                .expect("import without Tom");
+            assert_eq!(r.left, 1, "{db}: {r:?}");
+            let tom = &store.find_people("ellis", 1).await.expect("find")[0];
+            assert!(!tom.active, "{db}");
+            // A row whose id cannot be read makes nobody a leaver.
+            let r = store
+                .import_people(
+                    Kind::Pupil,
+                    "UPN,Forename,Surname,DOB,Year\n,X,Y,2016-01-01,5\n".as_bytes(),
+                    ImportOptions::default(),
+                )
+                .await
+                .expect("import with an unreadable id");
+            assert_eq!((r.left, r.errors.len()), (0, 1), "{db}: {r:?}");
+            // He comes back.
+            let r = store
+                .import_people(Kind::Pupil, moved.as_bytes(), ImportOptions::default())
+                .await
+                .expect("import with Tom");
+            assert_eq!((r.updated, r.left), (1, 0), "{db}: {r:?}");
+            assert!(store.find_people("ellis", 1).await.expect("find")[0].active);
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn a_partial_export_does_not_disable_the_school() {
+    rt().block_on(async {
+        for (db, store) in stores("partial").await {
+            let mut csv = String::from("UPN,Forename,Surname,DOB,Year\n");
+            for i in 0..30 {
+                csv.push_str(&format!("P{i:04},Child{i},Test,2016-01-01,4\n"));
+            }
+            store
+                .import_people(Kind::Pupil, csv.as_bytes(), ImportOptions::default())
+                .await
+                .expect("import");
+            let one_class: String = csv.lines().take(6).map(|l| format!("{l}\n")).collect();
+            let err = store
+                .import_people(Kind::Pupil, one_class.as_bytes(), ImportOptions::default())
+                .await
+                .expect_err("refused");
+            assert!(
+                err.to_string().contains("25 of 30 active pupils"),
+                "{db}: {err}"
+            );
+            assert!(
+                store.find_people("child29", 1).await.expect("find")[0].active,
+                "{db}: nothing changed"
+            );
+            let r = store
+                .import_people(
+                    Kind::Pupil,
+                    one_class.as_bytes(),
+                    ImportOptions {
+                        allow_many_leavers: true,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .expect("allowed");
+            assert_eq!(r.left, 25, "{db}");
+            let err = store
+                .import_people(
+                    Kind::Pupil,
+                    "Name,Age\nA,3\n".as_bytes(),
+                    ImportOptions::default(),
+                )
+                .await
+                .expect_err("no columns");
+            assert!(
+                err.to_string().contains("no column for id, first_name"),
+                "{db}: {err}"
+            );
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn staff_roles_parents_and_sign_in() {
+    rt().block_on(async {
+        for (db, store) in stores("staff").await {
+            store
+                .import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                .await
+                .expect("pupils");
+            let staff = "Staff ID,First Name,Last Name,Email,Roles\n\
+                S1,Priya,Shah,p.shah@demo-school.example,DSL; Teacher\n\
+                S2,Owen,Price,o.price@demo-school.example,Network Manager\n\
+                S3,Kim,Lee,k.lee@demo-school.example,Caretaker\n";
+            let r = store
+                .import_people(Kind::Staff, staff.as_bytes(), ImportOptions::default())
+                .await
+                .expect("staff");
+            assert_eq!(r.added, 2, "{db}: {r:?}");
+            assert_eq!(r.errors.len(), 1, "{db}");
+            assert!(
+                r.errors[0].message.contains("\"Caretaker\""),
+                "{:?}",
+                r.errors
+            );
+            let parents = "Contact ID,Forename,Surname,Email,Children,Relationship\n\
+                G1,Ada,Okafor,ada@home.example,A123456789012,Mother\n\
+                G2,Ben,Nobody,ben@home.example,Z999,Father\n";
+            let r = store
+                .import_people(Kind::Parent, parents.as_bytes(), ImportOptions::default())
+                .await
+                .expect("parents");
+            assert_eq!((r.added, r.errors.len()), (1, 1), "{db}: {r:?}");
+            assert_eq!(r.errors[0].line, 3);
+
+            let who = store
+                .identity("priya.shah")
+                .await
+                .expect("identity")
+                .expect("Priya");
+            assert_eq!(who.group, "staff");
+            assert!(who.needs_two_factor(), "a DSL needs two factors");
+            assert!(!store
+                .identity("owen.price")
+                .await
+                .expect("identity")
+                .expect("Owen")
+                .needs_two_factor());
+
+            // Passwords: short refused, then sign in; wrong ones count; five lock the account.
+            assert!(store.set_password("amara.okafor", "short").await.is_err());
+            store
+                .set_password("amara.okafor", "purple-giraffe-7")
+                .await
+                .expect("set");
+            let ok = store
+                .sign_in("amara.okafor", "purple-giraffe-7")
+                .await
+                .expect("db");
+            assert_eq!(ok.map(|i| i.group), Ok("ks2".to_owned()), "{db}");
+            assert_eq!(
+                store.sign_in("amara.okafor", "wrong").await.expect("db"),
+                Err(SignInError::Refused)
+            );
+            assert_eq!(
+                store.sign_in("nobody.here", "x").await.expect("db"),
+                Err(SignInError::Refused)
+            );
+            for _ in 0..4 {
+                let _ = store.sign_in("amara.okafor", "wrong").await.expect("db");
+            }
+            assert!(
+                matches!(
+                    store
+                        .sign_in("amara.okafor", "purple-giraffe-7")
+                        .await
+                        .expect("db"),
+                    Err(SignInError::Locked(_))
+                ),
+                "{db}: locked after five failures"
+            );
+            // A leaver cannot sign in.
+            store
+                .set_password("tom.ellis", "another-pass-9")
+                .await
+                .expect("set");
+            let without_tom: String = PUPILS
+                .lines()
+                .filter(|l| !l.contains("Ellis"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            store
+                .import_people(
+                    Kind::Pupil,
+                    without_tom.as_bytes(),
+                    ImportOptions::default(),
+                )
+                .await
+                .expect("import");
+            assert_eq!(
+                store
+                    .sign_in("tom.ellis", "another-pass-9")
+                    .await
+                    .expect("db"),
+                Err(SignInError::Refused)
+            );
+            store.close().await;
+        }
+    });
+}
+
+fn event(
+    n: u64,
+    user: Option<&str>,
+    action: Action,
+    category: Option<&str>,
+    search: Option<&str>,
+) -> Event {
+    Event {
+        at_ms: 1_790_000_000_000 + n * 1000,
+        source: if search.is_some() { "proxy" } else { "dns" },
+        client: IpAddr::from([10, 0, (n % 7) as u8, 2]),
+        group: "ks2".into(),
+        user: user.map(str::to_owned),
+        name: format!("site{n}.example"),
+        qtype: search.is_none().then_some(1),
+        action,
+        category: category.map(str::to_owned),
+        reason: category.map(|c| format!("{c} (groups.ks2.categories.{c})")),
+        search: search.map(str::to_owned),
+        latency_us: 40,
+    }
+}
+
+#[test]
+fn events_are_stored_searched_paged_and_pruned() {
+    rt().block_on(async {
+        for (db, store) in stores("events").await {
+            let mut batch = Vec::new();
+            for n in 0..1000u64 {
+                let e = match n % 10 {
+                    0 => event(
+                        n,
+                        Some("amara.okafor"),
+                        Action::Block,
+                        Some("gambling"),
+                        None,
+                    ),
+                    1 => event(
+                        n,
+                        Some("amara.okafor"),
+                        Action::Rewrite,
+                        None,
+                        Some(if n % 20 == 1 {
+                            "100% <b>volcano</b>"
+                        } else {
+                            "lego"
+                        }),
+                    ),
+                    _ => event(n, None, Action::Allow, None, None),
+                };
+                batch.push(e);
+            }
+            store.insert_events(&batch).await.expect("insert");
+            assert_eq!(store.count_events().await.expect("count"), 1000, "{db}");
+
+            let blocked = store
+                .search_events(&EventQuery {
+                    user: Some("amara.okafor".into()),
+                    action: Some("block".into()),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .expect("search");
+            assert_eq!(blocked.len(), 100, "{db}");
+            assert!(
+                blocked.windows(2).all(|w| w[0].id > w[1].id),
+                "newest first"
+            );
+            assert_eq!(blocked[0].category.as_deref(), Some("gambling"));
+            // The search text is matched literally: '%' is not a wildcard.
+            let found = store
+                .search_events(&EventQuery {
+                    search: Some("100% <B>VOLCANO".into()),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .expect("search text");
+            assert_eq!(found.len(), 50, "{db}");
+            assert_eq!(found[0].search.as_deref(), Some("100% <b>volcano</b>"));
+            let none = store
+                .search_events(&EventQuery {
+                    search: Some("1000".into()),
+                    ..Default::default()
+                })
+                .await
+                .expect("search text");
+            assert!(none.is_empty(), "{db}");
+            let all_searches = store
+                .search_events(&EventQuery {
+                    search: Some(String::new()),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .expect("searches");
+            assert_eq!(all_searches.len(), 100, "{db}");
+            // Paging: three pages of 40 by address, no overlap, none missed.
+            let mut seen = Vec::new();
+            let mut before = None;
+            loop {
+                let page = store
+                    .search_events(&EventQuery {
+                        client: Some("10.0.3.2".into()),
+                        before_id: before,
+                        limit: 40,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("page");
+                if page.is_empty() {
+                    break;
+                }
+                before = page.last().map(|e| e.id);
+                seen.extend(page.into_iter().map(|e| e.id));
+            }
+            let expected = (0..1000).filter(|n| n % 7 == 3).count();
+            assert_eq!(seen.len(), expected, "{db}");
+            let in_range = store
+                .search_events(&EventQuery {
+                    from_ms: Some(1_790_000_000_000 + 100_000),
+                    to_ms: Some(1_790_000_000_000 + 200_000),
+                    category: Some("gambling".into()),
+                    limit: 1000,
+                    ..Default::default()
+                })
+                .await
+                .expect("range");
+            assert_eq!(in_range.len(), 10, "{db}");
+            // Retention: DNS events older than the 500th second go; proxy events stay.
+            let gone = store
+                .prune_events(Some("dns"), 1_790_000_000_000 + 500_000)
+                .await
+                .expect("prune");
+            assert_eq!(gone, 450, "{db}");
+            assert_eq!(store.count_events().await.expect("count"), 550, "{db}");
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn the_audit_chain_shows_tampering() {
+    rt().block_on(async {
+        for (db, store, url) in stores_at("audit").await {
+            for (i, action) in [
+                "sign in",
+                "read activity",
+                "approve review",
+                "read activity",
+            ]
+            .iter()
+            .enumerate()
+            {
+                store
+                    .audit(&AuditEntry {
+                        actor: "priya.shah",
+                        address: "127.0.0.1",
+                        action,
+                        subject: "person 1",
+                        detail: &format!("step {i}"),
+                    })
+                    .await
+                    .expect("audit");
+            }
+            assert_eq!(
+                store.verify_audit().await.expect("verify"),
+                AuditCheck::Intact { entries: 4 },
+                "{db}"
+            );
+            let log = store.audit_log(None, 10).await.expect("log");
+            assert_eq!(log.len(), 4);
+            assert_eq!(log[0].detail, "step 3", "newest first");
+            // Someone edits the second entry directly in the database.
+            let raw = Store::raw(&url).await.expect("raw connection");
+            sqlx::query("UPDATE audit SET detail = 'nothing to see' WHERE id = $1")
+                .bind(log[2].id)
+                .execute(&raw)
+                .await
+                .expect("tamper");
+            raw.close().await;
+            match store.verify_audit().await.expect("verify") {
+                AuditCheck::Broken { id, why } => {
+                    assert_eq!(id, log[2].id, "{db}");
+                    assert!(why.contains("changed"), "{why}");
+                }
+                other => panic!("{db}: {other:?}"),
+            }
+            store.close().await;
+        }
+    });
+}
