@@ -7,6 +7,7 @@
 //! ClientHello; a name that disagrees with the host is a bypass attempt and is stopped.
 //! Browsers find the proxy through `proxy.pac` / `wpad.dat`.
 
+pub mod auth;
 pub mod ca;
 pub mod filetype;
 pub mod headers;
@@ -17,4 +18,5 @@ pub mod safe;
 pub mod score;
 pub mod sni;
 
+pub use auth::{Authenticate, Authenticator, ProxyUser};
 pub use proxy::{Body, Proxy, ProxyConfig, ReviewRequest, ReviewSink};

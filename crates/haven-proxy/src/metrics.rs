@@ -21,6 +21,8 @@ pub mod names {
     pub const UNSCORED: &str = "haven_proxy_unscored_total";
     /// Requests a website could not answer (502/504 pages).
     pub const UPSTREAM_ERRORS: &str = "haven_proxy_upstream_errors_total";
+    /// Proxy sign-ins refused (wrong user name or password, locked account).
+    pub const AUTH_FAILURES: &str = "haven_proxy_auth_failures_total";
 }
 
 /// Counters, updated without locks but for blocks by category.
@@ -33,6 +35,7 @@ pub struct Metrics {
     pub scored: AtomicU64,
     pub unscored: AtomicU64,
     pub upstream_errors: AtomicU64,
+    pub auth_failures: AtomicU64,
     blocked: haven_core::event::CountsByCategory,
 }
 
@@ -71,6 +74,11 @@ impl Metrics {
                 names::BYPASS,
                 "TLS server names that differed from the CONNECT host.",
                 get(&self.bypass),
+            ),
+            (
+                names::AUTH_FAILURES,
+                "Proxy sign-ins refused.",
+                get(&self.auth_failures),
             ),
             (
                 names::SCORED,

@@ -75,6 +75,10 @@ pub struct ProxyConfig {
     /// console and metrics on 127.0.0.1 are not for browsing through the proxy).
     #[serde(default)]
     pub allow_loopback: bool,
+    /// Whether browsers sign in to the proxy with their Haven user name and password
+    /// (`off`, `optional`, `required`).
+    #[serde(default)]
+    pub authenticate: crate::auth::Authenticate,
 }
 
 fn default_listen() -> Vec<String> {
@@ -109,6 +113,7 @@ impl Default for ProxyConfig {
             hosts: Default::default(),
             origin_ca_file: None,
             allow_loopback: false,
+            authenticate: Default::default(),
         }
     }
 }
@@ -123,6 +128,8 @@ pub struct ReviewRequest {
     pub group: String,
     /// The page.
     pub url: String,
+    /// Why it was blocked, as the block page said.
+    pub reason: String,
 }
 
 /// Where review requests go.
@@ -150,6 +157,15 @@ fn is_own_host(ip: IpAddr) -> bool {
         v4 => v4,
     };
     ip.is_loopback() || ip.is_unspecified()
+}
+
+/// Who a request is from: the address, the group whose policy applies, and the person when
+/// they signed in to the proxy.
+#[derive(Debug, Clone)]
+struct Who {
+    client: IpAddr,
+    group: String,
+    user: Option<String>,
 }
 
 /// Where a request goes: host, port, and whether over TLS.
@@ -222,6 +238,8 @@ pub struct Proxy {
     via: String,
     /// Warnings clicked through: (client, host) until when.
     continues: Mutex<HashMap<(IpAddr, String), Instant>>,
+    authenticator: Option<Arc<dyn crate::auth::Authenticator>>,
+    credentials: crate::auth::CredentialCache,
     metrics: Metrics,
 }
 
@@ -261,6 +279,8 @@ impl Proxy {
             origin_tls: None,
             scanner: None,
             continues: Mutex::new(HashMap::new()),
+            authenticator: None,
+            credentials: crate::auth::CredentialCache::new(),
             metrics: Metrics::default(),
             via: format!(
                 "haven-{:08x}",
@@ -291,6 +311,12 @@ impl Proxy {
     /// Records every request's event in `events`.
     pub fn with_events(mut self, events: Arc<EventSink>) -> Self {
         self.events = Some(events);
+        self
+    }
+
+    /// Checks proxy sign-ins (`authenticate`) with `auth`.
+    pub fn with_authenticator(mut self, auth: Arc<dyn crate::auth::Authenticator>) -> Self {
+        self.authenticator = Some(auth);
         self
     }
 
@@ -365,7 +391,11 @@ impl Proxy {
     ) -> Response<Body> {
         let started = Instant::now();
         if req.method() == Method::CONNECT {
-            return self.connect(req, peer, started).await;
+            let who = match self.identify(req.headers(), peer).await {
+                Ok(who) => who,
+                Err(resp) => return resp,
+            };
+            return self.connect(req, peer, who, started).await;
         }
         if self.looped(req.headers()) {
             return page_response(
@@ -384,6 +414,10 @@ impl Proxy {
         if is_own {
             return self.local(req, peer).await;
         }
+        let who = match self.identify(req.headers(), peer).await {
+            Ok(who) => who,
+            Err(resp) => return resp,
+        };
         let engine = self.engine.current();
         if req.uri().scheme_str() != Some("http") {
             return page_response(
@@ -401,7 +435,71 @@ impl Proxy {
             port: req.uri().port_u16().unwrap_or(80),
             tls: false,
         };
-        self.filtered(req, url, dest, peer, started).await
+        self.filtered(req, url, dest, peer, &who, started).await
+    }
+
+    /// Who a request is from. With `authenticate`, the credentials a browser sends are checked
+    /// (wrong ones get 407 again; with `required`, so does a request without any) and the
+    /// person's group replaces the address's.
+    async fn identify(
+        &self,
+        headers: &hyper::HeaderMap,
+        peer: SocketAddr,
+    ) -> Result<Who, Response<Body>> {
+        let (group, _) = self.clients.place(peer.ip());
+        let mut who = Who {
+            client: peer.ip(),
+            group: group.to_owned(),
+            user: None,
+        };
+        let mode = self.config.authenticate;
+        let Some(auth) = self.authenticator.as_deref() else {
+            return Ok(who);
+        };
+        if mode == crate::auth::Authenticate::Off {
+            return Ok(who);
+        }
+        match crate::auth::basic_credentials(headers) {
+            Some((user, password)) => match self.credentials.check(auth, &user, &password).await {
+                Some(person) => {
+                    who.user = Some(person.username);
+                    who.group = person.group;
+                    Ok(who)
+                }
+                None => {
+                    Metrics::add(&self.metrics.auth_failures);
+                    Err(self.sign_in_needed(true))
+                }
+            },
+            None if mode == crate::auth::Authenticate::Required => Err(self.sign_in_needed(false)),
+            None => Ok(who),
+        }
+    }
+
+    /// 407: the browser asks for the school user name and password.
+    fn sign_in_needed(&self, failed: bool) -> Response<Body> {
+        let engine = self.engine.current();
+        let school = self.school(&engine);
+        let mut resp = page_response(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            page::error(
+                school,
+                "Sign in to use the internet",
+                if failed {
+                    "That user name and password did not work. Try again, or ask your teacher."
+                } else {
+                    "Use your school user name and password."
+                },
+            ),
+        );
+        let realm = format!(
+            "Basic realm=\"{}\", charset=\"UTF-8\"",
+            school.replace(['"', '\\'], "")
+        );
+        if let Ok(v) = HeaderValue::from_str(&realm) {
+            resp.headers_mut().insert(header::PROXY_AUTHENTICATE, v);
+        }
+        resp
     }
 
     /// A request whose whole URL is visible (plain HTTP, or HTTPS decrypted): decided, then
@@ -412,35 +510,27 @@ impl Proxy {
         url: String,
         dest: Dest,
         peer: SocketAddr,
+        who: &Who,
         started: Instant,
     ) -> Response<Body> {
         let engine = self.engine.current();
-        let (group_name, _) = self.clients.place(peer.ip());
-        let group_name = group_name.to_owned();
+        let group_name = who.group.clone();
         let search = haven_core::searchterm::search_term(
             &dest.host,
             req.uri().path(),
             req.uri().query().unwrap_or(""),
         )
         .map(|s| s.term);
-        let record = |action: Action, reason: Option<String>| {
-            self.emit(
-                peer.ip(),
-                &group_name,
-                &url,
-                action,
-                reason,
-                search.clone(),
-                started,
-            );
+        let record = |action: Action, category: Option<&str>, reason: Option<String>| {
+            self.emit(who, &url, action, category, reason, search.clone(), started);
         };
         let Some(group) = engine.group_id(&group_name) else {
             let reason = format!("group {group_name} is not in the policy");
-            record(Action::Block, Some(reason.clone()));
+            record(Action::Block, None, Some(reason.clone()));
             return self.block_page(&engine, &url, peer, &reason, None, false);
         };
         let Ok(target) = Target::parse(&url) else {
-            record(Action::Block, Some("unreadable address".into()));
+            record(Action::Block, None, Some("unreadable address".into()));
             return page_response(
                 StatusCode::BAD_REQUEST,
                 page::error(self.school(&engine), "Unreadable address", &url),
@@ -457,11 +547,11 @@ impl Proxy {
         let through = d.action == Action::Warn && self.continued(peer.ip(), &dest.host);
         match d.action {
             Action::Block => {
-                record(d.action, Some(reason.clone()));
+                record(d.action, category, Some(reason.clone()));
                 self.block_page(&engine, &url, peer, &reason, category, false)
             }
             Action::Warn if !through => {
-                record(d.action, Some(reason.clone()));
+                record(d.action, category, Some(reason.clone()));
                 self.block_page(&engine, &url, peer, &reason, category, true)
             }
             Action::Allow | Action::AlertOnly | Action::Rewrite | Action::Warn => {
@@ -498,17 +588,17 @@ impl Proxy {
                 match self.forward(req, dest, &engine, blocked_types).await {
                     Ok(resp) => {
                         let (Some(limit), Some(scanner)) = (limit, self.scanner.clone()) else {
-                            record(d.action, outcome_reason);
+                            record(d.action, category, outcome_reason);
                             return resp;
                         };
                         if !resp.status().is_success() {
-                            record(d.action, outcome_reason);
+                            record(d.action, category, outcome_reason);
                             return resp;
                         }
                         let cap = self.config.score_cap_bytes;
                         match crate::score::score(resp, scanner, limit, cap).await {
                             crate::score::Scored::NotText(resp) => {
-                                record(d.action, outcome_reason);
+                                record(d.action, category, outcome_reason);
                                 resp
                             }
                             crate::score::Scored::Pass(resp, note) => {
@@ -521,7 +611,7 @@ impl Proxy {
                                     (Some(r), Some(n)) => Some(format!("{r}; {n}")),
                                     (r, n) => r.or(n),
                                 };
-                                record(d.action, reason);
+                                record(d.action, category, reason);
                                 resp
                             }
                             crate::score::Scored::Over(score) => {
@@ -539,7 +629,7 @@ impl Proxy {
                                     top.as_deref().unwrap_or("phrases"),
                                     phrases.join(", ")
                                 );
-                                record(Action::Block, Some(reason.clone()));
+                                record(Action::Block, top.as_deref(), Some(reason.clone()));
                                 self.block_page(&engine, &url, peer, &reason, top.as_deref(), false)
                             }
                         }
@@ -547,7 +637,7 @@ impl Proxy {
                     Err(ext) => {
                         let reason =
                             format!("file type {ext} (groups.{group_name}.block_file_types)");
-                        record(Action::Block, Some(reason.clone()));
+                        record(Action::Block, None, Some(reason.clone()));
                         self.block_page(&engine, &url, peer, &reason, None, false)
                     }
                 }
@@ -558,10 +648,10 @@ impl Proxy {
     #[allow(clippy::too_many_arguments)]
     fn emit(
         &self,
-        client: IpAddr,
-        group: &str,
+        who: &Who,
         url: &str,
         action: Action,
+        category: Option<&str>,
         reason: Option<String>,
         search: Option<String>,
         started: Instant,
@@ -573,12 +663,13 @@ impl Proxy {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
             source: "proxy",
-            client,
-            group: group.to_owned(),
-            user: None,
+            client: who.client,
+            group: who.group.clone(),
+            user: who.user.clone(),
             name: url.to_owned(),
             qtype: None,
             action,
+            category: category.map(str::to_owned),
             reason,
             search,
             latency_us: started.elapsed().as_micros() as u64,
@@ -773,6 +864,19 @@ impl Proxy {
                     );
                 }
                 let (group, _) = self.clients.place(peer.ip());
+                // Why the page is blocked, decided again here rather than taken from the form.
+                let reason = match (engine.group_id(group), Target::parse(&url)) {
+                    (Some(g), Ok(target)) => {
+                        let d = engine.decide(&target, g, None, (self.clock)());
+                        let (category, rule) = engine.brief(g, &d);
+                        match (d.action, category) {
+                            (Action::Allow, _) => "its content or file type".to_owned(),
+                            (_, Some(c)) => format!("{c} ({rule})"),
+                            (_, None) => rule.into_owned(),
+                        }
+                    }
+                    _ => "unknown".to_owned(),
+                };
                 sink(ReviewRequest {
                     at_ms: std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
@@ -780,6 +884,7 @@ impl Proxy {
                     client: peer.ip(),
                     group: group.to_owned(),
                     url: url.clone(),
+                    reason,
                 });
                 page_response(StatusCode::OK, page::review_sent(school, &url))
             }
@@ -870,17 +975,20 @@ impl Proxy {
         }
     }
 
-    /// Decrypts a tunnel: the browser gets a certificate for `name` minted by the school's CA,
-    /// and each request inside is filtered as plain HTTP is.
+    /// Decrypts a tunnel to `site`: the browser gets a certificate for its name minted by the
+    /// school's CA, and each request inside is filtered as plain HTTP is.
     async fn intercept(
         self: Arc<Self>,
         ca: Arc<crate::ca::SchoolCa>,
         first: Vec<u8>,
         client: TokioIo<hyper::upgrade::Upgraded>,
-        name: String,
-        port: u16,
+        site: Dest,
         peer: SocketAddr,
+        who: Who,
     ) {
+        let Dest {
+            host: name, port, ..
+        } = site;
         let Ok(key) = ca.certified_key(&name) else {
             return;
         };
@@ -909,6 +1017,7 @@ impl Proxy {
             let me = me.clone();
             let authority = authority.clone();
             let name = name.clone();
+            let who = who.clone();
             async move {
                 let started = Instant::now();
                 let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -918,7 +1027,7 @@ impl Proxy {
                     port,
                     tls: true,
                 };
-                Ok::<_, Infallible>(me.filtered(req, url, dest, peer, started).await)
+                Ok::<_, Infallible>(me.filtered(req, url, dest, peer, &who, started).await)
             }
         });
         let _ = hyper::server::conn::http1::Builder::new()
@@ -1042,6 +1151,7 @@ impl Proxy {
         self: Arc<Self>,
         mut req: Request<Incoming>,
         peer: SocketAddr,
+        who: Who,
         started: Instant,
     ) -> Response<Body> {
         let engine = self.engine.current();
@@ -1063,15 +1173,14 @@ impl Proxy {
         } else {
             format!("https://{host}:{port}/")
         };
-        let (group_name, _) = self.clients.place(peer.ip());
-        let group_name = group_name.to_owned();
+        let group_name = who.group.clone();
         let verdict = self.decide_host(&engine, &group_name, &host);
-        if let Err(reason) = verdict {
+        if let Err((category, reason)) = verdict {
             self.emit(
-                peer.ip(),
-                &group_name,
+                &who,
                 &url,
                 Action::Block,
+                category.as_deref(),
                 Some(reason.clone()),
                 None,
                 started,
@@ -1119,25 +1228,17 @@ impl Proxy {
                     let reason = format!(
                         "bypass attempt: the TLS server name {name} does not match the CONNECT host {host}"
                     );
-                    me.emit(
-                        peer.ip(),
-                        &group_name,
-                        &url,
-                        Action::Block,
-                        Some(reason),
-                        None,
-                        started,
-                    );
+                    me.emit(&who, &url, Action::Block, None, Some(reason), None, started);
                     return;
                 }
                 if ip_host {
                     let engine = me.engine.current();
-                    if let Err(reason) = me.decide_host(&engine, &group_name, name) {
+                    if let Err((category, reason)) = me.decide_host(&engine, &group_name, name) {
                         me.emit(
-                            peer.ip(),
-                            &group_name,
+                            &who,
                             &format!("https://{name}/"),
                             Action::Block,
+                            category.as_deref(),
                             Some(reason),
                             None,
                             started,
@@ -1158,19 +1259,16 @@ impl Proxy {
                     .is_some_and(|g| Target::parse(&name).is_ok_and(|t| engine.intercepts(&t, g)));
                 if intercepts && !matches!(hello, Hello::NotTls) {
                     drop(origin);
-                    me.intercept(ca, first, client, name, port, peer).await;
+                    let site = Dest {
+                        host: name,
+                        port,
+                        tls: true,
+                    };
+                    me.intercept(ca, first, client, site, peer, who).await;
                     return;
                 }
             }
-            me.emit(
-                peer.ip(),
-                &group_name,
-                &url,
-                Action::Allow,
-                None,
-                None,
-                started,
-            );
+            me.emit(&who, &url, Action::Allow, None, None, None, started);
             if origin.write_all(&first).await.is_err() {
                 return;
             }
@@ -1179,26 +1277,32 @@ impl Proxy {
         Response::new(empty())
     }
 
-    /// The decision on a bare host name for a group: `Err(reason)` when blocked (warnings
-    /// included: a tunnel cannot show the page with its click-through).
-    fn decide_host(&self, engine: &Engine, group_name: &str, host: &str) -> Result<(), String> {
+    /// The decision on a bare host name for a group: `Err((category, reason))` when blocked
+    /// (warnings included: a tunnel cannot show the page with its click-through).
+    fn decide_host(
+        &self,
+        engine: &Engine,
+        group_name: &str,
+        host: &str,
+    ) -> Result<(), (Option<String>, String)> {
         let Some(group) = engine.group_id(group_name) else {
             self.metrics.blocked(None);
-            return Err(format!("group {group_name} is not in the policy"));
+            return Err((None, format!("group {group_name} is not in the policy")));
         };
         let Ok(target) = Target::parse(host) else {
             self.metrics.blocked(None);
-            return Err("unreadable host name".to_owned());
+            return Err((None, "unreadable host name".to_owned()));
         };
         let d = engine.decide(&target, group, None, (self.clock)());
         match d.action {
             Action::Block | Action::Warn => {
                 let (category, rule) = engine.brief(group, &d);
                 self.metrics.blocked(category);
-                Err(match category {
+                let reason = match category {
                     Some(c) => format!("{c} ({rule})"),
                     None => rule.into_owned(),
-                })
+                };
+                Err((category.map(str::to_owned), reason))
             }
             _ => Ok(()),
         }

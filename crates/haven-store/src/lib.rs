@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod audit;
 pub mod events;
 pub mod people;
+pub mod reviews;
 mod schema;
 
 use std::path::Path;

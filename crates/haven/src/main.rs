@@ -18,8 +18,11 @@ macro_rules! outln {
     }};
 }
 
+mod activity;
+mod audit;
 mod check;
 mod lists;
+mod people;
 mod phrases;
 mod serve;
 
@@ -59,6 +62,17 @@ enum Command {
     Policy(PolicyCommand),
     /// List Haven's categories and how UT1 folders map onto them.
     Categories(CategoriesArgs),
+    /// People: import the MIS's CSV exports, set passwords, find someone.
+    #[command(subcommand)]
+    People(people::PeopleCommand),
+    /// The recorded activity (every DNS and proxy decision): search it, count it.
+    #[command(subcommand)]
+    Events(activity::EventsCommand),
+    /// Review requests from block pages.
+    Reviews(activity::ReviewsArgs),
+    /// The audit log: check its chain, read it.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -151,6 +165,57 @@ impl Context {
         }
     }
 
+    /// The store's URL: `HAVEN_STORE_URL`, else `[store] url` in `<data-dir>/haven.toml`,
+    /// else the SQLite file `<data-dir>/haven.db`.
+    pub fn store_url(&self, config: Option<&serve::ConfigFile>) -> Result<String> {
+        if let Some(url) = std::env::var("HAVEN_STORE_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        {
+            return Ok(url);
+        }
+        let read;
+        let config = match config {
+            Some(c) => Some(c),
+            None => {
+                let path = self.data_dir.join("haven.toml");
+                read = path
+                    .is_file()
+                    .then(|| serve::read_config(&path))
+                    .transpose()?;
+                read.as_ref()
+            }
+        };
+        if let Some(url) = config.and_then(|c| c.store.url.clone()) {
+            return Ok(url);
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating {}", self.data_dir.display()))?;
+        Ok(format!(
+            "sqlite://{}?mode=rwc",
+            self.data_dir.join("haven.db").display()
+        ))
+    }
+
+    /// Runs a command's work against the store, on a runtime of its own.
+    pub fn with_store<T>(
+        &self,
+        work: impl AsyncFnOnce(haven_store::Store) -> Result<T>,
+    ) -> Result<T> {
+        let url = self.store_url(None)?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            let store = haven_store::Store::open(&url)
+                .await
+                .with_context(|| format!("opening the store {}", haven_store::redact(&url)))?;
+            let result = work(store.clone()).await;
+            store.close().await;
+            result
+        })
+    }
+
     /// The snapshot and policy in force, compiled together.
     pub fn engine(&self, policy_file: Option<&Path>) -> Result<Engine> {
         let loaded = self.lists().load()?;
@@ -182,6 +247,10 @@ fn main() -> ExitCode {
         Command::Check(args) => check::run(&ctx, &args),
         Command::Policy(cmd) => policy(&ctx, cmd),
         Command::Categories(args) => categories(&args),
+        Command::People(cmd) => people::run(&ctx, cmd),
+        Command::Events(cmd) => activity::run(&ctx, cmd),
+        Command::Reviews(args) => activity::reviews(&ctx, &args),
+        Command::Audit(cmd) => audit::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
@@ -95,6 +97,19 @@ pub struct ConfigFile {
     /// The event log.
     #[serde(default)]
     pub events: EventsConfig,
+    /// The store.
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+/// `[store]`: where people, events and the audit log are kept.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB`; by default the SQLite file
+    /// `<data-dir>/haven.db`. (`HAVEN_STORE_URL` overrides it, keeping a password out of the
+    /// file.)
+    pub url: Option<String>,
 }
 
 /// `[metrics]`: where Prometheus scrapes `/metrics` (off when `listen` is absent).
@@ -105,8 +120,7 @@ pub struct MetricsConfig {
     pub listen: Option<String>,
 }
 
-/// `[events]`: every decision is appended to `<data-dir>/events/events.jsonl` until the store
-/// (SQLite or PostgreSQL) takes them over.
+/// `[events]`: every decision is written to the store, in batches, off the serving thread.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
@@ -117,6 +131,13 @@ pub struct EventsConfig {
     /// counted, never waited for.
     #[serde(default = "default_buffer")]
     pub buffer: usize,
+    /// Days events are kept, by source (`dns`, `proxy`); older ones are deleted hourly.
+    #[serde(default = "default_retention")]
+    pub retention_days: std::collections::BTreeMap<String, u32>,
+}
+
+fn default_retention() -> std::collections::BTreeMap<String, u32> {
+    [("dns".to_owned(), 30), ("proxy".to_owned(), 180)].into()
 }
 
 fn yes() -> bool {
@@ -132,6 +153,7 @@ impl Default for EventsConfig {
         EventsConfig {
             log: true,
             buffer: default_buffer(),
+            retention_days: default_retention(),
         }
     }
 }
@@ -157,6 +179,13 @@ fn load_config(ctx: &Context, args: &ServeArgs) -> Result<(ConfigFile, String)> 
     let config: ConfigFile =
         toml::from_str(&text).with_context(|| format!("configuration {origin} refused"))?;
     Ok((config, origin))
+}
+
+/// Reads and parses a configuration file.
+pub fn read_config(path: &std::path::Path) -> Result<ConfigFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("configuration {} refused", path.display()))
 }
 
 /// Writes the sample lists into the data directory and imports them, unless lists exist.
@@ -275,6 +304,14 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         }
         Err(e) => return Err(e).context("the school CA"),
     };
+    let store_url = ctx.store_url(Some(&config))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = runtime
+        .block_on(haven_store::Store::open(&store_url))
+        .with_context(|| format!("opening the store {}", haven_store::redact(&store_url)))?;
+    let written = Arc::new(Written::default());
     let mut writer = None;
     let mut events = None;
     if config.events.log {
@@ -284,31 +321,34 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         proxy = proxy.with_events(sink.clone());
         filter = filter.with_events(sink.clone());
         events = Some(sink);
-        writer = Some(start_event_writer(&ctx.data_dir.join("events"), rx)?);
+        writer = Some(start_event_writer(store_url.clone(), rx, written.clone())?);
     }
     let filter = Arc::new(filter);
-    let reviews_path = ctx.data_dir.join("reviews.jsonl");
+    if config.proxy.authenticate != haven_proxy::Authenticate::Off {
+        proxy = proxy.with_authenticator(Arc::new(StoreSignIn {
+            store: store.clone(),
+            permits: tokio::sync::Semaphore::new(2),
+        }));
+    }
+    let review_store = store.clone();
     let mut proxy = proxy.with_reviews(Arc::new(move |r: haven_proxy::ReviewRequest| {
-        // Appended off the serving thread; the store (issue 5) will take these over.
-        let path = reviews_path.clone();
-        tokio::task::spawn_blocking(move || {
-            use std::io::Write as _;
-            let line = serde_json::json!({
-                "at_ms": r.at_ms, "client": r.client, "group": r.group, "url": r.url,
-            });
-            let written = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .and_then(|mut f| writeln!(f, "{line}"));
-            if let Err(e) = written {
-                eprintln!("reviews: cannot write {}: {e}", path.display());
+        // Stored off the request path; the page is answered without waiting.
+        let store = review_store.clone();
+        tokio::spawn(async move {
+            let stored = store
+                .add_review(
+                    r.at_ms as i64,
+                    &r.client.to_string(),
+                    None,
+                    &r.url,
+                    &r.reason,
+                )
+                .await;
+            if let Err(e) = stored {
+                eprintln!("reviews: cannot store a review request: {e}");
             }
         });
     }));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
     let result = runtime.block_on(async {
         let mut addrs = Vec::new();
         for listen in &config.dns.listen {
@@ -367,8 +407,17 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 .await
                 .with_context(|| format!("metrics: cannot listen on {addr}"))?;
             metrics = Some(listener.local_addr()?);
-            tokio::spawn(serve_metrics(listener, filter.clone(), proxy.clone()));
+            tokio::spawn(serve_metrics(
+                listener,
+                filter.clone(),
+                proxy.clone(),
+                written.clone(),
+            ));
         }
+        tokio::spawn(prune_events(
+            store.clone(),
+            config.events.retention_days.clone(),
+        ));
         // A quiet filter's last events still reach the log promptly.
         if let Some(sink) = events.clone() {
             tokio::spawn(async move {
@@ -387,6 +436,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 dns: &addrs,
                 upstreams: filter.upstreams(),
                 proxy: &proxy_addrs,
+                store: &haven_store::redact(&store_url),
                 ca_state: &ca_state,
                 phrases: &phrases_state,
                 metrics,
@@ -395,11 +445,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         wait_and_reload(ctx, &live).await
     });
     // Stop the service, then let the writer put down every event it was handed.
+    runtime.block_on(store.close());
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     if let Some(sink) = events.take() {
         sink.flush();
     }
     drop(filter);
+    written.stopping.store(true, Ordering::Relaxed);
     if let Some(w) = writer {
         let _ = w.join();
     }
@@ -407,42 +459,169 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Appends events as JSON lines, in batches, flushing after each batch.
+/// Metric names of the event writer.
+mod names {
+    /// Events committed to the store.
+    pub const EVENTS_STORED: &str = "haven_events_stored_total";
+    /// Batches the store refused (each is tried again).
+    pub const EVENTS_STORE_FAILURES: &str = "haven_events_store_failures_total";
+}
+
+/// What the event writer has done, for the metrics; and whether the service is stopping.
+#[derive(Debug, Default)]
+struct Written {
+    stored: AtomicU64,
+    failures: AtomicU64,
+    stopping: AtomicBool,
+}
+
+impl Written {
+    fn render(&self) -> String {
+        format!(
+            "# HELP {s} Events committed to the store.\n# TYPE {s} counter\n{s} {}\n\
+             # HELP {f} Event batches the store refused (each tried again).\n# TYPE {f} counter\n{f} {}\n",
+            self.stored.load(Ordering::Relaxed),
+            self.failures.load(Ordering::Relaxed),
+            s = names::EVENTS_STORED,
+            f = names::EVENTS_STORE_FAILURES,
+        )
+    }
+}
+
+/// Writes the data plane's events to the store on a thread of its own (with its own
+/// connections), a transaction per gathering of batches. An event counts as stored once its
+/// transaction commits. A batch the store refuses is kept and tried again; meanwhile new
+/// events wait in the channel, and past its size are dropped and counted, never waited for.
 fn start_event_writer(
-    dir: &std::path::Path,
+    url: String,
     rx: std::sync::mpsc::Receiver<Vec<haven_core::event::Event>>,
+    written: Arc<Written>,
 ) -> Result<std::thread::JoinHandle<()>> {
-    use std::io::Write as _;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let path = dir.join("events.jsonl");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok(std::thread::spawn(move || {
-        let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
-        while let Ok(first) = rx.recv() {
-            for e in std::iter::once(first)
-                .chain(rx.try_iter().take(64))
-                .flatten()
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let handle = std::thread::Builder::new()
+        .name("haven-events".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
             {
-                if serde_json::to_writer(&mut out, &e).is_ok() {
-                    let _ = out.write_all(b"\n");
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
                 }
-            }
-            if out.flush().is_err() {
-                eprintln!("events: cannot write {}", path.display());
+            };
+            runtime.block_on(async move {
+                let store = match haven_store::Store::open(&url).await {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                while let Ok(mut events) = rx.recv() {
+                    for more in rx.try_iter().take(63) {
+                        events.extend(more);
+                    }
+                    let mut tries = 0u64;
+                    loop {
+                        match store.insert_events(&events).await {
+                            Ok(()) => {
+                                written
+                                    .stored
+                                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+                                break;
+                            }
+                            Err(e) => {
+                                written.failures.fetch_add(1, Ordering::Relaxed);
+                                if tries == 0 {
+                                    eprintln!(
+                                        "events: the store refused a batch ({e}); trying again"
+                                    );
+                                }
+                                tries += 1;
+                                if written.stopping.load(Ordering::Relaxed) && tries > 20 {
+                                    eprintln!(
+                                        "events: stopping with {} events the store would not take",
+                                        events.len()
+                                    );
+                                    break;
+                                }
+                                tokio::time::sleep(Duration::from_millis((50 * tries).min(1000)))
+                                    .await;
+                            }
+                        }
+                    }
+                }
+                store.close().await;
+            });
+        })
+        .context("starting the event writer")?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(e)) => Err(anyhow::anyhow!(
+            "the event writer cannot open the store: {e}"
+        )),
+        Err(_) => Err(anyhow::anyhow!("the event writer stopped at once")),
+    }
+}
+
+/// Deletes events past their source's retention, now and every hour.
+async fn prune_events(
+    store: haven_store::Store,
+    retention_days: std::collections::BTreeMap<String, u32>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        tick.tick().await;
+        for (source, days) in &retention_days {
+            let before = haven_store::now_ms() - i64::from(*days) * 86_400_000;
+            if let Err(e) = store.prune_events(Some(source), before).await {
+                eprintln!("events: pruning {source} events failed: {e}");
             }
         }
-        let _ = out.flush();
-    }))
+    }
+}
+
+/// Proxy sign-ins checked against the store, two at a time (each is an argon2id hash).
+struct StoreSignIn {
+    store: haven_store::Store,
+    permits: tokio::sync::Semaphore,
+}
+
+impl haven_proxy::Authenticator for StoreSignIn {
+    fn check<'a>(
+        &'a self,
+        username: &'a str,
+        password: &'a str,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Option<haven_proxy::ProxyUser>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            let _permit = self.permits.acquire().await.ok()?;
+            match self.store.sign_in(username, password).await {
+                Ok(Ok(who)) => Some(haven_proxy::ProxyUser {
+                    username: who.username,
+                    group: who.group,
+                }),
+                Ok(Err(_)) => None,
+                Err(e) => {
+                    eprintln!("proxy: sign-in check failed: {e}");
+                    None
+                }
+            }
+        })
+    }
 }
 
 async fn serve_metrics(
     listener: tokio::net::TcpListener,
     filter: Arc<DnsFilter>,
     proxy: Arc<haven_proxy::Proxy>,
+    written: Arc<Written>,
 ) {
     use http_body_util::Full;
     use hyper::body::Bytes;
@@ -452,14 +631,19 @@ async fn serve_metrics(
         };
         let filter = filter.clone();
         let proxy = proxy.clone();
+        let written = written.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let filter = filter.clone();
                     let proxy = proxy.clone();
+                    let written = written.clone();
                     async move {
                         let (status, body) = if req.uri().path() == "/metrics" {
-                            (200, filter.metrics_text() + &proxy.metrics_text())
+                            (
+                                200,
+                                filter.metrics_text() + &proxy.metrics_text() + &written.render(),
+                            )
                         } else {
                             (404, "not found: try /metrics\n".to_owned())
                         };
@@ -483,6 +667,7 @@ struct Listening<'a> {
     dns: &'a [SocketAddr],
     upstreams: &'a [Upstream],
     proxy: &'a [SocketAddr],
+    store: &'a str,
     ca_state: &'a str,
     phrases: &'a str,
     metrics: Option<SocketAddr>,
@@ -493,6 +678,7 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         dns,
         upstreams,
         proxy,
+        store,
         ca_state,
         phrases,
         metrics,
@@ -524,11 +710,9 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
     if let Some(m) = metrics {
         text += &format!("  metrics:     http://{m}/metrics\n");
     }
+    text += &format!("  store:       {store}\n");
     if config.events.log {
-        text += &format!(
-            "  events:      {}\n",
-            ctx.data_dir.join("events/events.jsonl").display()
-        );
+        text += "  events:      written to the store (haven events search)\n";
     }
     if let Some(p) = proxy.first() {
         text += &format!(

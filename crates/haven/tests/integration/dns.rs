@@ -556,16 +556,15 @@ fn events_metrics_and_reload_under_load() {
         .expect("queries");
     assert!(queries >= 300, "{text}");
     // Events: every query, with its action and reason.
-    let mut events = String::new();
+    let mut events = Vec::new();
     for _ in 0..20 {
-        events = std::fs::read_to_string(data.join("events/events.jsonl")).unwrap_or_default();
-        if events.lines().count() >= 300 {
+        events = crate::stored_events(&data);
+        if events.len() >= 300 {
             break;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    let first: serde_json::Value =
-        serde_json::from_str(events.lines().next().expect("an event")).expect("json");
+    let first = events.first().expect("an event");
     assert_eq!(first["name"], "bet365.com");
     assert_eq!(first["action"], "block");
     assert_eq!(first["group"], "ks2");
@@ -577,6 +576,7 @@ fn events_metrics_and_reload_under_load() {
             .contains("Gambling"),
         "{first}"
     );
+    assert_eq!(first["category"], "gambling");
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

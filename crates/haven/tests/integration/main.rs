@@ -54,6 +54,26 @@ fn import_list(dir: &Path, data: &Path, file: &str, contents: &str, category: &s
     ))
 }
 
+/// JSON lines printed by a `haven` command, in order.
+fn json_lines(data: &Path, args: &[&str]) -> Vec<serde_json::Value> {
+    ok(&haven(data, args))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The events stored so far, oldest first.
+fn stored_events(data: &Path) -> Vec<serde_json::Value> {
+    let mut all = json_lines(data, &["events", "search", "--json", "--limit", "1000"]);
+    all.reverse();
+    all
+}
+
+/// The open review requests, oldest first.
+fn stored_reviews(data: &Path) -> Vec<serde_json::Value> {
+    json_lines(data, &["reviews", "--json"])
+}
+
 fn json(out: &Output) -> serde_json::Value {
     serde_json::from_str(&ok(out)).expect("JSON output")
 }

@@ -244,11 +244,7 @@ fn curl(p: &Proxy, from: &str, args: &[&str]) -> (String, String, String) {
 /// The events recorded so far (they leave the proxy within a fifth of a second).
 fn events(p: &Proxy, until: impl Fn(&[serde_json::Value]) -> bool) -> Vec<serde_json::Value> {
     for _ in 0..50 {
-        let text = std::fs::read_to_string(p.data.join("events/events.jsonl")).unwrap_or_default();
-        let all: Vec<serde_json::Value> = text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
+        let all = crate::stored_events(&p.data);
         if until(&all) {
             return all;
         }
@@ -381,10 +377,15 @@ fn blocks_explain_themselves_and_a_review_can_be_requested() {
         ],
     );
     assert_eq!(code, "403");
-    let reviews = std::fs::read_to_string(p.data.join("reviews.jsonl")).expect("reviews");
-    assert_eq!(reviews.lines().count(), 1, "{reviews}");
+    let reviews = crate::stored_reviews(&p.data);
+    assert_eq!(reviews.len(), 1, "{reviews:?}");
+    assert_eq!(reviews[0]["url"], "http://bet365.com/");
+    assert_eq!(reviews[0]["client"], "127.0.0.2");
     assert!(
-        reviews.contains("\"url\":\"http://bet365.com/\"") && reviews.contains("\"group\":\"ks2\"")
+        reviews[0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("gambling")),
+        "{reviews:?}"
     );
     // CONNECT to a blocked host: a clean 403.
     let (_, _, stderr) = curl(&p, "127.0.0.2", &["https://bet365.com/"]);

@@ -1,0 +1,142 @@
+//! `haven events`: search the recorded activity. Reading someone's activity is recorded in
+//! the audit log.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Args, Subcommand};
+use haven_store::audit::AuditEntry;
+use haven_store::events::EventQuery;
+
+use crate::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Events matching every filter given, newest first.
+    Search(SearchArgs),
+    /// How many events are stored.
+    Count,
+}
+
+#[derive(Debug, Args)]
+pub struct SearchArgs {
+    /// By user name.
+    #[arg(long)]
+    user: Option<String>,
+    /// By client address.
+    #[arg(long)]
+    client: Option<String>,
+    /// By category id.
+    #[arg(long)]
+    category: Option<String>,
+    /// By action (allow, block, warn, alert-only, rewrite).
+    #[arg(long)]
+    action: Option<String>,
+    /// By source (dns, proxy).
+    #[arg(long)]
+    source: Option<String>,
+    /// Searches containing this text ("" for every search).
+    #[arg(long)]
+    search: Option<String>,
+    /// Only events before this id (the next page).
+    #[arg(long)]
+    before: Option<i64>,
+    /// How many.
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
+    match cmd {
+        EventsCommand::Count => {
+            let n = ctx.with_store(async |s| Ok(s.count_events().await?))?;
+            outln!("{n}");
+        }
+        EventsCommand::Search(a) => {
+            let q = EventQuery {
+                user: a.user,
+                client: a.client,
+                category: a.category,
+                action: a.action,
+                source: a.source,
+                search: a.search,
+                before_id: a.before,
+                limit: a.limit,
+                ..Default::default()
+            };
+            let found = ctx.with_store(async |s| {
+                if let Some(who) = q.user.as_ref().or(q.client.as_ref()) {
+                    s.audit(&AuditEntry {
+                        actor: &crate::people::operator(),
+                        address: "cli",
+                        action: "read activity",
+                        subject: who,
+                        detail: &format!("{q:?}"),
+                    })
+                    .await?;
+                }
+                Ok(s.search_events(&q).await?)
+            })?;
+            for e in found {
+                if a.json {
+                    outln!("{}", serde_json::to_string(&e)?);
+                } else {
+                    let at = jiff::Timestamp::from_millisecond(e.at_ms)
+                        .map_or_else(|_| e.at_ms.to_string(), |t| t.to_string());
+                    outln!(
+                        "{:<8} {at} {:<5} {:<15} {:<10} {:<10} {}{}{}",
+                        e.id,
+                        e.source,
+                        e.client,
+                        e.user.as_deref().unwrap_or("-"),
+                        e.action,
+                        e.name,
+                        e.search
+                            .as_deref()
+                            .map(|s| format!("  search: {s:?}"))
+                            .unwrap_or_default(),
+                        e.reason
+                            .as_deref()
+                            .map(|r| format!("  ({r})"))
+                            .unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Debug, Args)]
+pub struct ReviewsArgs {
+    /// open, approved or declined.
+    #[arg(long, default_value = "open")]
+    status: String,
+    /// Print JSON lines.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn reviews(ctx: &Context, a: &ReviewsArgs) -> Result<ExitCode> {
+    let found = ctx.with_store(async |s| Ok(s.reviews(&a.status, 1000).await?))?;
+    for r in found {
+        if a.json {
+            outln!("{}", serde_json::to_string(&r)?);
+        } else {
+            let at = jiff::Timestamp::from_millisecond(r.at_ms)
+                .map_or_else(|_| r.at_ms.to_string(), |t| t.to_string());
+            outln!(
+                "{:<6} {at} {:<15} {:<12} {}  ({})",
+                r.id,
+                r.client,
+                r.user.as_deref().unwrap_or("-"),
+                r.url,
+                r.reason
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

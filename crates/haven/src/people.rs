@@ -1,0 +1,152 @@
+//! `haven people`: the school's people, from the MIS's CSV exports.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context as _, Result};
+use clap::Subcommand;
+use haven_store::audit::AuditEntry;
+use haven_store::people::{ImportOptions, Kind};
+
+use crate::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum PeopleCommand {
+    /// Import a CSV export of one kind of person: pupils, staff or parents. People of that
+    /// kind missing from the file become leavers (disabled, kept).
+    Import {
+        /// pupils, staff or parents.
+        kind: String,
+        /// The CSV file.
+        file: PathBuf,
+        /// Check the file and say what would change, changing nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Accept a file that makes more than a fifth of that kind of person leavers at once.
+        #[arg(long)]
+        allow_many_leavers: bool,
+    },
+    /// Set someone's password, read from standard input (one line).
+    Password {
+        /// Their user name.
+        username: String,
+    },
+    /// Find people by name, id or user name.
+    Find {
+        /// Part of a name, an id or a user name.
+        text: String,
+    },
+}
+
+/// Who is at the keyboard, for the audit log.
+pub fn operator() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .map_or_else(|_| "cli".to_owned(), |u| format!("cli:{u}"))
+}
+
+pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
+    match cmd {
+        PeopleCommand::Import {
+            kind,
+            file,
+            dry_run,
+            allow_many_leavers,
+        } => {
+            let Some(kind) = Kind::parse(&kind) else {
+                bail!("{kind:?} is not pupils, staff or parents");
+            };
+            let bytes =
+                std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let options = ImportOptions {
+                dry_run,
+                allow_many_leavers,
+            };
+            let report = ctx.with_store(async |store| {
+                let report = store.import_people(kind, &bytes, options).await?;
+                if !dry_run {
+                    store
+                        .audit(&AuditEntry {
+                            actor: &operator(),
+                            address: "cli",
+                            action: "import people",
+                            subject: kind.id(),
+                            detail: &format!(
+                                "{}: {} added, {} updated, {} left, {} rows refused",
+                                file.display(),
+                                report.added,
+                                report.updated,
+                                report.left,
+                                report.errors.len()
+                            ),
+                        })
+                        .await?;
+                }
+                Ok(report)
+            })?;
+            for e in &report.errors {
+                eprintln!("{}:{}: {}", file.display(), e.line, e.message);
+            }
+            outln!(
+                "{}{} added, {} updated, {} unchanged, {} leavers disabled, {} rows refused",
+                if dry_run {
+                    "dry run (nothing changed): "
+                } else {
+                    ""
+                },
+                report.added,
+                report.updated,
+                report.unchanged,
+                report.left,
+                report.errors.len()
+            );
+            Ok(if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(2)
+            })
+        }
+        PeopleCommand::Password { username } => {
+            let mut line = String::new();
+            std::io::stdin()
+                .take(1024)
+                .read_to_string(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.lines().next().unwrap_or("").to_owned();
+            ctx.with_store(async |store| {
+                store.set_password(&username, &password).await?;
+                store
+                    .audit(&AuditEntry {
+                        actor: &operator(),
+                        address: "cli",
+                        action: "set password",
+                        subject: &username,
+                        detail: "",
+                    })
+                    .await?;
+                Ok(())
+            })?;
+            outln!("password set for {username}");
+            Ok(ExitCode::SUCCESS)
+        }
+        PeopleCommand::Find { text } => {
+            let found = ctx.with_store(async |store| Ok(store.find_people(&text, 50).await?))?;
+            for p in found {
+                outln!(
+                    "{:<6} {:<7} {:<15} {:<28} {:<6} {:<6} {:<8} {}{}",
+                    p.id,
+                    p.kind,
+                    p.mis_id,
+                    format!("{} {}", p.first_name, p.last_name),
+                    p.year_group.as_deref().unwrap_or("-"),
+                    p.class.as_deref().unwrap_or("-"),
+                    p.group,
+                    p.username.as_deref().unwrap_or("-"),
+                    if p.active { "" } else { " (left)" }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
