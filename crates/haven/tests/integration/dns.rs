@@ -581,6 +581,66 @@ fn events_metrics_and_reload_under_load() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The `haven_events_stored_total` figure on a metrics page.
+fn stored_total(port: u16) -> u64 {
+    metrics(port)
+        .lines()
+        .find_map(|l| l.strip_prefix("haven_events_stored_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn events_acknowledged_as_stored_survive_kill_9_during_ingestion() {
+    let upstream = start_upstream();
+    let mport = free_port();
+    let (mut server, dir) = start_haven_with(
+        "dns-kill",
+        &upstream,
+        "nxdomain",
+        &format!("[metrics]\nlisten = \"127.0.0.1:{mport}\"\n"),
+    );
+    let data = dir.join("data");
+    let port = server.port;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sending = stop.clone();
+    // Queries keep coming while the server is killed.
+    let load = std::thread::spawn(move || {
+        let mut id = 0u16;
+        while !sending.load(Ordering::Relaxed) {
+            id = id.wrapping_add(1);
+            let _ = ask("127.0.0.2", port, "bet365.com", id);
+        }
+    });
+    let mut acknowledged = 0;
+    for _ in 0..100 {
+        acknowledged = stored_total(mport);
+        if acknowledged >= 1000 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(acknowledged >= 1000, "only {acknowledged} events stored");
+    // Read the figure, then kill -9 at once: every event counted as stored must be there.
+    let acknowledged = stored_total(mport);
+    server.child.kill().expect("kill -9");
+    let _ = server.child.wait();
+    stop.store(true, Ordering::Relaxed);
+    let _ = load.join();
+    let count: u64 = ok(&haven(&data, &["events", "count"]))
+        .trim()
+        .parse()
+        .expect("a count");
+    assert!(
+        count >= acknowledged,
+        "{acknowledged} acknowledged, {count} in the store after kill -9"
+    );
+    let newest = crate::json_lines(&data, &["events", "search", "--json", "--limit", "1"]);
+    assert_eq!(newest[0]["name"], "bet365.com");
+    assert_eq!(newest[0]["category"], "gambling");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn rate_limits_and_identical_questions_asked_once() {
     let upstream = start_upstream();

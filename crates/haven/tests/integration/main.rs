@@ -18,6 +18,7 @@ fn haven(data: &Path, args: &[&str]) -> Output {
         .arg(data)
         .args(args)
         .env_remove("HAVEN_DATA_DIR")
+        .env_remove("HAVEN_STORE_URL")
         .output()
         .expect("run haven")
 }

@@ -1004,3 +1004,135 @@ pub(crate) fn intercept_pupils(data: &std::path::Path) {
     assert_ne!(policy, on);
     std::fs::write(&path, on).expect("policy");
 }
+
+/// Runs `haven people password USER` with the password on standard input.
+fn set_password(data: &std::path::Path, user: &str, password: &str) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("--data-dir")
+        .arg(data)
+        .args(["people", "password", user])
+        .env_remove("HAVEN_STORE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("haven people password");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("password");
+    assert!(child.wait().expect("wait").success());
+}
+
+/// Invented people for the tests: one pupil, one member of staff.
+pub(crate) fn import_people(data: &std::path::Path) {
+    let dir = data.parent().expect("scratch dir");
+    let pupils = dir.join("pupils.csv");
+    std::fs::write(
+        &pupils,
+        "UPN,Forename,Surname,DOB,Year,Class\nA100000000001,Amara,Okafor,2016-03-09,5,5B\n",
+    )
+    .expect("pupils");
+    let staff = dir.join("staff.csv");
+    std::fs::write(
+        &staff,
+        "Staff ID,First Name,Last Name,Email,Roles\nS1,Owen,Price,o.price@demo-school.example,Teacher\n",
+    )
+    .expect("staff");
+    ok(&haven(
+        data,
+        &["people", "import", "pupils", pupils.to_str().expect("p")],
+    ));
+    ok(&haven(
+        data,
+        &["people", "import", "staff", staff.to_str().expect("p")],
+    ));
+    set_password(data, "amara.okafor", "purple-giraffe-7");
+    set_password(data, "owen.price", "staffroom-kettle-2");
+}
+
+#[test]
+fn people_sign_in_to_the_proxy_and_their_group_decides() {
+    let origin = Origin::start();
+    let p = start_proxy_with(
+        "proxy-auth",
+        "authenticate = \"required\"\nhosts = { \"downloads.example\" = \"127.0.0.1\" }",
+        &import_people,
+    );
+    let port = origin.port;
+    let url = format!("http://downloads.example:{port}/echo/setup.exe");
+    // No credentials: the browser is asked for them, in the school's name.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-i",
+            "-x",
+            &format!("http://127.0.0.1:{}", p.port),
+            &url,
+        ])
+        .output()
+        .expect("curl");
+    let head = String::from_utf8_lossy(&out.stdout);
+    assert!(head.starts_with("HTTP/1.1 407"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("proxy-authenticate: basic realm=\"demo primary school\""),
+        "{head}"
+    );
+    // A wrong password: asked again.
+    let (code, _, _) = curl(&p, "127.0.0.3", &["--proxy-user", "owen.price:wrong", &url]);
+    assert_eq!(code, "407");
+    // The PAC file needs no sign-in (browsers fetch it before they can sign in).
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!("http://127.0.0.1:{}/proxy.pac", p.port)],
+    );
+    assert_eq!(code, "200");
+    // The pupil on the staff network is still a pupil: the installer is refused.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.3",
+        &["--proxy-user", "amara.okafor:purple-giraffe-7", &url],
+    );
+    assert_eq!(code, "403", "{body}");
+    // Staff on the pupils' network get the staff policy; the credentials go no further.
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &["--proxy-user", "owen.price:staffroom-kettle-2", &url],
+    );
+    assert_eq!(code, "200", "{body}");
+    assert!(
+        !body.to_lowercase().contains("proxy-authorization"),
+        "{body}"
+    );
+    // Events carry who it was.
+    let all = events(&p, |e| {
+        e.iter().any(|e| e["user"] == "amara.okafor") && e.iter().any(|e| e["user"] == "owen.price")
+    });
+    let pupil = all
+        .iter()
+        .find(|e| e["user"] == "amara.okafor")
+        .expect("the pupil's event");
+    assert_eq!(
+        (pupil["action"].as_str(), pupil["group"].as_str()),
+        (Some("block"), Some("ks2"))
+    );
+    let staff = all
+        .iter()
+        .find(|e| e["user"] == "owen.price")
+        .expect("the staff event");
+    assert_eq!(staff["group"], "staff");
+    // Reading a pupil's activity is audited, and the chain holds.
+    let _ = ok(&haven(
+        &p.data,
+        &["events", "search", "--user", "amara.okafor"],
+    ));
+    let log = ok(&haven(&p.data, &["audit", "log"]));
+    assert!(log.contains("read activity amara.okafor"), "{log}");
+    assert!(log.contains("import people pupil"), "{log}");
+    let verified = ok(&haven(&p.data, &["audit", "verify"]));
+    assert!(verified.contains("intact: 5 entries"), "{verified}");
+}
