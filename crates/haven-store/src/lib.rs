@@ -96,6 +96,11 @@ impl Store {
                             conn.execute("PRAGMA synchronous = NORMAL").await?;
                             conn.execute("PRAGMA foreign_keys = ON").await?;
                             conn.execute("PRAGMA busy_timeout = 10000").await?;
+                            // Pages stay in SQLite's own cache (32 MiB) and are read through a
+                            // mapping, not copied in by read(2) again and again.
+                            conn.execute("PRAGMA cache_size = -32768").await?;
+                            conn.execute("PRAGMA mmap_size = 268435456").await?;
+                            conn.execute("PRAGMA wal_autocheckpoint = 8192").await?;
                             Ok(())
                         })
                     })

@@ -579,6 +579,23 @@ impl Store {
         rows.iter().map(person_from).collect()
     }
 
+    /// Active people, by kind: (pupils, staff, parents).
+    pub async fn count_people(&self) -> Result<(i64, i64, i64), StoreError> {
+        let mut out = (0, 0, 0);
+        for r in sqlx::query("SELECT kind, COUNT(*) FROM people WHERE active = 1 GROUP BY kind")
+            .fetch_all(&self.pool)
+            .await?
+        {
+            let n: i64 = r.try_get(1)?;
+            match r.try_get::<String, _>(0)?.as_str() {
+                "pupil" => out.0 = n,
+                "staff" => out.1 = n,
+                _ => out.2 = n,
+            }
+        }
+        Ok(out)
+    }
+
     /// One person by id.
     pub async fn person(&self, id: i64) -> Result<Option<Person>, StoreError> {
         let row = sqlx::query(

@@ -16,6 +16,26 @@ pub enum EventsCommand {
     Search(SearchArgs),
     /// How many events are stored.
     Count,
+    /// Write invented activity (for demonstrations and benchmarks): events spread over the
+    /// last days, from the people in the store, written as the event writer writes them.
+    Generate(GenerateArgs),
+    /// Time typical activity searches over the stored events (p50, p99).
+    #[command(hide = true)]
+    BenchSearch {
+        /// Searches of each kind.
+        #[arg(long, default_value_t = 100)]
+        rounds: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// How many events.
+    #[arg(long, default_value_t = 10_000)]
+    count: u64,
+    /// Spread over this many days, ending now.
+    #[arg(long, default_value_t = 7)]
+    days: u64,
 }
 
 #[derive(Debug, Args)]
@@ -54,6 +74,20 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
         EventsCommand::Count => {
             let n = ctx.with_store(async |s| Ok(s.count_events().await?))?;
             outln!("{n}");
+        }
+        EventsCommand::Generate(g) => {
+            let (n, secs) =
+                ctx.with_store(async |s| crate::demo::generate(&s, g.count, g.days).await)?;
+            outln!(
+                "wrote {n} events in {secs:.2} s: {:.0} events/s",
+                n as f64 / secs.max(1e-9)
+            );
+        }
+        EventsCommand::BenchSearch { rounds } => {
+            let lines = ctx.with_store(async |s| crate::demo::bench_search(&s, rounds).await)?;
+            for l in lines {
+                outln!("{l}");
+            }
         }
         EventsCommand::Search(a) => {
             let q = EventQuery {

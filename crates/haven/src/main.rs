@@ -21,6 +21,7 @@ macro_rules! outln {
 mod activity;
 mod audit;
 mod check;
+mod demo;
 mod lists;
 mod people;
 mod phrases;

@@ -311,6 +311,15 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     let store = runtime
         .block_on(haven_store::Store::open(&store_url))
         .with_context(|| format!("opening the store {}", haven_store::redact(&store_url)))?;
+    if args.demo {
+        let seeded = runtime
+            .block_on(crate::demo::ensure_people(&store))
+            .context("creating the demo school")?;
+        if seeded {
+            println!("Created the demo school: invented pupils, staff and parents, and a week of activity.");
+        }
+    }
+    let people = runtime.block_on(store.count_people())?;
     let written = Arc::new(Written::default());
     let mut writer = None;
     let mut events = None;
@@ -437,6 +446,8 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 upstreams: filter.upstreams(),
                 proxy: &proxy_addrs,
                 store: &haven_store::redact(&store_url),
+                people,
+                demo: args.demo,
                 ca_state: &ca_state,
                 phrases: &phrases_state,
                 metrics,
@@ -668,6 +679,9 @@ struct Listening<'a> {
     upstreams: &'a [Upstream],
     proxy: &'a [SocketAddr],
     store: &'a str,
+    /// Active pupils, staff and parents.
+    people: (i64, i64, i64),
+    demo: bool,
     ca_state: &'a str,
     phrases: &'a str,
     metrics: Option<SocketAddr>,
@@ -679,6 +693,8 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         upstreams,
         proxy,
         store,
+        people,
+        demo,
         ca_state,
         phrases,
         metrics,
@@ -710,7 +726,10 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
     if let Some(m) = metrics {
         text += &format!("  metrics:     http://{m}/metrics\n");
     }
-    text += &format!("  store:       {store}\n");
+    text += &format!(
+        "  store:       {store}: {} pupils, {} staff, {} parents (haven people import)\n",
+        people.0, people.1, people.2
+    );
     if config.events.log {
         text += "  events:      written to the store (haven events search)\n";
     }
@@ -733,6 +752,15 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
     }
     if let Some(p) = proxy.first() {
         text += &format!("  try:         curl -x http://{p} http://bet365.com/\n");
+        if demo {
+            text += &format!(
+                "  sign in:     every demo person's password is {}; e.g. the pupil tom.lewis:\n\
+                 \x20              curl -x http://{p} --proxy-user tom.lewis:{} http://www.pokerstars.com/\n\
+                 \x20              then: haven events search --user tom.lewis\n",
+                crate::demo::DEMO_PASSWORD,
+                crate::demo::DEMO_PASSWORD
+            );
+        }
     }
     text += "Ctrl-C stops it; SIGHUP reloads the lists and the policy (a bad one keeps the old).\n";
     let mut out = std::io::stdout().lock();
