@@ -47,6 +47,42 @@ pub struct StoredEvent {
     pub latency_us: i64,
 }
 
+/// Where a page of events ended: its last event's time and id. Pages are in time order, newest
+/// first (ties by id), so a page never repeats or skips an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    /// The event's time (ms since the epoch).
+    pub at_ms: i64,
+    /// Its id.
+    pub id: i64,
+}
+
+impl Cursor {
+    /// `AT-ID`, for a link to the next page.
+    pub fn token(self) -> String {
+        format!("{}-{}", self.at_ms, self.id)
+    }
+
+    /// From a token; `None` for anything else.
+    pub fn parse(token: &str) -> Option<Cursor> {
+        let (at, id) = token.split_once('-')?;
+        Some(Cursor {
+            at_ms: at.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}
+
+impl StoredEvent {
+    /// Where a page ending with this event ended.
+    pub fn cursor(&self) -> Cursor {
+        Cursor {
+            at_ms: self.at_ms,
+            id: self.id,
+        }
+    }
+}
+
 /// What to look for: every field given must match.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -66,8 +102,8 @@ pub struct EventQuery {
     pub source: Option<String>,
     /// Searches containing this text (any search, when empty).
     pub search: Option<String>,
-    /// Only events older than this id (the next page).
-    pub before_id: Option<i64>,
+    /// Only events before this one (the next page): the last event's [`StoredEvent::cursor`].
+    pub before: Option<Cursor>,
     /// At most this many (1 to 1,000; 50 when 0).
     pub limit: i64,
 }
@@ -187,11 +223,14 @@ impl Store {
             ),
             None => {}
         }
-        if let Some(id) = q.before_id {
-            add("id < ?", Param::Int(id));
+        if let Some(c) = q.before {
+            params.push(Param::Int(c.at_ms));
+            params.push(Param::Int(c.id));
+            let n = params.len();
+            let _ = write!(sql, " AND (at, id) < (${}, ${n})", n - 1);
         }
         let limit = if q.limit <= 0 { 50 } else { q.limit.min(1000) };
-        sql.push_str(&format!(" ORDER BY id DESC LIMIT {limit}"));
+        let _ = write!(sql, " ORDER BY at DESC, id DESC LIMIT {limit}");
         // Built only from fixed clauses and placeholders: the values are bound.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in params {

@@ -88,11 +88,11 @@ CREATE TABLE events (
     search TEXT,
     latency_us BIGINT NOT NULL
 );
-CREATE INDEX events_at ON events (at);
-CREATE INDEX events_user ON events (username, id) WHERE username IS NOT NULL;
-CREATE INDEX events_client ON events (client, id);
-CREATE INDEX events_category ON events (category, id) WHERE category IS NOT NULL;
-CREATE INDEX events_searches ON events (id) WHERE search IS NOT NULL;
+CREATE INDEX events_at ON events (at, id);
+CREATE INDEX events_user ON events (username, at, id) WHERE username IS NOT NULL;
+CREATE INDEX events_client ON events (client, at, id);
+CREATE INDEX events_category ON events (category, at, id) WHERE category IS NOT NULL;
+CREATE INDEX events_searches ON events (at, id) WHERE search IS NOT NULL;
 CREATE TABLE reviews (
     id {pk},
     at BIGINT NOT NULL,

@@ -499,7 +499,7 @@ fn events_are_stored_searched_paged_and_pruned() {
                 let page = store
                     .search_events(&EventQuery {
                         client: Some("10.0.3.2".into()),
-                        before_id: before,
+                        before: before,
                         limit: 40,
                         ..Default::default()
                     })
@@ -508,7 +508,7 @@ fn events_are_stored_searched_paged_and_pruned() {
                 if page.is_empty() {
                     break;
                 }
-                before = page.last().map(|e| e.id);
+                before = page.last().map(|e| e.cursor());
                 seen.extend(page.into_iter().map(|e| e.id));
             }
             let expected = (0..1000).filter(|n| n % 7 == 3).count();
@@ -524,13 +524,40 @@ fn events_are_stored_searched_paged_and_pruned() {
                 .await
                 .expect("range");
             assert_eq!(in_range.len(), 10, "{db}");
+            // Events at the same millisecond page by id: none repeated, none skipped.
+            let same: Vec<Event> = (0..30)
+                .map(|n| Event {
+                    at_ms: 1_790_000_000_000 + 2_000_000,
+                    name: format!("same{n}.example"),
+                    ..event(n, None, Action::Allow, None, None)
+                })
+                .collect();
+            store.insert_events(&same).await.expect("insert");
+            let (mut names, mut before) = (Vec::new(), None);
+            loop {
+                let page = store
+                    .search_events(&EventQuery {
+                        from_ms: Some(1_790_000_000_000 + 2_000_000),
+                        before,
+                        limit: 7,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("page");
+                let Some(last) = page.last() else { break };
+                before = Some(last.cursor());
+                names.extend(page.iter().map(|e| e.name.clone()));
+            }
+            names.sort();
+            names.dedup();
+            assert_eq!(names.len(), 30, "{db}");
             // Retention: DNS events older than the 500th second go; proxy events stay.
             let gone = store
                 .prune_events(Some("dns"), 1_790_000_000_000 + 500_000)
                 .await
                 .expect("prune");
             assert_eq!(gone, 450, "{db}");
-            assert_eq!(store.count_events().await.expect("count"), 550, "{db}");
+            assert_eq!(store.count_events().await.expect("count"), 580, "{db}");
             store.close().await;
         }
     });

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 use haven_store::audit::AuditEntry;
-use haven_store::events::EventQuery;
+use haven_store::events::{Cursor, EventQuery};
 
 use crate::Context;
 
@@ -58,9 +58,9 @@ pub struct SearchArgs {
     /// Searches containing this text ("" for every search).
     #[arg(long)]
     search: Option<String>,
-    /// Only events before this id (the next page).
+    /// Only events before this one (the next page): AT-ID, as printed after a page.
     #[arg(long)]
-    before: Option<i64>,
+    before: Option<String>,
     /// How many.
     #[arg(long, default_value_t = 50)]
     limit: i64,
@@ -97,7 +97,13 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 action: a.action,
                 source: a.source,
                 search: a.search,
-                before_id: a.before,
+                before: match a.before.as_deref() {
+                    Some(t) => Some(
+                        Cursor::parse(t)
+                            .ok_or_else(|| anyhow::anyhow!("--before {t:?} is not AT-ID"))?,
+                    ),
+                    None => None,
+                },
                 limit: a.limit,
                 ..Default::default()
             };
@@ -114,6 +120,9 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 }
                 Ok(s.search_events(&q).await?)
             })?;
+            let next = (found.len() as i64 == a.limit)
+                .then(|| found.last().map(|e| e.cursor().token()))
+                .flatten();
             for e in found {
                 if a.json {
                     outln!("{}", serde_json::to_string(&e)?);
@@ -138,6 +147,9 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                             .unwrap_or_default()
                     );
                 }
+            }
+            if let (Some(next), false) = (next, a.json) {
+                outln!("more: --before {next}");
             }
         }
     }

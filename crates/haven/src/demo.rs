@@ -274,7 +274,7 @@ pub async fn bench_search(store: &Store, rounds: usize) -> Result<Vec<String>> {
             // And the next page, as a person scrolling would.
             if let Some(last) = first.last() {
                 let next = EventQuery {
-                    before_id: Some(last.id),
+                    before: Some(last.cursor()),
                     ..q
                 };
                 rows += store.search_events(&next).await?.len();
