@@ -18,11 +18,8 @@ echo "== store: ${HAVEN_STORE_URL:-SQLite file in $WORK}"
 "$HAVEN" --data-dir "$WORK" people import pupils config/demo-people/pupils.csv >/dev/null
 "$HAVEN" --data-dir "$WORK" people import staff config/demo-people/staff.csv >/dev/null
 
-echo "== ingestion: the first million events, then the rest"
-"$HAVEN" --data-dir "$WORK" events generate --count 1000000 --days 30
-if [ "$EVENTS" -gt 1000000 ]; then
-  "$HAVEN" --data-dir "$WORK" events generate --count $((EVENTS - 1000000)) --days 30
-fi
+echo "== ingestion: $EVENTS events in time order over 30 days, as they arrive (rate per million)"
+"$HAVEN" --data-dir "$WORK" events generate --count "$EVENTS" --days 30
 echo "== events stored: $("$HAVEN" --data-dir "$WORK" events count)"
 [ -z "${HAVEN_STORE_URL:-}" ] && echo "== database size: $(du -sh "$WORK"/haven.db* | awk '{print $1}' | paste -sd+)"
 

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod events;
 pub mod people;
 pub mod reviews;
+pub mod sessions;
 mod schema;
 
 use std::path::Path;
@@ -99,8 +100,12 @@ impl Store {
                             // Pages stay in SQLite's own cache (32 MiB) and are read through a
                             // mapping, not copied in by read(2) again and again.
                             conn.execute("PRAGMA cache_size = -32768").await?;
-                            conn.execute("PRAGMA mmap_size = 268435456").await?;
+                            conn.execute("PRAGMA mmap_size = 2147418112").await?;
+                            // Checkpoints mostly run beside the writers (below); past 8,192
+                            // pages a commit finishes one itself, which bounds the WAL (a
+                            // checkpoint racing a busy writer never catches up alone).
                             conn.execute("PRAGMA wal_autocheckpoint = 8192").await?;
+                            conn.execute("PRAGMA journal_size_limit = 67108864").await?;
                             Ok(())
                         })
                     })
@@ -120,6 +125,9 @@ impl Store {
             audit_lock: std::sync::Arc::default(),
         };
         schema::migrate(&store).await?;
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpoints(store.pool.clone()));
+        }
         Ok(store)
     }
 
@@ -142,6 +150,22 @@ impl Store {
     /// Closes every connection (waiting for queries under way).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// SQLite's WAL copied back into the database every half second on a connection of its own, so
+/// that a commit never stops to do it (a passive checkpoint waits for nobody). Ends when the
+/// pool closes; the last connection to close checkpoints what is left.
+async fn checkpoints(pool: AnyPool) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        // Busy (another checkpoint under way) is no error here: the next tick tries again.
+        let _ = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
     }
 }
 

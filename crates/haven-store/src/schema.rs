@@ -33,6 +33,7 @@ CREATE TABLE people (
     password_hash TEXT,
     totp_secret TEXT,
     totp_enabled BIGINT NOT NULL DEFAULT 0,
+    totp_last_step BIGINT NOT NULL DEFAULT 0,
     failed_logins BIGINT NOT NULL DEFAULT 0,
     locked_until BIGINT,
     active BIGINT NOT NULL DEFAULT 1,
@@ -104,6 +105,35 @@ CREATE TABLE reviews (
     decided_by TEXT,
     decided_at BIGINT,
     note TEXT
+);
+CREATE TABLE sessions (
+    id_hash TEXT PRIMARY KEY,
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    created_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    address TEXT NOT NULL,
+    csrf TEXT NOT NULL,
+    second_factor BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE api_tokens (
+    id {pk},
+    token_hash TEXT NOT NULL UNIQUE,
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    last_used BIGINT,
+    revoked BIGINT NOT NULL DEFAULT 0
+);
+CREATE TABLE policy_changes (
+    id {pk},
+    at BIGINT NOT NULL,
+    author TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    approver TEXT,
+    decided_at BIGINT,
+    policy TEXT NOT NULL,
+    summary TEXT NOT NULL
 );
 CREATE TABLE audit (
     id {pk},

@@ -120,10 +120,11 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
     let span = days.max(1) * 86_400_000;
     let start = now.saturating_sub(span);
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
-    const BATCH: usize = 64 * haven_core::event::EVENT_BATCH;
+    const BATCH: usize = 256 * haven_core::event::EVENT_BATCH;
     let mut batch = Vec::with_capacity(BATCH);
     let mut written = 0u64;
     let mut busy = 0f64;
+    let mut chunk = (0u64, 0f64);
     for i in 0..count {
         let at_ms = start + span * i / count.max(1);
         let device = (dice.next() % 250) as u8 + 2;
@@ -211,9 +212,22 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
         if batch.len() == BATCH || i + 1 == count {
             let t = Instant::now();
             store.insert_events(&batch).await?;
-            busy += t.elapsed().as_secs_f64();
+            let took = t.elapsed().as_secs_f64();
+            busy += took;
+            chunk.0 += batch.len() as u64;
+            chunk.1 += took;
             written += batch.len() as u64;
             batch.clear();
+            // Large runs report each million, so a slowdown as the database grows shows.
+            if count >= 2_000_000 && (chunk.0 >= 1_000_000 || i + 1 == count) {
+                eprintln!(
+                    "  events {:>10} to {:>10}: {:.0} events/s",
+                    written - chunk.0,
+                    written,
+                    chunk.0 as f64 / chunk.1.max(1e-9)
+                );
+                chunk = (0, 0.0);
+            }
         }
     }
     Ok((written, busy))

@@ -500,7 +500,9 @@ impl Written {
 }
 
 /// Writes the data plane's events to the store on a thread of its own (with its own
-/// connections), a transaction per gathering of batches. An event counts as stored once its
+/// connections), a transaction per gathering of batches (up to 256 of them, 65,536 events:
+/// under load, fewer and larger transactions rewrite each index page fewer times). An event
+/// counts as stored once its
 /// transaction commits. A batch the store refuses is kept and tried again; meanwhile new
 /// events wait in the channel, and past its size are dropped and counted, never waited for.
 fn start_event_writer(
@@ -534,7 +536,7 @@ fn start_event_writer(
                     }
                 };
                 while let Ok(mut events) = rx.recv() {
-                    for more in rx.try_iter().take(63) {
+                    for more in rx.try_iter().take(255) {
                         events.extend(more);
                     }
                     let mut tries = 0u64;
@@ -741,7 +743,7 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         text += &format!("  HTTPS:       {ca_state}\n");
         text += &format!("  scoring:     {phrases}\n");
     }
-    text += "  console and sign-in: not yet built (issue 5)\n";
+    text += "  console:     not yet built; people sign in to the proxy\n";
     if let (Some(addr), Some(pupils)) = (dns.first(), config.networks.first()) {
         let bind = pupils.cidr.split('/').next().unwrap_or("127.0.0.1");
         text += &format!(

@@ -1,0 +1,271 @@
+//! Console sessions, two-factor state, recovery codes and API tokens. Secrets handed to a
+//! browser or a script (session cookies, recovery codes, API tokens) are random and kept only
+//! as their SHA-256: the database alone does not let anyone in.
+
+use sqlx::Row as _;
+
+use crate::accounts::Identity;
+use crate::{now_ms, Store, StoreError};
+
+/// A signed-in browser.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// Who.
+    pub person_id: i64,
+    /// The token every form must carry (CSRF).
+    pub csrf: String,
+    /// Whether the second factor was given (or was not needed).
+    pub second_factor: bool,
+    /// When it was last used (ms since the epoch).
+    pub last_seen: i64,
+}
+
+/// Random bytes as lowercase hex.
+pub fn random_hex(bytes: usize) -> Result<String, StoreError> {
+    use ring::rand::SecureRandom as _;
+    let mut buf = vec![0u8; bytes];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| StoreError::Invalid("no randomness available".into()))?;
+    Ok(hex(&buf))
+}
+
+/// Random bytes.
+pub fn random_bytes(n: usize) -> Result<Vec<u8>, StoreError> {
+    use ring::rand::SecureRandom as _;
+    let mut buf = vec![0u8; n];
+    ring::rand::SystemRandom::new()
+        .fill(&mut buf)
+        .map_err(|_| StoreError::Invalid("no randomness available".into()))?;
+    Ok(buf)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of a secret, as stored.
+pub fn secret_hash(secret: &str) -> String {
+    hex(ring::digest::digest(&ring::digest::SHA256, secret.as_bytes()).as_ref())
+}
+
+impl Store {
+    /// Starts a session for a person who gave their password: the cookie value (only its hash
+    /// is kept) and the session.
+    pub async fn create_session(
+        &self,
+        person_id: i64,
+        address: &str,
+        second_factor: bool,
+    ) -> Result<(String, Session), StoreError> {
+        let token = random_hex(32)?;
+        let csrf = random_hex(16)?;
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO sessions (id_hash, person_id, created_at, last_seen, address, csrf, second_factor) VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        )
+        .bind(secret_hash(&token))
+        .bind(person_id)
+        .bind(now)
+        .bind(address)
+        .bind(&csrf)
+        .bind(i64::from(second_factor))
+        .execute(&self.pool)
+        .await?;
+        Ok((
+            token,
+            Session {
+                person_id,
+                csrf,
+                second_factor,
+                last_seen: now,
+            },
+        ))
+    }
+
+    /// The session for a cookie value, if it exists and was used within `idle_ms`; using it
+    /// counts as activity. An idle one is ended.
+    pub async fn session(&self, token: &str, idle_ms: i64) -> Result<Option<Session>, StoreError> {
+        let hash = secret_hash(token);
+        let Some(r) = sqlx::query(
+            "SELECT s.person_id, s.csrf, s.second_factor, s.last_seen FROM sessions s JOIN people p ON p.id = s.person_id \
+             WHERE s.id_hash = $1 AND p.active = 1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        let last_seen: i64 = r.try_get(3)?;
+        if now - last_seen > idle_ms {
+            self.end_session(token).await?;
+            return Ok(None);
+        }
+        sqlx::query("UPDATE sessions SET last_seen = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(&hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(Session {
+            person_id: r.try_get(0)?,
+            csrf: r.try_get(1)?,
+            second_factor: r.try_get::<i64, _>(2)? != 0,
+            last_seen: now,
+        }))
+    }
+
+    /// Records that the session's second factor was given.
+    pub async fn pass_second_factor(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sessions SET second_factor = 1 WHERE id_hash = $1")
+            .bind(secret_hash(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a session (signing out, or idle).
+    pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(secret_hash(token))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The identity behind a person id (active people only).
+    pub async fn identity_by_id(&self, person_id: i64) -> Result<Option<Identity>, StoreError> {
+        let username: Option<String> =
+            sqlx::query("SELECT username FROM people WHERE id = $1 AND active = 1")
+                .bind(person_id)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| r.try_get(0))
+                .transpose()?
+                .flatten();
+        match username {
+            Some(u) => self.identity(&u).await,
+            None => Ok(None),
+        }
+    }
+
+    /// A person's TOTP secret (base32) and the last time step used, when they have one.
+    pub async fn totp_secret(&self, person_id: i64) -> Result<Option<(String, i64)>, StoreError> {
+        let row = sqlx::query("SELECT totp_secret, totp_last_step FROM people WHERE id = $1")
+            .bind(person_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r
+                .try_get::<Option<String>, _>(0)?
+                .map(|s| Ok::<_, StoreError>((s, r.try_get(1)?)))
+                .transpose()?,
+            None => None,
+        })
+    }
+
+    /// Keeps a secret being enrolled (not yet in force).
+    pub async fn set_totp_secret(&self, person_id: i64, secret: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE people SET totp_secret = $1, totp_enabled = 0, totp_last_step = 0 WHERE id = $2",
+        )
+        .bind(secret)
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Puts the enrolled secret in force.
+    pub async fn enable_totp(&self, person_id: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE people SET totp_enabled = 1 WHERE id = $1")
+            .bind(person_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records a time step as used, if it is later than the last: false when it was already
+    /// used (a replayed code).
+    pub async fn use_totp_step(&self, person_id: i64, step: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE people SET totp_last_step = $1 WHERE id = $2 AND totp_last_step < $1",
+        )
+        .bind(step)
+        .bind(person_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Replaces a person's recovery codes with ten new ones, returned once.
+    pub async fn new_recovery_codes(&self, person_id: i64) -> Result<Vec<String>, StoreError> {
+        let mut codes = Vec::with_capacity(10);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM recovery_codes WHERE person_id = $1")
+            .bind(person_id)
+            .execute(&mut *tx)
+            .await?;
+        for _ in 0..10 {
+            let raw = random_hex(5)?;
+            let code = format!("{}-{}", &raw[..5], &raw[5..]);
+            sqlx::query("INSERT INTO recovery_codes (person_id, code_hash) VALUES ($1, $2)")
+                .bind(person_id)
+                .bind(secret_hash(&code))
+                .execute(&mut *tx)
+                .await?;
+            codes.push(code);
+        }
+        tx.commit().await?;
+        Ok(codes)
+    }
+
+    /// Uses a recovery code: true once per code.
+    pub async fn use_recovery_code(&self, person_id: i64, code: &str) -> Result<bool, StoreError> {
+        let code = code.trim().to_ascii_lowercase();
+        let done = sqlx::query(
+            "UPDATE recovery_codes SET used_at = $1 WHERE person_id = $2 AND code_hash = $3 AND used_at IS NULL",
+        )
+        .bind(now_ms())
+        .bind(person_id)
+        .bind(secret_hash(&code))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Creates an API token for a person: the token (shown once).
+    pub async fn create_api_token(&self, person_id: i64, name: &str) -> Result<String, StoreError> {
+        let token = format!("haven_{}", random_hex(24)?);
+        sqlx::query(
+            "INSERT INTO api_tokens (token_hash, person_id, name, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(secret_hash(&token))
+        .bind(person_id)
+        .bind(name)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    /// The person an API token belongs to (not revoked, person active).
+    pub async fn api_token_person(&self, token: &str) -> Result<Option<i64>, StoreError> {
+        let hash = secret_hash(token);
+        let row = sqlx::query(
+            "SELECT t.person_id FROM api_tokens t JOIN people p ON p.id = t.person_id \
+             WHERE t.token_hash = $1 AND t.revoked = 0 AND p.active = 1",
+        )
+        .bind(&hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        sqlx::query("UPDATE api_tokens SET last_used = $1 WHERE token_hash = $2")
+            .bind(now_ms())
+            .bind(&hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(Some(r.try_get(0)?))
+    }
+}
