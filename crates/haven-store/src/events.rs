@@ -261,6 +261,37 @@ impl Store {
             .collect()
     }
 
+    /// Blocks since `from_ms`, by category, most first.
+    pub async fn blocks_by_category(&self, from_ms: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT category, COUNT(*) AS n FROM events WHERE category IS NOT NULL AND at >= $1 AND action = 'block'              GROUP BY category ORDER BY n DESC, category",
+        )
+        .bind(from_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// The sites blocked most since `from_ms` (name or URL as recorded), most first.
+    pub async fn top_blocked(
+        &self,
+        from_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT name, COUNT(*) AS n FROM events WHERE category IS NOT NULL AND at >= $1 AND action = 'block'              GROUP BY name ORDER BY n DESC, name LIMIT $2",
+        )
+        .bind(from_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// Events stored in all.
     pub async fn count_events(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) FROM events")

@@ -1,11 +1,11 @@
-//! Review requests from block pages: "this page should not be blocked". Staff approve
-//! (adding an override) or decline them in the console.
+//! Review requests from block pages ("this page should not be blocked"), decided by staff in
+//! the console; and policy changes with their change-control record.
 
 use sqlx::Row as _;
 
-use crate::{Store, StoreError};
+use crate::{now_ms, Store, StoreError};
 
-/// A request as stored.
+/// A review request as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Review {
     /// Its id.
@@ -14,6 +14,8 @@ pub struct Review {
     pub at_ms: i64,
     /// From which address.
     pub client: String,
+    /// The group the page was blocked for.
+    pub group: String,
     /// By whom, when known.
     pub user: Option<String>,
     /// The page.
@@ -22,7 +24,71 @@ pub struct Review {
     pub reason: String,
     /// `open`, `approved` or `declined`.
     pub status: String,
+    /// Who decided.
+    pub decided_by: Option<String>,
+    /// Their note.
+    pub note: Option<String>,
 }
+
+/// A policy change: who, when, why, and whether it is in force.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyChange {
+    /// Its id.
+    pub id: i64,
+    /// When it was proposed.
+    pub at_ms: i64,
+    /// Who proposed it.
+    pub author: String,
+    /// Why.
+    pub reason: String,
+    /// `applied`, `pending` (waiting for a second person), or `rejected`.
+    pub status: String,
+    /// Who approved or rejected it.
+    pub approver: Option<String>,
+    /// The whole policy text it sets.
+    #[serde(skip)]
+    pub policy: String,
+    /// The SHA-256 of the policy text it was written against.
+    #[serde(skip)]
+    pub base_hash: String,
+    /// What it changes, in a line.
+    pub summary: String,
+}
+
+fn review_from(r: &sqlx::any::AnyRow) -> Result<Review, StoreError> {
+    Ok(Review {
+        id: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        client: r.try_get(2)?,
+        group: r.try_get(3)?,
+        user: r.try_get(4)?,
+        url: r.try_get(5)?,
+        reason: r.try_get(6)?,
+        status: r.try_get(7)?,
+        decided_by: r.try_get(8)?,
+        note: r.try_get(9)?,
+    })
+}
+
+const REVIEW_COLUMNS: &str =
+    "id, at, client, grp, username, url, reason, status, decided_by, note";
+
+fn change_from(r: &sqlx::any::AnyRow) -> Result<PolicyChange, StoreError> {
+    Ok(PolicyChange {
+        id: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        author: r.try_get(2)?,
+        reason: r.try_get(3)?,
+        status: r.try_get(4)?,
+        approver: r.try_get(5)?,
+        policy: r.try_get(6)?,
+        summary: r.try_get(7)?,
+        base_hash: r.try_get(8)?,
+    })
+}
+
+const CHANGE_COLUMNS: &str =
+    "id, at, author, reason, status, approver, policy, summary, base_hash";
 
 impl Store {
     /// Records a review request.
@@ -30,15 +96,17 @@ impl Store {
         &self,
         at_ms: i64,
         client: &str,
+        group: &str,
         user: Option<&str>,
         url: &str,
         reason: &str,
     ) -> Result<i64, StoreError> {
         Ok(sqlx::query(
-            "INSERT INTO reviews (at, client, username, url, reason) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO reviews (at, client, grp, username, url, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(at_ms)
         .bind(client)
+        .bind(group)
         .bind(user)
         .bind(url)
         .bind(reason)
@@ -49,25 +117,111 @@ impl Store {
 
     /// Requests with this status, oldest first.
     pub async fn reviews(&self, status: &str, limit: i64) -> Result<Vec<Review>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, client, username, url, reason, status FROM reviews WHERE status = $1 ORDER BY id LIMIT $2",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REVIEW_COLUMNS} FROM reviews WHERE status = $1 ORDER BY id LIMIT $2"
+        )))
         .bind(status)
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Review {
-                    id: r.try_get(0)?,
-                    at_ms: r.try_get(1)?,
-                    client: r.try_get(2)?,
-                    user: r.try_get(3)?,
-                    url: r.try_get(4)?,
-                    reason: r.try_get(5)?,
-                    status: r.try_get(6)?,
-                })
-            })
-            .collect()
+        rows.iter().map(review_from).collect()
+    }
+
+    /// One request.
+    pub async fn review(&self, id: i64) -> Result<Option<Review>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {REVIEW_COLUMNS} FROM reviews WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(review_from).transpose()
+    }
+
+    /// Decides an open request; false when it was not open (decided already, or no such).
+    pub async fn decide_review(
+        &self,
+        id: i64,
+        approved: bool,
+        by: &str,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE reviews SET status = $1, decided_by = $2, decided_at = $3, note = $4 WHERE id = $5 AND status = 'open'",
+        )
+        .bind(if approved { "approved" } else { "declined" })
+        .bind(by)
+        .bind(now_ms())
+        .bind(note)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Records a policy change (`applied` or `pending`).
+    pub async fn add_policy_change(
+        &self,
+        author: &str,
+        reason: &str,
+        status: &str,
+        policy: &str,
+        base_hash: &str,
+        summary: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "INSERT INTO policy_changes (at, author, reason, status, policy, base_hash, summary) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(now_ms())
+        .bind(author)
+        .bind(reason)
+        .bind(status)
+        .bind(policy)
+        .bind(base_hash)
+        .bind(summary)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// Policy changes, newest first.
+    pub async fn policy_changes(&self, limit: i64) -> Result<Vec<PolicyChange>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHANGE_COLUMNS} FROM policy_changes ORDER BY id DESC LIMIT $1"
+        )))
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(change_from).collect()
+    }
+
+    /// One policy change.
+    pub async fn policy_change(&self, id: i64) -> Result<Option<PolicyChange>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHANGE_COLUMNS} FROM policy_changes WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(change_from).transpose()
+    }
+
+    /// Settles a pending change (`applied` or `rejected`); false when it was not pending.
+    pub async fn settle_policy_change(
+        &self,
+        id: i64,
+        status: &str,
+        approver: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE policy_changes SET status = $1, approver = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(approver)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

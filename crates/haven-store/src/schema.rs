@@ -98,6 +98,7 @@ CREATE TABLE reviews (
     id {pk},
     at BIGINT NOT NULL,
     client TEXT NOT NULL,
+    grp TEXT NOT NULL,
     username TEXT,
     url TEXT NOT NULL,
     reason TEXT NOT NULL,
@@ -133,6 +134,7 @@ CREATE TABLE policy_changes (
     approver TEXT,
     decided_at BIGINT,
     policy TEXT NOT NULL,
+    base_hash TEXT NOT NULL,
     summary TEXT NOT NULL
 );
 CREATE TABLE audit (

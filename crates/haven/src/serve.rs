@@ -100,6 +100,9 @@ pub struct ConfigFile {
     /// The store.
     #[serde(default)]
     pub store: StoreConfig,
+    /// The console.
+    #[serde(default)]
+    pub console: haven_console::ConsoleConfig,
 }
 
 /// `[store]`: where people, events and the audit log are kept.
@@ -348,6 +351,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 .add_review(
                     r.at_ms as i64,
                     &r.client.to_string(),
+                    &r.group,
                     None,
                     &r.url,
                     &r.reason,
@@ -407,6 +411,28 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 }
             });
         }
+        let mut console = None;
+        if !config.console.listen.is_empty() {
+            let listen = &config.console.listen;
+            let addr: SocketAddr = listen
+                .parse()
+                .with_context(|| format!("console.listen: {listen:?} is not address:port"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("console: cannot listen on {addr}"))?;
+            console = Some(listener.local_addr()?);
+            let app = haven_console::Console::new(
+                store.clone(),
+                live.clone(),
+                ctx.data_dir.join("policy.toml"),
+                config.console.clone(),
+            );
+            tokio::spawn(async move {
+                if let Err(e) = app.serve(listener).await {
+                    eprintln!("error: the console on {addr} stopped: {e}");
+                }
+            });
+        }
         let mut metrics = None;
         if let Some(listen) = &config.metrics.listen {
             let addr: SocketAddr = listen
@@ -448,6 +474,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 store: &haven_store::redact(&store_url),
                 people,
                 demo: args.demo,
+                console,
                 ca_state: &ca_state,
                 phrases: &phrases_state,
                 metrics,
@@ -684,6 +711,7 @@ struct Listening<'a> {
     /// Active pupils, staff and parents.
     people: (i64, i64, i64),
     demo: bool,
+    console: Option<SocketAddr>,
     ca_state: &'a str,
     phrases: &'a str,
     metrics: Option<SocketAddr>,
@@ -697,6 +725,7 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         store,
         people,
         demo,
+        console,
         ca_state,
         phrases,
         metrics,
@@ -743,7 +772,20 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         text += &format!("  HTTPS:       {ca_state}\n");
         text += &format!("  scoring:     {phrases}\n");
     }
-    text += "  console:     not yet built; people sign in to the proxy\n";
+    match console {
+        Some(c) => {
+            text += &format!("  console:     http://{c}/\n");
+            if demo {
+                text += &format!(
+                    "  sign in:     every demo person's password is {}: priya.shah (DSL; sets up a\n\
+                     \x20              two-step code on first sign-in), owen.price (network manager),\n\
+                     \x20              ben.carter (teacher)\n",
+                    crate::demo::DEMO_PASSWORD
+                );
+            }
+        }
+        None => text += "  console:     off ([console] listen)\n",
+    }
     if let (Some(addr), Some(pupils)) = (dns.first(), config.networks.first()) {
         let bind = pupils.cidr.split('/').next().unwrap_or("127.0.0.1");
         text += &format!(
@@ -756,10 +798,8 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         text += &format!("  try:         curl -x http://{p} http://bet365.com/\n");
         if demo {
             text += &format!(
-                "  sign in:     every demo person's password is {}; e.g. the pupil tom.lewis:\n\
-                 \x20              curl -x http://{p} --proxy-user tom.lewis:{} http://www.pokerstars.com/\n\
-                 \x20              then: haven events search --user tom.lewis\n",
-                crate::demo::DEMO_PASSWORD,
+                "  proxy as:    curl -x http://{p} --proxy-user tom.lewis:{} http://www.pokerstars.com/\n\
+                 \x20              (the pupil tom.lewis), then look for it in the console's Activity\n",
                 crate::demo::DEMO_PASSWORD
             );
         }

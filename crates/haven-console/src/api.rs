@@ -1,0 +1,294 @@
+//! The JSON API, for automation: the same data and decisions as the pages, with the same
+//! permissions, for a bearer token made on the console's token page. Described by the OpenAPI
+//! document at `/api/openapi.json`.
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use haven_store::audit::AuditEntry;
+use haven_store::events::{Cursor, EventQuery};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::permissions::{any_allowed, Permission};
+use crate::web::{Denied, Peer, Signed};
+use crate::Console;
+
+/// Every API route and the permission it needs (`None`: any valid token).
+pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
+    ("GET", "/api/v1/me", None),
+    ("GET", "/api/v1/events", Some(Permission::Activity)),
+    ("GET", "/api/v1/reviews", Some(Permission::Reviews)),
+    ("POST", "/api/v1/reviews/{id}", Some(Permission::Reviews)),
+    ("GET", "/api/v1/policy", Some(Permission::PolicyRead)),
+    ("GET", "/api/v1/audit", Some(Permission::Audit)),
+];
+
+pub(crate) fn routes() -> Router<Console> {
+    Router::new()
+        .route("/api/openapi.json", get(openapi))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/reviews", get(reviews))
+        .route("/api/v1/reviews/{id}", post(decide))
+        .route("/api/v1/policy", get(policy))
+        .route("/api/v1/audit", get(audit))
+}
+
+/// An API refusal, as JSON.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<Denied> for ApiError {
+    fn from(d: Denied) -> Self {
+        match d {
+            Denied::SignIn | Denied::SecondFactor | Denied::Enrol | Denied::Csrf => ApiError(
+                StatusCode::UNAUTHORIZED,
+                "a valid API token is needed: Authorization: Bearer TOKEN".into(),
+            ),
+            Denied::Forbidden(p) => ApiError(
+                StatusCode::FORBIDDEN,
+                format!("this token's roles do not allow {}", p.id()),
+            ),
+            Denied::NotFound => ApiError(StatusCode::NOT_FOUND, "not found".into()),
+            Denied::Invalid(why) => ApiError(StatusCode::BAD_REQUEST, why),
+            Denied::Store(e) => {
+                eprintln!("console API: store error: {e}");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store could not be reached".into(),
+                )
+            }
+        }
+    }
+}
+
+impl From<haven_store::StoreError> for ApiError {
+    fn from(e: haven_store::StoreError) -> Self {
+        Denied::Store(e).into()
+    }
+}
+
+impl Console {
+    /// The person behind a request's bearer token.
+    async fn token_holder(&self, headers: &HeaderMap, peer: &Peer) -> Result<Signed, Denied> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or(Denied::SignIn)?;
+        let person = self
+            .store
+            .api_token_person(token)
+            .await?
+            .ok_or(Denied::SignIn)?;
+        let who = self
+            .store
+            .identity_by_id(person)
+            .await?
+            .ok_or(Denied::SignIn)?;
+        Ok(Signed {
+            who,
+            session: None,
+            address: peer.0.clone(),
+        })
+    }
+}
+
+async fn me(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    let permissions: Vec<&str> = Permission::ALL
+        .iter()
+        .filter(|p| any_allowed(&s.who.roles, **p))
+        .map(|p| p.id())
+        .collect();
+    Ok(Json(json!({
+        "username": s.who.username,
+        "name": s.who.display_name,
+        "roles": s.who.roles.iter().map(|r| r.id()).collect::<Vec<_>>(),
+        "permissions": permissions,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct EventsQuery {
+    user: Option<String>,
+    client: Option<String>,
+    category: Option<String>,
+    action: Option<String>,
+    source: Option<String>,
+    search: Option<String>,
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    before: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn events(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::Activity)?;
+    let before = match q.before.as_deref() {
+        Some(t) => Some(
+            Cursor::parse(t)
+                .ok_or_else(|| Denied::Invalid(format!("before: {t:?} is not AT-ID")))?,
+        ),
+        None => None,
+    };
+    let query = EventQuery {
+        user: q.user,
+        client: q.client,
+        category: q.category,
+        action: q.action,
+        source: q.source,
+        search: q.search,
+        from_ms: q.from_ms,
+        to_ms: q.to_ms,
+        before,
+        limit: q.limit.unwrap_or(50).clamp(1, 1000),
+    };
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &s.address,
+            action: "read activity",
+            subject: query
+                .user
+                .as_deref()
+                .or(query.client.as_deref())
+                .unwrap_or("all activity"),
+            detail: "API",
+        })
+        .await?;
+    let found = c.store.search_events(&query).await?;
+    let next = (found.len() as i64 == query.limit)
+        .then(|| found.last().map(|e| e.cursor().token()))
+        .flatten();
+    Ok(Json(json!({ "events": found, "next": next })))
+}
+
+#[derive(Debug, Deserialize)]
+struct ReviewsQuery {
+    #[serde(default = "open")]
+    status: String,
+}
+
+fn open() -> String {
+    "open".into()
+}
+
+async fn reviews(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(q): Query<ReviewsQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::Reviews)?;
+    Ok(Json(json!({ "reviews": c.store.reviews(&q.status, 1000).await? })))
+}
+
+#[derive(Debug, Deserialize)]
+struct Decision {
+    decision: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    scope: Option<String>,
+}
+
+async fn decide(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(d): Json<Decision>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::Reviews)?;
+    let approve = match d.decision.as_str() {
+        "approve" => true,
+        "decline" => false,
+        other => {
+            return Err(Denied::Invalid(format!(
+                "decision: {other:?} is not approve or decline"
+            ))
+            .into())
+        }
+    };
+    let whole_site = d.scope.as_deref() != Some("page");
+    let outcome = c.decide_review(id, approve, whole_site, &d.note, &s).await?;
+    Ok(Json(match outcome {
+        None => json!({ "review": id, "status": "declined" }),
+        Some(crate::change::Outcome::Applied(change)) => {
+            json!({ "review": id, "status": "approved", "policy_change": change, "change_status": "applied" })
+        }
+        Some(crate::change::Outcome::Pending(change)) => {
+            json!({ "review": id, "status": "approved", "policy_change": change, "change_status": "pending" })
+        }
+    }))
+}
+
+async fn policy(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::PolicyRead)?;
+    let engine = c.engine.current();
+    Ok(Json(json!({
+        "text": c.policy_text(),
+        "snapshot": format!("{:016x}", engine.snapshot().checksum()),
+        "approval_required": c.config.policy_approval,
+        "changes": c.store.policy_changes(100).await?,
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct AuditQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn audit(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::Audit)?;
+    let entries = c
+        .store
+        .audit_log(q.before, q.limit.unwrap_or(100))
+        .await?;
+    Ok(Json(json!({ "entries": entries })))
+}
+
+/// The OpenAPI 3.1 document for the routes above.
+async fn openapi() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+        .into_response()
+}

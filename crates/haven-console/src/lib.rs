@@ -1,0 +1,160 @@
+//! Haven's console: server-rendered pages (askama templates and a little htmx) and a JSON API,
+//! over the store.
+//!
+//! Everyone signs in with a user name and password; roles that see safeguarding data also give
+//! a TOTP code (enrolled with a QR code on first sign-in, with recovery codes). Sessions end
+//! after `idle_minutes` without use. Every page and API route names the permission it needs
+//! ([`permissions`]); every form carries the session's CSRF token; every response carries
+//! strict security headers; every read of someone's activity is audited.
+
+pub mod api;
+pub mod change;
+pub mod pages;
+pub mod permissions;
+pub mod totp;
+pub mod web;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::http::{header, HeaderValue};
+use axum::Router;
+use haven_core::LiveEngine;
+use haven_store::Store;
+use serde::Deserialize;
+
+/// `[console]` in `haven.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Where the console listens (`""` switches it off).
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Minutes without use after which a session ends.
+    #[serde(default = "default_idle")]
+    pub idle_minutes: u32,
+    /// Whether a policy change needs a second person's approval before it applies.
+    #[serde(default)]
+    pub policy_approval: bool,
+    /// Mark cookies `Secure` (set when the console is reached over HTTPS, e.g. behind a
+    /// TLS-terminating proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8080".to_owned()
+}
+
+fn default_idle() -> u32 {
+    20
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        // A configuration without a [console] section has no console.
+        ConsoleConfig {
+            listen: String::new(),
+            idle_minutes: default_idle(),
+            policy_approval: false,
+            secure_cookies: false,
+        }
+    }
+}
+
+/// What the console works with.
+#[derive(Debug)]
+pub struct Inner {
+    /// The store.
+    pub store: Store,
+    /// The engine in force (policy changes replace it).
+    pub engine: Arc<LiveEngine>,
+    /// `<data-dir>/policy.toml`, where policy changes are written.
+    pub policy_path: PathBuf,
+    /// Settings.
+    pub config: ConsoleConfig,
+}
+
+/// The console's shared state.
+#[derive(Debug, Clone)]
+pub struct Console(pub Arc<Inner>);
+
+impl std::ops::Deref for Console {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Console {
+    /// A console over `store`, changing the policy at `policy_path` for `engine`.
+    pub fn new(
+        store: Store,
+        engine: Arc<LiveEngine>,
+        policy_path: PathBuf,
+        config: ConsoleConfig,
+    ) -> Console {
+        Console(Arc::new(Inner {
+            store,
+            engine,
+            policy_path,
+            config,
+        }))
+    }
+
+    /// Every page and API route.
+    pub fn router(&self) -> Router {
+        pages::routes()
+            .merge(api::routes())
+            .with_state(self.clone())
+            .layer(axum::middleware::from_fn(security_headers))
+    }
+
+    /// Serves the console on a bound listener until it fails.
+    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    }
+
+    /// The school's name, from the policy in force.
+    pub fn school(&self) -> String {
+        self.engine.current().policy().school.clone()
+    }
+}
+
+/// Headers on every response: no scripts but our own, no framing, no sniffing, no caching of
+/// pages that hold pupils' data, no referrer leaving the console.
+async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    h.insert(
+        "cross-origin-opener-policy",
+        HeaderValue::from_static("same-origin"),
+    );
+    h.insert(
+        "permissions-policy",
+        HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
+    );
+    resp
+}

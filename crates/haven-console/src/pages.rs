@@ -1,0 +1,1188 @@
+//! The console's pages: sign-in (password, then a TOTP code or enrolment for the roles that
+//! need it), the dashboard, activity search and a person's timeline, review requests, the
+//! policy with its changes, the audit log and API tokens.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use haven_store::accounts::SignInError;
+use haven_store::audit::{AuditCheck, AuditEntry};
+use haven_store::events::{Cursor, EventQuery, StoredEvent};
+use serde::Deserialize;
+
+use crate::permissions::Permission;
+use crate::totp;
+use crate::web::{
+    cookie, day_start, html, set_cookie, when, Denied, Peer, Signed, LOGIN_COOKIE, SESSION_COOKIE,
+};
+use crate::Console;
+
+/// Every page, with the permission each needs (checked inside each handler with
+/// [`Signed::need`]; listed here for the role × route table in the tests).
+pub const PAGES: &[(&str, &str, Option<Permission>)] = &[
+    ("GET", "/", None),
+    ("GET", "/activity", Some(Permission::Activity)),
+    ("GET", "/people/{id}", Some(Permission::Activity)),
+    ("GET", "/reviews", Some(Permission::Reviews)),
+    ("POST", "/reviews/{id}", Some(Permission::Reviews)),
+    ("GET", "/policy", Some(Permission::PolicyRead)),
+    ("POST", "/policy", Some(Permission::PolicyEdit)),
+    ("POST", "/policy/changes/{id}", Some(Permission::PolicyApprove)),
+    ("GET", "/audit", Some(Permission::Audit)),
+    ("POST", "/audit/verify", Some(Permission::Audit)),
+    ("GET", "/tokens", Some(Permission::ApiTokens)),
+    ("POST", "/tokens", Some(Permission::ApiTokens)),
+];
+
+pub(crate) fn routes() -> Router<Console> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(login_form).post(login))
+        .route("/login/totp", get(totp_form).post(totp_check))
+        .route("/enrol", get(enrol_form).post(enrol))
+        .route("/logout", post(logout))
+        .route("/activity", get(activity))
+        .route("/activity/rows", get(activity_rows))
+        .route("/people/{id}", get(person))
+        .route("/reviews", get(reviews))
+        .route("/reviews/{id}", post(decide_review))
+        .route("/policy", get(policy).post(policy_save))
+        .route("/policy/changes/{id}", post(policy_settle))
+        .route("/audit", get(audit))
+        .route("/audit/verify", post(audit_verify))
+        .route("/tokens", get(tokens).post(token_create))
+        .route("/static/htmx.min.js", get(htmx))
+        .route("/static/haven.css", get(css))
+}
+
+async fn htmx() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../static/htmx.min.js"),
+    )
+        .into_response()
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../static/haven.css"),
+    )
+        .into_response()
+}
+
+/// A link in the header.
+#[derive(Debug)]
+pub struct NavItem {
+    href: &'static str,
+    label: &'static str,
+}
+
+/// What every page's frame shows.
+#[derive(Debug, Default)]
+pub struct Layout {
+    title: String,
+    school: String,
+    /// Who is signed in (empty on the sign-in pages).
+    user: String,
+    csrf: String,
+    nav: Vec<NavItem>,
+}
+
+impl Console {
+    fn layout(&self, title: &str, signed: Option<&Signed>) -> Layout {
+        let mut l = Layout {
+            title: title.to_owned(),
+            school: self.school(),
+            ..Layout::default()
+        };
+        if let Some(s) = signed {
+            l.user = format!(
+                "{} ({})",
+                s.who.display_name,
+                s.who
+                    .roles
+                    .iter()
+                    .map(|r| r.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            l.csrf = s.csrf().to_owned();
+            for (href, label, p) in [
+                ("/", "Dashboard", Permission::Dashboard),
+                ("/activity", "Activity", Permission::Activity),
+                ("/reviews", "Reviews", Permission::Reviews),
+                ("/policy", "Policy", Permission::PolicyRead),
+                ("/audit", "Audit log", Permission::Audit),
+                ("/tokens", "API tokens", Permission::ApiTokens),
+            ] {
+                if s.may(p) {
+                    l.nav.push(NavItem { href, label });
+                }
+            }
+        }
+        l
+    }
+}
+
+/// A page with a title and a line of text (errors, refusals).
+#[derive(Debug, Template)]
+#[template(path = "message.html")]
+pub struct Message<'a> {
+    /// The heading.
+    pub title: &'a str,
+    /// What to say.
+    pub text: &'a str,
+}
+
+/// Renders a template into a response.
+pub fn render<T: Template>(t: &T) -> Response {
+    html(t)
+}
+
+// ---- signing in --------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    l: Layout,
+    error: String,
+    form_token: String,
+    idle: u32,
+}
+
+async fn login_form(State(c): State<Console>, headers: HeaderMap) -> Result<Response, Denied> {
+    // The form is tied to this browser by a cookie, so another site cannot sign someone in.
+    let token = match cookie(&headers, LOGIN_COOKIE) {
+        Some(t) if t.len() == 32 => t,
+        _ => haven_store::sessions::random_hex(16)?,
+    };
+    let page = LoginPage {
+        l: c.layout("Sign in", None),
+        error: String::new(),
+        form_token: token.clone(),
+        idle: c.config.idle_minutes,
+    };
+    Ok((
+        [(
+            header::SET_COOKIE,
+            set_cookie(LOGIN_COOKIE, &token, c.config.secure_cookies, None),
+        )],
+        html(&page),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+}
+
+async fn login(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, Denied> {
+    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !crate::web::same(&expected, &f.csrf) {
+        return Err(Denied::Csrf);
+    }
+    let username = f.username.trim().to_ascii_lowercase();
+    let refused = |error: &str| {
+        let page = LoginPage {
+            l: c.layout("Sign in", None),
+            error: error.to_owned(),
+            form_token: expected.clone(),
+            idle: c.config.idle_minutes,
+        };
+        (StatusCode::UNAUTHORIZED, html(&page)).into_response()
+    };
+    let who = match c.store.sign_in(&username, &f.password).await? {
+        Ok(who) => who,
+        Err(SignInError::Refused) => {
+            return Ok(refused("That user name and password did not work."))
+        }
+        Err(SignInError::Locked(until)) => {
+            return Ok(refused(&format!(
+                "Too many failed attempts: this account is locked until {}.",
+                when(until)
+            )))
+        }
+    };
+    let needs = who.needs_two_factor();
+    let (token, _) = c
+        .store
+        .create_session(who.person_id, &peer.0, !needs)
+        .await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &who.username,
+            address: &peer.0,
+            action: "sign in",
+            subject: &who.username,
+            detail: if needs {
+                "password; second factor due"
+            } else {
+                "password"
+            },
+        })
+        .await?;
+    let next = match (needs, who.totp_enabled) {
+        (false, _) => "/",
+        (true, true) => "/login/totp",
+        (true, false) => "/enrol",
+    };
+    Ok((
+        [(
+            header::SET_COOKIE,
+            set_cookie(SESSION_COOKIE, &token, c.config.secure_cookies, None),
+        )],
+        Redirect::to(next),
+    )
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "totp.html")]
+struct TotpPage {
+    l: Layout,
+    error: String,
+}
+
+/// The layout of a page half-way through signing in (no navigation yet).
+fn pending_layout(c: &Console, title: &str, csrf: &str) -> Layout {
+    let mut l = c.layout(title, None);
+    l.csrf = csrf.to_owned();
+    l
+}
+
+async fn totp_form(State(c): State<Console>, headers: HeaderMap) -> Result<Response, Denied> {
+    let (_, session) = c.session_of(&headers).await?;
+    Ok(html(&TotpPage {
+        l: pending_layout(&c, "Your code", &session.csrf),
+        error: String::new(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct CodeForm {
+    code: String,
+    csrf: String,
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn totp_check(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Result<Response, Denied> {
+    let (who, session) = c.session_of(&headers).await?;
+    if !crate::web::same(&f.csrf, &session.csrf) {
+        return Err(Denied::Csrf);
+    }
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let secret = c
+        .store
+        .totp_secret(who.person_id)
+        .await?
+        .filter(|_| who.totp_enabled)
+        .and_then(|(s, _)| totp::base32_decode(&s));
+    let Some(secret) = secret else {
+        return Ok(Redirect::to("/enrol").into_response());
+    };
+    let by_code = match totp::matching_step(&secret, &f.code, unix_secs()) {
+        // A code works once: the step is recorded, and an older or equal one refused.
+        Some(step) => c.store.use_totp_step(who.person_id, step as i64).await?,
+        None => false,
+    };
+    let ok = by_code || c.store.use_recovery_code(who.person_id, &f.code).await?;
+    if !ok {
+        c.store
+            .audit(&AuditEntry {
+                actor: &who.username,
+                address: &peer.0,
+                action: "second factor refused",
+                subject: &who.username,
+                detail: "",
+            })
+            .await?;
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            html(&TotpPage {
+                l: pending_layout(&c, "Your code", &session.csrf),
+                error: "That code did not work. Codes change every 30 seconds; each works once."
+                    .into(),
+            }),
+        )
+            .into_response());
+    }
+    c.store.pass_second_factor(&token).await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &who.username,
+            address: &peer.0,
+            action: "second factor",
+            subject: &who.username,
+            detail: if by_code { "code" } else { "recovery code" },
+        })
+        .await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+struct EnrolPage {
+    l: Layout,
+    qr: String,
+    secret: String,
+    error: String,
+}
+
+async fn enrol_form(State(c): State<Console>, headers: HeaderMap) -> Result<Response, Denied> {
+    let (who, session) = c.session_of(&headers).await?;
+    if who.totp_enabled {
+        // Enrolment is for those without a second factor; changing it is another matter.
+        return Ok(Redirect::to(if session.second_factor { "/" } else { "/login/totp" })
+            .into_response());
+    }
+    let secret = totp::base32(&haven_store::sessions::random_bytes(20)?);
+    c.store.set_totp_secret(who.person_id, &secret).await?;
+    let issuer = format!("Haven ({})", c.school());
+    let uri = totp::otpauth_uri(&issuer, &who.username, &secret);
+    Ok(html(&EnrolPage {
+        l: pending_layout(&c, "Two-step sign-in", &session.csrf),
+        qr: totp::qr_svg(&uri).unwrap_or_default(),
+        secret,
+        error: String::new(),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "enrolled.html")]
+struct EnrolledPage {
+    l: Layout,
+    codes: Vec<String>,
+}
+
+async fn enrol(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<CodeForm>,
+) -> Result<Response, Denied> {
+    let (who, session) = c.session_of(&headers).await?;
+    if !crate::web::same(&f.csrf, &session.csrf) {
+        return Err(Denied::Csrf);
+    }
+    if who.totp_enabled {
+        return Ok(Redirect::to("/").into_response());
+    }
+    let Some((secret_b32, _)) = c.store.totp_secret(who.person_id).await? else {
+        return Ok(Redirect::to("/enrol").into_response());
+    };
+    let secret = totp::base32_decode(&secret_b32).unwrap_or_default();
+    let step = totp::matching_step(&secret, &f.code, unix_secs());
+    let Some(step) = step else {
+        let issuer = format!("Haven ({})", c.school());
+        let uri = totp::otpauth_uri(&issuer, &who.username, &secret_b32);
+        return Ok((
+            StatusCode::UNAUTHORIZED,
+            html(&EnrolPage {
+                l: pending_layout(&c, "Two-step sign-in", &session.csrf),
+                qr: totp::qr_svg(&uri).unwrap_or_default(),
+                secret: secret_b32,
+                error: "That code did not match. Check the app shows Haven and try the new code."
+                    .into(),
+            }),
+        )
+            .into_response());
+    };
+    c.store.use_totp_step(who.person_id, step as i64).await?;
+    c.store.enable_totp(who.person_id).await?;
+    let codes = c.store.new_recovery_codes(who.person_id).await?;
+    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    c.store.pass_second_factor(&token).await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &who.username,
+            address: &peer.0,
+            action: "enrol second factor",
+            subject: &who.username,
+            detail: "TOTP and ten recovery codes",
+        })
+        .await?;
+    let signed = c.signed(&headers, &peer).await?;
+    Ok(html(&EnrolledPage {
+        l: c.layout("Two-step sign-in is on", Some(&signed)),
+        codes,
+    }))
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, Denied> {
+    if let Ok((who, session)) = c.session_of(&headers).await {
+        if !crate::web::same(&f.csrf, &session.csrf) {
+            return Err(Denied::Csrf);
+        }
+        if let Some(token) = cookie(&headers, SESSION_COOKIE) {
+            c.store.end_session(&token).await?;
+        }
+        c.store
+            .audit(&AuditEntry {
+                actor: &who.username,
+                address: &peer.0,
+                action: "sign out",
+                subject: &who.username,
+                detail: "",
+            })
+            .await?;
+    }
+    Ok((
+        [(
+            header::SET_COOKIE,
+            set_cookie(SESSION_COOKIE, "", c.config.secure_cookies, Some(0)),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response())
+}
+
+// ---- the dashboard -----------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage {
+    l: Layout,
+    name: String,
+    roles: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    l: Layout,
+    /// (id, name, blocks)
+    categories: Vec<(String, String, i64)>,
+    most: i64,
+    sites: Vec<(String, i64)>,
+    open_reviews: usize,
+}
+
+/// Midnight today, local time, in ms since the epoch.
+fn today_start() -> i64 {
+    let now = jiff::Zoned::now();
+    now.start_of_day()
+        .map_or(now.timestamp().as_millisecond(), |z| {
+            z.timestamp().as_millisecond()
+        })
+}
+
+async fn home(State(c): State<Console>, peer: Peer, headers: HeaderMap) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    if !s.may(Permission::Dashboard) {
+        return Ok(html(&HomePage {
+            l: c.layout("Haven", Some(&s)),
+            name: s.who.display_name.clone(),
+            roles: s
+                .who
+                .roles
+                .iter()
+                .map(|r| r.id())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }));
+    }
+    let from = today_start();
+    let categories: Vec<(String, String, i64)> = c
+        .store
+        .blocks_by_category(from)
+        .await?
+        .into_iter()
+        .map(|(id, n)| {
+            let name = haven_core::category::by_id(&id).map_or_else(|| id.clone(), |k| k.name.to_owned());
+            (id, name, n)
+        })
+        .collect();
+    let most = categories.iter().map(|c| c.2).max().unwrap_or(1);
+    let sites = c.store.top_blocked(from, 10).await?;
+    let open_reviews = c.store.reviews("open", 1000).await?.len();
+    Ok(html(&DashboardPage {
+        l: c.layout("Dashboard", Some(&s)),
+        categories,
+        most,
+        sites,
+        open_reviews,
+    }))
+}
+
+// ---- activity ----------------------------------------------------------------------------
+
+/// The search form, as typed.
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(default)]
+pub struct ActivityForm {
+    user: String,
+    client: String,
+    category: String,
+    action: String,
+    search: String,
+    searches: String,
+    from: String,
+    to: String,
+    before: String,
+}
+
+impl ActivityForm {
+    fn query(&self) -> Result<EventQuery, Denied> {
+        let text = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_owned());
+        let date = |s: &str, field: &str| -> Result<Option<i64>, Denied> {
+            match text(s) {
+                None => Ok(None),
+                Some(d) => day_start(&d)
+                    .map(Some)
+                    .ok_or_else(|| Denied::Invalid(format!("{field}: {d:?} is not a date"))),
+            }
+        };
+        let to = date(&self.to, "To")?.map(|t| t + 86_400_000);
+        Ok(EventQuery {
+            user: text(&self.user).map(|u| u.to_ascii_lowercase()),
+            client: text(&self.client),
+            category: text(&self.category),
+            action: text(&self.action),
+            source: None,
+            search: match (text(&self.search), self.searches == "1") {
+                (Some(s), _) => Some(s),
+                (None, true) => Some(String::new()),
+                (None, false) => None,
+            },
+            from_ms: date(&self.from, "From")?,
+            to_ms: to,
+            before: match text(&self.before) {
+                Some(t) => Some(
+                    Cursor::parse(&t)
+                        .ok_or_else(|| Denied::Invalid("That page link is not valid.".into()))?,
+                ),
+                None => None,
+            },
+            limit: 50,
+        })
+    }
+
+    /// The query string for the page after `last`.
+    fn next(&self, last: Cursor) -> String {
+        let mut f = self.clone();
+        f.before = last.token();
+        let pairs = [
+            ("user", &f.user),
+            ("client", &f.client),
+            ("category", &f.category),
+            ("action", &f.action),
+            ("search", &f.search),
+            ("searches", &f.searches),
+            ("from", &f.from),
+            ("to", &f.to),
+            ("before", &f.before),
+        ];
+        pairs
+            .iter()
+            .filter(|(_, v)| !v.is_empty())
+            .map(|(k, v)| format!("{k}={}", url_encode(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One event, ready for the table.
+#[derive(Debug)]
+struct Row {
+    when: String,
+    user: Option<String>,
+    client: String,
+    name: String,
+    search: Option<String>,
+    action: String,
+    reason: Option<String>,
+}
+
+fn rows_of(events: Vec<StoredEvent>) -> Vec<Row> {
+    events
+        .into_iter()
+        .map(|e| Row {
+            when: when(e.at_ms),
+            user: e.user,
+            client: e.client,
+            name: e.name,
+            search: e.search,
+            action: e.action,
+            reason: e.reason,
+        })
+        .collect()
+}
+
+#[derive(Template)]
+#[template(path = "activity.html")]
+struct ActivityPage {
+    l: Layout,
+    heading: String,
+    person: Option<haven_store::people::Person>,
+    q: ActivityForm,
+    actions: &'static [&'static str],
+    rows: Vec<Row>,
+    more: String,
+    more_page: String,
+}
+
+#[derive(Template)]
+#[template(path = "rows.html")]
+struct RowsFragment {
+    rows: Vec<Row>,
+    more: String,
+    more_page: String,
+}
+
+const ACTIONS: &[&str] = &["", "block", "allow", "warn", "alert-only", "rewrite"];
+
+/// Runs an activity search for a signed-in person, recording the read: (rows, the query
+/// string of the next page, if any).
+async fn search_activity(
+    c: &Console,
+    s: &Signed,
+    f: &ActivityForm,
+) -> Result<(Vec<Row>, Option<String>), Denied> {
+    s.need(Permission::Activity)?;
+    let q = f.query()?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &s.address,
+            action: "read activity",
+            subject: q
+                .user
+                .as_deref()
+                .or(q.client.as_deref())
+                .unwrap_or("all activity"),
+            detail: &format!(
+                "category={} action={} search={} from={} to={}",
+                f.category, f.action, f.search, f.from, f.to
+            ),
+        })
+        .await?;
+    let events = c.store.search_events(&q).await?;
+    let next = (events.len() as i64 == q.limit)
+        .then(|| events.last().map(|e| f.next(e.cursor())))
+        .flatten();
+    Ok((rows_of(events), next))
+}
+
+async fn activity(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(f): Query<ActivityForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    let (rows, next) = search_activity(&c, &s, &f).await?;
+    Ok(html(&ActivityPage {
+        l: c.layout("Activity", Some(&s)),
+        heading: "Activity".into(),
+        person: None,
+        q: f,
+        actions: ACTIONS,
+        rows,
+        more: next
+            .as_ref()
+            .map(|n| format!("/activity/rows?{n}"))
+            .unwrap_or_default(),
+        more_page: next.map(|n| format!("/activity?{n}")).unwrap_or_default(),
+    }))
+}
+
+/// The next rows of a search, for htmx to append.
+async fn activity_rows(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(f): Query<ActivityForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    let (rows, next) = search_activity(&c, &s, &f).await?;
+    Ok(html(&RowsFragment {
+        rows,
+        more: next
+            .as_ref()
+            .map(|n| format!("/activity/rows?{n}"))
+            .unwrap_or_default(),
+        more_page: next.map(|n| format!("/activity?{n}")).unwrap_or_default(),
+    }))
+}
+
+/// A person's timeline: their details and their activity, newest first.
+async fn person(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Query(mut f): Query<ActivityForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Activity)?;
+    let p = c.store.person(id).await?.ok_or(Denied::NotFound)?;
+    let Some(user) = p.username.clone() else {
+        return Err(Denied::Invalid(format!(
+            "{} {} has no user name, so no activity is recorded against them.",
+            p.first_name, p.last_name
+        )));
+    };
+    f.user = user;
+    let (rows, next) = search_activity(&c, &s, &f).await?;
+    Ok(html(&ActivityPage {
+        l: c.layout(&format!("{} {}", p.first_name, p.last_name), Some(&s)),
+        heading: format!("{} {}", p.first_name, p.last_name),
+        person: Some(p),
+        q: f,
+        actions: ACTIONS,
+        rows,
+        more: next
+            .as_ref()
+            .map(|n| format!("/activity/rows?{n}"))
+            .unwrap_or_default(),
+        more_page: next.map(|n| format!("/people/{id}?{n}")).unwrap_or_default(),
+    }))
+}
+
+// ---- review requests ---------------------------------------------------------------------
+
+struct ReviewRow {
+    id: i64,
+    when: String,
+    client: String,
+    user: Option<String>,
+    group: String,
+    url: String,
+    reason: String,
+}
+
+#[derive(Template)]
+#[template(path = "reviews.html")]
+struct ReviewsPage {
+    l: Layout,
+    reviews: Vec<ReviewRow>,
+    message: String,
+    approval: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Flash {
+    done: String,
+}
+
+async fn reviews(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Reviews)?;
+    let reviews = c
+        .store
+        .reviews("open", 200)
+        .await?
+        .into_iter()
+        .map(|r| ReviewRow {
+            id: r.id,
+            when: when(r.at_ms),
+            client: r.client,
+            user: r.user,
+            group: r.group,
+            url: r.url,
+            reason: r.reason,
+        })
+        .collect();
+    Ok(html(&ReviewsPage {
+        l: c.layout("Review requests", Some(&s)),
+        reviews,
+        message: flash.done,
+        approval: c.config.policy_approval,
+    }))
+}
+
+#[derive(Deserialize)]
+struct DecisionForm {
+    csrf: String,
+    decision: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    scope: String,
+}
+
+async fn decide_review(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<DecisionForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Reviews)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let approve = match f.decision.as_str() {
+        "approve" => true,
+        "decline" => false,
+        other => return Err(Denied::Invalid(format!("{other:?} is not a decision"))),
+    };
+    let outcome = c
+        .decide_review(id, approve, f.scope != "page", &f.note, &s)
+        .await?;
+    let done = match outcome {
+        None => format!("Review {id} declined."),
+        Some(crate::change::Outcome::Applied(change)) => {
+            format!("Review {id} approved: allowed now (policy change {change}).")
+        }
+        Some(crate::change::Outcome::Pending(change)) => format!(
+            "Review {id} approved: policy change {change} waits for a second person."
+        ),
+    };
+    Ok(Redirect::to(&format!("/reviews?done={}", url_encode(&done))).into_response())
+}
+
+// ---- policy ------------------------------------------------------------------------------
+
+struct ChangeRow {
+    id: i64,
+    when: String,
+    author: String,
+    summary: String,
+    reason: String,
+    status: String,
+    approver: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "policy.html")]
+struct PolicyPage {
+    l: Layout,
+    origin: String,
+    snapshot: String,
+    sources: usize,
+    approval: bool,
+    text: String,
+    can_edit: bool,
+    can_approve: bool,
+    changes: Vec<ChangeRow>,
+    message: String,
+    error: String,
+}
+
+async fn policy_page(
+    c: &Console,
+    s: &Signed,
+    text: Option<String>,
+    message: String,
+    error: String,
+) -> Result<Response, Denied> {
+    let engine = c.engine.current();
+    let changes = c
+        .store
+        .policy_changes(50)
+        .await?
+        .into_iter()
+        .map(|ch| ChangeRow {
+            id: ch.id,
+            when: when(ch.at_ms),
+            author: ch.author,
+            summary: ch.summary,
+            reason: ch.reason,
+            status: ch.status,
+            approver: ch.approver,
+        })
+        .collect();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok((
+        status,
+        html(&PolicyPage {
+            l: c.layout("Policy", Some(s)),
+            origin: if c.policy_path.is_file() {
+                c.policy_path.display().to_string()
+            } else {
+                "the built-in default policy".into()
+            },
+            snapshot: format!("{:016x}", engine.snapshot().checksum()),
+            sources: engine.snapshot().sources().len(),
+            approval: c.config.policy_approval,
+            text: text.unwrap_or_else(|| c.policy_text()),
+            can_edit: s.may(Permission::PolicyEdit),
+            can_approve: s.may(Permission::PolicyApprove),
+            changes,
+            message,
+            error,
+        }),
+    )
+        .into_response())
+}
+
+async fn policy(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::PolicyRead)?;
+    policy_page(&c, &s, None, flash.done, String::new()).await
+}
+
+#[derive(Deserialize)]
+struct PolicyForm {
+    csrf: String,
+    policy: String,
+    reason: String,
+}
+
+async fn policy_save(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<PolicyForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::PolicyEdit)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    // Browsers send CRLF line ends from a textarea.
+    let text = f.policy.replace("\r\n", "\n");
+    match c.propose(&s, &f.reason, &text, "edited in the console").await {
+        Ok(crate::change::Outcome::Applied(id)) => Ok(Redirect::to(&format!(
+            "/policy?done={}",
+            url_encode(&format!("Policy change {id} is in force."))
+        ))
+        .into_response()),
+        Ok(crate::change::Outcome::Pending(id)) => Ok(Redirect::to(&format!(
+            "/policy?done={}",
+            url_encode(&format!(
+                "Policy change {id} is waiting for a second person to approve it."
+            ))
+        ))
+        .into_response()),
+        // A policy that does not validate: shown again with the reason, nothing changed.
+        Err(Denied::Invalid(why)) => policy_page(&c, &s, Some(text), String::new(), why).await,
+        Err(e) => Err(e),
+    }
+}
+
+async fn policy_settle(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<DecisionForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::PolicyApprove)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let approve = f.decision == "approve";
+    match c.settle(id, approve, &s).await {
+        Ok(()) => Ok(Redirect::to(&format!(
+            "/policy?done={}",
+            url_encode(&format!(
+                "Policy change {id} {}.",
+                if approve { "approved and in force" } else { "rejected" }
+            ))
+        ))
+        .into_response()),
+        Err(Denied::Invalid(why)) => policy_page(&c, &s, None, String::new(), why).await,
+        Err(e) => Err(e),
+    }
+}
+
+// ---- audit -------------------------------------------------------------------------------
+
+struct AuditRow {
+    id: i64,
+    when: String,
+    actor: String,
+    address: String,
+    action: String,
+    subject: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "audit.html")]
+struct AuditPage {
+    l: Layout,
+    entries: Vec<AuditRow>,
+    latest: String,
+    more: String,
+    check: String,
+    check_ok: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct AuditQuery {
+    before: Option<i64>,
+}
+
+async fn audit_page(
+    c: &Console,
+    s: &Signed,
+    before: Option<i64>,
+    check: Option<AuditCheck>,
+) -> Result<Response, Denied> {
+    s.need(Permission::Audit)?;
+    let entries = c.store.audit_log(before, 100).await?;
+    let latest = c
+        .store
+        .audit_log(None, 1)
+        .await?
+        .first()
+        .map(|e| e.hash.clone())
+        .unwrap_or_default();
+    let more = (entries.len() == 100)
+        .then(|| entries.last().map(|e| format!("/audit?before={}", e.id)))
+        .flatten()
+        .unwrap_or_default();
+    let (check, check_ok) = match check {
+        None => (String::new(), true),
+        Some(AuditCheck::Intact { entries }) => (
+            format!("The chain is intact: {entries} entries, every hash as written."),
+            true,
+        ),
+        Some(AuditCheck::Broken { id, why }) => {
+            (format!("The chain is BROKEN at entry {id}: {why}."), false)
+        }
+    };
+    Ok(html(&AuditPage {
+        l: c.layout("Audit log", Some(s)),
+        entries: entries
+            .into_iter()
+            .map(|e| AuditRow {
+                id: e.id,
+                when: when(e.at_ms),
+                actor: e.actor,
+                address: e.address,
+                action: e.action,
+                subject: e.subject,
+                detail: e.detail,
+            })
+            .collect(),
+        latest,
+        more,
+        check,
+        check_ok,
+    }))
+}
+
+async fn audit(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    audit_page(&c, &s, q.before, None).await
+}
+
+async fn audit_verify(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Audit)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let check = c.store.verify_audit().await?;
+    audit_page(&c, &s, None, Some(check)).await
+}
+
+// ---- API tokens --------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    l: Layout,
+    token: String,
+}
+
+async fn tokens(State(c): State<Console>, peer: Peer, headers: HeaderMap) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::ApiTokens)?;
+    Ok(html(&TokensPage {
+        l: c.layout("API tokens", Some(&s)),
+        token: String::new(),
+    }))
+}
+
+#[derive(Deserialize)]
+struct TokenForm {
+    csrf: String,
+    name: String,
+}
+
+async fn token_create(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::ApiTokens)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let name = f.name.trim();
+    if name.is_empty() {
+        return Err(Denied::Invalid("Say what the token is for.".into()));
+    }
+    let token = c.store.create_api_token(s.who.person_id, name).await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &s.address,
+            action: "create API token",
+            subject: &s.who.username,
+            detail: name,
+        })
+        .await?;
+    Ok(html(&TokensPage {
+        l: c.layout("API tokens", Some(&s)),
+        token,
+    }))
+}

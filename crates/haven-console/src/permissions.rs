@@ -1,0 +1,130 @@
+//! Who may do what (DESIGN.md §1), as one table: every page and API route names the
+//! permission it needs, and a role either has it or not.
+
+use haven_store::accounts::Role;
+
+/// Something a page or API route lets a person do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    /// See the dashboard's figures (blocks by category, top blocked sites).
+    Dashboard,
+    /// Search activity and read a person's timeline (every read audited).
+    Activity,
+    /// Read the policy and the lists' state.
+    PolicyRead,
+    /// Propose or make a policy change.
+    PolicyEdit,
+    /// Approve someone else's policy change.
+    PolicyApprove,
+    /// Decide review requests from block pages.
+    Reviews,
+    /// Read the audit log.
+    Audit,
+    /// Create API tokens for oneself.
+    ApiTokens,
+}
+
+impl Permission {
+    /// Every permission, in the order of the matrix.
+    pub const ALL: [Permission; 8] = [
+        Permission::Dashboard,
+        Permission::Activity,
+        Permission::PolicyRead,
+        Permission::PolicyEdit,
+        Permission::PolicyApprove,
+        Permission::Reviews,
+        Permission::Audit,
+        Permission::ApiTokens,
+    ];
+
+    /// Its name, for pages and the API.
+    pub fn id(self) -> &'static str {
+        match self {
+            Permission::Dashboard => "dashboard",
+            Permission::Activity => "activity",
+            Permission::PolicyRead => "policy-read",
+            Permission::PolicyEdit => "policy-edit",
+            Permission::PolicyApprove => "policy-approve",
+            Permission::Reviews => "reviews",
+            Permission::Audit => "audit",
+            Permission::ApiTokens => "api-tokens",
+        }
+    }
+}
+
+/// The matrix: which roles hold each permission. The network manager runs the filter (policy,
+/// lists, technical logs) but not safeguarding records; the DSL, deputy and headteacher see
+/// activity and decide reviews; the DPO and the headteacher read the audit log; governors see
+/// anonymised reports only (none of these); teachers, pupils and parents see none of them.
+pub fn allowed(role: Role, p: Permission) -> bool {
+    use Permission as P;
+    use Role as R;
+    match p {
+        P::Dashboard => matches!(
+            role,
+            R::NetworkManager | R::Dsl | R::DeputyDsl | R::Headteacher | R::Administrator
+        ),
+        P::Activity => matches!(
+            role,
+            R::NetworkManager | R::Dsl | R::DeputyDsl | R::Headteacher
+        ),
+        P::PolicyRead => matches!(
+            role,
+            R::NetworkManager | R::Dsl | R::DeputyDsl | R::Headteacher | R::Administrator
+        ),
+        P::PolicyEdit => matches!(role, R::NetworkManager | R::Administrator),
+        P::PolicyApprove => matches!(
+            role,
+            R::NetworkManager | R::Administrator | R::Headteacher
+        ),
+        P::Reviews => matches!(
+            role,
+            R::NetworkManager | R::Dsl | R::DeputyDsl | R::Headteacher
+        ),
+        P::Audit => matches!(role, R::Dpo | R::Headteacher | R::Administrator),
+        P::ApiTokens => matches!(role, R::NetworkManager | R::Administrator),
+    }
+}
+
+/// Whether anyone holding `roles` may do `p`.
+pub fn any_allowed(roles: &[Role], p: Permission) -> bool {
+    roles.iter().any(|&r| allowed(r, p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The matrix as a table: a row per role, a column per permission (in `Permission::ALL`
+    /// order: dashboard, activity, policy-read, policy-edit, policy-approve, reviews, audit,
+    /// api-tokens). Changing who may do what means changing this table on purpose.
+    const MATRIX: &[(Role, [u8; 8])] = &[
+        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1]),
+        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0]),
+        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0]),
+        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0]),
+        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0]),
+        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1]),
+        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0]),
+    ];
+
+    #[test]
+    fn the_role_by_permission_matrix() {
+        assert_eq!(MATRIX.len(), Role::ALL.len(), "every role has a row");
+        for (role, row) in MATRIX {
+            for (p, want) in Permission::ALL.iter().zip(row) {
+                assert_eq!(
+                    allowed(*role, *p),
+                    *want == 1,
+                    "{} / {}",
+                    role.id(),
+                    p.id()
+                );
+            }
+        }
+    }
+}

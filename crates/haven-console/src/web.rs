@@ -1,0 +1,256 @@
+//! What every page and API route shares: who is signed in (session cookie, or API token), the
+//! second factor, permissions, CSRF, and turning refusals into responses.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use haven_store::accounts::Identity;
+use haven_store::sessions::Session;
+use haven_store::StoreError;
+
+use crate::permissions::{any_allowed, Permission};
+use crate::Console;
+
+/// The session cookie.
+pub const SESSION_COOKIE: &str = "haven_session";
+/// The cookie that ties the sign-in form to the browser that asked for it.
+pub const LOGIN_COOKIE: &str = "haven_login";
+
+/// The client's address (for the audit log and sessions).
+#[derive(Debug, Clone)]
+pub struct Peer(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+        ))
+    }
+}
+
+/// A cookie's value.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_owned())
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Strict, for the whole console.
+pub fn set_cookie(name: &str, value: &str, secure: bool, max_age: Option<u64>) -> String {
+    let mut c = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if secure {
+        c.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        c.push_str(&format!("; Max-Age={age}"));
+    }
+    c
+}
+
+/// Equal, in time that does not depend on where they differ.
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// A signed-in person (second factor given when their roles need one).
+#[derive(Debug, Clone)]
+pub struct Signed {
+    /// Who.
+    pub who: Identity,
+    /// Their session (none for an API token).
+    pub session: Option<Session>,
+    /// From where.
+    pub address: String,
+}
+
+impl Signed {
+    /// Refuses unless one of their roles holds `p`.
+    pub fn need(&self, p: Permission) -> Result<(), Denied> {
+        if any_allowed(&self.who.roles, p) {
+            Ok(())
+        } else {
+            Err(Denied::Forbidden(p))
+        }
+    }
+
+    /// Whether they hold `p`.
+    pub fn may(&self, p: Permission) -> bool {
+        any_allowed(&self.who.roles, p)
+    }
+
+    /// Refuses a form whose CSRF token is not this session's (from the `csrf` field, or the
+    /// `X-CSRF-Token` header htmx sends).
+    pub fn check_csrf(&self, form: Option<&str>, headers: &HeaderMap) -> Result<(), Denied> {
+        let Some(session) = &self.session else {
+            // API tokens are not cookies: a browser cannot send one by itself.
+            return Ok(());
+        };
+        let given = form.map(str::to_owned).or_else(|| {
+            headers
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        });
+        match given {
+            Some(t) if same(&t, &session.csrf) => Ok(()),
+            _ => Err(Denied::Csrf),
+        }
+    }
+
+    /// The CSRF token for forms on the page.
+    pub fn csrf(&self) -> &str {
+        self.session.as_ref().map_or("", |s| s.csrf.as_str())
+    }
+}
+
+/// Why a request was refused.
+#[derive(Debug)]
+pub enum Denied {
+    /// Not signed in (or the session ended).
+    SignIn,
+    /// Password given; the TOTP code is still to come.
+    SecondFactor,
+    /// The role needs two factors and none is set up yet.
+    Enrol,
+    /// Signed in, but the role does not allow this.
+    Forbidden(Permission),
+    /// A form without this session's token.
+    Csrf,
+    /// Something that does not exist.
+    NotFound,
+    /// Input that cannot be used, with why.
+    Invalid(String),
+    /// The store failed.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Denied {
+    fn from(e: StoreError) -> Self {
+        Denied::Store(e)
+    }
+}
+
+impl IntoResponse for Denied {
+    fn into_response(self) -> Response {
+        let (status, title, text) = match self {
+            Denied::SignIn => return Redirect::to("/login").into_response(),
+            Denied::SecondFactor => return Redirect::to("/login/totp").into_response(),
+            Denied::Enrol => return Redirect::to("/enrol").into_response(),
+            Denied::Forbidden(p) => (
+                StatusCode::FORBIDDEN,
+                "Not for your role",
+                format!(
+                    "Your role does not allow this page ({}). If you need it, ask the school's Haven administrator.",
+                    p.id()
+                ),
+            ),
+            Denied::Csrf => (
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form did not come from your current session. Go back, reload the page and try again.".to_owned(),
+            ),
+            Denied::NotFound => (
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "There is nothing at this address.".to_owned(),
+            ),
+            Denied::Invalid(why) => (StatusCode::BAD_REQUEST, "Not accepted", why),
+            Denied::Store(e) => {
+                eprintln!("console: store error: {e}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "Haven could not reach its store. Try again in a moment.".to_owned(),
+                )
+            }
+        };
+        let page = crate::pages::Message {
+            title,
+            text: &text,
+        };
+        (status, crate::pages::render(&page)).into_response()
+    }
+}
+
+impl Console {
+    /// The signed-in person behind a request's session cookie: refused when there is none, it
+    /// has been idle too long, or a second factor is due.
+    pub async fn signed(&self, headers: &HeaderMap, peer: &Peer) -> Result<Signed, Denied> {
+        let (who, session) = self.session_of(headers).await?;
+        if who.needs_two_factor() && !session.second_factor {
+            return Err(if who.totp_enabled {
+                Denied::SecondFactor
+            } else {
+                Denied::Enrol
+            });
+        }
+        Ok(Signed {
+            who,
+            session: Some(session),
+            address: peer.0.clone(),
+        })
+    }
+
+    /// The session and its person, second factor or not (for the sign-in steps themselves).
+    pub async fn session_of(&self, headers: &HeaderMap) -> Result<(Identity, Session), Denied> {
+        let token = cookie(headers, SESSION_COOKIE).ok_or(Denied::SignIn)?;
+        let idle = i64::from(self.config.idle_minutes.max(1)) * 60_000;
+        let session = self
+            .store
+            .session(&token, idle)
+            .await?
+            .ok_or(Denied::SignIn)?;
+        let who = self
+            .store
+            .identity_by_id(session.person_id)
+            .await?
+            .ok_or(Denied::SignIn)?;
+        Ok((who, session))
+    }
+}
+
+/// Renders a template, or a plain error when it cannot.
+pub fn html<T: askama::Template>(t: &T) -> Response {
+    match t.render() {
+        Ok(s) => Html(s).into_response(),
+        Err(e) => {
+            eprintln!("console: template: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "page error").into_response()
+        }
+    }
+}
+
+/// A time for people: the server's local time, to the second.
+pub fn when(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%a %d %b %Y %H:%M:%S")
+                .to_string()
+        })
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+/// Milliseconds since the epoch at the start of a local date (`YYYY-MM-DD`).
+pub fn day_start(date: &str) -> Option<i64> {
+    let d: jiff::civil::Date = date.trim().parse().ok()?;
+    let z = d.to_zoned(jiff::tz::TimeZone::system()).ok()?;
+    Some(z.timestamp().as_millisecond())
+}
