@@ -202,7 +202,9 @@ async fn reviews(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let s = c.token_holder(&headers, &peer).await?;
     s.need(Permission::Reviews)?;
-    Ok(Json(json!({ "reviews": c.store.reviews(&q.status, 1000).await? })))
+    Ok(Json(
+        json!({ "reviews": c.store.reviews(&q.status, 1000).await? }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,14 +229,15 @@ async fn decide(
         "approve" => true,
         "decline" => false,
         other => {
-            return Err(Denied::Invalid(format!(
-                "decision: {other:?} is not approve or decline"
-            ))
-            .into())
+            return Err(
+                Denied::Invalid(format!("decision: {other:?} is not approve or decline")).into(),
+            )
         }
     };
     let whole_site = d.scope.as_deref() != Some("page");
-    let outcome = c.decide_review(id, approve, whole_site, &d.note, &s).await?;
+    let outcome = c
+        .decide_review(id, approve, whole_site, &d.note, &s)
+        .await?;
     Ok(Json(match outcome {
         None => json!({ "review": id, "status": "declined" }),
         Some(crate::change::Outcome::Applied(change)) => {
@@ -277,10 +280,7 @@ async fn audit(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let s = c.token_holder(&headers, &peer).await?;
     s.need(Permission::Audit)?;
-    let entries = c
-        .store
-        .audit_log(q.before, q.limit.unwrap_or(100))
-        .await?;
+    let entries = c.store.audit_log(q.before, q.limit.unwrap_or(100)).await?;
     Ok(Json(json!({ "entries": entries })))
 }
 

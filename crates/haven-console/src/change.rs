@@ -156,7 +156,9 @@ impl Console {
             .settle_policy_change(id, status, &by.who.username)
             .await?
         {
-            return Err(Denied::Invalid(format!("Change {id} was settled meanwhile.")));
+            return Err(Denied::Invalid(format!(
+                "Change {id} was settled meanwhile."
+            )));
         }
         self.store
             .audit(&AuditEntry {
@@ -215,8 +217,13 @@ impl Console {
                 toml_string(&why),
             );
             outcome = Some(
-                self.propose(by, &why, &text, &format!("allow {site} for {}", review.group))
-                    .await?,
+                self.propose(
+                    by,
+                    &why,
+                    &text,
+                    &format!("allow {site} for {}", review.group),
+                )
+                .await?,
             );
         }
         if !self
@@ -224,7 +231,9 @@ impl Console {
             .decide_review(id, approve, &by.who.username, note.trim())
             .await?
         {
-            return Err(Denied::Invalid(format!("Review {id} was decided meanwhile.")));
+            return Err(Denied::Invalid(format!(
+                "Review {id} was decided meanwhile."
+            )));
         }
         self.store
             .audit(&AuditEntry {

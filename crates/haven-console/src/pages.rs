@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use haven_store::accounts::SignInError;
+use haven_store::accounts::{Role, SignInError};
 use haven_store::audit::{AuditCheck, AuditEntry};
 use haven_store::events::{Cursor, EventQuery, StoredEvent};
 use serde::Deserialize;
@@ -30,7 +30,11 @@ pub const PAGES: &[(&str, &str, Option<Permission>)] = &[
     ("POST", "/reviews/{id}", Some(Permission::Reviews)),
     ("GET", "/policy", Some(Permission::PolicyRead)),
     ("POST", "/policy", Some(Permission::PolicyEdit)),
-    ("POST", "/policy/changes/{id}", Some(Permission::PolicyApprove)),
+    (
+        "POST",
+        "/policy/changes/{id}",
+        Some(Permission::PolicyApprove),
+    ),
     ("GET", "/audit", Some(Permission::Audit)),
     ("POST", "/audit/verify", Some(Permission::Audit)),
     ("GET", "/tokens", Some(Permission::ApiTokens)),
@@ -215,6 +219,15 @@ async fn login(
             )))
         }
     };
+    if who
+        .roles
+        .iter()
+        .all(|r| matches!(r, Role::Pupil | Role::Parent))
+    {
+        return Ok(refused(
+            "The console is for staff. Pupils and parents sign in elsewhere.",
+        ));
+    }
     let needs = who.needs_two_factor();
     let (token, _) = c
         .store
@@ -354,8 +367,12 @@ async fn enrol_form(State(c): State<Console>, headers: HeaderMap) -> Result<Resp
     let (who, session) = c.session_of(&headers).await?;
     if who.totp_enabled {
         // Enrolment is for those without a second factor; changing it is another matter.
-        return Ok(Redirect::to(if session.second_factor { "/" } else { "/login/totp" })
-            .into_response());
+        return Ok(Redirect::to(if session.second_factor {
+            "/"
+        } else {
+            "/login/totp"
+        })
+        .into_response());
     }
     let secret = totp::base32(&haven_store::sessions::random_bytes(20)?);
     c.store.set_totp_secret(who.person_id, &secret).await?;
@@ -498,7 +515,11 @@ fn today_start() -> i64 {
         })
 }
 
-async fn home(State(c): State<Console>, peer: Peer, headers: HeaderMap) -> Result<Response, Denied> {
+async fn home(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Response, Denied> {
     let s = c.signed(&headers, &peer).await?;
     if !s.may(Permission::Dashboard) {
         return Ok(html(&HomePage {
@@ -520,7 +541,8 @@ async fn home(State(c): State<Console>, peer: Peer, headers: HeaderMap) -> Resul
         .await?
         .into_iter()
         .map(|(id, n)| {
-            let name = haven_core::category::by_id(&id).map_or_else(|| id.clone(), |k| k.name.to_owned());
+            let name =
+                haven_core::category::by_id(&id).map_or_else(|| id.clone(), |k| k.name.to_owned());
             (id, name, n)
         })
         .collect();
@@ -778,7 +800,9 @@ async fn person(
             .as_ref()
             .map(|n| format!("/activity/rows?{n}"))
             .unwrap_or_default(),
-        more_page: next.map(|n| format!("/people/{id}?{n}")).unwrap_or_default(),
+        more_page: next
+            .map(|n| format!("/people/{id}?{n}"))
+            .unwrap_or_default(),
     }))
 }
 
@@ -873,9 +897,9 @@ async fn decide_review(
         Some(crate::change::Outcome::Applied(change)) => {
             format!("Review {id} approved: allowed now (policy change {change}).")
         }
-        Some(crate::change::Outcome::Pending(change)) => format!(
-            "Review {id} approved: policy change {change} waits for a second person."
-        ),
+        Some(crate::change::Outcome::Pending(change)) => {
+            format!("Review {id} approved: policy change {change} waits for a second person.")
+        }
     };
     Ok(Redirect::to(&format!("/reviews?done={}", url_encode(&done))).into_response())
 }
@@ -988,7 +1012,10 @@ async fn policy_save(
     s.check_csrf(Some(&f.csrf), &headers)?;
     // Browsers send CRLF line ends from a textarea.
     let text = f.policy.replace("\r\n", "\n");
-    match c.propose(&s, &f.reason, &text, "edited in the console").await {
+    match c
+        .propose(&s, &f.reason, &text, "edited in the console")
+        .await
+    {
         Ok(crate::change::Outcome::Applied(id)) => Ok(Redirect::to(&format!(
             "/policy?done={}",
             url_encode(&format!("Policy change {id} is in force."))
@@ -1023,7 +1050,11 @@ async fn policy_settle(
             "/policy?done={}",
             url_encode(&format!(
                 "Policy change {id} {}.",
-                if approve { "approved and in force" } else { "rejected" }
+                if approve {
+                    "approved and in force"
+                } else {
+                    "rejected"
+                }
             ))
         ))
         .into_response()),
@@ -1143,7 +1174,11 @@ struct TokensPage {
     token: String,
 }
 
-async fn tokens(State(c): State<Console>, peer: Peer, headers: HeaderMap) -> Result<Response, Denied> {
+async fn tokens(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Response, Denied> {
     let s = c.signed(&headers, &peer).await?;
     s.need(Permission::ApiTokens)?;
     Ok(html(&TokensPage {

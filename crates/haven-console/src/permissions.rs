@@ -73,10 +73,7 @@ pub fn allowed(role: Role, p: Permission) -> bool {
             R::NetworkManager | R::Dsl | R::DeputyDsl | R::Headteacher | R::Administrator
         ),
         P::PolicyEdit => matches!(role, R::NetworkManager | R::Administrator),
-        P::PolicyApprove => matches!(
-            role,
-            R::NetworkManager | R::Administrator | R::Headteacher
-        ),
+        P::PolicyApprove => matches!(role, R::NetworkManager | R::Administrator | R::Headteacher),
         P::Reviews => matches!(
             role,
             R::NetworkManager | R::Dsl | R::DeputyDsl | R::Headteacher
@@ -117,13 +114,7 @@ mod tests {
         assert_eq!(MATRIX.len(), Role::ALL.len(), "every role has a row");
         for (role, row) in MATRIX {
             for (p, want) in Permission::ALL.iter().zip(row) {
-                assert_eq!(
-                    allowed(*role, *p),
-                    *want == 1,
-                    "{} / {}",
-                    role.id(),
-                    p.id()
-                );
+                assert_eq!(allowed(*role, *p), *want == 1, "{} / {}", role.id(), p.id());
             }
         }
     }

@@ -117,7 +117,11 @@ mod tests {
             assert_eq!(code_at(secret, t / STEP), code, "t = {t}");
         }
         assert_eq!(matching_step(secret, "287082", 59), Some(1));
-        assert_eq!(matching_step(secret, "287082", 59 + 30), Some(1), "a step late");
+        assert_eq!(
+            matching_step(secret, "287082", 59 + 30),
+            Some(1),
+            "a step late"
+        );
         assert_eq!(matching_step(secret, "287082", 59 + 90), None, "too late");
         assert_eq!(matching_step(secret, "28708x", 59), None);
     }

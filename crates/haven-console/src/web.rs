@@ -181,10 +181,7 @@ impl IntoResponse for Denied {
                 )
             }
         };
-        let page = crate::pages::Message {
-            title,
-            text: &text,
-        };
+        let page = crate::pages::Message { title, text: &text };
         (status, crate::pages::render(&page)).into_response()
     }
 }

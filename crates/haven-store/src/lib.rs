@@ -10,8 +10,8 @@ pub mod audit;
 pub mod events;
 pub mod people;
 pub mod reviews;
-pub mod sessions;
 mod schema;
+pub mod sessions;
 
 use std::path::Path;
 use std::str::FromStr as _;

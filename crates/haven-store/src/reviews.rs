@@ -70,8 +70,7 @@ fn review_from(r: &sqlx::any::AnyRow) -> Result<Review, StoreError> {
     })
 }
 
-const REVIEW_COLUMNS: &str =
-    "id, at, client, grp, username, url, reason, status, decided_by, note";
+const REVIEW_COLUMNS: &str = "id, at, client, grp, username, url, reason, status, decided_by, note";
 
 fn change_from(r: &sqlx::any::AnyRow) -> Result<PolicyChange, StoreError> {
     Ok(PolicyChange {
@@ -87,8 +86,7 @@ fn change_from(r: &sqlx::any::AnyRow) -> Result<PolicyChange, StoreError> {
     })
 }
 
-const CHANGE_COLUMNS: &str =
-    "id, at, author, reason, status, approver, policy, summary, base_hash";
+const CHANGE_COLUMNS: &str = "id, at, author, reason, status, approver, policy, summary, base_hash";
 
 impl Store {
     /// Records a review request.

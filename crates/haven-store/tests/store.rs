@@ -499,7 +499,7 @@ fn events_are_stored_searched_paged_and_pruned() {
                 let page = store
                     .search_events(&EventQuery {
                         client: Some("10.0.3.2".into()),
-                        before: before,
+                        before,
                         limit: 40,
                         ..Default::default()
                     })

@@ -244,7 +244,8 @@ pub async fn bench_search(store: &Store, rounds: usize) -> Result<Vec<String>> {
     let now = haven_store::now_ms();
     let mut dice = Dice(42);
     let mut out = Vec::new();
-    let kinds: [(&str, &dyn Fn(&mut Dice) -> EventQuery); 6] = [
+    type MakeQuery<'a> = &'a dyn Fn(&mut Dice) -> EventQuery;
+    let kinds: [(&str, MakeQuery<'_>); 6] = [
         ("a person's latest activity", &|d: &mut Dice| EventQuery {
             user: users
                 .get((d.next() % users.len().max(1) as u64) as usize)

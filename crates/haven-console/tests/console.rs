@@ -1,0 +1,816 @@
+//! The console through its router (axum `oneshot`), over a real SQLite store holding the demo
+//! school's invented people: sign-in with TOTP, the role × route table, CSRF, escaping, review
+//! decisions through change control, idle sessions and the JSON API.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use haven_console::permissions::any_allowed;
+use haven_console::{Console, ConsoleConfig};
+use haven_core::event::Event;
+use haven_core::policy::{Action, DEFAULT_POLICY};
+use haven_core::{Engine, LiveEngine, Policy, Snapshot, Target};
+use haven_store::people::{ImportOptions, Kind};
+use haven_store::Store;
+use http_body_util::BodyExt as _;
+use tower::ServiceExt as _;
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+struct Harness {
+    app: Router,
+    store: Store,
+    engine: Arc<LiveEngine>,
+    dir: PathBuf,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+const PASSWORD: &str = "correct-horse-9";
+
+async fn harness(config: ConsoleConfig) -> Harness {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("haven-console-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let store = Store::open_sqlite(&dir.join("haven.db"))
+        .await
+        .expect("store");
+    for (kind, csv) in [
+        (
+            Kind::Pupil,
+            include_str!("../../../config/demo-people/pupils.csv"),
+        ),
+        (
+            Kind::Staff,
+            include_str!("../../../config/demo-people/staff.csv"),
+        ),
+    ] {
+        let r = store
+            .import_people(kind, csv.as_bytes(), ImportOptions::default())
+            .await
+            .expect("import");
+        assert!(r.errors.is_empty(), "{r:?}");
+    }
+    for user in [
+        "priya.shah",
+        "gareth.lloyd",
+        "helen.marsh",
+        "owen.price",
+        "ben.carter",
+        "lucy.adams",
+        "dev.mistry",
+        "ruth.ellison",
+        "sam.idris",
+        "tom.lewis",
+    ] {
+        store.set_password(user, PASSWORD).await.expect("password");
+    }
+    let policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
+    let engine =
+        Engine::new(Arc::new(Snapshot::empty()), Arc::new(policy), "test").expect("engine");
+    let engine = Arc::new(LiveEngine::new(engine));
+    let console = Console::new(
+        store.clone(),
+        engine.clone(),
+        dir.join("policy.toml"),
+        config,
+    );
+    Harness {
+        app: console.router(),
+        store,
+        engine,
+        dir,
+    }
+}
+
+fn config() -> ConsoleConfig {
+    ConsoleConfig {
+        listen: "127.0.0.1:0".into(),
+        ..ConsoleConfig::default()
+    }
+}
+
+/// One request: (status, headers, body).
+async fn call(
+    app: &Router,
+    method: Method,
+    uri: &str,
+    cookies: &str,
+    form: Option<&str>,
+    extra: &[(&str, &str)],
+) -> (StatusCode, HeaderMap, String) {
+    let mut req = Request::builder().method(method).uri(uri);
+    if !cookies.is_empty() {
+        req = req.header(header::COOKIE, cookies);
+    }
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let req = match form {
+        Some(f) => req
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(f.to_owned())),
+        None => req.body(Body::empty()),
+    }
+    .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let (parts, body) = resp.into_parts();
+    let bytes = body.collect().await.expect("body").to_bytes();
+    (
+        parts.status,
+        parts.headers,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+fn location(h: &HeaderMap) -> &str {
+    h.get(header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// The `name=value` of a response's Set-Cookie.
+fn set_cookie(h: &HeaderMap) -> String {
+    h.get(header::SET_COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// A session cookie for someone who has passed both steps, and its CSRF token.
+async fn signed_in(store: &Store, user: &str) -> (String, String) {
+    let who = store.identity(user).await.expect("db").expect(user);
+    let (token, session) = store
+        .create_session(who.person_id, "127.0.0.1", true)
+        .await
+        .expect("session");
+    (format!("haven_session={token}"), session.csrf)
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).map_or(0, |i| i + start.len());
+    let rest = &text[from..];
+    &rest[..rest.find(end).unwrap_or(rest.len())]
+}
+
+fn code_now(secret_b32: &str) -> String {
+    let secret = haven_console::totp::base32_decode(secret_b32).expect("base32");
+    let step = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs()
+        / haven_console::totp::STEP;
+    format!("{:06}", haven_console::totp::code_at(&secret, step))
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+#[test]
+fn sign_in_takes_a_totp_code_for_safeguarding_roles() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let app = &h.app;
+        let (status, headers, _) = call(app, Method::GET, "/", "", None, &[]).await;
+        assert_eq!(
+            (status, location(&headers)),
+            (StatusCode::SEE_OTHER, "/login")
+        );
+        let (_, headers, page) = call(app, Method::GET, "/login", "", None, &[]).await;
+        let login_cookie = set_cookie(&headers);
+        let form_token = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
+        assert!(login_cookie.starts_with("haven_login="), "{login_cookie}");
+        // The form must come with its cookie.
+        let form = format!("csrf={form_token}&username=priya.shah&password={PASSWORD}");
+        let (status, _, _) = call(app, Method::POST, "/login", "", Some(&form), &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let wrong = format!("csrf={form_token}&username=priya.shah&password=nope");
+        let (status, _, page) = call(
+            app,
+            Method::POST,
+            "/login",
+            &login_cookie,
+            Some(&wrong),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(page.contains("did not work"), "{page}");
+        // The DSL has no second factor yet: enrolment comes first, and nothing else opens.
+        let (status, headers, _) =
+            call(app, Method::POST, "/login", &login_cookie, Some(&form), &[]).await;
+        assert_eq!(
+            (status, location(&headers)),
+            (StatusCode::SEE_OTHER, "/enrol")
+        );
+        let session = set_cookie(&headers);
+        let (status, headers, _) = call(app, Method::GET, "/activity", &session, None, &[]).await;
+        assert_eq!(
+            (status, location(&headers)),
+            (StatusCode::SEE_OTHER, "/enrol")
+        );
+        let (_, _, page) = call(app, Method::GET, "/enrol", &session, None, &[]).await;
+        assert!(page.contains("<svg"), "a QR code");
+        let secret = between(&page, "<code id=\"secret\">", "</code>").to_owned();
+        let csrf = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
+        let (status, _, _) = call(
+            app,
+            Method::POST,
+            "/enrol",
+            &session,
+            Some(&format!("csrf={csrf}&code=000000")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        let code = code_now(&secret);
+        let (status, _, page) = call(
+            app,
+            Method::POST,
+            "/enrol",
+            &session,
+            Some(&format!("csrf={csrf}&code={code}")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let list = between(&page, "<ul class=\"codes\" id=\"recovery-codes\">", "</ul>");
+        let recovery: Vec<String> = list
+            .split("<li>")
+            .skip(1)
+            .map(|c| c.trim_end_matches("</li>").to_owned())
+            .collect();
+        assert_eq!(recovery.len(), 10, "{list}");
+        let (status, _, page) = call(app, Method::GET, "/", &session, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("Blocks by category") || page.contains("Nothing blocked today"),
+            "{page}"
+        );
+
+        // Next time: password, then the code. The code just used does not work twice.
+        let (_, headers, _) =
+            call(app, Method::POST, "/login", &login_cookie, Some(&form), &[]).await;
+        assert_eq!(location(&headers), "/login/totp");
+        let second = set_cookie(&headers);
+        let (_, _, page) = call(app, Method::GET, "/login/totp", &second, None, &[]).await;
+        let csrf = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
+        let (status, _, _) = call(
+            app,
+            Method::POST,
+            "/login/totp",
+            &second,
+            Some(&format!("csrf={csrf}&code={code}")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "a replayed code");
+        let (status, headers, _) = call(
+            app,
+            Method::POST,
+            "/login/totp",
+            &second,
+            Some(&format!("csrf={csrf}&code={}", recovery[0])),
+            &[],
+        )
+        .await;
+        assert_eq!((status, location(&headers)), (StatusCode::SEE_OTHER, "/"));
+        let (status, _, _) = call(app, Method::GET, "/activity", &second, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            !h.store
+                .use_recovery_code(
+                    h.store
+                        .identity("priya.shah")
+                        .await
+                        .expect("db")
+                        .expect("p")
+                        .person_id,
+                    &recovery[0]
+                )
+                .await
+                .expect("db"),
+            "used once"
+        );
+
+        // A teacher needs no second factor, and has no activity search.
+        let teacher = format!("csrf={form_token}&username=ben.carter&password={PASSWORD}");
+        let (_, headers, _) = call(
+            app,
+            Method::POST,
+            "/login",
+            &login_cookie,
+            Some(&teacher),
+            &[],
+        )
+        .await;
+        assert_eq!(location(&headers), "/");
+        let t = set_cookie(&headers);
+        let (status, _, page) = call(app, Method::GET, "/activity", &t, None, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(page.contains("Not for your role"), "{page}");
+        // Every step is in the audit log.
+        let log = h.store.audit_log(None, 100).await.expect("audit");
+        for action in [
+            "sign in",
+            "enrol second factor",
+            "second factor refused",
+            "second factor",
+        ] {
+            assert!(log.iter().any(|e| e.action == action), "{action}");
+        }
+    });
+}
+
+/// The person who holds each role in the demo school.
+const HOLDERS: &[(&str, haven_store::accounts::Role)] = &[
+    ("tom.lewis", haven_store::accounts::Role::Pupil),
+    ("ben.carter", haven_store::accounts::Role::Teacher),
+    ("lucy.adams", haven_store::accounts::Role::TeachingAssistant),
+    ("owen.price", haven_store::accounts::Role::NetworkManager),
+    ("priya.shah", haven_store::accounts::Role::Dsl),
+    ("gareth.lloyd", haven_store::accounts::Role::DeputyDsl),
+    ("helen.marsh", haven_store::accounts::Role::Headteacher),
+    ("ruth.ellison", haven_store::accounts::Role::Governor),
+    ("dev.mistry", haven_store::accounts::Role::Dpo),
+    ("sam.idris", haven_store::accounts::Role::Administrator),
+];
+
+#[test]
+fn every_route_refuses_the_roles_the_table_refuses() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        for (user, role) in HOLDERS {
+            let who = h.store.identity(user).await.expect("db").expect(user);
+            assert!(who.roles.contains(role), "{user} holds {role:?}");
+            let (cookie, csrf) = signed_in(&h.store, user).await;
+            for (method, path, permission) in haven_console::pages::PAGES {
+                let uri = path.replace("{id}", "999999");
+                let (m, form) = match *method {
+                    "POST" => (
+                        Method::POST,
+                        Some(format!(
+                            "csrf={csrf}&decision=approve&policy=x&reason=x&name=x"
+                        )),
+                    ),
+                    _ => (Method::GET, None),
+                };
+                let (status, _, _) = call(&h.app, m, &uri, &cookie, form.as_deref(), &[]).await;
+                let allowed = permission.is_none_or(|p| any_allowed(&who.roles, p));
+                assert_eq!(
+                    status == StatusCode::FORBIDDEN,
+                    !allowed,
+                    "{user} {method} {uri}: {status}"
+                );
+            }
+            let token = h
+                .store
+                .create_api_token(who.person_id, "test")
+                .await
+                .expect("token");
+            let bearer = format!("Bearer {token}");
+            for (method, path, permission) in haven_console::api::ROUTES {
+                let uri = path.replace("{id}", "999999");
+                let m = if *method == "POST" {
+                    Method::POST
+                } else {
+                    Method::GET
+                };
+                let extra = [
+                    ("authorization", bearer.as_str()),
+                    ("content-type", "application/json"),
+                ];
+                let mut req = Request::builder().method(m).uri(&uri);
+                for (k, v) in extra {
+                    req = req.header(k, v);
+                }
+                let body = if *method == "POST" {
+                    Body::from("{\"decision\":\"decline\"}")
+                } else {
+                    Body::empty()
+                };
+                let status = h
+                    .app
+                    .clone()
+                    .oneshot(req.body(body).expect("req"))
+                    .await
+                    .expect("resp")
+                    .status();
+                let allowed = permission.is_none_or(|p| any_allowed(&who.roles, p));
+                assert_eq!(
+                    status == StatusCode::FORBIDDEN,
+                    !allowed,
+                    "{user} API {method} {uri}: {status}"
+                );
+            }
+        }
+        // Without a token the API answers 401, in JSON.
+        let (status, _, body) = call(&h.app, Method::GET, "/api/v1/me", "", None, &[]).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(body.contains("\"error\""), "{body}");
+    });
+}
+
+#[test]
+fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let nasty = "<script>alert('x')</script> & \"friends\"";
+        h.store
+            .insert_events(&[Event {
+                at_ms: haven_store::now_ms() as u64,
+                source: "proxy",
+                client: "10.20.1.5".parse().expect("ip"),
+                group: "ks2".into(),
+                user: Some("tom.lewis".into()),
+                name: "https://www.google.co.uk/search?q=%3Cscript%3E".into(),
+                qtype: None,
+                action: Action::Rewrite,
+                category: None,
+                reason: Some("safe search".into()),
+                search: Some(nasty.into()),
+                latency_us: 10,
+            }])
+            .await
+            .expect("event");
+        let (cookie, csrf) = signed_in(&h.store, "priya.shah").await;
+        let (status, headers, page) = call(
+            &h.app,
+            Method::GET,
+            "/activity?user=tom.lewis&search=script",
+            &cookie,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains(
+                "&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#38; &#34;friends&#34;"
+            ),
+            "{page}"
+        );
+        assert!(
+            !page.contains("<script>alert"),
+            "the search term is text, never markup"
+        );
+        let csp = headers
+            .get(header::CONTENT_SECURITY_POLICY)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{csp}"
+        );
+        // Reading Tom's activity left a trace.
+        let log = h.store.audit_log(None, 10).await.expect("audit");
+        assert!(log.iter().any(|e| e.action == "read activity"
+            && e.subject == "tom.lewis"
+            && e.actor == "priya.shah"));
+        // A form without this session's token changes nothing.
+        let id = h
+            .store
+            .add_review(
+                1,
+                "10.20.1.5",
+                "ks2",
+                None,
+                "http://bet365.com/",
+                "gambling",
+            )
+            .await
+            .expect("review");
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            &format!("/reviews/{id}"),
+            &cookie,
+            Some("decision=decline&csrf=forged"),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(page.contains("Form expired"), "{page}");
+        assert_eq!(
+            h.store.review(id).await.expect("db").expect("r").status,
+            "open"
+        );
+        // With it (here from htmx's header), it goes through.
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/reviews/{id}"),
+            &cookie,
+            Some("decision=decline&csrf="),
+            &[("x-csrf-token", &csrf)],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "an empty field is not the header"
+        );
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/reviews/{id}"),
+            &cookie,
+            Some(&format!("decision=decline&csrf={csrf}")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert_eq!(
+            h.store.review(id).await.expect("db").expect("r").status,
+            "declined"
+        );
+    });
+}
+
+fn allowed_for(engine: &LiveEngine, url: &str, group: &str) -> bool {
+    let e = engine.current();
+    let g = e.group_id(group).expect("group");
+    let at = "2026-11-23T10:00".parse().expect("time");
+    e.decide(&Target::parse(url).expect("url"), g, None, at)
+        .action
+        == Action::Allow
+}
+
+#[test]
+fn approving_a_review_changes_the_policy_through_change_control() {
+    rt().block_on(async {
+        // Straight away when no approval is configured.
+        let h = harness(config()).await;
+        // Pupils' default is block here, so the site is blocked until the review allows it.
+        let policy = DEFAULT_POLICY.replacen(
+            "Key stage 2 pupils (years 3 to 6)\"\ndefault = \"allow\"",
+            "Key stage 2 pupils (years 3 to 6)\"\ndefault = \"block\"",
+            1,
+        );
+        assert_ne!(policy, DEFAULT_POLICY);
+        std::fs::write(h.dir.join("policy.toml"), &policy).expect("policy");
+        let engine = Engine::new(
+            Arc::new(Snapshot::empty()),
+            Arc::new(Policy::from_toml(&policy).expect("p")),
+            "t",
+        )
+        .expect("e");
+        h.engine
+            .replace(|_| Ok::<_, std::convert::Infallible>(engine))
+            .ok();
+        assert!(!allowed_for(&h.engine, "http://games.example/", "ks2"));
+        let id = h
+            .store
+            .add_review(
+                1,
+                "10.20.1.5",
+                "ks2",
+                None,
+                "http://games.example/maths",
+                "groups.ks2.default",
+            )
+            .await
+            .expect("review");
+        let (cookie, csrf) = signed_in(&h.store, "owen.price").await;
+        let (status, headers, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/reviews/{id}"),
+            &cookie,
+            Some(&format!(
+                "decision=approve&scope=site&note=maths+games&csrf={csrf}"
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(
+            location(&headers).contains("allowed%20now"),
+            "{}",
+            location(&headers)
+        );
+        let written = std::fs::read_to_string(h.dir.join("policy.toml")).expect("policy");
+        assert!(
+            written.contains("name = \"Review 1\"")
+                && written.contains("sites = [\"games.example\"]"),
+            "{written}"
+        );
+        let changes = h.store.policy_changes(10).await.expect("changes");
+        assert_eq!(
+            (changes[0].status.as_str(), changes[0].author.as_str()),
+            ("applied", "owen.price")
+        );
+        assert!(
+            changes[0].reason.contains("maths games"),
+            "{:?}",
+            changes[0]
+        );
+        // In force for the running filters at once, for that group only.
+        assert!(allowed_for(&h.engine, "http://games.example/other", "ks2"));
+        assert!(!allowed_for(&h.engine, "http://other.example/", "ks2"));
+
+        // With approval configured: pending, not by the author, then in force.
+        let h = harness(ConsoleConfig {
+            policy_approval: true,
+            ..config()
+        })
+        .await;
+        let id = h
+            .store
+            .add_review(
+                1,
+                "10.20.1.5",
+                "ks2",
+                None,
+                "http://bet365.com/",
+                "gambling",
+            )
+            .await
+            .expect("review");
+        let (owen, owen_csrf) = signed_in(&h.store, "owen.price").await;
+        let (_, headers, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/reviews/{id}"),
+            &owen,
+            Some(&format!("decision=approve&csrf={owen_csrf}")),
+            &[],
+        )
+        .await;
+        assert!(
+            location(&headers).contains("waits%20for%20a%20second%20person"),
+            "{}",
+            location(&headers)
+        );
+        assert!(!h.dir.join("policy.toml").exists(), "nothing written yet");
+        let change = h.store.policy_changes(1).await.expect("c")[0].clone();
+        assert_eq!(change.status, "pending");
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            &format!("/policy/changes/{}", change.id),
+            &owen,
+            Some(&format!("decision=approve&csrf={owen_csrf}")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("second person"), "{page}");
+        let (sam, sam_csrf) = signed_in(&h.store, "sam.idris").await;
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/policy/changes/{}", change.id),
+            &sam,
+            Some(&format!("decision=approve&csrf={sam_csrf}")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(std::fs::read_to_string(h.dir.join("policy.toml"))
+            .expect("p")
+            .contains("bet365.com"));
+        let change = h
+            .store
+            .policy_change(change.id)
+            .await
+            .expect("c")
+            .expect("c");
+        assert_eq!(
+            (change.status.as_str(), change.approver.as_deref()),
+            ("applied", Some("sam.idris"))
+        );
+        // A policy that does not validate is refused and changes nothing.
+        let before = std::fs::read_to_string(h.dir.join("policy.toml")).expect("p");
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            "/policy",
+            &sam,
+            Some(&format!(
+                "csrf={sam_csrf}&reason=oops&policy=%5Bgroups.ks2%5D%0Adefault+%3D+%22sometimes%22"
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("was not changed"), "{page}");
+        assert_eq!(
+            std::fs::read_to_string(h.dir.join("policy.toml")).expect("p"),
+            before
+        );
+        assert_eq!(
+            h.store.verify_audit().await.expect("verify"),
+            haven_store::audit::AuditCheck::Intact { entries: 3 }
+        );
+    });
+}
+
+#[test]
+fn idle_sessions_end_and_the_api_speaks_json() {
+    rt().block_on(async {
+        let h = harness(ConsoleConfig {
+            idle_minutes: 1,
+            ..config()
+        })
+        .await;
+        let (cookie, _) = signed_in(&h.store, "owen.price").await;
+        let (status, _, _) = call(&h.app, Method::GET, "/activity", &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        // Two minutes without use, as the store sees it.
+        let pool = sqlx_pool(&h).await;
+        sqlx::query("UPDATE sessions SET last_seen = last_seen - 120000")
+            .execute(&pool)
+            .await
+            .expect("age");
+        let (status, headers, _) = call(&h.app, Method::GET, "/activity", &cookie, None, &[]).await;
+        assert_eq!(
+            (status, location(&headers)),
+            (StatusCode::SEE_OTHER, "/login")
+        );
+
+        let who = h
+            .store
+            .identity("owen.price")
+            .await
+            .expect("db")
+            .expect("owen");
+        let token = h
+            .store
+            .create_api_token(who.person_id, "nightly report")
+            .await
+            .expect("token");
+        let bearer = format!("Bearer {token}");
+        h.store
+            .insert_events(&[Event {
+                at_ms: 1_790_000_000_000,
+                source: "dns",
+                client: "10.20.1.5".parse().expect("ip"),
+                group: "ks2".into(),
+                user: None,
+                name: "bet365.com".into(),
+                qtype: Some(1),
+                action: Action::Block,
+                category: Some("gambling".into()),
+                reason: Some("gambling (groups.ks2.categories.gambling)".into()),
+                search: None,
+                latency_us: 20,
+            }])
+            .await
+            .expect("event");
+        let (status, _, body) = call(
+            &h.app,
+            Method::GET,
+            "/api/v1/events?category=gambling",
+            "",
+            None,
+            &[("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(json["events"][0]["name"], "bet365.com");
+        let (status, _, body) = call(
+            &h.app,
+            Method::GET,
+            "/api/v1/me",
+            "",
+            None,
+            &[("authorization", &bearer)],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("\"network-manager\""), "{body}");
+        // The OpenAPI document describes every route.
+        let (status, _, body) = call(&h.app, Method::GET, "/api/openapi.json", "", None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        let doc: serde_json::Value = serde_json::from_str(&body).expect("openapi json");
+        for (method, path, _) in haven_console::api::ROUTES {
+            assert!(
+                doc["paths"][path][method.to_lowercase()].is_object(),
+                "{method} {path} documented"
+            );
+        }
+    });
+}
+
+async fn sqlx_pool(h: &Harness) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(&format!("sqlite://{}", h.dir.join("haven.db").display()))
+        .await
+        .expect("pool")
+}
