@@ -79,6 +79,15 @@ impl Browser {
     /// Chromium with every request through the proxy on `proxy_port`, and `home` as its home
     /// (where its certificate store lives).
     fn start(proxy_port: u16, home: &Path) -> Browser {
+        Browser::launch(Some(proxy_port), home)
+    }
+
+    /// Chromium going straight to the network (a member of staff at the console).
+    fn direct(home: &Path) -> Browser {
+        Browser::launch(None, home)
+    }
+
+    fn launch(proxy_port: Option<u16>, home: &Path) -> Browser {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -94,15 +103,21 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(50));
         }
         let profile = home.join("profile");
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        if let Some(proxy_port) = proxy_port {
+            args.push(format!("--proxy-server=http://127.0.0.1:{proxy_port}"));
+            // Loopback addresses go through the proxy too (the test's websites live there).
+            args.push("--proxy-bypass-list=<-loopback>".to_owned());
+        }
         let caps = json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
             "binary": "/usr/bin/chromium",
-            "args": [
-                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                format!("--proxy-server=http://127.0.0.1:{proxy_port}"),
-                // Loopback addresses go through the proxy too (the test's websites live there).
-                "--proxy-bypass-list=<-loopback>",
-                format!("--user-data-dir={}", profile.display()),
-            ]
+            "args": args,
         }}}});
         let (status, v) = webdriver(port, "POST", "/session", Some(&caps));
         let session = v["value"]["sessionId"]
@@ -135,23 +150,71 @@ impl Browser {
             .to_owned()
     }
 
-    fn click(&self, css: &str) {
+    fn element(&self, css: &str) -> String {
         let found = self.call(
             "POST",
             &format!("/session/{}/element", self.session),
             Some(&json!({"using": "css selector", "value": css})),
         );
-        let id = found["value"]
+        found["value"]
             .as_object()
             .and_then(|o| o.values().next())
             .and_then(Value::as_str)
             .unwrap_or_else(|| panic!("no element {css}: {found}"))
-            .to_owned();
+            .to_owned()
+    }
+
+    fn click(&self, css: &str) {
+        let id = self.element(css);
         self.call(
             "POST",
             &format!("/session/{}/element/{id}/click", self.session),
             Some(&json!({})),
         );
+    }
+
+    /// Types `text` into the field `css`, as a person would.
+    fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css);
+        self.call(
+            "POST",
+            &format!("/session/{}/element/{id}/value", self.session),
+            Some(&json!({ "text": text })),
+        );
+    }
+
+    /// The visible text of `css`.
+    fn text(&self, css: &str) -> String {
+        let id = self.element(css);
+        self.call(
+            "GET",
+            &format!("/session/{}/element/{id}/text", self.session),
+            None,
+        )["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The page source once it contains `what` (pages load after a click).
+    fn wait_for(&self, what: &str) -> String {
+        let mut page = String::new();
+        for _ in 0..100 {
+            page = self.source();
+            if page.contains(what) {
+                return page;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("never saw {what:?}: {page}");
+    }
+
+    /// The current address.
+    fn url(&self) -> String {
+        self.call("GET", &format!("/session/{}/url", self.session), None)["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 }
 
@@ -253,4 +316,136 @@ fn decrypted_https_in_a_browser_that_trusts_the_schools_ca() {
     drop(browser);
     let _ = std::fs::remove_dir_all(&home);
     let _ = std::fs::remove_dir_all(&certs);
+}
+
+/// The demo school's people, with passwords for a DSL, a teacher and a pupil.
+fn demo_people(data: &Path) {
+    let people = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo-people");
+    for kind in ["pupils", "staff"] {
+        let file = people.join(format!("{kind}.csv"));
+        super::ok(&super::haven(
+            data,
+            &["people", "import", kind, file.to_str().expect("p")],
+        ));
+    }
+    for user in ["priya.shah", "ben.carter", "tom.lewis"] {
+        super::proxy::set_password(data, user, "correct-horse-9");
+    }
+}
+
+#[test]
+fn staff_sign_in_with_a_code_find_a_pupils_search_and_approve_a_review() {
+    if !have_browser() {
+        return;
+    }
+    let origin = Origin::start();
+    let console_port = free_port();
+    let p = start_proxy_with(
+        "browser-console",
+        &format!(
+            "authenticate = \"optional\"\nhosts = {{ \"www.google.co.uk\" = \"127.0.0.1\" }}\n\
+             [console]\nlisten = \"127.0.0.1:{console_port}\""
+        ),
+        &demo_people,
+    );
+    // The pupil Tom searches through the proxy, signed in; and a page is blocked for a pupil,
+    // who asks for a review from the block page.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-x",
+            &format!("http://127.0.0.1:{}", p.port),
+            "--proxy-user",
+            "tom.lewis:correct-horse-9",
+            &format!(
+                "http://www.google.co.uk:{}/search?q=%3Cb%3Evolcano%3C%2Fb%3E+facts",
+                origin.port
+            ),
+        ])
+        .output()
+        .expect("curl");
+    assert!(out.status.success());
+    let home = scratch("browser-console-home");
+    let pupil = Browser::start(p.port, &home.join("pupil"));
+    pupil.open("http://bet365.com/");
+    pupil.wait_for("This page is blocked");
+    pupil.click("button[type=submit]");
+    pupil.wait_for("has been sent");
+    drop(pupil);
+
+    // The DSL signs in: password, then two-step set-up with the QR code's key.
+    let console = format!("http://127.0.0.1:{console_port}");
+    let staff = Browser::direct(&home.join("staff"));
+    staff.open(&format!("{console}/"));
+    staff.wait_for("Sign in");
+    staff.type_into("input[name=username]", "priya.shah");
+    staff.type_into("input[name=password]", "correct-horse-9");
+    staff.click("form[action='/login'] button");
+    staff.wait_for("Set up two-step sign-in");
+    let secret = staff.text("#secret");
+    let key = haven_console::totp::base32_decode(&secret).expect("the key on the page");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let code = haven_console::totp::code_at(&key, now / haven_console::totp::STEP);
+    staff.type_into("input[name=code]", &format!("{code:06}"));
+    staff.click("form[action='/enrol'] button");
+    staff.wait_for("Two-step sign-in is on");
+    staff.click("main a");
+    staff.wait_for("Blocks by category");
+
+    // Activity: Tom's searches, with the HTML he typed shown as text.
+    staff.open(&format!("{console}/activity"));
+    staff.type_into("input[name=user]", "tom.lewis");
+    staff.type_into("input[name=search]", "volcano");
+    staff.click("form.search button");
+    for _ in 0..100 {
+        if staff.url().contains("user=tom.lewis") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(staff.url().contains("search=volcano"), "{}", staff.url());
+    let page = staff.wait_for("search-term");
+    assert_eq!(staff.text("q.search-term"), "<b>volcano</b> facts");
+    assert!(
+        !page.contains("<b>volcano</b>"),
+        "markup typed by a pupil is never markup"
+    );
+
+    // The review request: approved, which allows the site for the pupils' group at once.
+    staff.open(&format!("{console}/reviews"));
+    staff.wait_for("http://bet365.com/");
+    staff.type_into("input[name=note]", "betting maths lesson");
+    staff.click("button[value=approve]");
+    let page = staff.wait_for("approved");
+    assert!(page.contains("allowed now"), "{page}");
+    let check = super::ok(&super::haven(
+        &p.data,
+        &["check", "http://bet365.com/", "--group", "ks2"],
+    ));
+    assert!(check.starts_with("ALLOW"), "{check}");
+    assert!(check.contains("Review 1"), "{check}");
+
+    // Signing out, then a teacher: no second step, and no activity.
+    staff.click("form.signout button");
+    staff.wait_for("Sign in");
+    staff.type_into("input[name=username]", "ben.carter");
+    staff.type_into("input[name=password]", "correct-horse-9");
+    staff.click("form[action='/login'] button");
+    staff.wait_for("Hello, Ben Carter");
+    staff.open(&format!("{console}/activity"));
+    staff.wait_for("Not for your role");
+    drop(staff);
+    // Each read and decision is in the audit log, and the chain holds.
+    let log = super::ok(&super::haven(&p.data, &["audit", "log", "--limit", "100"]));
+    for line in [
+        "priya.shah from 127.0.0.1: read activity tom.lewis",
+        "approve review review 1",
+    ] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    assert!(super::ok(&super::haven(&p.data, &["audit", "verify"])).contains("intact"));
+    let _ = std::fs::remove_dir_all(&home);
 }

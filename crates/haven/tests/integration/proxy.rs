@@ -1006,7 +1006,7 @@ pub(crate) fn intercept_pupils(data: &std::path::Path) {
 }
 
 /// Runs `haven people password USER` with the password on standard input.
-fn set_password(data: &std::path::Path, user: &str, password: &str) {
+pub(crate) fn set_password(data: &std::path::Path, user: &str, password: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
         .arg("--data-dir")
         .arg(data)
