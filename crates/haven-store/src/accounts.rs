@@ -99,11 +99,17 @@ impl Role {
         Role::ALL.into_iter().find(|r| r.id() == alias)
     }
 
-    /// Whether the role sees safeguarding data, so signs in with a second factor.
+    /// Whether the role sees safeguarding data, so signs in with a second factor. The network
+    /// manager is among them: activity holds pupils' search terms.
     pub fn needs_two_factor(self) -> bool {
         matches!(
             self,
-            Role::Dsl | Role::DeputyDsl | Role::Headteacher | Role::Dpo | Role::Administrator
+            Role::Dsl
+                | Role::DeputyDsl
+                | Role::Headteacher
+                | Role::Dpo
+                | Role::Administrator
+                | Role::NetworkManager
         )
     }
 }

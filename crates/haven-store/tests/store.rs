@@ -296,12 +296,13 @@ fn staff_roles_parents_and_sign_in() {
             let staff = "Staff ID,First Name,Last Name,Email,Roles\n\
                 S1,Priya,Shah,p.shah@demo-school.example,DSL; Teacher\n\
                 S2,Owen,Price,o.price@demo-school.example,Network Manager\n\
-                S3,Kim,Lee,k.lee@demo-school.example,Caretaker\n";
+                S3,Kim,Lee,k.lee@demo-school.example,Caretaker\n\
+                S4,Ada,Teach,a.teach@demo-school.example,Teacher\n";
             let r = store
                 .import_people(Kind::Staff, staff.as_bytes(), ImportOptions::default())
                 .await
                 .expect("staff");
-            assert_eq!(r.added, 2, "{db}: {r:?}");
+            assert_eq!(r.added, 3, "{db}: {r:?}");
             assert_eq!(r.errors.len(), 1, "{db}");
             assert!(
                 r.errors[0].message.contains("\"Caretaker\""),
@@ -325,11 +326,20 @@ fn staff_roles_parents_and_sign_in() {
                 .expect("Priya");
             assert_eq!(who.group, "staff");
             assert!(who.needs_two_factor(), "a DSL needs two factors");
+            assert!(
+                store
+                    .identity("owen.price")
+                    .await
+                    .expect("identity")
+                    .expect("Owen")
+                    .needs_two_factor(),
+                "the network manager sees pupils' searches"
+            );
             assert!(!store
-                .identity("owen.price")
+                .identity("ada.teach")
                 .await
                 .expect("identity")
-                .expect("Owen")
+                .expect("Ada")
                 .needs_two_factor());
 
             // Passwords: short refused, then sign in; wrong ones count; five lock the account.
