@@ -25,6 +25,7 @@ use crate::Console;
 pub const PAGES: &[(&str, &str, Option<Permission>)] = &[
     ("GET", "/", None),
     ("GET", "/activity", Some(Permission::Activity)),
+    ("GET", "/people", Some(Permission::Activity)),
     ("GET", "/people/{id}", Some(Permission::Activity)),
     ("GET", "/reviews", Some(Permission::Reviews)),
     ("POST", "/reviews/{id}", Some(Permission::Reviews)),
@@ -50,6 +51,7 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/logout", post(logout))
         .route("/activity", get(activity))
         .route("/activity/rows", get(activity_rows))
+        .route("/people", get(people))
         .route("/people/{id}", get(person))
         .route("/reviews", get(reviews))
         .route("/reviews/{id}", post(decide_review))
@@ -118,6 +120,7 @@ impl Console {
             for (href, label, p) in [
                 ("/", "Dashboard", Permission::Dashboard),
                 ("/activity", "Activity", Permission::Activity),
+                ("/people", "People", Permission::Activity),
                 ("/reviews", "Reviews", Permission::Reviews),
                 ("/policy", "Policy", Permission::PolicyRead),
                 ("/audit", "Audit log", Permission::Audit),
@@ -767,6 +770,42 @@ async fn activity_rows(
             .map(|n| format!("/activity/rows?{n}"))
             .unwrap_or_default(),
         more_page: next.map(|n| format!("/activity?{n}")).unwrap_or_default(),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "people.html")]
+struct PeoplePage {
+    l: Layout,
+    q: String,
+    people: Vec<haven_store::people::Person>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PeopleQuery {
+    q: String,
+}
+
+/// Finding someone by name, UPN or user name, to open their timeline.
+async fn people(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(q): Query<PeopleQuery>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Activity)?;
+    let text = q.q.trim().to_owned();
+    let people = if text.is_empty() {
+        Vec::new()
+    } else {
+        c.store.find_people(&text, 50).await?
+    };
+    Ok(html(&PeoplePage {
+        l: c.layout("People", Some(&s)),
+        q: text,
+        people,
     }))
 }
 

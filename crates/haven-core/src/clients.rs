@@ -73,9 +73,15 @@ struct Network {
 /// The client map, validated.
 #[derive(Debug, Clone)]
 pub struct ClientMap {
-    devices: HashMap<IpAddr, (String, String)>,
+    /// Address → (group, name, owner).
+    devices: HashMap<IpAddr, (String, String, Option<String>)>,
     networks: Vec<Network>,
     default_group: String,
+}
+
+/// Checks a network as written (`10.20.0.0/16`, `2001:db8::/48` or one address).
+pub fn check_cidr(s: &str) -> Result<(), ClientError> {
+    parse_cidr(s).map(|_| ())
 }
 
 fn parse_cidr(s: &str) -> Result<(IpAddr, u8), ClientError> {
@@ -164,7 +170,7 @@ impl ClientMap {
                 .parse::<IpAddr>()
                 .map_err(|_| ClientError::BadAddress(d.address.clone()))?;
             check(format!("device {:?}", d.name), &d.group)?;
-            devs.insert(addr, (d.group.clone(), d.name.clone()));
+            devs.insert(addr, (d.group.clone(), d.name.clone(), d.owner.clone()));
         }
         Ok(ClientMap {
             devices: devs,
@@ -173,13 +179,23 @@ impl ClientMap {
         })
     }
 
+    /// The user name of the person a device at this address belongs to, if the device table
+    /// says (so that events from it say who, without a sign-in).
+    pub fn owner(&self, ip: IpAddr) -> Option<&str> {
+        let canonical = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        self.devices.get(&canonical)?.2.as_deref()
+    }
+
     /// The group of a client address, and why.
     pub fn place(&self, ip: IpAddr) -> (&str, Placement<'_>) {
         let canonical = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
             v4 => v4,
         };
-        if let Some((group, name)) = self.devices.get(&canonical) {
+        if let Some((group, name, _)) = self.devices.get(&canonical) {
             return (group, Placement::Device(name));
         }
         for n in &self.networks {

@@ -438,7 +438,8 @@ impl DnsFilter {
             source: "dns",
             client: asked.client,
             group: answered.group,
-            user: None,
+            // A device the table gives an owner says who, without a sign-in.
+            user: self.clients.owner(asked.client).map(str::to_owned),
             name: query.name.clone(),
             qtype: Some(query.qtype),
             action: answered.action,

@@ -450,7 +450,8 @@ impl Proxy {
         let mut who = Who {
             client: peer.ip(),
             group: group.to_owned(),
-            user: None,
+            // A device the table gives an owner says who; a sign-in, below, says so too.
+            user: self.clients.owner(peer.ip()).map(str::to_owned),
         };
         let mode = self.config.authenticate;
         let Some(auth) = self.authenticator.as_deref() else {

@@ -624,3 +624,61 @@ fn the_audit_chain_shows_tampering() {
         }
     });
 }
+
+#[test]
+fn networks_and_devices_say_who_is_asking() {
+    rt().block_on(async {
+        for (db, store) in stores("devices").await {
+            store
+                .import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                .await
+                .expect("pupils");
+            store
+                .set_network("10.20.0.0/16", "Main site", "ks2")
+                .await
+                .expect("network");
+            store
+                .set_network("10.20.0.0/16", "Main site", "ks1")
+                .await
+                .expect("changed");
+            assert!(store.set_network("10.20.0.0/33", "x", "ks2").await.is_err());
+            let nets = store.networks().await.expect("networks");
+            assert_eq!(nets.len(), 1, "{db}");
+            assert_eq!(
+                (nets[0].group.as_str(), nets[0].site.as_deref()),
+                ("ks1", Some("Main site"))
+            );
+            let csv = "name,address,mac,owner,group\n\
+                Amara's tablet,10.20.3.7,AA-BB-CC-DD-EE-01,amara.okafor,\n\
+                Library PC 1,10.20.9.1,,,staff\n\
+                Broken,10.20.999.1,,,\n\
+                Nobody's,10.20.3.8,,no.body,\n\
+                Spare,,aabb.ccdd.ee02,,\n";
+            let r = store.import_devices(csv.as_bytes()).await.expect("devices");
+            assert_eq!(r.stored, 3, "{db}: {r:?}");
+            assert_eq!(r.errors.iter().map(|e| e.line).collect::<Vec<_>>(), [4, 5]);
+            let map = store.device_map().await.expect("map");
+            // The tablet takes its owner's group and says whose it is; the spare has no address.
+            let tablet = map
+                .iter()
+                .find(|d| d.name == "Amara's tablet")
+                .expect("tablet");
+            assert_eq!(
+                (tablet.group.as_str(), tablet.owner.as_deref()),
+                ("ks2", Some("amara.okafor"))
+            );
+            assert_eq!(map.len(), 2, "{db}: {map:?}");
+            let all = store.devices().await.expect("devices");
+            assert_eq!(
+                all.iter()
+                    .find(|d| d.name == "Spare")
+                    .and_then(|d| d.mac.clone())
+                    .as_deref(),
+                Some("aa:bb:cc:dd:ee:02")
+            );
+            assert!(store.remove_network("10.20.0.0/16").await.expect("remove"));
+            assert!(store.networks().await.expect("n").is_empty());
+            store.close().await;
+        }
+    });
+}

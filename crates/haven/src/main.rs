@@ -22,6 +22,7 @@ mod activity;
 mod audit;
 mod check;
 mod demo;
+mod devices;
 mod lists;
 mod people;
 mod phrases;
@@ -66,6 +67,12 @@ enum Command {
     /// People: import the MIS's CSV exports, set passwords, find someone.
     #[command(subcommand)]
     People(people::PeopleCommand),
+    /// Devices (name, address, MAC, owner) kept in the store.
+    #[command(subcommand)]
+    Devices(devices::DevicesCommand),
+    /// Networks (subnet → group and site) kept in the store.
+    #[command(subcommand)]
+    Networks(devices::NetworksCommand),
     /// The recorded activity (every DNS and proxy decision): search it, count it.
     #[command(subcommand)]
     Events(activity::EventsCommand),
@@ -250,6 +257,8 @@ fn main() -> ExitCode {
         Command::Categories(args) => categories(&args),
         Command::People(cmd) => people::run(&ctx, cmd),
         Command::Events(cmd) => activity::run(&ctx, cmd),
+        Command::Devices(cmd) => devices::devices(&ctx, cmd),
+        Command::Networks(cmd) => devices::networks(&ctx, cmd),
         Command::Reviews(args) => activity::reviews(&ctx, &args),
         Command::Audit(cmd) => audit::run(&ctx, cmd),
     };

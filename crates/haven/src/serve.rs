@@ -262,8 +262,47 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     if args.demo {
         ensure_demo_lists(ctx)?;
     }
-    let (config, origin) = load_config(ctx, args)?;
+    let (mut config, origin) = load_config(ctx, args)?;
     let engine = ctx.engine(None)?;
+    let store_url = ctx.store_url(Some(&config))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let store = runtime
+        .block_on(haven_store::Store::open(&store_url))
+        .with_context(|| format!("opening the store {}", haven_store::redact(&store_url)))?;
+    if args.demo {
+        let seeded = runtime
+            .block_on(crate::demo::ensure_people(&store))
+            .context("creating the demo school")?;
+        if seeded {
+            println!("Created the demo school: invented pupils, staff and parents, and a week of activity.");
+        }
+    }
+    let people = runtime.block_on(store.count_people())?;
+    // Networks and devices kept in the store join those in the configuration; one whose group
+    // the policy lacks is left out with a warning rather than stopping the filter.
+    let (networks, devices) = runtime.block_on(async {
+        Ok::<_, haven_store::StoreError>((store.networks().await?, store.device_map().await?))
+    })?;
+    for n in networks {
+        match engine.group_id(&n.group) {
+            Some(_) => config.networks.push(n),
+            None => eprintln!(
+                "warning: network {} in the store: group {:?} is not in the policy; left out",
+                n.cidr, n.group
+            ),
+        }
+    }
+    for d in devices {
+        match engine.group_id(&d.group) {
+            Some(_) => config.devices.push(d),
+            None => eprintln!(
+                "warning: device {:?} in the store: group {:?} is not in the policy; left out",
+                d.name, d.group
+            ),
+        }
+    }
     let clients = ClientMap::new(
         &config.networks,
         &config.devices,
@@ -307,22 +346,6 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         }
         Err(e) => return Err(e).context("the school CA"),
     };
-    let store_url = ctx.store_url(Some(&config))?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let store = runtime
-        .block_on(haven_store::Store::open(&store_url))
-        .with_context(|| format!("opening the store {}", haven_store::redact(&store_url)))?;
-    if args.demo {
-        let seeded = runtime
-            .block_on(crate::demo::ensure_people(&store))
-            .context("creating the demo school")?;
-        if seeded {
-            println!("Created the demo school: invented pupils, staff and parents, and a week of activity.");
-        }
-    }
-    let people = runtime.block_on(store.count_people())?;
     let written = Arc::new(Written::default());
     let mut writer = None;
     let mut events = None;

@@ -1136,3 +1136,67 @@ fn people_sign_in_to_the_proxy_and_their_group_decides() {
     let verified = ok(&haven(&p.data, &["audit", "verify"]));
     assert!(verified.contains("intact: 5 entries"), "{verified}");
 }
+
+#[test]
+fn devices_and_networks_in_the_store_say_who_is_asking() {
+    let origin = Origin::start();
+    let p = start_proxy_with(
+        "proxy-devices",
+        "hosts = { \"downloads.example\" = \"127.0.0.1\" }",
+        &|data| {
+            import_people(data);
+            let csv = data.parent().expect("dir").join("devices.csv");
+            std::fs::write(
+                &csv,
+                "name,address,mac,owner,group\nOwen's laptop,127.0.0.6,aa:bb:cc:dd:ee:06,owen.price,\n",
+            )
+            .expect("devices");
+            ok(&haven(
+                data,
+                &["devices", "import", csv.to_str().expect("p")],
+            ));
+            ok(&haven(
+                data,
+                &[
+                    "networks",
+                    "set",
+                    "127.0.0.7/32",
+                    "--group",
+                    "staff",
+                    "--site",
+                    "Staffroom",
+                ],
+            ));
+            // A group the policy lacks is refused before it is kept.
+            let out = haven(
+                data,
+                &["networks", "set", "127.0.0.8/32", "--group", "nobody"],
+            );
+            assert!(!out.status.success());
+        },
+    );
+    let url = format!("http://downloads.example:{}/echo/setup.exe", origin.port);
+    // Owen's laptop: his group (staff) and his name on the event, without signing in.
+    let (code, _, _) = curl(&p, "127.0.0.6", &[&url]);
+    assert_eq!(code, "200");
+    // The staffroom network, kept in the store: staff.
+    let (code, _, _) = curl(&p, "127.0.0.7", &[&url]);
+    assert_eq!(code, "200");
+    // Anyone else falls to the default group (pupils): refused.
+    let (code, _, _) = curl(&p, "127.0.0.9", &[&url]);
+    assert_eq!(code, "403");
+    let all = events(&p, |e| e.iter().any(|e| e["user"] == "owen.price"));
+    let laptop = all
+        .iter()
+        .find(|e| e["client"] == "127.0.0.6")
+        .expect("the laptop's event");
+    assert_eq!(
+        (laptop["user"].as_str(), laptop["group"].as_str()),
+        (Some("owen.price"), Some("staff"))
+    );
+    let listed = ok(&haven(&p.data, &["devices", "list"]));
+    assert!(
+        listed.contains("aa:bb:cc:dd:ee:06") && listed.contains("owen.price"),
+        "{listed}"
+    );
+}
