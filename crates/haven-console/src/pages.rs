@@ -707,7 +707,24 @@ async fn search_activity(
     f: &ActivityForm,
 ) -> Result<(Vec<Row>, Option<String>), Denied> {
     s.need(Permission::Activity)?;
-    let q = f.query()?;
+    let mut q = f.query()?;
+    // A device may be named rather than addressed.
+    if let Some(named) = q
+        .client
+        .clone()
+        .filter(|c| c.parse::<std::net::IpAddr>().is_err())
+    {
+        let device = c
+            .store
+            .devices()
+            .await?
+            .into_iter()
+            .find(|d| d.name.eq_ignore_ascii_case(&named))
+            .ok_or_else(|| Denied::Invalid(format!("No device is called {named:?}.")))?;
+        q.client = Some(device.address.ok_or_else(|| {
+            Denied::Invalid(format!("{named:?} has no fixed address to search by."))
+        })?);
+    }
     c.store
         .audit(&AuditEntry {
             actor: &s.who.username,
@@ -955,13 +972,22 @@ struct ChangeRow {
     approver: Option<String>,
 }
 
+/// One list source in the snapshot in force.
+struct ListRow {
+    name: String,
+    category: String,
+    entries: u32,
+}
+
 #[derive(Template)]
 #[template(path = "policy.html")]
 struct PolicyPage {
     l: Layout,
     origin: String,
     snapshot: String,
-    sources: usize,
+    built: String,
+    hosts: usize,
+    lists: Vec<ListRow>,
     approval: bool,
     text: String,
     can_edit: bool,
@@ -1009,7 +1035,22 @@ async fn policy_page(
                 "the built-in default policy".into()
             },
             snapshot: format!("{:016x}", engine.snapshot().checksum()),
-            sources: engine.snapshot().sources().len(),
+            built: when(engine.snapshot().created_unix() as i64 * 1000),
+            hosts: engine.snapshot().host_count().0 + engine.snapshot().host_count().1,
+            lists: engine
+                .snapshot()
+                .sources()
+                .iter()
+                .map(|src| ListRow {
+                    name: src.name.clone(),
+                    category: engine
+                        .snapshot()
+                        .categories()
+                        .get(usize::from(src.category))
+                        .map_or_else(String::new, |c| c.id.clone()),
+                    entries: src.entries,
+                })
+                .collect(),
             approval: c.config.policy_approval,
             text: text.unwrap_or_else(|| c.policy_text()),
             can_edit: s.may(Permission::PolicyEdit),

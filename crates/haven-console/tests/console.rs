@@ -476,6 +476,33 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
             csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
             "{csp}"
         );
+        // A device can be searched by its name.
+        h.store
+            .import_devices(b"name,address\nLibrary PC 1,10.20.1.5\n")
+            .await
+            .expect("device");
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/activity?client=library+pc+1",
+            &cookie,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("search-term"), "{page}");
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/activity?client=Nowhere",
+            &cookie,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("No device is called"), "{page}");
         // Reading Tom's activity left a trace.
         let log = h.store.audit_log(None, 10).await.expect("audit");
         assert!(log.iter().any(|e| e.action == "read activity"
