@@ -292,6 +292,17 @@ impl Store {
             .collect()
     }
 
+    /// Refreshes the planner's statistics after many events arrive (PostgreSQL's `ANALYZE`,
+    /// SQLite's `PRAGMA optimize`), so searches keep using the right index.
+    pub async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        let sql = match self.backend {
+            crate::Backend::Postgres => "ANALYZE events",
+            crate::Backend::Sqlite => "PRAGMA optimize",
+        };
+        sqlx::query(sql).execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// Events stored in all.
     pub async fn count_events(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) FROM events")

@@ -230,6 +230,7 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
             }
         }
     }
+    store.refresh_statistics().await?;
     Ok((written, busy))
 }
 

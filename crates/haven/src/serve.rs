@@ -632,7 +632,8 @@ fn start_event_writer(
     }
 }
 
-/// Deletes events past their source's retention, now and every hour.
+/// Deletes events past their source's retention and refreshes the planner's statistics, now
+/// and every hour.
 async fn prune_events(
     store: haven_store::Store,
     retention_days: std::collections::BTreeMap<String, u32>,
@@ -645,6 +646,9 @@ async fn prune_events(
             if let Err(e) = store.prune_events(Some(source), before).await {
                 eprintln!("events: pruning {source} events failed: {e}");
             }
+        }
+        if let Err(e) = store.refresh_statistics().await {
+            eprintln!("events: refreshing the store's statistics failed: {e}");
         }
     }
 }
