@@ -124,13 +124,18 @@ EOF
 echo "== Haven with the same lists (core 1)"
 "$HAVEN" --data-dir "$WORK/haven" lists import "$WORK/tree" --name ut1 --mapping ut1 | tail -2
 cp "$WORK/policy.toml" "$WORK/haven/policy.toml"
+HM=$((HV + 1))
 cat > "$WORK/haven/haven.toml" <<EOF
 default_group = "bench"
 [dns]
 listen = ["127.0.0.1:$HV"]
 upstreams = ["127.0.0.1:$UP"]
 cache_entries = 1000000
+[metrics]
+listen = "127.0.0.1:$HM"
 EOF
+# The same with no events recorded, to show what recording every query into the store costs.
+sed 's/^\[metrics\]/[events]\nlog = false\n[metrics]/' "$WORK/haven/haven.toml" > "$WORK/haven-nolog.toml"
 
 wait_answer() { # wait_answer PORT -> seconds until the first answer
   python3 - "$1" <<'PY'
@@ -169,18 +174,23 @@ run_server() { # NAME PORT START-CMD... (the server's pid is the last background
   read -r _ _ lost < <(perf "$p" 8 -Q 20000)
   LOST[$name]=$lost
   echo "   $name: $lost queries lost during a reload"
+  if [ "$name" = haven ]; then
+    curl -s "http://127.0.0.1:$HM/metrics" | awk '/^haven_events_(stored|dropped)_total/ {printf "   haven: %s %s\n", $1, $2}'
+  fi
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
 run_server unbound "$UB" unbound -d -c "$WORK/unbound.conf"
 run_server haven "$HV" "$HAVEN" --data-dir "$WORK/haven" serve
+run_server haven-nolog "$HV" "$HAVEN" --data-dir "$WORK/haven" serve --config "$WORK/haven-nolog.toml"
 
 echo "== results"
-python3 - "${QPS[unbound]}" "${QPS[haven]}" "${MEM[unbound]}" "${MEM[haven]}" "${START[unbound]}" "${START[haven]}" "${LOST[unbound]}" "${LOST[haven]}" "${LAT[unbound]}" "${LAT[haven]}" <<'PY'
+python3 - "${QPS[unbound]}" "${QPS[haven]}" "${MEM[unbound]}" "${MEM[haven]}" "${START[unbound]}" "${START[haven]}" "${LOST[unbound]}" "${LOST[haven]}" "${LAT[unbound]}" "${LAT[haven]}" "${QPS[haven-nolog]}" <<'PY'
 import sys
-qu, qh, mu, mh, su, sh, lu, lh, latu, lath = sys.argv[1:]
+qu, qh, mu, mh, su, sh, lu, lh, latu, lath, qn = sys.argv[1:]
 print(f"   {'':10} {'queries/s':>12} {'latency ms':>11} {'resident MB':>12} {'start s':>8} {'lost in reload':>15}")
 print(f"   {'Unbound':10} {float(qu):>12,.0f} {float(latu)*1000:>11.3f} {int(mu):>12} {float(su):>8.2f} {lu:>15}")
 print(f"   {'Haven':10} {float(qh):>12,.0f} {float(lath)*1000:>11.3f} {int(mh):>12} {float(sh):>8.2f} {lh:>15}")
 print(f"   Haven: {float(qh)/float(qu):.2f}x Unbound's queries/s, {int(mh)/int(mu):.2f}x its memory")
+print(f"   Haven recording no events: {float(qn):,.0f} queries/s, {float(qn)/float(qu):.2f}x Unbound's")
 PY
