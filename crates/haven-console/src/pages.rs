@@ -659,6 +659,7 @@ struct Row {
     search: Option<String>,
     action: String,
     reason: Option<String>,
+    repeats: i64,
 }
 
 fn rows_of(events: Vec<StoredEvent>) -> Vec<Row> {
@@ -672,6 +673,7 @@ fn rows_of(events: Vec<StoredEvent>) -> Vec<Row> {
             search: e.search,
             action: e.action,
             reason: e.reason,
+            repeats: e.repeats,
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use sqlx::Row as _;
 
 use crate::{Store, StoreError};
 
-/// Rows per INSERT statement (14 parameters a row: well under both databases' limits).
+/// Rows per INSERT statement (13 parameters a row: well under both databases' limits).
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// An event as stored.
@@ -43,8 +43,10 @@ pub struct StoredEvent {
     /// Search term.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub search: Option<String>,
-    /// Time to answer.
+    /// Time to answer (the slowest, for repeats).
     pub latency_us: i64,
+    /// How many identical queries this row stands for (1 but for repeated DNS questions).
+    pub repeats: i64,
 }
 
 /// Where a page of events ended: its last event's time and id. Pages are in time order, newest
@@ -130,6 +132,14 @@ fn like_escape(text: &str) -> String {
 impl Store {
     /// Writes a batch of events in one transaction; when this returns, they are stored.
     pub async fn insert_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        let counted: Vec<(&Event, u64)> = events.iter().map(|e| (e, 1)).collect();
+        self.insert_counted(&counted).await
+    }
+
+    /// Writes events that each stand for `repeats` identical ones (the same question from the
+    /// same device within a short while: the first one's time, the slowest answer), in one
+    /// transaction.
+    pub async fn insert_counted(&self, events: &[(&Event, u64)]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
@@ -137,15 +147,15 @@ impl Store {
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::with_capacity(64 + chunk.len() * 80);
             sql.push_str(
-                "INSERT INTO events (at, source, client, grp, username, name, qtype, action, category, reason, search, latency_us) VALUES ",
+                "INSERT INTO events (at, source, client, grp, username, name, qtype, action, category, reason, search, latency_us, repeats) VALUES ",
             );
             for i in 0..chunk.len() {
-                let b = i * 12;
+                let b = i * 13;
                 if i > 0 {
                     sql.push(',');
                 }
                 sql.push('(');
-                for k in 1..=12 {
+                for k in 1..=13 {
                     if k > 1 {
                         sql.push(',');
                     }
@@ -162,7 +172,7 @@ impl Store {
             }
             // Built only from placeholders: the values are bound.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-            for e in chunk {
+            for (e, repeats) in chunk {
                 q = q
                     .bind(e.at_ms as i64)
                     .bind(e.source)
@@ -175,7 +185,8 @@ impl Store {
                     .bind(e.category.as_deref())
                     .bind(e.reason.as_deref())
                     .bind(e.search.as_deref())
-                    .bind(e.latency_us as i64);
+                    .bind(e.latency_us as i64)
+                    .bind(*repeats as i64);
             }
             q.execute(&mut *tx).await?;
         }
@@ -186,7 +197,7 @@ impl Store {
     /// Events matching `q`, newest first.
     pub async fn search_events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         let mut sql = String::from(
-            "SELECT id, at, source, client, grp, username, name, qtype, action, category, reason, search, latency_us FROM events WHERE 1 = 1",
+            "SELECT id, at, source, client, grp, username, name, qtype, action, category, reason, search, latency_us, repeats FROM events WHERE 1 = 1",
         );
         let mut params = Vec::new();
         let mut add = |clause: &str, p: Param| {
@@ -256,6 +267,7 @@ impl Store {
                     reason: r.try_get(10)?,
                     search: r.try_get(11)?,
                     latency_us: r.try_get(12)?,
+                    repeats: r.try_get(13)?,
                 })
             })
             .collect()
@@ -303,12 +315,14 @@ impl Store {
         Ok(())
     }
 
-    /// Events stored in all.
+    /// Events stored in all (repeats counted).
     pub async fn count_events(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM events")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get::<i64, _>(0)?)
+        Ok(
+            sqlx::query("SELECT CAST(COALESCE(SUM(repeats), 0) AS BIGINT) FROM events")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get::<i64, _>(0)?,
+        )
     }
 
     /// Deletes events older than `before_ms` (of one source, or all); how many went.

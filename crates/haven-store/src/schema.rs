@@ -87,7 +87,8 @@ CREATE TABLE events (
     category TEXT,
     reason TEXT,
     search TEXT,
-    latency_us BIGINT NOT NULL
+    latency_us BIGINT NOT NULL,
+    repeats BIGINT NOT NULL DEFAULT 1
 );
 CREATE INDEX events_at ON events (at, id);
 CREATE INDEX events_user ON events (username, at, id) WHERE username IS NOT NULL;

@@ -458,6 +458,22 @@ fn events_are_stored_searched_paged_and_pruned() {
             }
             store.insert_events(&batch).await.expect("insert");
             assert_eq!(store.count_events().await.expect("count"), 1000, "{db}");
+            // One row standing for a question asked five times counts five.
+            let repeated = event(1500, None, Action::Allow, None, None);
+            store
+                .insert_counted(&[(&repeated, 5)])
+                .await
+                .expect("counted");
+            assert_eq!(store.count_events().await.expect("count"), 1005, "{db}");
+            let found = store
+                .search_events(&EventQuery {
+                    from_ms: Some(repeated.at_ms as i64),
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await
+                .expect("search");
+            assert_eq!(found[0].repeats, 5, "{db}");
 
             let blocked = store
                 .search_events(&EventQuery {
@@ -567,7 +583,7 @@ fn events_are_stored_searched_paged_and_pruned() {
                 .await
                 .expect("prune");
             assert_eq!(gone, 450, "{db}");
-            assert_eq!(store.count_events().await.expect("count"), 580, "{db}");
+            assert_eq!(store.count_events().await.expect("count"), 585, "{db}");
             store.close().await;
         }
     });

@@ -129,13 +129,18 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 } else {
                     let at = jiff::Timestamp::from_millisecond(e.at_ms)
                         .map_or_else(|_| e.at_ms.to_string(), |t| t.to_string());
+                    let action = if e.repeats > 1 {
+                        format!("{} x{}", e.action, e.repeats)
+                    } else {
+                        e.action.clone()
+                    };
                     outln!(
                         "{:<8} {at} {:<5} {:<15} {:<10} {:<10} {}{}{}",
                         e.id,
                         e.source,
                         e.client,
                         e.user.as_deref().unwrap_or("-"),
-                        e.action,
+                        action,
                         e.name,
                         e.search
                             .as_deref()

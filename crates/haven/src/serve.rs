@@ -137,6 +137,14 @@ pub struct EventsConfig {
     /// Days events are kept, by source (`dns`, `proxy`); older ones are deleted hourly.
     #[serde(default = "default_retention")]
     pub retention_days: std::collections::BTreeMap<String, u32>,
+    /// Seconds over which an allowed DNS question repeated by the same device is stored once,
+    /// with its count (0: every question is its own row).
+    #[serde(default = "default_repeat_window")]
+    pub repeat_window_seconds: u64,
+}
+
+fn default_repeat_window() -> u64 {
+    10
 }
 
 fn default_retention() -> std::collections::BTreeMap<String, u32> {
@@ -157,6 +165,7 @@ impl Default for EventsConfig {
             log: true,
             buffer: default_buffer(),
             retention_days: default_retention(),
+            repeat_window_seconds: default_repeat_window(),
         }
     }
 }
@@ -356,7 +365,12 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         proxy = proxy.with_events(sink.clone());
         filter = filter.with_events(sink.clone());
         events = Some(sink);
-        writer = Some(start_event_writer(store_url.clone(), rx, written.clone())?);
+        writer = Some(start_event_writer(
+            store_url.clone(),
+            rx,
+            written.clone(),
+            Duration::from_secs(config.events.repeat_window_seconds),
+        )?);
     }
     let filter = Arc::new(filter);
     if config.proxy.authenticate != haven_proxy::Authenticate::Off {
@@ -520,6 +534,86 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What identifies a repeated DNS question: the same name and type from the same device (and
+/// person and group), answered the same way for the same reason, within the window.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct RepeatKey {
+    client: std::net::IpAddr,
+    name: String,
+    qtype: Option<u16>,
+    group: String,
+    user: Option<String>,
+    action: &'static str,
+    reason: Option<String>,
+}
+
+/// DNS questions gathered for a few seconds and stored once per device, name, type and answer,
+/// with how many there were (the first one's time, the slowest answer). Devices ask the same
+/// names again and again, and retry blocked ones; storing each costs more than answering it.
+/// The proxy's requests (whole URLs, search terms) are stored one by one.
+struct Repeats {
+    window: Duration,
+    since: Option<std::time::Instant>,
+    rows: std::collections::HashMap<RepeatKey, (haven_core::event::Event, u64)>,
+}
+
+impl Repeats {
+    fn new(window: Duration) -> Repeats {
+        Repeats {
+            window,
+            since: None,
+            rows: std::collections::HashMap::new(),
+        }
+    }
+
+    /// Gathers `e` if it is a DNS question; otherwise gives it back to be stored now.
+    fn add(&mut self, e: haven_core::event::Event) -> Option<haven_core::event::Event> {
+        if self.window.is_zero() || e.source != "dns" {
+            return Some(e);
+        }
+        let key = RepeatKey {
+            client: e.client,
+            name: e.name.clone(),
+            qtype: e.qtype,
+            group: e.group.clone(),
+            user: e.user.clone(),
+            action: e.action.as_str(),
+            reason: e.reason.clone(),
+        };
+        self.since.get_or_insert_with(std::time::Instant::now);
+        match self.rows.get_mut(&key) {
+            Some((first, n)) => {
+                *n += 1;
+                first.latency_us = first.latency_us.max(e.latency_us);
+            }
+            None => {
+                self.rows.insert(key, (e, 1));
+            }
+        }
+        None
+    }
+
+    /// How long the writer may wait for more events before the gathered ones are due.
+    fn wait(&self) -> Duration {
+        match self.since {
+            Some(t) => self.window.saturating_sub(t.elapsed()),
+            None => Duration::from_secs(1),
+        }
+    }
+
+    /// The gathered rows, when their window has closed (or `all`).
+    fn take_due(&mut self, all: bool) -> Vec<(haven_core::event::Event, u64)> {
+        let due = self.since.is_some_and(|t| t.elapsed() >= self.window);
+        if !(due || all) || self.rows.is_empty() {
+            return Vec::new();
+        }
+        self.since = None;
+        let mut rows: Vec<_> = self.rows.drain().map(|(_, v)| v).collect();
+        rows.sort_by_key(|(e, _)| e.at_ms);
+        rows
+    }
+}
+
 /// Metric names of the event writer.
 mod names {
     /// Events committed to the store.
@@ -559,6 +653,7 @@ fn start_event_writer(
     url: String,
     rx: std::sync::mpsc::Receiver<Vec<haven_core::event::Event>>,
     written: Arc<Written>,
+    repeat_window: Duration,
 ) -> Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let handle = std::thread::Builder::new()
@@ -585,17 +680,37 @@ fn start_event_writer(
                         return;
                     }
                 };
-                while let Ok(mut events) = rx.recv() {
-                    for more in rx.try_iter().take(255) {
-                        events.extend(more);
+                let mut repeats = Repeats::new(repeat_window);
+                let mut open = true;
+                while open {
+                    let mut singles = Vec::new();
+                    match rx.recv_timeout(repeats.wait()) {
+                        Ok(first) => {
+                            for e in std::iter::once(first).chain(rx.try_iter().take(255)).flatten() {
+                                if let Some(e) = repeats.add(e) {
+                                    singles.push(e);
+                                }
+                            }
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
                     }
+                    // Gathered repeats leave when their window closes, and all at the end.
+                    let gathered = repeats.take_due(!open);
+                    let rows: Vec<(&haven_core::event::Event, u64)> = singles
+                        .iter()
+                        .map(|e| (e, 1))
+                        .chain(gathered.iter().map(|(e, n)| (e, *n)))
+                        .collect();
+                    if rows.is_empty() {
+                        continue;
+                    }
+                    let represented: u64 = rows.iter().map(|(_, n)| n).sum();
                     let mut tries = 0u64;
                     loop {
-                        match store.insert_events(&events).await {
+                        match store.insert_counted(&rows).await {
                             Ok(()) => {
-                                written
-                                    .stored
-                                    .fetch_add(events.len() as u64, Ordering::Relaxed);
+                                written.stored.fetch_add(represented, Ordering::Relaxed);
                                 break;
                             }
                             Err(e) => {
@@ -608,8 +723,7 @@ fn start_event_writer(
                                 tries += 1;
                                 if written.stopping.load(Ordering::Relaxed) && tries > 20 {
                                     eprintln!(
-                                        "events: stopping with {} events the store would not take",
-                                        events.len()
+                                        "events: stopping with {represented} events the store would not take"
                                     );
                                     break;
                                 }
