@@ -152,12 +152,15 @@ print("never"); sys.exit(1)
 PY
 }
 rss_mb() { echo $(( $(ps -o rss= -p "$1") / 1024 )); }
+# Resident memory that is the process's own (RssAnon): without file pages mapped in, such as
+# SQLite's memory-mapped database, which the kernel can drop and read back at will.
+anon_mb() { echo $(( $(awk '/^RssAnon/ {print $2}' "/proc/$1/status") / 1024 )); }
 perf() { # perf PORT SECONDS [extra dnsperf args] -> "qps latency lost"
   taskset -c 0 dnsperf -s 127.0.0.1 -p "$1" -d "$WORK/queries" -l "$2" -c 8 -q 500 -t 2 "${@:3}" 2>/dev/null \
     | awk '/Queries per second/ {q=$4} /Average Latency/ {l=$4} /Queries lost/ {lost=$3} END {print q, l, lost}'
 }
 
-declare -A QPS LAT MEM START LOST
+declare -A QPS LAT MEM ANON START LOST
 run_server() { # NAME PORT START-CMD... (the server's pid is the last background job)
   local name=$1 p=$2; shift 2
   local t0; t0=$(date +%s.%N)
@@ -167,8 +170,8 @@ run_server() { # NAME PORT START-CMD... (the server's pid is the last background
   echo "   $name answering after ${START[$name]} s (probe: $waited s)"
   perf "$p" 5 >/dev/null                      # warm the caches
   read -r q l _ < <(perf "$p" "$DURATION")
-  QPS[$name]=$q; LAT[$name]=$l; MEM[$name]=$(rss_mb "$pid")
-  echo "   $name: $q queries/s, average latency $l s, resident ${MEM[$name]} MB"
+  QPS[$name]=$q; LAT[$name]=$l; MEM[$name]=$(rss_mb "$pid"); ANON[$name]=$(anon_mb "$pid")
+  echo "   $name: $q queries/s, average latency $l s, resident ${MEM[$name]} MB (own ${ANON[$name]} MB)"
   # Reload under load: a steady 20,000 queries/s for 8 s, reloading the lists at 2 s.
   (sleep 2; if [ "$name" = unbound ]; then unbound-control -c "$WORK/unbound.conf" reload >/dev/null; else kill -HUP "$pid"; fi) &
   read -r _ _ lost < <(perf "$p" 8 -Q 20000)
@@ -194,3 +197,4 @@ print(f"   {'Haven':10} {float(qh):>12,.0f} {float(lath)*1000:>11.3f} {int(mh):>
 print(f"   Haven: {float(qh)/float(qu):.2f}x Unbound's queries/s, {int(mh)/int(mu):.2f}x its memory")
 print(f"   Haven recording no events: {float(qn):,.0f} queries/s, {float(qn)/float(qu):.2f}x Unbound's")
 PY
+echo "   own memory (RssAnon, no mapped files): Unbound ${ANON[unbound]} MB, Haven ${ANON[haven]} MB, Haven recording no events ${ANON[haven-nolog]} MB"

@@ -534,27 +534,35 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What identifies a repeated DNS question: the same name and type from the same device (and
-/// person and group), answered the same way for the same reason, within the window.
-#[derive(Debug, PartialEq, Eq, Hash)]
-struct RepeatKey {
-    client: std::net::IpAddr,
-    name: String,
-    qtype: Option<u16>,
-    group: String,
-    user: Option<String>,
-    action: &'static str,
-    reason: Option<String>,
-}
-
 /// DNS questions gathered for a few seconds and stored once per device, name, type and answer,
 /// with how many there were (the first one's time, the slowest answer). Devices ask the same
 /// names again and again, and retry blocked ones; storing each costs more than answering it.
 /// The proxy's requests (whole URLs, search terms) are stored one by one.
+///
+/// The first event of each kind is kept, indexed by a keyed hash of what identifies it (a hash
+/// shared by different events is noticed and they are kept apart); at most `GATHERED_AT_MOST`
+/// kinds are held, beyond which they are written early, so memory stays bounded whatever the
+/// traffic.
 struct Repeats {
     window: Duration,
     since: Option<std::time::Instant>,
-    rows: std::collections::HashMap<RepeatKey, (haven_core::event::Event, u64)>,
+    rows: Vec<(haven_core::event::Event, u64)>,
+    index: std::collections::HashMap<u64, u32>,
+    keys: std::collections::hash_map::RandomState,
+}
+
+/// Kinds of question gathered at once, at most (about 200 bytes each).
+const GATHERED_AT_MOST: usize = 200_000;
+
+/// Whether two DNS events are the same question from the same place, answered the same way.
+fn same_question(a: &haven_core::event::Event, b: &haven_core::event::Event) -> bool {
+    a.client == b.client
+        && a.qtype == b.qtype
+        && a.action == b.action
+        && a.name == b.name
+        && a.group == b.group
+        && a.user == b.user
+        && a.reason == b.reason
 }
 
 impl Repeats {
@@ -562,34 +570,42 @@ impl Repeats {
         Repeats {
             window,
             since: None,
-            rows: std::collections::HashMap::new(),
+            rows: Vec::new(),
+            index: std::collections::HashMap::new(),
+            keys: std::collections::hash_map::RandomState::new(),
         }
     }
 
     /// Gathers `e` if it is a DNS question; otherwise gives it back to be stored now.
     fn add(&mut self, e: haven_core::event::Event) -> Option<haven_core::event::Event> {
+        use std::hash::BuildHasher as _;
         if self.window.is_zero() || e.source != "dns" {
             return Some(e);
         }
-        let key = RepeatKey {
-            client: e.client,
-            name: e.name.clone(),
-            qtype: e.qtype,
-            group: e.group.clone(),
-            user: e.user.clone(),
-            action: e.action.as_str(),
-            reason: e.reason.clone(),
-        };
+        let key = self.keys.hash_one((
+            e.client,
+            &e.name,
+            e.qtype,
+            &e.group,
+            &e.user,
+            e.action.as_str(),
+            &e.reason,
+        ));
         self.since.get_or_insert_with(std::time::Instant::now);
-        match self.rows.get_mut(&key) {
-            Some((first, n)) => {
-                *n += 1;
-                first.latency_us = first.latency_us.max(e.latency_us);
+        if let Some(&i) = self.index.get(&key) {
+            if let Some((first, n)) = self.rows.get_mut(i as usize) {
+                if same_question(first, &e) {
+                    *n += 1;
+                    first.latency_us = first.latency_us.max(e.latency_us);
+                    return None;
+                }
             }
-            None => {
-                self.rows.insert(key, (e, 1));
-            }
+            // Another question with the same hash: kept as its own row, unindexed.
+            self.rows.push((e, 1));
+            return None;
         }
+        self.index.insert(key, self.rows.len() as u32);
+        self.rows.push((e, 1));
         None
     }
 
@@ -601,14 +617,16 @@ impl Repeats {
         }
     }
 
-    /// The gathered rows, when their window has closed (or `all`).
+    /// The gathered rows, when their window has closed or too many are held (or `all`).
     fn take_due(&mut self, all: bool) -> Vec<(haven_core::event::Event, u64)> {
-        let due = self.since.is_some_and(|t| t.elapsed() >= self.window);
+        let due = self.since.is_some_and(|t| t.elapsed() >= self.window)
+            || self.rows.len() >= GATHERED_AT_MOST;
         if !(due || all) || self.rows.is_empty() {
             return Vec::new();
         }
         self.since = None;
-        let mut rows: Vec<_> = self.rows.drain().map(|(_, v)| v).collect();
+        self.index.clear();
+        let mut rows = std::mem::take(&mut self.rows);
         rows.sort_by_key(|(e, _)| e.at_ms);
         rows
     }
@@ -681,10 +699,20 @@ fn start_event_writer(
                     }
                 };
                 let mut repeats = Repeats::new(repeat_window);
+                // Gathered rows waiting to be written, a slice per transaction (from `done`
+                // on), so that the channel is drained between slices rather than filling while
+                // they are written.
+                let mut pending: Vec<(haven_core::event::Event, u64)> = Vec::new();
+                let mut done = 0;
                 let mut open = true;
-                while open {
+                while open || done < pending.len() {
                     let mut singles = Vec::new();
-                    match rx.recv_timeout(repeats.wait()) {
+                    let wait = if done == pending.len() {
+                        repeats.wait()
+                    } else {
+                        Duration::ZERO
+                    };
+                    match rx.recv_timeout(wait) {
                         Ok(first) => {
                             for e in std::iter::once(first).chain(rx.try_iter().take(255)).flatten() {
                                 if let Some(e) = repeats.add(e) {
@@ -696,12 +724,21 @@ fn start_event_writer(
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
                     }
                     // Gathered repeats leave when their window closes, and all at the end.
-                    let gathered = repeats.take_due(!open);
+                    let due = repeats.take_due(!open);
+                    if done == pending.len() {
+                        // Taken whole, not copied: the gathered rows can be many.
+                        pending = due;
+                        done = 0;
+                    } else {
+                        pending.extend(due);
+                    }
+                    let end = pending.len().min(done + 16_384);
                     let rows: Vec<(&haven_core::event::Event, u64)> = singles
                         .iter()
                         .map(|e| (e, 1))
-                        .chain(gathered.iter().map(|(e, n)| (e, *n)))
+                        .chain(pending[done..end].iter().map(|(e, n)| (e, *n)))
                         .collect();
+                    done = end;
                     if rows.is_empty() {
                         continue;
                     }
@@ -1045,5 +1082,64 @@ mod tests {
         )
         .expect_err("refused");
         assert!(err.to_string().contains("unknown field `port`"), "{err}");
+    }
+
+    fn dns(
+        name: &str,
+        action: haven_core::policy::Action,
+        latency_us: u64,
+    ) -> haven_core::event::Event {
+        haven_core::event::Event {
+            at_ms: 1_000,
+            source: "dns",
+            client: "10.0.0.2".parse().expect("ip"),
+            group: "ks2".into(),
+            user: None,
+            name: name.into(),
+            qtype: Some(1),
+            action,
+            category: None,
+            reason: None,
+            search: None,
+            latency_us,
+        }
+    }
+
+    #[test]
+    fn repeated_dns_questions_are_gathered_with_their_count() {
+        use haven_core::policy::Action;
+        let mut r = Repeats::new(Duration::from_secs(60));
+        for latency in [5, 9, 7] {
+            assert!(r.add(dns("a.example", Action::Allow, latency)).is_none());
+        }
+        // The same name answered differently, another name, another device: rows of their own.
+        assert!(r.add(dns("a.example", Action::Block, 1)).is_none());
+        assert!(r.add(dns("b.example", Action::Allow, 1)).is_none());
+        let mut other = dns("a.example", Action::Allow, 1);
+        other.client = "10.0.0.3".parse().expect("ip");
+        assert!(r.add(other).is_none());
+        // The proxy's requests are never gathered.
+        let mut proxy = dns("http://a.example/", Action::Allow, 1);
+        proxy.source = "proxy";
+        assert!(r.add(proxy).is_some());
+        assert!(r.take_due(false).is_empty(), "the window is still open");
+        let rows = r.take_due(true);
+        let counts: Vec<(&str, Action, u64, u64)> = rows
+            .iter()
+            .map(|(e, n)| (e.name.as_str(), e.action, *n, e.latency_us))
+            .collect();
+        assert_eq!(
+            counts,
+            [
+                ("a.example", Action::Allow, 3, 9),
+                ("a.example", Action::Block, 1, 1),
+                ("b.example", Action::Allow, 1, 1),
+                ("a.example", Action::Allow, 1, 1),
+            ]
+        );
+        assert!(r.take_due(true).is_empty(), "taken once");
+        // With no window every question is its own row.
+        let mut none = Repeats::new(Duration::ZERO);
+        assert!(none.add(dns("a.example", Action::Allow, 1)).is_some());
     }
 }

@@ -619,7 +619,9 @@ fn events_acknowledged_as_stored_survive_kill_9_during_ingestion() {
         "dns-kill",
         &upstream,
         "nxdomain",
-        &format!("[metrics]\nlisten = \"127.0.0.1:{mport}\"\n[events]\nrepeat_window_seconds = 1\n"),
+        &format!(
+            "[metrics]\nlisten = \"127.0.0.1:{mport}\"\n[events]\nrepeat_window_seconds = 1\n"
+        ),
     );
     let data = dir.join("data");
     let port = server.port;
