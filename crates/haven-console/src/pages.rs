@@ -701,6 +701,15 @@ struct RowsFragment {
 
 const ACTIONS: &[&str] = &["", "block", "allow", "warn", "alert-only", "rewrite"];
 
+/// Links to the next page of a search, if there is one: (rows for htmx to append, the whole
+/// next page at `page`).
+fn next_links(next: Option<String>, page: &str) -> (String, String) {
+    match next {
+        Some(n) => (format!("/activity/rows?{n}"), format!("{page}?{n}")),
+        None => (String::new(), String::new()),
+    }
+}
+
 /// Runs an activity search for a signed-in person, recording the read: (rows, the query
 /// string of the next page, if any).
 async fn search_activity(
@@ -758,6 +767,7 @@ async fn activity(
 ) -> Result<Response, Denied> {
     let s = c.signed(&headers, &peer).await?;
     let (rows, next) = search_activity(&c, &s, &f).await?;
+    let (more, more_page) = next_links(next, "/activity");
     Ok(html(&ActivityPage {
         l: c.layout("Activity", Some(&s)),
         heading: "Activity".into(),
@@ -765,11 +775,8 @@ async fn activity(
         q: f,
         actions: ACTIONS,
         rows,
-        more: next
-            .as_ref()
-            .map(|n| format!("/activity/rows?{n}"))
-            .unwrap_or_default(),
-        more_page: next.map(|n| format!("/activity?{n}")).unwrap_or_default(),
+        more,
+        more_page,
     }))
 }
 
@@ -782,13 +789,11 @@ async fn activity_rows(
 ) -> Result<Response, Denied> {
     let s = c.signed(&headers, &peer).await?;
     let (rows, next) = search_activity(&c, &s, &f).await?;
+    let (more, more_page) = next_links(next, "/activity");
     Ok(html(&RowsFragment {
         rows,
-        more: next
-            .as_ref()
-            .map(|n| format!("/activity/rows?{n}"))
-            .unwrap_or_default(),
-        more_page: next.map(|n| format!("/activity?{n}")).unwrap_or_default(),
+        more,
+        more_page,
     }))
 }
 
@@ -847,6 +852,7 @@ async fn person(
     };
     f.user = user;
     let (rows, next) = search_activity(&c, &s, &f).await?;
+    let (more, more_page) = next_links(next, &format!("/people/{id}"));
     Ok(html(&ActivityPage {
         l: c.layout(&format!("{} {}", p.first_name, p.last_name), Some(&s)),
         heading: format!("{} {}", p.first_name, p.last_name),
@@ -854,13 +860,8 @@ async fn person(
         q: f,
         actions: ACTIONS,
         rows,
-        more: next
-            .as_ref()
-            .map(|n| format!("/activity/rows?{n}"))
-            .unwrap_or_default(),
-        more_page: next
-            .map(|n| format!("/people/{id}?{n}"))
-            .unwrap_or_default(),
+        more,
+        more_page,
     }))
 }
 

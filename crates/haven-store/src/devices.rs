@@ -149,10 +149,7 @@ impl Store {
     /// nothing.
     pub async fn import_devices(&self, bytes: &[u8]) -> Result<DeviceReport, StoreError> {
         let text = haven_core::textfile::decode(bytes);
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
+        let mut reader = crate::people::csv_reader(&text);
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| StoreError::Invalid(format!("cannot read the header line: {e}")))?

@@ -388,6 +388,14 @@ fn fold(c: char) -> char {
         .unwrap_or(c)
 }
 
+/// A reader of a CSV export: rows may be short, cells are trimmed.
+pub(crate) fn csv_reader(text: &str) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(text.as_bytes())
+}
+
 /// A person as stored, for comparison with the file.
 #[derive(Debug)]
 struct Existing {
@@ -406,10 +414,7 @@ impl Store {
         options: ImportOptions,
     ) -> Result<ImportReport, StoreError> {
         let text = haven_core::textfile::decode(bytes);
-        let mut reader = csv::ReaderBuilder::new()
-            .flexible(true)
-            .trim(csv::Trim::All)
-            .from_reader(text.as_bytes());
+        let mut reader = csv_reader(&text);
         let headers = reader
             .headers()
             .map_err(|e| StoreError::Invalid(format!("cannot read the header line: {e}")))?
