@@ -19,10 +19,18 @@ use crate::Console;
 /// Every API route and the permission it needs (`None`: any valid token).
 pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
     ("GET", "/api/v1/me", None),
+    ("GET", "/api/v1/dashboard", Some(Permission::Dashboard)),
+    ("GET", "/api/v1/people", Some(Permission::Activity)),
     ("GET", "/api/v1/events", Some(Permission::Activity)),
     ("GET", "/api/v1/reviews", Some(Permission::Reviews)),
     ("POST", "/api/v1/reviews/{id}", Some(Permission::Reviews)),
     ("GET", "/api/v1/policy", Some(Permission::PolicyRead)),
+    ("POST", "/api/v1/policy", Some(Permission::PolicyEdit)),
+    (
+        "POST",
+        "/api/v1/policy/changes/{id}",
+        Some(Permission::PolicyApprove),
+    ),
     ("GET", "/api/v1/audit", Some(Permission::Audit)),
 ];
 
@@ -30,10 +38,13 @@ pub(crate) fn routes() -> Router<Console> {
     Router::new()
         .route("/api/openapi.json", get(openapi))
         .route("/api/v1/me", get(me))
+        .route("/api/v1/dashboard", get(dashboard))
+        .route("/api/v1/people", get(people))
         .route("/api/v1/events", get(events))
         .route("/api/v1/reviews", get(reviews))
         .route("/api/v1/reviews/{id}", post(decide))
-        .route("/api/v1/policy", get(policy))
+        .route("/api/v1/policy", get(policy).post(propose))
+        .route("/api/v1/policy/changes/{id}", post(settle))
         .route("/api/v1/audit", get(audit))
 }
 
@@ -120,6 +131,58 @@ async fn me(
         "roles": s.who.roles.iter().map(|r| r.id()).collect::<Vec<_>>(),
         "permissions": permissions,
     })))
+}
+
+async fn dashboard(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::Dashboard)?;
+    let from = crate::pages::today_start();
+    let categories: Vec<_> = c
+        .store
+        .blocks_by_category(from)
+        .await?
+        .into_iter()
+        .map(|(category, blocks)| json!({ "category": category, "blocks": blocks }))
+        .collect();
+    let sites: Vec<_> = c
+        .store
+        .top_blocked(from, 10)
+        .await?
+        .into_iter()
+        .map(|(site, blocks)| json!({ "site": site, "blocks": blocks }))
+        .collect();
+    Ok(Json(json!({
+        "from_ms": from,
+        "blocks_by_category": categories,
+        "top_blocked": sites,
+        "open_reviews": c.store.reviews("open", 1000).await?.len(),
+    })))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct PeopleQuery {
+    q: String,
+}
+
+async fn people(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(q): Query<PeopleQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::Activity)?;
+    if q.q.trim().is_empty() {
+        return Err(Denied::Invalid("q: say whom to look for".into()).into());
+    }
+    Ok(Json(
+        json!({ "people": c.store.find_people(&q.q, 50).await? }),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -262,6 +325,56 @@ async fn policy(
         "snapshot": format!("{:016x}", engine.snapshot().checksum()),
         "approval_required": c.config.policy_approval,
         "changes": c.store.policy_changes(100).await?,
+    })))
+}
+
+/// A proposed policy: the whole text, and why.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Proposal {
+    policy: String,
+    reason: String,
+}
+
+async fn propose(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Json(p): Json<Proposal>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::PolicyEdit)?;
+    let outcome = c
+        .propose(&s, &p.reason, &p.policy, "changed through the API")
+        .await?;
+    Ok(Json(match outcome {
+        crate::change::Outcome::Applied(id) => json!({ "change": id, "status": "applied" }),
+        crate::change::Outcome::Pending(id) => json!({ "change": id, "status": "pending" }),
+    }))
+}
+
+async fn settle(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Json(d): Json<Decision>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let s = c.token_holder(&headers, &peer).await?;
+    s.need(Permission::PolicyApprove)?;
+    let approve = match d.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        other => {
+            return Err(
+                Denied::Invalid(format!("decision: {other:?} is not approve or reject")).into(),
+            )
+        }
+    };
+    c.settle(id, approve, &s).await?;
+    Ok(Json(json!({
+        "change": id,
+        "status": if approve { "applied" } else { "rejected" },
     })))
 }
 

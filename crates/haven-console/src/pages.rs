@@ -510,7 +510,7 @@ struct DashboardPage {
 }
 
 /// Midnight today, local time, in ms since the epoch.
-fn today_start() -> i64 {
+pub(crate) fn today_start() -> i64 {
     let now = jiff::Zoned::now();
     now.start_of_day()
         .map_or(now.timestamp().as_millisecond(), |z| {

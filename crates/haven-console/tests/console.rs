@@ -811,6 +811,42 @@ fn idle_sessions_end_and_the_api_speaks_json() {
         assert_eq!(status, StatusCode::OK, "{body}");
         let json: serde_json::Value = serde_json::from_str(&body).expect("json");
         assert_eq!(json["events"][0]["name"], "bet365.com");
+        // A policy change through the API: refused unless it validates, then in force.
+        let post = |body: String| {
+            let app = h.app.clone();
+            let bearer = bearer.clone();
+            async move {
+                let req = Request::builder()
+                    .method(Method::POST)
+                    .uri("/api/v1/policy")
+                    .header("authorization", bearer)
+                    .header("content-type", "application/json")
+                    .body(Body::from(body))
+                    .expect("req");
+                let resp = app.oneshot(req).await.expect("resp");
+                let status = resp.status();
+                let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+                (status, String::from_utf8_lossy(&bytes).into_owned())
+            }
+        };
+        let (status, body) = post("{}".into()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "no reason given: {body}");
+        let bad = serde_json::json!({ "policy": "[groups.ks2]\ndefault = \"sometimes\"\n", "reason": "test" });
+        let (status, body) = post(bad.to_string()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(body.contains("was not changed"), "{body}");
+        let good = DEFAULT_POLICY.replacen("school = \"Demo Primary School\"", "school = \"Renamed Primary\"", 1);
+        assert_ne!(good, DEFAULT_POLICY);
+        let (status, body) = post(serde_json::json!({ "policy": good, "reason": "new name" }).to_string()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("\"applied\""), "{body}");
+        assert_eq!(h.engine.current().policy().school, "Renamed Primary");
+        let (status, _, body) = call(&h.app, Method::GET, "/api/v1/people?q=lewis", "", None, &[("authorization", &bearer)]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(body.contains("\"tom.lewis\""), "{body}");
+        let (status, _, body) = call(&h.app, Method::GET, "/api/v1/dashboard", "", None, &[("authorization", &bearer)]).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("\"open_reviews\""), "{body}");
         let (status, _, body) = call(
             &h.app,
             Method::GET,

@@ -615,7 +615,7 @@ impl Store {
 }
 
 /// A person, as the console shows them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Person {
     /// Id in the store.
     pub id: i64,
