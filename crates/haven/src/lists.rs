@@ -180,6 +180,31 @@ fn rebuild(
     };
     let (snapshot, reports) = store.rebuild(sources, download, &mut progress)?;
     let (hosts, illegal_hosts) = snapshot.host_count();
+    // Every change is in the audit log. The lists are in place by now, so a store that cannot
+    // be reached is a warning, not a failure.
+    let detail = format!(
+        "snapshot {:016x}: {hosts} hosts from {}",
+        snapshot.checksum(),
+        sources
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let audited = ctx.with_store(async |s| {
+        s.audit(&haven_store::audit::AuditEntry {
+            actor: &crate::people::operator(),
+            address: "cli",
+            action: "rebuild lists",
+            subject: "lists",
+            detail: &detail,
+        })
+        .await?;
+        Ok(())
+    });
+    if let Err(e) = audited {
+        eprintln!("warning: the lists are in place, but the audit log could not record it: {e:#}");
+    }
     if json {
         let summary = ImportSummary {
             snapshot: store.snapshot_path().display().to_string(),

@@ -1133,8 +1133,10 @@ fn people_sign_in_to_the_proxy_and_their_group_decides() {
     let log = ok(&haven(&p.data, &["audit", "log"]));
     assert!(log.contains("read activity amara.okafor"), "{log}");
     assert!(log.contains("import people pupil"), "{log}");
+    assert!(log.contains("rebuild lists lists snapshot"), "{log}");
     let verified = ok(&haven(&p.data, &["audit", "verify"]));
-    assert!(verified.contains("intact: 5 entries"), "{verified}");
+    // The lists import, two people imports, two passwords, one read.
+    assert!(verified.contains("intact: 6 entries"), "{verified}");
 }
 
 #[test]
