@@ -288,15 +288,7 @@ async fn decide(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let s = c.token_holder(&headers, &peer).await?;
     s.need(Permission::Reviews)?;
-    let approve = match d.decision.as_str() {
-        "approve" => true,
-        "decline" => false,
-        other => {
-            return Err(
-                Denied::Invalid(format!("decision: {other:?} is not approve or decline")).into(),
-            )
-        }
-    };
+    let approve = crate::web::decision(&d.decision, "approve", "decline")?;
     let whole_site = d.scope.as_deref() != Some("page");
     let outcome = c
         .decide_review(id, approve, whole_site, &d.note, &s)
@@ -362,15 +354,7 @@ async fn settle(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let s = c.token_holder(&headers, &peer).await?;
     s.need(Permission::PolicyApprove)?;
-    let approve = match d.decision.as_str() {
-        "approve" => true,
-        "reject" => false,
-        other => {
-            return Err(
-                Denied::Invalid(format!("decision: {other:?} is not approve or reject")).into(),
-            )
-        }
-    };
+    let approve = crate::web::decision(&d.decision, "approve", "reject")?;
     c.settle(id, approve, &s).await?;
     Ok(Json(json!({
         "change": id,

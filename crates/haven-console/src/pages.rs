@@ -943,11 +943,7 @@ async fn decide_review(
     let s = c.signed(&headers, &peer).await?;
     s.need(Permission::Reviews)?;
     s.check_csrf(Some(&f.csrf), &headers)?;
-    let approve = match f.decision.as_str() {
-        "approve" => true,
-        "decline" => false,
-        other => return Err(Denied::Invalid(format!("{other:?} is not a decision"))),
-    };
+    let approve = crate::web::decision(&f.decision, "approve", "decline")?;
     let outcome = c
         .decide_review(id, approve, f.scope != "page", &f.note, &s)
         .await?;
@@ -1127,7 +1123,7 @@ async fn policy_settle(
     let s = c.signed(&headers, &peer).await?;
     s.need(Permission::PolicyApprove)?;
     s.check_csrf(Some(&f.csrf), &headers)?;
-    let approve = f.decision == "approve";
+    let approve = crate::web::decision(&f.decision, "approve", "reject")?;
     match c.settle(id, approve, &s).await {
         Ok(()) => Ok(Redirect::to(&format!(
             "/policy?done={}",

@@ -234,6 +234,17 @@ pub fn html<T: askama::Template>(t: &T) -> Response {
     }
 }
 
+/// A decision as a form or JSON body gives it: `yes` or `no`, nothing else.
+pub fn decision(text: &str, yes: &str, no: &str) -> Result<bool, Denied> {
+    match text {
+        t if t == yes => Ok(true),
+        t if t == no => Ok(false),
+        other => Err(Denied::Invalid(format!(
+            "decision: {other:?} is not {yes} or {no}"
+        ))),
+    }
+}
+
 /// A time for people: the server's local time, to the second.
 pub fn when(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
