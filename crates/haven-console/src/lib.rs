@@ -74,6 +74,9 @@ pub struct Inner {
     pub policy_path: PathBuf,
     /// Settings.
     pub config: ConsoleConfig,
+    /// Failed sign-ins by address: guessing across many accounts from one place is slowed
+    /// even though no single account reaches its lock.
+    pub failures: web::Failures,
 }
 
 /// The console's shared state.
@@ -100,6 +103,7 @@ impl Console {
             engine,
             policy_path,
             config,
+            failures: web::Failures::default(),
         }))
     }
 

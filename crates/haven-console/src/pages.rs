@@ -210,10 +210,21 @@ async fn login(
         };
         (StatusCode::UNAUTHORIZED, html(&page)).into_response()
     };
+    if c.failures.too_many(&peer.0) {
+        let page = LoginPage {
+            l: c.layout("Sign in", None),
+            error: "Too many failed sign-ins from this computer: wait a quarter of an hour."
+                .to_owned(),
+            form_token: expected.clone(),
+            idle: c.config.idle_minutes,
+        };
+        return Ok((StatusCode::TOO_MANY_REQUESTS, html(&page)).into_response());
+    }
     let who = match c.store.sign_in(&username, &f.password).await? {
         Ok(who) => who,
         Err(SignInError::Refused) => {
-            return Ok(refused("That user name and password did not work."))
+            c.failures.failed(&peer.0);
+            return Ok(refused("That user name and password did not work."));
         }
         Err(SignInError::Locked(until)) => {
             return Ok(refused(&format!(

@@ -69,6 +69,40 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// Failed sign-ins from one address counted over a quarter of an hour.
+#[derive(Debug, Default)]
+pub struct Failures(std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>);
+
+/// Failed sign-ins from one address, within `FAILURE_WINDOW`, after which it must wait.
+pub const FAILURES_PER_ADDRESS: u32 = 20;
+/// The window for [`FAILURES_PER_ADDRESS`].
+pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
+impl Failures {
+    /// Whether `address` has failed too often lately.
+    pub fn too_many(&self, address: &str) -> bool {
+        let Ok(map) = self.0.lock() else { return false };
+        map.get(address).is_some_and(|(n, since)| {
+            *n >= FAILURES_PER_ADDRESS && since.elapsed() < FAILURE_WINDOW
+        })
+    }
+
+    /// Counts a failure from `address`.
+    pub fn failed(&self, address: &str) {
+        let Ok(mut map) = self.0.lock() else { return };
+        if map.len() >= 10_000 {
+            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
+        }
+        let entry = map
+            .entry(address.to_owned())
+            .or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= FAILURE_WINDOW {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 += 1;
+    }
+}
+
 /// A signed-in person (second factor given when their roles need one).
 #[derive(Debug, Clone)]
 pub struct Signed {

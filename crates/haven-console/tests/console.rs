@@ -769,6 +769,13 @@ fn idle_sessions_end_and_the_api_speaks_json() {
             (status, location(&headers)),
             (StatusCode::SEE_OTHER, "/login")
         );
+        // Sessions nobody came back to are deleted by the hourly upkeep.
+        let _ = signed_in(&h.store, "owen.price").await;
+        sqlx::query("UPDATE sessions SET last_seen = last_seen - 120000")
+            .execute(&pool)
+            .await
+            .expect("age");
+        assert_eq!(h.store.end_idle_sessions(60_000).await.expect("upkeep"), 1);
 
         let who = h
             .store
@@ -876,4 +883,36 @@ async fn sqlx_pool(h: &Harness) -> sqlx::AnyPool {
     sqlx::AnyPool::connect(&format!("sqlite://{}", h.dir.join("haven.db").display()))
         .await
         .expect("pool")
+}
+
+#[test]
+fn guessing_from_one_address_is_slowed() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (_, headers, page) = call(&h.app, Method::GET, "/login", "", None, &[]).await;
+        let login = set_cookie(&headers);
+        let token = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
+        // Twenty wrong guesses spread over many accounts: none is locked, but the address is.
+        for (i, user) in HOLDERS.iter().map(|(u, _)| *u).cycle().take(20).enumerate() {
+            let form = format!("csrf={token}&username={user}&password=guess{i}");
+            let (status, _, _) =
+                call(&h.app, Method::POST, "/login", &login, Some(&form), &[]).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let right = format!("csrf={token}&username=ben.carter&password={PASSWORD}");
+        let (status, _, page) =
+            call(&h.app, Method::POST, "/login", &login, Some(&right), &[]).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            page.contains("Too many failed sign-ins from this computer"),
+            "{page}"
+        );
+        // No account was locked by it.
+        assert!(h
+            .store
+            .sign_in("ben.carter", PASSWORD)
+            .await
+            .expect("db")
+            .is_ok());
+    });
 }

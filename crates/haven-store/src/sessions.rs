@@ -116,6 +116,16 @@ impl Store {
         }))
     }
 
+    /// Deletes sessions unused for longer than `idle_ms` (they could no longer be used);
+    /// how many went.
+    pub async fn end_idle_sessions(&self, idle_ms: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen < $1")
+            .bind(now_ms() - idle_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Records that the session's second factor was given.
     pub async fn pass_second_factor(&self, token: &str) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET second_factor = 1 WHERE id_hash = $1")

@@ -486,9 +486,10 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 written.clone(),
             ));
         }
-        tokio::spawn(prune_events(
+        tokio::spawn(maintain(
             store.clone(),
             config.events.retention_days.clone(),
+            i64::from(config.console.idle_minutes.max(1)) * 60_000,
         ));
         // A quiet filter's last events still reach the log promptly.
         if let Some(sink) = events.clone() {
@@ -783,11 +784,12 @@ fn start_event_writer(
     }
 }
 
-/// Deletes events past their source's retention and refreshes the planner's statistics, now
-/// and every hour.
-async fn prune_events(
+/// Deletes events past their source's retention and console sessions past their idle time,
+/// and refreshes the planner's statistics, now and every hour.
+async fn maintain(
     store: haven_store::Store,
     retention_days: std::collections::BTreeMap<String, u32>,
+    idle_ms: i64,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
@@ -797,6 +799,9 @@ async fn prune_events(
             if let Err(e) = store.prune_events(Some(source), before).await {
                 eprintln!("events: pruning {source} events failed: {e}");
             }
+        }
+        if let Err(e) = store.end_idle_sessions(idle_ms).await {
+            eprintln!("console: ending idle sessions failed: {e}");
         }
         if let Err(e) = store.refresh_statistics().await {
             eprintln!("events: refreshing the store's statistics failed: {e}");
