@@ -13,6 +13,7 @@ pub mod listfmt;
 pub mod normalise;
 pub mod phrases;
 pub mod policy;
+pub mod risk;
 pub mod safesearch;
 pub mod searchterm;
 pub mod snapshot;

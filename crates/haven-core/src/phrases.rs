@@ -557,6 +557,17 @@ struct Normaliser {
     held: Option<char>,
 }
 
+/// `text` as the scanner reads it: lower case, accents and leetspeak folded, look-alike
+/// letters of other alphabets read as Latin ones, spaced-out letters joined, words separated
+/// by single spaces. (Shared by the risk library's grading.)
+pub(crate) fn normalise_text(text: &str) -> String {
+    let mut n = Normaliser::new(false);
+    let mut out = Vec::with_capacity(text.len());
+    n.feed(text.as_bytes(), &mut |b| out.push(b));
+    n.finish(&mut |b| out.push(b));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 impl Normaliser {
     fn new(html: bool) -> Self {
         Normaliser {
@@ -828,6 +839,21 @@ fn fold(c: char) -> Option<Fold> {
         'ś' | 'Ś' | 'š' | 'Š' => One('s'),
         'ź' | 'ż' | 'Ź' | 'Ż' | 'ž' | 'Ž' => One('z'),
         'ß' => Two('s', 's'),
+        // Letters of the Cyrillic and Greek alphabets that look like Latin ones, as used to
+        // slip a word past a filter ("саsino" with a Cyrillic с).
+        'а' | 'А' | 'α' | 'Α' => One('a'),
+        'с' | 'С' => One('c'),
+        'е' | 'Е' | 'ε' | 'Ε' => One('e'),
+        'і' | 'І' | 'ι' | 'Ι' => One('i'),
+        'ј' | 'Ј' => One('j'),
+        'к' | 'К' | 'κ' | 'Κ' => One('k'),
+        'о' | 'О' | 'ο' | 'Ο' => One('o'),
+        'р' | 'Р' | 'ρ' | 'Ρ' => One('p'),
+        'ѕ' | 'Ѕ' => One('s'),
+        'т' | 'Т' | 'τ' | 'Τ' => One('t'),
+        'у' | 'У' | 'υ' | 'Υ' => One('y'),
+        'х' | 'Х' | 'χ' | 'Χ' => One('x'),
+        'ν' | 'Ν' => One('v'),
         c if c.is_alphabetic() => One(c.to_lowercase().next().unwrap_or(c)),
         _ => return None,
     })

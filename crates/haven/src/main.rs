@@ -24,6 +24,7 @@ mod check;
 mod demo;
 mod devices;
 mod lists;
+mod monitor;
 mod people;
 mod phrases;
 mod serve;
@@ -48,6 +49,9 @@ struct Cli {
 enum Command {
     /// Run Haven: the DNS filter and the filtering proxy (the console is still to come).
     Serve(serve::ServeArgs),
+    /// Monitoring: the risk library, tried by hand.
+    #[command(subcommand)]
+    Monitor(monitor::MonitorCommand),
     /// The weighted-phrase lists for content scoring.
     #[command(subcommand)]
     Phrases(phrases::PhrasesCommand),
@@ -251,6 +255,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::run(&ctx, &args),
         Command::Ca(cmd) => ca(&ctx, cmd),
         Command::Phrases(cmd) => phrases::run(&ctx, cmd),
+        Command::Monitor(cmd) => monitor::run(&ctx, cmd),
         Command::Lists(cmd) => lists::run(&ctx, cmd),
         Command::Check(args) => check::run(&ctx, &args),
         Command::Policy(cmd) => policy(&ctx, cmd),

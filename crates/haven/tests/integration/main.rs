@@ -209,4 +209,5 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 mod browser;
 mod dns;
 mod lists;
+mod monitor;
 mod proxy;

@@ -1,0 +1,393 @@
+//! Risk libraries for monitoring: phrases that suggest a pupil may be at risk, each with a UK
+//! Safer Internet Centre category and a grade from 1 (worth noting) to 5 (act now), and the
+//! context that shows a text is about education or support instead ("suicide prevention",
+//! "Childline"). A text is graded by the phrases it contains, after the evasions pupils use are
+//! undone: case, accents, leetspeak, spaced-out and repeated letters, look-alike letters of
+//! other alphabets.
+//!
+//! The file format is meant to be read and edited by a DSL:
+//!
+//! ```text
+//! version 1
+//! # grade | category | phrase [| unless: other phrase; another]
+//! 5 | suicide | kill myself | unless: don't kill myself
+//! 3 | gambling | online casino*
+//! # context that makes a category's matches safe (or every category's, with *)
+//! safe | suicide | suicide prevention
+//! safe | * | childline
+//! ```
+//!
+//! A phrase matches whole words; a trailing `*` lets its last word run on (`casino*` matches
+//! "casinos"). `unless:` names phrases that, anywhere in the same text, mean this one does not
+//! count. Safe context sets aside grades 1 to 4: a grade-5 phrase beside "Childline" still
+//! reaches the DSL.
+
+use crate::phrases::normalise_text;
+
+/// The categories a risk library may use (UKSIC monitoring content).
+pub const CATEGORIES: &[&str] = &[
+    "illegal",
+    "bullying",
+    "exploitation",
+    "discrimination",
+    "drugs",
+    "extremism",
+    "gambling",
+    "pornography",
+    "self-harm",
+    "suicide",
+    "violence",
+];
+
+/// One phrase of a library.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskPhrase {
+    /// As written.
+    pub text: String,
+    /// Its category.
+    pub category: String,
+    /// 1 to 5.
+    pub grade: u8,
+    /// Phrases that make it not count, as written.
+    pub unless: Vec<String>,
+    letters: Vec<char>,
+    prefix: bool,
+    unless_letters: Vec<Vec<char>>,
+}
+
+/// Context that makes matches safe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SafeContext {
+    /// The category it applies to, or `*` for all.
+    pub category: String,
+    /// As written.
+    pub text: String,
+    letters: Vec<char>,
+}
+
+/// A line of a library that could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskError {
+    /// The line (1 is the first).
+    pub line: usize,
+    /// Why.
+    pub message: String,
+}
+
+/// A risk library.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RiskLibrary {
+    /// The format version the file declared.
+    pub version: u32,
+    /// The phrases.
+    pub phrases: Vec<RiskPhrase>,
+    /// The safe contexts.
+    pub safe: Vec<SafeContext>,
+}
+
+/// A text's grade.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Grade {
+    /// 0 (nothing found) to 5.
+    pub grade: u8,
+    /// Each category found, with its highest grade, highest first.
+    pub categories: Vec<(String, u8)>,
+    /// The phrases that counted, as written.
+    pub matched: Vec<String>,
+    /// Phrases found but made safe by their context, as written.
+    pub set_aside: Vec<String>,
+}
+
+/// The words of a text as they were written (a word spelt out letter by letter stays so many
+/// one-letter words), each normalised: case, accents, leetspeak, look-alike letters.
+fn tokens(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .flat_map(|piece| {
+            normalise_text(piece)
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// A text ready for matching: its letters run together with runs of one letter cut to one, and
+/// for each letter whether a word starts or ends there and whether it is a letter standing
+/// alone (spelt out). Matching this way undoes spacing ("k i l l"), repeated letters
+/// ("killll") and words run together, while a phrase still cannot start or end inside a word
+/// ("skill" is not "kill").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Squeezed {
+    chars: Vec<char>,
+    start: Vec<bool>,
+    end: Vec<bool>,
+    alone: Vec<bool>,
+}
+
+fn squeeze(text: &str) -> Squeezed {
+    let mut s = Squeezed::default();
+    for t in tokens(text) {
+        let n = t.chars().count();
+        for (i, c) in t.chars().enumerate() {
+            let (first, last) = (i == 0, i + 1 == n);
+            if s.chars.last() == Some(&c) {
+                // A repeated letter: its boundaries join the one kept.
+                let k = s.chars.len() - 1;
+                s.start[k] |= first;
+                s.end[k] |= last;
+                s.alone[k] |= n == 1;
+                continue;
+            }
+            s.chars.push(c);
+            s.start.push(first);
+            s.end.push(last);
+            s.alone.push(n == 1);
+        }
+    }
+    s
+}
+
+/// Whether `phrase` occurs in `text`, starting where a word starts and ending where one ends
+/// (or anywhere, for the last word of a `prefix` phrase); inside spelt-out letters either way.
+fn occurs(text: &Squeezed, phrase: &[char], prefix: bool) -> bool {
+    let n = phrase.len();
+    if n == 0 || n > text.chars.len() {
+        return false;
+    }
+    (0..=text.chars.len() - n).any(|a| {
+        let z = a + n - 1;
+        text.chars[a..=z] == *phrase
+            && (text.start[a] || text.alone[a])
+            && (prefix || text.end[z] || text.alone[z])
+    })
+}
+
+impl RiskLibrary {
+    /// Reads a library; the lines that cannot be read are returned with the rest.
+    pub fn parse(text: &str) -> (RiskLibrary, Vec<RiskError>) {
+        let mut lib = RiskLibrary::default();
+        let mut errors = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let t = raw.trim();
+            if t.is_empty() || t.starts_with('#') {
+                continue;
+            }
+            let mut fail = |message: String| errors.push(RiskError { line, message });
+            if let Some(v) = t.strip_prefix("version") {
+                match v.trim().parse::<u32>() {
+                    Ok(1) => lib.version = 1,
+                    _ => fail(format!(
+                        "version {:?} is not one this Haven reads (1)",
+                        v.trim()
+                    )),
+                }
+                continue;
+            }
+            let parts: Vec<&str> = t.split('|').map(str::trim).collect();
+            if parts.len() < 3 {
+                fail("expected GRADE | CATEGORY | PHRASE, or safe | CATEGORY | PHRASE".into());
+                continue;
+            }
+            let category = parts[1].to_ascii_lowercase();
+            let known = CATEGORIES.contains(&category.as_str());
+            if parts[0].eq_ignore_ascii_case("safe") {
+                if !known && category != "*" {
+                    fail(format!(
+                        "category {category:?} is not one of {}",
+                        CATEGORIES.join(", ")
+                    ));
+                    continue;
+                }
+                let letters = squeeze(parts[2]).chars;
+                if letters.is_empty() {
+                    fail("the phrase has no words".into());
+                    continue;
+                }
+                lib.safe.push(SafeContext {
+                    category,
+                    text: parts[2].to_owned(),
+                    letters,
+                });
+                continue;
+            }
+            let grade = match parts[0].parse::<u8>() {
+                Ok(g) if (1..=5).contains(&g) => g,
+                _ => {
+                    fail(format!("grade {:?} is not 1 to 5", parts[0]));
+                    continue;
+                }
+            };
+            if !known {
+                fail(format!(
+                    "category {category:?} is not one of {}",
+                    CATEGORIES.join(", ")
+                ));
+                continue;
+            }
+            let written = parts[2];
+            let prefix = written.ends_with('*');
+            let letters = squeeze(written.trim_end_matches('*')).chars;
+            if letters.is_empty() {
+                fail("the phrase has no words".into());
+                continue;
+            }
+            let mut unless = Vec::new();
+            if let Some(extra) = parts.get(3) {
+                match extra.strip_prefix("unless:") {
+                    Some(list) => {
+                        unless = list
+                            .split(';')
+                            .map(|u| u.trim().to_owned())
+                            .filter(|u| !u.is_empty())
+                            .collect()
+                    }
+                    None => {
+                        fail(format!("{extra:?}: only `unless: …` may follow the phrase"));
+                        continue;
+                    }
+                }
+            }
+            lib.phrases.push(RiskPhrase {
+                text: written.to_owned(),
+                category,
+                grade,
+                unless_letters: unless.iter().map(|u| squeeze(u).chars).collect(),
+                unless,
+                letters,
+                prefix,
+            });
+        }
+        if lib.version == 0 && (!lib.phrases.is_empty() || !lib.safe.is_empty()) {
+            errors.push(RiskError {
+                line: 1,
+                message: "the file does not say its version (`version 1` first)".into(),
+            });
+        }
+        (lib, errors)
+    }
+
+    /// Adds another library's phrases and contexts to this one.
+    pub fn extend(&mut self, other: RiskLibrary) {
+        self.version = self.version.max(other.version);
+        self.phrases.extend(other.phrases);
+        self.safe.extend(other.safe);
+    }
+
+    /// Grades a text.
+    pub fn grade(&self, text: &str) -> Grade {
+        let t = squeeze(text);
+        let mut g = Grade::default();
+        if t.chars.is_empty() {
+            return g;
+        }
+        let safe_for = |category: &str| {
+            self.safe.iter().any(|s| {
+                (s.category == "*" || s.category == category) && occurs(&t, &s.letters, false)
+            })
+        };
+        for p in &self.phrases {
+            if !occurs(&t, &p.letters, p.prefix) {
+                continue;
+            }
+            // Support-seeking beside a grade-5 phrase still reaches the DSL: safe context sets
+            // aside grades 1 to 4 only; a grade-5 phrase only by its own `unless`.
+            if p.unless_letters.iter().any(|u| occurs(&t, u, false))
+                || (p.grade < 5 && safe_for(&p.category))
+            {
+                g.set_aside.push(p.text.clone());
+                continue;
+            }
+            g.matched.push(p.text.clone());
+            g.grade = g.grade.max(p.grade);
+            match g.categories.iter_mut().find(|(c, _)| *c == p.category) {
+                Some((_, best)) => *best = (*best).max(p.grade),
+                None => g.categories.push((p.category.clone(), p.grade)),
+            }
+        }
+        g.categories
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        g
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIB: &str = "version 1\n\
+        # grade | category | phrase\n\
+        5 | suicide | kill myself | unless: don't kill myself; never kill myself\n\
+        5 | suicide | want to die\n\
+        3 | suicide | suicide\n\
+        3 | gambling | online casino*\n\
+        4 | self-harm | cut myself\n\
+        5 | suicide | lladd fy hun\n\
+        5 | suicide | أريد أن أموت\n\
+        safe | suicide | suicide prevention\n\
+        safe | * | childline\n";
+
+    fn check(text: &str, grade: u8, categories: &[&str]) {
+        let (lib, errors) = RiskLibrary::parse(LIB);
+        assert!(errors.is_empty(), "{errors:?}");
+        let g = lib.grade(text);
+        assert_eq!(g.grade, grade, "{text:?}: {g:?}");
+        let found: Vec<&str> = g.categories.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(found, categories, "{text:?}");
+    }
+
+    #[test]
+    fn grades_what_is_there_and_not_what_is_not() {
+        check("i want to kill myself", 5, &["suicide"]);
+        check("how to get to the bus stop", 0, &[]);
+        check("online casinos near me", 3, &["gambling"]);
+        check("I cut myself and want to die", 5, &["suicide", "self-harm"]);
+        // Whole words: "skill myself" is not "kill myself".
+        check("skill myself up", 0, &[]);
+    }
+
+    #[test]
+    fn evasions_are_undone() {
+        check("k i l l   m y s e l f", 5, &["suicide"]);
+        check("how do I k i l l myself", 5, &["suicide"]);
+        check("killmyself", 5, &["suicide"]);
+        check("w a n t t o d i e", 5, &["suicide"]);
+        check("KILLLL MYSELFFF", 5, &["suicide"]);
+        check("k1ll mys3lf", 5, &["suicide"]);
+        // A Cyrillic "і" and "е" in place of the Latin letters.
+        check("k\u{456}ll mys\u{435}lf", 5, &["suicide"]);
+        check("on-line c@sino", 3, &["gambling"]);
+        check("online c@sino", 3, &["gambling"]);
+    }
+
+    #[test]
+    fn context_sets_education_and_support_aside() {
+        check("suicide prevention week assembly", 0, &[]);
+        check("is suicide bad childline", 0, &[]);
+        // Asking for help does not hide the words that matter most.
+        check("I want to die, who do I call? childline", 5, &["suicide"]);
+        check("I would never kill myself", 0, &[]);
+        let (lib, _) = RiskLibrary::parse(LIB);
+        let g = lib.grade("suicide prevention");
+        assert_eq!(g.set_aside, ["suicide"]);
+    }
+
+    #[test]
+    fn other_languages() {
+        check("dw i eisiau lladd fy hun", 5, &["suicide"]);
+        check("أريد أن أموت", 5, &["suicide"]);
+    }
+
+    #[test]
+    fn bad_lines_are_reported_by_number() {
+        let (lib, errors) = RiskLibrary::parse(
+            "version 1\n7 | suicide | x\n3 | weather | rain\n3 | suicide\nsafe | nowhere | x\n2 | drugs | weed | because: reasons\n2 | drugs | skunk\n",
+        );
+        let lines: Vec<usize> = errors.iter().map(|e| e.line).collect();
+        assert_eq!(lines, [2, 3, 4, 5, 6], "{errors:?}");
+        assert_eq!(lib.phrases.len(), 1);
+        let (_, errors) = RiskLibrary::parse("3 | drugs | skunk\n");
+        assert!(errors[0].message.contains("version"), "{errors:?}");
+    }
+}

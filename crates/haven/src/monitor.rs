@@ -1,0 +1,155 @@
+//! `haven monitor`: the risk library, tried by hand. `grade` reads texts from standard input,
+//! one a line, and says how each grades against the library (so a DSL can try a phrase).
+
+use std::io::BufRead as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+use haven_core::risk::{Grade, RiskLibrary};
+
+use crate::Context;
+
+/// The starter library (`config/risk/library.txt`).
+pub const BUILT_IN: &str = include_str!("../../../config/risk/library.txt");
+
+#[derive(Debug, Subcommand)]
+pub enum MonitorCommand {
+    /// Grade texts from standard input, one a line: the grade (0 to 5) and the categories.
+    /// With --json, each line in is {"text": ...} and each line out is a JSON object with
+    /// grade, categories, matched and set_aside.
+    Grade {
+        /// JSON lines in and out.
+        #[arg(long)]
+        json: bool,
+        /// Use this library file instead of the built-in one and <data-dir>/risk/*.txt.
+        #[arg(long)]
+        library: Option<PathBuf>,
+    },
+}
+
+/// The library: the built-in one and the school's own files in `<data-dir>/risk/`, or the
+/// file given. Lines that cannot be read are reported and left out.
+pub fn library(ctx: &Context, file: Option<&PathBuf>) -> Result<RiskLibrary> {
+    let mut sources: Vec<(String, String)> = Vec::new();
+    match file {
+        Some(f) => sources.push((
+            f.display().to_string(),
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
+        )),
+        None => {
+            sources.push(("built-in risk library".into(), BUILT_IN.to_owned()));
+            let dir = ctx.data_dir.join("risk");
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                let mut paths: Vec<PathBuf> = entries
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+                    .collect();
+                paths.sort();
+                for p in paths {
+                    let bytes =
+                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                    sources.push((
+                        p.display().to_string(),
+                        haven_core::textfile::decode(&bytes),
+                    ));
+                }
+            }
+        }
+    }
+    let mut lib = RiskLibrary::default();
+    for (name, text) in sources {
+        let (part, errors) = RiskLibrary::parse(&text);
+        for e in errors {
+            eprintln!("{name}:{}: {}", e.line, e.message);
+        }
+        lib.extend(part);
+    }
+    Ok(lib)
+}
+
+fn as_json(text: &str, g: &Grade) -> serde_json::Value {
+    serde_json::json!({
+        "text": text,
+        "grade": g.grade,
+        "categories": g.categories.iter().map(|(c, n)| serde_json::json!({"category": c, "grade": n})).collect::<Vec<_>>(),
+        "matched": g.matched,
+        "set_aside": g.set_aside,
+    })
+}
+
+pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
+    let MonitorCommand::Grade {
+        json,
+        library: file,
+    } = cmd;
+    let lib = library(ctx, file.as_ref())?;
+    let mut refused = false;
+    for line in std::io::stdin().lock().lines() {
+        let line = line.context("reading standard input")?;
+        if json {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let text = serde_json::from_str::<serde_json::Value>(&line)
+                .ok()
+                .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_owned));
+            match text {
+                Some(t) => outln!("{}", as_json(&t, &lib.grade(&t))),
+                None => {
+                    refused = true;
+                    outln!(
+                        "{}",
+                        serde_json::json!({"error": "expected a JSON object with a \"text\" string", "line": line})
+                    );
+                }
+            }
+        } else {
+            let g = lib.grade(&line);
+            let cats: Vec<String> = g
+                .categories
+                .iter()
+                .map(|(c, n)| format!("{c}:{n}"))
+                .collect();
+            outln!(
+                "{}\t{}\t{}",
+                g.grade,
+                if cats.is_empty() {
+                    "-".to_owned()
+                } else {
+                    cats.join(",")
+                },
+                line
+            );
+        }
+    }
+    Ok(if refused {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_library_reads_cleanly_and_grades() {
+        let (lib, errors) = RiskLibrary::parse(BUILT_IN);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(lib.phrases.len() > 90, "{}", lib.phrases.len());
+        for category in haven_core::risk::CATEGORIES {
+            assert!(
+                lib.phrases.iter().any(|p| p.category == *category),
+                "{category} has phrases"
+            );
+        }
+        assert_eq!(lib.grade("how do i kill myself").grade, 5);
+        assert_eq!(lib.grade("suicide prevention assembly").grade, 0);
+        assert_eq!(lib.grade("history of the holocaust homework").grade, 0);
+        assert_eq!(lib.grade("Scunthorpe United results").grade, 0);
+        assert_eq!(lib.grade("chcę umrzeć").grade, 5);
+    }
+}
