@@ -518,6 +518,8 @@ struct DashboardPage {
     most: i64,
     sites: Vec<(String, i64)>,
     open_reviews: usize,
+    /// Open captures graded 4 or 5: (grade, when, who, categories, text).
+    captures: Vec<(i64, String, String, String, String)>,
 }
 
 /// Midnight today, local time, in ms since the epoch.
@@ -563,12 +565,42 @@ async fn home(
     let most = categories.iter().map(|c| c.2).max().unwrap_or(1);
     let sites = c.store.top_blocked(from, 10).await?;
     let open_reviews = c.store.reviews("open", 1000).await?.len();
+    // Captures are safeguarding data: shown to those who see activity, and the read audited.
+    let captures = if s.may(Permission::Activity) {
+        let found = c.store.open_captures(4, 20).await?;
+        if !found.is_empty() {
+            c.store
+                .audit(&AuditEntry {
+                    actor: &s.who.username,
+                    address: &s.address,
+                    action: "read captures",
+                    subject: "open captures",
+                    detail: &format!("dashboard: {} graded 4 or 5", found.len()),
+                })
+                .await?;
+        }
+        found
+            .into_iter()
+            .map(|k| {
+                (
+                    k.grade,
+                    when(k.at_ms),
+                    k.user.unwrap_or(k.client),
+                    k.categories,
+                    k.text,
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(html(&DashboardPage {
         l: c.layout("Dashboard", Some(&s)),
         categories,
         most,
         sites,
         open_reviews,
+        captures,
     }))
 }
 

@@ -476,6 +476,33 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
             csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
             "{csp}"
         );
+        // A capture graded 5 waits on the dashboard, its text shown as text, the read audited.
+        h.store
+            .add_captures(&[haven_store::captures::NewCapture {
+                at_ms: haven_store::now_ms(),
+                source: "search".into(),
+                client: "10.20.1.5".into(),
+                user: Some("tom.lewis".into()),
+                url: "https://www.google.co.uk/search?q=x".into(),
+                text: nasty.into(),
+                grade: 5,
+                categories: "suicide:5".into(),
+                matched: "kill myself".into(),
+            }])
+            .await
+            .expect("capture");
+        let (status, _, page) = call(&h.app, Method::GET, "/", &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("id=\"captures\""), "{page}");
+        assert!(
+            page.contains("&#60;script&#62;alert(&#39;x&#39;)"),
+            "{page}"
+        );
+        assert!(!page.contains("<script>alert"), "{page}");
+        let log = h.store.audit_log(None, 5).await.expect("audit");
+        assert!(log
+            .iter()
+            .any(|e| e.action == "read captures" && e.actor == "priya.shah"));
         // A device can be searched by its name.
         h.store
             .import_devices(b"name,address\nLibrary PC 1,10.20.1.5\n")

@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod captures;
 pub mod devices;
 pub mod events;
 pub mod people;

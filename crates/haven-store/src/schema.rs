@@ -16,7 +16,7 @@ pub(crate) struct Migration {
 /// Every migration, in order. Never edit one that has shipped: add another.
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
     version: 1,
-    name: "people, accounts, devices, networks, events, reviews, audit",
+    name: "people, accounts, devices, networks, events, captures, reviews, audit",
     sql: r#"
 CREATE TABLE people (
     id {pk},
@@ -95,6 +95,20 @@ CREATE INDEX events_user ON events (username, at, id) WHERE username IS NOT NULL
 CREATE INDEX events_client ON events (client, at, id);
 CREATE INDEX events_category ON events (category, at, id) WHERE category IS NOT NULL;
 CREATE INDEX events_searches ON events (at, id) WHERE search IS NOT NULL;
+CREATE TABLE captures (
+    id {pk},
+    at BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    client TEXT NOT NULL,
+    username TEXT,
+    url TEXT NOT NULL,
+    text TEXT NOT NULL,
+    grade BIGINT NOT NULL,
+    categories TEXT NOT NULL,
+    matched TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open'
+);
+CREATE INDEX captures_open ON captures (status, grade, at);
 CREATE TABLE reviews (
     id {pk},
     at BIGINT NOT NULL,

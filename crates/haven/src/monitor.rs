@@ -27,6 +27,15 @@ pub enum MonitorCommand {
         #[arg(long)]
         library: Option<PathBuf>,
     },
+    /// Captures awaiting triage, highest grade first (reading them is audited).
+    Captures {
+        /// Only these grades and above.
+        #[arg(long, default_value_t = 1)]
+        min_grade: i64,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// The library: the built-in one and the school's own files in `<data-dir>/risk/`, or the
@@ -80,10 +89,10 @@ fn as_json(text: &str, g: &Grade) -> serde_json::Value {
 }
 
 pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
-    let MonitorCommand::Grade {
-        json,
-        library: file,
-    } = cmd;
+    let (json, file) = match cmd {
+        MonitorCommand::Grade { json, library } => (json, library),
+        MonitorCommand::Captures { min_grade, json } => return captures(ctx, min_grade, json),
+    };
     let lib = library(ctx, file.as_ref())?;
     let mut refused = false;
     for line in std::io::stdin().lock().lines() {
@@ -129,6 +138,38 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {
+    let found = ctx.with_store(async |s| {
+        s.audit(&haven_store::audit::AuditEntry {
+            actor: &crate::people::operator(),
+            address: "cli",
+            action: "read captures",
+            subject: "open captures",
+            detail: &format!("grade {min_grade} and above"),
+        })
+        .await?;
+        Ok(s.open_captures(min_grade, 1000).await?)
+    })?;
+    for c in found {
+        if json {
+            outln!("{}", serde_json::to_string(&c)?);
+        } else {
+            let at = jiff::Timestamp::from_millisecond(c.at_ms)
+                .map_or_else(|_| c.at_ms.to_string(), |t| t.to_string());
+            outln!(
+                "{:<6} grade {} {at} {:<15} {:<14} {:<20} {:?}",
+                c.id,
+                c.grade,
+                c.client,
+                c.user.as_deref().unwrap_or("-"),
+                c.categories,
+                c.text
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 #[cfg(test)]

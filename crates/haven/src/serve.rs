@@ -370,6 +370,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             rx,
             written.clone(),
             Duration::from_secs(config.events.repeat_window_seconds),
+            crate::monitor::library(ctx, None)?,
         )?);
     }
     let filter = Arc::new(filter);
@@ -633,6 +634,36 @@ impl Repeats {
     }
 }
 
+/// The captures among `events`: search terms the risk library grades 1 or more.
+fn capture(
+    risk: &haven_core::risk::RiskLibrary,
+    events: &[haven_core::event::Event],
+) -> Vec<haven_store::captures::NewCapture> {
+    events
+        .iter()
+        .filter_map(|e| {
+            let term = e.search.as_deref()?;
+            let g = risk.grade(term);
+            (g.grade > 0).then(|| haven_store::captures::NewCapture {
+                at_ms: e.at_ms as i64,
+                source: "search".to_owned(),
+                client: e.client.to_string(),
+                user: e.user.clone(),
+                url: e.name.clone(),
+                text: term.to_owned(),
+                grade: g.grade,
+                categories: g
+                    .categories
+                    .iter()
+                    .map(|(c, n)| format!("{c}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                matched: g.matched.join("; "),
+            })
+        })
+        .collect()
+}
+
 /// Metric names of the event writer.
 mod names {
     /// Events committed to the store.
@@ -673,6 +704,7 @@ fn start_event_writer(
     rx: std::sync::mpsc::Receiver<Vec<haven_core::event::Event>>,
     written: Arc<Written>,
     repeat_window: Duration,
+    risk: haven_core::risk::RiskLibrary,
 ) -> Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let handle = std::thread::Builder::new()
@@ -744,11 +776,20 @@ fn start_event_writer(
                         continue;
                     }
                     let represented: u64 = rows.iter().map(|(_, n)| n).sum();
+                    // Search terms graded by the risk library: what grades 1 or more is a
+                    // capture for the safeguarding team.
+                    let captures = capture(&risk, &singles);
                     let mut tries = 0u64;
                     loop {
                         match store.insert_counted(&rows).await {
                             Ok(()) => {
                                 written.stored.fetch_add(represented, Ordering::Relaxed);
+                                if let Err(e) = store.add_captures(&captures).await {
+                                    eprintln!(
+                                        "monitoring: {} captures could not be stored: {e}",
+                                        captures.len()
+                                    );
+                                }
                                 break;
                             }
                             Err(e) => {

@@ -502,6 +502,33 @@ fn search_terms_safe_search_and_file_types() {
         .find(|e| e["search"] == "how do volcanoes work")
         .expect("the search event");
     assert_eq!(ev["action"], "rewrite");
+    // A search the risk library grades 5 becomes a capture for the safeguarding team; the
+    // ordinary one above does not.
+    let _ = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!(
+            "http://www.google.co.uk:{port}/search?q=how+do+i+k1ll+myself"
+        )],
+    );
+    let mut captures = Vec::new();
+    for _ in 0..50 {
+        captures = crate::json_lines(&p.data, &["monitor", "captures", "--json"]);
+        if !captures.is_empty() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(captures.len(), 1, "{captures:?}");
+    assert_eq!(captures[0]["grade"], 5);
+    assert_eq!(captures[0]["text"], "how do i k1ll myself");
+    assert_eq!(captures[0]["client"], "127.0.0.2");
+    assert!(
+        captures[0]["categories"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("suicide:5")),
+        "{captures:?}"
+    );
     // An installer: refused for a pupil, fetched for staff.
     let url = format!("http://downloads.example:{port}/echo/setup.exe");
     let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
