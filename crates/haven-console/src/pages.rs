@@ -38,6 +38,8 @@ pub const PAGES: &[(&str, &str, Option<Permission>)] = &[
     ),
     ("GET", "/audit", Some(Permission::Audit)),
     ("POST", "/audit/verify", Some(Permission::Audit)),
+    ("GET", "/triage", Some(Permission::Triage)),
+    ("POST", "/triage/{id}", Some(Permission::Triage)),
     ("GET", "/tokens", Some(Permission::ApiTokens)),
     ("POST", "/tokens", Some(Permission::ApiTokens)),
 ];
@@ -59,6 +61,8 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/policy/changes/{id}", post(policy_settle))
         .route("/audit", get(audit))
         .route("/audit/verify", post(audit_verify))
+        .route("/triage", get(triage))
+        .route("/triage/{id}", post(triage_decide))
         .route("/tokens", get(tokens).post(token_create))
         .route("/static/htmx.min.js", get(htmx))
         .route("/static/haven.css", get(css))
@@ -121,6 +125,7 @@ impl Console {
                 ("/", "Dashboard", Permission::Dashboard),
                 ("/activity", "Activity", Permission::Activity),
                 ("/people", "People", Permission::Activity),
+                ("/triage", "Triage", Permission::Triage),
                 ("/reviews", "Reviews", Permission::Reviews),
                 ("/policy", "Policy", Permission::PolicyRead),
                 ("/audit", "Audit log", Permission::Audit),
@@ -1285,6 +1290,157 @@ async fn audit_verify(
     s.check_csrf(Some(&f.csrf), &headers)?;
     let check = c.store.verify_audit().await?;
     audit_page(&c, &s, None, Some(check)).await
+}
+
+// ---- triage -------------------------------------------------------------------------------
+
+struct CaptureRow {
+    id: i64,
+    grade: i64,
+    when: String,
+    user: Option<String>,
+    client: String,
+    text: String,
+    url: String,
+    categories: String,
+    matched: String,
+}
+
+struct PhraseRow {
+    phrase: String,
+    decided: u64,
+    dismissed: u64,
+    rate: String,
+}
+
+#[derive(Template)]
+#[template(path = "triage.html")]
+struct TriagePage {
+    l: Layout,
+    captures: Vec<CaptureRow>,
+    phrases: Vec<PhraseRow>,
+    message: String,
+}
+
+async fn triage(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Triage)?;
+    let found = c.store.open_captures(1, 200).await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &s.address,
+            action: "read captures",
+            subject: "open captures",
+            detail: &format!("triage: {} shown", found.len()),
+        })
+        .await?;
+    let captures = found
+        .into_iter()
+        .map(|k| CaptureRow {
+            id: k.id,
+            grade: k.grade,
+            when: when(k.at_ms),
+            user: k.user,
+            client: k.client,
+            text: k.text,
+            url: k.url,
+            categories: k.categories,
+            matched: k.matched,
+        })
+        .collect();
+    let phrases = c
+        .store
+        .phrase_records()
+        .await?
+        .into_iter()
+        .map(|p| PhraseRow {
+            rate: format!(
+                "{:.0}%",
+                100.0 * p.dismissed as f64 / p.decided.max(1) as f64
+            ),
+            phrase: p.phrase,
+            decided: p.decided,
+            dismissed: p.dismissed,
+        })
+        .collect();
+    Ok(html(&TriagePage {
+        l: c.layout("Triage", Some(&s)),
+        captures,
+        phrases,
+        message: flash.done,
+    }))
+}
+
+#[derive(Deserialize)]
+struct TriageForm {
+    csrf: String,
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn triage_decide(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<TriageForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Triage)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let promote = crate::web::decision(&f.decision, "promote", "dismiss")?;
+    let capture = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
+    let done = if promote {
+        let concern = c
+            .store
+            .promote_capture(id, &s.who.username)
+            .await?
+            .ok_or_else(|| Denied::Invalid(format!("Capture {id} was already decided.")))?;
+        format!("Capture {id} promoted to concern {concern}.")
+    } else {
+        if f.reason.trim().is_empty() {
+            return Err(Denied::Invalid(
+                "Say why the capture is dismissed: the reason counts against the phrases that matched."
+                    .into(),
+            ));
+        }
+        if !c
+            .store
+            .dismiss_capture(id, &s.who.username, &f.reason)
+            .await?
+        {
+            return Err(Denied::Invalid(format!(
+                "Capture {id} was already decided."
+            )));
+        }
+        format!("Capture {id} dismissed.")
+    };
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &s.address,
+            action: if promote {
+                "promote capture"
+            } else {
+                "dismiss capture"
+            },
+            subject: &format!("capture {id}"),
+            detail: &format!(
+                "{:?} ({}); {}",
+                capture.text,
+                capture.categories,
+                f.reason.trim()
+            ),
+        })
+        .await?;
+    Ok(Redirect::to(&format!("/triage?done={}", url_encode(&done))).into_response())
 }
 
 // ---- API tokens --------------------------------------------------------------------------

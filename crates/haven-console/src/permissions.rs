@@ -22,11 +22,13 @@ pub enum Permission {
     Audit,
     /// Create API tokens for oneself.
     ApiTokens,
+    /// Triage monitoring captures: dismiss, or promote to a safeguarding concern.
+    Triage,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 8] = [
+    pub const ALL: [Permission; 9] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -35,6 +37,7 @@ impl Permission {
         Permission::Reviews,
         Permission::Audit,
         Permission::ApiTokens,
+        Permission::Triage,
     ];
 
     /// Its name, for pages and the API.
@@ -48,13 +51,15 @@ impl Permission {
             Permission::Reviews => "reviews",
             Permission::Audit => "audit",
             Permission::ApiTokens => "api-tokens",
+            Permission::Triage => "triage",
         }
     }
 }
 
 /// The matrix: which roles hold each permission. The network manager runs the filter (policy,
 /// lists, technical logs) but not safeguarding records; the DSL, deputy and headteacher see
-/// activity and decide reviews; the DPO and the headteacher read the audit log; governors see
+/// activity and decide reviews, and only they triage monitoring captures (safeguarding data,
+/// not the network manager's); the DPO and the headteacher read the audit log; governors see
 /// anonymised reports only (none of these); teachers, pupils and parents see none of them.
 pub fn allowed(role: Role, p: Permission) -> bool {
     use Permission as P;
@@ -80,6 +85,7 @@ pub fn allowed(role: Role, p: Permission) -> bool {
         ),
         P::Audit => matches!(role, R::Dpo | R::Headteacher | R::Administrator),
         P::ApiTokens => matches!(role, R::NetworkManager | R::Administrator),
+        P::Triage => matches!(role, R::Dsl | R::DeputyDsl | R::Headteacher),
     }
 }
 
@@ -94,19 +100,19 @@ mod tests {
 
     /// The matrix as a table: a row per role, a column per permission (in `Permission::ALL`
     /// order: dashboard, activity, policy-read, policy-edit, policy-approve, reviews, audit,
-    /// api-tokens). Changing who may do what means changing this table on purpose.
-    const MATRIX: &[(Role, [u8; 8])] = &[
-        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1]),
-        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0]),
-        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0]),
-        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0]),
-        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0]),
-        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1]),
-        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0]),
+    /// api-tokens, triage). Changing who may do what means changing this table on purpose.
+    const MATRIX: &[(Role, [u8; 9])] = &[
+        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1, 0]),
+        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0, 1]),
+        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0, 1]),
+        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0, 1]),
+        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0, 0]),
+        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0]),
+        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
 
     #[test]

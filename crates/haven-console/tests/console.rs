@@ -943,3 +943,112 @@ fn guessing_from_one_address_is_slowed() {
             .is_ok());
     });
 }
+
+fn capture(text: &str, matched: &str) -> haven_store::captures::NewCapture {
+    haven_store::captures::NewCapture {
+        at_ms: haven_store::now_ms(),
+        source: "search".into(),
+        client: "10.20.1.5".into(),
+        user: Some("tom.lewis".into()),
+        url: "https://www.google.co.uk/search?q=x".into(),
+        text: text.into(),
+        grade: 5,
+        categories: "suicide:5".into(),
+        matched: matched.into(),
+    }
+}
+
+#[test]
+fn the_dsl_triages_captures_dismissals_count_against_phrases() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        h.store
+            .add_captures(&[
+                capture("how do i kill myself", "kill myself"),
+                capture("kill myself laughing at this meme", "kill myself"),
+            ])
+            .await
+            .expect("captures");
+        let open = h.store.open_captures(1, 10).await.expect("open");
+        let id_of = |text: &str| open.iter().find(|k| k.text == text).expect(text).id;
+        let (serious, meme) = (
+            id_of("how do i kill myself"),
+            id_of("kill myself laughing at this meme"),
+        );
+        let (cookie, csrf) = signed_in(&h.store, "priya.shah").await;
+        let (status, _, page) = call(&h.app, Method::GET, "/triage", &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("kill myself laughing"), "{page}");
+        // Dismissing needs a reason.
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            &format!("/triage/{meme}"),
+            &cookie,
+            Some(&format!("csrf={csrf}&decision=dismiss&reason=")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("Say why"), "{page}");
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/triage/{meme}"),
+            &cookie,
+            Some(&format!(
+                "csrf={csrf}&decision=dismiss&reason=a+joke+about+a+meme"
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        // Promoting makes a concern in one step.
+        let (status, headers, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/triage/{serious}"),
+            &cookie,
+            Some(&format!("csrf={csrf}&decision=promote")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(
+            location(&headers).contains("promoted%20to%20concern"),
+            "{}",
+            location(&headers)
+        );
+        assert!(h.store.open_captures(1, 10).await.expect("open").is_empty());
+        // The phrase's record: two decided, one dismissed.
+        let records = h.store.phrase_records().await.expect("records");
+        assert_eq!(
+            (
+                records[0].phrase.as_str(),
+                records[0].decided,
+                records[0].dismissed
+            ),
+            ("kill myself", 2, 1)
+        );
+        let (_, _, page) = call(&h.app, Method::GET, "/triage", &cookie, None, &[]).await;
+        assert!(page.contains("50%"), "{page}");
+        // Deciding twice is refused; so is a network manager (technical logs, not safeguarding).
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/triage/{serious}"),
+            &cookie,
+            Some(&format!("csrf={csrf}&decision=promote")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (owen, _) = signed_in(&h.store, "owen.price").await;
+        let (status, _, _) = call(&h.app, Method::GET, "/triage", &owen, None, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let log = h.store.audit_log(None, 20).await.expect("audit");
+        for action in ["dismiss capture", "promote capture", "read captures"] {
+            assert!(log.iter().any(|e| e.action == action), "{action}");
+        }
+    });
+}

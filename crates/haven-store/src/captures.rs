@@ -1,6 +1,7 @@
 //! Captures: what monitoring found worth a safeguarding lead's eye — a search term (later also
 //! page text and other sources) graded by the risk library, with its context (who, where, when).
-//! Triage (dismiss, promote to a concern) comes with the console's triage queue.
+//! Triage: dismissed with a reason (which feeds each phrase's false-positive rate), or promoted
+//! to a safeguarding concern in one step.
 
 use sqlx::Row as _;
 
@@ -115,5 +116,141 @@ impl Store {
                 })
             })
             .collect()
+    }
+}
+
+/// How often a phrase's captures were dismissed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PhraseRecord {
+    /// The phrase, as written in the library.
+    pub phrase: String,
+    /// Captures it counted in that were decided.
+    pub decided: u64,
+    /// Of those, dismissed.
+    pub dismissed: u64,
+}
+
+impl Store {
+    /// One capture.
+    pub async fn capture(&self, id: i64) -> Result<Option<Capture>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, at, source, client, username, url, text, grade, categories, matched, status \
+             FROM captures WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(Capture {
+                id: r.try_get(0)?,
+                at_ms: r.try_get(1)?,
+                source: r.try_get(2)?,
+                client: r.try_get(3)?,
+                user: r.try_get(4)?,
+                url: r.try_get(5)?,
+                text: r.try_get(6)?,
+                grade: r.try_get(7)?,
+                categories: r.try_get(8)?,
+                matched: r.try_get(9)?,
+                status: r.try_get(10)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Dismisses an open capture with the reason; false when it was not open.
+    pub async fn dismiss_capture(
+        &self,
+        id: i64,
+        by: &str,
+        reason: &str,
+    ) -> Result<bool, StoreError> {
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "say why the capture is dismissed".into(),
+            ));
+        }
+        let done = sqlx::query(
+            "UPDATE captures SET status = 'dismissed', decided_by = $1, decided_at = $2, reason = $3 \
+             WHERE id = $4 AND status = 'open'",
+        )
+        .bind(by)
+        .bind(crate::now_ms())
+        .bind(reason.trim())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Promotes an open capture to a safeguarding concern: the concern's id, or `None` when it
+    /// was not open.
+    pub async fn promote_capture(&self, id: i64, by: &str) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE captures SET status = 'promoted', decided_by = $1, decided_at = $2 WHERE id = $3 AND status = 'open'",
+        )
+        .bind(by)
+        .bind(crate::now_ms())
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let row =
+            sqlx::query("SELECT username, client, categories, text FROM captures WHERE id = $1")
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+        let categories: String = row.try_get(2)?;
+        let category = categories
+            .split(',')
+            .next()
+            .and_then(|c| c.split(':').next())
+            .unwrap_or("unknown")
+            .to_owned();
+        let text: String = row.try_get(3)?;
+        let concern: i64 = sqlx::query(
+            "INSERT INTO concerns (at, capture_id, username, client, category, summary, created_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(crate::now_ms())
+        .bind(id)
+        .bind(row.try_get::<Option<String>, _>(0)?)
+        .bind(row.try_get::<String, _>(1)?)
+        .bind(&category)
+        .bind(format!("Monitoring capture {id}: {text:?}"))
+        .bind(by)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        tx.commit().await?;
+        Ok(Some(concern))
+    }
+
+    /// Each phrase that counted in decided captures, with how many were dismissed.
+    pub async fn phrase_records(&self) -> Result<Vec<PhraseRecord>, StoreError> {
+        let rows = sqlx::query("SELECT matched, status FROM captures WHERE status <> 'open'")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut by: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+        for r in rows {
+            let matched: String = r.try_get(0)?;
+            let dismissed = r.try_get::<String, _>(1)? == "dismissed";
+            for phrase in matched.split("; ").filter(|p| !p.is_empty()) {
+                let e = by.entry(phrase.to_owned()).or_default();
+                e.0 += 1;
+                e.1 += u64::from(dismissed);
+            }
+        }
+        Ok(by
+            .into_iter()
+            .map(|(phrase, (decided, dismissed))| PhraseRecord {
+                phrase,
+                decided,
+                dismissed,
+            })
+            .collect())
     }
 }

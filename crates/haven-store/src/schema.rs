@@ -106,9 +106,23 @@ CREATE TABLE captures (
     grade BIGINT NOT NULL,
     categories TEXT NOT NULL,
     matched TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'open'
+    status TEXT NOT NULL DEFAULT 'open',
+    decided_by TEXT,
+    decided_at BIGINT,
+    reason TEXT
 );
 CREATE INDEX captures_open ON captures (status, grade, at);
+CREATE TABLE concerns (
+    id {pk},
+    at BIGINT NOT NULL,
+    capture_id BIGINT REFERENCES captures (id),
+    username TEXT,
+    client TEXT NOT NULL,
+    category TEXT NOT NULL,
+    summary TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open'
+);
 CREATE TABLE reviews (
     id {pk},
     at BIGINT NOT NULL,

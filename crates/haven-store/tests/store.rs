@@ -698,3 +698,71 @@ fn networks_and_devices_say_who_is_asking() {
         }
     });
 }
+
+#[test]
+fn captures_are_triaged_and_count_against_their_phrases() {
+    rt().block_on(async {
+        for (db, store) in stores("captures").await {
+            let new = |text: &str, grade: u8| haven_store::captures::NewCapture {
+                at_ms: 1_790_000_000_000 + u64::from(grade) as i64,
+                source: "search".into(),
+                client: "10.20.1.5".into(),
+                user: Some("amara.okafor".into()),
+                url: "https://www.google.co.uk/search?q=x".into(),
+                text: text.into(),
+                grade,
+                categories: format!("suicide:{grade}"),
+                matched: "kill myself; want to die".into(),
+            };
+            store
+                .add_captures(&[new("low", 2), new("high", 5)])
+                .await
+                .expect("captures");
+            let open = store.open_captures(1, 10).await.expect("open");
+            assert_eq!(
+                open.iter().map(|c| c.text.as_str()).collect::<Vec<_>>(),
+                ["high", "low"],
+                "{db}"
+            );
+            assert_eq!(
+                store.open_captures(4, 10).await.expect("open").len(),
+                1,
+                "{db}"
+            );
+            assert!(
+                store
+                    .dismiss_capture(open[1].id, "priya.shah", " ")
+                    .await
+                    .is_err(),
+                "a reason is needed"
+            );
+            assert!(store
+                .dismiss_capture(open[1].id, "priya.shah", "homework")
+                .await
+                .expect("dismiss"));
+            assert!(!store
+                .dismiss_capture(open[1].id, "priya.shah", "again")
+                .await
+                .expect("dismiss"));
+            let concern = store
+                .promote_capture(open[0].id, "priya.shah")
+                .await
+                .expect("promote");
+            assert!(concern.is_some(), "{db}");
+            assert_eq!(
+                store
+                    .promote_capture(open[0].id, "priya.shah")
+                    .await
+                    .expect("again"),
+                None
+            );
+            let records = store.phrase_records().await.expect("records");
+            assert_eq!(records.len(), 2, "{db}");
+            assert!(
+                records.iter().all(|r| r.decided == 2 && r.dismissed == 1),
+                "{db}: {records:?}"
+            );
+            store.close().await;
+        }
+    });
+}
