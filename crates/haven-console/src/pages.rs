@@ -570,8 +570,8 @@ async fn home(
     let most = categories.iter().map(|c| c.2).max().unwrap_or(1);
     let sites = c.store.top_blocked(from, 10).await?;
     let open_reviews = c.store.reviews("open", 1000).await?.len();
-    // Captures are safeguarding data: shown to those who see activity, and the read audited.
-    let captures = if s.may(Permission::Activity) {
+    // Captures are safeguarding data: shown to those who triage them, and the read audited.
+    let captures = if s.may(Permission::Triage) {
         let found = c.store.open_captures(4, 20).await?;
         if !found.is_empty() {
             c.store
