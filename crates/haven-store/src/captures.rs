@@ -57,6 +57,25 @@ pub struct Capture {
     pub status: String,
 }
 
+const CAPTURE_COLUMNS: &str =
+    "id, at, source, client, username, url, text, grade, categories, matched, status";
+
+fn capture_from(r: &sqlx::any::AnyRow) -> Result<Capture, StoreError> {
+    Ok(Capture {
+        id: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        source: r.try_get(2)?,
+        client: r.try_get(3)?,
+        user: r.try_get(4)?,
+        url: r.try_get(5)?,
+        text: r.try_get(6)?,
+        grade: r.try_get(7)?,
+        categories: r.try_get(8)?,
+        matched: r.try_get(9)?,
+        status: r.try_get(10)?,
+    })
+}
+
 impl Store {
     /// Stores captures in one transaction.
     pub async fn add_captures(&self, captures: &[NewCapture]) -> Result<(), StoreError> {
@@ -91,31 +110,15 @@ impl Store {
         min_grade: i64,
         limit: i64,
     ) -> Result<Vec<Capture>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, at, source, client, username, url, text, grade, categories, matched, status \
-             FROM captures WHERE status = 'open' AND grade >= $1 ORDER BY grade DESC, at DESC LIMIT $2",
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CAPTURE_COLUMNS} FROM captures WHERE status = 'open' AND grade >= $1 \
+             ORDER BY grade DESC, at DESC LIMIT $2"
+        )))
         .bind(min_grade)
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Capture {
-                    id: r.try_get(0)?,
-                    at_ms: r.try_get(1)?,
-                    source: r.try_get(2)?,
-                    client: r.try_get(3)?,
-                    user: r.try_get(4)?,
-                    url: r.try_get(5)?,
-                    text: r.try_get(6)?,
-                    grade: r.try_get(7)?,
-                    categories: r.try_get(8)?,
-                    matched: r.try_get(9)?,
-                    status: r.try_get(10)?,
-                })
-            })
-            .collect()
+        rows.iter().map(capture_from).collect()
     }
 }
 
@@ -133,29 +136,13 @@ pub struct PhraseRecord {
 impl Store {
     /// One capture.
     pub async fn capture(&self, id: i64) -> Result<Option<Capture>, StoreError> {
-        let row = sqlx::query(
-            "SELECT id, at, source, client, username, url, text, grade, categories, matched, status \
-             FROM captures WHERE id = $1",
-        )
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CAPTURE_COLUMNS} FROM captures WHERE id = $1"
+        )))
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
-        row.map(|r| {
-            Ok(Capture {
-                id: r.try_get(0)?,
-                at_ms: r.try_get(1)?,
-                source: r.try_get(2)?,
-                client: r.try_get(3)?,
-                user: r.try_get(4)?,
-                url: r.try_get(5)?,
-                text: r.try_get(6)?,
-                grade: r.try_get(7)?,
-                categories: r.try_get(8)?,
-                matched: r.try_get(9)?,
-                status: r.try_get(10)?,
-            })
-        })
-        .transpose()
+        row.as_ref().map(capture_from).transpose()
     }
 
     /// Dismisses an open capture with the reason; false when it was not open.

@@ -170,7 +170,7 @@ impl Store {
                 }
                 sql.push(')');
             }
-            // Built only from placeholders: the values are bound.
+            // Built only from bound parameters (`?` or `$N`): no value is spliced into the text.
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for (e, repeats) in chunk {
                 q = q
@@ -242,7 +242,7 @@ impl Store {
         }
         let limit = if q.limit <= 0 { 50 } else { q.limit.min(1000) };
         let _ = write!(sql, " ORDER BY at DESC, id DESC LIMIT {limit}");
-        // Built only from fixed clauses and placeholders: the values are bound.
+        // Built only from fixed clauses and bound parameters: no value is spliced into the text.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
         for p in params {
             query = match p {

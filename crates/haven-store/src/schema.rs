@@ -1,5 +1,6 @@
 //! The schema, one for both databases: numbered migrations written once, with the few words
-//! the two dialects spell differently as placeholders.
+//! the two dialects spell differently marked `{pk}` (the primary key) and `{, id}` (the end of
+//! an index, which SQLite has implicitly).
 
 use sqlx::Row as _;
 
