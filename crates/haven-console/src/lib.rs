@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod change;
+pub mod monitoring;
 pub mod pages;
 pub mod permissions;
 pub mod totp;
@@ -77,6 +78,8 @@ pub struct Inner {
     /// Failed sign-ins by address: guessing across many accounts from one place is slowed
     /// even though no single account reaches its lock.
     pub failures: web::Failures,
+    /// The risk library and alert rules.
+    pub monitoring: Arc<monitoring::Monitoring>,
 }
 
 /// The console's shared state.
@@ -91,12 +94,14 @@ impl std::ops::Deref for Console {
 }
 
 impl Console {
-    /// A console over `store`, changing the policy at `policy_path` for `engine`.
+    /// A console over `store`, changing the policy at `policy_path` for `engine`, and the risk
+    /// library of `monitoring`.
     pub fn new(
         store: Store,
         engine: Arc<LiveEngine>,
         policy_path: PathBuf,
         config: ConsoleConfig,
+        monitoring: Arc<monitoring::Monitoring>,
     ) -> Console {
         Console(Arc::new(Inner {
             store,
@@ -104,6 +109,7 @@ impl Console {
             policy_path,
             config,
             failures: web::Failures::default(),
+            monitoring,
         }))
     }
 

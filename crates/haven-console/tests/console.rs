@@ -9,11 +9,13 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, HeaderMap, Method, Request, StatusCode};
 use axum::Router;
+use haven_console::monitoring::Monitoring;
 use haven_console::permissions::any_allowed;
 use haven_console::{Console, ConsoleConfig};
 use haven_core::event::Event;
 use haven_core::policy::{Action, DEFAULT_POLICY};
 use haven_core::{Engine, LiveEngine, Policy, Snapshot, Target};
+use haven_store::captures::AlertRules;
 use haven_store::people::{ImportOptions, Kind};
 use haven_store::Store;
 use http_body_util::BodyExt as _;
@@ -26,6 +28,7 @@ struct Harness {
     store: Store,
     engine: Arc<LiveEngine>,
     dir: PathBuf,
+    monitoring: Arc<Monitoring>,
 }
 
 impl Drop for Harness {
@@ -78,17 +81,26 @@ async fn harness(config: ConsoleConfig) -> Harness {
     let engine =
         Engine::new(Arc::new(Snapshot::empty()), Arc::new(policy), "test").expect("engine");
     let engine = Arc::new(LiveEngine::new(engine));
+    let (monitoring, warnings) = Monitoring::new(
+        include_str!("../../../config/risk/library.txt"),
+        dir.join("risk"),
+        AlertRules::default(),
+    );
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let monitoring = Arc::new(monitoring);
     let console = Console::new(
         store.clone(),
         engine.clone(),
         dir.join("policy.toml"),
         config,
+        monitoring.clone(),
     );
     Harness {
         app: console.router(),
         store,
         engine,
         dir,
+        monitoring,
     }
 }
 
@@ -478,17 +490,20 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
         );
         // A capture graded 5 waits on the dashboard, its text shown as text, the read audited.
         h.store
-            .add_captures(&[haven_store::captures::NewCapture {
-                at_ms: haven_store::now_ms(),
-                source: "search".into(),
-                client: "10.20.1.5".into(),
-                user: Some("tom.lewis".into()),
-                url: "https://www.google.co.uk/search?q=x".into(),
-                text: nasty.into(),
-                grade: 5,
-                categories: "suicide:5".into(),
-                matched: "kill myself".into(),
-            }])
+            .record_captures(
+                &AlertRules::default(),
+                &[haven_store::captures::NewCapture {
+                    at_ms: haven_store::now_ms(),
+                    source: "search".into(),
+                    client: "10.20.1.5".into(),
+                    user: Some("tom.lewis".into()),
+                    url: "https://www.google.co.uk/search?q=x".into(),
+                    text: nasty.into(),
+                    grade: 5,
+                    categories: "suicide:5".into(),
+                    matched: "kill myself".into(),
+                }],
+            )
             .await
             .expect("capture");
         let (status, _, page) = call(&h.app, Method::GET, "/", &cookie, None, &[]).await;
@@ -963,10 +978,13 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
     rt().block_on(async {
         let h = harness(config()).await;
         h.store
-            .add_captures(&[
-                capture("how do i kill myself", "kill myself"),
-                capture("kill myself laughing at this meme", "kill myself"),
-            ])
+            .record_captures(
+                &AlertRules::default(),
+                &[
+                    capture("how do i kill myself", "kill myself"),
+                    capture("kill myself laughing at this meme", "kill myself"),
+                ],
+            )
             .await
             .expect("captures");
         let open = h.store.open_captures(1, 10).await.expect("open");

@@ -15,6 +15,8 @@
 //! # context that makes a category's matches safe (or every category's, with *)
 //! safe | suicide | suicide prevention
 //! safe | * | childline
+//! # a phrase of an earlier library (the built-in one) switched off
+//! off | suicide*
 //! ```
 //!
 //! A phrase matches whole words; a trailing `*` lets its last word run on (`casino*` matches
@@ -83,6 +85,9 @@ pub struct RiskLibrary {
     pub phrases: Vec<RiskPhrase>,
     /// The safe contexts.
     pub safe: Vec<SafeContext>,
+    /// Phrases switched off (`off | PHRASE`): an earlier library's phrase written the same way
+    /// does not count.
+    pub off: Vec<String>,
 }
 
 /// A text's grade.
@@ -186,6 +191,14 @@ impl RiskLibrary {
                 continue;
             }
             let parts: Vec<&str> = t.split('|').map(str::trim).collect();
+            if parts.len() == 2 && parts[0].eq_ignore_ascii_case("off") {
+                if parts[1].is_empty() {
+                    fail("`off |` names the phrase to switch off".into());
+                } else {
+                    lib.off.push(parts[1].to_owned());
+                }
+                continue;
+            }
             if parts.len() < 3 {
                 fail("expected GRADE | CATEGORY | PHRASE, or safe | CATEGORY | PHRASE".into());
                 continue;
@@ -259,7 +272,9 @@ impl RiskLibrary {
                 prefix,
             });
         }
-        if lib.version == 0 && (!lib.phrases.is_empty() || !lib.safe.is_empty()) {
+        if lib.version == 0
+            && (!lib.phrases.is_empty() || !lib.safe.is_empty() || !lib.off.is_empty())
+        {
             errors.push(RiskError {
                 line: 1,
                 message: "the file does not say its version (`version 1` first)".into(),
@@ -273,6 +288,11 @@ impl RiskLibrary {
         self.version = self.version.max(other.version);
         self.phrases.extend(other.phrases);
         self.safe.extend(other.safe);
+        if !other.off.is_empty() {
+            self.phrases
+                .retain(|p| !other.off.iter().any(|o| o.eq_ignore_ascii_case(&p.text)));
+            self.off.extend(other.off);
+        }
     }
 
     /// Grades a text.
@@ -377,6 +397,17 @@ mod tests {
     fn other_languages() {
         check("dw i eisiau lladd fy hun", 5, &["suicide"]);
         check("أريد أن أموت", 5, &["suicide"]);
+    }
+
+    #[test]
+    fn a_later_library_switches_a_phrase_off() {
+        let (mut lib, _) = RiskLibrary::parse(LIB);
+        assert_eq!(lib.grade("online casino").grade, 3);
+        let (school, errors) = RiskLibrary::parse("version 1\noff | online casino*\noff |\n");
+        assert_eq!(errors.len(), 1, "an empty `off |` is refused: {errors:?}");
+        lib.extend(school);
+        assert_eq!(lib.grade("online casino").grade, 0);
+        assert_eq!(lib.grade("i want to die").grade, 5, "other phrases stay");
     }
 
     #[test]

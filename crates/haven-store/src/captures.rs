@@ -55,10 +55,145 @@ pub struct Capture {
     pub matched: String,
     /// `open` until triaged.
     pub status: String,
+    /// The grade from the phrases alone, when the person's history raised it.
+    pub base_grade: Option<i64>,
+    /// Why the grade was raised.
+    pub raised: Option<String>,
+}
+
+/// A capture as recorded: its id, its grade after history, and its alert if it raised one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recorded {
+    /// The capture's id.
+    pub id: i64,
+    /// Its grade, after the person's history.
+    pub grade: u8,
+    /// The alert it raised.
+    pub alert: Option<i64>,
+}
+
+impl NewCapture {
+    /// A capture of `text` graded `g` (which must be 1 or more).
+    pub fn graded(
+        g: &haven_core::risk::Grade,
+        at_ms: i64,
+        source: &str,
+        client: &str,
+        user: Option<&str>,
+        url: &str,
+        text: &str,
+    ) -> NewCapture {
+        NewCapture {
+            at_ms,
+            source: source.to_owned(),
+            client: client.to_owned(),
+            user: user.map(str::to_owned),
+            url: url.to_owned(),
+            text: text.to_owned(),
+            grade: g.grade,
+            categories: g
+                .categories
+                .iter()
+                .map(|(c, n)| format!("{c}:{n}"))
+                .collect::<Vec<_>>()
+                .join(","),
+            matched: g.matched.join("; "),
+        }
+    }
+
+    /// The category that graded highest.
+    pub fn category(&self) -> &str {
+        self.categories
+            .split(',')
+            .next()
+            .and_then(|c| c.split(':').next())
+            .filter(|c| !c.is_empty())
+            .unwrap_or("unknown")
+    }
+}
+
+/// What becomes of a capture once graded: the grade at which it alerts the safeguarding team,
+/// and how a person's recent history raises a grade (`[monitor]` in `haven.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRules {
+    /// A capture at or above this grade alerts the DSL rota.
+    #[serde(default = "default_alert_grade")]
+    pub alert_grade: u8,
+    /// The alerting grade for particular categories (`{ bullying = 3 }`).
+    #[serde(default)]
+    pub alert_grade_by_category: std::collections::BTreeMap<String, u8>,
+    /// Days of a person's earlier captures that count towards raising a new one.
+    #[serde(default = "default_history_days")]
+    pub history_days: u32,
+    /// Earlier captures in the same category within `history_days` (not dismissed) that raise
+    /// a new capture one grade (0: history never raises a grade).
+    #[serde(default = "default_history_count")]
+    pub history_count: u32,
+}
+
+fn default_alert_grade() -> u8 {
+    4
+}
+
+fn default_history_days() -> u32 {
+    7
+}
+
+fn default_history_count() -> u32 {
+    3
+}
+
+impl Default for AlertRules {
+    fn default() -> Self {
+        AlertRules {
+            alert_grade: default_alert_grade(),
+            alert_grade_by_category: Default::default(),
+            history_days: default_history_days(),
+            history_count: default_history_count(),
+        }
+    }
+}
+
+impl AlertRules {
+    /// Whether a capture of `grade` in `category` alerts.
+    pub fn alerts(&self, category: &str, grade: u8) -> bool {
+        let at = self
+            .alert_grade_by_category
+            .get(category)
+            .copied()
+            .unwrap_or(self.alert_grade);
+        grade >= at
+    }
+
+    /// Refuses grades outside 1 to 5 and categories the risk library does not have.
+    pub fn check(&self) -> Result<(), String> {
+        let bad = |g: u8| !(1..=5).contains(&g);
+        if bad(self.alert_grade) {
+            return Err(format!(
+                "monitor.alert_grade: {} is not a grade from 1 to 5",
+                self.alert_grade
+            ));
+        }
+        for (c, g) in &self.alert_grade_by_category {
+            if !haven_core::risk::CATEGORIES.contains(&c.as_str()) {
+                return Err(format!(
+                    "monitor.alert_grade_by_category: {c:?} is not a monitoring category ({})",
+                    haven_core::risk::CATEGORIES.join(", ")
+                ));
+            }
+            if bad(*g) {
+                return Err(format!(
+                    "monitor.alert_grade_by_category.{c}: {g} is not a grade from 1 to 5"
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 const CAPTURE_COLUMNS: &str =
-    "id, at, source, client, username, url, text, grade, categories, matched, status";
+    "id, at, source, client, username, url, text, grade, categories, matched, status, base_grade, raised";
 
 fn capture_from(r: &sqlx::any::AnyRow) -> Result<Capture, StoreError> {
     Ok(Capture {
@@ -73,20 +208,58 @@ fn capture_from(r: &sqlx::any::AnyRow) -> Result<Capture, StoreError> {
         categories: r.try_get(8)?,
         matched: r.try_get(9)?,
         status: r.try_get(10)?,
+        base_grade: r.try_get::<Option<i64>, _>(11)?,
+        raised: r.try_get(12)?,
     })
 }
 
 impl Store {
-    /// Stores captures in one transaction.
-    pub async fn add_captures(&self, captures: &[NewCapture]) -> Result<(), StoreError> {
+    /// Records captures in one transaction: each graded again by the person's recent history
+    /// (earlier captures in the same category, not dismissed, raise it a grade), and an alert
+    /// queued for each at or above its alerting grade, so that an alert is kept exactly when its
+    /// capture is.
+    pub async fn record_captures(
+        &self,
+        rules: &AlertRules,
+        captures: &[NewCapture],
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let mut recorded = Vec::with_capacity(captures.len());
         if captures.is_empty() {
-            return Ok(());
+            return Ok(recorded);
         }
         let mut tx = self.pool.begin().await?;
         for c in captures {
-            sqlx::query(
-                "INSERT INTO captures (at, source, client, username, url, text, grade, categories, matched) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            let category = c.category();
+            let mut grade = c.grade.clamp(1, 5);
+            let mut raised = None;
+            if rules.history_count > 0 && grade < 5 {
+                let since = c.at_ms - i64::from(rules.history_days) * 86_400_000;
+                let (who_sql, who): (&str, &str) = match &c.user {
+                    Some(u) => ("username = $1", u),
+                    None => ("username IS NULL AND client = $1", &c.client),
+                };
+                let earlier: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM captures WHERE {who_sql} AND at >= $2 AND at <= $3 \
+                     AND category = $4 AND status <> 'dismissed'"
+                )))
+                .bind(who)
+                .bind(since)
+                .bind(c.at_ms)
+                .bind(category)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+                if earlier >= i64::from(rules.history_count) {
+                    raised = Some(format!(
+                        "raised from {grade}: {earlier} earlier {category} captures in {} days",
+                        rules.history_days
+                    ));
+                    grade += 1;
+                }
+            }
+            let id: i64 = sqlx::query(
+                "INSERT INTO captures (at, source, client, username, url, text, grade, categories, matched, category, base_grade, raised) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
             )
             .bind(c.at_ms)
             .bind(&c.source)
@@ -94,14 +267,34 @@ impl Store {
             .bind(&c.user)
             .bind(&c.url)
             .bind(&c.text)
-            .bind(i64::from(c.grade))
+            .bind(i64::from(grade))
             .bind(&c.categories)
             .bind(&c.matched)
-            .execute(&mut *tx)
-            .await?;
+            .bind(category)
+            .bind(raised.as_ref().map(|_| i64::from(c.grade)))
+            .bind(&raised)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            let mut alert = None;
+            if rules.alerts(category, grade) {
+                alert = Some(
+                    sqlx::query(
+                        "INSERT INTO alerts (capture_id, grade, category, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+                    )
+                    .bind(id)
+                    .bind(i64::from(grade))
+                    .bind(category)
+                    .bind(crate::now_ms())
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?,
+                );
+            }
+            recorded.push(Recorded { id, grade, alert });
         }
         tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     /// Open captures of at least `min_grade`, highest grade first, then newest.
@@ -167,7 +360,11 @@ impl Store {
         .bind(id)
         .execute(&self.pool)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        self.acknowledge_alerts(id, by).await?;
+        Ok(true)
     }
 
     /// Promotes an open capture to a safeguarding concern: the concern's id, or `None` when it
@@ -212,6 +409,14 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
+        sqlx::query(
+            "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 WHERE capture_id = $3 AND acknowledged_at IS NULL",
+        )
+        .bind(crate::now_ms())
+        .bind(by)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(concern))
     }
@@ -239,5 +444,94 @@ impl Store {
                 dismissed,
             })
             .collect())
+    }
+}
+
+/// A change to the school's own risk library, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LibraryChange {
+    /// Its id.
+    pub id: i64,
+    /// When (ms since the epoch).
+    pub at_ms: i64,
+    /// Who made it.
+    pub author: String,
+    /// Why.
+    pub note: String,
+    /// SHA-256 of the text it replaced.
+    pub before_hash: String,
+    /// The whole text after the change.
+    pub text: String,
+}
+
+impl Store {
+    /// A person's captures (by user name, else the device's address) from `since`, newest
+    /// first.
+    pub async fn captures_of(
+        &self,
+        user: Option<&str>,
+        client: &str,
+        since_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Capture>, StoreError> {
+        let (who_sql, who) = match user {
+            Some(u) => ("username = $1", u),
+            None => ("username IS NULL AND client = $1", client),
+        };
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CAPTURE_COLUMNS} FROM captures WHERE {who_sql} AND at >= $2 ORDER BY at DESC, id DESC LIMIT $3"
+        )))
+        .bind(who)
+        .bind(since_ms)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(capture_from).collect()
+    }
+
+    /// Records a change to the school's risk library.
+    pub async fn record_library_change(
+        &self,
+        author: &str,
+        note: &str,
+        before_hash: &str,
+        text: &str,
+    ) -> Result<i64, StoreError> {
+        if note.trim().is_empty() {
+            return Err(StoreError::Invalid("say why the library is changed".into()));
+        }
+        Ok(sqlx::query(
+            "INSERT INTO library_changes (at, author, note, before_hash, text) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        )
+        .bind(crate::now_ms())
+        .bind(author)
+        .bind(note.trim())
+        .bind(before_hash)
+        .bind(text)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?)
+    }
+
+    /// The newest changes to the school's risk library.
+    pub async fn library_changes(&self, limit: i64) -> Result<Vec<LibraryChange>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, at, author, note, before_hash, text FROM library_changes ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LibraryChange {
+                    id: r.try_get(0)?,
+                    at_ms: r.try_get(1)?,
+                    author: r.try_get(2)?,
+                    note: r.try_get(3)?,
+                    before_hash: r.try_get(4)?,
+                    text: r.try_get(5)?,
+                })
+            })
+            .collect()
     }
 }

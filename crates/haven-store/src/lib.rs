@@ -6,6 +6,7 @@
 //! written once, with `$1`-style parameters, which both databases read.
 
 pub mod accounts;
+pub mod alerts;
 pub mod audit;
 pub mod captures;
 pub mod devices;

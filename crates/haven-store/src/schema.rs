@@ -15,10 +15,11 @@ pub(crate) struct Migration {
 }
 
 /// Every migration, in order. Never edit one that has shipped: add another.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "people, accounts, devices, networks, events, captures, reviews, audit",
-    sql: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "people, accounts, devices, networks, events, captures, reviews, audit",
+        sql: r#"
 CREATE TABLE people (
     id {pk},
     kind TEXT NOT NULL,
@@ -179,7 +180,55 @@ CREATE TABLE audit (
     hash TEXT NOT NULL
 )
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        name: "monitoring: capture history, alerts and their deliveries, risk library changes",
+        sql: r#"
+ALTER TABLE captures ADD COLUMN category TEXT;
+ALTER TABLE captures ADD COLUMN base_grade BIGINT;
+ALTER TABLE captures ADD COLUMN raised TEXT;
+CREATE INDEX captures_user ON captures (username, at) WHERE username IS NOT NULL;
+CREATE INDEX captures_client ON captures (client, at);
+CREATE TABLE alerts (
+    id {pk},
+    capture_id BIGINT NOT NULL REFERENCES captures (id),
+    grade BIGINT NOT NULL,
+    category TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    sent_at BIGINT,
+    acknowledged_at BIGINT,
+    acknowledged_by TEXT,
+    escalated_at BIGINT
+);
+CREATE INDEX alerts_capture ON alerts (capture_id);
+CREATE INDEX alerts_waiting ON alerts (created_at) WHERE sent_at IS NULL;
+CREATE INDEX alerts_unacknowledged ON alerts (sent_at) WHERE acknowledged_at IS NULL AND escalated_at IS NULL;
+CREATE TABLE deliveries (
+    id {pk},
+    alert_id BIGINT NOT NULL REFERENCES alerts (id),
+    level TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    due_at BIGINT NOT NULL,
+    claimed_until BIGINT NOT NULL DEFAULT 0,
+    attempts BIGINT NOT NULL DEFAULT 0,
+    delivered_at BIGINT,
+    error TEXT
+);
+CREATE INDEX deliveries_due ON deliveries (due_at) WHERE delivered_at IS NULL;
+CREATE INDEX deliveries_alert ON deliveries (alert_id);
+CREATE TABLE library_changes (
+    id {pk},
+    at BIGINT NOT NULL,
+    author TEXT NOT NULL,
+    note TEXT NOT NULL,
+    before_hash TEXT NOT NULL,
+    text TEXT NOT NULL
+)
+"#,
+    },
+];
 
 impl Backend {
     /// The migration text in this database's dialect.

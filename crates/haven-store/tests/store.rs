@@ -9,6 +9,7 @@ use haven_core::event::Event;
 use haven_core::policy::Action;
 use haven_store::accounts::SignInError;
 use haven_store::audit::{AuditCheck, AuditEntry};
+use haven_store::captures::AlertRules;
 use haven_store::events::EventQuery;
 use haven_store::people::{ImportOptions, Kind};
 use haven_store::{Store, StoreError};
@@ -91,7 +92,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 1, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 2, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -102,7 +103,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 1);
+        assert_eq!(store.schema_version().await.expect("version"), 2);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -117,7 +118,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 1,
+                known: 2,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
@@ -715,7 +716,7 @@ fn captures_are_triaged_and_count_against_their_phrases() {
                 matched: "kill myself; want to die".into(),
             };
             store
-                .add_captures(&[new("low", 2), new("high", 5)])
+                .record_captures(&AlertRules::default(), &[new("low", 2), new("high", 5)])
                 .await
                 .expect("captures");
             let open = store.open_captures(1, 10).await.expect("open");
@@ -762,6 +763,191 @@ fn captures_are_triaged_and_count_against_their_phrases() {
                 records.iter().all(|r| r.decided == 2 && r.dismissed == 1),
                 "{db}: {records:?}"
             );
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn history_raises_grades_and_alerts_are_sent_once_escalated_and_acknowledged() {
+    rt().block_on(async {
+        for (db, store) in stores("alerts").await {
+            let rules = AlertRules::default();
+            let at = haven_store::now_ms();
+            let new = |user: &str, minutes_ago: i64, grade: u8, category: &str| {
+                haven_store::captures::NewCapture {
+                    at_ms: at - minutes_ago * 60_000,
+                    source: "search".into(),
+                    client: "10.20.1.5".into(),
+                    user: Some(user.into()),
+                    url: "https://www.bing.com/search?q=x".into(),
+                    text: "invented text".into(),
+                    grade,
+                    categories: format!("{category}:{grade}"),
+                    matched: "some phrase".into(),
+                }
+            };
+            // Three earlier grade-3 bullying captures for one pupil: the fourth is raised to 4
+            // and alerts; another pupil's, or another category's, is not raised.
+            let first = store
+                .record_captures(
+                    &rules,
+                    &[
+                        new("amara.okafor", 50, 3, "bullying"),
+                        new("amara.okafor", 40, 3, "bullying"),
+                        new("amara.okafor", 30, 3, "bullying"),
+                    ],
+                )
+                .await
+                .expect("record");
+            assert!(
+                first.iter().all(|r| r.grade == 3 && r.alert.is_none()),
+                "{db}: {first:?}"
+            );
+            let later = store
+                .record_captures(
+                    &rules,
+                    &[
+                        new("amara.okafor", 0, 3, "bullying"),
+                        new("amara.okafor", 0, 3, "gambling"),
+                        new("leo.fischer", 0, 3, "bullying"),
+                    ],
+                )
+                .await
+                .expect("record");
+            let grades: Vec<u8> = later.iter().map(|r| r.grade).collect();
+            assert_eq!(grades, [4, 3, 3], "{db}");
+            assert!(later[0].alert.is_some() && later[1].alert.is_none(), "{db}");
+            let raised = store.capture(later[0].id).await.expect("c").expect("there");
+            assert_eq!(raised.base_grade, Some(3), "{db}");
+            assert!(
+                raised
+                    .raised
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains("3 earlier bullying"),
+                "{db}: {raised:?}"
+            );
+            // A grade-5 capture alerts at once; the per-category rule lowers the bar.
+            let strict = AlertRules {
+                alert_grade_by_category: [("gambling".to_owned(), 2)].into(),
+                ..AlertRules::default()
+            };
+            assert!(strict.check().is_ok());
+            let r = store
+                .record_captures(&strict, &[new("leo.fischer", 0, 2, "gambling")])
+                .await
+                .expect("record");
+            assert!(r[0].alert.is_some(), "{db}");
+            let bad = AlertRules {
+                alert_grade_by_category: [("weather".to_owned(), 2)].into(),
+                ..AlertRules::default()
+            };
+            assert!(bad.check().is_err());
+
+            // Sending: queued once for the rota, whoever asks twice.
+            let waiting = store.waiting_alerts(10).await.expect("waiting");
+            assert_eq!(waiting.len(), 2, "{db}");
+            let alert = waiting[0].clone();
+            assert_eq!(alert.capture_id, later[0].id);
+            let rota = [haven_store::alerts::Recipient {
+                level: "rota",
+                channel: "email",
+                target: "p.shah@demo-school.example".into(),
+            }];
+            assert!(store
+                .queue_deliveries(alert.id, false, &rota)
+                .await
+                .expect("q"));
+            assert!(!store
+                .queue_deliveries(alert.id, false, &rota)
+                .await
+                .expect("q"));
+            let claimed = store.claim_deliveries(60_000, 10).await.expect("claim");
+            assert_eq!(claimed.len(), 1, "{db}");
+            assert_eq!(claimed[0].grade, 4);
+            assert_eq!(claimed[0].category, "bullying");
+            assert!(
+                store
+                    .claim_deliveries(60_000, 10)
+                    .await
+                    .expect("claim")
+                    .is_empty(),
+                "a claimed delivery is not handed out twice"
+            );
+            // A failure is tried again when due; then it is delivered.
+            store
+                .delivery_failed(claimed[0].id, "connection refused", 0)
+                .await
+                .expect("failed");
+            let again = store.claim_deliveries(60_000, 10).await.expect("claim");
+            assert_eq!(again.len(), 1);
+            assert_eq!(again[0].attempts, 2);
+            store.delivered(again[0].id).await.expect("delivered");
+            assert!(store
+                .claim_deliveries(60_000, 10)
+                .await
+                .expect("c")
+                .is_empty());
+            // Not acknowledged: due for escalation once its time has passed, and escalated once.
+            let due = store
+                .alerts_to_escalate(haven_store::now_ms() + 1)
+                .await
+                .expect("due");
+            assert_eq!(
+                due.iter().map(|a| a.id).collect::<Vec<_>>(),
+                [alert.id],
+                "{db}"
+            );
+            assert!(store
+                .alerts_to_escalate(haven_store::now_ms() - 3_600_000)
+                .await
+                .expect("due")
+                .is_empty());
+            let deputies = [haven_store::alerts::Recipient {
+                level: "deputy",
+                channel: "email",
+                target: "g.lloyd@demo-school.example".into(),
+            }];
+            assert!(store
+                .queue_deliveries(alert.id, true, &deputies)
+                .await
+                .expect("q"));
+            assert!(!store
+                .queue_deliveries(alert.id, true, &deputies)
+                .await
+                .expect("q"));
+            assert_eq!(store.alert_deliveries(alert.id).await.expect("d").len(), 2);
+            // Opened by the DSL: acknowledged, and nothing more escalates.
+            assert_eq!(
+                store
+                    .acknowledge_alerts(later[0].id, "priya.shah")
+                    .await
+                    .expect("ack"),
+                1
+            );
+            let a = store.capture_alerts(later[0].id).await.expect("alerts");
+            assert_eq!(a[0].acknowledged_by.as_deref(), Some("priya.shah"), "{db}");
+            // Dismissing the other one acknowledges it before it was ever escalated.
+            let other = waiting[1].clone();
+            assert!(store
+                .queue_deliveries(other.id, false, &rota)
+                .await
+                .expect("q"));
+            assert!(store
+                .dismiss_capture(other.capture_id, "priya.shah", "a maths game")
+                .await
+                .expect("dismiss"));
+            assert!(
+                store
+                    .alerts_to_escalate(haven_store::now_ms() + 1)
+                    .await
+                    .expect("due")
+                    .is_empty(),
+                "{db}"
+            );
+            let emails = store.role_emails("dsl").await.expect("emails");
+            assert!(emails.is_empty() || emails.iter().all(|(_, e)| e.contains('@')));
             store.close().await;
         }
     });

@@ -1,0 +1,180 @@
+//! Monitoring's shared state: the risk library in force (the built-in one, then the school's
+//! files in `<data-dir>/risk/*.txt` in name order), the rules that decide grades and alerts,
+//! and the signal that wakes the alert sender. The event writer, the page grader, the ingestion
+//! API and the console's library page share one `Monitoring`; a change the DSL makes to the
+//! school's file in the console is checked, written, recorded and in force for the next text
+//! graded.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use haven_core::risk::{RiskError, RiskLibrary};
+use haven_store::captures::{AlertRules, NewCapture, Recorded};
+use haven_store::{Store, StoreError};
+
+/// The file in `<data-dir>/risk/` the console edits.
+pub const SCHOOL_FILE: &str = "school.txt";
+
+/// What a new school file says before anyone edits it.
+const SCHOOL_START: &str = "version 1\n\
+# The school's own phrases, added to the built-in library (GRADE | CATEGORY | PHRASE\n\
+# [| unless: …], safe | CATEGORY | PHRASE). `off | PHRASE` switches off a built-in phrase\n\
+# written the same way, e.g. one whose false-positive rate is high.\n";
+
+/// Monitoring's shared state.
+#[derive(Debug)]
+pub struct Monitoring {
+    library: RwLock<Arc<RiskLibrary>>,
+    /// Grades that alert, and how history raises a grade.
+    pub rules: AlertRules,
+    /// Woken when a capture queues an alert.
+    pub alerted: tokio::sync::Notify,
+    built_in: String,
+    dir: PathBuf,
+}
+
+/// One source of the library, read on its own (for the console's list of phrases).
+#[derive(Debug)]
+pub struct Source {
+    /// `built-in` or the file's name.
+    pub name: String,
+    /// What it holds.
+    pub library: RiskLibrary,
+}
+
+impl Monitoring {
+    /// The library from `built_in` and the files in `dir`; lines that cannot be read are
+    /// returned as warnings (`file:line: message`) and left out.
+    pub fn new(built_in: &str, dir: PathBuf, rules: AlertRules) -> (Monitoring, Vec<String>) {
+        let (sources, warnings) = read_sources(built_in, &dir);
+        let library = merge(sources);
+        (
+            Monitoring {
+                library: RwLock::new(Arc::new(library)),
+                rules,
+                alerted: tokio::sync::Notify::new(),
+                built_in: built_in.to_owned(),
+                dir,
+            },
+            warnings,
+        )
+    }
+
+    /// The library in force.
+    pub fn library(&self) -> Arc<RiskLibrary> {
+        match self.library.read() {
+            Ok(l) => l.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Each source on its own, built-in first.
+    pub fn sources(&self) -> Vec<Source> {
+        read_sources(&self.built_in, &self.dir).0
+    }
+
+    /// The school's file (`<data-dir>/risk/school.txt`).
+    pub fn school_file(&self) -> PathBuf {
+        self.dir.join(SCHOOL_FILE)
+    }
+
+    /// The school's file as it is (a starting text when there is none yet).
+    pub fn school_text(&self) -> String {
+        match std::fs::read(self.school_file()) {
+            Ok(bytes) => haven_core::textfile::decode(&bytes),
+            Err(_) => SCHOOL_START.to_owned(),
+        }
+    }
+
+    /// Replaces the school's file with `text` and puts the library in force, or refuses it
+    /// whole, changing nothing, with its errors by line.
+    pub fn replace_school(&self, text: &str) -> Result<(), ReplaceError> {
+        let (_, errors) = RiskLibrary::parse(text);
+        if !errors.is_empty() {
+            return Err(ReplaceError::Invalid(errors));
+        }
+        std::fs::create_dir_all(&self.dir).map_err(ReplaceError::Write)?;
+        let tmp = self.dir.join(".school.txt.new");
+        std::fs::write(&tmp, text).map_err(ReplaceError::Write)?;
+        std::fs::rename(&tmp, self.school_file()).map_err(ReplaceError::Write)?;
+        self.reload();
+        Ok(())
+    }
+
+    /// Reads the library again from its files.
+    pub fn reload(&self) -> Vec<String> {
+        let (sources, warnings) = read_sources(&self.built_in, &self.dir);
+        let library = Arc::new(merge(sources));
+        match self.library.write() {
+            Ok(mut l) => *l = library,
+            Err(poisoned) => *poisoned.into_inner() = library,
+        }
+        warnings
+    }
+
+    /// Records captures (history raising their grades, alerts queued with them) and wakes the
+    /// alert sender when one alerts.
+    pub async fn record(
+        &self,
+        store: &Store,
+        captures: &[NewCapture],
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let recorded = store.record_captures(&self.rules, captures).await?;
+        if recorded.iter().any(|r| r.alert.is_some()) {
+            self.alerted.notify_one();
+        }
+        Ok(recorded)
+    }
+}
+
+/// Why the school's file was not replaced.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplaceError {
+    /// Lines that cannot be read.
+    #[error("the library has {} lines that cannot be read", .0.len())]
+    Invalid(Vec<RiskError>),
+    /// The file could not be written.
+    #[error("the library file could not be written: {0}")]
+    Write(std::io::Error),
+}
+
+fn read_sources(built_in: &str, dir: &Path) -> (Vec<Source>, Vec<String>) {
+    let mut texts = vec![("built-in".to_owned(), built_in.to_owned())];
+    let mut warnings = Vec::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "txt"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            match std::fs::read(&p) {
+                Ok(bytes) => texts.push((
+                    p.file_name()
+                        .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                    haven_core::textfile::decode(&bytes),
+                )),
+                Err(e) => warnings.push(format!("{}: {e}", p.display())),
+            }
+        }
+    }
+    let sources = texts
+        .into_iter()
+        .map(|(name, text)| {
+            let (library, errors) = RiskLibrary::parse(&text);
+            for e in errors {
+                warnings.push(format!("{name}:{}: {}", e.line, e.message));
+            }
+            Source { name, library }
+        })
+        .collect();
+    (sources, warnings)
+}
+
+fn merge(sources: Vec<Source>) -> RiskLibrary {
+    let mut lib = RiskLibrary::default();
+    for s in sources {
+        lib.extend(s.library);
+    }
+    lib
+}
