@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use haven_core::risk::{RiskError, RiskLibrary};
-use haven_store::captures::{AlertRules, NewCapture, Recorded};
+use haven_store::captures::{MonitorRules, NewCapture, Recorded};
 use haven_store::{Store, StoreError};
 
 /// The file in `<data-dir>/risk/` the console edits.
@@ -26,7 +26,7 @@ const SCHOOL_START: &str = "version 1\n\
 pub struct Monitoring {
     library: RwLock<Arc<RiskLibrary>>,
     /// Grades that alert, and how history raises a grade.
-    pub rules: AlertRules,
+    pub rules: MonitorRules,
     /// Woken when a capture queues an alert.
     pub alerted: tokio::sync::Notify,
     built_in: String,
@@ -45,7 +45,7 @@ pub struct Source {
 impl Monitoring {
     /// The library from `built_in` and the files in `dir`; lines that cannot be read are
     /// returned as warnings (`file:line: message`) and left out.
-    pub fn new(built_in: &str, dir: PathBuf, rules: AlertRules) -> (Monitoring, Vec<String>) {
+    pub fn new(built_in: &str, dir: PathBuf, rules: MonitorRules) -> (Monitoring, Vec<String>) {
         let (sources, warnings) = read_sources(built_in, &dir);
         let library = merge(sources);
         (

@@ -39,7 +39,10 @@ pub const PAGES: &[(&str, &str, Option<Permission>)] = &[
     ("GET", "/audit", Some(Permission::Audit)),
     ("POST", "/audit/verify", Some(Permission::Audit)),
     ("GET", "/triage", Some(Permission::Triage)),
+    ("GET", "/triage/{id}", Some(Permission::Triage)),
     ("POST", "/triage/{id}", Some(Permission::Triage)),
+    ("GET", "/library", Some(Permission::Triage)),
+    ("POST", "/library", Some(Permission::Triage)),
     ("GET", "/tokens", Some(Permission::ApiTokens)),
     ("POST", "/tokens", Some(Permission::ApiTokens)),
 ];
@@ -62,7 +65,8 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/audit", get(audit))
         .route("/audit/verify", post(audit_verify))
         .route("/triage", get(triage))
-        .route("/triage/{id}", post(triage_decide))
+        .route("/triage/{id}", get(capture_page).post(triage_decide))
+        .route("/library", get(library).post(library_save))
         .route("/tokens", get(tokens).post(token_create))
         .route("/static/htmx.min.js", get(htmx))
         .route("/static/haven.css", get(css))
@@ -126,6 +130,7 @@ impl Console {
                 ("/activity", "Activity", Permission::Activity),
                 ("/people", "People", Permission::Activity),
                 ("/triage", "Triage", Permission::Triage),
+                ("/library", "Risk library", Permission::Triage),
                 ("/reviews", "Reviews", Permission::Reviews),
                 ("/policy", "Policy", Permission::PolicyRead),
                 ("/audit", "Audit log", Permission::Audit),
@@ -686,7 +691,8 @@ impl ActivityForm {
     }
 }
 
-fn url_encode(s: &str) -> String {
+/// `s` percent-encoded for a query string or form (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
@@ -1441,6 +1447,331 @@ async fn triage_decide(
         })
         .await?;
     Ok(Redirect::to(&format!("/triage?done={}", url_encode(&done))).into_response())
+}
+
+/// One line about an alert and where it went.
+struct AlertRow {
+    id: i64,
+    state: String,
+    deliveries: Vec<String>,
+}
+
+struct HistoryRow {
+    id: i64,
+    when: String,
+    grade: i64,
+    source: String,
+    text: String,
+    status: String,
+}
+
+struct NearbyRow {
+    when: String,
+    action: String,
+    name: String,
+    search: String,
+}
+
+#[derive(Template)]
+#[template(path = "capture.html")]
+struct CapturePage {
+    l: Layout,
+    k: haven_store::captures::Capture,
+    when: String,
+    alerts: Vec<AlertRow>,
+    history: Vec<HistoryRow>,
+    nearby: Vec<NearbyRow>,
+}
+
+/// A capture opened in context: what was seen and where, the alerts it raised, the person's
+/// other captures in the last 30 days and their activity ten minutes either side. Opening it
+/// acknowledges its alerts (so they are not escalated); the read is audited.
+async fn capture_page(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Triage)?;
+    let k = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
+    let acknowledged = c.store.acknowledge_alerts(id, &s.who.username).await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &s.address,
+            action: "read capture",
+            subject: &format!("capture {id}"),
+            detail: &format!(
+                "{}{}",
+                k.user.as_deref().unwrap_or(&k.client),
+                if acknowledged > 0 {
+                    "; its alert acknowledged"
+                } else {
+                    ""
+                }
+            ),
+        })
+        .await?;
+    let mut alerts = Vec::new();
+    for a in c.store.capture_alerts(id).await? {
+        let mut state = vec![format!("raised {}", when(a.created_at))];
+        match a.sent_at {
+            Some(t) => state.push(format!("sent {}", when(t))),
+            None => state.push("waiting (quiet hours or no one to send to)".into()),
+        }
+        if let Some(t) = a.escalated_at {
+            state.push(format!("escalated to the deputies {}", when(t)));
+        }
+        if let (Some(t), Some(by)) = (a.acknowledged_at, &a.acknowledged_by) {
+            state.push(format!("acknowledged by {by} {}", when(t)));
+        }
+        let deliveries = c
+            .store
+            .alert_deliveries(a.id)
+            .await?
+            .into_iter()
+            .map(|d| {
+                let state = match (d.delivered_at, &d.error) {
+                    (Some(t), _) => format!("delivered {}", when(t)),
+                    (None, Some(e)) => format!("not yet delivered after {} tries: {e}", d.attempts),
+                    (None, None) => "sending".into(),
+                };
+                format!("{} ({}) to {}: {state}", d.channel, d.level, d.target)
+            })
+            .collect();
+        alerts.push(AlertRow {
+            id: a.id,
+            state: state.join("; "),
+            deliveries,
+        });
+    }
+    let history = c
+        .store
+        .captures_of(k.user.as_deref(), &k.client, k.at_ms - 30 * 86_400_000, 50)
+        .await?
+        .into_iter()
+        .filter(|h| h.id != id)
+        .map(|h| HistoryRow {
+            id: h.id,
+            when: when(h.at_ms),
+            grade: h.grade,
+            source: h.source,
+            text: h.text,
+            status: h.status,
+        })
+        .collect();
+    let nearby = c
+        .store
+        .search_events(&haven_store::events::EventQuery {
+            user: k.user.clone(),
+            client: if k.user.is_none() {
+                Some(k.client.clone())
+            } else {
+                None
+            },
+            from_ms: Some(k.at_ms - 600_000),
+            to_ms: Some(k.at_ms + 600_000),
+            limit: 100,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .map(|e| NearbyRow {
+            when: when(e.at_ms),
+            action: e.action,
+            name: e.name,
+            search: e.search.unwrap_or_default(),
+        })
+        .collect();
+    Ok(html(&CapturePage {
+        l: c.layout(&format!("Capture {id}"), Some(&s)),
+        when: when(k.at_ms),
+        k,
+        alerts,
+        history,
+        nearby,
+    }))
+}
+
+// ---- the risk library ---------------------------------------------------------------------
+
+struct LibraryRow {
+    source: String,
+    grade: String,
+    category: String,
+    phrase: String,
+    unless: String,
+    decided: u64,
+    rate: String,
+}
+
+struct LibraryChangeRow {
+    id: i64,
+    when: String,
+    author: String,
+    note: String,
+}
+
+#[derive(Template)]
+#[template(path = "library.html")]
+struct LibraryPage {
+    l: Layout,
+    rows: Vec<LibraryRow>,
+    text: String,
+    note: String,
+    errors: Vec<String>,
+    changes: Vec<LibraryChangeRow>,
+    message: String,
+}
+
+async fn library_page(
+    c: &Console,
+    s: &Signed,
+    text: Option<String>,
+    note: String,
+    errors: Vec<String>,
+    message: String,
+) -> Result<Response, Denied> {
+    let records: std::collections::HashMap<String, (u64, u64)> = c
+        .store
+        .phrase_records()
+        .await?
+        .into_iter()
+        .map(|p| (p.phrase, (p.decided, p.dismissed)))
+        .collect();
+    let in_force = c.monitoring.library();
+    let mut rows = Vec::new();
+    for source in c.monitoring.sources() {
+        for p in &source.library.phrases {
+            let (decided, dismissed) = records.get(&p.text).copied().unwrap_or((0, 0));
+            let off = !in_force.phrases.iter().any(|q| q.text == p.text);
+            rows.push(LibraryRow {
+                source: source.name.clone(),
+                grade: if off {
+                    format!("{} (off)", p.grade)
+                } else {
+                    p.grade.to_string()
+                },
+                category: p.category.clone(),
+                phrase: p.text.clone(),
+                unless: p.unless.join("; "),
+                decided,
+                rate: if decided == 0 {
+                    "–".into()
+                } else {
+                    format!("{:.0}%", 100.0 * dismissed as f64 / decided as f64)
+                },
+            });
+        }
+        for safe in &source.library.safe {
+            rows.push(LibraryRow {
+                source: source.name.clone(),
+                grade: "safe".into(),
+                category: safe.category.clone(),
+                phrase: safe.text.clone(),
+                unless: String::new(),
+                decided: 0,
+                rate: "–".into(),
+            });
+        }
+    }
+    let changes = c
+        .store
+        .library_changes(20)
+        .await?
+        .into_iter()
+        .map(|ch| LibraryChangeRow {
+            id: ch.id,
+            when: when(ch.at_ms),
+            author: ch.author,
+            note: ch.note,
+        })
+        .collect();
+    Ok(html(&LibraryPage {
+        l: c.layout("Risk library", Some(s)),
+        rows,
+        text: text.unwrap_or_else(|| c.monitoring.school_text()),
+        note,
+        errors,
+        changes,
+        message,
+    }))
+}
+
+async fn library(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Triage)?;
+    library_page(&c, &s, None, String::new(), Vec::new(), flash.done).await
+}
+
+#[derive(Deserialize)]
+struct LibraryForm {
+    csrf: String,
+    text: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Replaces the school's risk library file: checked whole (an error on any line changes
+/// nothing), written, recorded with the author, reason and the hash of the text it replaced,
+/// audited, and in force for the next text graded.
+async fn library_save(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<LibraryForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Triage)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let text = f.text.replace("\r\n", "\n");
+    if f.note.trim().is_empty() {
+        return library_page(
+            &c,
+            &s,
+            Some(text),
+            f.note,
+            vec!["Say why the library changes: the reason is kept with the change.".into()],
+            String::new(),
+        )
+        .await;
+    }
+    let before = c.monitoring.school_text();
+    if let Err(e) = c.monitoring.replace_school(&text) {
+        let errors = match e {
+            crate::monitoring::ReplaceError::Invalid(errors) => errors
+                .into_iter()
+                .map(|e| format!("line {}: {}", e.line, e.message))
+                .collect(),
+            other => vec![other.to_string()],
+        };
+        return library_page(&c, &s, Some(text), f.note, errors, String::new()).await;
+    }
+    let before_hash = haven_store::sessions::secret_hash(&before);
+    let id = c
+        .store
+        .record_library_change(&s.who.username, &f.note, &before_hash, &text)
+        .await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &s.address,
+            action: "change risk library",
+            subject: &format!("library change {id}"),
+            detail: f.note.trim(),
+        })
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/library?done={}",
+        url_encode(&format!("Library change {id} is in force."))
+    ))
+    .into_response())
 }
 
 // ---- API tokens --------------------------------------------------------------------------

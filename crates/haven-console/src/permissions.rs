@@ -22,13 +22,17 @@ pub enum Permission {
     Audit,
     /// Create API tokens for oneself.
     ApiTokens,
-    /// Triage monitoring captures: dismiss, or promote to a safeguarding concern.
+    /// Triage monitoring captures: dismiss, or promote to a safeguarding concern; and edit the
+    /// school's risk library.
     Triage,
+    /// Send text from other capture sources (a device agent, a browser extension) to be
+    /// graded, through the API.
+    Ingest,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 9] = [
+    pub const ALL: [Permission; 10] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -38,6 +42,7 @@ impl Permission {
         Permission::Audit,
         Permission::ApiTokens,
         Permission::Triage,
+        Permission::Ingest,
     ];
 
     /// Its name, for pages and the API.
@@ -52,6 +57,7 @@ impl Permission {
             Permission::Audit => "audit",
             Permission::ApiTokens => "api-tokens",
             Permission::Triage => "triage",
+            Permission::Ingest => "ingest",
         }
     }
 }
@@ -61,6 +67,8 @@ impl Permission {
 /// activity and decide reviews, and only they triage monitoring captures (safeguarding data,
 /// not the network manager's); the DPO and the headteacher read the audit log; governors see
 /// anonymised reports only (none of these); teachers, pupils and parents see none of them.
+/// Tokens for other capture sources (ingest) are the network manager's or administrator's:
+/// they send text in and learn only its grade.
 pub fn allowed(role: Role, p: Permission) -> bool {
     use Permission as P;
     use Role as R;
@@ -86,6 +94,7 @@ pub fn allowed(role: Role, p: Permission) -> bool {
         P::Audit => matches!(role, R::Dpo | R::Headteacher | R::Administrator),
         P::ApiTokens => matches!(role, R::NetworkManager | R::Administrator),
         P::Triage => matches!(role, R::Dsl | R::DeputyDsl | R::Headteacher),
+        P::Ingest => matches!(role, R::NetworkManager | R::Administrator),
     }
 }
 
@@ -100,19 +109,19 @@ mod tests {
 
     /// The matrix as a table: a row per role, a column per permission (in `Permission::ALL`
     /// order: dashboard, activity, policy-read, policy-edit, policy-approve, reviews, audit,
-    /// api-tokens, triage). Changing who may do what means changing this table on purpose.
-    const MATRIX: &[(Role, [u8; 9])] = &[
-        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1, 0]),
-        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0, 1]),
-        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0, 1]),
-        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0, 1]),
-        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0, 0]),
-        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0]),
-        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    /// api-tokens, triage, ingest). Changing who may do what means changing this table on purpose.
+    const MATRIX: &[(Role, [u8; 10])] = &[
+        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1, 0, 1]),
+        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0]),
+        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0]),
+        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0, 1, 0]),
+        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]),
+        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0, 1]),
+        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
 
     #[test]

@@ -15,7 +15,7 @@ use haven_console::{Console, ConsoleConfig};
 use haven_core::event::Event;
 use haven_core::policy::{Action, DEFAULT_POLICY};
 use haven_core::{Engine, LiveEngine, Policy, Snapshot, Target};
-use haven_store::captures::AlertRules;
+use haven_store::captures::MonitorRules;
 use haven_store::people::{ImportOptions, Kind};
 use haven_store::Store;
 use http_body_util::BodyExt as _;
@@ -84,7 +84,7 @@ async fn harness(config: ConsoleConfig) -> Harness {
     let (monitoring, warnings) = Monitoring::new(
         include_str!("../../../config/risk/library.txt"),
         dir.join("risk"),
-        AlertRules::default(),
+        MonitorRules::default(),
     );
     assert!(warnings.is_empty(), "{warnings:?}");
     let monitoring = Arc::new(monitoring);
@@ -376,7 +376,7 @@ fn every_route_refuses_the_roles_the_table_refuses() {
                     "POST" => (
                         Method::POST,
                         Some(format!(
-                            "csrf={csrf}&decision=approve&policy=x&reason=x&name=x"
+                            "csrf={csrf}&decision=approve&policy=x&reason=x&name=x&text=x"
                         )),
                     ),
                     _ => (Method::GET, None),
@@ -491,7 +491,7 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
         // A capture graded 5 waits on the dashboard, its text shown as text, the read audited.
         h.store
             .record_captures(
-                &AlertRules::default(),
+                &MonitorRules::default(),
                 &[haven_store::captures::NewCapture {
                     at_ms: haven_store::now_ms(),
                     source: "search".into(),
@@ -979,7 +979,7 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         let h = harness(config()).await;
         h.store
             .record_captures(
-                &AlertRules::default(),
+                &MonitorRules::default(),
                 &[
                     capture("how do i kill myself", "kill myself"),
                     capture("kill myself laughing at this meme", "kill myself"),
@@ -1068,5 +1068,169 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         for action in ["dismiss capture", "promote capture", "read captures"] {
             assert!(log.iter().any(|e| e.action == action), "{action}");
         }
+    });
+}
+
+/// A JSON POST with a bearer token: (status, body).
+async fn post_json(app: &Router, uri: &str, bearer: &str, json: &str) -> (StatusCode, String) {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::AUTHORIZATION, bearer)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(json.to_owned()))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[test]
+fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edited() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let owen = h.store.identity("owen.price").await.expect("db").expect("owen");
+        let token = h
+            .store
+            .create_api_token(owen.person_id, "device agent")
+            .await
+            .expect("token");
+        let bearer = format!("Bearer {token}");
+        // A grade-5 text from a device agent: stored, alerting; an ordinary one is not stored.
+        let (status, body) = post_json(
+            &h.app,
+            "/api/v1/captures",
+            &bearer,
+            r#"{"text": "i want to kill myself tonight", "source": "agent", "user": "tom.lewis", "device": "Year 5 laptop 12", "url": "app://notes"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(v["grade"], 5, "{body}");
+        assert_eq!(v["alert"], true, "{body}");
+        let id = v["capture"].as_i64().expect("capture id");
+        let (status, body) = post_json(
+            &h.app,
+            "/api/v1/captures",
+            &bearer,
+            r#"{"text": "homework about the water cycle", "source": "agent"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains(r#""capture":null"#), "{body}");
+        // Bad input is refused and stores nothing.
+        for bad in [
+            r#"{"text": "", "source": "agent"}"#,
+            r#"{"text": "kill myself", "source": "Agent Smith"}"#,
+            r#"{"text": "kill myself", "source": "agent", "user": "nobody.at.all"}"#,
+            r#"{"text": "kill myself", "source": "agent", "at_ms": 1}"#,
+            r#"{"text": "kill myself"}"#,
+            r#"not json"#,
+        ] {
+            let (status, body) = post_json(&h.app, "/api/v1/captures", &bearer, bad).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        }
+        assert_eq!(h.store.open_captures(1, 50).await.expect("open").len(), 1);
+        // A DSL's token may not send text in (the table says ingest is the network manager's).
+        let priya = h.store.identity("priya.shah").await.expect("db").expect("priya");
+        let dsl_token = h
+            .store
+            .create_api_token(priya.person_id, "mine")
+            .await
+            .expect("token");
+        let (status, _) = post_json(
+            &h.app,
+            "/api/v1/captures",
+            &format!("Bearer {dsl_token}"),
+            r#"{"text": "x", "source": "agent"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // The DSL opens the capture in context: its alert is acknowledged, the read audited.
+        let (cookie, csrf) = signed_in(&h.store, "priya.shah").await;
+        let (status, _, page) =
+            call(&h.app, Method::GET, &format!("/triage/{id}"), &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("i want to kill myself tonight"), "{page}");
+        assert!(page.contains("Year 5 laptop 12"), "{page}");
+        assert!(page.contains("acknowledged by priya.shah"), "{page}");
+        let alerts = h.store.capture_alerts(id).await.expect("alerts");
+        assert_eq!(alerts[0].acknowledged_by.as_deref(), Some("priya.shah"));
+        let log = h.store.audit_log(None, 50).await.expect("audit");
+        for action in ["ingest capture", "read capture"] {
+            assert!(log.iter().any(|e| e.action == action), "{action}");
+        }
+
+        // The library page lists every phrase; a school file with a bad line changes nothing.
+        let (status, _, page) = call(&h.app, Method::GET, "/library", &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("kill myself"), "{page}");
+        let form = |text: &str, note: &str| {
+            format!(
+                "csrf={csrf}&text={}&note={}",
+                haven_console::pages::url_encode(text),
+                haven_console::pages::url_encode(note)
+            )
+        };
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            "/library",
+            &cookie,
+            Some(&form("version 1\n4 | bullying | nobody likes you\n9 | weather | rain\n", "local terms")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("line 3"), "{page}");
+        assert_eq!(h.monitoring.library().grade("nobody likes you").grade, 0);
+        assert!(h.store.library_changes(10).await.expect("changes").is_empty());
+        // A good one is in force at once, recorded and audited; `off` silences a built-in phrase.
+        let (status, headers, _) = call(
+            &h.app,
+            Method::POST,
+            "/library",
+            &cookie,
+            Some(&form(
+                "version 1\n4 | bullying | nobody likes you at all\noff | kill myself\n",
+                "a phrase from a Year 8 incident; kill myself is covered by the intent phrases",
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(location(&headers).starts_with("/library?done="));
+        assert_eq!(
+            h.monitoring.library().grade("nobody likes you at all").grade,
+            4
+        );
+        assert_eq!(h.monitoring.library().grade("kill myself").grade, 0);
+        let changes = h.store.library_changes(10).await.expect("changes");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].author, "priya.shah");
+        assert!(std::fs::read_to_string(h.dir.join("risk/school.txt"))
+            .expect("file")
+            .contains("nobody likes you at all"));
+        // The dismissal of a capture shows as the phrase's false-positive rate on the page.
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/triage/{id}"),
+            &cookie,
+            Some(&format!("csrf={csrf}&decision=dismiss&reason=song+lyrics")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/library", &cookie, None, &[]).await;
+        let row = page
+            .lines()
+            .find(|l| l.contains("<td>want to die</td>") || l.contains("<td>kill myself</td>"))
+            .unwrap_or("");
+        assert!(row.contains("100%"), "{row}");
+        let log = h.store.audit_log(None, 50).await.expect("audit");
+        assert!(log.iter().any(|e| e.action == "change risk library"));
     });
 }

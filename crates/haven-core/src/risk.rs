@@ -332,6 +332,122 @@ impl RiskLibrary {
     }
 }
 
+/// The text a reader sees in an HTML page: tags, scripts and styles left out, common entities
+/// read, white space collapsed; at most `cap` bytes of text.
+pub fn html_text(html: &str, cap: usize) -> String {
+    let mut out = String::with_capacity(html.len().min(cap));
+    let mut rest = html;
+    let mut space = false;
+    let push = |out: &mut String, c: char, space: &mut bool| {
+        if c.is_whitespace() {
+            *space = !out.is_empty();
+        } else {
+            if *space {
+                out.push(' ');
+                *space = false;
+            }
+            out.push(c);
+        }
+    };
+    while let Some(c) = rest.chars().next() {
+        if out.len() >= cap {
+            break;
+        }
+        if c == '<' {
+            let lower: String = rest
+                .chars()
+                .take(8)
+                .collect::<String>()
+                .to_ascii_lowercase();
+            let close = if lower.starts_with("<script") {
+                Some("</script")
+            } else if lower.starts_with("<style") {
+                Some("</style")
+            } else if lower.starts_with("<!--") {
+                Some("-->")
+            } else {
+                None
+            };
+            let end = match close {
+                Some(close) => find_ascii_ci(rest, close).map(|i| i + close.len()),
+                None => Some(0),
+            };
+            let Some(end) = end else { break };
+            rest = &rest[end..];
+            match rest.find('>') {
+                Some(i) if close != Some("-->") => rest = &rest[i + 1..],
+                // An unclosed tag runs to the end.
+                None if close.is_none() => break,
+                _ => {}
+            }
+            space = !out.is_empty();
+            continue;
+        }
+        if c == '&' {
+            if let Some(semi) = rest[..rest.len().min(12)].find(';') {
+                let name = &rest[1..semi];
+                let decoded = match name {
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" | "#39" => Some('\''),
+                    "nbsp" => Some(' '),
+                    _ => name
+                        .strip_prefix("#x")
+                        .or_else(|| name.strip_prefix("#X"))
+                        .and_then(|h| u32::from_str_radix(h, 16).ok())
+                        .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
+                        .and_then(char::from_u32),
+                };
+                if let Some(d) = decoded {
+                    push(&mut out, d, &mut space);
+                    rest = &rest[semi + 1..];
+                    continue;
+                }
+            }
+        }
+        push(&mut out, c, &mut space);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+fn find_ascii_ci(haystack: &str, needle: &str) -> Option<usize> {
+    let h = haystack.as_bytes();
+    let n = needle.as_bytes();
+    (0..h.len().saturating_sub(n.len() - 1)).find(|&i| h[i..i + n.len()].eq_ignore_ascii_case(n))
+}
+
+impl RiskLibrary {
+    /// Grades a long text (a page) by its passages: the whole text first (nothing found, nothing
+    /// more to do), then overlapping passages of about `PASSAGE` characters, so that context
+    /// rules apply to what is near a phrase and the capture keeps the passage that graded
+    /// highest. `None` when nothing grades.
+    pub fn grade_passages(&self, text: &str) -> Option<(Grade, String)> {
+        const PASSAGE: usize = 400;
+        if self.grade(text).grade == 0 {
+            return None;
+        }
+        let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        let mut best: Option<(Grade, String)> = None;
+        let mut i = 0;
+        while i < starts.len() {
+            let end = starts.get(i + PASSAGE).copied().unwrap_or(text.len());
+            let passage = &text[starts[i]..end];
+            let g = self.grade(passage);
+            if g.grade > best.as_ref().map_or(0, |(b, _)| b.grade) {
+                best = Some((g, passage.to_owned()));
+            }
+            if end == text.len() {
+                break;
+            }
+            i += PASSAGE * 3 / 4;
+        }
+        best
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +524,33 @@ mod tests {
         lib.extend(school);
         assert_eq!(lib.grade("online casino").grade, 0);
         assert_eq!(lib.grade("i want to die").grade, 5, "other phrases stay");
+    }
+
+    #[test]
+    fn pages_are_read_as_text_and_graded_by_passage() {
+        let html = "<html><head><style>p{color:red}</style><script>var x='want to die';</script>\
+            </head><body><!-- want to die --><h1>Forum</h1><p>Posted by anon &amp; friends:</p>\
+            <p>i  just&nbsp;want to&#32;die</p></body></html>";
+        let text = html_text(html, 10_000);
+        assert_eq!(text, "Forum Posted by anon & friends: i just want to die");
+        assert_eq!(html_text(html, 10).len(), 10, "the cap holds");
+        assert_eq!(html_text("5 < 6 and <b", 100), "5");
+        assert_eq!(html_text("<script>no end", 100), "");
+        let (lib, _) = RiskLibrary::parse(LIB);
+        let long = format!(
+            "{} I cut myself and I want to die. {} The suicide prevention team can help.",
+            "Revision notes on rivers and coasts. ".repeat(40),
+            "More revision. ".repeat(60)
+        );
+        let (g, passage) = lib.grade_passages(&long).expect("graded");
+        assert_eq!(g.grade, 5);
+        assert!(
+            passage.contains("want to die") && passage.len() < 1000,
+            "{passage}"
+        );
+        assert!(lib
+            .grade_passages(&"Rivers and coasts. ".repeat(100))
+            .is_none());
     }
 
     #[test]

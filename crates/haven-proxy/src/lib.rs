@@ -19,4 +19,4 @@ pub mod score;
 pub mod sni;
 
 pub use auth::{Authenticate, Authenticator, ProxyUser};
-pub use proxy::{Body, Proxy, ProxyConfig, ReviewRequest, ReviewSink};
+pub use proxy::{Body, PageSeen, PageSink, Proxy, ProxyConfig, ReviewRequest, ReviewSink};

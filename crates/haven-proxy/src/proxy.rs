@@ -135,6 +135,24 @@ pub struct ReviewRequest {
 /// Where review requests go.
 pub type ReviewSink = Arc<dyn Fn(ReviewRequest) + Send + Sync>;
 
+/// A page a browser was given after it was scored, for monitoring to read.
+#[derive(Debug, Clone)]
+pub struct PageSeen {
+    /// When, in milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// The device's address.
+    pub client: IpAddr,
+    /// Who, when known.
+    pub user: Option<String>,
+    /// The page's address.
+    pub url: String,
+    /// The page as it came.
+    pub page: crate::score::Seen,
+}
+
+/// Where scored pages go: called on the request path, so it must only hand the page on.
+pub type PageSink = Arc<dyn Fn(PageSeen) + Send + Sync>;
+
 /// Idle connections kept per website.
 const IDLE_PER_ORIGIN: usize = 64;
 /// Largest form the proxy reads (a review request).
@@ -223,6 +241,7 @@ pub struct Proxy {
     clients: Arc<ClientMap>,
     events: Option<Arc<EventSink>>,
     reviews: Option<ReviewSink>,
+    pages: Option<PageSink>,
     clock: fn() -> DateTime,
     config: ProxyConfig,
     /// Authorities that name the proxy itself (its listen addresses and public address).
@@ -269,6 +288,7 @@ impl Proxy {
             clients,
             events: None,
             reviews: None,
+            pages: None,
             clock,
             config,
             own,
@@ -323,6 +343,13 @@ impl Proxy {
     /// Hands review requests from block pages to `sink`.
     pub fn with_reviews(mut self, sink: ReviewSink) -> Self {
         self.reviews = Some(sink);
+        self
+    }
+
+    /// Hands pages that were scored (groups with a `phrase_limit`) and let through to `sink`,
+    /// for monitoring.
+    pub fn with_pages(mut self, sink: PageSink) -> Self {
+        self.pages = Some(sink);
         self
     }
 
@@ -600,6 +627,22 @@ impl Proxy {
                         match crate::score::score(resp, scanner, limit, cap).await {
                             crate::score::Scored::NotText(resp) => {
                                 record(d.action, category, outcome_reason);
+                                resp
+                            }
+                            crate::score::Scored::Read(resp, page) => {
+                                Metrics::add(&self.metrics.scored);
+                                record(d.action, category, outcome_reason);
+                                if let Some(sink) = &self.pages {
+                                    sink(PageSeen {
+                                        at_ms: std::time::SystemTime::now()
+                                            .duration_since(std::time::UNIX_EPOCH)
+                                            .map_or(0, |d| d.as_millis() as u64),
+                                        client: who.client,
+                                        user: who.user.clone(),
+                                        url: url.clone(),
+                                        page,
+                                    });
+                                }
                                 resp
                             }
                             crate::score::Scored::Pass(resp, note) => {

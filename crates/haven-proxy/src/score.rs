@@ -29,10 +29,43 @@ const DECODED_CAP: usize = 64 * 1024 * 1024;
 pub enum Scored {
     /// Not text the scanner reads (an image, a download): passed on as it is.
     NotText(Response<Body>),
-    /// Pass it on; with a note for the event when it was not (fully) scored.
+    /// Pass it on, with a note for the event: it was not (fully) scored.
     Pass(Response<Body>, Option<String>),
+    /// Scored and under the limit: pass it on; the page as it came, for monitoring.
+    Read(Response<Body>, Seen),
     /// Over the limit: the block page replaces it.
     Over(Score),
+}
+
+/// A page that was scored, as it came (perhaps compressed): monitoring reads its text later,
+/// off the request path.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    body: Bytes,
+    encoding: Encoding,
+    html: bool,
+}
+
+impl Seen {
+    /// The page's text (decoded; for HTML, what a reader sees), at most `cap` bytes.
+    pub fn text(&self, cap: usize) -> Result<String, String> {
+        let mut reader = reader(&self.body, self.encoding)?;
+        let mut raw = Vec::new();
+        (&mut reader)
+            .take(cap as u64 * 4)
+            .read_to_end(&mut raw)
+            .map_err(|e| format!("could not decode ({e})"))?;
+        let text = String::from_utf8_lossy(&raw);
+        Ok(if self.html {
+            haven_core::risk::html_text(&text, cap)
+        } else {
+            let mut end = text.len().min(cap);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text[..end].to_owned()
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,14 +155,40 @@ pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap:
         let r = Response::from_parts(parts, crate::proxy::empty_body());
         return Scored::Pass(r, Some("not scored: scoring failed".into()));
     };
-    let body = http_body_util::Full::new(Bytes::from(raw))
+    let raw = Bytes::from(raw);
+    let body = http_body_util::Full::new(raw.clone())
         .map_err(|never| match never {})
         .boxed();
     match result {
         Ok(Some(s)) => Scored::Over(s),
-        Ok(None) => Scored::Pass(Response::from_parts(parts, body), None),
+        Ok(None) => Scored::Read(
+            Response::from_parts(parts, body),
+            Seen {
+                body: raw,
+                encoding: enc,
+                html,
+            },
+        ),
         Err(note) => Scored::Pass(Response::from_parts(parts, body), Some(note)),
     }
+}
+
+/// `raw` decoded as it is read.
+fn reader(raw: &[u8], enc: Encoding) -> Result<Box<dyn Read + '_>, String> {
+    Ok(match enc {
+        Encoding::Identity => Box::new(raw),
+        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+        // HTTP's deflate is zlib-wrapped; some servers send it raw.
+        Encoding::Deflate if raw.first().is_some_and(|b| b & 0x0F == 8) => {
+            Box::new(flate2::read::ZlibDecoder::new(raw))
+        }
+        Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw)),
+        Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(raw, 16 * 1024)),
+        Encoding::Zstd => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(raw)
+                .map_err(|e| format!("not scored: zstd: {e}"))?,
+        ),
+    })
 }
 
 /// `Ok(None)`: under the limit; `Ok(Some(score))`: over it, with the report.
@@ -153,20 +212,7 @@ fn decode_and_score(
         scan.feed(&raw[..raw.len().min(DECODED_CAP)]);
         return Ok(verdict(scan));
     }
-    let mut reader: Box<dyn Read + '_> = match enc {
-        Encoding::Identity => Box::new(raw),
-        Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-        // HTTP's deflate is zlib-wrapped; some servers send it raw.
-        Encoding::Deflate if raw.first().is_some_and(|b| b & 0x0F == 8) => {
-            Box::new(flate2::read::ZlibDecoder::new(raw))
-        }
-        Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw)),
-        Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(raw, 16 * 1024)),
-        Encoding::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(raw)
-                .map_err(|e| format!("not scored: zstd: {e}"))?,
-        ),
-    };
+    let mut reader = reader(raw, enc)?;
     let mut scan = scanner.scan(html);
     let mut buf = vec![0u8; 16 * 1024];
     let mut total = 0;

@@ -112,11 +112,12 @@ impl NewCapture {
     }
 }
 
-/// What becomes of a capture once graded: the grade at which it alerts the safeguarding team,
-/// and how a person's recent history raises a grade (`[monitor]` in `haven.toml`).
+/// What monitoring captures and what becomes of a capture once graded: blocked attempts and
+/// pages as sources, how a person's recent history raises a grade, and the grade at which it
+/// alerts the safeguarding team (`[monitor]` in `haven.toml`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AlertRules {
+pub struct MonitorRules {
     /// A capture at or above this grade alerts the DSL rota.
     #[serde(default = "default_alert_grade")]
     pub alert_grade: u8,
@@ -130,6 +131,49 @@ pub struct AlertRules {
     /// a new capture one grade (0: history never raises a grade).
     #[serde(default = "default_history_count")]
     pub history_count: u32,
+    /// Blocked attempts in these filter categories are captures of the grade given (a person's
+    /// attempts in one category within ten minutes are one capture). Bypass attempts
+    /// (`vpn-proxy`, `doh`) are captures in the category `bypass`.
+    #[serde(default = "default_blocked")]
+    pub blocked: std::collections::BTreeMap<String, u8>,
+    /// Pages the proxy scores (groups with a `phrase_limit`) are graded by the risk library.
+    #[serde(default = "yes")]
+    pub pages: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_blocked() -> std::collections::BTreeMap<String, u8> {
+    [
+        ("iwf", 5),
+        ("ctiru", 5),
+        ("self-harm", 4),
+        ("extremism", 4),
+        ("pornography", 3),
+        ("violence", 3),
+        ("discrimination", 3),
+        ("hate-speech", 3),
+        ("drugs", 2),
+        ("gambling", 2),
+        ("vpn-proxy", 2),
+        ("doh", 2),
+    ]
+    .into_iter()
+    .map(|(c, g)| (c.to_owned(), g))
+    .collect()
+}
+
+/// The monitoring category a blocked attempt in a filter category counts in.
+pub fn blocked_category(filter_category: &str) -> &str {
+    match filter_category {
+        "iwf" => "illegal",
+        "ctiru" => "extremism",
+        "hate-speech" => "discrimination",
+        "vpn-proxy" | "doh" => "bypass",
+        other => other,
+    }
 }
 
 fn default_alert_grade() -> u8 {
@@ -144,18 +188,20 @@ fn default_history_count() -> u32 {
     3
 }
 
-impl Default for AlertRules {
+impl Default for MonitorRules {
     fn default() -> Self {
-        AlertRules {
+        MonitorRules {
             alert_grade: default_alert_grade(),
             alert_grade_by_category: Default::default(),
             history_days: default_history_days(),
             history_count: default_history_count(),
+            blocked: default_blocked(),
+            pages: true,
         }
     }
 }
 
-impl AlertRules {
+impl MonitorRules {
     /// Whether a capture of `grade` in `category` alerts.
     pub fn alerts(&self, category: &str, grade: u8) -> bool {
         let at = self
@@ -176,15 +222,25 @@ impl AlertRules {
             ));
         }
         for (c, g) in &self.alert_grade_by_category {
-            if !haven_core::risk::CATEGORIES.contains(&c.as_str()) {
+            if !haven_core::risk::CATEGORIES.contains(&c.as_str()) && c != "bypass" {
                 return Err(format!(
-                    "monitor.alert_grade_by_category: {c:?} is not a monitoring category ({})",
+                    "monitor.alert_grade_by_category: {c:?} is not a monitoring category ({}, bypass)",
                     haven_core::risk::CATEGORIES.join(", ")
                 ));
             }
             if bad(*g) {
                 return Err(format!(
                     "monitor.alert_grade_by_category.{c}: {g} is not a grade from 1 to 5"
+                ));
+            }
+        }
+        for (c, g) in &self.blocked {
+            if haven_core::category::by_id(c).is_none() {
+                return Err(format!("monitor.blocked: {c:?} is not a filter category"));
+            }
+            if bad(*g) {
+                return Err(format!(
+                    "monitor.blocked.{c}: {g} is not a grade from 1 to 5"
                 ));
             }
         }
@@ -220,7 +276,7 @@ impl Store {
     /// capture is.
     pub async fn record_captures(
         &self,
-        rules: &AlertRules,
+        rules: &MonitorRules,
         captures: &[NewCapture],
     ) -> Result<Vec<Recorded>, StoreError> {
         let mut recorded = Vec::with_capacity(captures.len());

@@ -19,6 +19,7 @@ macro_rules! outln {
 }
 
 mod activity;
+mod alerts;
 mod audit;
 mod check;
 mod demo;

@@ -41,41 +41,110 @@ pub enum MonitorCommand {
 /// The library: the built-in one and the school's own files in `<data-dir>/risk/`, or the
 /// file given. Lines that cannot be read are reported and left out.
 pub fn library(ctx: &Context, file: Option<&PathBuf>) -> Result<RiskLibrary> {
-    let mut sources: Vec<(String, String)> = Vec::new();
-    match file {
-        Some(f) => sources.push((
-            f.display().to_string(),
-            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?,
-        )),
-        None => {
-            sources.push(("built-in risk library".into(), BUILT_IN.to_owned()));
-            let dir = ctx.data_dir.join("risk");
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                let mut paths: Vec<PathBuf> = entries
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-                    .collect();
-                paths.sort();
-                for p in paths {
-                    let bytes =
-                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-                    sources.push((
-                        p.display().to_string(),
-                        haven_core::textfile::decode(&bytes),
-                    ));
-                }
+    if let Some(f) = file {
+        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
+        let (lib, errors) = RiskLibrary::parse(&haven_core::textfile::decode(&text));
+        for e in errors {
+            eprintln!("{}:{}: {}", f.display(), e.line, e.message);
+        }
+        return Ok(lib);
+    }
+    let (m, warnings) = haven_console::monitoring::Monitoring::new(
+        BUILT_IN,
+        ctx.data_dir.join("risk"),
+        haven_store::captures::MonitorRules::default(),
+    );
+    for w in warnings {
+        eprintln!("{w}");
+    }
+    Ok((*m.library()).clone())
+}
+
+/// Turns the data plane's events into captures: search terms the risk library grades 1 or
+/// more, and blocked attempts in the categories `[monitor] blocked` names (one capture per
+/// person and category in ten minutes: a browser retries, and a page pulls many addresses).
+#[derive(Debug, Default)]
+pub struct Watcher {
+    /// (who, filter category) → when its last blocked-attempt capture was.
+    recent: std::collections::HashMap<(String, String), u64>,
+}
+
+/// Blocked attempts by one person in one category within this time are one capture.
+const BLOCKED_WINDOW_MS: u64 = 10 * 60_000;
+
+impl Watcher {
+    /// Adds the captures `e` makes to `out`.
+    pub fn see(
+        &mut self,
+        library: &RiskLibrary,
+        rules: &haven_store::captures::MonitorRules,
+        e: &haven_core::event::Event,
+        out: &mut Vec<haven_store::captures::NewCapture>,
+    ) {
+        let client = e.client.to_string();
+        if let Some(term) = e.search.as_deref() {
+            let g = library.grade(term);
+            if g.grade > 0 {
+                out.push(haven_store::captures::NewCapture::graded(
+                    &g,
+                    e.at_ms as i64,
+                    "search",
+                    &client,
+                    e.user.as_deref(),
+                    &e.name,
+                    term,
+                ));
             }
         }
-    }
-    let mut lib = RiskLibrary::default();
-    for (name, text) in sources {
-        let (part, errors) = RiskLibrary::parse(&text);
-        for e in errors {
-            eprintln!("{name}:{}: {}", e.line, e.message);
+        if e.action != haven_core::policy::Action::Block {
+            return;
         }
-        lib.extend(part);
+        let Some(category) = e.category.as_deref() else {
+            return;
+        };
+        let Some(&grade) = rules.blocked.get(category) else {
+            return;
+        };
+        let who = e.user.clone().unwrap_or_else(|| client.clone());
+        let key = (who, category.to_owned());
+        if self
+            .recent
+            .get(&key)
+            .is_some_and(|&at| e.at_ms.saturating_sub(at) < BLOCKED_WINDOW_MS)
+        {
+            return;
+        }
+        if self.recent.len() >= 100_000 {
+            let now = e.at_ms;
+            self.recent
+                .retain(|_, at| now.saturating_sub(*at) < BLOCKED_WINDOW_MS);
+        }
+        self.recent.insert(key, e.at_ms);
+        let counts_in = haven_store::captures::blocked_category(category);
+        out.push(haven_store::captures::NewCapture {
+            at_ms: e.at_ms as i64,
+            source: if counts_in == "bypass" {
+                "bypass".to_owned()
+            } else {
+                "blocked".to_owned()
+            },
+            client,
+            user: e.user.clone(),
+            url: e.name.clone(),
+            text: format!(
+                "{} blocked ({category}): {}",
+                if e.source == "dns" {
+                    "DNS lookup"
+                } else {
+                    "web request"
+                },
+                e.name
+            ),
+            grade,
+            categories: format!("{counts_in}:{grade}"),
+            matched: format!("blocked {category}"),
+        });
     }
-    Ok(lib)
 }
 
 fn as_json(text: &str, g: &Grade) -> serde_json::Value {

@@ -103,6 +103,12 @@ pub struct ConfigFile {
     /// The console.
     #[serde(default)]
     pub console: haven_console::ConsoleConfig,
+    /// Monitoring: sources, grading by history, the grades that alert.
+    #[serde(default)]
+    pub monitor: haven_store::captures::MonitorRules,
+    /// Where alerts go.
+    #[serde(default)]
+    pub alerts: crate::alerts::AlertsConfig,
 }
 
 /// `[store]`: where people, events and the audit log are kept.
@@ -272,6 +278,23 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         ensure_demo_lists(ctx)?;
     }
     let (mut config, origin) = load_config(ctx, args)?;
+    config
+        .monitor
+        .check()
+        .and_then(|()| config.alerts.check())
+        .map_err(|e| anyhow::anyhow!("configuration {origin} refused: {e}"))?;
+    if config.alerts.console_url.is_empty() && !config.console.listen.is_empty() {
+        config.alerts.console_url = format!("http://{}", config.console.listen);
+    }
+    let (monitoring, warnings) = haven_console::monitoring::Monitoring::new(
+        crate::monitor::BUILT_IN,
+        ctx.data_dir.join("risk"),
+        config.monitor.clone(),
+    );
+    for w in warnings {
+        eprintln!("warning: risk library {w} (left out)");
+    }
+    let monitoring = Arc::new(monitoring);
     let engine = ctx.engine(None)?;
     let store_url = ctx.store_url(Some(&config))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -370,7 +393,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             rx,
             written.clone(),
             Duration::from_secs(config.events.repeat_window_seconds),
-            crate::monitor::library(ctx, None)?,
+            monitoring.clone(),
         )?);
     }
     let filter = Arc::new(filter);
@@ -400,7 +423,26 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             }
         });
     }));
+    // Pages the proxy scored are graded off the request path; when the grader falls behind,
+    // pages wait in a queue of 256 and beyond it are left ungraded and counted.
+    let (page_tx, page_rx) = tokio::sync::mpsc::channel::<haven_proxy::PageSeen>(256);
+    let alert_stats = Arc::new(crate::alerts::AlertStats::default());
+    if config.monitor.pages {
+        let stats = alert_stats.clone();
+        proxy = proxy.with_pages(Arc::new(move |p| {
+            if page_tx.try_send(p).is_err() {
+                stats.page_skipped();
+            }
+        }));
+    }
     let result = runtime.block_on(async {
+        tokio::spawn(grade_pages(page_rx, store.clone(), monitoring.clone()));
+        tokio::spawn(crate::alerts::run(
+            store.clone(),
+            monitoring.clone(),
+            Arc::new(config.alerts.clone()),
+            alert_stats.clone(),
+        ));
         let mut addrs = Vec::new();
         for listen in &config.dns.listen {
             let addr: SocketAddr = listen
@@ -464,6 +506,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 live.clone(),
                 ctx.data_dir.join("policy.toml"),
                 config.console.clone(),
+                monitoring.clone(),
             );
             tokio::spawn(async move {
                 if let Err(e) = app.serve(listener).await {
@@ -485,6 +528,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 filter.clone(),
                 proxy.clone(),
                 written.clone(),
+                alert_stats.clone(),
             ));
         }
         tokio::spawn(maintain(
@@ -634,34 +678,37 @@ impl Repeats {
     }
 }
 
-/// The captures among `events`: search terms the risk library grades 1 or more.
-fn capture(
-    risk: &haven_core::risk::RiskLibrary,
-    events: &[haven_core::event::Event],
-) -> Vec<haven_store::captures::NewCapture> {
-    events
-        .iter()
-        .filter_map(|e| {
-            let term = e.search.as_deref()?;
-            let g = risk.grade(term);
-            (g.grade > 0).then(|| haven_store::captures::NewCapture {
-                at_ms: e.at_ms as i64,
-                source: "search".to_owned(),
-                client: e.client.to_string(),
-                user: e.user.clone(),
-                url: e.name.clone(),
-                text: term.to_owned(),
-                grade: g.grade,
-                categories: g
-                    .categories
-                    .iter()
-                    .map(|(c, n)| format!("{c}:{n}"))
-                    .collect::<Vec<_>>()
-                    .join(","),
-                matched: g.matched.join("; "),
-            })
+/// Grades the pages the proxy scored, one at a time on a blocking thread: a page whose text
+/// grades 1 or more is a capture, keeping the passage that graded highest.
+async fn grade_pages(
+    mut rx: tokio::sync::mpsc::Receiver<haven_proxy::PageSeen>,
+    store: haven_store::Store,
+    monitoring: Arc<haven_console::monitoring::Monitoring>,
+) {
+    /// Text read from a page, at most.
+    const PAGE_TEXT: usize = 256 * 1024;
+    while let Some(p) = rx.recv().await {
+        let library = monitoring.library();
+        let graded = tokio::task::spawn_blocking(move || {
+            let text = p.page.text(PAGE_TEXT).ok()?;
+            let (g, passage) = library.grade_passages(&text)?;
+            Some(haven_store::captures::NewCapture::graded(
+                &g,
+                p.at_ms as i64,
+                "page",
+                &p.client.to_string(),
+                p.user.as_deref(),
+                &p.url,
+                &passage,
+            ))
         })
-        .collect()
+        .await;
+        if let Ok(Some(capture)) = graded {
+            if let Err(e) = monitoring.record(&store, &[capture]).await {
+                eprintln!("monitoring: a page capture could not be stored: {e}");
+            }
+        }
+    }
 }
 
 /// Metric names of the event writer.
@@ -704,7 +751,7 @@ fn start_event_writer(
     rx: std::sync::mpsc::Receiver<Vec<haven_core::event::Event>>,
     written: Arc<Written>,
     repeat_window: Duration,
-    risk: haven_core::risk::RiskLibrary,
+    monitoring: Arc<haven_console::monitoring::Monitoring>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let handle = std::thread::Builder::new()
@@ -732,6 +779,7 @@ fn start_event_writer(
                     }
                 };
                 let mut repeats = Repeats::new(repeat_window);
+                let mut watcher = crate::monitor::Watcher::default();
                 // Gathered rows waiting to be written, a slice per transaction (from `done`
                 // on), so that the channel is drained between slices rather than filling while
                 // they are written.
@@ -740,6 +788,7 @@ fn start_event_writer(
                 let mut open = true;
                 while open || done < pending.len() {
                     let mut singles = Vec::new();
+                    let mut captures = Vec::new();
                     let wait = if done == pending.len() {
                         repeats.wait()
                     } else {
@@ -747,7 +796,9 @@ fn start_event_writer(
                     };
                     match rx.recv_timeout(wait) {
                         Ok(first) => {
+                            let library = monitoring.library();
                             for e in std::iter::once(first).chain(rx.try_iter().take(255)).flatten() {
+                                watcher.see(&library, &monitoring.rules, &e, &mut captures);
                                 if let Some(e) = repeats.add(e) {
                                     singles.push(e);
                                 }
@@ -757,6 +808,21 @@ fn start_event_writer(
                         Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => open = false,
                     }
                     // Gathered repeats leave when their window closes, and all at the end.
+                    // Captures first: an alert should not wait behind a large batch of events.
+                    if !captures.is_empty() {
+                        let mut tries = 0;
+                        while let Err(e) = monitoring.record(&store, &captures).await {
+                            tries += 1;
+                            if tries == 5 {
+                                eprintln!(
+                                    "monitoring: {} captures could not be stored: {e}",
+                                    captures.len()
+                                );
+                                break;
+                            }
+                            tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                        }
+                    }
                     let due = repeats.take_due(!open);
                     if done == pending.len() {
                         // Taken whole, not copied: the gathered rows can be many.
@@ -776,20 +842,11 @@ fn start_event_writer(
                         continue;
                     }
                     let represented: u64 = rows.iter().map(|(_, n)| n).sum();
-                    // Search terms graded by the risk library: what grades 1 or more is a
-                    // capture for the safeguarding team.
-                    let captures = capture(&risk, &singles);
                     let mut tries = 0u64;
                     loop {
                         match store.insert_counted(&rows).await {
                             Ok(()) => {
                                 written.stored.fetch_add(represented, Ordering::Relaxed);
-                                if let Err(e) = store.add_captures(&captures).await {
-                                    eprintln!(
-                                        "monitoring: {} captures could not be stored: {e}",
-                                        captures.len()
-                                    );
-                                }
                                 break;
                             }
                             Err(e) => {
@@ -886,6 +943,7 @@ async fn serve_metrics(
     filter: Arc<DnsFilter>,
     proxy: Arc<haven_proxy::Proxy>,
     written: Arc<Written>,
+    alerts: Arc<crate::alerts::AlertStats>,
 ) {
     use http_body_util::Full;
     use hyper::body::Bytes;
@@ -896,17 +954,22 @@ async fn serve_metrics(
         let filter = filter.clone();
         let proxy = proxy.clone();
         let written = written.clone();
+        let alerts = alerts.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                     let filter = filter.clone();
                     let proxy = proxy.clone();
                     let written = written.clone();
+                    let alerts = alerts.clone();
                     async move {
                         let (status, body) = if req.uri().path() == "/metrics" {
                             (
                                 200,
-                                filter.metrics_text() + &proxy.metrics_text() + &written.render(),
+                                filter.metrics_text()
+                                    + &proxy.metrics_text()
+                                    + &written.render()
+                                    + &alerts.render(),
                             )
                         } else {
                             (404, "not found: try /metrics\n".to_owned())
