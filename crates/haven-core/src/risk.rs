@@ -53,6 +53,8 @@ pub struct RiskPhrase {
     /// Phrases that make it not count, as written.
     pub unless: Vec<String>,
     letters: Vec<char>,
+    /// For a short phrase, how often each letter is written.
+    short_runs: Option<Vec<u8>>,
     prefix: bool,
     unless_letters: Vec<Vec<char>>,
 }
@@ -128,7 +130,13 @@ struct Squeezed {
     start: Vec<bool>,
     end: Vec<bool>,
     alone: Vec<bool>,
+    /// How many letters each one stands for.
+    runs: Vec<u8>,
 }
+
+/// Phrases of at most this many letters (once repeats are cut) match only where each letter is
+/// repeated at least as often as written: "xxx" is not the "x" of "solve for x".
+const SHORT: usize = 3;
 
 fn squeeze(text: &str) -> Squeezed {
     let mut s = Squeezed::default();
@@ -142,12 +150,14 @@ fn squeeze(text: &str) -> Squeezed {
                 s.start[k] |= first;
                 s.end[k] |= last;
                 s.alone[k] |= n == 1;
+                s.runs[k] = s.runs[k].saturating_add(1);
                 continue;
             }
             s.chars.push(c);
             s.start.push(first);
             s.end.push(last);
             s.alone.push(n == 1);
+            s.runs.push(1);
         }
     }
     s
@@ -156,6 +166,11 @@ fn squeeze(text: &str) -> Squeezed {
 /// Whether `phrase` occurs in `text`, starting where a word starts and ending where one ends
 /// (or anywhere, for the last word of a `prefix` phrase); inside spelt-out letters either way.
 fn occurs(text: &Squeezed, phrase: &[char], prefix: bool) -> bool {
+    occurs_with_runs(text, phrase, prefix, None)
+}
+
+/// As [`occurs`]; with `runs`, each letter must be repeated in the text at least so often.
+fn occurs_with_runs(text: &Squeezed, phrase: &[char], prefix: bool, runs: Option<&[u8]>) -> bool {
     let n = phrase.len();
     if n == 0 || n > text.chars.len() {
         return false;
@@ -165,6 +180,7 @@ fn occurs(text: &Squeezed, phrase: &[char], prefix: bool) -> bool {
         text.chars[a..=z] == *phrase
             && (text.start[a] || text.alone[a])
             && (prefix || text.end[z] || text.alone[z])
+            && runs.is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p))
     })
 }
 
@@ -241,7 +257,9 @@ impl RiskLibrary {
             }
             let written = parts[2];
             let prefix = written.ends_with('*');
-            let letters = squeeze(written.trim_end_matches('*')).chars;
+            let squeezed = squeeze(written.trim_end_matches('*'));
+            let short_runs = (squeezed.chars.len() <= SHORT).then(|| squeezed.runs.clone());
+            let letters = squeezed.chars;
             if letters.is_empty() {
                 fail("the phrase has no words".into());
                 continue;
@@ -269,6 +287,7 @@ impl RiskLibrary {
                 unless_letters: unless.iter().map(|u| squeeze(u).chars).collect(),
                 unless,
                 letters,
+                short_runs,
                 prefix,
             });
         }
@@ -308,7 +327,7 @@ impl RiskLibrary {
             })
         };
         for p in &self.phrases {
-            if !occurs(&t, &p.letters, p.prefix) {
+            if !occurs_with_runs(&t, &p.letters, p.prefix, p.short_runs.as_deref()) {
                 continue;
             }
             // Support-seeking beside a grade-5 phrase still reaches the DSL: safe context sets
@@ -459,6 +478,7 @@ mod tests {
         3 | suicide | suicide\n\
         3 | gambling | online casino*\n\
         4 | self-harm | cut myself\n\
+        4 | pornography | xxx\n\
         5 | suicide | lladd fy hun\n\
         5 | suicide | أريد أن أموت\n\
         safe | suicide | suicide prevention\n\
@@ -481,6 +501,10 @@ mod tests {
         check("I cut myself and want to die", 5, &["suicide", "self-harm"]);
         // Whole words: "skill myself" is not "kill myself".
         check("skill myself up", 0, &[]);
+        // A short phrase is matched as written: "xxx" is not the x of algebra.
+        check("xxx videos", 4, &["pornography"]);
+        check("x x x", 4, &["pornography"]);
+        check("solve for x when 3 x 4 = 12", 0, &[]);
     }
 
     #[test]

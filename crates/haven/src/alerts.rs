@@ -52,9 +52,10 @@ pub struct AlertsConfig {
     /// console's listen address).
     #[serde(default)]
     pub console_url: String,
-    /// Minutes after which an alert nobody has acknowledged goes to the deputies (0: never).
+    /// Minutes after which an alert nobody has acknowledged goes to the deputies (0: never;
+    /// fractions allowed).
     #[serde(default = "default_escalate")]
-    pub escalate_after_minutes: u32,
+    pub escalate_after_minutes: f64,
     /// Local times, `HH:MM-HH:MM`, when only grades from `quiet_hours_alert_grade` up are sent
     /// at once; the rest wait for the end of quiet hours. Empty: no quiet hours.
     #[serde(default)]
@@ -81,8 +82,8 @@ fn default_from() -> String {
     "haven@localhost".to_owned()
 }
 
-fn default_escalate() -> u32 {
-    15
+fn default_escalate() -> f64 {
+    15.0
 }
 
 fn default_quiet_grade() -> u8 {
@@ -127,6 +128,9 @@ impl AlertsConfig {
             {
                 return Err(format!("alerts.webhooks: {w:?} is not an http(s) URL"));
             }
+        }
+        if !(self.escalate_after_minutes.is_finite() && self.escalate_after_minutes >= 0.0) {
+            return Err("alerts.escalate_after_minutes: a number of minutes, 0 or more".into());
         }
         if !(1..=5).contains(&self.quiet_hours_alert_grade) {
             return Err("alerts.quiet_hours_alert_grade: a grade from 1 to 5".into());
@@ -261,8 +265,8 @@ async fn pass(
             store.queue_deliveries(a.id, false, &to).await?;
         }
     }
-    if config.escalate_after_minutes > 0 {
-        let before = haven_store::now_ms() - i64::from(config.escalate_after_minutes) * 60_000;
+    if config.escalate_after_minutes > 0.0 {
+        let before = haven_store::now_ms() - (config.escalate_after_minutes * 60_000.0) as i64;
         let due = store.alerts_to_escalate(before).await?;
         if !due.is_empty() {
             let to = recipients(store, config, "deputy").await?;

@@ -206,6 +206,7 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
+mod alerts;
 mod browser;
 mod dns;
 mod lists;

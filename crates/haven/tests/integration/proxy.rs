@@ -90,8 +90,15 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
             r.extend_from_slice(&body);
             r
-        } else if path.starts_with("/casino") || path.starts_with("/advice") {
-            let text = if path.starts_with("/casino") {
+        } else if path.starts_with("/casino")
+            || path.starts_with("/advice")
+            || path.starts_with("/forum")
+        {
+            let text = if path.starts_with("/forum") {
+                "<html><head><title>Year 9 chat</title></head><body><h1>Year 9 chat</h1>\
+                 <p>Revision tips for the maths test on Friday.</p><p>honestly i just want to die, \
+                 nobody would even notice</p></body></html>"
+            } else if path.starts_with("/casino") {
                 "<html><body><h1>Online Casino</h1><p>Free spins! Free bets! The best online casino: \
                  place your bets on roulette and blackjack. Deposit bonus today.</p></body></html>"
             } else {
@@ -186,9 +193,20 @@ pub(crate) fn start_proxy_with(
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
     prepare(&data);
+    let child = spawn_serve(&data, port);
+    Proxy {
+        child,
+        port,
+        data,
+        dir,
+    }
+}
+
+/// Starts `haven serve` on `data` and waits for its banner, which must show the proxy on `port`.
+fn spawn_serve(data: &std::path::Path, port: u16) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
         .arg("--data-dir")
-        .arg(&data)
+        .arg(data)
         .arg("serve")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -209,16 +227,21 @@ pub(crate) fn start_proxy_with(
         banner.contains(&format!("proxy:       http 127.0.0.1:{port}")),
         "{banner}"
     );
-    Proxy {
-        child,
-        port,
-        data,
-        dir,
+    child
+}
+
+impl Proxy {
+    /// Stops the service at once (SIGKILL, nothing flushed) and starts it again on the same
+    /// data.
+    pub(crate) fn kill_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_serve(&self.data, self.port);
     }
 }
 
 /// curl through the proxy from `from`: (status, body, stderr).
-fn curl(p: &Proxy, from: &str, args: &[&str]) -> (String, String, String) {
+pub(crate) fn curl(p: &Proxy, from: &str, args: &[&str]) -> (String, String, String) {
     let out = Command::new("curl")
         .args(["-s", "-S", "-x", &format!("http://127.0.0.1:{}", p.port)])
         .args([
@@ -520,7 +543,7 @@ fn search_terms_safe_search_and_file_types() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(captures.len(), 1, "{captures:?}");
-    assert_eq!(captures[0]["grade"], 5);
+    assert_eq!(captures[0]["grade"], 5, "{captures:?}");
     assert_eq!(captures[0]["text"], "how do i k1ll myself");
     assert_eq!(captures[0]["client"], "127.0.0.2");
     assert!(
