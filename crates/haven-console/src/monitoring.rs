@@ -89,7 +89,7 @@ impl Monitoring {
     /// Replaces the school's file with `text` and puts the library in force, or refuses it
     /// whole, changing nothing, with its errors by line.
     pub fn replace_school(&self, text: &str) -> Result<(), ReplaceError> {
-        let (_, errors) = RiskLibrary::parse(text);
+        let (_, errors) = RiskLibrary::parse_with(text, &self.library().sets);
         if !errors.is_empty() {
             return Err(ReplaceError::Invalid(errors));
         }
@@ -158,13 +158,16 @@ fn read_sources(built_in: &str, dir: &Path) -> (Vec<Source>, Vec<String>) {
             }
         }
     }
+    // Each file may use the word classes of the files before it.
+    let mut sets = std::collections::BTreeMap::new();
     let sources = texts
         .into_iter()
         .map(|(name, text)| {
-            let (library, errors) = RiskLibrary::parse(&text);
+            let (library, errors) = RiskLibrary::parse_with(&text, &sets);
             for e in errors {
                 warnings.push(format!("{name}:{}: {}", e.line, e.message));
             }
+            sets.extend(library.sets.clone());
             Source { name, library }
         })
         .collect();

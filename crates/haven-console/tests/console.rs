@@ -1179,13 +1179,13 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
             Method::POST,
             "/library",
             &cookie,
-            Some(&form("version 1\n4 | bullying | nobody likes you\n9 | weather | rain\n", "local terms")),
+            Some(&form("version 1\n4 | bullying | the bench behind the gym\n9 | weather | rain\n", "local terms")),
             &[],
         )
         .await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("line 3"), "{page}");
-        assert_eq!(h.monitoring.library().grade("nobody likes you").grade, 0);
+        assert_eq!(h.monitoring.library().grade("the bench behind the gym").grade, 0);
         assert!(h.store.library_changes(10).await.expect("changes").is_empty());
         // A good one is in force at once, recorded and audited; `off` silences a built-in phrase.
         let (status, headers, _) = call(
@@ -1194,7 +1194,7 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
             "/library",
             &cookie,
             Some(&form(
-                "version 1\n4 | bullying | nobody likes you at all\noff | kill myself\n",
+                "version 1\n4 | bullying | the bench behind the gym\noff | kill myself\n",
                 "a phrase from a Year 8 incident; kill myself is covered by the intent phrases",
             )),
             &[],
@@ -1203,7 +1203,7 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert!(location(&headers).starts_with("/library?done="));
         assert_eq!(
-            h.monitoring.library().grade("nobody likes you at all").grade,
+            h.monitoring.library().grade("meet at the bench behind the gym").grade,
             4
         );
         assert_eq!(h.monitoring.library().grade("kill myself").grade, 0);
@@ -1212,7 +1212,7 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
         assert_eq!(changes[0].author, "priya.shah");
         assert!(std::fs::read_to_string(h.dir.join("risk/school.txt"))
             .expect("file")
-            .contains("nobody likes you at all"));
+            .contains("the bench behind the gym"));
         // The dismissal of a capture shows as the phrase's false-positive rate on the page.
         let (status, _, _) = call(
             &h.app,

@@ -12,6 +12,9 @@
 //! # grade | category | phrase [| unless: other phrase; another]
 //! 5 | suicide | kill myself | unless: don't kill myself
 //! 3 | gambling | online casino*
+//! # two different phrases of grade 3 or 4 in one category raise it a grade
+//! # `..` stands for up to three words: "want to .. die" is also "want to just die"
+//! 5 | suicide | want to .. die
 //! # context that makes a category's matches safe (or every category's, with *)
 //! safe | suicide | suicide prevention
 //! safe | * | childline
@@ -52,11 +55,9 @@ pub struct RiskPhrase {
     pub grade: u8,
     /// Phrases that make it not count, as written.
     pub unless: Vec<String>,
-    letters: Vec<char>,
-    /// For a short phrase, how often each letter is written.
-    short_runs: Option<Vec<u8>>,
-    prefix: bool,
-    unless_letters: Vec<Vec<char>>,
+    /// The phrase with its word classes spelt out: one pattern per combination.
+    patterns: Vec<Pattern>,
+    unless_patterns: Vec<Pattern>,
 }
 
 /// Context that makes matches safe.
@@ -66,7 +67,7 @@ pub struct SafeContext {
     pub category: String,
     /// As written.
     pub text: String,
-    letters: Vec<char>,
+    patterns: Vec<Pattern>,
 }
 
 /// A line of a library that could not be read.
@@ -90,6 +91,50 @@ pub struct RiskLibrary {
     /// Phrases switched off (`off | PHRASE`): an earlier library's phrase written the same way
     /// does not count.
     pub off: Vec<String>,
+    /// Word classes (`set | NAME | a; b; c`), used in phrases as `{NAME}`.
+    pub sets: std::collections::BTreeMap<String, Vec<String>>,
+    /// Phrase patterns by their first one or two letters: (phrase, pattern).
+    index: std::collections::HashMap<IndexKey, Vec<(u32, u32)>>,
+}
+
+/// A pattern's first letter, and its second when it has one.
+type IndexKey = (char, Option<char>);
+
+/// Combinations one line may spell out, at most.
+const MAX_EXPANSIONS: usize = 5000;
+
+/// `written` with each `{NAME}` replaced by each member of its class, every combination.
+fn expand(
+    written: &str,
+    sets: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Result<Vec<String>, String> {
+    let mut out = vec![String::new()];
+    let mut rest = written;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..]
+            .find('}')
+            .map(|c| open + c)
+            .ok_or_else(|| format!("{written:?}: a {{ without its }}"))?;
+        let name = rest[open + 1..close].trim().to_ascii_lowercase();
+        let members = sets.get(&name).ok_or_else(|| {
+            format!("{{{name}}} is not a word class (define it first: set | {name} | a; b)")
+        })?;
+        let before = &rest[..open];
+        let mut next = Vec::with_capacity(out.len() * members.len());
+        for o in &out {
+            for m in members {
+                next.push(format!("{o}{before}{m}"));
+            }
+        }
+        if next.len() > MAX_EXPANSIONS {
+            return Err(format!(
+                "{written:?} spells out more than {MAX_EXPANSIONS} phrases: use fewer or smaller classes"
+            ));
+        }
+        out = next;
+        rest = &rest[close + 1..];
+    }
+    Ok(out.into_iter().map(|o| o + rest).collect())
 }
 
 /// A text's grade.
@@ -163,31 +208,121 @@ fn squeeze(text: &str) -> Squeezed {
     s
 }
 
-/// Whether `phrase` occurs in `text`, starting where a word starts and ending where one ends
-/// (or anywhere, for the last word of a `prefix` phrase); inside spelt-out letters either way.
-fn occurs(text: &Squeezed, phrase: &[char], prefix: bool) -> bool {
-    occurs_with_runs(text, phrase, prefix, None)
+/// Words a `..` in a phrase may stand for, at most.
+const GAP_WORDS: usize = 3;
+
+/// A phrase ready for matching: its parts (split at `..`), each squeezed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Pattern {
+    parts: Vec<Vec<char>>,
+    /// For a short phrase of one part, how often each letter is written.
+    short_runs: Option<Vec<u8>>,
+    /// The last word may run on (`casino*`).
+    prefix: bool,
 }
 
-/// As [`occurs`]; with `runs`, each letter must be repeated in the text at least so often.
-fn occurs_with_runs(text: &Squeezed, phrase: &[char], prefix: bool, runs: Option<&[u8]>) -> bool {
-    let n = phrase.len();
-    if n == 0 || n > text.chars.len() {
-        return false;
+impl Pattern {
+    /// `None` when a part has no letters.
+    fn new(written: &str) -> Option<Pattern> {
+        let prefix = written.trim_end().ends_with('*');
+        let body = written.trim_end().trim_end_matches('*');
+        let squeezed: Vec<Squeezed> = body.split("..").map(squeeze).collect();
+        if squeezed.iter().any(|s| s.chars.is_empty()) {
+            return None;
+        }
+        let short_runs = (squeezed.len() == 1 && squeezed[0].chars.len() <= SHORT)
+            .then(|| squeezed[0].runs.clone());
+        Some(Pattern {
+            parts: squeezed.into_iter().map(|s| s.chars).collect(),
+            short_runs,
+            prefix,
+        })
     }
-    (0..=text.chars.len() - n).any(|a| {
+
+    /// Whether the phrase occurs in `text`: each part starting where a word starts and ending
+    /// where one ends (or anywhere, for the last part of a `prefix` phrase), inside spelt-out
+    /// letters either way; a part after `..` at most `GAP_WORDS` words after the one before.
+    fn found(&self, text: &Squeezed) -> bool {
+        self.found_from(text, 0, None)
+    }
+
+    /// Whether the phrase occurs with its first part starting at `a`.
+    fn found_at(&self, text: &Squeezed, a: usize) -> bool {
+        let Some(phrase) = self.parts.first() else {
+            return false;
+        };
+        let n = phrase.len();
+        if a + n > text.chars.len() {
+            return false;
+        }
         let z = a + n - 1;
         text.chars[a..=z] == *phrase
             && (text.start[a] || text.alone[a])
-            && (prefix || text.end[z] || text.alone[z])
-            && runs.is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p))
-    })
+            && ((self.parts.len() == 1 && self.prefix) || text.end[z] || text.alone[z])
+            && self
+                .short_runs
+                .as_ref()
+                .is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p))
+            && self.found_from(text, 1, Some(z))
+    }
+
+    /// The index key of the first part: its first letter, and its second if it has one.
+    fn key(&self) -> Option<IndexKey> {
+        let first = self.parts.first()?;
+        Some((*first.first()?, first.get(1).copied()))
+    }
+
+    fn found_from(&self, text: &Squeezed, part: usize, after: Option<usize>) -> bool {
+        let Some(phrase) = self.parts.get(part) else {
+            return true;
+        };
+        let last = part + 1 == self.parts.len();
+        let n = phrase.len();
+        if n > text.chars.len() {
+            return false;
+        }
+        // A part may begin on the letter the one before ended on, when a repeat joined them
+        // ("should die": the two d's are one letter once squeezed).
+        let first = after.map_or(0, |z| z + 1 - usize::from(text.start[z] || text.alone[z]));
+        let mut words_between = 0;
+        for a in first..=text.chars.len() - n {
+            if let Some(z) = after {
+                if a > z + 1 && (text.start[a - 1] || text.alone[a - 1]) {
+                    words_between += 1;
+                }
+                if words_between > GAP_WORDS {
+                    return false;
+                }
+            }
+            let z = a + n - 1;
+            let here = text.chars[a..=z] == *phrase
+                && (text.start[a] || text.alone[a])
+                && ((last && self.prefix) || text.end[z] || text.alone[z])
+                && self
+                    .short_runs
+                    .as_ref()
+                    .is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p));
+            if here && self.found_from(text, part + 1, Some(z)) {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 impl RiskLibrary {
     /// Reads a library; the lines that cannot be read are returned with the rest.
     pub fn parse(text: &str) -> (RiskLibrary, Vec<RiskError>) {
+        RiskLibrary::parse_with(text, &Default::default())
+    }
+
+    /// As [`RiskLibrary::parse`], with the word classes of earlier libraries usable too.
+    pub fn parse_with(
+        text: &str,
+        earlier_sets: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> (RiskLibrary, Vec<RiskError>) {
         let mut lib = RiskLibrary::default();
+        let mut sets = earlier_sets.clone();
         let mut errors = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
@@ -219,6 +354,37 @@ impl RiskLibrary {
                 fail("expected GRADE | CATEGORY | PHRASE, or safe | CATEGORY | PHRASE".into());
                 continue;
             }
+            if parts[0].eq_ignore_ascii_case("set") {
+                let name = parts[1].to_ascii_lowercase();
+                let members: Vec<String> = parts[2]
+                    .split(';')
+                    .map(|m| m.trim().to_owned())
+                    .filter(|m| !m.is_empty())
+                    .collect();
+                if name.is_empty()
+                    || !name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                {
+                    fail(format!(
+                        "{name:?}: a word class is named with letters, digits and -"
+                    ));
+                } else if members.is_empty() || members.iter().any(|m| m.contains('{')) {
+                    fail(format!(
+                        "set {name}: list its words or phrases, separated by ;"
+                    ));
+                } else {
+                    sets.insert(name.clone(), members.clone());
+                    lib.sets.insert(name, members);
+                }
+                continue;
+            }
+            let patterns_of = |written: &str| -> Result<Vec<Pattern>, String> {
+                let spelt = expand(written, &sets)?;
+                let patterns: Option<Vec<Pattern>> =
+                    spelt.iter().map(|w| Pattern::new(w)).collect();
+                patterns.ok_or_else(|| "the phrase has no words".to_owned())
+            };
             let category = parts[1].to_ascii_lowercase();
             let known = CATEGORIES.contains(&category.as_str());
             if parts[0].eq_ignore_ascii_case("safe") {
@@ -229,15 +395,17 @@ impl RiskLibrary {
                     ));
                     continue;
                 }
-                let letters = squeeze(parts[2]).chars;
-                if letters.is_empty() {
-                    fail("the phrase has no words".into());
-                    continue;
-                }
+                let patterns = match patterns_of(parts[2]) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        fail(e);
+                        continue;
+                    }
+                };
                 lib.safe.push(SafeContext {
                     category,
                     text: parts[2].to_owned(),
-                    letters,
+                    patterns,
                 });
                 continue;
             }
@@ -256,14 +424,13 @@ impl RiskLibrary {
                 continue;
             }
             let written = parts[2];
-            let prefix = written.ends_with('*');
-            let squeezed = squeeze(written.trim_end_matches('*'));
-            let short_runs = (squeezed.chars.len() <= SHORT).then(|| squeezed.runs.clone());
-            let letters = squeezed.chars;
-            if letters.is_empty() {
-                fail("the phrase has no words".into());
-                continue;
-            }
+            let patterns = match patterns_of(written) {
+                Ok(p) => p,
+                Err(e) => {
+                    fail(e);
+                    continue;
+                }
+            };
             let mut unless = Vec::new();
             if let Some(extra) = parts.get(3) {
                 match extra.strip_prefix("unless:") {
@@ -280,17 +447,23 @@ impl RiskLibrary {
                     }
                 }
             }
+            let mut unless_patterns = Vec::new();
+            for u in &unless {
+                match patterns_of(u) {
+                    Ok(p) => unless_patterns.extend(p),
+                    Err(e) => fail(format!("unless: {e}")),
+                }
+            }
             lib.phrases.push(RiskPhrase {
                 text: written.to_owned(),
                 category,
                 grade,
-                unless_letters: unless.iter().map(|u| squeeze(u).chars).collect(),
+                unless_patterns,
                 unless,
-                letters,
-                short_runs,
-                prefix,
+                patterns,
             });
         }
+        lib.reindex();
         if lib.version == 0
             && (!lib.phrases.is_empty() || !lib.safe.is_empty() || !lib.off.is_empty())
         {
@@ -312,6 +485,47 @@ impl RiskLibrary {
                 .retain(|p| !other.off.iter().any(|o| o.eq_ignore_ascii_case(&p.text)));
             self.off.extend(other.off);
         }
+        self.sets.extend(other.sets);
+        self.reindex();
+    }
+
+    fn reindex(&mut self) {
+        self.index.clear();
+        for (i, p) in self.phrases.iter().enumerate() {
+            for (j, pattern) in p.patterns.iter().enumerate() {
+                if let Some(key) = pattern.key() {
+                    self.index
+                        .entry(key)
+                        .or_default()
+                        .push((i as u32, j as u32));
+                }
+            }
+        }
+    }
+
+    /// The phrases found in `t`, by index, in library order: each pattern tried only where a
+    /// word starts with its first letters.
+    fn found(&self, t: &Squeezed) -> Vec<usize> {
+        let mut hit = vec![false; self.phrases.len()];
+        for a in 0..t.chars.len() {
+            if !(t.start[a] || t.alone[a]) {
+                continue;
+            }
+            let c0 = t.chars[a];
+            let keys = [(c0, t.chars.get(a + 1).copied()), (c0, None)];
+            for key in keys.iter().take(if keys[0].1.is_some() { 2 } else { 1 }) {
+                for &(i, j) in self.index.get(key).map_or(&[][..], |v| &v[..]) {
+                    let i = i as usize;
+                    if !hit[i] && self.phrases[i].patterns[j as usize].found_at(t, a) {
+                        hit[i] = true;
+                    }
+                }
+            }
+        }
+        hit.iter()
+            .enumerate()
+            .filter_map(|(i, h)| h.then_some(i))
+            .collect()
     }
 
     /// Grades a text.
@@ -323,28 +537,38 @@ impl RiskLibrary {
         }
         let safe_for = |category: &str| {
             self.safe.iter().any(|s| {
-                (s.category == "*" || s.category == category) && occurs(&t, &s.letters, false)
+                (s.category == "*" || s.category == category)
+                    && s.patterns.iter().any(|p| p.found(&t))
             })
         };
-        for p in &self.phrases {
-            if !occurs_with_runs(&t, &p.letters, p.prefix, p.short_runs.as_deref()) {
-                continue;
-            }
+        let mut signs: std::collections::HashMap<&str, u32> = Default::default();
+        for i in self.found(&t) {
+            let p = &self.phrases[i];
             // Support-seeking beside a grade-5 phrase still reaches the DSL: safe context sets
             // aside grades 1 to 4 only; a grade-5 phrase only by its own `unless`.
-            if p.unless_letters.iter().any(|u| occurs(&t, u, false))
+            if p.unless_patterns.iter().any(|u| u.found(&t))
                 || (p.grade < 5 && safe_for(&p.category))
             {
                 g.set_aside.push(p.text.clone());
                 continue;
             }
             g.matched.push(p.text.clone());
-            g.grade = g.grade.max(p.grade);
             match g.categories.iter_mut().find(|(c, _)| *c == p.category) {
                 Some((_, best)) => *best = (*best).max(p.grade),
                 None => g.categories.push((p.category.clone(), p.grade)),
             }
+            if p.grade >= 3 {
+                *signs.entry(p.category.as_str()).or_default() += 1;
+            }
         }
+        // Signs together: two or more different phrases of grade 3 or 4 in one category raise
+        // it a grade ("how old are you" and "send me a photo" in one message).
+        for (category, best) in &mut g.categories {
+            if *best < 5 && signs.get(category.as_str()).is_some_and(|&n| n >= 2) {
+                *best += 1;
+            }
+        }
+        g.grade = g.categories.iter().map(|(_, n)| *n).max().unwrap_or(0);
         g.categories
             .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         g
@@ -479,6 +703,8 @@ mod tests {
         3 | gambling | online casino*\n\
         4 | self-harm | cut myself\n\
         4 | pornography | xxx\n\
+        4 | self-harm | hurt .. my self\n\
+        4 | bullying | should .. die\n\
         5 | suicide | lladd fy hun\n\
         5 | suicide | أريد أن أموت\n\
         safe | suicide | suicide prevention\n\
@@ -505,6 +731,13 @@ mod tests {
         check("xxx videos", 4, &["pornography"]);
         check("x x x", 4, &["pornography"]);
         check("solve for x when 3 x 4 = 12", 0, &[]);
+        // `..` stands for up to three words between.
+        check("i really just want to hurt my self", 4, &["self-harm"]);
+        check("hurt my self", 4, &["self-harm"]);
+        check("hurt all the people around my self", 0, &[]);
+        check("myself hurt", 0, &[]);
+        check("hurt my self", 4, &["self-harm"]);
+        check("i should die", 4, &["bullying"]);
     }
 
     #[test]
@@ -531,6 +764,35 @@ mod tests {
         let (lib, _) = RiskLibrary::parse(LIB);
         let g = lib.grade("suicide prevention");
         assert_eq!(g.set_aside, ["suicide"]);
+    }
+
+    #[test]
+    fn signs_together_raise_a_grade() {
+        let (lib, _) = RiskLibrary::parse(
+            "version 1\n3 | exploitation | how old are you\n3 | exploitation | send me a photo\n",
+        );
+        assert_eq!(lib.grade("how old are you").grade, 3);
+        assert_eq!(lib.grade("how old are you? send me a photo").grade, 4);
+    }
+
+    #[test]
+    fn word_classes_spell_out_phrases() {
+        let (lib, errors) = RiskLibrary::parse(
+            "version 1\nset | intent | want to; going to; gonna\nset | end | die; end it all\n\
+             5 | suicide | i .. {intent} .. {end} | unless: {intent} not {end}\n\
+             4 | suicide | {nope} x\nset | bad name! | x\n",
+        );
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(lib.grade("i am gonna end it all").grade, 5);
+        assert_eq!(lib.grade("i really want to just die").grade, 5);
+        assert_eq!(lib.grade("i am going to die of boredom").grade, 5);
+        assert_eq!(lib.grade("i want to not die").grade, 0);
+        assert_eq!(lib.grade("we want to die").grade, 0);
+        // A later library uses the classes of earlier ones.
+        let (school, errors) =
+            RiskLibrary::parse_with("version 1\n4 | suicide | {intent} jump\n", &lib.sets);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(school.grade("gonna jump").grade, 4);
     }
 
     #[test]
