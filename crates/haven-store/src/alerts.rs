@@ -157,7 +157,7 @@ impl Store {
         to: &[Recipient],
     ) -> Result<bool, StoreError> {
         let now = crate::now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let sql = if escalation {
             "UPDATE alerts SET escalated_at = $1 WHERE id = $2 AND escalated_at IS NULL AND acknowledged_at IS NULL"
         } else {

@@ -76,7 +76,7 @@ impl Store {
         // Entries join the chain one at a time: in this process by the lock, across nodes
         // sharing PostgreSQL by an advisory lock held until the entry commits.
         let _one = self.audit_lock.lock().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7274837)")
                 .execute(&mut *tx)

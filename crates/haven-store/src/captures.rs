@@ -283,7 +283,7 @@ impl Store {
         if captures.is_empty() {
             return Ok(recorded);
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for c in captures {
             let category = c.category();
             let mut grade = c.grade.clamp(1, 5);
@@ -426,7 +426,7 @@ impl Store {
     /// Promotes an open capture to a safeguarding concern: the concern's id, or `None` when it
     /// was not open.
     pub async fn promote_capture(&self, id: i64, by: &str) -> Result<Option<i64>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "UPDATE captures SET status = 'promoted', decided_by = $1, decided_at = $2 WHERE id = $3 AND status = 'open'",
         )

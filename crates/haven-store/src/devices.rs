@@ -163,7 +163,7 @@ impl Store {
             (col("address"), col("mac"), col("owner"), col("group"));
         let mut report = DeviceReport::default();
         let mut seen = HashSet::new();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for (i, rec) in reader.records().enumerate() {
             let line = i as u64 + 2;
             let rec = match rec {

@@ -143,7 +143,7 @@ impl Store {
         if events.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         for chunk in events.chunks(ROWS_PER_STATEMENT) {
             let mut sql = String::with_capacity(64 + chunk.len() * 80);
             sql.push_str(

@@ -466,7 +466,7 @@ impl Store {
             .iter()
             .any(|e| e.message.starts_with("unreadable row") || e.message.starts_with("the id"));
 
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         let existing = load_existing(&mut tx, kind).await?;
         let mut taken: HashSet<String> =
             sqlx::query("SELECT username FROM people WHERE username IS NOT NULL")

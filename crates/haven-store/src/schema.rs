@@ -254,7 +254,7 @@ pub(crate) async fn migrate(store: &Store) -> Result<i64, StoreError> {
     .await?;
     let newest = MIGRATIONS.last().map_or(0, |m| m.version);
     for m in MIGRATIONS {
-        let mut tx = pool.begin().await?;
+        let mut tx = store.write_tx().await?;
         if store.backend == Backend::Postgres {
             // Several nodes starting at once: one migrates, the others wait and then see it done.
             sqlx::query("SELECT pg_advisory_xact_lock(7274836)")

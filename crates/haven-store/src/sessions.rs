@@ -212,7 +212,7 @@ impl Store {
     /// Replaces a person's recovery codes with ten new ones, returned once.
     pub async fn new_recovery_codes(&self, person_id: i64) -> Result<Vec<String>, StoreError> {
         let mut codes = Vec::with_capacity(10);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM recovery_codes WHERE person_id = $1")
             .bind(person_id)
             .execute(&mut *tx)
