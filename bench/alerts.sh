@@ -5,7 +5,9 @@
 # proxy → event sink → event writer (grading, capture and alert in the store) → alert sender
 # → SMTP. Prints p50, p90, p99 and the slowest.
 #
-#   bench/alerts.sh [SEARCHES]     (default 200)
+#   bench/alerts.sh [SEARCHES]          (default 200)
+#   LOAD=1 bench/alerts.sh [SEARCHES]   the same while wrk keeps 32 connections of ordinary
+#                                       requests going through the proxy (needs wrk)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N=${1:-200}
@@ -35,10 +37,15 @@ escalate_after_minutes = 0
 cidr = "127.0.0.0/8"
 group = "ks2"
 TOML
-python3 - "$HAVEN" "$DATA" "$PROXY" "$SMTP" "$ORIGIN" "$N" <<'PY'
-import http.server, socket, socketserver, subprocess, sys, threading, time, urllib.request
+cat > "$WORK/load.lua" <<LUA
+wrk.path = "http://www.google.co.uk:$ORIGIN/page"
+wrk.headers["Host"] = "www.google.co.uk:$ORIGIN"
+LUA
+python3 - "$HAVEN" "$DATA" "$PROXY" "$SMTP" "$ORIGIN" "$N" "${LOAD:-}" "$WORK/load.lua" <<'PY'
+import http.server, signal, socket, socketserver, subprocess, sys, threading, time, urllib.request
 
 haven, data, proxy, smtp, origin, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+load, lua = sys.argv[7], sys.argv[8]
 arrivals = []
 cond = threading.Condition()
 
@@ -90,6 +97,10 @@ for line in server.stdout:
     if line.startswith("Ctrl-C"):
         break
 threading.Thread(target=lambda: [None for _ in server.stdout], daemon=True).start()
+wrk = None
+if load:
+    wrk = subprocess.Popen(["wrk", "-t1", "-c32", "-d600s", "-s", lua, f"http://127.0.0.1:{proxy}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    time.sleep(2)
 opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": f"http://127.0.0.1:{proxy}"}))
 phrases = ["i want to kill myself", "how to hang myself", "i want to end my life", "painless way to die"]
 latencies = []
@@ -105,9 +116,13 @@ try:
                 sys.exit(f"search {i}: no email within 30 s")
             latencies.append(arrivals[before] - start)
 finally:
+    if wrk:
+        wrk.send_signal(signal.SIGINT)
+        out = wrk.communicate(timeout=15)[0]
+        print("background load (wrk, 32 connections):", " ".join(l.strip() for l in out.splitlines() if "Requests/sec" in l or "requests in" in l))
     server.terminate()
 latencies.sort()
 pct = lambda p: latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))] * 1000
-print(f"alerts: {len(latencies)} grade-5 searches, one at a time, proxy request to email at the SMTP sink")
+print(f"alerts: {len(latencies)} grade-5 searches, one at a time, proxy request to email at the SMTP sink" + (" (under load)" if load else ""))
 print(f"  p50 {pct(50):.0f} ms   p90 {pct(90):.0f} ms   p99 {pct(99):.0f} ms   slowest {latencies[-1]*1000:.0f} ms   (target: p99 under 5,000 ms)")
 PY

@@ -334,7 +334,7 @@ fn demo_people(data: &Path) {
 }
 
 #[test]
-fn staff_sign_in_with_a_code_find_a_pupils_search_and_approve_a_review() {
+fn staff_sign_in_with_a_code_triage_a_capture_find_a_search_and_approve_a_review() {
     if !have_browser() {
         return;
     }
@@ -359,6 +359,22 @@ fn staff_sign_in_with_a_code_find_a_pupils_search_and_approve_a_review() {
             "tom.lewis:correct-horse-9",
             &format!(
                 "http://www.google.co.uk:{}/search?q=%3Cb%3Evolcano%3C%2Fb%3E+facts",
+                origin.port
+            ),
+        ])
+        .output()
+        .expect("curl");
+    assert!(out.status.success());
+    // And a search the risk library grades 5.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-x",
+            &format!("http://127.0.0.1:{}", p.port),
+            "--proxy-user",
+            "tom.lewis:correct-horse-9",
+            &format!(
+                "http://www.google.co.uk:{}/search?q=how+do+i+k1ll+myself",
                 origin.port
             ),
         ])
@@ -414,6 +430,27 @@ fn staff_sign_in_with_a_code_find_a_pupils_search_and_approve_a_review() {
         "markup typed by a pupil is never markup"
     );
 
+    // Triage: the capture at the top of the queue, opened in context (which acknowledges its
+    // alert), dismissed with a reason; the library page then shows the phrases' dismissals.
+    staff.open(&format!("{console}/triage"));
+    staff.wait_for("k1ll myself");
+    staff.click("#triage a[href^='/triage/']");
+    let page = staff.wait_for("acknowledged by priya.shah");
+    assert!(
+        page.contains("tom.lewis") && page.contains("suicide:5"),
+        "{page}"
+    );
+    assert_eq!(staff.text("#capture-text"), "how do i k1ll myself");
+    staff.type_into("input[name=reason]", "a song lyric, checked with the pupil");
+    staff.click("button[value=dismiss]");
+    staff.wait_for("dismissed");
+    staff.open(&format!("{console}/library"));
+    let page = staff.wait_for("False-positive rate");
+    assert!(
+        page.contains(">100%<"),
+        "the dismissal counts against the phrases that matched"
+    );
+
     // The review request: approved, which allows the site for the pupils' group at once.
     staff.open(&format!("{console}/reviews"));
     staff.wait_for("http://bet365.com/");
@@ -443,6 +480,8 @@ fn staff_sign_in_with_a_code_find_a_pupils_search_and_approve_a_review() {
     for line in [
         "priya.shah from 127.0.0.1: read activity tom.lewis",
         "approve review review 1",
+        "read capture capture 1",
+        "dismiss capture capture 1",
     ] {
         assert!(log.contains(line), "{line}: {log}");
     }
