@@ -47,6 +47,16 @@ pub struct Seen {
 }
 
 impl Seen {
+    /// Bytes held (as the page came).
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether the page was empty.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
     /// The page's text (decoded; for HTML, what a reader sees), at most `cap` bytes.
     pub fn text(&self, cap: usize) -> Result<String, String> {
         let mut reader = reader(&self.body, self.encoding)?;

@@ -114,10 +114,11 @@ fn delivery_from(r: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
 }
 
 impl Store {
-    /// Alerts not yet sent, oldest first.
+    /// Alerts not yet sent, highest grade first, then oldest (so alerts held for quiet hours
+    /// never keep a higher grade waiting behind them).
     pub async fn waiting_alerts(&self, limit: i64) -> Result<Vec<Alert>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE sent_at IS NULL ORDER BY created_at, id LIMIT $1"
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE sent_at IS NULL ORDER BY grade DESC, created_at, id LIMIT $1"
         )))
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)

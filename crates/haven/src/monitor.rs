@@ -65,8 +65,9 @@ pub fn library(ctx: &Context, file: Option<&PathBuf>) -> Result<RiskLibrary> {
 /// person and category in ten minutes: a browser retries, and a page pulls many addresses).
 #[derive(Debug, Default)]
 pub struct Watcher {
-    /// (who, filter category) → when its last blocked-attempt capture was.
-    recent: std::collections::HashMap<(String, String), u64>,
+    /// A keyed hash of (who, filter category) → when its last blocked-attempt capture was.
+    recent: std::collections::HashMap<u64, u64>,
+    keys: std::collections::hash_map::RandomState,
 }
 
 /// Blocked attempts by one person in one category within this time are one capture.
@@ -81,7 +82,6 @@ impl Watcher {
         e: &haven_core::event::Event,
         out: &mut Vec<haven_store::captures::NewCapture>,
     ) {
-        let client = e.client.to_string();
         if let Some(term) = e.search.as_deref() {
             let g = library.grade(term);
             if g.grade > 0 {
@@ -89,7 +89,7 @@ impl Watcher {
                     &g,
                     e.at_ms as i64,
                     "search",
-                    &client,
+                    &e.client.to_string(),
                     e.user.as_deref(),
                     &e.name,
                     term,
@@ -105,8 +105,17 @@ impl Watcher {
         let Some(&grade) = rules.blocked.get(category) else {
             return;
         };
-        let who = e.user.clone().unwrap_or_else(|| client.clone());
-        let key = (who, category.to_owned());
+        // Hashed rather than kept: a blocked name asked again and again costs no allocation.
+        let key = {
+            use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+            let mut h = self.keys.build_hasher();
+            match &e.user {
+                Some(u) => u.hash(&mut h),
+                None => e.client.hash(&mut h),
+            }
+            category.hash(&mut h);
+            h.finish()
+        };
         if self
             .recent
             .get(&key)
@@ -128,7 +137,7 @@ impl Watcher {
             } else {
                 "blocked".to_owned()
             },
-            client,
+            client: e.client.to_string(),
             user: e.user.clone(),
             url: e.name.clone(),
             text: format!(
@@ -261,5 +270,83 @@ mod tests {
         assert_eq!(lib.grade("history of the holocaust homework").grade, 0);
         assert_eq!(lib.grade("Scunthorpe United results").grade, 0);
         assert_eq!(lib.grade("chcę umrzeć").grade, 5);
+    }
+}
+
+#[cfg(test)]
+mod watcher_tests {
+    use super::*;
+    use haven_core::event::Event;
+    use haven_core::policy::Action;
+
+    fn event(at_ms: u64, name: &str, action: Action, category: Option<&str>) -> Event {
+        Event {
+            at_ms,
+            source: "dns",
+            client: "10.20.1.5".parse().expect("ip"),
+            group: "ks2".into(),
+            user: None,
+            name: name.into(),
+            qtype: Some(1),
+            action,
+            category: category.map(str::to_owned),
+            reason: None,
+            search: None,
+            latency_us: 1,
+        }
+    }
+
+    #[test]
+    fn blocked_attempts_are_one_capture_per_person_and_category_in_ten_minutes() {
+        let (library, _) = RiskLibrary::parse("version 1\n5 | suicide | kill myself\n");
+        let rules = haven_store::captures::MonitorRules::default();
+        let mut w = Watcher::default();
+        let mut out = Vec::new();
+        let t = 1_790_000_000_000;
+        for (dt, name, category) in [
+            (0, "pornhub.com", "pornography"),
+            (1_000, "xvideos.com", "pornography"),
+            (2_000, "nordvpn.com", "vpn-proxy"),
+            (3_000, "bet365.com", "games"),
+            (11 * 60_000, "pornhub.com", "pornography"),
+        ] {
+            w.see(
+                &library,
+                &rules,
+                &event(t + dt, name, Action::Block, Some(category)),
+                &mut out,
+            );
+        }
+        // Allowed requests in a blocked-attempt category are not attempts.
+        w.see(
+            &library,
+            &rules,
+            &event(t, "pornhub.com", Action::Allow, Some("pornography")),
+            &mut out,
+        );
+        let seen: Vec<(&str, &str, u8)> = out
+            .iter()
+            .map(|c| (c.source.as_str(), c.categories.as_str(), c.grade))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("blocked", "pornography:3", 3),
+                ("bypass", "bypass:2", 2),
+                ("blocked", "pornography:3", 3),
+            ]
+        );
+        // A search term is graded whatever the decision.
+        let mut search = event(
+            t,
+            "https://www.google.com/search?q=x",
+            Action::Rewrite,
+            None,
+        );
+        search.search = Some("i want to kill myself".into());
+        out.clear();
+        w.see(&library, &rules, &search, &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!((out[0].source.as_str(), out[0].grade), ("search", 5));
     }
 }

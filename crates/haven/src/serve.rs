@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -424,19 +424,32 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         });
     }));
     // Pages the proxy scored are graded off the request path; when the grader falls behind,
-    // pages wait in a queue of 256 and beyond it are left ungraded and counted.
+    // pages wait (up to 256 of them and 64 MiB) and beyond that are left ungraded and counted.
     let (page_tx, page_rx) = tokio::sync::mpsc::channel::<haven_proxy::PageSeen>(256);
+    let pages_queued = Arc::new(AtomicUsize::new(0));
     let alert_stats = Arc::new(crate::alerts::AlertStats::default());
     if config.monitor.pages {
-        let stats = alert_stats.clone();
+        let (stats, queued) = (alert_stats.clone(), pages_queued.clone());
         proxy = proxy.with_pages(Arc::new(move |p| {
+            let len = p.page.len();
+            if queued.load(Ordering::Relaxed) + len > PAGES_QUEUED_AT_MOST {
+                stats.page_skipped();
+                return;
+            }
+            queued.fetch_add(len, Ordering::Relaxed);
             if page_tx.try_send(p).is_err() {
+                queued.fetch_sub(len, Ordering::Relaxed);
                 stats.page_skipped();
             }
         }));
     }
     let result = runtime.block_on(async {
-        tokio::spawn(grade_pages(page_rx, store.clone(), monitoring.clone()));
+        tokio::spawn(grade_pages(
+            page_rx,
+            pages_queued.clone(),
+            store.clone(),
+            monitoring.clone(),
+        ));
         tokio::spawn(crate::alerts::run(
             store.clone(),
             monitoring.clone(),
@@ -678,16 +691,21 @@ impl Repeats {
     }
 }
 
+/// Bytes of scored pages waiting to be graded, at most.
+const PAGES_QUEUED_AT_MOST: usize = 64 * 1024 * 1024;
+
 /// Grades the pages the proxy scored, one at a time on a blocking thread: a page whose text
 /// grades 1 or more is a capture, keeping the passage that graded highest.
 async fn grade_pages(
     mut rx: tokio::sync::mpsc::Receiver<haven_proxy::PageSeen>,
+    queued: Arc<AtomicUsize>,
     store: haven_store::Store,
     monitoring: Arc<haven_console::monitoring::Monitoring>,
 ) {
     /// Text read from a page, at most.
     const PAGE_TEXT: usize = 256 * 1024;
     while let Some(p) = rx.recv().await {
+        queued.fetch_sub(p.page.len(), Ordering::Relaxed);
         let library = monitoring.library();
         let graded = tokio::task::spawn_blocking(move || {
             let text = p.page.text(PAGE_TEXT).ok()?;
