@@ -1648,10 +1648,11 @@ async fn library_page(
             let off = !in_force.phrases.iter().any(|q| q.text == p.text);
             rows.push(LibraryRow {
                 source: source.name.clone(),
-                grade: if off {
-                    format!("{} (off)", p.grade)
-                } else {
-                    p.grade.to_string()
+                grade: match (p.grade, off) {
+                    (0, false) => "sign".to_owned(),
+                    (0, true) => "sign (off)".to_owned(),
+                    (g, true) => format!("{g} (off)"),
+                    (g, false) => g.to_string(),
                 },
                 category: p.category.clone(),
                 phrase: p.text.clone(),

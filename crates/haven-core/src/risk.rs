@@ -12,7 +12,9 @@
 //! # grade | category | phrase [| unless: other phrase; another]
 //! 5 | suicide | kill myself | unless: don't kill myself
 //! 3 | gambling | online casino*
-//! # two different phrases of grade 3 or 4 in one category raise it a grade
+//! # two different phrases of grade 3 or 4 in one category raise it a grade; so does one
+//! # with a context sign, which never grades alone
+//! sign | drugs | want some
 //! # `..` stands for up to three words: "want to .. die" is also "want to just die"
 //! 5 | suicide | want to .. die
 //! # context that makes a category's matches safe (or every category's, with *)
@@ -51,7 +53,7 @@ pub struct RiskPhrase {
     pub text: String,
     /// Its category.
     pub category: String,
-    /// 1 to 5.
+    /// 1 to 5; 0 for a context sign (`sign | …`), which never grades alone.
     pub grade: u8,
     /// Phrases that make it not count, as written.
     pub unless: Vec<String>,
@@ -101,7 +103,7 @@ pub struct RiskLibrary {
 type IndexKey = (char, Option<char>);
 
 /// Combinations one line may spell out, at most.
-const MAX_EXPANSIONS: usize = 5000;
+const MAX_EXPANSIONS: usize = 20_000;
 
 /// `written` with each `{NAME}` replaced by each member of its class, every combination.
 fn expand(
@@ -411,8 +413,10 @@ impl RiskLibrary {
             }
             let grade = match parts[0].parse::<u8>() {
                 Ok(g) if (1..=5).contains(&g) => g,
+                // A context sign: never a grade alone.
+                _ if parts[0].eq_ignore_ascii_case("sign") => 0,
                 _ => {
-                    fail(format!("grade {:?} is not 1 to 5", parts[0]));
+                    fail(format!("grade {:?} is not 1 to 5 (or sign)", parts[0]));
                     continue;
                 }
             };
@@ -505,8 +509,8 @@ impl RiskLibrary {
 
     /// The phrases found in `t`, by index, in library order: each pattern tried only where a
     /// word starts with its first letters.
-    fn found(&self, t: &Squeezed) -> Vec<usize> {
-        let mut hit = vec![false; self.phrases.len()];
+    fn found(&self, t: &Squeezed) -> Vec<(usize, usize)> {
+        let mut hit: Vec<Option<usize>> = vec![None; self.phrases.len()];
         for a in 0..t.chars.len() {
             if !(t.start[a] || t.alone[a]) {
                 continue;
@@ -516,15 +520,15 @@ impl RiskLibrary {
             for key in keys.iter().take(if keys[0].1.is_some() { 2 } else { 1 }) {
                 for &(i, j) in self.index.get(key).map_or(&[][..], |v| &v[..]) {
                     let i = i as usize;
-                    if !hit[i] && self.phrases[i].patterns[j as usize].found_at(t, a) {
-                        hit[i] = true;
+                    if hit[i].is_none() && self.phrases[i].patterns[j as usize].found_at(t, a) {
+                        hit[i] = Some(a);
                     }
                 }
             }
         }
         hit.iter()
             .enumerate()
-            .filter_map(|(i, h)| h.then_some(i))
+            .filter_map(|(i, h)| h.map(|a| (i, a)))
             .collect()
     }
 
@@ -541,8 +545,13 @@ impl RiskLibrary {
                     && s.patterns.iter().any(|p| p.found(&t))
             })
         };
-        let mut signs: std::collections::HashMap<&str, u32> = Default::default();
-        for i in self.found(&t) {
+        // Where each category's phrases of grade 3 or 4 start, and where its context signs do:
+        // two phrases found at the same place (a word and a class holding it) are one sign.
+        let mut strong: std::collections::HashMap<&str, std::collections::BTreeSet<usize>> =
+            Default::default();
+        let mut context: std::collections::HashMap<&str, std::collections::BTreeSet<usize>> =
+            Default::default();
+        for (i, at) in self.found(&t) {
             let p = &self.phrases[i];
             // Support-seeking beside a grade-5 phrase still reaches the DSL: safe context sets
             // aside grades 1 to 4 only; a grade-5 phrase only by its own `unless`.
@@ -552,19 +561,30 @@ impl RiskLibrary {
                 g.set_aside.push(p.text.clone());
                 continue;
             }
+            if p.grade == 0 {
+                context.entry(p.category.as_str()).or_default().insert(at);
+                continue;
+            }
             g.matched.push(p.text.clone());
             match g.categories.iter_mut().find(|(c, _)| *c == p.category) {
                 Some((_, best)) => *best = (*best).max(p.grade),
                 None => g.categories.push((p.category.clone(), p.grade)),
             }
             if p.grade >= 3 {
-                *signs.entry(p.category.as_str()).or_default() += 1;
+                strong.entry(p.category.as_str()).or_default().insert(at);
             }
         }
-        // Signs together: two or more different phrases of grade 3 or 4 in one category raise
-        // it a grade ("how old are you" and "send me a photo" in one message).
+        // Signs together: two phrases of grade 3 or 4 found in different places in one
+        // category ("how old are you" and "send me a photo"), or one with a context sign of the
+        // category (`sign | …`: "weed" with "want some"), raise it a grade.
         for (category, best) in &mut g.categories {
-            if *best < 5 && signs.get(category.as_str()).is_some_and(|&n| n >= 2) {
+            let Some(places) = strong.get(category.as_str()) else {
+                continue;
+            };
+            let with_context = context
+                .get(category.as_str())
+                .is_some_and(|c| c.iter().any(|at| !places.contains(at)));
+            if *best < 5 && (places.len() >= 2 || with_context) {
                 *best += 1;
             }
         }
@@ -773,6 +793,22 @@ mod tests {
         );
         assert_eq!(lib.grade("how old are you").grade, 3);
         assert_eq!(lib.grade("how old are you? send me a photo").grade, 4);
+        let (lib, errors) = RiskLibrary::parse(
+            "version 1\nset | drug | weed; ket\n3 | drugs | {drug}\n3 | drugs | ket\nsign | drugs | want some\n",
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            lib.grade("ket").grade,
+            3,
+            "two lines on one word are one sign"
+        );
+        assert_eq!(
+            lib.grade("want some").grade,
+            0,
+            "a context sign never grades alone"
+        );
+        assert_eq!(lib.grade("ket is good want some").grade, 4);
+        assert_eq!(lib.grade("weed and ket").grade, 4);
     }
 
     #[test]
