@@ -109,6 +109,35 @@ impl Default for AlertsConfig {
 }
 
 impl AlertsConfig {
+    /// Where alerts go, in a few words (for the banner).
+    pub fn summary(&self) -> String {
+        let mut to = Vec::new();
+        if !self.smtp.is_empty() {
+            to.push(format!("email via {} to the DSL rota", self.smtp));
+        }
+        if !self.webhooks.is_empty() {
+            to.push(format!("{} webhook(s)", self.webhooks.len()));
+        }
+        if to.is_empty() {
+            return "not sent: no mail server ([alerts] smtp) or webhooks; captures wait in triage"
+                .to_owned();
+        }
+        let mut s = to.join(" and ");
+        if self.escalate_after_minutes > 0.0 {
+            s += &format!(
+                "; to the deputies after {} minutes unopened",
+                self.escalate_after_minutes
+            );
+        }
+        if !self.quiet_hours.is_empty() {
+            s += &format!(
+                "; quiet hours {} (grade {}+ still sent)",
+                self.quiet_hours, self.quiet_hours_alert_grade
+            );
+        }
+        s
+    }
+
     /// Refuses what cannot work, with the key to change.
     pub fn check(&self) -> Result<(), String> {
         if !self.smtp.is_empty() && !self.smtp.contains(':') {
@@ -235,9 +264,15 @@ pub async fn run(
         match pass(&store, &config, tls.clone(), &stats).await {
             Ok(nobody) if nobody && !warned_nobody => {
                 warned_nobody = true;
-                eprintln!(
-                    "alerts: an alert has nobody to go to: give the DSL an email address (haven people import staff), or set [alerts] rota or webhooks"
-                );
+                if config.smtp.is_empty() {
+                    eprintln!(
+                        "alerts: an alert has nobody to go to: no mail server is set ([alerts] smtp) and no webhooks; it waits in the console's triage queue"
+                    );
+                } else {
+                    eprintln!(
+                        "alerts: an alert has nobody to go to: no active member of staff with the DSL role has an email address (haven people import staff) and [alerts] rota is empty"
+                    );
+                }
             }
             Ok(_) => {}
             Err(e) => eprintln!("alerts: {e}"),

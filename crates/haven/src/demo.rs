@@ -45,7 +45,58 @@ pub async fn ensure_people(store: &Store) -> Result<bool> {
         }
     }
     generate(store, 20_000, 7).await?;
+    demo_captures(store).await?;
     Ok(true)
+}
+
+/// Invented searches by invented pupils, graded by the built-in risk library, so that the
+/// demo's triage queue has something in it (their alerts go nowhere until `[alerts]` is set).
+async fn demo_captures(store: &Store) -> Result<()> {
+    let (library, _) = haven_core::risk::RiskLibrary::parse(crate::monitor::BUILT_IN);
+    let pupils: Vec<String> = store
+        .find_people("", 1000)
+        .await?
+        .into_iter()
+        .filter(|p| p.kind == "pupil")
+        .filter_map(|p| p.username)
+        .collect();
+    let now = haven_store::now_ms();
+    let mut captures = Vec::new();
+    for (i, (minutes_ago, text)) in [
+        (300, "everyone at school hates me"),
+        (240, "how to hide cuts from my mum"),
+        (180, "online c@sino free spins"),
+        (120, "nobody likes me and they keep hitting me"),
+        (45, "how do i k1ll myself"),
+        (20, "suicide prevention week assembly"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let Some(user) = pupils.get(pupils.len().saturating_sub(1 + i % 3)) else {
+            break;
+        };
+        let g = library.grade(text);
+        if g.grade == 0 {
+            continue;
+        }
+        captures.push(haven_store::captures::NewCapture::graded(
+            &g,
+            now - minutes_ago * 60_000,
+            "search",
+            &format!("10.20.6.{}", 10 + i),
+            Some(user),
+            &format!(
+                "https://www.google.co.uk/search?q={}",
+                text.replace(' ', "+")
+            ),
+            text,
+        ));
+    }
+    store
+        .record_captures(&haven_store::captures::MonitorRules::default(), &captures)
+        .await?;
+    Ok(())
 }
 
 /// A small, fast, seeded generator: the same activity every run.

@@ -1077,6 +1077,11 @@ fn banner(ctx: &Context, config: &ConfigFile, origin: &str, l: &Listening<'_>) {
         text += &format!("  HTTPS:       {ca_state}\n");
         text += &format!("  scoring:     {phrases}\n");
     }
+    text += &format!(
+        "  monitoring:  grade {}+ alerts: {}\n",
+        config.monitor.alert_grade,
+        config.alerts.summary()
+    );
     match console {
         Some(c) => {
             text += &format!("  console:     http://{c}/\n");
