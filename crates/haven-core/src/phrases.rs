@@ -557,15 +557,13 @@ struct Normaliser {
     held: Option<char>,
 }
 
-/// `text` as the scanner reads it: lower case, accents and leetspeak folded, look-alike
-/// letters of other alphabets read as Latin ones, spaced-out letters joined, words separated
-/// by single spaces. (Shared by the risk library's grading.)
-pub(crate) fn normalise_text(text: &str) -> String {
+/// `text` as the scanner reads it, appended to `out`: lower case, accents and leetspeak folded,
+/// look-alike letters of other alphabets read as Latin ones, spaced-out letters joined, words
+/// separated by single spaces. (Shared by the risk library's grading.)
+pub(crate) fn normalise_into(text: &str, out: &mut Vec<u8>) {
     let mut n = Normaliser::new(false);
-    let mut out = Vec::with_capacity(text.len());
     n.feed(text.as_bytes(), &mut |b| out.push(b));
     n.finish(&mut |b| out.push(b));
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl Normaliser {

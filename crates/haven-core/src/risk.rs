@@ -29,7 +29,7 @@
 //! count. Safe context sets aside grades 1 to 4: a grade-5 phrase beside "Childline" still
 //! reaches the DSL.
 
-use crate::phrases::normalise_text;
+use crate::phrases::normalise_into;
 
 /// The categories a risk library may use (UKSIC monitoring content).
 pub const CATEGORIES: &[&str] = &[
@@ -82,7 +82,7 @@ pub struct RiskError {
 }
 
 /// A risk library.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct RiskLibrary {
     /// The format version the file declared.
     pub version: u32,
@@ -96,11 +96,14 @@ pub struct RiskLibrary {
     /// Word classes (`set | NAME | a; b; c`), used in phrases as `{NAME}`.
     pub sets: std::collections::BTreeMap<String, Vec<String>>,
     /// Phrase patterns by their first one or two letters: (phrase, pattern).
-    index: std::collections::HashMap<IndexKey, Vec<(u32, u32)>>,
+    /// Every distinct part of every pattern (word classes spell out many patterns that share
+    /// them), found in a text at once by one automaton; for each part, the (phrase, pattern)s
+    /// it begins.
+    begins: Vec<Vec<(u32, u32)>>,
+    /// For each part, whether some pattern lets it end inside a word (a last part with `*`).
+    open_ended: Vec<bool>,
+    parts: Option<aho_corasick::AhoCorasick>,
 }
-
-/// A pattern's first letter, and its second when it has one.
-type IndexKey = (char, Option<char>);
 
 /// Combinations one line may spell out, at most.
 const MAX_EXPANSIONS: usize = 20_000;
@@ -152,20 +155,6 @@ pub struct Grade {
     pub set_aside: Vec<String>,
 }
 
-/// The words of a text as they were written (a word spelt out letter by letter stays so many
-/// one-letter words), each normalised: case, accents, leetspeak, look-alike letters.
-fn tokens(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .flat_map(|piece| {
-            normalise_text(piece)
-                .split(' ')
-                .filter(|w| !w.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
 /// A text ready for matching: its letters run together with runs of one letter cut to one, and
 /// for each letter whether a word starts or ends there and whether it is a letter standing
 /// alone (spelt out). Matching this way undoes spacing ("k i l l"), repeated letters
@@ -187,24 +176,37 @@ const SHORT: usize = 3;
 
 fn squeeze(text: &str) -> Squeezed {
     let mut s = Squeezed::default();
-    for t in tokens(text) {
-        let n = t.chars().count();
-        for (i, c) in t.chars().enumerate() {
-            let (first, last) = (i == 0, i + 1 == n);
-            if s.chars.last() == Some(&c) {
-                // A repeated letter: its boundaries join the one kept.
-                let k = s.chars.len() - 1;
-                s.start[k] |= first;
-                s.end[k] |= last;
-                s.alone[k] |= n == 1;
-                s.runs[k] = s.runs[k].saturating_add(1);
-                continue;
+    s.chars.reserve(text.len());
+    s.start.reserve(text.len());
+    s.end.reserve(text.len());
+    s.alone.reserve(text.len());
+    s.runs.reserve(text.len());
+    // The words as they were written (a word spelt out letter by letter stays so many
+    // one-letter words), each normalised on its own: case, accents, leetspeak, look-alikes.
+    let mut buf = Vec::new();
+    for piece in text.split_whitespace() {
+        buf.clear();
+        normalise_into(piece, &mut buf);
+        let normalised = String::from_utf8_lossy(&buf);
+        for word in normalised.split(' ').filter(|w| !w.is_empty()) {
+            let n = word.chars().count();
+            for (i, c) in word.chars().enumerate() {
+                let (first, last) = (i == 0, i + 1 == n);
+                if s.chars.last() == Some(&c) {
+                    // A repeated letter: its boundaries join the one kept.
+                    let k = s.chars.len() - 1;
+                    s.start[k] |= first;
+                    s.end[k] |= last;
+                    s.alone[k] |= n == 1;
+                    s.runs[k] = s.runs[k].saturating_add(1);
+                    continue;
+                }
+                s.chars.push(c);
+                s.start.push(first);
+                s.end.push(last);
+                s.alone.push(n == 1);
+                s.runs.push(1);
             }
-            s.chars.push(c);
-            s.start.push(first);
-            s.end.push(last);
-            s.alone.push(n == 1);
-            s.runs.push(1);
         }
     }
     s
@@ -217,25 +219,40 @@ const GAP_WORDS: usize = 3;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 struct Pattern {
     parts: Vec<Vec<char>>,
+    /// For each part, whether it was written as one word: it may then run across words only
+    /// where they are single letters (spelt out), so "isis" is not the "is is" of a sentence.
+    one_word: Vec<bool>,
     /// For a short phrase of one part, how often each letter is written.
     short_runs: Option<Vec<u8>>,
     /// The last word may run on (`casino*`).
     prefix: bool,
+    /// Each part's id among the library's distinct parts (set when the library is indexed).
+    ids: Vec<u32>,
 }
+
+/// Where a library's parts occur in one text: by part id, (first letter, last letter) of each
+/// occurrence that starts where a word does, in order.
+type Occurrences = std::collections::HashMap<u32, Vec<(usize, usize)>>;
 
 impl Pattern {
     /// `None` when a part has no letters.
     fn new(written: &str) -> Option<Pattern> {
         let prefix = written.trim_end().ends_with('*');
         let body = written.trim_end().trim_end_matches('*');
-        let squeezed: Vec<Squeezed> = body.split("..").map(squeeze).collect();
+        let written: Vec<&str> = body.split("..").collect();
+        let squeezed: Vec<Squeezed> = written.iter().map(|w| squeeze(w)).collect();
         if squeezed.iter().any(|s| s.chars.is_empty()) {
             return None;
         }
         let short_runs = (squeezed.len() == 1 && squeezed[0].chars.len() <= SHORT)
             .then(|| squeezed[0].runs.clone());
         Some(Pattern {
+            one_word: written
+                .iter()
+                .map(|w| w.split_whitespace().count() == 1)
+                .collect(),
             parts: squeezed.into_iter().map(|s| s.chars).collect(),
+            ids: Vec::new(),
             short_runs,
             prefix,
         })
@@ -248,30 +265,46 @@ impl Pattern {
         self.found_from(text, 0, None)
     }
 
-    /// Whether the phrase occurs with its first part starting at `a`.
-    fn found_at(&self, text: &Squeezed, a: usize) -> bool {
-        let Some(phrase) = self.parts.first() else {
-            return false;
-        };
-        let n = phrase.len();
-        if a + n > text.chars.len() {
-            return false;
-        }
-        let z = a + n - 1;
-        text.chars[a..=z] == *phrase
-            && (text.start[a] || text.alone[a])
-            && ((self.parts.len() == 1 && self.prefix) || text.end[z] || text.alone[z])
-            && self
-                .short_runs
-                .as_ref()
-                .is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p))
-            && self.found_from(text, 1, Some(z))
+    /// Whether part `part`, matched at `a..=z`, keeps to the words it may run across.
+    fn within_words(&self, text: &Squeezed, part: usize, a: usize, z: usize) -> bool {
+        // (The last letter may also start the next word: "should die" squeezed shares its d.)
+        !self.one_word.get(part).copied().unwrap_or(false)
+            || (a + 1..z).all(|i| !text.start[i] || text.alone[i])
     }
 
-    /// The index key of the first part: its first letter, and its second if it has one.
-    fn key(&self) -> Option<IndexKey> {
-        let first = self.parts.first()?;
-        Some((*first.first()?, first.get(1).copied()))
+    /// Whether the phrase occurs with its first part at `a..=z` (an occurrence found by the
+    /// library's automaton), later parts taken from `occ`; `starts[i]` counts the word starts
+    /// before letter `i`. The same rules as [`Pattern::found_from`], without scanning.
+    fn found_in(
+        &self,
+        text: &Squeezed,
+        occ: &Occurrences,
+        starts: &[usize],
+        part: usize,
+        (a, z): (usize, usize),
+    ) -> bool {
+        let last = part + 1 == self.parts.len();
+        let fits = ((last && self.prefix) || text.end[z] || text.alone[z])
+            && (part > 0
+                || self
+                    .short_runs
+                    .as_ref()
+                    .is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p)))
+            && self.within_words(text, part, a, z);
+        if !fits {
+            return false;
+        }
+        if last {
+            return true;
+        }
+        let Some(next) = self.ids.get(part + 1).and_then(|id| occ.get(id)) else {
+            return false;
+        };
+        let first = z + 1 - usize::from(text.start[z] || text.alone[z]);
+        next.iter()
+            .filter(|&&(b, _)| b >= first)
+            .take_while(|&&(b, _)| b <= z + 1 || starts[b] - starts[z + 1] <= GAP_WORDS)
+            .any(|&(b, y)| self.found_in(text, occ, starts, part + 1, (b, y)))
     }
 
     fn found_from(&self, text: &Squeezed, part: usize, after: Option<usize>) -> bool {
@@ -303,7 +336,8 @@ impl Pattern {
                 && self
                     .short_runs
                     .as_ref()
-                    .is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p));
+                    .is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p))
+                && self.within_words(text, part, a, z);
             if here && self.found_from(text, part + 1, Some(z)) {
                 return true;
             }
@@ -494,35 +528,88 @@ impl RiskLibrary {
     }
 
     fn reindex(&mut self) {
-        self.index.clear();
-        for (i, p) in self.phrases.iter().enumerate() {
-            for (j, pattern) in p.patterns.iter().enumerate() {
-                if let Some(key) = pattern.key() {
-                    self.index
-                        .entry(key)
-                        .or_default()
-                        .push((i as u32, j as u32));
+        self.begins.clear();
+        self.open_ended.clear();
+        let mut parts: Vec<String> = Vec::new();
+        let mut ids: std::collections::HashMap<Vec<char>, u32> = Default::default();
+        for (i, p) in self.phrases.iter_mut().enumerate() {
+            for (j, pattern) in p.patterns.iter_mut().enumerate() {
+                pattern.ids = pattern
+                    .parts
+                    .iter()
+                    .map(|part| {
+                        *ids.entry(part.clone()).or_insert_with(|| {
+                            parts.push(part.iter().collect());
+                            self.begins.push(Vec::new());
+                            self.open_ended.push(false);
+                            (parts.len() - 1) as u32
+                        })
+                    })
+                    .collect();
+                if let (true, Some(&last)) = (pattern.prefix, pattern.ids.last()) {
+                    self.open_ended[last as usize] = true;
+                }
+                if let Some(&first) = pattern.ids.first() {
+                    self.begins[first as usize].push((i as u32, j as u32));
                 }
             }
         }
+        // Built from the library's own words; should it ever fail, nothing matches (and the
+        // tests, which grade the built-in library, would say so).
+        self.parts = aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::Standard)
+            .build(&parts)
+            .ok();
     }
 
     /// The phrases found in `t`, by index, in library order: each pattern tried only where a
     /// word starts with its first letters.
     fn found(&self, t: &Squeezed) -> Vec<(usize, usize)> {
-        let mut hit: Vec<Option<usize>> = vec![None; self.phrases.len()];
-        for a in 0..t.chars.len() {
-            if !(t.start[a] || t.alone[a]) {
-                continue;
+        let Some(automaton) = &self.parts else {
+            return Vec::new();
+        };
+        // The squeezed letters as text, and for each byte the letter it belongs to.
+        let text: String = t.chars.iter().collect();
+        let mut letter_at = Vec::with_capacity(text.len() + 1);
+        for (n, c) in t.chars.iter().enumerate() {
+            letter_at.extend(std::iter::repeat_n(n, c.len_utf8()));
+        }
+        let mut occ: Occurrences = Default::default();
+        for m in automaton.find_overlapping_iter(&text) {
+            let (a, z) = (letter_at[m.start()], letter_at[m.end() - 1]);
+            let id = m.pattern().as_u32();
+            // A part must start where a word does, and end where one does unless some pattern
+            // lets it run on: most letters inside words are no occurrence at all.
+            if (t.start[a] || t.alone[a])
+                && (t.end[z] || t.alone[z] || self.open_ended[id as usize])
+            {
+                occ.entry(id).or_default().push((a, z));
             }
-            let c0 = t.chars[a];
-            let keys = [(c0, t.chars.get(a + 1).copied()), (c0, None)];
-            for key in keys.iter().take(if keys[0].1.is_some() { 2 } else { 1 }) {
-                for &(i, j) in self.index.get(key).map_or(&[][..], |v| &v[..]) {
-                    let i = i as usize;
-                    if hit[i].is_none() && self.phrases[i].patterns[j as usize].found_at(t, a) {
-                        hit[i] = Some(a);
-                    }
+        }
+        for list in occ.values_mut() {
+            list.sort_unstable();
+        }
+        let mut starts = Vec::with_capacity(t.chars.len() + 1);
+        let mut n = 0;
+        for i in 0..t.chars.len() {
+            starts.push(n);
+            n += usize::from(t.start[i] || t.alone[i]);
+        }
+        starts.push(n);
+        let mut hit: Vec<Option<usize>> = vec![None; self.phrases.len()];
+        // Each phrase at the first place any of its patterns is found (whatever order the
+        // parts are visited in, so grading is the same every time).
+        for (id, list) in &occ {
+            for &(i, j) in &self.begins[*id as usize] {
+                let i = i as usize;
+                let pattern = &self.phrases[i].patterns[j as usize];
+                let before = hit[i].unwrap_or(usize::MAX);
+                if let Some(&(a, _)) = list
+                    .iter()
+                    .take_while(|&&(a, _)| a < before)
+                    .find(|&&at| pattern.found_in(t, &occ, &starts, 0, at))
+                {
+                    hit[i] = Some(a);
                 }
             }
         }
@@ -723,6 +810,7 @@ mod tests {
         3 | gambling | online casino*\n\
         4 | self-harm | cut myself\n\
         4 | pornography | xxx\n\
+        3 | extremism | isis\n\
         4 | self-harm | hurt .. my self\n\
         4 | bullying | should .. die\n\
         5 | suicide | lladd fy hun\n\
@@ -751,6 +839,10 @@ mod tests {
         check("xxx videos", 4, &["pornography"]);
         check("x x x", 4, &["pornography"]);
         check("solve for x when 3 x 4 = 12", 0, &[]);
+        // A one-word phrase runs across spelt-out letters, never across whole words.
+        check("it is is it", 0, &[]);
+        check("i s i s", 3, &["extremism"]);
+        check("isis", 3, &["extremism"]);
         // `..` stands for up to three words between.
         check("i really just want to hurt my self", 4, &["self-harm"]);
         check("hurt my self", 4, &["self-harm"]);
@@ -829,6 +921,40 @@ mod tests {
             RiskLibrary::parse_with("version 1\n4 | suicide | {intent} jump\n", &lib.sets);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(school.grade("gonna jump").grade, 4);
+    }
+
+    /// The automaton and occurrence lists find exactly the phrases a plain scan of every
+    /// pattern finds, over the built-in library and every evaluation text.
+    #[test]
+    fn the_indexed_matcher_agrees_with_a_plain_scan() {
+        let (lib, errors) = RiskLibrary::parse(include_str!("../../../config/risk/library.txt"));
+        assert!(errors.is_empty(), "{errors:?}");
+        let corpora = [
+            include_str!("../../../bench/monitor/corpus.tsv"),
+            include_str!("../../../bench/monitor/fresh4.tsv"),
+        ];
+        let mut texts: Vec<String> = corpora
+            .iter()
+            .flat_map(|c| c.lines())
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split_once('\t').map(|(_, t)| t.to_owned()))
+            .collect();
+        // And run-together pairs of them, for gaps and word boundaries across texts.
+        let pairs: Vec<String> = texts
+            .windows(2)
+            .step_by(3)
+            .map(|w| format!("{} {}", w[0], w[1]))
+            .collect();
+        texts.extend(pairs);
+        for text in &texts {
+            let t = squeeze(text);
+            let mut fast: Vec<usize> = lib.found(&t).into_iter().map(|(i, _)| i).collect();
+            fast.sort_unstable();
+            let slow: Vec<usize> = (0..lib.phrases.len())
+                .filter(|&i| lib.phrases[i].patterns.iter().any(|p| p.found(&t)))
+                .collect();
+            assert_eq!(fast, slow, "{text:?}");
+        }
     }
 
     #[test]

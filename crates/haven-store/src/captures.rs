@@ -139,6 +139,14 @@ pub struct MonitorRules {
     /// Pages the proxy scores (groups with a `phrase_limit`) are graded by the risk library.
     #[serde(default = "yes")]
     pub pages: bool,
+    /// Page text graded a second, at most, in KiB (as the pages came): grading takes CPU
+    /// (about 30 µs a KiB of text), so past this pages are left ungraded and counted.
+    #[serde(default = "default_page_kib")]
+    pub page_kib_per_second: u32,
+}
+
+fn default_page_kib() -> u32 {
+    4096
 }
 
 fn yes() -> bool {
@@ -197,6 +205,7 @@ impl Default for MonitorRules {
             history_count: default_history_count(),
             blocked: default_blocked(),
             pages: true,
+            page_kib_per_second: default_page_kib(),
         }
     }
 }

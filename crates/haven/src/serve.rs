@@ -430,9 +430,10 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     let alert_stats = Arc::new(crate::alerts::AlertStats::default());
     if config.monitor.pages {
         let (stats, queued) = (alert_stats.clone(), pages_queued.clone());
+        let budget = PageBudget::new(u64::from(config.monitor.page_kib_per_second) * 1024);
         proxy = proxy.with_pages(Arc::new(move |p| {
             let len = p.page.len();
-            if queued.load(Ordering::Relaxed) + len > PAGES_QUEUED_AT_MOST {
+            if queued.load(Ordering::Relaxed) + len > PAGES_QUEUED_AT_MOST || !budget.take(len) {
                 stats.page_skipped();
                 return;
             }
@@ -688,6 +689,42 @@ impl Repeats {
         let mut rows = std::mem::take(&mut self.rows);
         rows.sort_by_key(|(e, _)| e.at_ms);
         rows
+    }
+}
+
+/// A token bucket of page bytes: `rate` a second, up to a second's worth saved up.
+struct PageBudget {
+    rate: u64,
+    state: std::sync::Mutex<(u64, std::time::Instant)>,
+}
+
+impl PageBudget {
+    fn new(rate: u64) -> PageBudget {
+        PageBudget {
+            rate,
+            state: std::sync::Mutex::new((rate, std::time::Instant::now())),
+        }
+    }
+
+    /// Whether `len` more bytes fit now (and if so, spends them).
+    fn take(&self, len: usize) -> bool {
+        let Ok(mut s) = self.state.lock() else {
+            return false;
+        };
+        let now = std::time::Instant::now();
+        let refill =
+            (now.duration_since(s.1).as_micros() as u64).saturating_mul(self.rate) / 1_000_000;
+        if refill > 0 {
+            s.0 = (s.0 + refill).min(self.rate);
+            s.1 = now;
+        }
+        let len = len as u64;
+        if s.0 >= len {
+            s.0 -= len;
+            true
+        } else {
+            false
+        }
     }
 }
 
@@ -1205,6 +1242,16 @@ mod tests {
             );
             assert!(text.lines().count() >= 2, "{category}");
         }
+    }
+
+    #[test]
+    fn the_page_budget_refills_over_time() {
+        let b = PageBudget::new(10_000);
+        assert!(b.take(8_000));
+        assert!(!b.take(3_000), "over the second's budget");
+        std::thread::sleep(Duration::from_millis(400));
+        assert!(b.take(3_000), "refilled");
+        assert!(!b.take(20_000), "never more than a second's worth");
     }
 
     #[test]
