@@ -9,6 +9,23 @@ use sqlx::Row as _;
 
 use crate::{Store, StoreError};
 
+/// Acknowledges a capture's alerts not yet acknowledged, on `db` (the pool, or a transaction
+/// deciding the capture): how many.
+pub(crate) async fn acknowledge<'e, E>(db: E, capture_id: i64, by: &str) -> Result<u64, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 WHERE capture_id = $3 AND acknowledged_at IS NULL",
+    )
+    .bind(crate::now_ms())
+    .bind(by)
+    .bind(capture_id)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// An alert, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Alert {
@@ -272,15 +289,7 @@ impl Store {
     /// Acknowledges a capture's alerts (someone who triages opened or decided it): the number
     /// newly acknowledged.
     pub async fn acknowledge_alerts(&self, capture_id: i64, by: &str) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 WHERE capture_id = $3 AND acknowledged_at IS NULL",
-        )
-        .bind(crate::now_ms())
-        .bind(by)
-        .bind(capture_id)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        acknowledge(&self.pool, capture_id, by).await
     }
 
     /// The email addresses of active staff with `role` (`dsl`, `deputy-dsl`), by user name.

@@ -474,14 +474,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
-        sqlx::query(
-            "UPDATE alerts SET acknowledged_at = $1, acknowledged_by = $2 WHERE capture_id = $3 AND acknowledged_at IS NULL",
-        )
-        .bind(crate::now_ms())
-        .bind(by)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
+        crate::alerts::acknowledge(&mut *tx, id, by).await?;
         tx.commit().await?;
         Ok(Some(concern))
     }
