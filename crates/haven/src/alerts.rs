@@ -48,6 +48,10 @@ pub struct AlertsConfig {
     /// URLs that receive each alert as a JSON POST.
     #[serde(default)]
     pub webhooks: Vec<String>,
+    /// Extra CA certificates (PEM) trusted for the mail server and webhooks, besides the web's
+    /// roots (a relay with the school's own certificate).
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// The console's address as staff reach it, for the link in each alert (by default the
     /// console's listen address).
     #[serde(default)]
@@ -100,6 +104,7 @@ impl Default for AlertsConfig {
             rota: Vec::new(),
             deputies: Vec::new(),
             webhooks: Vec::new(),
+            ca_file: None,
             console_url: String::new(),
             escalate_after_minutes: default_escalate(),
             quiet_hours: String::new(),
@@ -143,6 +148,15 @@ impl AlertsConfig {
         if !self.smtp.is_empty() && !self.smtp.contains(':') {
             return Err(format!("alerts.smtp: {:?} is not host:port", self.smtp));
         }
+        let local = ["127.0.0.1:", "localhost:", "[::1]:"]
+            .iter()
+            .any(|p| self.smtp.starts_with(p));
+        if !self.smtp_user.is_empty() && self.smtp_security == SmtpSecurity::None && !local {
+            return Err(
+                "alerts.smtp_user: a password is never sent in clear: set smtp_security = \"starttls\" or \"tls\""
+                    .into(),
+            );
+        }
         for a in std::iter::once(&self.from)
             .chain(&self.rota)
             .chain(&self.deputies)
@@ -160,6 +174,9 @@ impl AlertsConfig {
         }
         if !(self.escalate_after_minutes.is_finite() && self.escalate_after_minutes >= 0.0) {
             return Err("alerts.escalate_after_minutes: a number of minutes, 0 or more".into());
+        }
+        if let Some(ca) = &self.ca_file {
+            haven_tls::client_config(Some(ca)).map_err(|e| format!("alerts.ca_file: {e}"))?;
         }
         if !(1..=5).contains(&self.quiet_hours_alert_grade) {
             return Err("alerts.quiet_hours_alert_grade: a grade from 1 to 5".into());
@@ -248,7 +265,7 @@ pub async fn run(
     config: Arc<AlertsConfig>,
     stats: Arc<AlertStats>,
 ) {
-    let tls = match haven_tls::client_config(None) {
+    let tls = match haven_tls::client_config(config.ca_file.as_deref()) {
         Ok(t) => Some(t),
         Err(e) => {
             eprintln!("alerts: no TLS for mail or webhooks ({e})");
@@ -734,6 +751,11 @@ mod tests {
             },
             AlertsConfig {
                 smtp: "mail.school.example".into(),
+                ..AlertsConfig::default()
+            },
+            AlertsConfig {
+                smtp: "mail.school.example:25".into(),
+                smtp_user: "haven".into(),
                 ..AlertsConfig::default()
             },
         ] {

@@ -864,18 +864,26 @@ fn start_event_writer(
                     }
                     // Gathered repeats leave when their window closes, and all at the end.
                     // Captures first: an alert should not wait behind a large batch of events.
+                    // Like events, captures the store refuses are tried again, not dropped.
                     if !captures.is_empty() {
-                        let mut tries = 0;
+                        let mut tries = 0u64;
                         while let Err(e) = monitoring.record(&store, &captures).await {
-                            tries += 1;
-                            if tries == 5 {
+                            if tries == 0 {
                                 eprintln!(
-                                    "monitoring: {} captures could not be stored: {e}",
+                                    "monitoring: the store refused {} captures ({e}); trying again",
+                                    captures.len()
+                                );
+                            }
+                            tries += 1;
+                            if written.stopping.load(Ordering::Relaxed) && tries > 20 {
+                                eprintln!(
+                                    "monitoring: stopping with {} captures the store would not take",
                                     captures.len()
                                 );
                                 break;
                             }
-                            tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                            tokio::time::sleep(Duration::from_millis((50 * tries).min(1000)))
+                                .await;
                         }
                     }
                     let due = repeats.take_due(!open);

@@ -4,12 +4,12 @@
 //! server is down.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::dns::free_port;
-use super::proxy::{curl, start_proxy_with, Origin};
+use super::proxy::{curl, start_proxy_with, start_proxy_with_env, Origin};
 use super::{haven, ok};
 
 /// A message the sink received.
@@ -17,6 +17,10 @@ use super::{haven, ok};
 struct Mail {
     to: String,
     data: String,
+    /// Whether it came over TLS (after STARTTLS).
+    tls: bool,
+    /// The AUTH PLAIN credentials given, as "user:password".
+    auth: Option<String>,
 }
 
 /// A mail server that accepts everything and keeps it.
@@ -27,12 +31,29 @@ struct SmtpSink {
 
 impl SmtpSink {
     fn start(listener: TcpListener) -> SmtpSink {
+        SmtpSink::start_with(listener, None)
+    }
+
+    /// With `tls`, the sink offers STARTTLS with that certificate.
+    fn start_with(listener: TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> SmtpSink {
         let mails = Arc::new(Mutex::new(Vec::new()));
         let m = mails.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let m = m.clone();
-                std::thread::spawn(move || smtp_session(stream, &m));
+                let (m, tls) = (m.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    let Ok(clone) = stream.try_clone() else {
+                        return;
+                    };
+                    let upgrade = smtp_session(BufReader::new(stream), &m, false, tls.is_some());
+                    if let (Some(tcp), Some(tls)) = (upgrade.then_some(clone), tls) {
+                        let Ok(conn) = rustls::ServerConnection::new(tls) else {
+                            return;
+                        };
+                        let secure = rustls::StreamOwned::new(conn, tcp);
+                        smtp_session(BufReader::new(secure), &m, true, false);
+                    }
+                });
             }
         });
         SmtpSink { mails }
@@ -59,29 +80,55 @@ impl SmtpSink {
     }
 }
 
-fn smtp_session(stream: TcpStream, mails: &Mutex<Vec<Mail>>) {
-    let mut reader = BufReader::new(stream.try_clone().expect("clone"));
-    let mut out = stream;
-    let _ = out.write_all(b"220 sink.test ESMTP\r\n");
-    let mut to = String::new();
+/// Speaks SMTP on `io` until QUIT; true when the client asked for STARTTLS (and was told to
+/// go ahead), so the caller upgrades the connection.
+fn smtp_session<S: Read + Write>(
+    mut io: BufReader<S>,
+    mails: &Mutex<Vec<Mail>>,
+    tls: bool,
+    offer_tls: bool,
+) -> bool {
+    let greeting: &[u8] = if tls { b"" } else { b"220 sink.test ESMTP\r\n" };
+    if io.get_mut().write_all(greeting).is_err() {
+        return false;
+    }
+    let (mut to, mut auth) = (String::new(), None);
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+        if io.read_line(&mut line).unwrap_or(0) == 0 {
+            return false;
         }
         let upper = line.to_ascii_uppercase();
         let reply: &[u8] = if upper.starts_with("EHLO") {
-            b"250-sink.test\r\n250 8BITMIME\r\n"
+            if offer_tls {
+                b"250-sink.test\r\n250-STARTTLS\r\n250 8BITMIME\r\n"
+            } else {
+                b"250-sink.test\r\n250-AUTH PLAIN\r\n250 8BITMIME\r\n"
+            }
+        } else if upper.starts_with("STARTTLS") && offer_tls {
+            let _ = io.get_mut().write_all(b"220 go ahead\r\n");
+            return true;
+        } else if upper.starts_with("AUTH PLAIN ") {
+            use base64::Engine as _;
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(line[11..].trim())
+                .unwrap_or_default();
+            let parts: Vec<String> = decoded
+                .split(|&b| b == 0)
+                .map(|p| String::from_utf8_lossy(p).into_owned())
+                .collect();
+            auth = Some(parts[1..].join(":"));
+            b"235 ok\r\n"
         } else if upper.starts_with("RCPT TO:") {
             to = line[8..].trim().trim_matches(['<', '>']).to_owned();
             b"250 OK\r\n"
         } else if upper.starts_with("DATA") {
-            let _ = out.write_all(b"354 go on\r\n");
+            let _ = io.get_mut().write_all(b"354 go on\r\n");
             let mut data = String::new();
             loop {
                 let mut l = String::new();
-                if reader.read_line(&mut l).unwrap_or(0) == 0 {
-                    return;
+                if io.read_line(&mut l).unwrap_or(0) == 0 {
+                    return false;
                 }
                 if l == ".\r\n" {
                     break;
@@ -91,16 +138,18 @@ fn smtp_session(stream: TcpStream, mails: &Mutex<Vec<Mail>>) {
             mails.lock().expect("lock").push(Mail {
                 to: to.clone(),
                 data,
+                tls,
+                auth: auth.clone(),
             });
             b"250 queued\r\n"
         } else if upper.starts_with("QUIT") {
-            let _ = out.write_all(b"221 bye\r\n");
-            return;
+            let _ = io.get_mut().write_all(b"221 bye\r\n");
+            return false;
         } else {
             b"250 OK\r\n"
         };
-        if out.write_all(reply).is_err() {
-            return;
+        if io.get_mut().write_all(reply).is_err() {
+            return false;
         }
     }
 }
@@ -311,4 +360,44 @@ fn an_alert_waits_out_a_mail_server_that_is_down_and_a_crash() {
         1,
         "sent once"
     );
+}
+
+#[test]
+fn alerts_reach_a_mail_server_over_starttls_with_a_sign_in() {
+    let origin = Origin::start();
+    let certs = crate::scratch("alerts-tls-certs");
+    let (ca, cert, key) = crate::make_certs(&certs);
+    let smtp = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let smtp_port = smtp.local_addr().expect("addr").port();
+    let sink = SmtpSink::start_with(smtp, Some(crate::tls_server_config(&cert, &key)));
+    let extra = format!(
+        "hosts = {{ \"www.google.co.uk\" = \"127.0.0.1\" }}\n\
+         [alerts]\nsmtp = \"127.0.0.1:{smtp_port}\"\nsmtp_security = \"starttls\"\n\
+         smtp_user = \"haven@demo-school.example\"\nca_file = \"{}\"\n\
+         from = \"haven@demo-school.example\"\nescalate_after_minutes = 0\n",
+        ca.display()
+    );
+    // The password comes from the environment, never the file.
+    let p = start_proxy_with_env(
+        "alerts-tls",
+        &extra,
+        &import_staff,
+        &[("HAVEN_SMTP_PASSWORD", "relay-secret-7")],
+    );
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!(
+            "http://www.google.co.uk:{}/search?q=i+want+to+end+my+life",
+            origin.port
+        )],
+    );
+    assert_eq!(code, "200");
+    let mail = sink.wait_for(DSL, "Grade 5 capture: suicide", 15);
+    assert!(mail.tls, "the message went over TLS");
+    assert_eq!(
+        mail.auth.as_deref(),
+        Some("haven@demo-school.example:relay-secret-7")
+    );
+    let _ = std::fs::remove_dir_all(&certs);
 }

@@ -176,6 +176,16 @@ pub(crate) fn start_proxy_with(
     extra: &str,
     prepare: &dyn Fn(&std::path::Path),
 ) -> Proxy {
+    start_proxy_with_env(name, extra, prepare, &[])
+}
+
+/// As [`start_proxy_with`], with `env` set for the server only.
+pub(crate) fn start_proxy_with_env(
+    name: &str,
+    extra: &str,
+    prepare: &dyn Fn(&std::path::Path),
+    env: &[(&str, &str)],
+) -> Proxy {
     let dir = scratch(name);
     let data = dir.join("data");
     import_demo_lists(&data);
@@ -193,7 +203,11 @@ pub(crate) fn start_proxy_with(
     );
     std::fs::write(data.join("haven.toml"), config).expect("config");
     prepare(&data);
-    let child = spawn_serve(&data, port);
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let child = spawn_serve(&data, port, &env);
     Proxy {
         child,
         port,
@@ -203,11 +217,12 @@ pub(crate) fn start_proxy_with(
 }
 
 /// Starts `haven serve` on `data` and waits for its banner, which must show the proxy on `port`.
-fn spawn_serve(data: &std::path::Path, port: u16) -> std::process::Child {
+fn spawn_serve(data: &std::path::Path, port: u16, env: &[(String, String)]) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
         .arg("--data-dir")
         .arg(data)
         .arg("serve")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -236,7 +251,7 @@ impl Proxy {
     pub(crate) fn kill_and_restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        self.child = spawn_serve(&self.data, self.port);
+        self.child = spawn_serve(&self.data, self.port, &[]);
     }
 }
 
