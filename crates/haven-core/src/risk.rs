@@ -564,7 +564,7 @@ impl RiskLibrary {
 
     /// The phrases found in `t`, by index, in library order: each pattern tried only where a
     /// word starts with its first letters.
-    fn found(&self, t: &Squeezed) -> Vec<(usize, usize)> {
+    fn found(&self, t: &Squeezed) -> Vec<(usize, (usize, usize))> {
         let Some(automaton) = &self.parts else {
             return Vec::new();
         };
@@ -596,26 +596,26 @@ impl RiskLibrary {
             n += usize::from(t.start[i] || t.alone[i]);
         }
         starts.push(n);
-        let mut hit: Vec<Option<usize>> = vec![None; self.phrases.len()];
+        let mut hit: Vec<Option<(usize, usize)>> = vec![None; self.phrases.len()];
         // Each phrase at the first place any of its patterns is found (whatever order the
         // parts are visited in, so grading is the same every time).
         for (id, list) in &occ {
             for &(i, j) in &self.begins[*id as usize] {
                 let i = i as usize;
                 let pattern = &self.phrases[i].patterns[j as usize];
-                let before = hit[i].unwrap_or(usize::MAX);
-                if let Some(&(a, _)) = list
+                let before = hit[i].map_or(usize::MAX, |(a, _)| a);
+                if let Some(&at) = list
                     .iter()
                     .take_while(|&&(a, _)| a < before)
                     .find(|&&at| pattern.found_in(t, &occ, &starts, 0, at))
                 {
-                    hit[i] = Some(a);
+                    hit[i] = Some(at);
                 }
             }
         }
         hit.iter()
             .enumerate()
-            .filter_map(|(i, h)| h.map(|a| (i, a)))
+            .filter_map(|(i, h)| h.map(|at| (i, at)))
             .collect()
     }
 
@@ -632,12 +632,10 @@ impl RiskLibrary {
                     && s.patterns.iter().any(|p| p.found(&t))
             })
         };
-        // Where each category's phrases of grade 3 or 4 start, and where its context signs do:
-        // two phrases found at the same place (a word and a class holding it) are one sign.
-        let mut strong: std::collections::HashMap<&str, std::collections::BTreeSet<usize>> =
-            Default::default();
-        let mut context: std::collections::HashMap<&str, std::collections::BTreeSet<usize>> =
-            Default::default();
+        // Where each category's phrases of grade 3 or 4 were found, and its context signs: two
+        // phrases over the same words ("casino" and "online casino") are one sign.
+        let mut strong: std::collections::HashMap<&str, Vec<(usize, usize)>> = Default::default();
+        let mut context: std::collections::HashMap<&str, Vec<(usize, usize)>> = Default::default();
         for (i, at) in self.found(&t) {
             let p = &self.phrases[i];
             // Support-seeking beside a grade-5 phrase still reaches the DSL: safe context sets
@@ -649,7 +647,7 @@ impl RiskLibrary {
                 continue;
             }
             if p.grade == 0 {
-                context.entry(p.category.as_str()).or_default().insert(at);
+                context.entry(p.category.as_str()).or_default().push(at);
                 continue;
             }
             g.matched.push(p.text.clone());
@@ -658,7 +656,7 @@ impl RiskLibrary {
                 None => g.categories.push((p.category.clone(), p.grade)),
             }
             if p.grade >= 3 {
-                strong.entry(p.category.as_str()).or_default().insert(at);
+                strong.entry(p.category.as_str()).or_default().push(at);
             }
         }
         // Signs together: two phrases of grade 3 or 4 found in different places in one
@@ -668,10 +666,14 @@ impl RiskLibrary {
             let Some(places) = strong.get(category.as_str()) else {
                 continue;
             };
+            let overlap = |(a, z): (usize, usize), (b, y): (usize, usize)| a <= y && b <= z;
+            let apart = places
+                .iter()
+                .any(|&p| places.iter().any(|&q| !overlap(p, q)));
             let with_context = context
                 .get(category.as_str())
-                .is_some_and(|c| c.iter().any(|at| !places.contains(at)));
-            if *best < 5 && (places.len() >= 2 || with_context) {
+                .is_some_and(|c| c.iter().any(|&at| places.iter().all(|&p| !overlap(at, p))));
+            if *best < 5 && (apart || with_context) {
                 *best += 1;
             }
         }
