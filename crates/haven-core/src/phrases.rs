@@ -647,7 +647,7 @@ impl Normaliser {
             if let Some(e) = &mut self.entity {
                 if b == b';' || e.len() > 8 || !b.is_ascii_alphanumeric() && b != b'#' {
                     let e = self.entity.take().unwrap_or_default();
-                    let c = entity(&e);
+                    let c = entity(&e).unwrap_or(' ');
                     self.char(c, out);
                     if b != b';' {
                         self.byte(b, out);
@@ -857,14 +857,15 @@ fn fold(c: char) -> Option<Fold> {
     })
 }
 
-fn entity(e: &[u8]) -> char {
+/// The character an HTML entity (`amp`, `#39`, `#x27`…) names, if it is one this reads.
+pub(crate) fn entity(e: &[u8]) -> Option<char> {
     match e {
-        b"amp" => '&',
-        b"lt" => '<',
-        b"gt" => '>',
-        b"quot" => '"',
-        b"apos" => '\'',
-        b"nbsp" => ' ',
+        b"amp" => Some('&'),
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"quot" => Some('"'),
+        b"apos" => Some('\''),
+        b"nbsp" => Some(' '),
         _ => {
             let num = match e {
                 [b'#', b'x' | b'X', hex @ ..] => std::str::from_utf8(hex)
@@ -873,7 +874,7 @@ fn entity(e: &[u8]) -> char {
                 [b'#', dec @ ..] => std::str::from_utf8(dec).ok().and_then(|d| d.parse().ok()),
                 _ => None,
             };
-            num.and_then(char::from_u32).unwrap_or(' ')
+            num.and_then(char::from_u32)
         }
     }
 }

@@ -736,27 +736,18 @@ pub fn html_text(html: &str, cap: usize) -> String {
             continue;
         }
         if c == '&' {
-            if let Some(semi) = rest[..rest.len().min(12)].find(';') {
-                let name = &rest[1..semi];
-                let decoded = match name {
-                    "amp" => Some('&'),
-                    "lt" => Some('<'),
-                    "gt" => Some('>'),
-                    "quot" => Some('"'),
-                    "apos" | "#39" => Some('\''),
-                    "nbsp" => Some(' '),
-                    _ => name
-                        .strip_prefix("#x")
-                        .or_else(|| name.strip_prefix("#X"))
-                        .and_then(|h| u32::from_str_radix(h, 16).ok())
-                        .or_else(|| name.strip_prefix('#').and_then(|d| d.parse().ok()))
-                        .and_then(char::from_u32),
-                };
-                if let Some(d) = decoded {
-                    push(&mut out, d, &mut space);
-                    rest = &rest[semi + 1..];
-                    continue;
-                }
+            // An entity is short: look for its `;` in the next few bytes (a byte search, so a
+            // multi-byte letter there is no problem).
+            let semi = rest.as_bytes()[..rest.len().min(12)]
+                .iter()
+                .position(|&b| b == b';');
+            let decoded = semi.and_then(|semi| {
+                crate::phrases::entity(&rest.as_bytes()[1..semi]).map(|d| (semi, d))
+            });
+            if let Some((semi, d)) = decoded {
+                push(&mut out, d, &mut space);
+                rest = &rest[semi + 1..];
+                continue;
             }
         }
         push(&mut out, c, &mut space);
@@ -986,6 +977,15 @@ mod tests {
         assert_eq!(html_text(html, 10).len(), 10, "the cap holds");
         assert_eq!(html_text("5 < 6 and <b", 100), "5");
         assert_eq!(html_text("<script>no end", 100), "");
+        assert_eq!(
+            html_text("caf&eacute; &unknown; &#x27;", 100),
+            "caf&eacute; &unknown; '"
+        );
+        assert_eq!(
+            html_text("&éééééé;", 100),
+            "&éééééé;",
+            "no panic inside a letter"
+        );
         let (lib, _) = RiskLibrary::parse(LIB);
         let long = format!(
             "{} I cut myself and I want to die. {} The suicide prevention team can help.",
