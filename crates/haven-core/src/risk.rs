@@ -258,11 +258,30 @@ impl Pattern {
         })
     }
 
-    /// Whether the phrase occurs in `text`: each part starting where a word starts and ending
-    /// where one ends (or anywhere, for the last part of a `prefix` phrase), inside spelt-out
-    /// letters either way; a part after `..` at most `GAP_WORDS` words after the one before.
+    /// Whether the phrase occurs in `text` (a plain scan, for safe contexts and `unless`
+    /// phrases, which are looked for only once a phrase has been found).
     fn found(&self, text: &Squeezed) -> bool {
-        self.found_from(text, 0, None)
+        let places = |part: &[char]| -> Vec<(usize, usize)> {
+            let n = part.len();
+            (0..(text.chars.len() + 1).saturating_sub(n))
+                .filter(|&a| (text.start[a] || text.alone[a]) && text.chars[a..a + n] == *part)
+                .map(|a| (a, a + n - 1))
+                .collect()
+        };
+        // Mostly the first part is nowhere, and nothing more is looked for.
+        let first = self.parts.first().map(|p| places(p)).unwrap_or_default();
+        if first.is_empty() {
+            return false;
+        }
+        let rest: Vec<Vec<(usize, usize)>> = self.parts[1..].iter().map(|p| places(p)).collect();
+        let starts = word_starts(text);
+        let occ = |k: usize| match k {
+            0 => Some(first.as_slice()),
+            k => rest.get(k - 1).map(Vec::as_slice),
+        };
+        first
+            .iter()
+            .any(|&at| self.found_in(text, &occ, &starts, 0, at))
     }
 
     /// Whether part `part`, matched at `a..=z`, keeps to the words it may run across.
@@ -272,13 +291,16 @@ impl Pattern {
             || (a + 1..z).all(|i| !text.start[i] || text.alone[i])
     }
 
-    /// Whether the phrase occurs with its first part at `a..=z` (an occurrence found by the
-    /// library's automaton), later parts taken from `occ`; `starts[i]` counts the word starts
-    /// before letter `i`. The same rules as [`Pattern::found_from`], without scanning.
-    fn found_in(
+    /// Whether the phrase occurs with part `part` at `a..=z`, given where each part occurs
+    /// (`occ(k)`: the places, in order, that part `k`'s letters start where a word does) and
+    /// `starts[i]`, the word starts before letter `i`. Each part must end where a word does
+    /// (or anywhere, for the last part of a `prefix` phrase), inside spelt-out letters either
+    /// way; a part after `..` starts at most `GAP_WORDS` words after the one before, or on its
+    /// last letter when a repeat joined them ("should die": one d once squeezed).
+    fn found_in<'o>(
         &self,
         text: &Squeezed,
-        occ: &Occurrences,
+        occ: &dyn Fn(usize) -> Option<&'o [(usize, usize)]>,
         starts: &[usize],
         part: usize,
         (a, z): (usize, usize),
@@ -297,7 +319,7 @@ impl Pattern {
         if last {
             return true;
         }
-        let Some(next) = self.ids.get(part + 1).and_then(|id| occ.get(id)) else {
+        let Some(next) = occ(part + 1) else {
             return false;
         };
         let first = z + 1 - usize::from(text.start[z] || text.alone[z]);
@@ -306,44 +328,18 @@ impl Pattern {
             .take_while(|&&(b, _)| b <= z + 1 || starts[b] - starts[z + 1] <= GAP_WORDS)
             .any(|&(b, y)| self.found_in(text, occ, starts, part + 1, (b, y)))
     }
+}
 
-    fn found_from(&self, text: &Squeezed, part: usize, after: Option<usize>) -> bool {
-        let Some(phrase) = self.parts.get(part) else {
-            return true;
-        };
-        let last = part + 1 == self.parts.len();
-        let n = phrase.len();
-        if n > text.chars.len() {
-            return false;
-        }
-        // A part may begin on the letter the one before ended on, when a repeat joined them
-        // ("should die": the two d's are one letter once squeezed).
-        let first = after.map_or(0, |z| z + 1 - usize::from(text.start[z] || text.alone[z]));
-        let mut words_between = 0;
-        for a in first..=text.chars.len() - n {
-            if let Some(z) = after {
-                if a > z + 1 && (text.start[a - 1] || text.alone[a - 1]) {
-                    words_between += 1;
-                }
-                if words_between > GAP_WORDS {
-                    return false;
-                }
-            }
-            let z = a + n - 1;
-            let here = text.chars[a..=z] == *phrase
-                && (text.start[a] || text.alone[a])
-                && ((last && self.prefix) || text.end[z] || text.alone[z])
-                && self
-                    .short_runs
-                    .as_ref()
-                    .is_none_or(|r| text.runs[a..=z].iter().zip(r).all(|(t, p)| t >= p))
-                && self.within_words(text, part, a, z);
-            if here && self.found_from(text, part + 1, Some(z)) {
-                return true;
-            }
-        }
-        false
+/// For each letter (and one past the last), how many word starts come before it.
+fn word_starts(t: &Squeezed) -> Vec<usize> {
+    let mut starts = Vec::with_capacity(t.chars.len() + 1);
+    let mut n = 0;
+    for i in 0..t.chars.len() {
+        starts.push(n);
+        n += usize::from(t.start[i] || t.alone[i]);
     }
+    starts.push(n);
+    starts
 }
 
 impl RiskLibrary {
@@ -589,13 +585,7 @@ impl RiskLibrary {
         for list in occ.values_mut() {
             list.sort_unstable();
         }
-        let mut starts = Vec::with_capacity(t.chars.len() + 1);
-        let mut n = 0;
-        for i in 0..t.chars.len() {
-            starts.push(n);
-            n += usize::from(t.start[i] || t.alone[i]);
-        }
-        starts.push(n);
+        let starts = word_starts(t);
         let mut hit: Vec<Option<(usize, usize)>> = vec![None; self.phrases.len()];
         // Each phrase at the first place any of its patterns is found (whatever order the
         // parts are visited in, so grading is the same every time).
@@ -603,11 +593,18 @@ impl RiskLibrary {
             for &(i, j) in &self.begins[*id as usize] {
                 let i = i as usize;
                 let pattern = &self.phrases[i].patterns[j as usize];
+                let occ_of = |k: usize| {
+                    pattern
+                        .ids
+                        .get(k)
+                        .and_then(|id| occ.get(id))
+                        .map(Vec::as_slice)
+                };
                 let before = hit[i].map_or(usize::MAX, |(a, _)| a);
                 if let Some(&at) = list
                     .iter()
                     .take_while(|&&(a, _)| a < before)
-                    .find(|&&at| pattern.found_in(t, &occ, &starts, 0, at))
+                    .find(|&&at| pattern.found_in(t, &occ_of, &starts, 0, at))
                 {
                     hit[i] = Some(at);
                 }
