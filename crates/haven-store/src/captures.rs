@@ -257,6 +257,15 @@ impl MonitorRules {
     }
 }
 
+/// A person's captures: by user name when known, else the device's unsigned ones — the SQL
+/// condition (on `$1`) and its value.
+fn whose<'a>(user: Option<&'a str>, client: &'a str) -> (&'static str, &'a str) {
+    match user {
+        Some(u) => ("username = $1", u),
+        None => ("username IS NULL AND client = $1", client),
+    }
+}
+
 const CAPTURE_COLUMNS: &str =
     "id, at, source, client, username, url, text, grade, categories, matched, status, base_grade, raised";
 
@@ -299,10 +308,7 @@ impl Store {
             let mut raised = None;
             if rules.history_count > 0 && grade < 5 {
                 let since = c.at_ms - i64::from(rules.history_days) * 86_400_000;
-                let (who_sql, who): (&str, &str) = match &c.user {
-                    Some(u) => ("username = $1", u),
-                    None => ("username IS NULL AND client = $1", &c.client),
-                };
+                let (who_sql, who) = whose(c.user.as_deref(), &c.client);
                 let earlier: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT COUNT(*) FROM captures WHERE {who_sql} AND at >= $2 AND at <= $3 \
                      AND category = $4 AND status <> 'dismissed'"
@@ -532,10 +538,7 @@ impl Store {
         since_ms: i64,
         limit: i64,
     ) -> Result<Vec<Capture>, StoreError> {
-        let (who_sql, who) = match user {
-            Some(u) => ("username = $1", u),
-            None => ("username IS NULL AND client = $1", client),
-        };
+        let (who_sql, who) = whose(user, client);
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {CAPTURE_COLUMNS} FROM captures WHERE {who_sql} AND at >= $2 ORDER BY at DESC, id DESC LIMIT $3"
         )))
