@@ -207,6 +207,7 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 mod alerts;
+mod attacks;
 mod browser;
 mod dns;
 mod lists;

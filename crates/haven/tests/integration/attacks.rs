@@ -1,0 +1,8 @@
+//! Attacks on Haven's promises, one module per surface, each test named after what it attacks
+//! (issue 12). `docs/SECURITY.md` maps every defence to the test here that proves it.
+
+mod console;
+mod dns;
+mod lists;
+mod proxy;
+mod store;
