@@ -72,6 +72,13 @@ impl From<Denied> for ApiError {
             ),
             Denied::NotFound => ApiError(StatusCode::NOT_FOUND, "not found".into()),
             Denied::Invalid(why) => ApiError(StatusCode::BAD_REQUEST, why),
+            Denied::Store(e) if e.is_disk_full() => {
+                eprintln!("console API: store error: {e}");
+                ApiError(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the store's disk is full: nothing can be saved until space is freed".into(),
+                )
+            }
             Denied::Store(e) => {
                 eprintln!("console API: store error: {e}");
                 ApiError(

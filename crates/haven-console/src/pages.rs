@@ -104,6 +104,8 @@ pub struct Layout {
     user: String,
     csrf: String,
     nav: Vec<NavItem>,
+    /// Warnings about Haven itself that everyone using the console must see (a full disk).
+    alerts: Vec<String>,
 }
 
 impl Console {
@@ -113,6 +115,14 @@ impl Console {
             school: self.school(),
             ..Layout::default()
         };
+        if self.store.health().disk_full() {
+            l.alerts.push(
+                "The disk is full: Haven cannot save what the filter records, captures or \
+                 alerts until the network manager frees space on the server where Haven keeps \
+                 its data. Filtering goes on; what waits is saved once there is room."
+                    .to_owned(),
+            );
+        }
         if let Some(s) = signed {
             l.user = format!(
                 "{} ({})",

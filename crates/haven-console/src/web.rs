@@ -206,6 +206,18 @@ impl IntoResponse for Denied {
                 "There is nothing at this address.".to_owned(),
             ),
             Denied::Invalid(why) => (StatusCode::BAD_REQUEST, "Not accepted", why),
+            Denied::Store(e) if e.is_disk_full() => {
+                eprintln!("console: store error: {e}");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The disk is full",
+                    "Haven's disk is full, so it cannot save anything, not even a sign-in. The \
+                     filter goes on filtering. The network manager must free space on the server \
+                     where Haven keeps its data; Haven carries on by itself once there is room, \
+                     and nothing that waited is lost."
+                        .to_owned(),
+                )
+            }
             Denied::Store(e) => {
                 eprintln!("console: store error: {e}");
                 (

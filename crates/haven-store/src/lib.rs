@@ -18,9 +18,11 @@ pub mod sessions;
 
 use std::path::Path;
 use std::str::FromStr as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{AnyPool, Executor as _};
+use sqlx::{AnyPool, Connection as _, Executor as _};
 
 /// What can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +55,85 @@ pub enum StoreError {
     Invalid(String),
 }
 
+impl StoreError {
+    /// Whether the database could not write because its disk (or quota) is full: SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's `disk_full` (53100), or the system's "no space left".
+    pub fn is_disk_full(&self) -> bool {
+        let sql = match self {
+            StoreError::Database(e) | StoreError::Migration { source: e, .. } => e,
+            _ => return false,
+        };
+        match sql {
+            sqlx::Error::Database(db) => {
+                let code = db.code();
+                let code = code.as_deref().unwrap_or("");
+                // SQLite reports its (extended) result code; the primary code is its low byte.
+                code.parse::<u32>().is_ok_and(|c| c & 0xff == 13)
+                    || code == "53100"
+                    || db.message().contains("disk is full")
+            }
+            sqlx::Error::Io(io) => io.raw_os_error() == Some(28), // ENOSPC
+            _ => false,
+        }
+    }
+}
+
+/// How the store's writes have fared in this process: failures counted, and whether the disk
+/// is full. Shared by every handle on the store and read by the metrics endpoint and the
+/// console. A nearly full disk still takes small writes while large ones fail, so one write
+/// that succeeds does not clear the alarm: it clears once writes succeed and none has failed
+/// for want of space for [`Health::FULL_CLEARS_AFTER_MS`].
+#[derive(Debug, Default)]
+pub struct Health {
+    failures: AtomicU64,
+    /// When a write last failed for want of space (ms since the epoch; 0: the disk has room).
+    last_full_ms: AtomicI64,
+}
+
+impl Health {
+    /// How long after the last write refused for want of space a success clears the alarm.
+    pub const FULL_CLEARS_AFTER_MS: i64 = 5_000;
+
+    /// Store operations that failed since start.
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether the disk is full: a write failed for want of space, and none has succeeded
+    /// well after it.
+    pub fn disk_full(&self) -> bool {
+        self.last_full_ms.load(Ordering::Relaxed) != 0
+    }
+
+    /// Notes how a write went, and passes its result on.
+    pub fn note<T>(&self, result: Result<T, StoreError>) -> Result<T, StoreError> {
+        match &result {
+            Ok(_) => {
+                let last = self.last_full_ms.load(Ordering::Relaxed);
+                if last != 0 && now_ms() - last > Self::FULL_CLEARS_AFTER_MS {
+                    // Unless another failure came in between.
+                    let _ = self.last_full_ms.compare_exchange(
+                        last,
+                        0,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+            Err(e) => self.failed(e),
+        }
+        result
+    }
+
+    /// Notes a failure (of a read or a write; reads succeeding say nothing about the disk).
+    pub fn failed(&self, e: &StoreError) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        if e.is_disk_full() {
+            self.last_full_ms.store(now_ms().max(1), Ordering::Relaxed);
+        }
+    }
+}
+
 /// Which database is behind the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -69,6 +150,7 @@ pub struct Store {
     backend: Backend,
     /// Audit entries join the chain one at a time.
     audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    health: Arc<Health>,
 }
 
 impl Store {
@@ -113,12 +195,14 @@ impl Store {
                             Ok(())
                         })
                     })
+                    .after_release(|conn, _| Box::pin(clean_after_use(conn)))
                     .connect_with(options)
                     .await?
             }
             Backend::Postgres => {
                 AnyPoolOptions::new()
                     .max_connections(10)
+                    .after_release(|conn, _| Box::pin(clean_after_use(conn)))
                     .connect_with(options)
                     .await?
             }
@@ -127,6 +211,7 @@ impl Store {
             pool,
             backend,
             audit_lock: std::sync::Arc::default(),
+            health: Arc::default(),
         };
         schema::migrate(&store).await?;
         if backend == Backend::Sqlite {
@@ -146,6 +231,18 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         })
+    }
+
+    /// How this store's writes have fared (failures, a full disk).
+    pub fn health(&self) -> &Arc<Health> {
+        &self.health
+    }
+
+    /// This handle, sharing `health` with the other handles on the same database in this
+    /// process (the event writer opens its own).
+    pub fn sharing_health(mut self, health: Arc<Health>) -> Store {
+        self.health = health;
+        self
     }
 
     /// Which database this is.
@@ -168,6 +265,19 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether a connection handed back to the pool is fit to be used again. A transaction whose
+/// COMMIT failed (a full disk: SQLite may already have rolled it back itself, so the ROLLBACK
+/// queued when the transaction is dropped fails too) leaves the driver counting an open
+/// transaction, and every later `BEGIN` on that connection would be refused for ever; such a
+/// connection is closed instead, and the pool opens a fresh one when it is next needed.
+async fn clean_after_use(conn: &mut sqlx::AnyConnection) -> Result<bool, sqlx::Error> {
+    if conn.is_in_transaction() {
+        // Lets a queued rollback run first (commands on a connection run in order).
+        conn.ping().await?;
+    }
+    Ok(!conn.is_in_transaction())
 }
 
 /// SQLite's WAL copied back into the database every half second on a connection of its own, so

@@ -952,3 +952,69 @@ fn history_raises_grades_and_alerts_are_sent_once_escalated_and_acknowledged() {
         }
     });
 }
+
+/// A full disk (a small tmpfs): a large batch fails inside its transaction, which SQLite rolls
+/// back by itself. Once space returns every connection in the pool must write again — before
+/// the fix the connection kept counting an open transaction and refused every later `BEGIN`
+/// ("begin_with at non-zero transaction depth") until a restart.
+#[test]
+fn a_full_disk_leaves_no_connection_stuck_in_a_transaction() {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("haven-store-full-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"])
+        .arg(&dir)
+        .output();
+    if !mounted.as_ref().is_ok_and(|o| o.status.success()) {
+        eprintln!("SKIPPED: a_full_disk_…: cannot mount a tmpfs here ({mounted:?})");
+        return;
+    }
+    rt().block_on(async {
+        let url = format!("sqlite://{}?mode=rwc", dir.join("haven.db").display());
+        let store = Store::open(&url).await.expect("open");
+        let filler = dir.join("filler");
+        {
+            use std::io::Write as _;
+            let mut f = std::fs::File::create(&filler).expect("filler");
+            let block = vec![0u8; 4096];
+            while f.write_all(&block).is_ok() {}
+            while f.write_all(&block[..512]).is_ok() {}
+        }
+        let batch: Vec<Event> = (0..20_000)
+            .map(|n| {
+                event(
+                    n,
+                    Some("amara.okafor"),
+                    Action::Block,
+                    Some("gambling"),
+                    None,
+                )
+            })
+            .collect();
+        let rows: Vec<(&Event, u64)> = batch.iter().map(|e| (e, 1)).collect();
+        let failed = store
+            .insert_counted(&rows)
+            .await
+            .expect_err("the disk is full");
+        assert!(failed.is_disk_full(), "{failed}");
+        assert!(store.health().note::<()>(Err(failed)).is_err());
+        assert!(store.health().disk_full());
+        std::fs::remove_file(&filler).expect("free the space");
+        // Every connection the pool holds gets used (more writes than connections).
+        for round in 0..8u64 {
+            let small: Vec<(&Event, u64)> = batch[..100].iter().map(|e| (e, round + 1)).collect();
+            store
+                .insert_counted(&small)
+                .await
+                .unwrap_or_else(|e| panic!("write {round} after space returned: {e}"));
+        }
+        store.close().await;
+    });
+    let _ = std::process::Command::new("umount")
+        .arg("-l")
+        .arg(&dir)
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -292,7 +292,10 @@ pub async fn run(
                 }
             }
             Ok(_) => {}
-            Err(e) => eprintln!("alerts: {e}"),
+            Err(e) => {
+                store.health().failed(&e);
+                eprintln!("alerts: {e}");
+            }
         }
     }
 }

@@ -394,6 +394,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             written.clone(),
             Duration::from_secs(config.events.repeat_window_seconds),
             monitoring.clone(),
+            store.health().clone(),
         )?);
     }
     let filter = Arc::new(filter);
@@ -543,6 +544,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 proxy.clone(),
                 written.clone(),
                 alert_stats.clone(),
+                store.health().clone(),
             ));
         }
         tokio::spawn(maintain(
@@ -766,8 +768,27 @@ async fn grade_pages(
     }
 }
 
-/// Metric names of the event writer.
+/// The store's health as Prometheus text: failures counted, and a full disk as a gauge a
+/// network manager can alert on.
+fn render_health(health: &haven_store::Health) -> String {
+    format!(
+        "# HELP {f} Store operations that failed (writes refused, reads that could not run).\n\
+         # TYPE {f} counter\n{f} {}\n\
+         # HELP {d} 1 while the store's disk is full (the last write failed for want of space).\n\
+         # TYPE {d} gauge\n{d} {}\n",
+        health.failures(),
+        u8::from(health.disk_full()),
+        f = names::STORE_FAILURES,
+        d = names::STORE_DISK_FULL,
+    )
+}
+
+/// Metric names of the event writer and the store.
 mod names {
+    /// Store operations that failed.
+    pub const STORE_FAILURES: &str = "haven_store_failures_total";
+    /// 1 while the store's disk is full.
+    pub const STORE_DISK_FULL: &str = "haven_store_disk_full";
     /// Events committed to the store.
     pub const EVENTS_STORED: &str = "haven_events_stored_total";
     /// Batches the store refused (each is tried again).
@@ -807,6 +828,7 @@ fn start_event_writer(
     written: Arc<Written>,
     repeat_window: Duration,
     monitoring: Arc<haven_console::monitoring::Monitoring>,
+    health: Arc<haven_store::Health>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let handle = std::thread::Builder::new()
@@ -826,7 +848,7 @@ fn start_event_writer(
                 let store = match haven_store::Store::open(&url).await {
                     Ok(s) => {
                         let _ = ready_tx.send(Ok(()));
-                        s
+                        s.sharing_health(health)
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e.to_string()));
@@ -867,7 +889,10 @@ fn start_event_writer(
                     // Like events, captures the store refuses are tried again, not dropped.
                     if !captures.is_empty() {
                         let mut tries = 0u64;
-                        while let Err(e) = monitoring.record(&store, &captures).await {
+                        while let Err(e) = store
+                            .health()
+                            .note(monitoring.record(&store, &captures).await)
+                        {
                             if tries == 0 {
                                 eprintln!(
                                     "monitoring: the store refused {} captures ({e}); trying again",
@@ -907,7 +932,7 @@ fn start_event_writer(
                     let represented: u64 = rows.iter().map(|(_, n)| n).sum();
                     let mut tries = 0u64;
                     loop {
-                        match store.insert_counted(&rows).await {
+                        match store.health().note(store.insert_counted(&rows).await) {
                             Ok(()) => {
                                 written.stored.fetch_add(represented, Ordering::Relaxed);
                                 break;
@@ -1007,6 +1032,7 @@ async fn serve_metrics(
     proxy: Arc<haven_proxy::Proxy>,
     written: Arc<Written>,
     alerts: Arc<crate::alerts::AlertStats>,
+    health: Arc<haven_store::Health>,
 ) {
     use http_body_util::Full;
     use hyper::body::Bytes;
@@ -1018,6 +1044,7 @@ async fn serve_metrics(
         let proxy = proxy.clone();
         let written = written.clone();
         let alerts = alerts.clone();
+        let health = health.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -1025,6 +1052,7 @@ async fn serve_metrics(
                     let proxy = proxy.clone();
                     let written = written.clone();
                     let alerts = alerts.clone();
+                    let health = health.clone();
                     async move {
                         let (status, body) = if req.uri().path() == "/metrics" {
                             (
@@ -1032,6 +1060,7 @@ async fn serve_metrics(
                                 filter.metrics_text()
                                     + &proxy.metrics_text()
                                     + &written.render()
+                                    + &render_health(&health)
                                     + &alerts.render(),
                             )
                         } else {

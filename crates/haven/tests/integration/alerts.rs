@@ -14,7 +14,7 @@ use super::{haven, ok};
 
 /// A message the sink received.
 #[derive(Debug, Clone)]
-struct Mail {
+pub(crate) struct Mail {
     to: String,
     data: String,
     /// Whether it came over TLS (after STARTTLS).
@@ -25,12 +25,12 @@ struct Mail {
 
 /// A mail server that accepts everything and keeps it.
 #[derive(Clone)]
-struct SmtpSink {
+pub(crate) struct SmtpSink {
     mails: Arc<Mutex<Vec<Mail>>>,
 }
 
 impl SmtpSink {
-    fn start(listener: TcpListener) -> SmtpSink {
+    pub(crate) fn start(listener: TcpListener) -> SmtpSink {
         SmtpSink::start_with(listener, None)
     }
 
@@ -59,12 +59,12 @@ impl SmtpSink {
         SmtpSink { mails }
     }
 
-    fn mails(&self) -> Vec<Mail> {
+    pub(crate) fn mails(&self) -> Vec<Mail> {
         self.mails.lock().expect("lock").clone()
     }
 
     /// Waits up to `secs` for a message to `to` whose text contains `having`.
-    fn wait_for(&self, to: &str, having: &str, secs: u64) -> Mail {
+    pub(crate) fn wait_for(&self, to: &str, having: &str, secs: u64) -> Mail {
         let until = Instant::now() + Duration::from_secs(secs);
         while Instant::now() < until {
             if let Some(m) = self
@@ -185,7 +185,7 @@ fn webhook_sink() -> (u16, Arc<Mutex<Vec<String>>>) {
 }
 
 /// The demo school's staff (with the DSL's and deputy's email addresses) in the store.
-fn import_staff(data: &std::path::Path) {
+pub(crate) fn import_staff(data: &std::path::Path) {
     let staff = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../config/demo-people/staff.csv"
@@ -211,7 +211,7 @@ fn wait_captures(
     panic!("the expected captures never came: {:?}", captures(data));
 }
 
-const DSL: &str = "p.shah@demo-school.example";
+pub(crate) const DSL: &str = "p.shah@demo-school.example";
 const DEPUTY: &str = "g.lloyd@demo-school.example";
 
 #[test]
