@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod change;
+pub mod listener;
 pub mod monitoring;
 pub mod pages;
 pub mod permissions;
@@ -42,6 +43,21 @@ pub struct ConsoleConfig {
     /// TLS-terminating proxy).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// Connections open at once (32 at most from one address). Lowered at start when the
+    /// process may open few files, so that the console is refused before DNS or the proxy.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Seconds a request may take to arrive, body included (its headers: at most ten).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: u64,
+}
+
+fn default_request_timeout() -> u64 {
+    30
+}
+
+fn default_max_connections() -> usize {
+    256
 }
 
 fn default_listen() -> String {
@@ -60,6 +76,8 @@ impl Default for ConsoleConfig {
             idle_minutes: default_idle(),
             policy_approval: false,
             secure_cookies: false,
+            max_connections: default_max_connections(),
+            request_timeout_seconds: default_request_timeout(),
         }
     }
 }
@@ -121,14 +139,25 @@ impl Console {
             .layer(axum::middleware::from_fn(security_headers))
     }
 
-    /// Serves the console on a bound listener until it fails.
-    pub async fn serve(self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        axum::serve(
-            listener,
-            self.router()
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
+    /// Serves the console on a bound listener, within `limits`, until the process ends.
+    pub async fn serve(self, listener: tokio::net::TcpListener, limits: listener::Limits) {
+        let router = self.router();
+        listener::serve(listener, limits, move |peer: SocketAddr| {
+            let router = router.clone();
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                // A router is always ready: it may be called without polling readiness.
+                let mut router = router.clone();
+                async move {
+                    match tower_service::Service::call(&mut router, req).await {
+                        Ok(resp) => resp,
+                        Err(never) => match never {},
+                    }
+                }
+            }
+        })
+        .await;
     }
 
     /// The school's name, from the policy in force.

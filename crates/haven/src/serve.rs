@@ -274,6 +274,14 @@ fn local_now() -> jiff::civil::DateTime {
 }
 
 pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
+    let open_files = raise_open_files_limit();
+    if open_files < 4096 {
+        eprintln!(
+            "warning: this process may open only {open_files} files (ulimit -n); the console \
+             takes at most {} connections so that DNS and the proxy keep theirs",
+            open_files / 8
+        );
+    }
     if args.demo {
         ensure_demo_lists(ctx)?;
     }
@@ -523,11 +531,12 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 config.console.clone(),
                 monitoring.clone(),
             );
-            tokio::spawn(async move {
-                if let Err(e) = app.serve(listener).await {
-                    eprintln!("error: the console on {addr} stopped: {e}");
-                }
-            });
+            let cap = console_connections(config.console.max_connections, open_files);
+            let limits = haven_console::listener::Limits::console(
+                cap,
+                Duration::from_secs(config.console.request_timeout_seconds.max(1)),
+            );
+            tokio::spawn(app.serve(listener, limits));
         }
         let mut metrics = None;
         if let Some(listen) = &config.metrics.listen {
@@ -1036,47 +1045,66 @@ async fn serve_metrics(
 ) {
     use http_body_util::Full;
     use hyper::body::Bytes;
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        let filter = filter.clone();
-        let proxy = proxy.clone();
-        let written = written.clone();
-        let alerts = alerts.clone();
-        let health = health.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let filter = filter.clone();
-                    let proxy = proxy.clone();
-                    let written = written.clone();
-                    let alerts = alerts.clone();
-                    let health = health.clone();
-                    async move {
-                        let (status, body) = if req.uri().path() == "/metrics" {
-                            (
-                                200,
-                                filter.metrics_text()
-                                    + &proxy.metrics_text()
-                                    + &written.render()
-                                    + &render_health(&health)
-                                    + &alerts.render(),
-                            )
-                        } else {
-                            (404, "not found: try /metrics\n".to_owned())
-                        };
-                        hyper::Response::builder()
-                            .status(status)
-                            .header("content-type", "text/plain; version=0.0.4; charset=utf-8")
-                            .body(Full::new(Bytes::from(body)))
-                    }
-                });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
+    let limits = haven_console::listener::Limits::metrics();
+    haven_console::listener::serve(listener, limits, move |_peer| {
+        let (filter, proxy, written, alerts, health) = (
+            filter.clone(),
+            proxy.clone(),
+            written.clone(),
+            alerts.clone(),
+            health.clone(),
+        );
+        move |req: hyper::Request<hyper::body::Incoming>| {
+            let (status, body) = if req.uri().path() == "/metrics" {
+                (
+                    hyper::StatusCode::OK,
+                    filter.metrics_text()
+                        + &proxy.metrics_text()
+                        + &written.render()
+                        + &render_health(&health)
+                        + &alerts.render(),
+                )
+            } else {
+                (
+                    hyper::StatusCode::NOT_FOUND,
+                    "not found: try /metrics\n".to_owned(),
+                )
+            };
+            let mut resp = hyper::Response::new(Full::new(Bytes::from(body)));
+            *resp.status_mut() = status;
+            resp.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            std::future::ready(resp)
+        }
+    })
+    .await;
+}
+
+/// Raises the soft limit on open files to the hard one (a service holding many connections
+/// needs more than the usual 1,024) and returns the limit in force.
+fn raise_open_files_limit() -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) => {
+            let want = hard.min(1 << 20);
+            if soft < want && setrlimit(Resource::RLIMIT_NOFILE, want, hard).is_ok() {
+                want
+            } else {
+                soft
+            }
+        }
+        Err(_) => 1024,
     }
+}
+
+/// The console's connection cap: as configured, but never more than an eighth of the files
+/// the process may open, so that idle console connections run out before DNS over TCP and the
+/// proxy can no longer accept (the console is refused first).
+fn console_connections(configured: usize, open_files: u64) -> usize {
+    let share = usize::try_from(open_files / 8).unwrap_or(usize::MAX);
+    configured.min(share).max(4)
 }
 
 /// Prints where Haven listens. A closed standard output (a detached terminal, a supervisor

@@ -3,6 +3,7 @@
 
 mod console;
 mod dns;
+mod listeners;
 mod lists;
 mod proxy;
 mod store;
