@@ -290,6 +290,12 @@ fn items(s: &str) -> impl Iterator<Item = &str> {
 }
 
 fn parse_row(kind: Kind, layout: &Layout, rec: &csv::StringRecord) -> Result<Row, String> {
+    if let Some(bad) = rec.iter().find_map(haven_core::textfile::garbled) {
+        return Err(format!(
+            "{bad:?} looks garbled (text once read in the wrong encoding and saved again): \
+             export the file from the MIS again as UTF-8"
+        ));
+    }
     let mis_id = identifier(layout.get(rec, "id"))?;
     let first_name = name("first name", layout.get(rec, "first_name"))?;
     let last_name = name("last name", layout.get(rec, "last_name"))?;

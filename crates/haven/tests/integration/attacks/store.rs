@@ -268,3 +268,41 @@ fn a_full_disk_is_named_counted_and_survived_without_a_restart() {
     drop(p);
     drop(disk);
 }
+
+#[test]
+fn an_mis_export_in_two_encodings_never_stores_mojibake() {
+    let dir = crate::scratch("mixed-encodings");
+    let data = dir.join("data");
+    // Lines from a UTF-8 export and from a Windows export (0xE2 â, 0x92 a curly apostrophe)
+    // in one file, and a row that was already garbled before it reached Haven.
+    let mut csv = b"UPN,Legal Forename,Legal Surname,DOB,Year,Reg Group\r\n".to_vec();
+    csv.extend_from_slice(b"H800000000101,Ren\xC3\xA9e,Dupont,2015-03-02,Year 6,6A\r\n");
+    csv.extend_from_slice(b"H800000000102,Si\xE2n,O\x92Brien,2015-05-09,Year 6,6A\r\n");
+    csv.extend_from_slice(b"H800000000103,Zo\xC3\x83\xC2\xABe,Marsh,2015-01-20,Year 6,6B\r\n");
+    let file = dir.join("pupils.csv");
+    std::fs::write(&file, &csv).expect("csv");
+    let out = crate::haven(
+        &data,
+        &["people", "import", "pupils", file.to_str().expect("path")],
+    );
+    // The garbled row is refused by line, saying what to do; the others are kept as written.
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "a refused row is an error: {stderr}");
+    assert!(
+        stderr.contains("pupils.csv:4:") && stderr.contains("garbled") && stderr.contains("UTF-8"),
+        "{stderr}"
+    );
+    let found = crate::ok(&crate::haven(&data, &["people", "find", "Dupont"]));
+    assert!(found.contains("Renée"), "{found}");
+    let found = crate::ok(&crate::haven(&data, &["people", "find", "Brien"]));
+    assert!(
+        found.contains("Siân") && found.contains("O’Brien"),
+        "{found}"
+    );
+    for name in ["Dupont", "Brien", "Marsh"] {
+        let found = crate::ok(&crate::haven(&data, &["people", "find", name]));
+        assert!(!found.contains('Ã') && !found.contains('Â'), "{found}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
