@@ -17,8 +17,7 @@ const PASSWORD: &str = "correct-horse-9";
 /// The demo school's people, with the console password for a DSL, the network manager and a
 /// teacher.
 fn demo_people(data: &std::path::Path) {
-    let people =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo-people");
+    let people = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/demo-people");
     for kind in ["pupils", "staff"] {
         let file = people.join(format!("{kind}.csv"));
         ok(&haven(
@@ -110,9 +109,7 @@ fn password_step(port: u16, from: &str, user: &str, password: &str) -> Answer {
         from,
         "/login",
         &login_cookie,
-        Some(&format!(
-            "csrf={token}&username={user}&password={password}"
-        )),
+        Some(&format!("csrf={token}&username={user}&password={password}")),
     )
 }
 
@@ -153,7 +150,11 @@ fn enrol_dsl(port: u16) -> (String, Vec<String>, u64) {
         Some(&format!("csrf={token}&code={}", code(&secret, step))),
     );
     assert_eq!(done.status, 200, "{}", done.body);
-    let list = between(&done.body, "<ul class=\"codes\" id=\"recovery-codes\">", "</ul>");
+    let list = between(
+        &done.body,
+        "<ul class=\"codes\" id=\"recovery-codes\">",
+        "</ul>",
+    );
     let recovery: Vec<String> = list
         .split("<li>")
         .skip(1)
@@ -472,7 +473,10 @@ fn changing_a_password_ends_other_sessions_and_the_proxy_drops_the_old_one_at_on
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(refused, "the proxy kept the password the command line replaced");
+    assert!(
+        refused,
+        "the proxy kept the password the command line replaced"
+    );
     assert_eq!(
         web(port, "127.0.0.3", "/", &mine, None).location,
         "/login",
