@@ -2,8 +2,11 @@
 //! over the store.
 //!
 //! Everyone signs in with a user name and password; roles that see safeguarding data also give
-//! a TOTP code (enrolled with a QR code on first sign-in, with recovery codes). Sessions end
-//! after `idle_minutes` without use. Every page and API route names the permission it needs
+//! a TOTP code (enrolled with a QR code on first sign-in, with recovery codes; the secret kept
+//! sealed under `<data-dir>/totp.key`). Wrong passwords and wrong codes are counted per account
+//! and per address, lock the step for a while, and reach the audit log counted. Sessions end
+//! after `idle_minutes` without use, `session_hours` after they began, and when the password
+//! changes; "My account" lists them. Every page and API route names the permission it needs
 //! ([`permissions`]); every form carries the session's CSRF token; every response carries
 //! strict security headers; every read of someone's activity is audited.
 
@@ -36,6 +39,9 @@ pub struct ConsoleConfig {
     /// Minutes without use after which a session ends.
     #[serde(default = "default_idle")]
     pub idle_minutes: u32,
+    /// Hours after signing in at which a session ends however busy it is.
+    #[serde(default = "default_session_hours")]
+    pub session_hours: u32,
     /// Whether a policy change needs a second person's approval before it applies.
     #[serde(default)]
     pub policy_approval: bool,
@@ -68,12 +74,17 @@ fn default_idle() -> u32 {
     20
 }
 
+fn default_session_hours() -> u32 {
+    12
+}
+
 impl Default for ConsoleConfig {
     fn default() -> Self {
         // A configuration without a [console] section has no console.
         ConsoleConfig {
             listen: String::new(),
             idle_minutes: default_idle(),
+            session_hours: default_session_hours(),
             policy_approval: false,
             secure_cookies: false,
             max_connections: default_max_connections(),
@@ -96,6 +107,10 @@ pub struct Inner {
     /// Failed sign-ins by address: guessing across many accounts from one place is slowed
     /// even though no single account reaches its lock.
     pub failures: web::Failures,
+    /// Wrong second-factor codes by address, likewise.
+    pub code_failures: web::Failures,
+    /// The key TOTP secrets are sealed with (`<data-dir>/totp.key`), read or made on first use.
+    totp_key: std::sync::OnceLock<haven_store::sealed::SealKey>,
     /// The risk library and alert rules.
     pub monitoring: Arc<monitoring::Monitoring>,
 }
@@ -126,7 +141,9 @@ impl Console {
             engine,
             policy_path,
             config,
-            failures: web::Failures::default(),
+            failures: web::Failures::new(web::FAILURES_PER_ADDRESS, web::FAILURE_WINDOW),
+            code_failures: web::Failures::new(web::FAILURES_PER_ADDRESS, web::FAILURE_WINDOW),
+            totp_key: std::sync::OnceLock::new(),
             monitoring,
         }))
     }
@@ -158,6 +175,22 @@ impl Console {
             }
         })
         .await;
+    }
+
+    /// The key TOTP secrets are sealed with: `totp.key` in the data directory (the one that
+    /// holds `policy.toml`), made there on first use.
+    pub fn totp_key(&self) -> Result<&haven_store::sealed::SealKey, haven_store::StoreError> {
+        if let Some(key) = self.totp_key.get() {
+            return Ok(key);
+        }
+        let dir = self
+            .policy_path
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."));
+        let key = haven_store::sealed::SealKey::load_or_create(
+            &dir.join(haven_store::sealed::TOTP_KEY_FILE),
+        )?;
+        Ok(self.totp_key.get_or_init(|| key))
     }
 
     /// The school's name, from the policy in force.

@@ -8,7 +8,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use haven_store::accounts::{Role, SignInError};
+use haven_store::accounts::{Failure, Role, SignInError};
 use haven_store::audit::{AuditCheck, AuditEntry};
 use haven_store::events::{Cursor, EventQuery, StoredEvent};
 use serde::Deserialize;
@@ -24,6 +24,10 @@ use crate::Console;
 /// [`Signed::need`]; listed here for the role × route table in the tests).
 pub const PAGES: &[(&str, &str, Option<Permission>)] = &[
     ("GET", "/", None),
+    ("GET", "/account", None),
+    ("POST", "/account/password", None),
+    ("POST", "/account/proxy-password", None),
+    ("POST", "/account/sessions", None),
     ("GET", "/activity", Some(Permission::Activity)),
     ("GET", "/people", Some(Permission::Activity)),
     ("GET", "/people/{id}", Some(Permission::Activity)),
@@ -54,6 +58,10 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/login/totp", get(totp_form).post(totp_check))
         .route("/enrol", get(enrol_form).post(enrol))
         .route("/logout", post(logout))
+        .route("/account", get(account))
+        .route("/account/password", post(account_password))
+        .route("/account/proxy-password", post(account_proxy_password))
+        .route("/account/sessions", post(account_sessions))
         .route("/activity", get(activity))
         .route("/activity/rows", get(activity_rows))
         .route("/people", get(people))
@@ -150,6 +158,10 @@ impl Console {
                     l.nav.push(NavItem { href, label });
                 }
             }
+            l.nav.push(NavItem {
+                href: "/account",
+                label: "My account",
+            });
         }
         l
     }
@@ -230,7 +242,7 @@ async fn login(
         };
         (StatusCode::UNAUTHORIZED, html(&page)).into_response()
     };
-    if c.failures.too_many(&peer.0) {
+    if c.failures.too_many(&peer.0, std::time::Instant::now()) {
         let page = LoginPage {
             l: c.layout("Sign in", None),
             error: "Too many failed sign-ins from this computer: wait a quarter of an hour."
@@ -240,10 +252,15 @@ async fn login(
         };
         return Ok((StatusCode::TOO_MANY_REQUESTS, html(&page)).into_response());
     }
-    let who = match c.store.sign_in(&username, &f.password).await? {
-        Ok(who) => who,
+    let (who, failures_before) = match c.store.sign_in(&username, &f.password).await? {
+        Ok(s) => (s.who, s.failures_before),
         Err(SignInError::Refused) => {
-            c.failures.failed(&peer.0);
+            address_failed(&c, &c.failures, &peer, "sign-ins").await?;
+            return Ok(refused("That user name and password did not work."));
+        }
+        Err(SignInError::Wrong(failure)) => {
+            address_failed(&c, &c.failures, &peer, "sign-ins").await?;
+            audit_failure(&c, &username, &peer, Step::Password, failure).await?;
             return Ok(refused("That user name and password did not work."));
         }
         Err(SignInError::Locked(until)) => {
@@ -273,11 +290,15 @@ async fn login(
             address: &peer.0,
             action: "sign in",
             subject: &who.username,
-            detail: if needs {
-                "password; second factor due"
-            } else {
-                "password"
-            },
+            detail: &format!(
+                "{}{}",
+                if needs {
+                    "password; second factor due"
+                } else {
+                    "password"
+                },
+                after(failures_before, Step::Password)
+            ),
         })
         .await?;
     let next = match (needs, who.totp_enabled) {
@@ -340,14 +361,44 @@ async fn totp_check(
         return Err(Denied::Csrf);
     }
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let page = |status: StatusCode, error: String| {
+        (
+            status,
+            html(&TotpPage {
+                l: pending_layout(&c, "Your code", &session.csrf),
+                error,
+            }),
+        )
+            .into_response()
+    };
+    if c.code_failures.too_many(&peer.0, std::time::Instant::now()) {
+        return Ok(page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong codes from this computer: wait a quarter of an hour.".into(),
+        ));
+    }
     let secret = c
         .store
-        .totp_secret(who.person_id)
+        .totp_secret(who.person_id, c.totp_key()?)
         .await?
         .filter(|_| who.totp_enabled)
         .and_then(|(s, _)| totp::base32_decode(&s));
     let Some(secret) = secret else {
         return Ok(Redirect::to("/enrol").into_response());
+    };
+    // Every attempt is counted before the code is looked at, per account (across sessions
+    // and addresses): five wrong in a row lock the step a quarter of an hour.
+    let failure = match c.store.second_factor_attempt(who.person_id).await? {
+        Ok(failure) => failure,
+        Err(until) => {
+            return Ok(page(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong codes: two-step sign-in for this account is locked until {}.",
+                    when(until)
+                ),
+            ))
+        }
     };
     let by_code = match totp::matching_step(&secret, &f.code, unix_secs()) {
         // A code works once: the step is recorded, and an older or equal one refused.
@@ -356,25 +407,23 @@ async fn totp_check(
     };
     let ok = by_code || c.store.use_recovery_code(who.person_id, &f.code).await?;
     if !ok {
-        c.store
-            .audit(&AuditEntry {
-                actor: &who.username,
-                address: &peer.0,
-                action: "second factor refused",
-                subject: &who.username,
-                detail: "",
-            })
-            .await?;
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            html(&TotpPage {
-                l: pending_layout(&c, "Your code", &session.csrf),
-                error: "That code did not work. Codes change every 30 seconds; each works once."
-                    .into(),
-            }),
-        )
-            .into_response());
+        address_failed(&c, &c.code_failures, &peer, "second-factor codes").await?;
+        audit_failure(&c, &who.username, &peer, Step::Code, failure).await?;
+        return Ok(match failure.locked_until {
+            Some(until) => page(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many wrong codes: two-step sign-in for this account is locked until {}.",
+                    when(until)
+                ),
+            ),
+            None => page(
+                StatusCode::UNAUTHORIZED,
+                "That code did not work. Codes change every 30 seconds; each works once.".into(),
+            ),
+        });
     }
+    let failures_before = c.store.second_factor_passed(who.person_id).await?;
     c.store.pass_second_factor(&token).await?;
     c.store
         .audit(&AuditEntry {
@@ -382,10 +431,109 @@ async fn totp_check(
             address: &peer.0,
             action: "second factor",
             subject: &who.username,
-            detail: if by_code { "code" } else { "recovery code" },
+            detail: &format!(
+                "{}{}",
+                if by_code { "code" } else { "recovery code" },
+                after(failures_before, Step::Code)
+            ),
         })
         .await?;
     Ok(Redirect::to("/").into_response())
+}
+
+/// A step of signing in whose failures are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Password,
+    Code,
+}
+
+impl Step {
+    /// (the first failure's action, the lock's action, what is wrong, in the plural).
+    fn words(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Step::Password => ("sign-in refused", "account locked", "wrong passwords"),
+            Step::Code => (
+                "second factor refused",
+                "second factor locked",
+                "wrong codes",
+            ),
+        }
+    }
+}
+
+/// ", after N wrong …" for a success that ends a run of failures (nothing for none).
+fn after(failures_before: i64, step: Step) -> String {
+    if failures_before > 0 {
+        format!("; after {failures_before} {}", step.words().2)
+    } else {
+        String::new()
+    }
+}
+
+/// Records a failure at one step of signing in, counted rather than one entry per guess: an
+/// entry for the first failure in a row, and one each time the step locks, saying how many in
+/// a row; the failures between are counted in the next of these or in the sign-in after them.
+async fn audit_failure(
+    c: &Console,
+    username: &str,
+    peer: &Peer,
+    step: Step,
+    failure: Failure,
+) -> Result<(), Denied> {
+    let (first, locked, wrong) = step.words();
+    let (action, detail) = match failure.locked_until {
+        Some(until) => (
+            locked,
+            format!(
+                "{} {wrong} in a row; locked until {}",
+                failure.in_a_row,
+                when(until)
+            ),
+        ),
+        None if failure.in_a_row == 1 => (
+            first,
+            format!(
+                "the first of {wrong} in a row; more are counted when the account locks or signs in"
+            ),
+        ),
+        None => return Ok(()),
+    };
+    c.store
+        .audit(&AuditEntry {
+            actor: username,
+            address: &peer.0,
+            action,
+            subject: username,
+            detail: &detail,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Counts a failure from the address; the one that reaches the limit is audited (once per
+/// window), since from then on that address waits.
+async fn address_failed(
+    c: &Console,
+    failures: &crate::web::Failures,
+    peer: &Peer,
+    what: &str,
+) -> Result<(), Denied> {
+    let n = failures.failed(&peer.0, std::time::Instant::now());
+    if n == failures.limit() {
+        c.store
+            .audit(&AuditEntry {
+                actor: "haven",
+                address: &peer.0,
+                action: "address throttled",
+                subject: &peer.0,
+                detail: &format!(
+                    "{n} failed {what} from this address within a quarter of an hour; it waits"
+                ),
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 #[derive(Template)]
@@ -409,7 +557,9 @@ async fn enrol_form(State(c): State<Console>, headers: HeaderMap) -> Result<Resp
         .into_response());
     }
     let secret = totp::base32(&haven_store::sessions::random_bytes(20)?);
-    c.store.set_totp_secret(who.person_id, &secret).await?;
+    c.store
+        .set_totp_secret(who.person_id, &secret, c.totp_key()?)
+        .await?;
     let issuer = format!("Haven ({})", c.school());
     let uri = totp::otpauth_uri(&issuer, &who.username, &secret);
     Ok(html(&EnrolPage {
@@ -440,7 +590,7 @@ async fn enrol(
     if who.totp_enabled {
         return Ok(Redirect::to("/").into_response());
     }
-    let Some((secret_b32, _)) = c.store.totp_secret(who.person_id).await? else {
+    let Some((secret_b32, _)) = c.store.totp_secret(who.person_id, c.totp_key()?).await? else {
         return Ok(Redirect::to("/enrol").into_response());
     };
     let secret = totp::base32_decode(&secret_b32).unwrap_or_default();
@@ -517,6 +667,279 @@ async fn logout(
         Redirect::to("/login"),
     )
         .into_response())
+}
+
+// ---- my account: password, proxy password, sessions -----------------------------------------
+
+/// A session in "My account".
+struct SessionRow {
+    id: String,
+    started: String,
+    last_used: String,
+    address: String,
+    second_factor: bool,
+    this_browser: bool,
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    l: Layout,
+    notice: String,
+    error: String,
+    username: String,
+    /// Whether the proxy takes only a proxy password from this person (a second factor role).
+    proxy_only: bool,
+    has_proxy_password: bool,
+    sessions: Vec<SessionRow>,
+    idle: u32,
+    hours: u32,
+}
+
+async fn account_page(
+    c: &Console,
+    s: &Signed,
+    cookie_value: &str,
+    notice: String,
+    error: String,
+) -> Result<Response, Denied> {
+    let mine = haven_store::sessions::secret_hash(cookie_value);
+    let sessions = c
+        .store
+        .sessions_of(s.who.person_id)
+        .await?
+        .into_iter()
+        .map(|x| SessionRow {
+            this_browser: x.id == mine,
+            id: x.id,
+            started: when(x.created_at),
+            last_used: when(x.last_seen),
+            address: x.address,
+            second_factor: x.second_factor,
+        })
+        .collect();
+    let status = if error.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_REQUEST
+    };
+    Ok((
+        status,
+        html(&AccountPage {
+            l: c.layout("My account", Some(s)),
+            notice,
+            error,
+            username: s.who.username.clone(),
+            proxy_only: s.who.needs_two_factor(),
+            has_proxy_password: c.store.has_proxy_password(s.who.person_id).await?,
+            sessions,
+            idle: c.config.idle_minutes,
+            hours: c.config.session_hours,
+        }),
+    )
+        .into_response())
+}
+
+async fn account(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    account_page(&c, &s, &mine, String::new(), String::new()).await
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    csrf: String,
+    current: String,
+    new: String,
+    repeat: String,
+}
+
+/// Checks the signed-in person's console password before a change: `None` when it is right,
+/// else why not. A wrong one counts like a wrong sign-in (a session left open is no way round
+/// the lock).
+async fn check_current(
+    c: &Console,
+    s: &Signed,
+    peer: &Peer,
+    current: &str,
+) -> Result<Option<String>, Denied> {
+    Ok(match c.store.sign_in(&s.who.username, current).await? {
+        Ok(_) => None,
+        Err(SignInError::Wrong(failure)) => {
+            audit_failure(c, &s.who.username, peer, Step::Password, failure).await?;
+            Some("Your current password was not right.".into())
+        }
+        Err(SignInError::Locked(until)) => Some(format!(
+            "Too many failed attempts: this account is locked until {}.",
+            when(until)
+        )),
+        Err(SignInError::Refused) => Some("Your current password was not right.".into()),
+    })
+}
+
+async fn account_password(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    if f.new != f.repeat {
+        return account_page(
+            &c,
+            &s,
+            &mine,
+            String::new(),
+            "The new passwords differ.".into(),
+        )
+        .await;
+    }
+    if let Some(why) = check_current(&c, &s, &peer, &f.current).await? {
+        return account_page(&c, &s, &mine, String::new(), why).await;
+    }
+    match c.store.set_password(&s.who.username, &f.new).await {
+        Ok(()) => {}
+        Err(haven_store::StoreError::Invalid(why)) => {
+            return account_page(&c, &s, &mine, String::new(), why).await
+        }
+        Err(e) => return Err(e.into()),
+    }
+    // Every session ended with the old password, this one too: this browser goes on in a new
+    // one (a new cookie), with the second factor it had already given.
+    let (token, session) = c
+        .store
+        .create_session(s.who.person_id, &peer.0, true)
+        .await?;
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &peer.0,
+            action: "set password",
+            subject: &s.who.username,
+            detail: "in the console; every other session ended",
+        })
+        .await?;
+    let s = Signed {
+        session: Some(session),
+        ..s
+    };
+    let page = account_page(
+        &c,
+        &s,
+        &token,
+        "Password changed. You were signed out everywhere else, and the proxy no longer takes the old one.".into(),
+        String::new(),
+    )
+    .await?;
+    Ok((
+        [(
+            header::SET_COOKIE,
+            set_cookie(SESSION_COOKIE, &token, c.config.secure_cookies, None),
+        )],
+        page,
+    )
+        .into_response())
+}
+
+async fn account_proxy_password(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    if f.new != f.repeat {
+        return account_page(
+            &c,
+            &s,
+            &mine,
+            String::new(),
+            "The new passwords differ.".into(),
+        )
+        .await;
+    }
+    if let Some(why) = check_current(&c, &s, &peer, &f.current).await? {
+        return account_page(&c, &s, &mine, String::new(), why).await;
+    }
+    match c.store.set_proxy_password(&s.who.username, &f.new).await {
+        Ok(()) => {}
+        Err(haven_store::StoreError::Invalid(why)) => {
+            return account_page(&c, &s, &mine, String::new(), why).await
+        }
+        Err(e) => return Err(e.into()),
+    }
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &peer.0,
+            action: "set proxy password",
+            subject: &s.who.username,
+            detail: "in the console",
+        })
+        .await?;
+    account_page(
+        &c,
+        &s,
+        &mine,
+        "Proxy password set: use it (not your console password) when the browser asks you to sign in to the internet.".into(),
+        String::new(),
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+struct EndSessionForm {
+    csrf: String,
+    /// One session to end, by its id in the list.
+    session: Option<String>,
+    /// Or every session but this one.
+    everywhere: Option<String>,
+}
+
+async fn account_sessions(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Form(f): Form<EndSessionForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
+    let ended = match (&f.session, &f.everywhere) {
+        (Some(id), _) if !id.is_empty() => {
+            if haven_store::sessions::secret_hash(&mine) == *id {
+                return Err(Denied::Invalid(
+                    "That is this browser's session: use Sign out.".into(),
+                ));
+            }
+            u64::from(c.store.end_session_of(s.who.person_id, id).await?)
+        }
+        (_, Some(_)) => c.store.end_other_sessions(s.who.person_id, &mine).await?,
+        _ => return Err(Denied::Invalid("Say which session to end.".into())),
+    };
+    c.store
+        .audit(&AuditEntry {
+            actor: &s.who.username,
+            address: &peer.0,
+            action: "sign out elsewhere",
+            subject: &s.who.username,
+            detail: &format!("{ended} sessions ended"),
+        })
+        .await?;
+    let notice = match ended {
+        0 => "That session had already ended.".to_owned(),
+        1 => "Signed out there.".to_owned(),
+        n => format!("Signed out of {n} other sessions."),
+    };
+    account_page(&c, &s, &mine, notice, String::new()).await
 }
 
 // ---- the dashboard -----------------------------------------------------------------------

@@ -69,39 +69,14 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Failed sign-ins from one address counted over a quarter of an hour.
-#[derive(Debug, Default)]
-pub struct Failures(std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>);
+/// Failures counted by address (a client's address as text).
+pub type Failures = haven_core::throttle::Failures<String>;
 
-/// Failed sign-ins from one address, within `FAILURE_WINDOW`, after which it must wait.
+/// Failed sign-ins (or wrong codes) from one address, within `FAILURE_WINDOW`, after which it
+/// must wait.
 pub const FAILURES_PER_ADDRESS: u32 = 20;
 /// The window for [`FAILURES_PER_ADDRESS`].
 pub const FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-
-impl Failures {
-    /// Whether `address` has failed too often lately.
-    pub fn too_many(&self, address: &str) -> bool {
-        let Ok(map) = self.0.lock() else { return false };
-        map.get(address).is_some_and(|(n, since)| {
-            *n >= FAILURES_PER_ADDRESS && since.elapsed() < FAILURE_WINDOW
-        })
-    }
-
-    /// Counts a failure from `address`.
-    pub fn failed(&self, address: &str) {
-        let Ok(mut map) = self.0.lock() else { return };
-        if map.len() >= 10_000 {
-            map.retain(|_, (_, since)| since.elapsed() < FAILURE_WINDOW);
-        }
-        let entry = map
-            .entry(address.to_owned())
-            .or_insert((0, std::time::Instant::now()));
-        if entry.1.elapsed() >= FAILURE_WINDOW {
-            *entry = (0, std::time::Instant::now());
-        }
-        entry.0 += 1;
-    }
-}
 
 /// A signed-in person (second factor given when their roles need one).
 #[derive(Debug, Clone)]
@@ -255,9 +230,10 @@ impl Console {
     pub async fn session_of(&self, headers: &HeaderMap) -> Result<(Identity, Session), Denied> {
         let token = cookie(headers, SESSION_COOKIE).ok_or(Denied::SignIn)?;
         let idle = i64::from(self.config.idle_minutes.max(1)) * 60_000;
+        let lifetime = i64::from(self.config.session_hours.max(1)) * 3_600_000;
         let session = self
             .store
-            .session(&token, idle)
+            .session(&token, idle, lifetime)
             .await?
             .ok_or(Denied::SignIn)?;
         let who = self

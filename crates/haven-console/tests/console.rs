@@ -1234,3 +1234,106 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
         assert!(log.iter().any(|e| e.action == "change risk library"));
     });
 }
+
+#[test]
+fn a_session_past_its_absolute_lifetime_is_refused_even_when_active() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (cookie, _) = signed_in(&h.store, "owen.price").await;
+        let (status, _, _) = call(&h.app, Method::GET, "/activity", &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        // Started thirteen hours ago, used a moment ago: past the twelve hours a session lasts.
+        let pool = sqlx_pool(&h).await;
+        sqlx::query("UPDATE sessions SET created_at = created_at - 46800000")
+            .execute(&pool)
+            .await
+            .expect("age");
+        let (status, headers, _) = call(&h.app, Method::GET, "/activity", &cookie, None, &[]).await;
+        assert_eq!(
+            (status, location(&headers)),
+            (StatusCode::SEE_OTHER, "/login"),
+            "a session kept busy lived past its absolute lifetime"
+        );
+    });
+}
+
+#[test]
+fn my_sessions_lists_them_and_signing_out_another_ends_it() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (mine, csrf) = signed_in(&h.store, "ben.carter").await;
+        let (other, _) = signed_in(&h.store, "ben.carter").await;
+        let (someone_else, _) = signed_in(&h.store, "lucy.adams").await;
+        let (status, _, page) = call(&h.app, Method::GET, "/account", &mine, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let ids: Vec<&str> = page
+            .split("name=\"session\" value=\"")
+            .skip(1)
+            .filter_map(|r| r.split('"').next())
+            .collect();
+        assert_eq!(ids.len(), 1, "one other session to end: {page}");
+        assert!(page.contains("This browser"), "{page}");
+        // Someone else's session cannot be ended from here.
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/account/sessions",
+            &mine,
+            Some("csrf=nope&session=x"),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/account/sessions",
+            &mine,
+            Some(&format!("csrf={csrf}&session={}", ids[0])),
+            &[],
+        )
+        .await;
+        assert!(status.is_redirection() || status.is_success(), "{status}");
+        let (status, headers, _) = call(&h.app, Method::GET, "/", &other, None, &[]).await;
+        assert_eq!(
+            (status, location(&headers)),
+            (StatusCode::SEE_OTHER, "/login"),
+            "the session signed out elsewhere goes on"
+        );
+        for cookie in [&mine, &someone_else] {
+            let (status, _, _) = call(&h.app, Method::GET, "/", cookie, None, &[]).await;
+            assert_eq!(status, StatusCode::OK);
+        }
+    });
+}
+
+#[test]
+fn guessing_console_passwords_is_audited_counted_not_one_row_per_guess() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (_, headers, page) = call(&h.app, Method::GET, "/login", "", None, &[]).await;
+        let login = set_cookie(&headers);
+        let token = between(&page, "name=\"csrf\" value=\"", "\"").to_owned();
+        for i in 0..9 {
+            let form = format!("csrf={token}&username=ben.carter&password=guess{i}");
+            let (status, _, _) =
+                call(&h.app, Method::POST, "/login", &login, Some(&form), &[]).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        let log = h.store.audit_log(None, 100).await.expect("audit");
+        let rows: Vec<_> = log
+            .iter()
+            .filter(|e| e.subject == "ben.carter" && e.action != "sign in")
+            .collect();
+        assert!(
+            !rows.is_empty() && rows.len() <= 3,
+            "{} rows for nine guesses: {rows:?}",
+            rows.len()
+        );
+        assert!(
+            rows.iter()
+                .any(|e| e.action == "account locked" && e.detail.contains("5 wrong passwords")),
+            "{rows:?}"
+        );
+    });
+}

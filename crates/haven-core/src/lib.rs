@@ -18,6 +18,7 @@ pub mod safesearch;
 pub mod searchterm;
 pub mod snapshot;
 pub mod textfile;
+pub mod throttle;
 
 pub use engine::{Decision, Engine, Explanation, GroupId, LiveEngine, Rule};
 pub use normalise::Target;

@@ -1,10 +1,15 @@
 //! Proxy authentication: `Proxy-Authorization: Basic` checked against Haven's users, so that
 //! events carry the person and the person's group decides. Checking a password is slow on
 //! purpose (argon2id), so answers are remembered for a while by a keyed hash of the
-//! credentials: a browser sends them with every request.
+//! credentials: a browser sends them with every request. A password change anywhere drops what
+//! was remembered (the authenticator's [`Authenticator::generation`] moves). Wrong passwords
+//! are counted by client address (never against the account: a pupil's device must not lock a
+//! member of staff out): past [`FAILURES_PER_CLIENT`] in a quarter of an hour, that address's
+//! new credentials are not checked until the window has passed.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -42,7 +47,23 @@ pub trait Authenticator: Send + Sync {
         username: &'a str,
         password: &'a str,
     ) -> Pin<Box<dyn Future<Output = Option<ProxyUser>> + Send + 'a>>;
+
+    /// A number that moves whenever a password may have changed: answers remembered under
+    /// another number are forgotten.
+    fn generation(&self) -> u64 {
+        0
+    }
 }
+
+/// Wrong passwords (each checked afresh) from one client address within
+/// [`FAILURE_WINDOW`], after which its new credentials wait.
+pub const FAILURES_PER_CLIENT: u32 = 20;
+/// The window for [`FAILURES_PER_CLIENT`].
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Credentials not checked: too many wrong ones from this address lately.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TooManyFailures;
 
 /// How long a correct password is remembered.
 const GOOD_FOR: Duration = Duration::from_secs(10 * 60);
@@ -58,7 +79,9 @@ type Remembered = (Option<ProxyUser>, Instant);
 /// Answers remembered by keyed hash of user name and password.
 pub(crate) struct CredentialCache {
     key: ring::hmac::Key,
-    answers: Mutex<HashMap<[u8; 32], Remembered>>,
+    /// The authenticator's generation the answers belong to, and the answers.
+    answers: Mutex<(u64, HashMap<[u8; 32], Remembered>)>,
+    failures: haven_core::throttle::Failures<IpAddr>,
 }
 
 impl CredentialCache {
@@ -76,7 +99,8 @@ impl CredentialCache {
         }
         CredentialCache {
             key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &secret),
-            answers: Mutex::new(HashMap::new()),
+            answers: Mutex::new((0, HashMap::new())),
+            failures: haven_core::throttle::Failures::new(FAILURES_PER_CLIENT, FAILURE_WINDOW),
         }
     }
 
@@ -90,25 +114,45 @@ impl CredentialCache {
         out
     }
 
-    /// The person for these credentials: remembered, or asked of `auth`.
+    /// The person for these credentials from `client`: remembered, or asked of `auth` (unless
+    /// that address has given too many wrong ones lately).
     pub(crate) async fn check(
         &self,
         auth: &dyn Authenticator,
         user: &str,
         password: &str,
-    ) -> Option<ProxyUser> {
+        client: IpAddr,
+    ) -> Result<Option<ProxyUser>, TooManyFailures> {
         let print = self.fingerprint(user, password);
         let now = Instant::now();
-        if let Ok(map) = self.answers.lock() {
+        let generation = auth.generation();
+        if let Ok(mut guard) = self.answers.lock() {
+            let (seen, map) = &mut *guard;
+            if *seen != generation {
+                // A password changed somewhere: nothing remembered holds any more.
+                map.clear();
+                *seen = generation;
+            }
             if let Some((answer, until)) = map.get(&print) {
                 if *until > now {
-                    return answer.clone();
+                    return Ok(answer.clone());
                 }
             }
         }
+        if self.failures.too_many(&client, now) {
+            return Err(TooManyFailures);
+        }
         let answer = auth.check(user, password).await;
+        if answer.is_none() {
+            self.failures.failed(&client, now);
+        }
         let until = now + if answer.is_some() { GOOD_FOR } else { BAD_FOR };
-        if let Ok(mut map) = self.answers.lock() {
+        if let Ok(mut guard) = self.answers.lock() {
+            let (seen, map) = &mut *guard;
+            if *seen != generation {
+                // Changed while this was checked: the answer may be stale already.
+                return Ok(answer);
+            }
             if map.len() >= REMEMBERED {
                 map.retain(|_, (_, t)| *t > now);
                 if map.len() >= REMEMBERED {
@@ -117,7 +161,7 @@ impl CredentialCache {
             }
             map.insert(print, (answer.clone(), until));
         }
-        answer
+        Ok(answer)
     }
 }
 
@@ -160,8 +204,12 @@ mod tests {
         }
     }
 
-    struct Counting(AtomicUsize);
+    struct Counting(AtomicUsize, std::sync::atomic::AtomicU64);
     impl Authenticator for Counting {
+        fn generation(&self) -> u64 {
+            self.1.load(Ordering::Relaxed)
+        }
+
         fn check<'a>(
             &'a self,
             username: &'a str,
@@ -177,17 +225,52 @@ mod tests {
         }
     }
 
+    const PUPIL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2));
+
     #[tokio::test]
-    async fn answers_are_remembered_right_and_wrong() {
+    async fn answers_are_remembered_right_and_wrong_until_a_password_changes() {
         let cache = CredentialCache::new();
-        let auth = Counting(AtomicUsize::new(0));
+        let auth = Counting(AtomicUsize::new(0), 0.into());
         for _ in 0..3 {
-            assert!(cache.check(&auth, "amara", "right").await.is_some());
-            assert!(cache.check(&auth, "amara", "wrong").await.is_none());
+            assert!(
+                cache.check(&auth, "amara", "right", PUPIL).await
+                    == Ok(Some(ProxyUser {
+                        username: "amara".into(),
+                        group: "ks2".into()
+                    }))
+            );
+            assert_eq!(cache.check(&auth, "amara", "wrong", PUPIL).await, Ok(None));
         }
         assert_eq!(auth.0.load(Ordering::Relaxed), 2, "each asked once");
         // A different password is a different question.
-        assert!(cache.check(&auth, "amara", "right ").await.is_none());
+        assert_eq!(cache.check(&auth, "amara", "right ", PUPIL).await, Ok(None));
         assert_eq!(auth.0.load(Ordering::Relaxed), 3);
+        // A password changed: asked again.
+        auth.1.store(1, Ordering::Relaxed);
+        assert!(cache.check(&auth, "amara", "right", PUPIL).await.is_ok());
+        assert_eq!(auth.0.load(Ordering::Relaxed), 4);
+    }
+
+    #[tokio::test]
+    async fn wrong_passwords_slow_their_address_only() {
+        let cache = CredentialCache::new();
+        let auth = Counting(AtomicUsize::new(0), 0.into());
+        for n in 0..FAILURES_PER_CLIENT {
+            assert_eq!(
+                cache
+                    .check(&auth, "amara", &format!("guess{n}"), PUPIL)
+                    .await,
+                Ok(None)
+            );
+        }
+        assert_eq!(
+            cache.check(&auth, "amara", "right", PUPIL).await,
+            Err(TooManyFailures)
+        );
+        let other = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 3));
+        assert!(matches!(
+            cache.check(&auth, "amara", "right", other).await,
+            Ok(Some(_))
+        ));
     }
 }

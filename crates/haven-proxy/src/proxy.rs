@@ -488,37 +488,45 @@ impl Proxy {
             return Ok(who);
         }
         match crate::auth::basic_credentials(headers) {
-            Some((user, password)) => match self.credentials.check(auth, &user, &password).await {
-                Some(person) => {
-                    who.user = Some(person.username);
-                    who.group = person.group;
-                    Ok(who)
+            Some((user, password)) => {
+                match self
+                    .credentials
+                    .check(auth, &user, &password, peer.ip())
+                    .await
+                {
+                    Ok(Some(person)) => {
+                        who.user = Some(person.username);
+                        who.group = person.group;
+                        Ok(who)
+                    }
+                    Ok(None) => {
+                        Metrics::add(&self.metrics.auth_failures);
+                        Err(self.sign_in_needed(
+                            "That user name and password did not work. Try again, or ask your teacher.",
+                        ))
+                    }
+                    Err(crate::auth::TooManyFailures) => {
+                        Metrics::add(&self.metrics.auth_failures);
+                        Err(self.sign_in_needed(
+                            "Too many wrong passwords from this computer: wait a quarter of an hour, or ask your teacher.",
+                        ))
+                    }
                 }
-                None => {
-                    Metrics::add(&self.metrics.auth_failures);
-                    Err(self.sign_in_needed(true))
-                }
-            },
-            None if mode == crate::auth::Authenticate::Required => Err(self.sign_in_needed(false)),
+            }
+            None if mode == crate::auth::Authenticate::Required => {
+                Err(self.sign_in_needed("Use your school user name and password."))
+            }
             None => Ok(who),
         }
     }
 
-    /// 407: the browser asks for the school user name and password.
-    fn sign_in_needed(&self, failed: bool) -> Response<Body> {
+    /// 407: the browser asks for the school user name and password, saying `text`.
+    fn sign_in_needed(&self, text: &str) -> Response<Body> {
         let engine = self.engine.current();
         let school = self.school(&engine);
         let mut resp = page_response(
             StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            page::error(
-                school,
-                "Sign in to use the internet",
-                if failed {
-                    "That user name and password did not work. Try again, or ask your teacher."
-                } else {
-                    "Use your school user name and password."
-                },
-            ),
+            page::error(school, "Sign in to use the internet", text),
         );
         let realm = format!(
             "Basic realm=\"{}\", charset=\"UTF-8\"",

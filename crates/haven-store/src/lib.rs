@@ -14,6 +14,7 @@ pub mod events;
 pub mod people;
 pub mod reviews;
 mod schema;
+pub mod sealed;
 pub mod sessions;
 
 use std::path::Path;

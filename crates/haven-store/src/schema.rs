@@ -228,6 +228,17 @@ CREATE TABLE library_changes (
 )
 "#,
     },
+    Migration {
+        version: 3,
+        name: "sign-in: second-factor failures and lock, proxy passwords, when credentials changed",
+        sql: r#"
+ALTER TABLE people ADD COLUMN factor_failures BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE people ADD COLUMN factor_locked_until BIGINT;
+ALTER TABLE people ADD COLUMN proxy_password_hash TEXT;
+ALTER TABLE people ADD COLUMN credentials_at BIGINT NOT NULL DEFAULT 0;
+CREATE INDEX people_credentials ON people (credentials_at)
+"#,
+    },
 ];
 
 impl Backend {

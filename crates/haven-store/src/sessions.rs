@@ -5,6 +5,7 @@
 use sqlx::Row as _;
 
 use crate::accounts::Identity;
+use crate::sealed::SealKey;
 use crate::{now_ms, Store, StoreError};
 
 /// A signed-in browser.
@@ -18,6 +19,21 @@ pub struct Session {
     pub second_factor: bool,
     /// When it was last used (ms since the epoch).
     pub last_seen: i64,
+}
+
+/// A session as its owner sees it in their list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Its id in the list (the stored hash of its cookie, never the cookie).
+    pub id: String,
+    /// When it began (ms since the epoch).
+    pub created_at: i64,
+    /// When it was last used.
+    pub last_seen: i64,
+    /// From where it signed in.
+    pub address: String,
+    /// Whether the second factor was given.
+    pub second_factor: bool,
 }
 
 /// Random bytes as lowercase hex.
@@ -83,12 +99,17 @@ impl Store {
         ))
     }
 
-    /// The session for a cookie value, if it exists and was used within `idle_ms`; using it
-    /// counts as activity. An idle one is ended.
-    pub async fn session(&self, token: &str, idle_ms: i64) -> Result<Option<Session>, StoreError> {
+    /// The session for a cookie value, if it exists, was used within `idle_ms` and began
+    /// within `lifetime_ms`; using it counts as activity. An idle or expired one is ended.
+    pub async fn session(
+        &self,
+        token: &str,
+        idle_ms: i64,
+        lifetime_ms: i64,
+    ) -> Result<Option<Session>, StoreError> {
         let hash = secret_hash(token);
         let Some(r) = sqlx::query(
-            "SELECT s.person_id, s.csrf, s.second_factor, s.last_seen FROM sessions s JOIN people p ON p.id = s.person_id \
+            "SELECT s.person_id, s.csrf, s.second_factor, s.last_seen, s.created_at FROM sessions s JOIN people p ON p.id = s.person_id \
              WHERE s.id_hash = $1 AND p.active = 1",
         )
         .bind(&hash)
@@ -99,7 +120,8 @@ impl Store {
         };
         let now = now_ms();
         let last_seen: i64 = r.try_get(3)?;
-        if now - last_seen > idle_ms {
+        let created_at: i64 = r.try_get(4)?;
+        if now - last_seen > idle_ms || now - created_at > lifetime_ms {
             self.end_session(token).await?;
             return Ok(None);
         }
@@ -135,6 +157,49 @@ impl Store {
         Ok(())
     }
 
+    /// A person's sessions, newest first.
+    pub async fn sessions_of(&self, person_id: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id_hash, created_at, last_seen, address, second_factor FROM sessions \
+             WHERE person_id = $1 ORDER BY created_at DESC LIMIT 200",
+        )
+        .bind(person_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionInfo {
+                    id: r.try_get(0)?,
+                    created_at: r.try_get(1)?,
+                    last_seen: r.try_get(2)?,
+                    address: r.try_get(3)?,
+                    second_factor: r.try_get::<i64, _>(4)? != 0,
+                })
+            })
+            .collect()
+    }
+
+    /// Ends one of a person's sessions by its id in their list (another person's is left
+    /// alone): whether it was there.
+    pub async fn end_session_of(&self, person_id: i64, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE person_id = $1 AND id_hash = $2")
+            .bind(person_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every session of a person's but the one with cookie `keep`: how many ended.
+    pub async fn end_other_sessions(&self, person_id: i64, keep: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE person_id = $1 AND id_hash <> $2")
+            .bind(person_id)
+            .bind(secret_hash(keep))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Ends a session (signing out, or idle).
     pub async fn end_session(&self, token: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
@@ -160,31 +225,75 @@ impl Store {
         }
     }
 
-    /// A person's TOTP secret (base32) and the last time step used, when they have one.
-    pub async fn totp_secret(&self, person_id: i64) -> Result<Option<(String, i64)>, StoreError> {
+    /// A person's TOTP secret (base32) and the last time step used, when they have one. The
+    /// secret is kept sealed with `key`; one kept in clear (before sealing began) is sealed now.
+    pub async fn totp_secret(
+        &self,
+        person_id: i64,
+        key: &SealKey,
+    ) -> Result<Option<(String, i64)>, StoreError> {
         let row = sqlx::query("SELECT totp_secret, totp_last_step FROM people WHERE id = $1")
             .bind(person_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(match row {
-            Some(r) => r
-                .try_get::<Option<String>, _>(0)?
-                .map(|s| Ok::<_, StoreError>((s, r.try_get(1)?)))
-                .transpose()?,
-            None => None,
-        })
+        let Some(r) = row else { return Ok(None) };
+        let Some(stored) = r.try_get::<Option<String>, _>(0)? else {
+            return Ok(None);
+        };
+        let secret = key.open(&stored, person_id)?;
+        if !crate::sealed::is_sealed(&stored) {
+            sqlx::query("UPDATE people SET totp_secret = $1 WHERE id = $2 AND totp_secret = $3")
+                .bind(key.seal(&secret, person_id)?)
+                .bind(person_id)
+                .bind(&stored)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some((secret, r.try_get(1)?)))
     }
 
-    /// Keeps a secret being enrolled (not yet in force).
-    pub async fn set_totp_secret(&self, person_id: i64, secret: &str) -> Result<(), StoreError> {
+    /// Keeps a secret being enrolled (not yet in force), sealed with `key`.
+    pub async fn set_totp_secret(
+        &self,
+        person_id: i64,
+        secret: &str,
+        key: &SealKey,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE people SET totp_secret = $1, totp_enabled = 0, totp_last_step = 0 WHERE id = $2",
         )
-        .bind(secret)
+        .bind(key.seal(secret, person_id)?)
         .bind(person_id)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// How many TOTP secrets are still kept in clear (from before sealing began).
+    pub async fn plain_totp_secrets(&self) -> Result<i64, StoreError> {
+        Ok(sqlx::query(
+            "SELECT COUNT(*) FROM people WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE 'sealed1:%'",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .try_get::<i64, _>(0)?)
+    }
+
+    /// Seals every TOTP secret still kept in clear: how many.
+    pub async fn seal_totp_secrets(&self, key: &SealKey) -> Result<u64, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id FROM people WHERE totp_secret IS NOT NULL AND totp_secret NOT LIKE 'sealed1:%'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut sealed = 0;
+        for r in rows {
+            // Reading one seals it.
+            if self.totp_secret(r.try_get(0)?, key).await?.is_some() {
+                sealed += 1;
+            }
+        }
+        Ok(sealed)
     }
 
     /// Puts the enrolled secret in force.

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use haven_core::event::Event;
 use haven_core::policy::Action;
-use haven_store::accounts::SignInError;
+use haven_store::accounts::{Failure, SignInError};
 use haven_store::audit::{AuditCheck, AuditEntry};
 use haven_store::captures::MonitorRules;
 use haven_store::events::EventQuery;
@@ -92,7 +92,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 2, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 3, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -103,7 +103,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 2);
+        assert_eq!(store.schema_version().await.expect("version"), 3);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -118,7 +118,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 2,
+                known: 3,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
@@ -353,10 +353,13 @@ fn staff_roles_parents_and_sign_in() {
                 .sign_in("amara.okafor", "purple-giraffe-7")
                 .await
                 .expect("db");
-            assert_eq!(ok.map(|i| i.group), Ok("ks2".to_owned()), "{db}");
+            assert_eq!(ok.map(|s| s.who.group), Ok("ks2".to_owned()), "{db}");
             assert_eq!(
                 store.sign_in("amara.okafor", "wrong").await.expect("db"),
-                Err(SignInError::Refused)
+                Err(SignInError::Wrong(Failure {
+                    in_a_row: 1,
+                    locked_until: None
+                }))
             );
             assert_eq!(
                 store.sign_in("nobody.here", "x").await.expect("db"),
@@ -1017,4 +1020,86 @@ fn a_full_disk_leaves_no_connection_stuck_in_a_transaction() {
         .arg(&dir)
         .status();
     let _ = std::fs::remove_dir_all(&dir);
+
+#[test]
+fn second_factor_failures_and_proxy_credentials_count_apart_from_the_password() {
+    rt().block_on(async {
+        for (db, store) in stores("factors").await {
+            let staff = "Staff ID,First Name,Last Name,Email,Roles\n\
+                S1,Priya,Shah,p.shah@demo-school.example,DSL\n\
+                S4,Ada,Teach,a.teach@demo-school.example,Teacher\n";
+            store
+                .import_people(Kind::Staff, staff.as_bytes(), ImportOptions::default())
+                .await
+                .expect("staff");
+            for user in ["priya.shah", "ada.teach"] {
+                store
+                    .set_password(user, "console-pass-1")
+                    .await
+                    .expect("set");
+            }
+            let priya = store.identity("priya.shah").await.expect("db").expect("p");
+            // Five attempts at the second factor count; the fifth locks; the sixth is refused.
+            for n in 1..=5 {
+                let f = store
+                    .second_factor_attempt(priya.person_id)
+                    .await
+                    .expect("db")
+                    .expect("not locked yet");
+                assert_eq!(f.in_a_row, n, "{db}");
+                assert_eq!(f.locked_until.is_some(), n == 5, "{db}");
+            }
+            assert!(store
+                .second_factor_attempt(priya.person_id)
+                .await
+                .expect("db")
+                .is_err());
+            // The password step is not locked by it.
+            assert!(store
+                .sign_in("priya.shah", "console-pass-1")
+                .await
+                .expect("db")
+                .is_ok());
+            // A DSL's console password is not a proxy password; a proxy password of her own is.
+            assert!(store
+                .proxy_sign_in("priya.shah", "console-pass-1")
+                .await
+                .expect("db")
+                .is_none());
+            assert!(store
+                .set_proxy_password("priya.shah", "console-pass-1")
+                .await
+                .is_err());
+            let before = store.credentials_changed_at().await.expect("db");
+            store
+                .set_proxy_password("priya.shah", "browse-pass-2")
+                .await
+                .expect("set");
+            assert!(store.credentials_changed_at().await.expect("db") >= before);
+            assert!(store
+                .proxy_sign_in("priya.shah", "browse-pass-2")
+                .await
+                .expect("db")
+                .is_some());
+            // A teacher's school password works on the proxy; wrong ones lock nothing.
+            for _ in 0..8 {
+                assert!(store
+                    .proxy_sign_in("ada.teach", "wrong-pass")
+                    .await
+                    .expect("db")
+                    .is_none());
+            }
+            assert!(store
+                .proxy_sign_in("ada.teach", "console-pass-1")
+                .await
+                .expect("db")
+                .is_some());
+            assert!(store
+                .sign_in("ada.teach", "console-pass-1")
+                .await
+                .expect("db")
+                .is_ok());
+            store.close().await;
+        }
+    });
 }

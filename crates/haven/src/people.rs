@@ -27,10 +27,15 @@ pub enum PeopleCommand {
         #[arg(long)]
         allow_many_leavers: bool,
     },
-    /// Set someone's password, read from standard input (one line).
+    /// Set someone's password, read from standard input (one line). Their console sessions
+    /// end and the proxy forgets the old one.
     Password {
         /// Their user name.
         username: String,
+        /// Set their proxy password instead: what they give the proxy in place of their
+        /// console password (the only one it takes from roles with a second factor).
+        #[arg(long)]
+        proxy: bool,
     },
     /// Find people by name, id or user name.
     Find {
@@ -107,7 +112,7 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
                 ExitCode::from(2)
             })
         }
-        PeopleCommand::Password { username } => {
+        PeopleCommand::Password { username, proxy } => {
             let mut line = String::new();
             std::io::stdin()
                 .take(1024)
@@ -115,19 +120,30 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
                 .context("reading the password from standard input")?;
             let password = line.lines().next().unwrap_or("").to_owned();
             ctx.with_store(async |store| {
-                store.set_password(&username, &password).await?;
+                if proxy {
+                    store.set_proxy_password(&username, &password).await?;
+                } else {
+                    store.set_password(&username, &password).await?;
+                }
                 store
                     .audit(&AuditEntry {
                         actor: &operator(),
                         address: "cli",
-                        action: "set password",
+                        action: if proxy {
+                            "set proxy password"
+                        } else {
+                            "set password"
+                        },
                         subject: &username,
                         detail: "",
                     })
                     .await?;
                 Ok(())
             })?;
-            outln!("password set for {username}");
+            outln!(
+                "{} set for {username}",
+                if proxy { "proxy password" } else { "password" }
+            );
             Ok(ExitCode::SUCCESS)
         }
         PeopleCommand::Find { text } => {

@@ -311,6 +311,16 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     let store = runtime
         .block_on(haven_store::Store::open(&store_url))
         .with_context(|| format!("opening the store {}", haven_store::redact(&store_url)))?;
+    // TOTP secrets an older Haven kept in clear are sealed now, under a key file it makes.
+    if runtime.block_on(store.plain_totp_secrets())? > 0 {
+        let path = ctx.data_dir.join(haven_store::sealed::TOTP_KEY_FILE);
+        let key = haven_store::sealed::SealKey::load_or_create(&path)?;
+        let sealed = runtime.block_on(store.seal_totp_secrets(&key))?;
+        eprintln!(
+            "note: sealed {sealed} TOTP secrets kept in clear; keep {} with the database's backups, apart from them",
+            path.display()
+        );
+    }
     if args.demo {
         let seeded = runtime
             .block_on(crate::demo::ensure_people(&store))
@@ -407,10 +417,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     }
     let filter = Arc::new(filter);
     if config.proxy.authenticate != haven_proxy::Authenticate::Off {
-        proxy = proxy.with_authenticator(Arc::new(StoreSignIn {
+        let sign_in = Arc::new(StoreSignIn {
             store: store.clone(),
             permits: tokio::sync::Semaphore::new(2),
-        }));
+            changed_at: std::sync::atomic::AtomicU64::new(0),
+        });
+        runtime.spawn(watch_credentials(sign_in.clone()));
+        proxy = proxy.with_authenticator(sign_in);
     }
     let review_store = store.clone();
     let mut proxy = proxy.with_reviews(Arc::new(move |r: haven_proxy::ReviewRequest| {
@@ -1004,10 +1017,31 @@ async fn maintain(
     }
 }
 
-/// Proxy sign-ins checked against the store, two at a time (each is an argon2id hash).
+/// Proxy sign-ins checked against the store, two at a time (each is an argon2id hash), with
+/// the proxy's own credentials (never counted against a console account).
 struct StoreSignIn {
     store: haven_store::Store,
     permits: tokio::sync::Semaphore,
+    /// When a password last changed in the store, by any process.
+    changed_at: std::sync::atomic::AtomicU64,
+}
+
+/// Follows password changes made by other processes (`haven people password`, another node):
+/// the proxy forgets the credentials it remembered within a second. Changes made by this
+/// process (the console) count at once.
+async fn watch_credentials(sign_in: Arc<StoreSignIn>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match sign_in.store.credentials_changed_at().await {
+            Ok(at) => sign_in.changed_at.store(
+                u64::try_from(at).unwrap_or(0),
+                std::sync::atomic::Ordering::Release,
+            ),
+            Err(e) => eprintln!("proxy: reading password changes failed: {e}"),
+        }
+    }
 }
 
 impl haven_proxy::Authenticator for StoreSignIn {
@@ -1020,18 +1054,24 @@ impl haven_proxy::Authenticator for StoreSignIn {
     > {
         Box::pin(async move {
             let _permit = self.permits.acquire().await.ok()?;
-            match self.store.sign_in(username, password).await {
-                Ok(Ok(who)) => Some(haven_proxy::ProxyUser {
+            match self.store.proxy_sign_in(username, password).await {
+                Ok(Some(who)) => Some(haven_proxy::ProxyUser {
                     username: who.username,
                     group: who.group,
                 }),
-                Ok(Err(_)) => None,
+                Ok(None) => None,
                 Err(e) => {
                     eprintln!("proxy: sign-in check failed: {e}");
                     None
                 }
             }
         })
+    }
+
+    fn generation(&self) -> u64 {
+        self.changed_at
+            .load(std::sync::atomic::Ordering::Acquire)
+            .wrapping_add(haven_store::accounts::credential_changes_here())
     }
 }
 
