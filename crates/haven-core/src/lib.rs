@@ -19,7 +19,7 @@ pub mod searchterm;
 pub mod snapshot;
 pub mod textfile;
 
-pub use engine::{Decision, Engine, Explanation, GroupId, LiveEngine, Rule};
+pub use engine::{Decision, Engine, Explanation, GroupId, IllegalOverride, LiveEngine, Rule};
 pub use normalise::Target;
 pub use policy::{Action, Policy, PolicyError};
 pub use snapshot::{Snapshot, SnapshotBuilder, SnapshotError};

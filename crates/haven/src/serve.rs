@@ -227,7 +227,7 @@ fn ensure_demo_lists(ctx: &Context) -> Result<()> {
         mapping: Some("haven".to_owned()),
         ca_file: None,
     };
-    store.rebuild(&[spec], None, &mut Progress::hidden())?;
+    store.rebuild(&[spec], None, false, &mut Progress::hidden())?;
     Ok(())
 }
 
@@ -343,6 +343,10 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("configuration {origin} refused"))?;
     let live = Arc::new(LiveEngine::new(engine));
+    let list_health = Arc::new(ListHealth {
+        live: live.clone(),
+        reload_failures: AtomicU64::new(0),
+    });
     let clients = Arc::new(clients);
     let mut filter = DnsFilter::new(
         &config.dns,
@@ -543,6 +547,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 proxy.clone(),
                 written.clone(),
                 alert_stats.clone(),
+                list_health.clone(),
             ));
         }
         tokio::spawn(maintain(
@@ -577,7 +582,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 metrics,
             },
         );
-        wait_and_reload(ctx, &live).await
+        wait_and_reload(ctx, &live, &list_health).await
     });
     // Stop the service, then let the writer put down every event it was handed.
     runtime.block_on(store.close());
@@ -772,6 +777,37 @@ mod names {
     pub const EVENTS_STORED: &str = "haven_events_stored_total";
     /// Batches the store refused (each is tried again).
     pub const EVENTS_STORE_FAILURES: &str = "haven_events_store_failures_total";
+    /// 1 while the previous list snapshot stands in for a refused one.
+    pub const LISTS_FALLBACK: &str = "haven_lists_snapshot_fallback";
+    /// Policy rules that an illegal list overrides.
+    pub const LISTS_ILLEGAL_OVERRIDES: &str = "haven_lists_illegal_overrides";
+    /// Reloads refused.
+    pub const LISTS_RELOAD_FAILURES: &str = "haven_lists_reload_failures_total";
+}
+
+/// The state of the lists in force, for the metrics: whether the previous snapshot stands in
+/// for a refused one, how many policy rules an illegal list overrides, and refused reloads.
+#[derive(Debug)]
+struct ListHealth {
+    live: Arc<LiveEngine>,
+    reload_failures: AtomicU64,
+}
+
+impl ListHealth {
+    fn render(&self) -> String {
+        let engine = self.live.current();
+        format!(
+            "# HELP {fb} 1 while the previous list snapshot stands in for the current one, which was refused (run haven lists update).\n# TYPE {fb} gauge\n{fb} {}\n\
+             # HELP {io} Policy rules that would allow an illegal-list entry (the list wins; narrow or remove them).\n# TYPE {io} gauge\n{io} {}\n\
+             # HELP {rf} Reloads of the lists or policy refused (those in force stayed).\n# TYPE {rf} counter\n{rf} {}\n",
+            u8::from(engine.fallback().is_some()),
+            engine.illegal_overrides().len(),
+            self.reload_failures.load(Ordering::Relaxed),
+            fb = names::LISTS_FALLBACK,
+            io = names::LISTS_ILLEGAL_OVERRIDES,
+            rf = names::LISTS_RELOAD_FAILURES,
+        )
+    }
 }
 
 /// What the event writer has done, for the metrics; and whether the service is stopping.
@@ -1007,6 +1043,7 @@ async fn serve_metrics(
     proxy: Arc<haven_proxy::Proxy>,
     written: Arc<Written>,
     alerts: Arc<crate::alerts::AlertStats>,
+    lists: Arc<ListHealth>,
 ) {
     use http_body_util::Full;
     use hyper::body::Bytes;
@@ -1018,6 +1055,7 @@ async fn serve_metrics(
         let proxy = proxy.clone();
         let written = written.clone();
         let alerts = alerts.clone();
+        let lists = lists.clone();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -1025,6 +1063,7 @@ async fn serve_metrics(
                     let proxy = proxy.clone();
                     let written = written.clone();
                     let alerts = alerts.clone();
+                    let lists = lists.clone();
                     async move {
                         let (status, body) = if req.uri().path() == "/metrics" {
                             (
@@ -1032,7 +1071,8 @@ async fn serve_metrics(
                                 filter.metrics_text()
                                     + &proxy.metrics_text()
                                     + &written.render()
-                                    + &alerts.render(),
+                                    + &alerts.render()
+                                    + &lists.render(),
                             )
                         } else {
                             (404, "not found: try /metrics\n".to_owned())
@@ -1176,7 +1216,11 @@ fn watched(ctx: &Context) -> Vec<Option<std::time::SystemTime>> {
     .collect()
 }
 
-async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
+async fn wait_and_reload(
+    ctx: &Context,
+    live: &Arc<LiveEngine>,
+    health: &Arc<ListHealth>,
+) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -1186,6 +1230,7 @@ async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
     let reload = |why: &'static str| {
         let data_dir = ctx.data_dir.clone();
         let live = live.clone();
+        let health = health.clone();
         async move {
             let built =
                 tokio::task::spawn_blocking(move || Context { data_dir }.engine(None)).await;
@@ -1198,6 +1243,7 @@ async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
                     );
                 }
                 Err(e) => {
+                    health.reload_failures.fetch_add(1, Ordering::Relaxed);
                     eprintln!("reload ({why}) refused, the lists and policy in force stay: {e:#}")
                 }
             }
