@@ -235,9 +235,15 @@ impl ListStore {
     ) -> Result<(Snapshot, Vec<SourceReport>), StoreError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
         let registered = self.sources()?;
-        // What the snapshot in force holds from each source (none when there is no usable one:
-        // then only the first-import rule applies).
-        let in_force = self.load().ok().map(|l| l.snapshot);
+        // What the snapshot in force holds from each source (nothing when there is no usable
+        // one: then only the first-import rule applies). Counted, then the snapshot let go.
+        let in_force: Vec<(String, Option<u64>)> = match self.load() {
+            Ok(l) => sources
+                .iter()
+                .map(|s| (s.name.clone(), entries_of(&l.snapshot, &s.name)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let mut builder = SnapshotBuilder::new();
         let mut reports: Vec<SourceReport> = Vec::new();
         let discard = |reports: &[SourceReport]| reports.iter().for_each(|r| r.discard_download());
@@ -258,7 +264,10 @@ impl ListStore {
                     });
                 }
             };
-            let previous = in_force.as_ref().and_then(|s| entries_of(s, &spec.name));
+            let previous = in_force
+                .iter()
+                .find(|(name, _)| *name == spec.name)
+                .and_then(|(_, n)| *n);
             let judged = judge(
                 report.accepted(),
                 report.bad(),
