@@ -46,16 +46,31 @@ impl Console {
             .unwrap_or_else(|_| haven_core::policy::DEFAULT_POLICY.to_owned())
     }
 
-    /// `text` compiled against the lists in force, or why it cannot be.
+    /// `text` compiled against the lists in force, or why it cannot be. A change that adds a
+    /// rule over an illegal-list entry is refused (the rule could never work); one the policy
+    /// in force already has (a list update put an entry under it) does not hold other changes
+    /// up: the list wins over it, and the banner names it.
     pub fn validate(&self, text: &str) -> Result<Engine, String> {
         let policy = Policy::from_toml(text).map_err(|e| e.to_string())?;
         let current = self.engine.current();
-        Engine::new(
+        let engine = Engine::new(
             current.snapshot().clone(),
             Arc::new(policy),
             &self.policy_path.display().to_string(),
         )
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+        let known = current.illegal_overrides();
+        if let Some(o) = engine
+            .illegal_overrides()
+            .iter()
+            .find(|o| !known.iter().any(|k| k.site == o.site && k.entry == o.entry))
+        {
+            return Err(o.to_string());
+        }
+        Ok(match current.fallback() {
+            Some(why) => engine.with_fallback(why.to_owned()),
+            None => engine,
+        })
     }
 
     /// Writes `text` as the policy file and puts `engine` (compiled from it) in force.

@@ -112,7 +112,8 @@ pub struct Layout {
     user: String,
     csrf: String,
     nav: Vec<NavItem>,
-    /// Warnings about Haven itself that everyone using the console must see (a full disk).
+    /// Warnings everyone using the console must see (a full disk), and problems with the
+    /// lists in force for those who run the filter (see [`Console::list_alerts`]).
     alerts: Vec<String>,
 }
 
@@ -162,8 +163,30 @@ impl Console {
                 href: "/account",
                 label: "My account",
             });
+            if s.may(Permission::PolicyRead) {
+                l.alerts.extend(self.list_alerts());
+            }
         }
         l
+    }
+
+    /// What is wrong with the lists in force, in words for the network manager: the previous
+    /// snapshot standing in for a refused one, and policy rules that an illegal list overrides.
+    pub fn list_alerts(&self) -> Vec<String> {
+        let engine = self.engine.current();
+        let mut out = Vec::new();
+        if let Some(why) = engine.fallback() {
+            out.push(format!(
+                "The list snapshot in force is the previous snapshot: the current one was refused ({why}). \
+                 Pupils are filtered with older lists until it is rebuilt: run `haven lists update`."
+            ));
+        }
+        for o in engine.illegal_overrides() {
+            out.push(format!(
+                "A policy rule is overridden by an illegal list: {o}."
+            ));
+        }
+        out
     }
 }
 

@@ -1337,3 +1337,103 @@ fn guessing_console_passwords_is_audited_counted_not_one_row_per_guess() {
         );
     });
 }
+
+/// Every byte but letters and digits percent-encoded, for a form field.
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn list_alerts_are_a_banner_for_those_who_run_the_filter() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        // An IWF entry under a policy rule, and the previous snapshot standing in.
+        let mut b = haven_core::snapshot::SnapshotBuilder::new();
+        let s = b.add_source("iwf/iwf.txt", "iwf").expect("source");
+        b.add(
+            s,
+            haven_core::snapshot::EntryKind::Url,
+            "abuse-demo.example/img/1",
+        )
+        .expect("entry");
+        let snapshot = Arc::new(Snapshot::from_bytes(b.build(0)).expect("snapshot"));
+        let text = format!(
+            "{DEFAULT_POLICY}\n[[allow]]\nname = \"Image CDN\"\nsites = [\"abuse-demo.example\"]\n"
+        );
+        std::fs::write(h.dir.join("policy.toml"), &text).expect("policy");
+        let policy = Arc::new(Policy::from_toml(&text).expect("policy"));
+        let engine = Engine::new(snapshot, policy, "test")
+            .expect("the lists never wait for the policy")
+            .with_fallback("snapshot.hvn: checksum <mismatch>".to_owned());
+        h.engine
+            .replace(|_| Ok::<_, std::convert::Infallible>(engine))
+            .expect("swap");
+        let (owen, owen_csrf) = signed_in(&h.store, "owen.price").await;
+        let (_, _, page) = call(&h.app, Method::GET, "/", &owen, None, &[]).await;
+        assert!(page.contains("id=\"list-alerts\""), "{page}");
+        assert!(page.contains("previous snapshot"), "{page}");
+        assert!(
+            page.contains("checksum &#60;mismatch&#62;"),
+            "escaped: {page}"
+        );
+        assert!(page.contains("Image CDN"), "{page}");
+        // Not for a teacher.
+        let (ben, _) = signed_in(&h.store, "ben.carter").await;
+        let (_, _, page) = call(&h.app, Method::GET, "/", &ben, None, &[]).await;
+        assert!(!page.contains("list-alerts"), "{page}");
+        // A change that adds another rule over the entry is refused; one that keeps the known
+        // rule and changes something else goes through, and the fallback stays marked.
+        let worse =
+            format!("{text}\n[[allow]]\nname = \"Worse\"\nsites = [\"abuse-demo.example/img\"]\n");
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            "/policy",
+            &owen,
+            Some(&format!(
+                "csrf={owen_csrf}&reason=test&policy={}",
+                form_encode(&worse)
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{page}");
+        assert!(page.contains("Worse"), "{page}");
+        let other = text.replacen("gambling = \"block\"", "gambling = \"warn\"", 1);
+        assert_ne!(other, text);
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            "/policy",
+            &owen,
+            Some(&format!(
+                "csrf={owen_csrf}&reason=test&policy={}",
+                form_encode(&other)
+            )),
+            &[],
+        )
+        .await;
+        assert!(
+            status.is_redirection() || status.is_success(),
+            "{status} {page}"
+        );
+        assert_eq!(
+            std::fs::read_to_string(h.dir.join("policy.toml")).expect("p"),
+            other
+        );
+        assert!(h.engine.current().fallback().is_some());
+        let t = Target::parse("http://abuse-demo.example/img/1").expect("t");
+        let e = h.engine.current();
+        let g = e.group_id("staff").expect("staff");
+        let at = haven_core::policy::parse_datetime("2026-11-23T10:00").expect("t");
+        assert_eq!(e.decide(&t, g, None, at).action, Action::Block);
+    });
+}

@@ -2,7 +2,9 @@
 //! allocation, no I/O; every decision can explain itself.
 //!
 //! Precedence, first that applies wins:
-//! 1. an illegal-list entry (IWF, CTIRU): block, for everyone, always;
+//! 1. an illegal-list entry (IWF, CTIRU): block, for everyone, always — whatever the policy
+//!    says: a rule that would allow such an entry does not stop the engine being built (the
+//!    lists must always take effect), it is reported ([`Engine::illegal_overrides`]) and loses;
 //! 2. a deny override for the group;
 //! 3. a blocked file type for the group;
 //! 4. an active lesson mode: its sites are allowed; in allow-only mode everything else is blocked;
@@ -81,12 +83,38 @@ struct CompiledGroup {
     deny: PatternSet,
 }
 
+/// A policy rule that would allow an entry of an illegal list (IWF, CTIRU). It never does: the
+/// list wins. The engine reports it so the school can narrow or remove the rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IllegalOverride {
+    /// The rule, e.g. `allow[2] "School platforms"` or `lesson "Art"`.
+    pub rule: String,
+    /// The site the rule names.
+    pub site: String,
+    /// The illegal entry it would allow.
+    pub entry: String,
+    /// Which list (`iwf`, `ctiru`).
+    pub list: String,
+}
+
+impl std::fmt::Display for IllegalOverride {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: site {:?} would allow {:?}, which is on the {} list; illegal lists apply to everyone and cannot be overridden, so the list wins (narrow or remove the rule)",
+            self.rule, self.site, self.entry, self.list
+        )
+    }
+}
+
 /// A snapshot and a policy, compiled together.
 pub struct Engine {
     snapshot: Arc<Snapshot>,
     policy: Arc<Policy>,
     groups: Vec<CompiledGroup>,
     policy_origin: String,
+    illegal_overrides: Vec<IllegalOverride>,
+    fallback: Option<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -99,14 +127,15 @@ impl std::fmt::Debug for Engine {
 }
 
 impl Engine {
-    /// Compiles a policy against a snapshot. Refuses a policy with a rule that would allow an
-    /// illegal-list entry.
+    /// Compiles a policy against a snapshot. A rule that would allow an illegal-list entry
+    /// does not stop it (the entry is blocked all the same): it is listed in
+    /// [`Engine::illegal_overrides`]. The lists never depend on the policy being valid.
     pub fn new(
         snapshot: Arc<Snapshot>,
         policy: Arc<Policy>,
         policy_origin: &str,
     ) -> Result<Engine, PolicyError> {
-        check_illegal_overrides(&snapshot, &policy)?;
+        let illegal_overrides = illegal_overrides(&snapshot, &policy);
         let mut groups = Vec::with_capacity(policy.groups.len());
         for g in &policy.groups {
             let action_of = |id: &str, illegal: bool| -> Action {
@@ -165,7 +194,27 @@ impl Engine {
             policy,
             groups,
             policy_origin: policy_origin.to_owned(),
+            illegal_overrides,
+            fallback: None,
         })
+    }
+
+    /// The policy's rules that would allow an illegal-list entry (they lose to the list).
+    pub fn illegal_overrides(&self) -> &[IllegalOverride] {
+        &self.illegal_overrides
+    }
+
+    /// Marks the snapshot as the previous one, standing in for the current one, which was
+    /// refused for `reason`: the people who run the filter must be told.
+    #[must_use]
+    pub fn with_fallback(mut self, reason: String) -> Engine {
+        self.fallback = Some(reason);
+        self
+    }
+
+    /// Why the current snapshot was refused, when the previous one is in use.
+    pub fn fallback(&self) -> Option<&str> {
+        self.fallback.as_deref()
     }
 
     /// The snapshot in use.
@@ -426,10 +475,26 @@ impl Engine {
         let (rule, reason) = match d.rule {
             Rule::Illegal => {
                 let list = deciding.clone().unwrap_or_default();
-                (
-                    format!("illegal list {list}"),
-                    format!("{} is on the {} list, which is blocked for everyone and cannot be overridden.", list_entry.clone().unwrap_or_default(), cat_name(&list)),
-                )
+                let mut reason = format!("{} is on the {} list, which is blocked for everyone and cannot be overridden.", list_entry.clone().unwrap_or_default(), cat_name(&list));
+                // A rule of the school's that would have allowed it is named: it lost.
+                let allow = self
+                    .groups
+                    .get(group.0)
+                    .and_then(|g| g.allow.find(t))
+                    .and_then(|i| self.policy.allow.get(i as usize))
+                    .map(|o| o.label.clone());
+                let lesson = self
+                    .policy
+                    .lessons
+                    .iter()
+                    .find(|l| l.patterns.find(t).is_some())
+                    .map(|l| format!("lesson {:?}", l.name));
+                if let Some(rule) = allow.or(lesson) {
+                    reason.push_str(&format!(
+                        " The policy's rule {rule} would allow it; the list wins over every rule."
+                    ));
+                }
+                (format!("illegal list {list}"), reason)
             }
             Rule::Deny(i) => {
                 let o = &self.policy.deny[i];
@@ -620,10 +685,11 @@ fn overlaps(a_host: &str, a_path: &str, b_host: &str, b_path: &str) -> bool {
     hosts && paths
 }
 
-fn check_illegal_overrides(snapshot: &Snapshot, policy: &Policy) -> Result<(), PolicyError> {
+fn illegal_overrides(snapshot: &Snapshot, policy: &Policy) -> Vec<IllegalOverride> {
+    let mut found = Vec::new();
     let illegal = snapshot.illegal_entries();
     if illegal.is_empty() {
-        return Ok(());
+        return found;
     }
     let rules = policy
         .allow
@@ -650,17 +716,19 @@ fn check_illegal_overrides(snapshot: &Snapshot, policy: &Policy) -> Result<(), P
                             || "illegal".to_owned(),
                             |c| snapshot.categories()[usize::from(c)].id.clone(),
                         );
-                    return Err(PolicyError::IllegalOverride {
-                        rule: label,
+                    found.push(IllegalOverride {
+                        rule: label.clone(),
                         site: site.clone(),
                         entry: format!("{host}{}", ipath.as_deref().unwrap_or("")),
                         list,
                     });
+                    // One entry is enough to name the site; the next site of the rule.
+                    break;
                 }
             }
         }
     }
-    Ok(())
+    found
 }
 
 /// The engine in force, replaced whole while requests flow; a failed replacement keeps the old.
@@ -979,29 +1047,60 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_that_would_allow_an_illegal_entry_is_refused() {
-        for site in [
-            "abuse-host.example",
-            "abuse-host.example/img/1",
-            "cdn.whole-site.example",
-            "whole-site.example/page",
+    fn a_rule_that_would_allow_an_illegal_entry_loses_and_is_reported() {
+        for (site, url) in [
+            ("abuse-host.example", "http://abuse-host.example/img/1.jpg"),
+            (
+                "abuse-host.example/img/1",
+                "http://abuse-host.example/img/1.jpg",
+            ),
+            ("cdn.whole-site.example", "https://cdn.whole-site.example/x"),
+            ("whole-site.example/page", "https://whole-site.example/page"),
         ] {
             let text =
                 format!("{DEFAULT_POLICY}\n[[allow]]\nname = \"Risky\"\nsites = [\"{site}\"]\n");
-            let err = engine_with(&text).expect_err(site).to_string();
-            assert!(err.contains("allow[2] \"Risky\""), "{err}");
-            assert!(err.contains("iwf list"), "{err}");
+            let e = engine_with(&text).expect("the lists never wait for the policy");
+            let o = e.illegal_overrides();
+            assert_eq!(o.len(), 1, "{site}: {o:?}");
+            assert_eq!(o[0].rule, "allow[2] \"Risky\"");
+            assert_eq!(o[0].list, "iwf");
+            assert!(
+                o[0].to_string().contains("cannot be overridden"),
+                "{}",
+                o[0]
+            );
+            for group in ["ks2", "staff"] {
+                let x = check(&e, url, group, MONDAY_10, Action::Block);
+                assert_eq!(x.rule, "illegal list iwf", "{site}");
+                assert!(x.reason.contains("allow[2] \"Risky\""), "{}", x.reason);
+            }
         }
         // A sibling path on the same host does not overlap the listed one.
         let ok =
             format!("{DEFAULT_POLICY}\n[[allow]]\nsites = [\"abuse-host.example/homework\"]\n");
-        engine_with(&ok).expect("a path beside the listed one is fine");
+        let e = engine_with(&ok).expect("a path beside the listed one is fine");
+        assert!(e.illegal_overrides().is_empty());
+        check(
+            &e,
+            "http://abuse-host.example/homework",
+            "ks2",
+            MONDAY_10,
+            Action::Allow,
+        );
         // Lessons are checked too.
         let lesson = format!(
             "{DEFAULT_POLICY}\n[[lesson]]\nname = \"Art\"\ngroup = \"ks2\"\nmode = \"extra-allow\"\nsites = [\"whole-site.example\"]\nstarts = \"2026-11-23T10:00\"\nends = \"2026-11-23T11:00\"\n"
         );
-        let err = engine_with(&lesson).expect_err("lesson").to_string();
-        assert!(err.contains("lesson \"Art\""), "{err}");
+        let e = engine_with(&lesson).expect("lesson");
+        assert_eq!(e.illegal_overrides()[0].rule, "lesson \"Art\"");
+        let x = check(
+            &e,
+            "https://whole-site.example/",
+            "ks2",
+            "2026-11-23T10:30",
+            Action::Block,
+        );
+        assert!(x.reason.contains("lesson \"Art\""), "{}", x.reason);
         // And a category action on an illegal list.
         let err = engine_with(
             &DEFAULT_POLICY.replace("gambling = \"block\"\nmalware", "iwf = \"warn\"\nmalware"),

@@ -20,7 +20,7 @@ pub mod snapshot;
 pub mod textfile;
 pub mod throttle;
 
-pub use engine::{Decision, Engine, Explanation, GroupId, LiveEngine, Rule};
+pub use engine::{Decision, Engine, Explanation, GroupId, IllegalOverride, LiveEngine, Rule};
 pub use normalise::Target;
 pub use policy::{Action, Policy, PolicyError};
 pub use snapshot::{Snapshot, SnapshotBuilder, SnapshotError};

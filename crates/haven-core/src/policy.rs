@@ -264,18 +264,6 @@ pub enum PolicyError {
         /// What is wrong.
         problem: String,
     },
-    /// A rule that would let an IWF- or CTIRU-listed entry through.
-    #[error("{rule}: site {site:?} would allow {entry:?}, which is on the {list} list; illegal lists apply to everyone and cannot be overridden")]
-    IllegalOverride {
-        /// The rule, e.g. `allow[2] "School platforms"`.
-        rule: String,
-        /// The site the rule names.
-        site: String,
-        /// The illegal entry it would allow.
-        entry: String,
-        /// Which list (`iwf`, `ctiru`).
-        list: String,
-    },
 }
 
 fn invalid(rule: impl Into<String>, problem: impl Into<String>) -> PolicyError {

@@ -58,9 +58,31 @@ pub fn garbled(text: &str) -> Option<&str> {
     None
 }
 
+/// At most `max` bytes of `text` (cut at a character boundary, `…` added when cut), for an
+/// error message that quotes input: a bad line or field is named, never echoed whole.
+pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if text.len() <= max {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    std::borrow::Cow::Owned(format!("{}…", &text[..end]))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{decode, garbled};
+    use super::{clip, decode, garbled};
+
+    #[test]
+    fn clipping_keeps_whole_letters() {
+        assert_eq!(clip("short", 100), "short");
+        assert_eq!(clip(&"a".repeat(150), 100), format!("{}…", "a".repeat(100)));
+        // "é" is two bytes: a cut inside it moves back before it.
+        assert_eq!(clip("aé", 2), "a…");
+        assert_eq!(clip("", 0), "");
+    }
 
     #[test]
     fn utf8_bom_and_latin1() {

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use haven_core::textfile::clip;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::Uri;
@@ -21,16 +22,18 @@ use crate::progress::Progress;
 pub const MAX_DOWNLOAD: u64 = 2 << 30;
 const TIMEOUT: Duration = Duration::from_secs(60);
 const MAX_REDIRECTS: usize = 5;
+/// How much of a URL an error quotes (a server's redirect may name a very long one).
+const URL_QUOTED: usize = 200;
 
 /// Why a download failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FetchError {
     /// The URL is not an absolute http(s) URL.
-    #[error("{0}: not an http or https URL")]
+    #[error("{}: not an http or https URL", clip(.0, URL_QUOTED))]
     BadUrl(String),
     /// Could not connect, or the connection broke.
-    #[error("{url}: {message}")]
+    #[error("{}: {message}", clip(.url, URL_QUOTED))]
     Connection {
         /// The URL.
         url: String,
@@ -38,7 +41,7 @@ pub enum FetchError {
         message: String,
     },
     /// The TLS handshake or certificate check failed.
-    #[error("{url}: TLS: {message}")]
+    #[error("{}: TLS: {message}", clip(.url, URL_QUOTED))]
     Tls {
         /// The URL.
         url: String,
@@ -46,7 +49,7 @@ pub enum FetchError {
         message: String,
     },
     /// The server answered with an error status.
-    #[error("{url}: server answered {status}")]
+    #[error("{}: server answered {status}", clip(.url, URL_QUOTED))]
     Status {
         /// The URL.
         url: String,
@@ -54,13 +57,13 @@ pub enum FetchError {
         status: u16,
     },
     /// More than the redirect limit.
-    #[error("{0}: too many redirects")]
+    #[error("{}: too many redirects", clip(.0, URL_QUOTED))]
     Redirects(String),
     /// Over [`MAX_DOWNLOAD`].
-    #[error("{0}: larger than the {MAX_DOWNLOAD}-byte limit")]
+    #[error("{}: larger than the {MAX_DOWNLOAD}-byte limit", clip(.0, URL_QUOTED))]
     TooLarge(String),
     /// Did not finish in time.
-    #[error("{0}: timed out")]
+    #[error("{}: timed out", clip(.0, URL_QUOTED))]
     Timeout(String),
     /// The extra CA file could not be read.
     #[error("CA file {path}: {message}")]

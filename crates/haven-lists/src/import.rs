@@ -11,6 +11,7 @@ use flate2::read::MultiGzDecoder;
 use haven_core::category::{self, UT1_MAPPING};
 use haven_core::listfmt::{self, LineFormat};
 use haven_core::snapshot::{SnapshotBuilder, SourceId};
+use haven_core::textfile;
 use serde::{Deserialize, Serialize};
 
 use crate::fetch::{self, FetchError};
@@ -125,9 +126,37 @@ pub struct SourceReport {
     pub name: String,
     /// Per file.
     pub files: Vec<FileReport>,
+    /// A download just made, read from where it landed (`.part`) and moved over the cached
+    /// copy only once the snapshot built from it is in force: (downloaded, cached).
+    #[serde(skip)]
+    pub(crate) fresh: Option<(PathBuf, PathBuf)>,
 }
 
 impl SourceReport {
+    /// Makes a fresh download the cached copy (once the snapshot built from it is in force).
+    pub(crate) fn keep_download(&self) -> Result<(), ImportError> {
+        match &self.fresh {
+            Some((part, dest)) => std::fs::rename(part, dest).map_err(io_err(dest)),
+            None => Ok(()),
+        }
+    }
+
+    /// Throws a fresh download away (the snapshot built from it was refused): the cached copy
+    /// stays as it was.
+    pub(crate) fn discard_download(&self) {
+        if let Some((part, _)) = &self.fresh {
+            let _ = std::fs::remove_file(part);
+        }
+    }
+
+    /// The first refused line, as an example for an error message.
+    pub fn first_example(&self) -> Option<&str> {
+        self.files
+            .iter()
+            .find_map(|f| f.examples.first())
+            .map(String::as_str)
+    }
+
     /// Entries accepted over all files.
     pub fn accepted(&self) -> u64 {
         self.files.iter().map(|f| f.accepted).sum()
@@ -137,6 +166,9 @@ impl SourceReport {
         self.files.iter().map(|f| f.bad).sum()
     }
 }
+
+/// How much of a refused line (and of its reason) an example quotes, in bytes.
+const QUOTED: usize = 100;
 
 const LIST_FILES: &[(&str, LineFormat)] = &[
     ("domains", LineFormat::Domains),
@@ -152,7 +184,8 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ImportError + '_ {
 }
 
 /// Reads one source into the builder. A URL source is downloaded when `download` is set or no
-/// earlier download is cached; otherwise the cached copy is read.
+/// earlier download is cached; otherwise the cached copy is read. A fresh download is left
+/// beside the cached copy (see [`SourceReport`]): the caller keeps or discards it.
 pub fn read_source(
     builder: &mut SnapshotBuilder,
     spec: &SourceSpec,
@@ -160,11 +193,13 @@ pub fn read_source(
     download: bool,
     progress: &mut Progress,
 ) -> Result<SourceReport, ImportError> {
+    let mut fresh = None;
     let local: PathBuf = if fetch::is_url(&spec.location) {
         std::fs::create_dir_all(cache_dir).map_err(io_err(cache_dir))?;
         let dest = cache_dir.join(format!("{}.download", spec.name));
         if download || !dest.is_file() {
-            // Download beside the cached copy, so a failed download leaves the old one.
+            // Download beside the cached copy, so a failed download, or one whose snapshot is
+            // refused, leaves the old one.
             let part = cache_dir.join(format!("{}.part", spec.name));
             progress.set_label(&format!("downloading {}", spec.location));
             fetch::fetch(
@@ -173,17 +208,40 @@ pub fn read_source(
                 spec.ca_file.as_deref().map(Path::new),
                 progress,
             )?;
-            std::fs::rename(&part, &dest).map_err(io_err(&dest))?;
+            fresh = Some((part.clone(), dest));
+            part
+        } else {
+            dest
         }
-        dest
     } else {
         PathBuf::from(&spec.location)
     };
+    let read = read_local(builder, spec, &local, progress);
+    match read {
+        Ok(mut report) => {
+            report.fresh = fresh;
+            Ok(report)
+        }
+        Err(e) => {
+            if let Some((part, _)) = fresh {
+                let _ = std::fs::remove_file(part);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn read_local(
+    builder: &mut SnapshotBuilder,
+    spec: &SourceSpec,
+    local: &Path,
+    progress: &mut Progress,
+) -> Result<SourceReport, ImportError> {
     let meta =
-        std::fs::metadata(&local).map_err(|_| ImportError::NotFound(spec.location.clone()))?;
+        std::fs::metadata(local).map_err(|_| ImportError::NotFound(spec.location.clone()))?;
     let mut report = SourceReport {
         name: spec.name.clone(),
-        files: Vec::new(),
+        ..SourceReport::default()
     };
     if meta.is_dir() {
         if !matches!(spec.format, Format::Auto | Format::Tree) {
@@ -192,9 +250,9 @@ pub fn read_source(
                 message: "is a directory; a directory is read as a UT1/squidGuard tree (format auto or tree)".into(),
             });
         }
-        read_tree_dir(builder, spec, &local, progress, &mut report)?;
+        read_tree_dir(builder, spec, local, progress, &mut report)?;
     } else {
-        read_file(builder, spec, &local, meta.len(), progress, &mut report)?;
+        read_file(builder, spec, local, meta.len(), progress, &mut report)?;
     }
     if report.files.is_empty() {
         return Err(ImportError::Unusable {
@@ -530,9 +588,11 @@ fn read_lines<R: BufRead>(
             Err(reason) => {
                 report.bad += 1;
                 if report.examples.len() < 5 {
+                    // A list file is anyone's text: quote a little of it, on one line.
                     report.examples.push(format!(
-                        "{label}:{line_no}: {reason}: {}",
-                        line.chars().take(120).collect::<String>()
+                        "{label}:{line_no}: {}: {}",
+                        textfile::clip(reason.lines().next().unwrap_or(""), QUOTED),
+                        textfile::clip(line, QUOTED)
                     ));
                 }
             }

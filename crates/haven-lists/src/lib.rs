@@ -11,4 +11,4 @@ pub mod store;
 
 pub use import::{FileReport, Format, ImportError, SourceReport, SourceSpec};
 pub use progress::Progress;
-pub use store::{ListStore, Loaded, StoreError};
+pub use store::{judge, ListStore, Loaded, Refusal, StoreError};

@@ -51,6 +51,28 @@ pub enum StoreError {
     /// The snapshot just written did not validate; the previous one stays in force.
     #[error("the new snapshot did not validate, the previous one stays in force: {0}")]
     Verify(SnapshotError),
+    /// A source read without error but looks like anything but the list it replaces (an error
+    /// page, an empty or truncated file): refused, nothing was changed.
+    #[error("source {name:?} refused, nothing was changed: {why}{}", example.as_ref().map(|e| format!(" (e.g. {e})")).unwrap_or_default())]
+    Refused {
+        /// Source name.
+        name: String,
+        /// Why.
+        why: Refusal,
+        /// A refused line, quoted briefly.
+        example: Option<String>,
+    },
+    /// The snapshot is missing while sources are registered: serving would let everything
+    /// through, so nothing is served until it is rebuilt.
+    #[error("{path} is missing but {sources} list sources are registered ({names}); filtering without them would let everything through. Rebuild it from the sources with `haven lists update` (or forget them with `haven lists remove NAME`)")]
+    Missing {
+        /// Path.
+        path: String,
+        /// How many sources are registered.
+        sources: usize,
+        /// Their names.
+        names: String,
+    },
     /// The snapshot on disk is unusable and there is no usable previous one.
     #[error("{path}")]
     Snapshot {
@@ -59,6 +81,65 @@ pub enum StoreError {
         /// Cause.
         source: SnapshotError,
     },
+}
+
+/// Why a source that was read is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No usable entry at all.
+    #[error("it has no usable entry ({bad} bad lines){}", if *registered { "; if the list is meant to be empty, run again with --allow-shrink, or remove the source" } else { "" })]
+    Empty {
+        /// Lines refused.
+        bad: u64,
+        /// Whether the source was registered before (a first import is never let through).
+        registered: bool,
+    },
+    /// More lines refused than accepted: not a list of this format.
+    #[error("more of its lines are refused ({bad}) than accepted ({accepted}); if that is right, run again with --allow-shrink")]
+    MostlyBad {
+        /// Entries accepted.
+        accepted: u64,
+        /// Lines refused.
+        bad: u64,
+    },
+    /// It lost more than half of its entries.
+    #[error("it has {accepted} entries where the snapshot in force has {previous}, fewer than half; if the list really shrank, run again with --allow-shrink")]
+    Shrank {
+        /// Entries accepted now.
+        accepted: u64,
+        /// Entries in the snapshot in force.
+        previous: u64,
+    },
+}
+
+/// Whether a source just read may replace what the snapshot in force holds from it:
+/// `previous` is its entry count there (`None`: not in it), `registered` whether it was
+/// registered before. A source with no usable entry is refused; so is one with more bad lines
+/// than good, or one with fewer than half its previous entries, unless `allow_shrink` (which
+/// never lets a first import with no usable entry through).
+pub fn judge(
+    accepted: u64,
+    bad: u64,
+    previous: Option<u64>,
+    registered: bool,
+    allow_shrink: bool,
+) -> Result<(), Refusal> {
+    if accepted == 0 && !(allow_shrink && registered) {
+        return Err(Refusal::Empty { bad, registered });
+    }
+    if allow_shrink {
+        return Ok(());
+    }
+    if bad > accepted {
+        return Err(Refusal::MostlyBad { accepted, bad });
+    }
+    match previous {
+        Some(previous) if accepted.saturating_mul(2) < previous => {
+            Err(Refusal::Shrank { accepted, previous })
+        }
+        _ => Ok(()),
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -142,37 +223,88 @@ impl ListStore {
 
     /// Builds a snapshot from `sources` and installs it with the registry. URL sources named in
     /// `download` (all of them when it is `None`) are downloaded again; the others are read from
-    /// their cached download. On any error nothing changes on disk.
+    /// their cached download. Every source is judged against what the snapshot in force holds
+    /// from it ([`judge`]; `allow_shrink` lets a deliberate shrink through). On any error or
+    /// refusal nothing changes on disk: snapshot, registry and cached downloads.
     pub fn rebuild(
         &self,
         sources: &[SourceSpec],
         download: Option<&str>,
+        allow_shrink: bool,
         progress: &mut Progress,
     ) -> Result<(Snapshot, Vec<SourceReport>), StoreError> {
         std::fs::create_dir_all(&self.dir).map_err(io(&self.dir))?;
+        let registered = self.sources()?;
+        // What the snapshot in force holds from each source (nothing when there is no usable
+        // one: then only the first-import rule applies). Counted, then the snapshot let go.
+        let in_force: Vec<(String, Option<u64>)> = match self.load() {
+            Ok(l) => sources
+                .iter()
+                .map(|s| (s.name.clone(), entries_of(&l.snapshot, &s.name)))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         let mut builder = SnapshotBuilder::new();
-        let mut reports = Vec::new();
+        let mut reports: Vec<SourceReport> = Vec::new();
+        let discard = |reports: &[SourceReport]| reports.iter().for_each(|r| r.discard_download());
         for spec in sources {
-            let report = import::read_source(
+            let report = match import::read_source(
                 &mut builder,
                 spec,
                 &self.dir.join("cache"),
                 download.is_none_or(|d| d == spec.name),
                 progress,
-            )
-            .map_err(|source| StoreError::Source {
-                name: spec.name.clone(),
-                source,
-            })?;
+            ) {
+                Ok(r) => r,
+                Err(source) => {
+                    discard(&reports);
+                    return Err(StoreError::Source {
+                        name: spec.name.clone(),
+                        source,
+                    });
+                }
+            };
+            let previous = in_force
+                .iter()
+                .find(|(name, _)| *name == spec.name)
+                .and_then(|(_, n)| *n);
+            let judged = judge(
+                report.accepted(),
+                report.bad(),
+                previous,
+                registered.iter().any(|r| r.name == spec.name),
+                allow_shrink,
+            );
+            let example = report.first_example().map(str::to_owned);
             reports.push(report);
+            if let Err(why) = judged {
+                discard(&reports);
+                return Err(StoreError::Refused {
+                    name: spec.name.clone(),
+                    why,
+                    example,
+                });
+            }
         }
         progress.finish();
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let bytes = builder.build(now);
-        let snapshot = self.install(bytes)?;
+        let snapshot = match self.install(bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                discard(&reports);
+                return Err(e);
+            }
+        };
         self.save_sources(sources)?;
+        for r in &reports {
+            r.keep_download().map_err(|source| StoreError::Source {
+                name: r.name.clone(),
+                source,
+            })?;
+        }
         Ok((snapshot, reports))
     }
 
@@ -201,17 +333,30 @@ impl ListStore {
     }
 
     /// Loads the snapshot in force; if it is refused, the previous one (with the reason). With
-    /// no snapshot at all, an empty one.
+    /// no snapshot at all and no source registered, an empty one; with sources registered, an
+    /// error ([`StoreError::Missing`]): no lists must never mean no filtering.
     pub fn load(&self) -> Result<Loaded, StoreError> {
         let current = self.snapshot_path();
         let first = match std::fs::read(&current) {
             Ok(bytes) => Snapshot::from_bytes(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !self.prev_path().exists() => {
+                let sources = self.sources()?;
+                if !sources.is_empty() {
+                    return Err(StoreError::Missing {
+                        path: current.display().to_string(),
+                        sources: sources.len(),
+                        names: sources
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                    });
+                }
                 return Ok(Loaded {
                     snapshot: Snapshot::empty(),
                     path: None,
                     refused: None,
-                })
+                });
             }
             // Missing while a previous one exists: someone removed it; use the previous one.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -243,6 +388,21 @@ impl ListStore {
     }
 }
 
+/// The entries a snapshot holds from the source `name` (its files are `name/...`), or `None`
+/// when it holds none of its files.
+fn entries_of(snapshot: &Snapshot, name: &str) -> Option<u64> {
+    let mut found = None;
+    for s in snapshot.sources() {
+        if s.name
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('/'))
+        {
+            *found.get_or_insert(0) += u64::from(s.entries);
+        }
+    }
+    found
+}
+
 /// Writes a file beside its destination and renames it into place.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     if let Some(parent) = path.parent() {
@@ -251,4 +411,47 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn judging_a_source_against_the_snapshot_in_force() {
+        // A first import: anything with entries, nothing without.
+        assert_eq!(judge(10, 0, None, false, false), Ok(()));
+        assert!(matches!(
+            judge(0, 0, None, false, false),
+            Err(Refusal::Empty { .. })
+        ));
+        assert!(matches!(
+            judge(0, 40, None, false, true),
+            Err(Refusal::Empty { .. })
+        ));
+        // An update: half or more kept is fine, fewer refused unless asked for.
+        assert_eq!(judge(50, 0, Some(100), true, false), Ok(()));
+        assert_eq!(
+            judge(49, 0, Some(100), true, false),
+            Err(Refusal::Shrank {
+                accepted: 49,
+                previous: 100
+            })
+        );
+        assert_eq!(judge(49, 0, Some(100), true, true), Ok(()));
+        assert!(matches!(
+            judge(0, 3, Some(100), true, false),
+            Err(Refusal::Empty { .. })
+        ));
+        assert_eq!(judge(0, 3, Some(100), true, true), Ok(()));
+        // An error page with a stray host-like line: more bad than good.
+        assert_eq!(
+            judge(1, 7, Some(1), true, false),
+            Err(Refusal::MostlyBad {
+                accepted: 1,
+                bad: 7
+            })
+        );
+        assert_eq!(judge(7, 7, Some(7), true, false), Ok(()));
+    }
 }

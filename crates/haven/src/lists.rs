@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use haven_core::category;
 use haven_core::Snapshot;
+use haven_core::{category, textfile};
 use haven_lists::{Format, Progress, SourceReport, SourceSpec};
 use serde::Serialize;
 
@@ -19,11 +19,14 @@ pub enum ListsCommand {
     /// then rebuild the snapshot from every registered source.
     Import(ImportArgs),
     /// Re-read every registered source (downloading URLs again) and rebuild the snapshot.
-    Update(JsonArg),
+    Update(UpdateArgs),
     /// Forget a source and rebuild the snapshot without it.
     Remove {
         /// The source's name.
         name: String,
+        /// Let the other sources through even when one has shrunk (see `import --allow-shrink`).
+        #[arg(long)]
+        allow_shrink: bool,
     },
     /// Show the snapshot in force: counts per category and source.
     Info(JsonArg),
@@ -31,6 +34,17 @@ pub enum ListsCommand {
 
 #[derive(Debug, Args)]
 pub struct JsonArg {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Accept a source that lost more than half of its entries, or has more bad lines than
+    /// good ones, or (already registered) none at all: it really is that small now.
+    #[arg(long)]
+    allow_shrink: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -58,6 +72,12 @@ pub struct ImportArgs {
     /// Drop every other registered source.
     #[arg(long)]
     replace: bool,
+    /// Accept a source that lost more than half of its entries since the snapshot in force, or
+    /// has more bad lines than good ones, or (already registered) none at all. Without it such
+    /// an import is refused and nothing changes: an error page or an empty download never
+    /// replaces a list. A first import with no usable entry is always refused.
+    #[arg(long)]
+    allow_shrink: bool,
     /// Print JSON.
     #[arg(long)]
     json: bool,
@@ -71,16 +91,16 @@ pub fn run(ctx: &Context, cmd: ListsCommand) -> Result<ExitCode> {
             if sources.is_empty() {
                 bail!("no sources registered; import one with `haven lists import PATH`");
             }
-            rebuild(ctx, &sources, None, a.json)
+            rebuild(ctx, &sources, None, a.allow_shrink, a.json)
         }
-        ListsCommand::Remove { name } => {
+        ListsCommand::Remove { name, allow_shrink } => {
             let mut sources = ctx.lists().sources()?;
             let before = sources.len();
             sources.retain(|s| s.name != name);
             if sources.len() == before {
-                bail!("no source named {name:?}");
+                bail!("no source named {:?}", textfile::clip(&name, 100));
             }
-            rebuild(ctx, &sources, Some(""), false)
+            rebuild(ctx, &sources, Some(""), allow_shrink, false)
         }
         ListsCommand::Info(a) => info(ctx, a.json),
     }
@@ -111,12 +131,15 @@ fn import(ctx: &Context, args: ImportArgs) -> Result<ExitCode> {
     let Some(format) = Format::parse(&args.format) else {
         bail!(
             "--format {:?}: expected auto, tree, hosts, domains, urls, iwf or ctiru",
-            args.format
+            textfile::clip(&args.format, 100)
         );
     };
     if let Some(c) = &args.category {
         if !category::is_valid_id(c) {
-            bail!("--category {c:?}: not a Haven category (see `haven categories`) nor a `source:name` label");
+            bail!(
+                "--category {:?}: not a Haven category (see `haven categories`) nor a `source:name` label",
+                textfile::clip(c, 100)
+            );
         }
     }
     let location = if haven_lists::fetch::is_url(&args.location) {
@@ -131,7 +154,10 @@ fn import(ctx: &Context, args: ImportArgs) -> Result<ExitCode> {
         _ => default_name(&args.location),
     });
     if name.is_empty() || name.contains(['/', ' ']) {
-        bail!("--name {name:?}: use letters, digits, - and _");
+        bail!(
+            "--name {:?}: use letters, digits, - and _",
+            textfile::clip(&name, 100)
+        );
     }
     let spec = SourceSpec {
         name: name.clone(),
@@ -150,7 +176,7 @@ fn import(ctx: &Context, args: ImportArgs) -> Result<ExitCode> {
         Some(existing) => *existing = spec,
         None => sources.push(spec),
     }
-    rebuild(ctx, &sources, Some(&name), args.json)
+    rebuild(ctx, &sources, Some(&name), args.allow_shrink, args.json)
 }
 
 #[derive(Serialize)]
@@ -169,6 +195,7 @@ fn rebuild(
     ctx: &Context,
     sources: &[SourceSpec],
     download: Option<&str>,
+    allow_shrink: bool,
     json: bool,
 ) -> Result<ExitCode> {
     let store = ctx.lists();
@@ -178,7 +205,7 @@ fn rebuild(
     } else {
         Progress::for_terminal(0)
     };
-    let (snapshot, reports) = store.rebuild(sources, download, &mut progress)?;
+    let (snapshot, reports) = store.rebuild(sources, download, allow_shrink, &mut progress)?;
     let (hosts, illegal_hosts) = snapshot.host_count();
     // Every change is in the audit log. The lists are in place by now, so a store that cannot
     // be reached is a warning, not a failure.

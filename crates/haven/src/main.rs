@@ -229,7 +229,10 @@ impl Context {
         })
     }
 
-    /// The snapshot and policy in force, compiled together.
+    /// The snapshot and policy in force, compiled together. A missing snapshot while sources
+    /// are registered is an error (never an empty list); the previous snapshot standing in
+    /// for a refused one is marked on the engine (the console and the metrics show it); a
+    /// policy rule over an illegal-list entry is a warning (the list wins).
     pub fn engine(&self, policy_file: Option<&Path>) -> Result<Engine> {
         let loaded = self.lists().load()?;
         if let Some(why) = &loaded.refused {
@@ -239,11 +242,14 @@ impl Context {
             eprintln!("note: no lists imported yet (haven lists import PATH); only the policy's own rules apply");
         }
         let (policy, origin) = self.load_policy(policy_file)?;
-        Ok(Engine::new(
-            Arc::new(loaded.snapshot),
-            Arc::new(policy),
-            &origin,
-        )?)
+        let mut engine = Engine::new(Arc::new(loaded.snapshot), Arc::new(policy), &origin)?;
+        if let Some(why) = loaded.refused {
+            engine = engine.with_fallback(why);
+        }
+        for o in engine.illegal_overrides() {
+            eprintln!("warning: {o}");
+        }
+        Ok(engine)
     }
 }
 
@@ -288,6 +294,14 @@ fn policy(ctx: &Context, cmd: PolicyCommand) -> Result<ExitCode> {
     match cmd {
         PolicyCommand::Check { file } => {
             let engine = ctx.engine(file.as_deref())?;
+            // The filter runs with such a rule (the list wins), but the policy has a mistake
+            // to mend: the check says so and fails.
+            if let Some(o) = engine.illegal_overrides().first() {
+                bail!(
+                    "{} rule(s) would allow an illegal-list entry; the first: {o}",
+                    engine.illegal_overrides().len()
+                );
+            }
             let p = engine.policy();
             outln!(
                 "policy OK: {} ({} groups, {} allow and {} deny overrides, {} lessons, {} schedules) against {} list sources",

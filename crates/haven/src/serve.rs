@@ -227,7 +227,7 @@ fn ensure_demo_lists(ctx: &Context) -> Result<()> {
         mapping: Some("haven".to_owned()),
         ca_file: None,
     };
-    store.rebuild(&[spec], None, &mut Progress::hidden())?;
+    store.rebuild(&[spec], None, false, &mut Progress::hidden())?;
     Ok(())
 }
 
@@ -361,6 +361,10 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     )
     .with_context(|| format!("configuration {origin} refused"))?;
     let live = Arc::new(LiveEngine::new(engine));
+    let list_health = Arc::new(ListHealth {
+        live: live.clone(),
+        reload_failures: AtomicU64::new(0),
+    });
     let clients = Arc::new(clients);
     let mut filter = DnsFilter::new(
         &config.dns,
@@ -567,6 +571,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 written.clone(),
                 alert_stats.clone(),
                 store.health().clone(),
+                list_health.clone(),
             ));
         }
         tokio::spawn(maintain(
@@ -601,7 +606,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
                 metrics,
             },
         );
-        wait_and_reload(ctx, &live).await
+        wait_and_reload(ctx, &live, &list_health).await
     });
     // Stop the service, then let the writer put down every event it was handed.
     runtime.block_on(store.close());
@@ -815,6 +820,37 @@ mod names {
     pub const EVENTS_STORED: &str = "haven_events_stored_total";
     /// Batches the store refused (each is tried again).
     pub const EVENTS_STORE_FAILURES: &str = "haven_events_store_failures_total";
+    /// 1 while the previous list snapshot stands in for a refused one.
+    pub const LISTS_FALLBACK: &str = "haven_lists_snapshot_fallback";
+    /// Policy rules that an illegal list overrides.
+    pub const LISTS_ILLEGAL_OVERRIDES: &str = "haven_lists_illegal_overrides";
+    /// Reloads refused.
+    pub const LISTS_RELOAD_FAILURES: &str = "haven_lists_reload_failures_total";
+}
+
+/// The state of the lists in force, for the metrics: whether the previous snapshot stands in
+/// for a refused one, how many policy rules an illegal list overrides, and refused reloads.
+#[derive(Debug)]
+struct ListHealth {
+    live: Arc<LiveEngine>,
+    reload_failures: AtomicU64,
+}
+
+impl ListHealth {
+    fn render(&self) -> String {
+        let engine = self.live.current();
+        format!(
+            "# HELP {fb} 1 while the previous list snapshot stands in for the current one, which was refused (run haven lists update).\n# TYPE {fb} gauge\n{fb} {}\n\
+             # HELP {io} Policy rules that would allow an illegal-list entry (the list wins; narrow or remove them).\n# TYPE {io} gauge\n{io} {}\n\
+             # HELP {rf} Reloads of the lists or policy refused (those in force stayed).\n# TYPE {rf} counter\n{rf} {}\n",
+            u8::from(engine.fallback().is_some()),
+            engine.illegal_overrides().len(),
+            self.reload_failures.load(Ordering::Relaxed),
+            fb = names::LISTS_FALLBACK,
+            io = names::LISTS_ILLEGAL_OVERRIDES,
+            rf = names::LISTS_RELOAD_FAILURES,
+        )
+    }
 }
 
 /// What the event writer has done, for the metrics; and whether the service is stopping.
@@ -1082,17 +1118,19 @@ async fn serve_metrics(
     written: Arc<Written>,
     alerts: Arc<crate::alerts::AlertStats>,
     health: Arc<haven_store::Health>,
+    lists: Arc<ListHealth>,
 ) {
     use http_body_util::Full;
     use hyper::body::Bytes;
     let limits = haven_console::listener::Limits::metrics();
     haven_console::listener::serve(listener, limits, move |_peer| {
-        let (filter, proxy, written, alerts, health) = (
+        let (filter, proxy, written, alerts, health, lists) = (
             filter.clone(),
             proxy.clone(),
             written.clone(),
             alerts.clone(),
             health.clone(),
+            lists.clone(),
         );
         move |req: hyper::Request<hyper::body::Incoming>| {
             let (status, body) = if req.uri().path() == "/metrics" {
@@ -1102,7 +1140,8 @@ async fn serve_metrics(
                         + &proxy.metrics_text()
                         + &written.render()
                         + &render_health(&health)
-                        + &alerts.render(),
+                        + &alerts.render()
+                        + &lists.render(),
                 )
             } else {
                 (
@@ -1273,7 +1312,11 @@ fn watched(ctx: &Context) -> Vec<Option<std::time::SystemTime>> {
     .collect()
 }
 
-async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
+async fn wait_and_reload(
+    ctx: &Context,
+    live: &Arc<LiveEngine>,
+    health: &Arc<ListHealth>,
+) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -1283,6 +1326,7 @@ async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
     let reload = |why: &'static str| {
         let data_dir = ctx.data_dir.clone();
         let live = live.clone();
+        let health = health.clone();
         async move {
             let built =
                 tokio::task::spawn_blocking(move || Context { data_dir }.engine(None)).await;
@@ -1295,6 +1339,7 @@ async fn wait_and_reload(ctx: &Context, live: &Arc<LiveEngine>) -> Result<()> {
                     );
                 }
                 Err(e) => {
+                    health.reload_failures.fetch_add(1, Ordering::Relaxed);
                     eprintln!("reload ({why}) refused, the lists and policy in force stay: {e:#}")
                 }
             }

@@ -253,7 +253,7 @@ fn single_lists_with_bad_lines_and_the_illegal_invariant() {
         assert_eq!(v["action"], "block");
         assert_eq!(v["rule"], "illegal list iwf");
     }
-    // A policy that would allow an IWF entry is refused, naming the rule.
+    // A policy that would allow an IWF entry fails `policy check`, naming the rule.
     let policy = dir.join("policy.toml");
     let text = format!(
         "{}\n[[allow]]\nname = \"Whole site\"\nsites = [\"whole-demo.example/page\"]\n",
@@ -266,18 +266,25 @@ fn single_lists_with_bad_lines_and_the_illegal_invariant() {
     ));
     assert!(err.contains("allow[2] \"Whole site\""), "{err}");
     assert!(err.contains("iwf list"), "{err}");
-    let err = fails(&haven(
+    // The filter itself never depends on it (issue 12): the list wins, and the rule is named.
+    let out = haven(
         &data,
         &[
             "check",
-            "x.example",
+            "https://whole-demo.example/page",
             "--group",
             "ks2",
+            "--json",
             "--policy",
             policy.to_str().expect("p"),
         ],
-    ));
+    );
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(err.contains("cannot be overridden"), "{err}");
+    assert!(err.contains("allow[2] \"Whole site\""), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&ok(&out)).expect("json");
+    assert_eq!(v["action"], "block", "{v}");
+    assert_eq!(v["rule"], "illegal list iwf", "{v}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -493,10 +500,16 @@ fn data_dir_from_the_environment_and_batch_mode() {
 }
 
 /// Serves one body over plain HTTP on loopback: the first request is redirected, the second served.
-fn serve_http(body: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
+pub(crate) fn serve_http(body: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
-    let handle = std::thread::spawn(move || {
+    (port, serve_http_on(listener, body))
+}
+
+/// As [`serve_http`], on a listener the caller bound (so a second body can follow on the same
+/// port, through a clone of it).
+pub(crate) fn serve_http_on(listener: TcpListener, body: Vec<u8>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
         for (i, stream) in listener.incoming().take(2).enumerate() {
             let mut s = stream.expect("accept");
             let mut req = [0u8; 4096];
@@ -518,8 +531,7 @@ fn serve_http(body: Vec<u8>) -> (u16, std::thread::JoinHandle<()>) {
                 let _ = s.write_all(&body);
             }
         }
-    });
-    (port, handle)
+    })
 }
 
 #[test]

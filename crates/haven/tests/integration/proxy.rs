@@ -246,6 +246,12 @@ fn spawn_serve(data: &std::path::Path, port: u16, env: &[(String, String)]) -> s
 }
 
 impl Proxy {
+    /// Stops the service at once (SIGKILL); `kill_and_restart` starts it again.
+    pub(crate) fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Stops the service at once (SIGKILL, nothing flushed) and starts it again on the same
     /// data.
     pub(crate) fn kill_and_restart(&mut self) {
