@@ -228,6 +228,17 @@ CREATE TABLE library_changes (
 )
 "#,
     },
+    Migration {
+        version: 3,
+        name: "API token scopes and lifetimes; risk library changes that wait for a second person",
+        sql: r#"
+ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin';
+ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
+ALTER TABLE library_changes ADD COLUMN status TEXT NOT NULL DEFAULT 'applied';
+ALTER TABLE library_changes ADD COLUMN approver TEXT;
+ALTER TABLE library_changes ADD COLUMN decided_at BIGINT
+"#,
+    },
 ];
 
 impl Backend {

@@ -300,9 +300,13 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let store = runtime
+    let mut store = runtime
         .block_on(haven_store::Store::open(&store_url))
         .with_context(|| format!("opening the store {}", haven_store::redact(&store_url)))?;
+    // PostgreSQL: the audit key lives in the data directory (the same file on every node).
+    if store.backend() == haven_store::Backend::Postgres {
+        runtime.block_on(store.use_audit_key(&ctx.data_dir))?;
+    }
     if args.demo {
         let seeded = runtime
             .block_on(crate::demo::ensure_people(&store))
