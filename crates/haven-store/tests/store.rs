@@ -1036,3 +1036,72 @@ fn history_raises_grades_and_alerts_are_sent_once_escalated_and_acknowledged() {
         }
     });
 }
+
+#[test]
+fn api_tokens_are_scoped_expire_and_are_revoked() {
+    use haven_store::tokens::TokenScope;
+    rt().block_on(async {
+        for (db, store, url) in stores_at("tokens").await {
+            store
+                .import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                .await
+                .expect("people");
+            let person = store.find_people("Amara", 1).await.expect("find")[0].id;
+            assert!(store
+                .create_api_token(person, "x", TokenScope::Read, 0)
+                .await
+                .is_err());
+            assert!(store
+                .create_api_token(person, " ", TokenScope::Read, 30)
+                .await
+                .is_err());
+            let (id, token) = store
+                .create_api_token(person, "agent", TokenScope::Ingest, 30)
+                .await
+                .expect("token");
+            let holder = store
+                .api_token_holder(&token)
+                .await
+                .expect("db")
+                .expect("live");
+            assert_eq!(
+                (holder.token_id, holder.scope),
+                (id, TokenScope::Ingest),
+                "{db}"
+            );
+            let listed = store.api_tokens(Some(person)).await.expect("list");
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].scope, "ingest");
+            assert!(listed[0].last_used.is_some());
+            assert!(store
+                .api_tokens(Some(person + 1000))
+                .await
+                .expect("list")
+                .is_empty());
+            // Someone else's token is not theirs to revoke; the owner's is.
+            assert!(!store
+                .revoke_api_token(id, Some(person + 1000))
+                .await
+                .expect("db"));
+            assert!(store.revoke_api_token(id, Some(person)).await.expect("db"));
+            assert!(store.api_token_holder(&token).await.expect("db").is_none());
+            // A token past its time is refused.
+            let (other, token) = store
+                .create_api_token(person, "report", TokenScope::Read, 1)
+                .await
+                .expect("token");
+            let raw = Store::raw(&url).await.expect("raw");
+            sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE id = $1")
+                .bind(other)
+                .execute(&raw)
+                .await
+                .expect("expire");
+            raw.close().await;
+            assert!(
+                store.api_token_holder(&token).await.expect("db").is_none(),
+                "{db}"
+            );
+            store.close().await;
+        }
+    });
+}
