@@ -272,12 +272,13 @@ async fn events(
     };
     crate::pages::audit_activity_read(&c, &s, &query, "API").await?;
     let mut found = c.store.search_events(&query).await?;
-    if !s.may(Permission::Triage) {
-        c.monitoring.withhold_graded_searches(&mut found);
-    }
     let next = (found.len() as i64 == query.limit)
         .then(|| found.last().map(|e| e.cursor().token()))
         .flatten();
+    if !s.may(Permission::Triage) {
+        c.monitoring
+            .withhold_graded_searches(&mut found, query.search.is_some());
+    }
     Ok(Json(json!({ "events": found, "next": next })))
 }
 

@@ -137,9 +137,23 @@ impl Monitoring {
 
     /// Withholds, for a viewer who may not read safeguarding records, every search among
     /// `events` that the risk library grades (what monitoring keeps as a capture): the term
-    /// becomes [`GRADED`] and the address loses its query, which holds the term too.
-    pub fn withhold_graded_searches(&self, events: &mut [haven_store::events::StoredEvent]) {
+    /// becomes [`GRADED`] and the address loses its query, which holds the term too. When the
+    /// viewer searched by a search term (`by_term`), such events are left out altogether, so
+    /// that trying words one at a time does not tell them what a pupil searched for.
+    pub fn withhold_graded_searches(
+        &self,
+        events: &mut Vec<haven_store::events::StoredEvent>,
+        by_term: bool,
+    ) {
         let library = self.library();
+        if by_term {
+            events.retain(|e| {
+                !e.search
+                    .as_deref()
+                    .is_some_and(|term| library.grade(term).grade > 0)
+            });
+            return;
+        }
         for e in events {
             let graded = e
                 .search

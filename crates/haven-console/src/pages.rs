@@ -842,12 +842,13 @@ async fn search_activity(
     }
     audit_activity_read(c, s, &q, "page").await?;
     let mut events = c.store.search_events(&q).await?;
-    if !s.may(Permission::Triage) {
-        c.monitoring.withhold_graded_searches(&mut events);
-    }
     let next = (events.len() as i64 == q.limit)
         .then(|| events.last().map(|e| f.next(e.cursor())))
         .flatten();
+    if !s.may(Permission::Triage) {
+        c.monitoring
+            .withhold_graded_searches(&mut events, q.search.is_some());
+    }
     Ok((rows_of(events), next))
 }
 

@@ -1350,6 +1350,30 @@ fn a_network_managers_activity_search_never_shows_a_search_that_graded_as_a_capt
             body.contains("graded: visible to safeguarding roles"),
             "{body}"
         );
+        // Trying words as search filters does not confirm what Tom searched for.
+        for probe in ["k1ll", "myself"] {
+            let (status, _, page) = call(
+                &h.app,
+                Method::GET,
+                &format!("/activity?user=tom.lewis&search={probe}"),
+                &owen,
+                None,
+                &[],
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                !page.contains("graded: visible") && !page.contains("how do i"),
+                "{probe}: {page}"
+            );
+            let (_, body) = get_with(
+                &h,
+                &format!("/api/v1/events?user=tom.lewis&search={probe}"),
+                &bearer,
+            )
+            .await;
+            assert!(body.contains("\"events\":[]"), "{probe}: {body}");
+        }
         // The DSL reads it as typed.
         let (priya, _) = signed_in(&h.store, "priya.shah").await;
         let (status, _, page) = call(
