@@ -148,9 +148,9 @@ impl Monitoring {
         let library = self.library();
         if by_term {
             events.retain(|e| {
-                !e.search
+                e.search
                     .as_deref()
-                    .is_some_and(|term| library.grade(term).grade > 0)
+                    .is_none_or(|term| library.grade(term).grade == 0)
             });
             return;
         }
