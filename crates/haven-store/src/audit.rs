@@ -677,7 +677,7 @@ impl Store {
     }
 
     /// The newest entry as an anchor to keep elsewhere (the taking recorded first, so the
-    /// anchor covers it), or `None` when the log is empty.
+    /// anchor covers it and the log is never empty).
     pub async fn audit_anchor(&self, actor: &str, address: &str) -> Result<String, StoreError> {
         let key = self.audit_key()?;
         self.audit(&AuditEntry::new(
