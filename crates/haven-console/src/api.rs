@@ -7,14 +7,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use haven_store::audit::AuditEntry;
+use haven_store::audit::{AuditEntry, AuditKind, Subject};
 use haven_store::events::{Cursor, EventQuery};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::permissions::{any_allowed, Permission};
+use crate::permissions::{any_allowed, scope_allows, Permission};
 use crate::web::{Denied, Peer, Signed};
 use crate::Console;
+use haven_store::tokens::TokenScope;
 
 /// Every API route and the permission it needs (`None`: any valid token).
 pub const ROUTES: &[(&str, &str, Option<Permission>)] = &[
@@ -68,7 +69,10 @@ impl From<Denied> for ApiError {
             ),
             Denied::Forbidden(p) => ApiError(
                 StatusCode::FORBIDDEN,
-                format!("this token's roles do not allow {}", p.id()),
+                format!(
+                    "this token does not allow {} (its scope, or its owner's roles)",
+                    p.id()
+                ),
             ),
             Denied::NotFound => ApiError(StatusCode::NOT_FOUND, "not found".into()),
             Denied::Invalid(why) => ApiError(StatusCode::BAD_REQUEST, why),
@@ -96,30 +100,52 @@ impl From<haven_store::StoreError> for ApiError {
     }
 }
 
+/// Whether a route only reads, or changes something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    Read,
+    Change,
+}
+
 impl Console {
-    /// The person behind a request's bearer token.
-    async fn token_holder(&self, headers: &HeaderMap, peer: &Peer) -> Result<Signed, Denied> {
+    /// The person behind a request's bearer token, refused unless the token is in force (not
+    /// revoked, not past its time), its scope allows `access` to `need`, and its owner's roles
+    /// hold `need` (`None`: any token in force).
+    async fn token_holder(
+        &self,
+        headers: &HeaderMap,
+        peer: &Peer,
+        need: Option<Permission>,
+        access: Access,
+    ) -> Result<(Signed, TokenScope), Denied> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or(Denied::SignIn)?;
-        let person = self
+        let holder = self
             .store
-            .api_token_person(token)
+            .api_token_holder(token)
             .await?
             .ok_or(Denied::SignIn)?;
         let who = self
             .store
-            .identity_by_id(person)
+            .identity_by_id(holder.person_id)
             .await?
             .ok_or(Denied::SignIn)?;
-        Ok(Signed {
+        let s = Signed {
             who,
             session: None,
             address: peer.0.clone(),
-        })
+        };
+        if let Some(p) = need {
+            if !scope_allows(holder.scope, p, access == Access::Change) {
+                return Err(Denied::Forbidden(p));
+            }
+            s.need(p)?;
+        }
+        Ok((s, holder.scope))
     }
 }
 
@@ -128,14 +154,16 @@ async fn me(
     peer: Peer,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
+    let (s, scope) = c.token_holder(&headers, &peer, None, Access::Read).await?;
     let permissions: Vec<&str> = Permission::ALL
         .iter()
         .filter(|p| any_allowed(&s.who.roles, **p))
+        .filter(|p| scope_allows(scope, **p, false) || scope_allows(scope, **p, true))
         .map(|p| p.id())
         .collect();
     Ok(Json(json!({
         "username": s.who.username,
+        "scope": scope.id(),
         "name": s.who.display_name,
         "roles": s.who.roles.iter().map(|r| r.id()).collect::<Vec<_>>(),
         "permissions": permissions,
@@ -147,8 +175,8 @@ async fn dashboard(
     peer: Peer,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::Dashboard)?;
+    c.token_holder(&headers, &peer, Some(Permission::Dashboard), Access::Read)
+        .await?;
     let from = crate::pages::today_start();
     let categories: Vec<_> = c
         .store
@@ -184,14 +212,26 @@ async fn people(
     headers: HeaderMap,
     Query(q): Query<PeopleQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::Activity)?;
+    let (s, _) = c
+        .token_holder(&headers, &peer, Some(Permission::Activity), Access::Read)
+        .await?;
     if q.q.trim().is_empty() {
         return Err(Denied::Invalid("q: say whom to look for".into()).into());
     }
-    Ok(Json(
-        json!({ "people": c.store.find_people(&q.q, 50).await? }),
-    ))
+    let found = c.store.find_people(&q.q, 50).await?;
+    c.store
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::SearchPeople,
+                Subject::Nothing,
+            )
+            .count("found", found.len() as i64)
+            .word("via", "API"),
+        )
+        .await?;
+    Ok(Json(json!({ "people": found })))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -215,8 +255,9 @@ async fn events(
     headers: HeaderMap,
     Query(q): Query<EventsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::Activity)?;
+    let (s, _) = c
+        .token_holder(&headers, &peer, Some(Permission::Activity), Access::Read)
+        .await?;
     let before = match q.before.as_deref() {
         Some(t) => Some(
             Cursor::parse(t)
@@ -236,23 +277,15 @@ async fn events(
         before,
         limit: q.limit.unwrap_or(50).clamp(1, 1000),
     };
-    c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &s.address,
-            action: "read activity",
-            subject: query
-                .user
-                .as_deref()
-                .or(query.client.as_deref())
-                .unwrap_or("all activity"),
-            detail: "API",
-        })
-        .await?;
-    let found = c.store.search_events(&query).await?;
+    crate::pages::audit_activity_read(&c, &s, &query, "API").await?;
+    let mut found = c.store.search_events(&query).await?;
     let next = (found.len() as i64 == query.limit)
         .then(|| found.last().map(|e| e.cursor().token()))
         .flatten();
+    if !s.may(Permission::Triage) {
+        c.monitoring
+            .withhold_graded_searches(&mut found, query.search.is_some());
+    }
     Ok(Json(json!({ "events": found, "next": next })))
 }
 
@@ -272,11 +305,23 @@ async fn reviews(
     headers: HeaderMap,
     Query(q): Query<ReviewsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::Reviews)?;
-    Ok(Json(
-        json!({ "reviews": c.store.reviews(&q.status, 1000).await? }),
-    ))
+    let (s, _) = c
+        .token_holder(&headers, &peer, Some(Permission::Reviews), Access::Read)
+        .await?;
+    let found = c.store.reviews(&q.status, 1000).await?;
+    c.store
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::ReadReviews,
+                Subject::ReviewQueue,
+            )
+            .count("shown", found.len() as i64)
+            .word("via", "API"),
+        )
+        .await?;
+    Ok(Json(json!({ "reviews": found })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -295,8 +340,9 @@ async fn decide(
     Path(id): Path<i64>,
     Json(d): Json<Decision>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::Reviews)?;
+    let (s, _) = c
+        .token_holder(&headers, &peer, Some(Permission::Reviews), Access::Change)
+        .await?;
     let approve = crate::web::decision(&d.decision, "approve", "decline")?;
     let whole_site = d.scope.as_deref() != Some("page");
     let outcome = c
@@ -318,8 +364,8 @@ async fn policy(
     peer: Peer,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::PolicyRead)?;
+    c.token_holder(&headers, &peer, Some(Permission::PolicyRead), Access::Read)
+        .await?;
     let engine = c.engine.current();
     Ok(Json(json!({
         "text": c.policy_text(),
@@ -343,8 +389,14 @@ async fn propose(
     headers: HeaderMap,
     Json(p): Json<Proposal>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::PolicyEdit)?;
+    let (s, _) = c
+        .token_holder(
+            &headers,
+            &peer,
+            Some(Permission::PolicyEdit),
+            Access::Change,
+        )
+        .await?;
     let outcome = c
         .propose(&s, &p.reason, &p.policy, "changed through the API")
         .await?;
@@ -361,8 +413,14 @@ async fn settle(
     Path(id): Path<i64>,
     Json(d): Json<Decision>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::PolicyApprove)?;
+    let (s, _) = c
+        .token_holder(
+            &headers,
+            &peer,
+            Some(Permission::PolicyApprove),
+            Access::Change,
+        )
+        .await?;
     let approve = crate::web::decision(&d.decision, "approve", "reject")?;
     c.settle(id, approve, &s).await?;
     Ok(Json(json!({
@@ -384,9 +442,18 @@ async fn audit(
     headers: HeaderMap,
     Query(q): Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::Audit)?;
-    let entries = c.store.audit_log(q.before, q.limit.unwrap_or(100)).await?;
+    let (s, _) = c
+        .token_holder(&headers, &peer, Some(Permission::Audit), Access::Read)
+        .await?;
+    let entries = c
+        .store
+        .read_audit_log(
+            &s.who.username,
+            &s.address,
+            q.before,
+            q.limit.unwrap_or(100),
+        )
+        .await?;
     Ok(Json(json!({ "entries": entries })))
 }
 
@@ -419,8 +486,9 @@ async fn ingest(
     headers: HeaderMap,
     body: Result<Json<IngestBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let s = c.token_holder(&headers, &peer).await?;
-    s.need(Permission::Ingest)?;
+    let (s, _) = c
+        .token_holder(&headers, &peer, Some(Permission::Ingest), Access::Change)
+        .await?;
     let Json(b) = body.map_err(|e| Denied::Invalid(format!("the body: {}", e.body_text())))?;
     let bad = |why: &str| Err(ApiError(StatusCode::BAD_REQUEST, why.to_owned()));
     if b.text.trim().is_empty() || b.text.len() > 20_000 {
@@ -473,13 +541,15 @@ async fn ingest(
         let recorded = c.monitoring.record(&c.store, &[capture]).await?;
         if let Some(r) = recorded.first() {
             c.store
-                .audit(&AuditEntry {
-                    actor: &s.who.username,
-                    address: &s.address,
-                    action: "ingest capture",
-                    subject: &format!("capture {}", r.id),
-                    detail: &format!("source {}, grade {}", b.source, r.grade),
-                })
+                .audit(
+                    &AuditEntry::new(
+                        &s.who.username,
+                        &s.address,
+                        AuditKind::IngestCapture,
+                        Subject::Capture(r.id),
+                    )
+                    .count("grade", i64::from(r.grade)),
+                )
                 .await?;
             out["capture"] = json!(r.id);
             out["stored_grade"] = json!(r.grade);

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use haven_core::{Engine, Policy};
-use haven_store::audit::AuditEntry;
+use haven_store::audit::{AuditEntry, AuditKind, Subject};
 use haven_store::sessions::secret_hash;
 
 use crate::web::{Denied, Signed};
@@ -120,17 +120,16 @@ impl Console {
             Outcome::Applied(id)
         };
         let (what, id) = match outcome {
-            Outcome::Applied(id) => ("change policy", id),
-            Outcome::Pending(id) => ("propose policy change", id),
+            Outcome::Applied(id) => (AuditKind::ChangePolicy, id),
+            Outcome::Pending(id) => (AuditKind::ProposePolicyChange, id),
         };
         self.store
-            .audit(&AuditEntry {
-                actor: author,
-                address: &by.address,
-                action: what,
-                subject: &format!("policy change {id}"),
-                detail: &format!("{summary}; reason: {reason}"),
-            })
+            .audit(&AuditEntry::new(
+                author,
+                &by.address,
+                what,
+                Subject::PolicyChange(id),
+            ))
             .await?;
         Ok(outcome)
     }
@@ -176,17 +175,16 @@ impl Console {
             )));
         }
         self.store
-            .audit(&AuditEntry {
-                actor: &by.who.username,
-                address: &by.address,
-                action: if approve {
-                    "approve policy change"
+            .audit(&AuditEntry::new(
+                &by.who.username,
+                &by.address,
+                if approve {
+                    AuditKind::ApprovePolicyChange
                 } else {
-                    "reject policy change"
+                    AuditKind::RejectPolicyChange
                 },
-                subject: &format!("policy change {id}"),
-                detail: &change.summary,
-            })
+                Subject::PolicyChange(id),
+            ))
             .await?;
         Ok(())
     }
@@ -251,17 +249,19 @@ impl Console {
             )));
         }
         self.store
-            .audit(&AuditEntry {
-                actor: &by.who.username,
-                address: &by.address,
-                action: if approve {
-                    "approve review"
-                } else {
-                    "decline review"
-                },
-                subject: &format!("review {id}"),
-                detail: &format!("{} ({})", review.url, note.trim()),
-            })
+            .audit(
+                &AuditEntry::new(
+                    &by.who.username,
+                    &by.address,
+                    if approve {
+                        AuditKind::ApproveReview
+                    } else {
+                        AuditKind::DeclineReview
+                    },
+                    Subject::Review(id),
+                )
+                .word("scope", if whole_site { "site" } else { "page" }),
+            )
             .await?;
         Ok(outcome)
     }

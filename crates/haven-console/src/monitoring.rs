@@ -21,6 +21,9 @@ const SCHOOL_START: &str = "version 1\n\
 # [| unless: …], safe | CATEGORY | PHRASE). `off | PHRASE` switches off a built-in phrase\n\
 # written the same way, e.g. one whose false-positive rate is high.\n";
 
+/// What a viewer without safeguarding roles sees of a search the risk library grades.
+pub const GRADED: &str = "graded: visible to safeguarding roles";
+
 /// Monitoring's shared state.
 #[derive(Debug)]
 pub struct Monitoring {
@@ -86,19 +89,84 @@ impl Monitoring {
         }
     }
 
+    /// Whether `text` can be the school's file (its errors by line if not); changes nothing.
+    pub fn check_school(&self, text: &str) -> Result<(), ReplaceError> {
+        let (_, errors) = RiskLibrary::parse_with(text, &self.library().sets);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ReplaceError::Invalid(errors))
+        }
+    }
+
     /// Replaces the school's file with `text` and puts the library in force, or refuses it
     /// whole, changing nothing, with its errors by line.
     pub fn replace_school(&self, text: &str) -> Result<(), ReplaceError> {
-        let (_, errors) = RiskLibrary::parse_with(text, &self.library().sets);
-        if !errors.is_empty() {
-            return Err(ReplaceError::Invalid(errors));
-        }
+        self.check_school(text)?;
         std::fs::create_dir_all(&self.dir).map_err(ReplaceError::Write)?;
         let tmp = self.dir.join(".school.txt.new");
         std::fs::write(&tmp, text).map_err(ReplaceError::Write)?;
         std::fs::rename(&tmp, self.school_file()).map_err(ReplaceError::Write)?;
         self.reload();
         Ok(())
+    }
+
+    /// The grade-5 phrases of the libraries before the school's file that `new` (a school
+    /// file) switches off and `old` did not: switching one off waits for a second person.
+    pub fn grade_5_switched_off(&self, old: &str, new: &str) -> Vec<String> {
+        let sets = &self.library().sets;
+        let off = |text: &str| RiskLibrary::parse_with(text, sets).0.off;
+        let (was, now) = (off(old), off(new));
+        let earlier: Vec<_> = read_sources(&self.built_in, &self.dir)
+            .0
+            .into_iter()
+            .filter(|s| s.name != SCHOOL_FILE)
+            .flat_map(|s| s.library.phrases)
+            .filter(|p| p.grade >= 5)
+            .collect();
+        let mut found: Vec<String> = now
+            .iter()
+            .filter(|o| !was.iter().any(|w| w.eq_ignore_ascii_case(o)))
+            .filter(|o| earlier.iter().any(|p| p.text.eq_ignore_ascii_case(o)))
+            .cloned()
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// Withholds, for a viewer who may not read safeguarding records, every search among
+    /// `events` that the risk library grades (what monitoring keeps as a capture): the term
+    /// becomes [`GRADED`] and the address loses its query, which holds the term too. When the
+    /// viewer searched by a search term (`by_term`), such events are left out altogether, so
+    /// that trying words one at a time does not tell them what a pupil searched for.
+    pub fn withhold_graded_searches(
+        &self,
+        events: &mut Vec<haven_store::events::StoredEvent>,
+        by_term: bool,
+    ) {
+        let library = self.library();
+        if by_term {
+            events.retain(|e| {
+                e.search
+                    .as_deref()
+                    .is_none_or(|term| library.grade(term).grade == 0)
+            });
+            return;
+        }
+        for e in events {
+            let graded = e
+                .search
+                .as_deref()
+                .is_some_and(|term| library.grade(term).grade > 0);
+            if graded {
+                e.search = Some(GRADED.to_owned());
+                if let Some(q) = e.name.find('?') {
+                    e.name.truncate(q);
+                    e.name.push_str("?…");
+                }
+            }
+        }
     }
 
     /// Reads the library again from its files.

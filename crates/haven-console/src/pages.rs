@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use haven_store::accounts::{Failure, Role, SignInError};
-use haven_store::audit::{AuditCheck, AuditEntry};
+use haven_store::audit::{AuditCheck, AuditEntry, AuditKind, Subject};
 use haven_store::events::{Cursor, EventQuery, StoredEvent};
+use haven_store::tokens::TokenScope;
 use serde::Deserialize;
 
 use crate::permissions::Permission;
@@ -47,8 +48,10 @@ pub const PAGES: &[(&str, &str, Option<Permission>)] = &[
     ("POST", "/triage/{id}", Some(Permission::Triage)),
     ("GET", "/library", Some(Permission::Triage)),
     ("POST", "/library", Some(Permission::Triage)),
+    ("POST", "/library/changes/{id}", Some(Permission::Triage)),
     ("GET", "/tokens", Some(Permission::ApiTokens)),
     ("POST", "/tokens", Some(Permission::ApiTokens)),
+    ("POST", "/tokens/{id}/revoke", Some(Permission::ApiTokens)),
 ];
 
 pub(crate) fn routes() -> Router<Console> {
@@ -75,7 +78,9 @@ pub(crate) fn routes() -> Router<Console> {
         .route("/triage", get(triage))
         .route("/triage/{id}", get(capture_page).post(triage_decide))
         .route("/library", get(library).post(library_save))
+        .route("/library/changes/{id}", post(library_settle))
         .route("/tokens", get(tokens).post(token_create))
+        .route("/tokens/{id}/revoke", post(token_revoke))
         .route("/static/htmx.min.js", get(htmx))
         .route("/static/haven.css", get(css))
 }
@@ -308,21 +313,17 @@ async fn login(
         .create_session(who.person_id, &peer.0, !needs)
         .await?;
     c.store
-        .audit(&AuditEntry {
-            actor: &who.username,
-            address: &peer.0,
-            action: "sign in",
-            subject: &who.username,
-            detail: &format!(
-                "{}{}",
-                if needs {
-                    "password; second factor due"
-                } else {
-                    "password"
-                },
-                after(failures_before, Step::Password)
-            ),
-        })
+        .audit(
+            &AuditEntry::new(
+                &who.username,
+                &peer.0,
+                AuditKind::SignIn,
+                Subject::Person(who.person_id),
+            )
+            .word("by", "password")
+            .word("second factor", if needs { "due" } else { "not needed" })
+            .count("after wrong passwords", failures_before),
+        )
         .await?;
     let next = match (needs, who.totp_enabled) {
         (false, _) => "/",
@@ -449,17 +450,16 @@ async fn totp_check(
     let failures_before = c.store.second_factor_passed(who.person_id).await?;
     c.store.pass_second_factor(&token).await?;
     c.store
-        .audit(&AuditEntry {
-            actor: &who.username,
-            address: &peer.0,
-            action: "second factor",
-            subject: &who.username,
-            detail: &format!(
-                "{}{}",
-                if by_code { "code" } else { "recovery code" },
-                after(failures_before, Step::Code)
-            ),
-        })
+        .audit(
+            &AuditEntry::new(
+                &who.username,
+                &peer.0,
+                AuditKind::SecondFactor,
+                Subject::Person(who.person_id),
+            )
+            .word("by", if by_code { "code" } else { "recovery code" })
+            .count("after wrong codes", failures_before),
+        )
         .await?;
     Ok(Redirect::to("/").into_response())
 }
@@ -472,25 +472,20 @@ enum Step {
 }
 
 impl Step {
-    /// (the first failure's action, the lock's action, what is wrong, in the plural).
-    fn words(self) -> (&'static str, &'static str, &'static str) {
+    /// (the first failure's kind, the lock's kind, what is wrong, in the plural).
+    fn words(self) -> (AuditKind, AuditKind, &'static str) {
         match self {
-            Step::Password => ("sign-in refused", "account locked", "wrong passwords"),
+            Step::Password => (
+                AuditKind::SignInRefused,
+                AuditKind::AccountLocked,
+                "wrong passwords",
+            ),
             Step::Code => (
-                "second factor refused",
-                "second factor locked",
+                AuditKind::SecondFactorRefused,
+                AuditKind::SecondFactorLocked,
                 "wrong codes",
             ),
         }
-    }
-}
-
-/// ", after N wrong …" for a success that ends a run of failures (nothing for none).
-fn after(failures_before: i64, step: Step) -> String {
-    if failures_before > 0 {
-        format!("; after {failures_before} {}", step.words().2)
-    } else {
-        String::new()
     }
 }
 
@@ -505,32 +500,23 @@ async fn audit_failure(
     failure: Failure,
 ) -> Result<(), Denied> {
     let (first, locked, wrong) = step.words();
-    let (action, detail) = match failure.locked_until {
-        Some(until) => (
-            locked,
-            format!(
-                "{} {wrong} in a row; locked until {}",
-                failure.in_a_row,
-                when(until)
-            ),
-        ),
-        None if failure.in_a_row == 1 => (
-            first,
-            format!(
-                "the first of {wrong} in a row; more are counted when the account locks or signs in"
-            ),
-        ),
+    let entry = |kind| async move {
+        let subject = c
+            .store
+            .identity(username)
+            .await?
+            .map_or(Subject::Nothing, |w| Subject::Person(w.person_id));
+        Ok::<_, Denied>(AuditEntry::new(username, &peer.0, kind, subject))
+    };
+    let entry = match failure.locked_until {
+        Some(until) => entry(locked)
+            .await?
+            .count(wrong, failure.in_a_row)
+            .count("locked until (ms)", until),
+        None if failure.in_a_row == 1 => entry(first).await?,
         None => return Ok(()),
     };
-    c.store
-        .audit(&AuditEntry {
-            actor: username,
-            address: &peer.0,
-            action,
-            subject: username,
-            detail: &detail,
-        })
-        .await?;
+    c.store.audit(&entry).await?;
     Ok(())
 }
 
@@ -540,20 +526,17 @@ async fn address_failed(
     c: &Console,
     failures: &crate::web::Failures,
     peer: &Peer,
-    what: &str,
+    what: &'static str,
 ) -> Result<(), Denied> {
     let n = failures.failed(&peer.0, std::time::Instant::now());
     if n == failures.limit() {
+        let subject = peer.0.parse().map_or(Subject::Nothing, Subject::Device);
         c.store
-            .audit(&AuditEntry {
-                actor: "haven",
-                address: &peer.0,
-                action: "address throttled",
-                subject: &peer.0,
-                detail: &format!(
-                    "{n} failed {what} from this address within a quarter of an hour; it waits"
-                ),
-            })
+            .audit(
+                &AuditEntry::new("haven", &peer.0, AuditKind::AddressThrottled, subject)
+                    .word("failed", what)
+                    .count("within 15 minutes", i64::from(n)),
+            )
             .await?;
     }
     Ok(())
@@ -639,13 +622,15 @@ async fn enrol(
     let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     c.store.pass_second_factor(&token).await?;
     c.store
-        .audit(&AuditEntry {
-            actor: &who.username,
-            address: &peer.0,
-            action: "enrol second factor",
-            subject: &who.username,
-            detail: "TOTP and ten recovery codes",
-        })
+        .audit(
+            &AuditEntry::new(
+                &who.username,
+                &peer.0,
+                AuditKind::EnrolSecondFactor,
+                Subject::Person(who.person_id),
+            )
+            .word("with", "TOTP and ten recovery codes"),
+        )
         .await?;
     let signed = c.signed(&headers, &peer).await?;
     Ok(html(&EnrolledPage {
@@ -673,13 +658,12 @@ async fn logout(
             c.store.end_session(&token).await?;
         }
         c.store
-            .audit(&AuditEntry {
-                actor: &who.username,
-                address: &peer.0,
-                action: "sign out",
-                subject: &who.username,
-                detail: "",
-            })
+            .audit(&AuditEntry::new(
+                &who.username,
+                &peer.0,
+                AuditKind::SignOut,
+                Subject::Person(who.person_id),
+            ))
             .await?;
     }
     Ok((
@@ -840,13 +824,15 @@ async fn account_password(
         .create_session(s.who.person_id, &peer.0, true)
         .await?;
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &peer.0,
-            action: "set password",
-            subject: &s.who.username,
-            detail: "in the console; every other session ended",
-        })
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &peer.0,
+                AuditKind::SetPassword,
+                Subject::Person(s.who.person_id),
+            )
+            .word("other sessions", "ended"),
+        )
         .await?;
     let s = Signed {
         session: Some(session),
@@ -900,13 +886,12 @@ async fn account_proxy_password(
         Err(e) => return Err(e.into()),
     }
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &peer.0,
-            action: "set proxy password",
-            subject: &s.who.username,
-            detail: "in the console",
-        })
+        .audit(&AuditEntry::new(
+            &s.who.username,
+            &peer.0,
+            AuditKind::SetProxyPassword,
+            Subject::Person(s.who.person_id),
+        ))
         .await?;
     account_page(
         &c,
@@ -949,13 +934,15 @@ async fn account_sessions(
         _ => return Err(Denied::Invalid("Say which session to end.".into())),
     };
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &peer.0,
-            action: "sign out elsewhere",
-            subject: &s.who.username,
-            detail: &format!("{ended} sessions ended"),
-        })
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &peer.0,
+                AuditKind::SignOutElsewhere,
+                Subject::Person(s.who.person_id),
+            )
+            .count("sessions ended", i64::try_from(ended).unwrap_or(i64::MAX)),
+        )
         .await?;
     let notice = match ended {
         0 => "That session had already ended.".to_owned(),
@@ -1036,13 +1023,17 @@ async fn home(
         let found = c.store.open_captures(4, 20).await?;
         if !found.is_empty() {
             c.store
-                .audit(&AuditEntry {
-                    actor: &s.who.username,
-                    address: &s.address,
-                    action: "read captures",
-                    subject: "open captures",
-                    detail: &format!("dashboard: {} graded 4 or 5", found.len()),
-                })
+                .audit(
+                    &AuditEntry::new(
+                        &s.who.username,
+                        &s.address,
+                        AuditKind::ReadCaptures,
+                        Subject::OpenCaptures,
+                    )
+                    .word("on", "dashboard")
+                    .count("min grade", 4)
+                    .count("shown", found.len() as i64),
+                )
                 .await?;
         }
         found
@@ -1220,6 +1211,46 @@ fn next_links(next: Option<String>, page: &str) -> (String, String) {
     }
 }
 
+/// Records a read of activity: whose (a person's or a device's id), which kinds of filter
+/// narrowed it (never their values: a search term is a pupil's words), and `via` what.
+pub(crate) async fn audit_activity_read(
+    c: &Console,
+    s: &Signed,
+    q: &haven_store::events::EventQuery,
+    via: &'static str,
+) -> Result<(), Denied> {
+    let subject = match (&q.user, &q.client) {
+        (Some(u), _) => match c.store.identity(u).await? {
+            Some(who) => Subject::Person(who.person_id),
+            None => Subject::Nothing,
+        },
+        (None, Some(ip)) => ip.parse().map_or(Subject::Nothing, Subject::Device),
+        (None, None) => Subject::Everyone,
+    };
+    let mut e = AuditEntry::new(
+        &s.who.username,
+        &s.address,
+        AuditKind::ReadActivity,
+        subject,
+    )
+    .word("via", via);
+    for (set, kind) in [
+        (q.category.is_some(), "category"),
+        (q.action.is_some(), "action"),
+        (q.source.is_some(), "source"),
+        (q.search.is_some(), "search"),
+        (q.from_ms.is_some(), "from"),
+        (q.to_ms.is_some(), "to"),
+        (q.before.is_some(), "next page"),
+    ] {
+        if set {
+            e = e.word("filter", kind);
+        }
+    }
+    c.store.audit(&e).await?;
+    Ok(())
+}
+
 /// Runs an activity search for a signed-in person, recording the read: (rows, the query
 /// string of the next page, if any).
 async fn search_activity(
@@ -1246,26 +1277,15 @@ async fn search_activity(
             Denied::Invalid(format!("{named:?} has no fixed address to search by."))
         })?);
     }
-    c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &s.address,
-            action: "read activity",
-            subject: q
-                .user
-                .as_deref()
-                .or(q.client.as_deref())
-                .unwrap_or("all activity"),
-            detail: &format!(
-                "category={} action={} search={} from={} to={}",
-                f.category, f.action, f.search, f.from, f.to
-            ),
-        })
-        .await?;
-    let events = c.store.search_events(&q).await?;
+    audit_activity_read(c, s, &q, "page").await?;
+    let mut events = c.store.search_events(&q).await?;
     let next = (events.len() as i64 == q.limit)
         .then(|| events.last().map(|e| f.next(e.cursor())))
         .flatten();
+    if !s.may(Permission::Triage) {
+        c.monitoring
+            .withhold_graded_searches(&mut events, q.search.is_some());
+    }
     Ok((rows_of(events), next))
 }
 
@@ -1334,7 +1354,20 @@ async fn people(
     let people = if text.is_empty() {
         Vec::new()
     } else {
-        c.store.find_people(&text, 50).await?
+        let found = c.store.find_people(&text, 50).await?;
+        c.store
+            .audit(
+                &AuditEntry::new(
+                    &s.who.username,
+                    &s.address,
+                    AuditKind::SearchPeople,
+                    Subject::Nothing,
+                )
+                .count("found", found.len() as i64)
+                .word("via", "page"),
+            )
+            .await?;
+        found
     };
     Ok(html(&PeoplePage {
         l: c.layout("People", Some(&s)),
@@ -1410,10 +1443,20 @@ async fn reviews(
 ) -> Result<Response, Denied> {
     let s = c.signed(&headers, &peer).await?;
     s.need(Permission::Reviews)?;
-    let reviews = c
-        .store
-        .reviews("open", 200)
-        .await?
+    let open = c.store.reviews("open", 200).await?;
+    c.store
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::ReadReviews,
+                Subject::ReviewQueue,
+            )
+            .count("shown", open.len() as i64)
+            .word("via", "page"),
+        )
+        .await?;
+    let reviews = open
         .into_iter()
         .map(|r| ReviewRow {
             id: r.id,
@@ -1688,7 +1731,10 @@ async fn audit_page(
     check: Option<AuditCheck>,
 ) -> Result<Response, Denied> {
     s.need(Permission::Audit)?;
-    let entries = c.store.audit_log(before, 100).await?;
+    let entries = c
+        .store
+        .read_audit_log(&s.who.username, &s.address, before, 100)
+        .await?;
     let latest = c
         .store
         .audit_log(None, 1)
@@ -1750,6 +1796,14 @@ async fn audit_verify(
     let s = c.signed(&headers, &peer).await?;
     s.need(Permission::Audit)?;
     s.check_csrf(Some(&f.csrf), &headers)?;
+    c.store
+        .audit(&AuditEntry::new(
+            &s.who.username,
+            &s.address,
+            AuditKind::VerifyAuditLog,
+            Subject::AuditLog,
+        ))
+        .await?;
     let check = c.store.verify_audit().await?;
     audit_page(&c, &s, None, Some(check)).await
 }
@@ -1794,13 +1848,16 @@ async fn triage(
     s.need(Permission::Triage)?;
     let found = c.store.open_captures(1, 200).await?;
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &s.address,
-            action: "read captures",
-            subject: "open captures",
-            detail: &format!("triage: {} shown", found.len()),
-        })
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::ReadCaptures,
+                Subject::OpenCaptures,
+            )
+            .word("on", "triage")
+            .count("shown", found.len() as i64),
+        )
         .await?;
     let captures = found
         .into_iter()
@@ -1885,22 +1942,19 @@ async fn triage_decide(
         format!("Capture {id} dismissed.")
     };
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &s.address,
-            action: if promote {
-                "promote capture"
-            } else {
-                "dismiss capture"
-            },
-            subject: &format!("capture {id}"),
-            detail: &format!(
-                "{:?} ({}); {}",
-                capture.text,
-                capture.categories,
-                f.reason.trim()
-            ),
-        })
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                if promote {
+                    AuditKind::PromoteCapture
+                } else {
+                    AuditKind::DismissCapture
+                },
+                Subject::Capture(id),
+            )
+            .count("grade", capture.grade),
+        )
         .await?;
     Ok(Redirect::to(&format!("/triage?done={}", url_encode(&done))).into_response())
 }
@@ -1953,21 +2007,15 @@ async fn capture_page(
     let k = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
     let acknowledged = c.store.acknowledge_alerts(id, &s.who.username).await?;
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &s.address,
-            action: "read capture",
-            subject: &format!("capture {id}"),
-            detail: &format!(
-                "{}{}",
-                k.user.as_deref().unwrap_or(&k.client),
-                if acknowledged > 0 {
-                    "; its alert acknowledged"
-                } else {
-                    ""
-                }
-            ),
-        })
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::ReadCapture,
+                Subject::Capture(id),
+            )
+            .count("alerts acknowledged", acknowledged as i64),
+        )
         .await?;
     let mut alerts = Vec::new();
     for a in c.store.capture_alerts(id).await? {
@@ -2067,6 +2115,10 @@ struct LibraryChangeRow {
     when: String,
     author: String,
     note: String,
+    status: String,
+    approver: String,
+    /// For a pending change: the grade-5 phrases it switches off.
+    switches_off: String,
 }
 
 #[derive(Template)]
@@ -2141,8 +2193,17 @@ async fn library_page(
         .map(|ch| LibraryChangeRow {
             id: ch.id,
             when: when(ch.at_ms),
+            switches_off: if ch.status == "pending" {
+                c.monitoring
+                    .grade_5_switched_off(&c.monitoring.school_text(), &ch.text)
+                    .join("; ")
+            } else {
+                String::new()
+            },
             author: ch.author,
             note: ch.note,
+            status: ch.status,
+            approver: ch.approver.unwrap_or_default(),
         })
         .collect();
     Ok(html(&LibraryPage {
@@ -2200,29 +2261,51 @@ async fn library_save(
         .await;
     }
     let before = c.monitoring.school_text();
+    let before_hash = haven_store::sessions::secret_hash(&before);
+    // Switching off a built-in grade-5 phrase waits for a second person: checked whole now,
+    // recorded, and in force only once someone else approves it.
+    let switched_off = c.monitoring.grade_5_switched_off(&before, &text);
+    if !switched_off.is_empty() {
+        if let Err(e) = c.monitoring.check_school(&text) {
+            let errors = library_errors(e);
+            return library_page(&c, &s, Some(text), f.note, errors, String::new()).await;
+        }
+        let id = c
+            .store
+            .record_library_change(&s.who.username, &f.note, &before_hash, &text, true)
+            .await?;
+        c.store
+            .audit(&AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::ProposeRiskLibraryChange,
+                Subject::LibraryChange(id),
+            ))
+            .await?;
+        return Ok(Redirect::to(&format!(
+            "/library?done={}",
+            url_encode(&format!(
+                "Library change {id} switches off grade-5 phrases ({}): it waits for a second person to approve it.",
+                switched_off.join("; ")
+            ))
+        ))
+        .into_response());
+    }
     if let Err(e) = c.monitoring.replace_school(&text) {
-        let errors = match e {
-            crate::monitoring::ReplaceError::Invalid(errors) => errors
-                .into_iter()
-                .map(|e| format!("line {}: {}", e.line, e.message))
-                .collect(),
-            other => vec![other.to_string()],
-        };
+        let errors = library_errors(e);
         return library_page(&c, &s, Some(text), f.note, errors, String::new()).await;
     }
-    let before_hash = haven_store::sessions::secret_hash(&before);
     let id = c
         .store
-        .record_library_change(&s.who.username, &f.note, &before_hash, &text)
+        .record_library_change(&s.who.username, &f.note, &before_hash, &text, false)
         .await?;
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &s.address,
-            action: "change risk library",
-            subject: &format!("library change {id}"),
-            detail: f.note.trim(),
-        })
+        .audit(&AuditEntry::new(
+            &s.who.username,
+            &s.address,
+            AuditKind::ChangeRiskLibrary,
+            Subject::LibraryChange(id),
+        ))
         .await?;
     Ok(Redirect::to(&format!(
         "/library?done={}",
@@ -2231,32 +2314,178 @@ async fn library_save(
     .into_response())
 }
 
+fn library_errors(e: crate::monitoring::ReplaceError) -> Vec<String> {
+    match e {
+        crate::monitoring::ReplaceError::Invalid(errors) => errors
+            .into_iter()
+            .map(|e| format!("line {}: {}", e.line, e.message))
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+#[derive(Deserialize)]
+struct SettleForm {
+    csrf: String,
+    decision: String,
+}
+
+/// Approves or rejects a library change waiting for a second person: never by its author;
+/// one written against a school file that has changed since must be made again.
+async fn library_settle(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<SettleForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::Triage)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let approve = crate::web::decision(&f.decision, "approve", "reject")?;
+    let change = c.store.library_change(id).await?.ok_or(Denied::NotFound)?;
+    if change.status != "pending" {
+        return Err(Denied::Invalid(format!(
+            "Library change {id} is already {}.",
+            change.status
+        )));
+    }
+    if change.author == s.who.username {
+        return Err(Denied::Invalid(
+            "A change needs a second person: someone else must approve it.".into(),
+        ));
+    }
+    if approve {
+        let now = haven_store::sessions::secret_hash(&c.monitoring.school_text());
+        if now != change.before_hash {
+            return Err(Denied::Invalid(format!(
+                "The school's phrases have changed since library change {id} was made; it must be made again."
+            )));
+        }
+        c.monitoring
+            .replace_school(&change.text)
+            .map_err(|e| Denied::Invalid(format!("Library change {id}: {e}")))?;
+    }
+    let status = if approve { "applied" } else { "rejected" };
+    if !c
+        .store
+        .settle_library_change(id, status, &s.who.username)
+        .await?
+    {
+        return Err(Denied::Invalid(format!(
+            "Library change {id} was settled meanwhile."
+        )));
+    }
+    c.store
+        .audit(&AuditEntry::new(
+            &s.who.username,
+            &s.address,
+            if approve {
+                AuditKind::ApproveRiskLibraryChange
+            } else {
+                AuditKind::RejectRiskLibraryChange
+            },
+            Subject::LibraryChange(id),
+        ))
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/library?done={}",
+        url_encode(&format!("Library change {id} {status}."))
+    ))
+    .into_response())
+}
+
 // ---- API tokens --------------------------------------------------------------------------
+
+struct TokenRow {
+    id: i64,
+    owner: String,
+    name: String,
+    scope: String,
+    created: String,
+    expires: String,
+    last_used: String,
+    live: bool,
+}
 
 #[derive(Template)]
 #[template(path = "tokens.html")]
 struct TokensPage {
     l: Layout,
     token: String,
+    tokens: Vec<TokenRow>,
+    scopes: &'static [TokenScope],
+    message: String,
+}
+
+/// The tokens page: a new token (shown once) and the tokens listed — one's own, or everyone's
+/// for the administrator.
+async fn tokens_page(
+    c: &Console,
+    s: &Signed,
+    token: String,
+    message: String,
+) -> Result<Response, Denied> {
+    let all = s
+        .who
+        .roles
+        .contains(&haven_store::accounts::Role::Administrator);
+    let now = haven_store::now_ms();
+    let tokens = c
+        .store
+        .api_tokens((!all).then_some(s.who.person_id))
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            live: !t.revoked && t.expires_at.is_none_or(|e| e > now),
+            id: t.id,
+            owner: t.username,
+            name: t.name,
+            scope: t.scope,
+            created: when(t.created_at),
+            expires: if t.revoked {
+                "revoked".into()
+            } else {
+                t.expires_at.map_or_else(
+                    || "never (made before tokens expired: replace it)".into(),
+                    when,
+                )
+            },
+            last_used: t.last_used.map_or_else(|| "never".into(), when),
+        })
+        .collect();
+    Ok(html(&TokensPage {
+        l: c.layout("API tokens", Some(s)),
+        token,
+        tokens,
+        scopes: &TokenScope::ALL,
+        message,
+    }))
 }
 
 async fn tokens(
     State(c): State<Console>,
     peer: Peer,
     headers: HeaderMap,
+    Query(flash): Query<Flash>,
 ) -> Result<Response, Denied> {
     let s = c.signed(&headers, &peer).await?;
     s.need(Permission::ApiTokens)?;
-    Ok(html(&TokensPage {
-        l: c.layout("API tokens", Some(&s)),
-        token: String::new(),
-    }))
+    tokens_page(&c, &s, String::new(), flash.done).await
+}
+
+fn default_days() -> i64 {
+    90
 }
 
 #[derive(Deserialize)]
 struct TokenForm {
     csrf: String,
     name: String,
+    #[serde(default)]
+    scope: String,
+    #[serde(default = "default_days")]
+    days: i64,
 }
 
 async fn token_create(
@@ -2272,18 +2501,65 @@ async fn token_create(
     if name.is_empty() {
         return Err(Denied::Invalid("Say what the token is for.".into()));
     }
-    let token = c.store.create_api_token(s.who.person_id, name).await?;
+    let scope = TokenScope::parse(&f.scope).ok_or_else(|| {
+        Denied::Invalid("Choose what the token may do: ingest, read or admin.".into())
+    })?;
+    let (id, token) = c
+        .store
+        .create_api_token(s.who.person_id, name, scope, f.days)
+        .await
+        .map_err(|e| match e {
+            haven_store::StoreError::Invalid(why) => Denied::Invalid(why),
+            other => Denied::Store(other),
+        })?;
     c.store
-        .audit(&AuditEntry {
-            actor: &s.who.username,
-            address: &s.address,
-            action: "create API token",
-            subject: &s.who.username,
-            detail: name,
-        })
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::CreateApiToken,
+                Subject::Token(id),
+            )
+            .word("scope", scope.id())
+            .count("days", f.days),
+        )
         .await?;
-    Ok(html(&TokensPage {
-        l: c.layout("API tokens", Some(&s)),
-        token,
-    }))
+    tokens_page(&c, &s, token, String::new()).await
+}
+
+/// Revokes a token: one's own, or anyone's for the administrator.
+async fn token_revoke(
+    State(c): State<Console>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, Denied> {
+    let s = c.signed(&headers, &peer).await?;
+    s.need(Permission::ApiTokens)?;
+    s.check_csrf(Some(&f.csrf), &headers)?;
+    let all = s
+        .who
+        .roles
+        .contains(&haven_store::accounts::Role::Administrator);
+    if !c
+        .store
+        .revoke_api_token(id, (!all).then_some(s.who.person_id))
+        .await?
+    {
+        return Err(Denied::NotFound);
+    }
+    c.store
+        .audit(&AuditEntry::new(
+            &s.who.username,
+            &s.address,
+            AuditKind::RevokeApiToken,
+            Subject::Token(id),
+        ))
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/tokens?done={}",
+        url_encode(&format!("Token {id} revoked."))
+    ))
+    .into_response())
 }

@@ -2,6 +2,7 @@
 //! permission it needs, and a role either has it or not.
 
 use haven_store::accounts::Role;
+use haven_store::tokens::TokenScope;
 
 /// Something a page or API route lets a person do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +99,17 @@ pub fn allowed(role: Role, p: Permission) -> bool {
     }
 }
 
+/// Whether an API token of `scope` may use `p` (to change something when `change`), before
+/// its owner's roles are asked: an ingestion token only sends text in; a read token reads
+/// whatever its owner may read and changes nothing; an admin token does what its owner may.
+pub fn scope_allows(scope: TokenScope, p: Permission, change: bool) -> bool {
+    match scope {
+        TokenScope::Ingest => p == Permission::Ingest,
+        TokenScope::Read => !change && p != Permission::Ingest,
+        TokenScope::Admin => true,
+    }
+}
+
 /// Whether anyone holding `roles` may do `p`.
 pub fn any_allowed(roles: &[Role], p: Permission) -> bool {
     roles.iter().any(|&r| allowed(r, p))
@@ -123,6 +135,22 @@ mod tests {
         (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0, 1]),
         (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
+
+    #[test]
+    fn an_ingestion_token_only_sends_text_and_a_read_token_changes_nothing() {
+        for p in Permission::ALL {
+            for change in [false, true] {
+                assert_eq!(
+                    scope_allows(TokenScope::Ingest, p, change),
+                    p == Permission::Ingest
+                );
+                assert!(scope_allows(TokenScope::Admin, p, change));
+            }
+            assert!(!scope_allows(TokenScope::Read, p, true));
+        }
+        assert!(scope_allows(TokenScope::Read, Permission::Activity, false));
+        assert!(!scope_allows(TokenScope::Read, Permission::Ingest, false));
+    }
 
     #[test]
     fn the_role_by_permission_matrix() {

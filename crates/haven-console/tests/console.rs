@@ -391,9 +391,15 @@ fn every_route_refuses_the_roles_the_table_refuses() {
             }
             let token = h
                 .store
-                .create_api_token(who.person_id, "test")
+                .create_api_token(
+                    who.person_id,
+                    "test",
+                    haven_store::tokens::TokenScope::Admin,
+                    30,
+                )
                 .await
-                .expect("token");
+                .expect("token")
+                .1;
             let bearer = format!("Bearer {token}");
             for (method, path, permission) in haven_console::api::ROUTES {
                 let uri = path.replace("{id}", "999999");
@@ -547,8 +553,14 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
         assert!(page.contains("No device is called"), "{page}");
         // Reading Tom's activity left a trace.
         let log = h.store.audit_log(None, 10).await.expect("audit");
+        let tom = h
+            .store
+            .identity("tom.lewis")
+            .await
+            .expect("db")
+            .expect("tom");
         assert!(log.iter().any(|e| e.action == "read activity"
-            && e.subject == "tom.lewis"
+            && e.subject == format!("person {}", tom.person_id)
             && e.actor == "priya.shah"));
         // A form without this session's token changes nothing.
         let id = h
@@ -827,9 +839,9 @@ fn idle_sessions_end_and_the_api_speaks_json() {
             .expect("owen");
         let token = h
             .store
-            .create_api_token(who.person_id, "nightly report")
+            .create_api_token(who.person_id, "nightly report", haven_store::tokens::TokenScope::Admin, 30)
             .await
-            .expect("token");
+            .expect("token").1;
         let bearer = format!("Bearer {token}");
         h.store
             .insert_events(&[Event {
@@ -1093,9 +1105,9 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
         let owen = h.store.identity("owen.price").await.expect("db").expect("owen");
         let token = h
             .store
-            .create_api_token(owen.person_id, "device agent")
+            .create_api_token(owen.person_id, "device agent", haven_store::tokens::TokenScope::Admin, 30)
             .await
-            .expect("token");
+            .expect("token").1;
         let bearer = format!("Bearer {token}");
         // A grade-5 text from a device agent: stored, alerting; an ordinary one is not stored.
         let (status, body) = post_json(
@@ -1136,9 +1148,9 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
         let priya = h.store.identity("priya.shah").await.expect("db").expect("priya");
         let dsl_token = h
             .store
-            .create_api_token(priya.person_id, "mine")
+            .create_api_token(priya.person_id, "mine", haven_store::tokens::TokenScope::Admin, 30)
             .await
-            .expect("token");
+            .expect("token").1;
         let (status, _) = post_json(
             &h.app,
             "/api/v1/captures",
@@ -1202,14 +1214,27 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert!(location(&headers).starts_with("/library?done="));
+        // Switching off a grade-5 phrase waits for a second person: the deputy approves.
+        let changes = h.store.library_changes(10).await.expect("changes");
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].author, "priya.shah");
+        assert_eq!(changes[0].status, "pending");
+        let (gareth, gareth_csrf) = signed_in(&h.store, "gareth.lloyd").await;
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/library/changes/{}", changes[0].id),
+            &gareth,
+            Some(&format!("csrf={gareth_csrf}&decision=approve")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(
             h.monitoring.library().grade("meet at the bench behind the gym").grade,
             4
         );
         assert_eq!(h.monitoring.library().grade("kill myself").grade, 0);
-        let changes = h.store.library_changes(10).await.expect("changes");
-        assert_eq!(changes.len(), 1);
-        assert_eq!(changes[0].author, "priya.shah");
         assert!(std::fs::read_to_string(h.dir.join("risk/school.txt"))
             .expect("file")
             .contains("the bench behind the gym"));
@@ -1231,7 +1256,343 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
             .unwrap_or("");
         assert!(row.contains("100%"), "{row}");
         let log = h.store.audit_log(None, 50).await.expect("audit");
-        assert!(log.iter().any(|e| e.action == "change risk library"));
+        assert!(log.iter().any(|e| e.action == "propose risk library change"));
+    });
+}
+
+// ---- issue 12: what the audit log, tokens and non-safeguarding roles may read --------------
+
+/// A token made on the tokens page by `user`, with `scope` and lifetime in days: the token.
+async fn token_from_page(h: &Harness, user: &str, name: &str, scope: &str) -> String {
+    let (cookie, csrf) = signed_in(&h.store, user).await;
+    let form = format!("csrf={csrf}&name={name}&scope={scope}&days=30");
+    let (status, _, page) = call(&h.app, Method::POST, "/tokens", &cookie, Some(&form), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    between(&page, "<code id=\"new-token\">", "</code>").to_owned()
+}
+
+async fn get_with(h: &Harness, uri: &str, bearer: &str) -> (StatusCode, String) {
+    let (status, _, body) = call(
+        &h.app,
+        Method::GET,
+        uri,
+        "",
+        None,
+        &[("authorization", bearer)],
+    )
+    .await;
+    (status, body)
+}
+
+/// Tom's two searches through the proxy: one the risk library grades 5, one it does not.
+async fn toms_searches(h: &Harness) {
+    let event = |at: u64, q: &str| Event {
+        at_ms: at,
+        source: "proxy",
+        client: "10.20.1.5".parse().expect("ip"),
+        group: "ks2".into(),
+        user: Some("tom.lewis".into()),
+        name: format!("http://www.google.co.uk/search?q={}", q.replace(' ', "+")),
+        qtype: None,
+        action: Action::Allow,
+        category: Some("search-engines".into()),
+        reason: None,
+        search: Some(q.into()),
+        latency_us: 20,
+    };
+    h.store
+        .insert_events(&[
+            event(1_790_000_000_000, "how do i k1ll myself"),
+            event(1_790_000_001_000, "volcano facts"),
+        ])
+        .await
+        .expect("events");
+}
+
+#[test]
+fn a_network_managers_activity_search_never_shows_a_search_that_graded_as_a_capture() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        toms_searches(&h).await;
+        // The network manager, on the page and through the API.
+        let (owen, _) = signed_in(&h.store, "owen.price").await;
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/activity?user=tom.lewis",
+            &owen,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("volcano facts"), "{page}");
+        assert!(
+            !page.contains("k1ll"),
+            "the network manager reads the search:\n{page}"
+        );
+        assert!(
+            page.contains("graded: visible to safeguarding roles"),
+            "{page}"
+        );
+        let bearer = format!(
+            "Bearer {}",
+            token_from_page(&h, "owen.price", "report", "read").await
+        );
+        let (status, body) = get_with(&h, "/api/v1/events?user=tom.lewis", &bearer).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.contains("volcano facts"), "{body}");
+        assert!(
+            !body.contains("k1ll"),
+            "the network manager's API reads the search:\n{body}"
+        );
+        assert!(
+            body.contains("graded: visible to safeguarding roles"),
+            "{body}"
+        );
+        // Trying words as search filters does not confirm what Tom searched for.
+        for probe in ["k1ll", "myself"] {
+            let (status, _, page) = call(
+                &h.app,
+                Method::GET,
+                &format!("/activity?user=tom.lewis&search={probe}"),
+                &owen,
+                None,
+                &[],
+            )
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            assert!(
+                !page.contains("graded: visible") && !page.contains("how do i"),
+                "{probe}: {page}"
+            );
+            let (_, body) = get_with(
+                &h,
+                &format!("/api/v1/events?user=tom.lewis&search={probe}"),
+                &bearer,
+            )
+            .await;
+            assert!(body.contains("\"events\":[]"), "{probe}: {body}");
+        }
+        // The DSL reads it as typed.
+        let (priya, _) = signed_in(&h.store, "priya.shah").await;
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/activity?user=tom.lewis",
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("how do i k1ll myself"), "{page}");
+    });
+}
+
+/// The id of the token called `name` on the tokens page.
+fn token_id(page: &str, name: &str) -> i64 {
+    let at = page
+        .find(&format!("<td>{name}</td>"))
+        .expect("the token is listed");
+    let row = &page[..at];
+    let start = row.rfind("id=\"token-").expect("row id") + "id=\"token-".len();
+    row[start..]
+        .split('"')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .expect("a number")
+}
+
+#[test]
+fn an_ingest_token_cannot_read_events_or_post_policy_and_old_or_revoked_tokens_are_refused() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        toms_searches(&h).await;
+        let ingest = format!(
+            "Bearer {}",
+            token_from_page(&h, "owen.price", "agent", "ingest").await
+        );
+        // It sends text in …
+        let (status, body) = post_json(
+            &h.app,
+            "/api/v1/captures",
+            &ingest,
+            r#"{"text": "homework about rivers", "source": "agent"}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        // … and nothing else.
+        let (status, body) = get_with(&h, "/api/v1/events?user=tom.lewis", &ingest).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "an ingest token reads events: {body}"
+        );
+        let (status, body) = get_with(&h, "/api/v1/people?q=lewis", &ingest).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "an ingest token searches people: {body}"
+        );
+        let policy = serde_json::json!({ "policy": DEFAULT_POLICY, "reason": "x" }).to_string();
+        let (status, body) = post_json(&h.app, "/api/v1/policy", &ingest, &policy).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "an ingest token posts policy: {body}"
+        );
+        // A read token reads but changes nothing.
+        let read = format!(
+            "Bearer {}",
+            token_from_page(&h, "owen.price", "report", "read").await
+        );
+        let (status, body) = get_with(&h, "/api/v1/events?user=tom.lewis", &read).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = post_json(&h.app, "/api/v1/policy", &read, &policy).await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "a read token posts policy: {body}"
+        );
+        // Tokens are listed on the page; one revoked there is refused at once.
+        let (cookie, csrf) = signed_in(&h.store, "owen.price").await;
+        let (status, _, page) = call(&h.app, Method::GET, "/tokens", &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("<td>agent</td>") && page.contains("<td>report</td>"),
+            "{page}"
+        );
+        let id = token_id(&page, "report");
+        let (status, _, body) = call(
+            &h.app,
+            Method::POST,
+            &format!("/tokens/{id}/revoke"),
+            &cookie,
+            Some(&format!("csrf={csrf}")),
+            &[],
+        )
+        .await;
+        assert!(
+            status.is_redirection() || status.is_success(),
+            "{status}: {body}"
+        );
+        let (status, _) = get_with(&h, "/api/v1/me", &read).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "a revoked token still works"
+        );
+        // A token past its time is refused.
+        let pool = sqlx_pool(&h).await;
+        sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE name = 'agent'")
+            .execute(&pool)
+            .await
+            .expect("expire the token");
+        let (status, _) = get_with(&h, "/api/v1/me", &ingest).await;
+        assert_eq!(
+            status,
+            StatusCode::UNAUTHORIZED,
+            "an expired token still works"
+        );
+    });
+}
+
+#[test]
+fn a_grade_5_phrase_switched_off_waits_for_a_second_person_who_is_not_its_author() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        assert_eq!(h.monitoring.library().grade("kill myself").grade, 5);
+        let (priya, csrf) = signed_in(&h.store, "priya.shah").await;
+        let form = format!(
+            "csrf={csrf}&text={}&note={}",
+            haven_console::pages::url_encode("version 1\noff | kill myself\n"),
+            haven_console::pages::url_encode("too many false alerts")
+        );
+        let (status, _, _) = call(&h.app, Method::POST, "/library", &priya, Some(&form), &[]).await;
+        assert!(status.is_redirection() || status.is_success(), "{status}");
+        assert_eq!(
+            h.monitoring.library().grade("kill myself").grade,
+            5,
+            "one person switched off a grade-5 phrase"
+        );
+        let changes = h.store.library_changes(10).await.expect("changes");
+        assert_eq!(changes.len(), 1);
+        let id = changes[0].id;
+        // The author cannot approve it.
+        let settle = |csrf: &str, decision: &str| format!("csrf={csrf}&decision={decision}");
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/library/changes/{id}"),
+            &priya,
+            Some(&settle(&csrf, "approve")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(h.monitoring.library().grade("kill myself").grade, 5);
+        // A second person with the right to triage can.
+        let (gareth, csrf) = signed_in(&h.store, "gareth.lloyd").await;
+        let (status, _, page) = call(&h.app, Method::GET, "/library", &gareth, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("waits for a second person"), "{page}");
+        let (status, _, body) = call(
+            &h.app,
+            Method::POST,
+            &format!("/library/changes/{id}"),
+            &gareth,
+            Some(&settle(&csrf, "approve")),
+            &[],
+        )
+        .await;
+        assert!(status.is_redirection(), "{status}: {body}");
+        assert_eq!(h.monitoring.library().grade("kill myself").grade, 0);
+        let log = h.store.audit_log(None, 20).await.expect("audit");
+        assert!(log
+            .iter()
+            .any(|e| e.action == "approve risk library change" && e.actor == "gareth.lloyd"));
+    });
+}
+
+#[test]
+fn people_searches_the_review_queue_and_api_reads_are_audited_without_their_words() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        toms_searches(&h).await;
+        let (priya, _) = signed_in(&h.store, "priya.shah").await;
+        let (status, _, page) =
+            call(&h.app, Method::GET, "/people?q=lewis", &priya, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let (status, _, _) = call(&h.app, Method::GET, "/reviews", &priya, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        let bearer = format!(
+            "Bearer {}",
+            token_from_page(&h, "owen.price", "report", "read").await
+        );
+        let (status, _) =
+            get_with(&h, "/api/v1/events?user=tom.lewis&search=volcano", &bearer).await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = get_with(&h, "/api/v1/people?q=lewis", &bearer).await;
+        assert_eq!(status, StatusCode::OK);
+        let log = h.store.audit_log(None, 50).await.expect("audit");
+        let has =
+            |actor: &str, action: &str| log.iter().any(|e| e.actor == actor && e.action == action);
+        assert!(has("priya.shah", "search people"), "{log:#?}");
+        assert!(has("priya.shah", "read reviews"), "{log:#?}");
+        assert!(has("owen.price", "search people"), "{log:#?}");
+        let api_read = log
+            .iter()
+            .find(|e| e.actor == "owen.price" && e.action == "read activity")
+            .expect("the API read");
+        let text = format!("{api_read:?}");
+        assert!(text.contains("search"), "the filter's kind is kept: {text}");
+        for words in ["volcano", "lewis", "tom."] {
+            assert!(
+                !format!("{log:?}").to_lowercase().contains(words),
+                "{words} in {log:#?}"
+            );
+        }
     });
 }
 
@@ -1323,7 +1684,7 @@ fn guessing_console_passwords_is_audited_counted_not_one_row_per_guess() {
         let log = h.store.audit_log(None, 100).await.expect("audit");
         let rows: Vec<_> = log
             .iter()
-            .filter(|e| e.subject == "ben.carter" && e.action != "sign in")
+            .filter(|e| e.actor == "ben.carter" && e.action != "sign in")
             .collect();
         assert!(
             !rows.is_empty() && rows.len() <= 3,
@@ -1332,7 +1693,7 @@ fn guessing_console_passwords_is_audited_counted_not_one_row_per_guess() {
         );
         assert!(
             rows.iter()
-                .any(|e| e.action == "account locked" && e.detail.contains("5 wrong passwords")),
+                .any(|e| e.action == "account locked" && e.detail.contains("wrong passwords=5")),
             "{rows:?}"
         );
     });

@@ -526,6 +526,10 @@ pub struct LibraryChange {
     pub before_hash: String,
     /// The whole text after the change.
     pub text: String,
+    /// `applied`, `pending` (waiting for a second person), or `rejected`.
+    pub status: String,
+    /// Who approved or rejected it.
+    pub approver: Option<String>,
 }
 
 impl Store {
@@ -550,49 +554,85 @@ impl Store {
         rows.iter().map(capture_from).collect()
     }
 
-    /// Records a change to the school's risk library.
+    /// Records a change to the school's risk library: `applied`, or `pending` until a second
+    /// person settles it.
     pub async fn record_library_change(
         &self,
         author: &str,
         note: &str,
         before_hash: &str,
         text: &str,
+        pending: bool,
     ) -> Result<i64, StoreError> {
         if note.trim().is_empty() {
             return Err(StoreError::Invalid("say why the library is changed".into()));
         }
         Ok(sqlx::query(
-            "INSERT INTO library_changes (at, author, note, before_hash, text) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO library_changes (at, author, note, before_hash, text, status) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(crate::now_ms())
         .bind(author)
         .bind(note.trim())
         .bind(before_hash)
         .bind(text)
+        .bind(if pending { "pending" } else { "applied" })
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?)
     }
 
+    /// One change to the school's risk library.
+    pub async fn library_change(&self, id: i64) -> Result<Option<LibraryChange>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, at, author, note, before_hash, text, status, approver FROM library_changes WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(library_change_from).transpose()
+    }
+
+    /// Settles a pending library change (`applied` or `rejected`) by `approver`: whether it was
+    /// still pending.
+    pub async fn settle_library_change(
+        &self,
+        id: i64,
+        status: &str,
+        approver: &str,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE library_changes SET status = $1, approver = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(approver)
+        .bind(crate::now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// The newest changes to the school's risk library.
     pub async fn library_changes(&self, limit: i64) -> Result<Vec<LibraryChange>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, at, author, note, before_hash, text FROM library_changes ORDER BY id DESC LIMIT $1",
+            "SELECT id, at, author, note, before_hash, text, status, approver FROM library_changes ORDER BY id DESC LIMIT $1",
         )
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(LibraryChange {
-                    id: r.try_get(0)?,
-                    at_ms: r.try_get(1)?,
-                    author: r.try_get(2)?,
-                    note: r.try_get(3)?,
-                    before_hash: r.try_get(4)?,
-                    text: r.try_get(5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(library_change_from).collect()
     }
+}
+
+fn library_change_from(r: &sqlx::any::AnyRow) -> Result<LibraryChange, StoreError> {
+    Ok(LibraryChange {
+        id: r.try_get(0)?,
+        at_ms: r.try_get(1)?,
+        author: r.try_get(2)?,
+        note: r.try_get(3)?,
+        before_hash: r.try_get(4)?,
+        text: r.try_get(5)?,
+        status: r.try_get(6)?,
+        approver: r.try_get(7)?,
+    })
 }

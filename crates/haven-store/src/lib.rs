@@ -16,6 +16,7 @@ pub mod reviews;
 mod schema;
 pub mod sealed;
 pub mod sessions;
+pub mod tokens;
 
 use std::path::Path;
 use std::str::FromStr as _;
@@ -152,6 +153,8 @@ pub struct Store {
     /// Audit entries join the chain one at a time.
     audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     health: Arc<Health>,
+    /// The key that codes the audit chain (`audit.key`, outside the database).
+    audit_key: Option<std::sync::Arc<audit::AuditKey>>,
 }
 
 impl Store {
@@ -208,13 +211,18 @@ impl Store {
                     .await?
             }
         };
-        let store = Store {
+        let mut store = Store {
             pool,
             backend,
             audit_lock: std::sync::Arc::default(),
             health: Arc::default(),
+            audit_key: None,
         };
         schema::migrate(&store).await?;
+        // SQLite keeps the audit key beside its database file (the data directory).
+        if let Some(dir) = sqlite_dir(url) {
+            store.use_audit_key(&dir).await?;
+        }
         if backend == Backend::Sqlite {
             tokio::spawn(checkpoints(store.pool.clone()));
         }
@@ -295,6 +303,24 @@ async fn checkpoints(pool: AnyPool) {
         // Busy (another checkpoint under way) is no error here: the next tick tries again.
         let _ = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await;
     }
+}
+
+/// The directory of a SQLite database file named by `url`, if it names one.
+fn sqlite_dir(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or("");
+    if path.is_empty() || path.contains(":memory:") {
+        return None;
+    }
+    Path::new(path).parent().map(|p| {
+        if p.as_os_str().is_empty() {
+            std::path::PathBuf::from(".")
+        } else {
+            p.to_path_buf()
+        }
+    })
 }
 
 /// A store URL fit for messages: any password replaced.

@@ -239,6 +239,17 @@ ALTER TABLE people ADD COLUMN credentials_at BIGINT NOT NULL DEFAULT 0;
 CREATE INDEX people_credentials ON people (credentials_at)
 "#,
     },
+    Migration {
+        version: 4,
+        name: "API token scopes and lifetimes; risk library changes that wait for a second person",
+        sql: r#"
+ALTER TABLE api_tokens ADD COLUMN scope TEXT NOT NULL DEFAULT 'admin';
+ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
+ALTER TABLE library_changes ADD COLUMN status TEXT NOT NULL DEFAULT 'applied';
+ALTER TABLE library_changes ADD COLUMN approver TEXT;
+ALTER TABLE library_changes ADD COLUMN decided_at BIGINT
+"#,
+    },
 ];
 
 impl Backend {

@@ -1,4 +1,4 @@
-//! Console sessions, two-factor state, recovery codes and API tokens. Secrets handed to a
+//! Console sessions, two-factor state and recovery codes (API tokens: `tokens.rs`). Secrets handed to a
 //! browser or a script (session cookies, recovery codes, API tokens) are random and kept only
 //! as their SHA-256: the database alone does not let anyone in.
 
@@ -352,39 +352,5 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Creates an API token for a person: the token (shown once).
-    pub async fn create_api_token(&self, person_id: i64, name: &str) -> Result<String, StoreError> {
-        let token = format!("haven_{}", random_hex(24)?);
-        sqlx::query(
-            "INSERT INTO api_tokens (token_hash, person_id, name, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(secret_hash(&token))
-        .bind(person_id)
-        .bind(name)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(token)
-    }
-
-    /// The person an API token belongs to (not revoked, person active).
-    pub async fn api_token_person(&self, token: &str) -> Result<Option<i64>, StoreError> {
-        let hash = secret_hash(token);
-        let row = sqlx::query(
-            "SELECT t.person_id FROM api_tokens t JOIN people p ON p.id = t.person_id \
-             WHERE t.token_hash = $1 AND t.revoked = 0 AND p.active = 1",
-        )
-        .bind(&hash)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(r) = row else { return Ok(None) };
-        sqlx::query("UPDATE api_tokens SET last_used = $1 WHERE token_hash = $2")
-            .bind(now_ms())
-            .bind(&hash)
-            .execute(&self.pool)
-            .await?;
-        Ok(Some(r.try_get(0)?))
     }
 }

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use haven_core::event::Event;
 use haven_core::policy::Action;
 use haven_store::accounts::{Failure, SignInError};
-use haven_store::audit::{AuditCheck, AuditEntry};
+use haven_store::audit::{AuditCheck, AuditEntry, AuditKind, Subject};
 use haven_store::captures::MonitorRules;
 use haven_store::events::EventQuery;
 use haven_store::people::{ImportOptions, Kind};
@@ -43,11 +43,12 @@ async fn stores_at(name: &str) -> Vec<(String, Store, String)> {
             admin.close().await;
             let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
             let url = format!("{base}/{db}");
-            out.push((
-                "postgres".to_owned(),
-                Store::open(&url).await.expect("open postgres"),
-                url,
-            ));
+            let mut store = Store::open(&url).await.expect("open postgres");
+            store
+                .use_audit_key(&dir.join("postgres"))
+                .await
+                .expect("audit key");
+            out.push(("postgres".to_owned(), store, url));
         }
         _ => eprintln!("{name}: PostgreSQL skipped (HAVEN_TEST_POSTGRES not set)"),
     }
@@ -92,7 +93,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 3, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 4, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -103,7 +104,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 3);
+        assert_eq!(store.schema_version().await.expect("version"), 4);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -118,7 +119,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 3,
+                known: 4,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
@@ -597,23 +598,20 @@ fn events_are_stored_searched_paged_and_pruned() {
 fn the_audit_chain_shows_tampering() {
     rt().block_on(async {
         for (db, store, url) in stores_at("audit").await {
-            for (i, action) in [
-                "sign in",
-                "read activity",
-                "approve review",
-                "read activity",
+            for (i, kind) in [
+                AuditKind::SignIn,
+                AuditKind::ReadActivity,
+                AuditKind::ApproveReview,
+                AuditKind::ReadActivity,
             ]
-            .iter()
+            .into_iter()
             .enumerate()
             {
                 store
-                    .audit(&AuditEntry {
-                        actor: "priya.shah",
-                        address: "127.0.0.1",
-                        action,
-                        subject: "person 1",
-                        detail: &format!("step {i}"),
-                    })
+                    .audit(
+                        &AuditEntry::new("priya.shah", "127.0.0.1", kind, Subject::Person(1))
+                            .count("step", i as i64),
+                    )
                     .await
                     .expect("audit");
             }
@@ -624,7 +622,8 @@ fn the_audit_chain_shows_tampering() {
             );
             let log = store.audit_log(None, 10).await.expect("log");
             assert_eq!(log.len(), 4);
-            assert_eq!(log[0].detail, "step 3", "newest first");
+            assert_eq!(log[0].detail, "step=3", "newest first");
+            assert_eq!(log[0].subject, "person 1");
             // Someone edits the second entry directly in the database.
             let raw = Store::raw(&url).await.expect("raw connection");
             sqlx::query("UPDATE audit SET detail = 'nothing to see' WHERE id = $1")
@@ -642,6 +641,91 @@ fn the_audit_chain_shows_tampering() {
             }
             store.close().await;
         }
+    });
+}
+
+/// The unkeyed SHA-256 of an entry of the era before the audit key, as Haven wrote it.
+fn unkeyed_hash(prev: &str, at: i64, fields: [&str; 5]) -> String {
+    let json = serde_json::json!([prev, at, fields[0], fields[1], fields[2], fields[3], fields[4]]);
+    ring::digest::digest(&ring::digest::SHA256, json.to_string().as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn entries_from_before_the_key_still_check_but_are_never_shown_or_forged_after_it() {
+    rt().block_on(async {
+        let dir = std::env::temp_dir().join(format!("haven-store-legacy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("haven.db");
+        let url = format!("sqlite://{}", path.display());
+        // A database as an older Haven left it: two entries with free text, unkeyed.
+        Store::open_sqlite(&path).await.expect("create").close().await;
+        std::fs::remove_file(dir.join("audit.key")).expect("no key yet");
+        let raw = Store::raw(&url).await.expect("raw");
+        let mut prev = "0".repeat(64);
+        for (at, detail) in [(1_i64, "\"how do i k1ll myself\"; PSHE"), (2, "tom.lewis")] {
+            let fields = ["priya.shah", "10.0.0.1", "dismiss capture", "capture 1", detail];
+            let hash = unkeyed_hash(&prev, at, fields);
+            sqlx::query("INSERT INTO audit (at, actor, address, action, subject, detail, prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                .bind(at).bind(fields[0]).bind(fields[1]).bind(fields[2]).bind(fields[3]).bind(fields[4])
+                .bind(&prev).bind(&hash)
+                .execute(&raw).await.expect("legacy row");
+            prev = hash;
+        }
+        // The upgraded Haven makes its key, which records where the unkeyed era ends.
+        let store = Store::open_sqlite(&path).await.expect("upgrade");
+        let key = std::fs::read_to_string(dir.join("audit.key")).expect("key file");
+        assert!(key.contains("unkeyed-through 2"), "{key}");
+        store
+            .audit(&AuditEntry::new("dev.mistry", "cli", AuditKind::ReadAuditLog, Subject::AuditLog))
+            .await
+            .expect("keyed entry");
+        assert_eq!(store.verify_audit().await.expect("verify"), AuditCheck::Intact { entries: 3 });
+        let log = store.audit_log(None, 10).await.expect("log");
+        let shown = format!("{log:?}");
+        assert!(!shown.contains("k1ll") && !shown.contains("tom.lewis"), "{shown}");
+        assert_eq!(log[2].action, "dismiss capture", "the kind is still shown");
+        // A keyed entry rewritten with the old unkeyed hash (to edit it without the key) is
+        // caught: after the era's end only keyed codes count.
+        let fields = ["dev.mistry", "cli", "read audit log", "audit log", "nothing"];
+        let at: i64 = sqlx::query_scalar("SELECT at FROM audit WHERE id = 3").fetch_one(&raw).await.expect("at");
+        sqlx::query("UPDATE audit SET detail = $1, hash = $2 WHERE id = 3")
+            .bind(fields[4])
+            .bind(unkeyed_hash(&prev, at, fields))
+            .execute(&raw)
+            .await
+            .expect("forge");
+        match store.verify_audit().await.expect("verify") {
+            AuditCheck::Broken { id, why } => {
+                assert_eq!(id, 3);
+                assert!(why.contains("changed"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // An unkeyed entry edited and rehashed breaks the first keyed entry after it.
+        let fields = ["priya.shah", "10.0.0.1", "dismiss capture", "capture 1", "tom.lewis"];
+        let first = unkeyed_hash(&"0".repeat(64), 1, ["priya.shah", "10.0.0.1", "dismiss capture", "capture 1", "edited"]);
+        sqlx::query("UPDATE audit SET detail = 'edited', hash = $1 WHERE id = 1").bind(&first).execute(&raw).await.expect("edit");
+        sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE id = 2")
+            .bind(&first)
+            .bind(unkeyed_hash(&first, 2, fields))
+            .execute(&raw)
+            .await
+            .expect("rehash");
+        match store.verify_audit().await.expect("verify") {
+            AuditCheck::Broken { id, why } => {
+                assert_eq!(id, 3, "the keyed entry no longer follows");
+                assert!(why.contains("does not follow"), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        raw.close().await;
+        store.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
     });
 }
 
@@ -1020,6 +1104,7 @@ fn a_full_disk_leaves_no_connection_stuck_in_a_transaction() {
         .arg(&dir)
         .status();
     let _ = std::fs::remove_dir_all(&dir);
+}
 
 #[test]
 fn second_factor_failures_and_proxy_credentials_count_apart_from_the_password() {
@@ -1099,6 +1184,75 @@ fn second_factor_failures_and_proxy_credentials_count_apart_from_the_password() 
                 .await
                 .expect("db")
                 .is_ok());
+            store.close().await;
+        }
+    });
+}
+
+#[test]
+fn api_tokens_are_scoped_expire_and_are_revoked() {
+    use haven_store::tokens::TokenScope;
+    rt().block_on(async {
+        for (db, store, url) in stores_at("tokens").await {
+            store
+                .import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                .await
+                .expect("people");
+            let person = store.find_people("Amara", 1).await.expect("find")[0].id;
+            assert!(store
+                .create_api_token(person, "x", TokenScope::Read, 0)
+                .await
+                .is_err());
+            assert!(store
+                .create_api_token(person, " ", TokenScope::Read, 30)
+                .await
+                .is_err());
+            let (id, token) = store
+                .create_api_token(person, "agent", TokenScope::Ingest, 30)
+                .await
+                .expect("token");
+            let holder = store
+                .api_token_holder(&token)
+                .await
+                .expect("db")
+                .expect("live");
+            assert_eq!(
+                (holder.token_id, holder.scope),
+                (id, TokenScope::Ingest),
+                "{db}"
+            );
+            let listed = store.api_tokens(Some(person)).await.expect("list");
+            assert_eq!(listed.len(), 1);
+            assert_eq!(listed[0].scope, "ingest");
+            assert!(listed[0].last_used.is_some());
+            assert!(store
+                .api_tokens(Some(person + 1000))
+                .await
+                .expect("list")
+                .is_empty());
+            // Someone else's token is not theirs to revoke; the owner's is.
+            assert!(!store
+                .revoke_api_token(id, Some(person + 1000))
+                .await
+                .expect("db"));
+            assert!(store.revoke_api_token(id, Some(person)).await.expect("db"));
+            assert!(store.api_token_holder(&token).await.expect("db").is_none());
+            // A token past its time is refused.
+            let (other, token) = store
+                .create_api_token(person, "report", TokenScope::Read, 1)
+                .await
+                .expect("token");
+            let raw = Store::raw(&url).await.expect("raw");
+            sqlx::query("UPDATE api_tokens SET expires_at = 1 WHERE id = $1")
+                .bind(other)
+                .execute(&raw)
+                .await
+                .expect("expire");
+            raw.close().await;
+            assert!(
+                store.api_token_holder(&token).await.expect("db").is_none(),
+                "{db}"
+            );
             store.close().await;
         }
     });

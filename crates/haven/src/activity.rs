@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use haven_store::audit::AuditEntry;
+use haven_store::audit::{AuditEntry, AuditKind, Subject};
 use haven_store::events::{Cursor, EventQuery};
 
 use crate::Context;
@@ -108,16 +108,31 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 ..Default::default()
             };
             let found = ctx.with_store(async |s| {
-                if let Some(who) = q.user.as_ref().or(q.client.as_ref()) {
-                    s.audit(&AuditEntry {
-                        actor: &crate::people::operator(),
-                        address: "cli",
-                        action: "read activity",
-                        subject: who,
-                        detail: &format!("{q:?}"),
-                    })
-                    .await?;
+                let subject = match (&q.user, &q.client) {
+                    (Some(u), _) => s
+                        .identity(u)
+                        .await?
+                        .map_or(Subject::Nothing, |who| Subject::Person(who.person_id)),
+                    (None, Some(ip)) => ip.parse().map_or(Subject::Nothing, Subject::Device),
+                    (None, None) => Subject::Everyone,
+                };
+                let actor = crate::people::operator();
+                let mut e = AuditEntry::new(&actor, "cli", AuditKind::ReadActivity, subject)
+                    .word("via", "cli");
+                for (set, kind) in [
+                    (q.category.is_some(), "category"),
+                    (q.action.is_some(), "action"),
+                    (q.source.is_some(), "source"),
+                    (q.search.is_some(), "search"),
+                    (q.from_ms.is_some(), "from"),
+                    (q.to_ms.is_some(), "to"),
+                    (q.before.is_some(), "next page"),
+                ] {
+                    if set {
+                        e = e.word("filter", kind);
+                    }
                 }
+                s.audit(&e).await?;
                 Ok(s.search_events(&q).await?)
             })?;
             let next = (found.len() as i64 == a.limit)
@@ -172,7 +187,21 @@ pub struct ReviewsArgs {
 }
 
 pub fn reviews(ctx: &Context, a: &ReviewsArgs) -> Result<ExitCode> {
-    let found = ctx.with_store(async |s| Ok(s.reviews(&a.status, 1000).await?))?;
+    let found = ctx.with_store(async |s| {
+        let found = s.reviews(&a.status, 1000).await?;
+        s.audit(
+            &AuditEntry::new(
+                &crate::people::operator(),
+                "cli",
+                AuditKind::ReadReviews,
+                Subject::ReviewQueue,
+            )
+            .count("shown", found.len() as i64)
+            .word("via", "cli"),
+        )
+        .await?;
+        Ok(found)
+    })?;
     for r in found {
         if a.json {
             outln!("{}", serde_json::to_string(&r)?);

@@ -1,18 +1,28 @@
-//! `haven audit`: check the audit log's hash chain; read it.
+//! `haven audit`: check the audit log's chain, anchor it, read it (the reading recorded).
 
 use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use haven_store::audit::AuditCheck;
+use haven_store::audit::{AuditCheck, AuditEntry, AuditKind, Subject};
 
+use crate::people::operator;
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Recompute every entry's hash: say whether the log is as written, or where it is not.
-    Verify,
-    /// The newest entries.
+    /// Check every entry's code: say whether the log is as written, or where it is not. With
+    /// --anchor, also that the chain still holds an anchor taken earlier.
+    Verify {
+        /// An anchor printed by `haven audit anchor` (kept off this machine).
+        #[arg(long)]
+        anchor: Option<String>,
+    },
+    /// Print the newest entry's id and code, coded with the audit key, to keep somewhere else
+    /// (a password manager, a printed page): `verify --anchor` later shows whether anything up
+    /// to it was changed, even by someone holding the key.
+    Anchor,
+    /// The newest entries (the reading is itself recorded).
     Log {
         /// How many.
         #[arg(long, default_value_t = 50)]
@@ -25,18 +35,49 @@ pub enum AuditCommand {
 
 pub fn run(ctx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
-        AuditCommand::Verify => match ctx.with_store(async |s| Ok(s.verify_audit().await?))? {
-            AuditCheck::Intact { entries } => {
-                outln!("audit log intact: {entries} entries, every hash as written");
-                Ok(ExitCode::SUCCESS)
+        AuditCommand::Verify { anchor } => {
+            let check = ctx.with_store(async |s| {
+                let who = operator();
+                s.audit(&AuditEntry::new(
+                    &who,
+                    "cli",
+                    AuditKind::VerifyAuditLog,
+                    Subject::AuditLog,
+                ))
+                .await?;
+                Ok(match &anchor {
+                    Some(a) => s.verify_audit_anchor(a).await?,
+                    None => s.verify_audit().await?,
+                })
+            })?;
+            match check {
+                AuditCheck::Intact { entries } => {
+                    outln!(
+                        "audit log intact: {entries} entries, every code as written{}",
+                        if anchor.is_some() {
+                            "; the anchor is in the chain"
+                        } else {
+                            ""
+                        }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                AuditCheck::Broken { id, why } => {
+                    outln!("audit log BROKEN at entry {id}: {why}");
+                    Ok(ExitCode::FAILURE)
+                }
             }
-            AuditCheck::Broken { id, why } => {
-                outln!("audit log BROKEN at entry {id}: {why}");
-                Ok(ExitCode::FAILURE)
-            }
-        },
+        }
+        AuditCommand::Anchor => {
+            let anchor =
+                ctx.with_store(async |s| Ok(s.audit_anchor(&operator(), "cli").await?))?;
+            outln!("{anchor}");
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCommand::Log { limit, json } => {
-            let entries = ctx.with_store(async |s| Ok(s.audit_log(None, limit).await?))?;
+            let entries = ctx.with_store(async |s| {
+                Ok(s.read_audit_log(&operator(), "cli", None, limit).await?)
+            })?;
             for e in entries {
                 if json {
                     outln!("{}", serde_json::to_string(&e)?);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
-use haven_store::audit::AuditEntry;
+use haven_store::audit::{AuditEntry, AuditKind, Subject};
 
 use crate::people::operator;
 use crate::Context;
@@ -61,17 +61,16 @@ pub fn devices(ctx: &Context, cmd: DevicesCommand) -> Result<ExitCode> {
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let report = ctx.with_store(async |s| {
                 let report = s.import_devices(&bytes).await?;
-                s.audit(&AuditEntry {
-                    actor: &operator(),
-                    address: "cli",
-                    action: "import devices",
-                    subject: &file.display().to_string(),
-                    detail: &format!(
-                        "{} stored, {} rows refused",
-                        report.stored,
-                        report.errors.len()
-                    ),
-                })
+                s.audit(
+                    &AuditEntry::new(
+                        &operator(),
+                        "cli",
+                        AuditKind::ImportDevices,
+                        Subject::Devices,
+                    )
+                    .count("stored", report.stored as i64)
+                    .count("refused", report.errors.len() as i64),
+                )
                 .await?;
                 Ok(report)
             })?;
@@ -111,13 +110,12 @@ pub fn networks(ctx: &Context, cmd: NetworksCommand) -> Result<ExitCode> {
             check_group(ctx, &group)?;
             ctx.with_store(async |s| {
                 s.set_network(&cidr, &site, &group).await?;
-                s.audit(&AuditEntry {
-                    actor: &operator(),
-                    address: "cli",
-                    action: "set network",
-                    subject: &cidr,
-                    detail: &format!("group {group}, site {site:?}"),
-                })
+                s.audit(&AuditEntry::new(
+                    &operator(),
+                    "cli",
+                    AuditKind::SetNetwork,
+                    Subject::network(&cidr),
+                ))
                 .await?;
                 Ok(())
             })?;
@@ -127,13 +125,12 @@ pub fn networks(ctx: &Context, cmd: NetworksCommand) -> Result<ExitCode> {
             let removed = ctx.with_store(async |s| {
                 let removed = s.remove_network(&cidr).await?;
                 if removed {
-                    s.audit(&AuditEntry {
-                        actor: &operator(),
-                        address: "cli",
-                        action: "remove network",
-                        subject: &cidr,
-                        detail: "",
-                    })
+                    s.audit(&AuditEntry::new(
+                        &operator(),
+                        "cli",
+                        AuditKind::RemoveNetwork,
+                        Subject::network(&cidr),
+                    ))
                     .await?;
                 }
                 Ok(removed)

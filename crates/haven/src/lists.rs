@@ -209,23 +209,17 @@ fn rebuild(
     let (hosts, illegal_hosts) = snapshot.host_count();
     // Every change is in the audit log. The lists are in place by now, so a store that cannot
     // be reached is a warning, not a failure.
-    let detail = format!(
-        "snapshot {:016x}: {hosts} hosts from {}",
-        snapshot.checksum(),
-        sources
-            .iter()
-            .map(|s| s.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
     let audited = ctx.with_store(async |s| {
-        s.audit(&haven_store::audit::AuditEntry {
-            actor: &crate::people::operator(),
-            address: "cli",
-            action: "rebuild lists",
-            subject: "lists",
-            detail: &detail,
-        })
+        s.audit(
+            &haven_store::audit::AuditEntry::new(
+                &crate::people::operator(),
+                "cli",
+                haven_store::audit::AuditKind::RebuildLists,
+                haven_store::audit::Subject::Lists,
+            )
+            .count("hosts", hosts as i64)
+            .count("sources", sources.len() as i64),
+        )
         .await?;
         Ok(())
     });

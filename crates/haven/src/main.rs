@@ -29,6 +29,7 @@ mod monitor;
 mod people;
 mod phrases;
 mod serve;
+mod tokens;
 
 /// Haven: web filtering, monitoring and safeguarding records for schools.
 #[derive(Debug, Parser)]
@@ -83,9 +84,12 @@ enum Command {
     Events(activity::EventsCommand),
     /// Review requests from block pages.
     Reviews(activity::ReviewsArgs),
-    /// The audit log: check its chain, read it.
+    /// The audit log: check its chain, anchor it, read it.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// API tokens: list, make, revoke.
+    #[command(subcommand)]
+    Tokens(tokens::TokensCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -220,9 +224,12 @@ impl Context {
             .enable_all()
             .build()?;
         runtime.block_on(async {
-            let store = haven_store::Store::open(&url)
+            let mut store = haven_store::Store::open(&url)
                 .await
                 .with_context(|| format!("opening the store {}", haven_store::redact(&url)))?;
+            if store.backend() == haven_store::Backend::Postgres {
+                store.use_audit_key(&self.data_dir).await?;
+            }
             let result = work(store.clone()).await;
             store.close().await;
             result
@@ -273,6 +280,7 @@ fn main() -> ExitCode {
         Command::Networks(cmd) => devices::networks(&ctx, cmd),
         Command::Reviews(args) => activity::reviews(&ctx, &args),
         Command::Audit(cmd) => audit::run(&ctx, cmd),
+        Command::Tokens(cmd) => tokens::run(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

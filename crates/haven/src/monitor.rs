@@ -220,13 +220,15 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
 
 fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {
     let found = ctx.with_store(async |s| {
-        s.audit(&haven_store::audit::AuditEntry {
-            actor: &crate::people::operator(),
-            address: "cli",
-            action: "read captures",
-            subject: "open captures",
-            detail: &format!("grade {min_grade} and above"),
-        })
+        s.audit(
+            &haven_store::audit::AuditEntry::new(
+                &crate::people::operator(),
+                "cli",
+                haven_store::audit::AuditKind::ReadCaptures,
+                haven_store::audit::Subject::OpenCaptures,
+            )
+            .count("min grade", min_grade),
+        )
         .await?;
         Ok(s.open_captures(min_grade, 1000).await?)
     })?;

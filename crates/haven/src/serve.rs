@@ -308,7 +308,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let store = runtime
+    let mut store = runtime
         .block_on(haven_store::Store::open(&store_url))
         .with_context(|| format!("opening the store {}", haven_store::redact(&store_url)))?;
     // TOTP secrets an older Haven kept in clear are sealed now, under a key file it makes.
@@ -320,6 +320,10 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             "note: sealed {sealed} TOTP secrets kept in clear; keep {} with the database's backups, apart from them",
             path.display()
         );
+    }
+    // PostgreSQL: the audit key lives in the data directory (the same file on every node).
+    if store.backend() == haven_store::Backend::Postgres {
+        runtime.block_on(store.use_audit_key(&ctx.data_dir))?;
     }
     if args.demo {
         let seeded = runtime

@@ -462,7 +462,7 @@ fn staff_sign_in_with_a_code_triage_a_capture_find_a_search_and_approve_a_review
     // Each read and decision is in the audit log, and the chain holds.
     let log = super::ok(&super::haven(&p.data, &["audit", "log", "--limit", "100"]));
     for line in [
-        "priya.shah from 127.0.0.1: read activity tom.lewis",
+        "priya.shah from 127.0.0.1: read activity person ",
         "approve review review 1",
         "read capture capture 1",
         "dismiss capture capture 1",

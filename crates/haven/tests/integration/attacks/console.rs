@@ -252,7 +252,7 @@ fn guessing_totp_codes_after_the_password_is_locked_out_across_sessions_and_addr
     );
     assert!(
         log.iter()
-            .any(|l| l.contains("second factor locked") && l.contains("5 wrong codes")),
+            .any(|l| l.contains("second factor locked") && l.contains("wrong codes=5")),
         "{}",
         log.join("\n")
     );

@@ -1,0 +1,136 @@
+//! `haven tokens`: API tokens listed, made and revoked from the command line (each recorded
+//! in the audit log).
+
+use std::process::ExitCode;
+
+use anyhow::{bail, Result};
+use clap::Subcommand;
+use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_store::tokens::TokenScope;
+
+use crate::people::operator;
+use crate::Context;
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Every token: id, owner, what for, scope, when it ends, last used (never the token).
+    List {
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a token for a member of staff (printed once). It can do no more than their roles
+    /// allow, and no more than its scope.
+    Create {
+        /// Whose (a user name).
+        #[arg(long)]
+        user: String,
+        /// What it is for.
+        #[arg(long)]
+        name: String,
+        /// `ingest` (only sends text in), `read` (changes nothing) or `admin`.
+        #[arg(long)]
+        scope: String,
+        /// Days until it ends (1 to 366).
+        #[arg(long, default_value_t = 90)]
+        days: i64,
+    },
+    /// Revoke a token by its id: refused at once.
+    Revoke {
+        /// Its id (from `haven tokens list`).
+        id: i64,
+    },
+}
+
+fn when(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
+pub fn run(ctx: &Context, cmd: TokensCommand) -> Result<ExitCode> {
+    match cmd {
+        TokensCommand::List { json } => {
+            let tokens = ctx.with_store(async |s| {
+                s.audit(&AuditEntry::new(
+                    &operator(),
+                    "cli",
+                    AuditKind::ListApiTokens,
+                    Subject::Nothing,
+                ))
+                .await?;
+                Ok(s.api_tokens(None).await?)
+            })?;
+            for t in tokens {
+                if json {
+                    outln!("{}", serde_json::to_string(&t)?);
+                } else {
+                    outln!(
+                        "{:<5} {:<16} {:<24} {:<7} ends {} last used {}",
+                        t.id,
+                        t.username,
+                        t.name,
+                        t.scope,
+                        if t.revoked {
+                            "(revoked)".to_owned()
+                        } else {
+                            t.expires_at.map_or_else(|| "never".to_owned(), when)
+                        },
+                        t.last_used.map_or_else(|| "never".to_owned(), when)
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokensCommand::Create {
+            user,
+            name,
+            scope,
+            days,
+        } => {
+            let Some(scope) = TokenScope::parse(&scope) else {
+                bail!("--scope {scope:?}: ingest, read or admin");
+            };
+            let token = ctx.with_store(async |s| {
+                let Some(who) = s.identity(&user).await? else {
+                    bail!("no active person with the user name {user:?}");
+                };
+                let (id, token) = s
+                    .create_api_token(who.person_id, &name, scope, days)
+                    .await?;
+                s.audit(
+                    &AuditEntry::new(
+                        &operator(),
+                        "cli",
+                        AuditKind::CreateApiToken,
+                        Subject::Token(id),
+                    )
+                    .word("scope", scope.id())
+                    .count("days", days),
+                )
+                .await?;
+                Ok(token)
+            })?;
+            outln!("{token}");
+            Ok(ExitCode::SUCCESS)
+        }
+        TokensCommand::Revoke { id } => {
+            let revoked = ctx.with_store(async |s| {
+                let revoked = s.revoke_api_token(id, None).await?;
+                if revoked {
+                    s.audit(&AuditEntry::new(
+                        &operator(),
+                        "cli",
+                        AuditKind::RevokeApiToken,
+                        Subject::Token(id),
+                    ))
+                    .await?;
+                }
+                Ok(revoked)
+            })?;
+            if !revoked {
+                bail!("no token {id} in force");
+            }
+            outln!("token {id} revoked");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
