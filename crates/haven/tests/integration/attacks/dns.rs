@@ -308,10 +308,11 @@ fn one_address_cannot_hold_every_tcp_slot() {
         s.set_read_timeout(Some(Duration::from_millis(20)))
             .expect("timeout");
         let mut b = [0u8; 1];
-        if matches!(s.read(&mut b), Ok(0))
-            || matches!(s.read(&mut b), Err(ref e) if e.kind() == std::io::ErrorKind::ConnectionReset)
-        {
-            closed += 1;
+        // Closed: end of stream (or a reset); still open: the read times out.
+        match s.read(&mut b) {
+            Ok(0) => closed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => closed += 1,
+            _ => {}
         }
     }
     assert!(
