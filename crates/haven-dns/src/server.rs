@@ -1152,6 +1152,28 @@ mod request_path {
     }
 
     #[test]
+    fn the_rate_limit_table_stays_bounded_under_forged_addresses() {
+        let mut f = filter();
+        assert_eq!(f.rate_limit, 1000, "on by default");
+        f.rate_limit = 1;
+        let now = Instant::now();
+        let pupil: IpAddr = "10.0.0.1".parse().expect("ip");
+        // A burst of two, then refused.
+        assert!(f.within_rate(pupil, now) && f.within_rate(pupil, now));
+        assert!(!f.within_rate(pupil, now));
+        // Three tables' worth of forged addresses in the same second: the table never grows
+        // past its bound, and every new address still gets its burst.
+        for i in 0..3 * MAX_BUCKETS as u32 {
+            assert!(f.within_rate(IpAddr::V4(Ipv4Addr::from(0x0B00_0000 + i)), now));
+        }
+        assert!(f.buckets.lock().expect("lock").len() <= MAX_BUCKETS);
+        // Quiet addresses are forgotten only once their bucket is full again: nothing is lost.
+        let later = now + Duration::from_secs(BUCKET_REFILL_SECS);
+        assert!(f.within_rate(pupil, later) && f.within_rate(pupil, later));
+        assert!(!f.within_rate(pupil, later));
+    }
+
+    #[test]
     fn blocked_names_are_answered_without_an_upstream() {
         let f = filter();
         let msg = wire::build_query(9, "www.casino.example", rtype::A).expect("query");
