@@ -131,6 +131,8 @@ default_group = "bench"
 listen = ["127.0.0.1:$HV"]
 upstreams = ["127.0.0.1:$UP"]
 cache_entries = 1000000
+# dnsperf asks from one address; Unbound has no per-address limit by default either.
+rate_limit_qps = 0
 [metrics]
 listen = "127.0.0.1:$HM"
 EOF

@@ -13,6 +13,8 @@ pub mod names {
     pub const MALFORMED: &str = "haven_dns_malformed_total";
     /// Queries refused by the per-client rate limit.
     pub const RATE_LIMITED: &str = "haven_dns_rate_limited_total";
+    /// TCP connections closed at once: the client address, or the server, had all it may open.
+    pub const TCP_REFUSED: &str = "haven_dns_tcp_refused_total";
     /// Answers from the cache.
     pub const CACHE_HITS: &str = "haven_dns_cache_hits_total";
     /// Lookups the cache could not answer.
@@ -51,6 +53,8 @@ pub struct Metrics {
     pub malformed: AtomicU64,
     /// Rate-limited queries.
     pub rate_limited: AtomicU64,
+    /// TCP connections closed at once (per-client or overall cap).
+    pub tcp_refused: AtomicU64,
     /// Upstream questions.
     pub upstream_queries: AtomicU64,
     /// Upstream failures.
@@ -91,6 +95,11 @@ impl Metrics {
             names::RATE_LIMITED,
             "Queries refused by the per-client rate limit.",
             get(&self.rate_limited),
+        );
+        counter(
+            names::TCP_REFUSED,
+            "TCP connections closed at once: the client address, or the server, had all it may open.",
+            get(&self.tcp_refused),
         );
         counter(names::CACHE_HITS, "Answers from the cache.", cache.hits);
         counter(

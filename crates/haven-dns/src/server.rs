@@ -65,10 +65,17 @@ pub struct DnsConfig {
     /// Answers kept in the cache.
     #[serde(default = "default_cache")]
     pub cache_entries: usize,
-    /// Queries a second one client may make, with bursts of twice that (0: no limit). Queries
-    /// over the limit are refused.
-    #[serde(default)]
+    /// Queries a second one client address may make, with bursts of twice that (0: no limit).
+    /// Queries over the limit are refused.
+    #[serde(default = "default_rate_limit")]
     pub rate_limit_qps: u32,
+    /// Seconds clients may cache Haven's own negative answers (blocked names answered NXDOMAIN
+    /// or with no data, the canaries): the TTL and MINIMUM of the SOA they carry (RFC 2308).
+    #[serde(default = "default_negative_ttl")]
+    pub negative_ttl: u32,
+    /// TCP connections one client address may hold open at once; more are closed straight away.
+    #[serde(default = "default_tcp_per_client")]
+    pub tcp_connections_per_client: usize,
 }
 
 fn default_listen() -> Vec<String> {
@@ -80,6 +87,25 @@ fn default_timeout() -> u64 {
 fn default_cache() -> usize {
     100_000
 }
+/// A thousand queries a second from one address, bursts of two thousand: far above what a
+/// device, or a classroom or guest network behind one NAT address, asks in normal use (a page
+/// load is tens of names), and about a hundredth of what Haven answers, so one flooding device
+/// cannot take the filter from everyone else.
+fn default_rate_limit() -> u32 {
+    1000
+}
+/// Five minutes: devices stop re-asking for a blocked name at every retry, and an unblocked
+/// name (a review approved) is seen within five minutes.
+fn default_negative_ttl() -> u32 {
+    300
+}
+/// Enough for a stub resolver's retries and a forwarding resolver's parallel questions; 1,024
+/// connections in all means 64 addresses would be needed to fill them.
+fn default_tcp_per_client() -> usize {
+    16
+}
+/// The longest negative TTL accepted (a day).
+const MAX_NEGATIVE_TTL: u32 = 86_400;
 
 impl Default for DnsConfig {
     fn default() -> Self {
@@ -90,7 +116,9 @@ impl Default for DnsConfig {
             block_page: Vec::new(),
             timeout_ms: default_timeout(),
             cache_entries: default_cache(),
-            rate_limit_qps: 0,
+            rate_limit_qps: default_rate_limit(),
+            negative_ttl: default_negative_ttl(),
+            tcp_connections_per_client: default_tcp_per_client(),
             tls_ca_file: None,
         }
     }
@@ -117,10 +145,44 @@ pub struct DnsFilter {
     inflight: Mutex<HashMap<Key, Vec<oneshot::Sender<Option<Resolved>>>>>,
     rate_limit: u32,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    negative_ttl: u32,
+    tcp_per_client: usize,
+    /// Open TCP connections by client address.
+    tcp_open: Mutex<HashMap<IpAddr, usize>>,
 }
+
+/// Client addresses whose token buckets are remembered; past this, buckets that are full again
+/// (their client quiet for [`BUCKET_REFILL_SECS`]) are forgotten, and if that is not enough to
+/// halve the table, all are (so a flood of forged addresses costs a sweep per 50,000, not one
+/// per query).
+const MAX_BUCKETS: usize = 100_000;
+/// A bucket is full again this long after its last query (bursts are two seconds' worth).
+const BUCKET_REFILL_SECS: u64 = 2;
 
 /// TCP connections served at once.
 pub const MAX_TCP_CONNECTIONS: usize = 1024;
+
+/// How long a TCP connection may stay idle, and a query or answer take to cross it.
+pub const TCP_IDLE: Duration = Duration::from_secs(10);
+
+/// One of a client address's TCP connection places, given back when dropped.
+struct TcpPlace {
+    filter: Arc<DnsFilter>,
+    client: IpAddr,
+}
+
+impl Drop for TcpPlace {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.filter.tcp_open.lock() {
+            if let Some(n) = open.get_mut(&self.client) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.client);
+                }
+            }
+        }
+    }
+}
 
 /// A question exactly (lower-case name, type, DO bit): the key of the in-flight map, where a
 /// mix-up would give one client another's answer, so no hashing shortcut is taken.
@@ -235,6 +297,12 @@ pub enum ConfigError {
     /// The TLS client for DNS-over-TLS upstreams could not be set up.
     #[error("dns.tls_ca_file: {0}")]
     Tls(#[from] haven_tls::TlsError),
+    /// A negative TTL over a day.
+    #[error("dns.negative_ttl: {0} is more than a day (86400)")]
+    NegativeTtl(u32),
+    /// No TCP connection allowed per client.
+    #[error("dns.tcp_connections_per_client must be at least 1")]
+    TcpPerClient,
 }
 
 impl DnsFilter {
@@ -268,6 +336,12 @@ impl DnsFilter {
         if config.block == BlockMode::BlockPage && block_v4.is_none() && block_v6.is_none() {
             return Err(ConfigError::NoBlockPage);
         }
+        if config.negative_ttl > MAX_NEGATIVE_TTL {
+            return Err(ConfigError::NegativeTtl(config.negative_ttl));
+        }
+        if config.tcp_connections_per_client == 0 {
+            return Err(ConfigError::TcpPerClient);
+        }
         let tls = if upstreams.iter().any(|u| matches!(u, Upstream::Tls { .. })) {
             Some(TlsClient::new(
                 config.tls_ca_file.as_deref().map(std::path::Path::new),
@@ -293,6 +367,9 @@ impl DnsFilter {
             inflight: Mutex::new(HashMap::new()),
             rate_limit: config.rate_limit_qps,
             buckets: Mutex::new(HashMap::new()),
+            negative_ttl: config.negative_ttl,
+            tcp_per_client: config.tcp_connections_per_client,
+            tcp_open: Mutex::new(HashMap::new()),
         })
     }
 
@@ -333,8 +410,12 @@ impl DnsFilter {
         let Ok(mut buckets) = self.buckets.lock() else {
             return true;
         };
-        if buckets.len() > 100_000 {
-            buckets.retain(|_, (_, last)| now.duration_since(*last) < Duration::from_secs(10));
+        if buckets.len() >= MAX_BUCKETS && !buckets.contains_key(&client) {
+            let refill = Duration::from_secs(BUCKET_REFILL_SECS);
+            buckets.retain(|_, (_, last)| now.saturating_duration_since(*last) < refill);
+            if buckets.len() > MAX_BUCKETS / 2 {
+                buckets.clear();
+            }
         }
         let rate = f64::from(self.rate_limit);
         let (tokens, last) = buckets.entry(client).or_insert((rate * 2.0, now));
@@ -466,6 +547,14 @@ impl DnsFilter {
             reason,
             category: None,
         };
+        if q.edns_version > 0 {
+            // RFC 6891 6.1.3: Haven implements EDNS version 0 only.
+            return Ok(answered(
+                Reply::to(q).rcode(rcode::BADVERS).build(),
+                Action::Block,
+                Some("EDNS version not implemented".into()),
+            ));
+        }
         if q.opcode != 0 {
             return Ok(answered(
                 Reply::to(q).rcode(rcode::NOTIMP).build(),
@@ -499,7 +588,11 @@ impl DnsFilter {
         };
         match filter::plan(&engine, &q.name, group, at, warn_as_block) {
             Plan::Canary => Ok(answered(
-                Reply::to(q).rcode(rcode::NXDOMAIN).authoritative().build(),
+                Reply::to(q)
+                    .rcode(rcode::NXDOMAIN)
+                    .authoritative()
+                    .negative_ttl(self.negative_ttl)
+                    .build(),
                 Action::Block,
                 Some("canary: keeps devices on the school's filter".into()),
             )),
@@ -598,7 +691,12 @@ impl DnsFilter {
             .authoritative()
             .extended_error(b.ede, &b.reason);
         let (v4, v6) = match self.block {
-            BlockMode::Nxdomain => return reply.rcode(rcode::NXDOMAIN).build(),
+            BlockMode::Nxdomain => {
+                return reply
+                    .rcode(rcode::NXDOMAIN)
+                    .negative_ttl(self.negative_ttl)
+                    .build()
+            }
             BlockMode::Null => (Some(Ipv4Addr::UNSPECIFIED), Some(Ipv6Addr::UNSPECIFIED)),
             BlockMode::BlockPage => (self.block_v4, self.block_v6),
         };
@@ -606,7 +704,7 @@ impl DnsFilter {
             (rtype::A, Some(ip), _) => reply.a(&q.name, 60, ip).build(),
             (rtype::AAAA, _, Some(ip)) => reply.aaaa(&q.name, 60, ip).build(),
             // Other types, or no address of that family: no data.
-            _ => reply.build(),
+            _ => reply.negative_ttl(self.negative_ttl).build(),
         }
     }
 
@@ -707,6 +805,7 @@ impl DnsFilter {
             let id = self.random_id();
             let mut out = msg.to_vec();
             wire::set_id(&mut out, id);
+            wire::set_edns_size(&mut out, q);
             let asked = Instant::now();
             self.metrics
                 .upstream_queries
@@ -865,16 +964,44 @@ impl DnsFilter {
         }
     }
 
+    /// Takes one of a client address's TCP connection places, if it has one free.
+    fn tcp_place(self: &Arc<Self>, client: IpAddr) -> Option<TcpPlace> {
+        let mut open = self.tcp_open.lock().ok()?;
+        let n = open.entry(client).or_insert(0);
+        if *n >= self.tcp_per_client {
+            return None;
+        }
+        *n += 1;
+        Some(TcpPlace {
+            filter: self.clone(),
+            client,
+        })
+    }
+
     /// Serves TCP on a bound listener until it fails. At most [`MAX_TCP_CONNECTIONS`] are open
-    /// at once; one more is closed straight away, so idle connections cannot exhaust the server.
+    /// at once, and `tcp_connections_per_client` from one address; one more is closed straight
+    /// away, so one device's idle connections cannot take the listener from the others. A
+    /// connection is closed after [`TCP_IDLE`] without a query (RFC 7766 6.2.3), or when a query
+    /// or an answer takes longer than that to cross.
     pub async fn serve_tcp(self: Arc<Self>, listener: TcpListener) -> io::Result<()> {
         let slots = Arc::new(tokio::sync::Semaphore::new(MAX_TCP_CONNECTIONS));
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
-                Err(_) => continue,
+                Err(_) => {
+                    // Out of file descriptors, most likely: the connection stays queued and
+                    // accept fails again at once, so wait a moment rather than spin.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let Some(place) = self.tcp_place(peer.ip()) else {
+                self.metrics.tcp_refused.fetch_add(1, Ordering::Relaxed);
+                drop(stream);
+                continue;
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
+                self.metrics.tcp_refused.fetch_add(1, Ordering::Relaxed);
                 drop(stream);
                 continue;
             };
@@ -882,12 +1009,13 @@ impl DnsFilter {
             tokio::spawn(async move {
                 let _ = me.serve_tcp_connection(stream, peer.ip()).await;
                 drop(slot);
+                drop(place);
             });
         }
     }
 
     async fn serve_tcp_connection(&self, mut stream: TcpStream, peer: IpAddr) -> io::Result<()> {
-        const IDLE: Duration = Duration::from_secs(10);
+        const IDLE: Duration = TCP_IDLE;
         loop {
             let mut len = [0u8; 2];
             match tokio::time::timeout(IDLE, stream.read_exact(&mut len)).await {
@@ -901,7 +1029,10 @@ impl DnsFilter {
             let Some(reply) = self.answer(&msg, peer, true).await else {
                 return Ok(());
             };
-            stream.write_all(&tcp_frame(&reply)?).await?;
+            // A client that stops reading cannot hold the connection either.
+            tokio::time::timeout(IDLE, stream.write_all(&tcp_frame(&reply)?))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client not reading"))??;
         }
     }
 }
@@ -1018,6 +1149,28 @@ mod request_path {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_rate_limit_table_stays_bounded_under_forged_addresses() {
+        let mut f = filter();
+        assert_eq!(f.rate_limit, 1000, "on by default");
+        f.rate_limit = 1;
+        let now = Instant::now();
+        let pupil: IpAddr = "10.0.0.1".parse().expect("ip");
+        // A burst of two, then refused.
+        assert!(f.within_rate(pupil, now) && f.within_rate(pupil, now));
+        assert!(!f.within_rate(pupil, now));
+        // Three tables' worth of forged addresses in the same second: the table never grows
+        // past its bound, and every new address still gets its burst.
+        for i in 0..3 * MAX_BUCKETS as u32 {
+            assert!(f.within_rate(IpAddr::V4(Ipv4Addr::from(0x0B00_0000 + i)), now));
+        }
+        assert!(f.buckets.lock().expect("lock").len() <= MAX_BUCKETS);
+        // Quiet addresses are forgotten only once their bucket is full again: nothing is lost.
+        let later = now + Duration::from_secs(BUCKET_REFILL_SECS);
+        assert!(f.within_rate(pupil, later) && f.within_rate(pupil, later));
+        assert!(!f.within_rate(pupil, later));
     }
 
     #[test]

@@ -33,6 +33,9 @@ pub mod rcode {
     pub const NOTIMP: u8 = 4;
     /// Refused.
     pub const REFUSED: u8 = 5;
+    /// An EDNS version the server does not implement (RFC 6891 6.1.3). An extended RCODE: its
+    /// upper eight bits go in the OPT record, so it needs the query to have used EDNS.
+    pub const BADVERS: u16 = 16;
 }
 
 /// RFC 8914 extended DNS error codes Haven sends.
@@ -47,6 +50,18 @@ pub mod ede {
 
 const EDE_OPTION: u16 = 15;
 const HEADER: usize = 12;
+
+/// The largest UDP answer Haven sends, and the UDP payload size it advertises (RFC 6891 with the
+/// DNS Flag Day 2020 figure): an answer that fits in one unfragmented packet on any path. Larger
+/// answers are truncated, so the client asks again over TCP; whatever size a client advertises, a
+/// small forged-source query cannot draw a large answer at a victim.
+pub const MAX_UDP: usize = 1232;
+
+/// The synthetic SOA of Haven's own negative answers: `haven.invalid.` (a name that can never
+/// exist, RFC 6761) as MNAME and `blocked.haven.invalid.` as RNAME, then SERIAL, REFRESH, RETRY
+/// and EXPIRE; the MINIMUM (the negative TTL) follows.
+const SOA_RDATA: &[u8] = b"\x05haven\x07invalid\x00\x07blocked\x05haven\x07invalid\x00\
+\x00\x00\x00\x01\x00\x00\x07\x08\x00\x00\x03\x84\x00\x09\x3a\x80";
 
 /// Why a message could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -64,6 +79,12 @@ pub enum WireError {
     /// A response where a query was expected, or the reverse.
     #[error("wrong direction (QR bit)")]
     Direction,
+    /// More than one OPT record (RFC 6891 6.1.1: FORMERR).
+    #[error("more than one OPT record")]
+    DuplicateOpt,
+    /// An OPT record owned by a name other than the root (RFC 6891 6.1.2).
+    #[error("OPT record not owned by the root")]
+    OptOwner,
 }
 
 /// A parsed query: what the filter needs to decide and to answer.
@@ -89,12 +110,18 @@ pub struct Query {
     pub edns_size: Option<u16>,
     /// EDNS DNSSEC OK bit.
     pub dnssec_ok: bool,
+    /// EDNS version of the client's OPT record (0 without one).
+    pub edns_version: u8,
+    /// Where the OPT record's UDP payload size is in the message, when it has one (so the copy
+    /// forwarded upstream can advertise Haven's own size).
+    pub edns_size_at: Option<usize>,
 }
 
 impl Query {
-    /// Largest UDP response the client accepts.
+    /// Largest UDP response Haven sends this client: what it advertised, at least 512 (RFC 6891
+    /// 6.2.5) and at most [`MAX_UDP`].
     pub fn udp_limit(&self) -> usize {
-        usize::from(self.edns_size.unwrap_or(512).clamp(512, 4096))
+        usize::from(self.edns_size.unwrap_or(512)).clamp(512, MAX_UDP)
     }
 }
 
@@ -212,13 +239,25 @@ pub fn parse_query(msg: &[u8]) -> Result<Query, WireError> {
         pos = skip_record(msg, pos)?;
     }
     let mut edns_size = None;
+    let mut edns_size_at = None;
+    let mut edns_version = 0;
     let mut dnssec_ok = false;
     for _ in 0..arcount {
-        let (_, after_name) = read_name(msg, pos)?;
+        let (owner, after_name) = read_name(msg, pos)?;
         let t = u16_at(msg, after_name)?;
         if t == rtype::OPT {
+            if edns_size.is_some() {
+                return Err(WireError::DuplicateOpt);
+            }
+            if !owner.is_empty() {
+                return Err(WireError::OptOwner);
+            }
             edns_size = Some(u16_at(msg, after_name + 2)?);
-            dnssec_ok = u32_at(msg, after_name + 4)? & 0x8000 != 0;
+            edns_size_at = Some(after_name + 2);
+            // TTL: extended RCODE (8 bits), VERSION (8), DO (1), Z (15).
+            let ttl = u32_at(msg, after_name + 4)?;
+            edns_version = (ttl >> 16) as u8;
+            dnssec_ok = ttl & 0x8000 != 0;
         }
         pos = skip_record(msg, pos)?;
     }
@@ -233,6 +272,8 @@ pub fn parse_query(msg: &[u8]) -> Result<Query, WireError> {
         question,
         edns_size,
         dnssec_ok,
+        edns_version,
+        edns_size_at,
     })
 }
 
@@ -366,11 +407,14 @@ pub fn parse_response(msg: &[u8]) -> Result<Response, WireError> {
 #[derive(Debug)]
 pub struct Reply<'q> {
     query: &'q Query,
-    rcode: u8,
+    /// Response code, extended (the upper eight bits go in the OPT record).
+    rcode: u16,
     answers: Vec<u8>,
     ancount: u16,
     ede: Option<(u16, &'q str)>,
     aa: bool,
+    /// Negative-caching TTL: adds the synthetic SOA to the authority section.
+    negative_ttl: Option<u32>,
 }
 
 impl<'q> Reply<'q> {
@@ -378,17 +422,29 @@ impl<'q> Reply<'q> {
     pub fn to(query: &'q Query) -> Reply<'q> {
         Reply {
             query,
-            rcode: rcode::NOERROR,
+            rcode: u16::from(rcode::NOERROR),
             answers: Vec::new(),
             ancount: 0,
             ede: None,
             aa: false,
+            negative_ttl: None,
         }
     }
 
-    /// Sets the response code.
-    pub fn rcode(mut self, rcode: u8) -> Self {
-        self.rcode = rcode;
+    /// Sets the response code (an extended one, such as [`rcode::BADVERS`], needs the query to
+    /// have used EDNS).
+    pub fn rcode(mut self, rcode: impl Into<u16>) -> Self {
+        self.rcode = rcode.into();
+        self
+    }
+
+    /// Makes this a negative answer clients may cache for `ttl` seconds (RFC 2308): an SOA in
+    /// the authority section, owned by the query name, with that TTL and MINIMUM. The owner is
+    /// the name itself (as AdGuard does) rather than a fixed zone: an ancestor-or-self of the
+    /// question is what every cache accepts, and the only name it can be remembered for is the
+    /// blocked one.
+    pub fn negative_ttl(mut self, ttl: u32) -> Self {
+        self.negative_ttl = Some(ttl);
         self
     }
 
@@ -447,7 +503,13 @@ impl<'q> Reply<'q> {
     pub fn build(self) -> Vec<u8> {
         let q = self.query;
         let ede = self.ede.map_or(0, |(_, t)| 6 + t.len());
-        let mut out = Vec::with_capacity(HEADER + q.question.len() + self.answers.len() + 11 + ede);
+        let soa = if self.negative_ttl.is_some() {
+            12 + SOA_RDATA.len() + 4
+        } else {
+            0
+        };
+        let mut out =
+            Vec::with_capacity(HEADER + q.question.len() + self.answers.len() + soa + 11 + ede);
         out.extend_from_slice(&q.id.to_be_bytes());
         let flags: u16 = 0x8000
             | (u16::from(q.opcode & 0xF) << 11)
@@ -455,27 +517,39 @@ impl<'q> Reply<'q> {
             | if q.rd { 0x0100 } else { 0 }
             | 0x0080
             | if q.cd { 0x0010 } else { 0 }
-            | u16::from(self.rcode & 0xF);
+            | (self.rcode & 0xF);
         out.extend_from_slice(&flags.to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes());
         out.extend_from_slice(&self.ancount.to_be_bytes());
-        out.extend_from_slice(&0u16.to_be_bytes());
+        out.extend_from_slice(&u16::from(self.negative_ttl.is_some()).to_be_bytes());
         let edns = q.edns_size.is_some();
         out.extend_from_slice(&u16::from(edns).to_be_bytes());
         out.extend_from_slice(&q.question);
         out.extend_from_slice(&self.answers);
+        if let Some(ttl) = self.negative_ttl {
+            // Owner: a pointer to the question's name, which is always at offset 12.
+            out.extend_from_slice(&[0xC0, HEADER as u8]);
+            out.extend_from_slice(&rtype::SOA.to_be_bytes());
+            out.extend_from_slice(&1u16.to_be_bytes());
+            out.extend_from_slice(&ttl.to_be_bytes());
+            out.extend_from_slice(&((SOA_RDATA.len() + 4) as u16).to_be_bytes());
+            out.extend_from_slice(SOA_RDATA);
+            out.extend_from_slice(&ttl.to_be_bytes());
+        }
         if edns {
-            push_opt(&mut out, self.ede);
+            push_opt(&mut out, self.ede, (self.rcode >> 4) as u8);
         }
         out
     }
 }
 
-fn push_opt(out: &mut Vec<u8>, ede: Option<(u16, &str)>) {
+/// Appends an OPT record: Haven's UDP size, the upper bits of the response code, version 0
+/// (the highest Haven implements), and an extended error when there is one.
+fn push_opt(out: &mut Vec<u8>, ede: Option<(u16, &str)>, extended_rcode: u8) {
     out.push(0); // root name
     out.extend_from_slice(&rtype::OPT.to_be_bytes());
-    out.extend_from_slice(&1232u16.to_be_bytes()); // our UDP payload size
-    out.extend_from_slice(&0u32.to_be_bytes()); // extended rcode, version, flags
+    out.extend_from_slice(&(MAX_UDP as u16).to_be_bytes()); // our UDP payload size
+    out.extend_from_slice(&[extended_rcode, 0, 0, 0]); // extended rcode, version 0, flags
     match ede {
         Some((code, text)) => {
             let len = 2 + text.len();
@@ -506,16 +580,29 @@ pub fn formerr(msg: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Truncates a UDP response that is too big: the header and question with TC set, so the client
-/// retries over TCP.
+/// retries over TCP, and an OPT record when the client used EDNS (RFC 6891 7).
 pub fn truncate(msg: &[u8], query: &Query) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER + query.question.len());
+    let mut out = Vec::with_capacity(HEADER + query.question.len() + 11);
     out.extend_from_slice(&msg[..HEADER.min(msg.len())]);
     out.resize(HEADER, 0);
     out[2] |= 0x02; // TC
     out[4..6].copy_from_slice(&1u16.to_be_bytes());
     out[6..12].fill(0);
     out.extend_from_slice(&query.question);
+    if query.edns_size.is_some() {
+        out[11] = 1;
+        push_opt(&mut out, None, 0);
+    }
     out
+}
+
+/// Makes a query's copy for an upstream advertise Haven's own UDP size ([`MAX_UDP`]) instead of
+/// the client's: larger answers come truncated and are fetched over TCP, never as IP fragments
+/// (which can be forged into the cache).
+pub fn set_edns_size(msg: &mut [u8], query: &Query) {
+    if let Some(s) = query.edns_size_at.and_then(|at| msg.get_mut(at..at + 2)) {
+        s.copy_from_slice(&(MAX_UDP as u16).to_be_bytes());
+    }
 }
 
 /// Rewrites the id of a message in place.
@@ -556,7 +643,7 @@ pub fn build_query(id: u16, name: &str, qtype: u16) -> Result<Vec<u8>, WireError
     write_name(&mut out, name)?;
     out.extend_from_slice(&qtype.to_be_bytes());
     out.extend_from_slice(&1u16.to_be_bytes());
-    push_opt(&mut out, None);
+    push_opt(&mut out, None, 0);
     Ok(out)
 }
 
@@ -675,6 +762,118 @@ mod tests {
         assert_eq!(formerr(&resp), None, "responses are never answered");
     }
 
+    /// `query` with its OPT record's UDP size and version changed, and perhaps a second OPT.
+    fn edns(size: u16, version: u8, opts: usize) -> Vec<u8> {
+        let mut m = query("example.com", rtype::A);
+        let opt = m.len() - 11;
+        m[opt + 3..opt + 5].copy_from_slice(&size.to_be_bytes());
+        m[opt + 6] = version;
+        let record = m[opt..].to_vec();
+        for _ in 1..opts {
+            m.extend_from_slice(&record);
+        }
+        m[10..12].copy_from_slice(&(opts as u16).to_be_bytes());
+        m
+    }
+
+    #[test]
+    fn edns_is_read_and_udp_answers_are_capped() {
+        let q = parse_query(&edns(4096, 0, 1)).expect("parses");
+        assert_eq!((q.edns_size, q.edns_version), (Some(4096), 0));
+        assert_eq!(q.udp_limit(), MAX_UDP, "4,096 advertised, 1,232 sent");
+        assert_eq!(parse_query(&edns(100, 0, 1)).expect("q").udp_limit(), 512);
+        assert_eq!(parse_query(&edns(1000, 0, 1)).expect("q").udp_limit(), 1000);
+        let mut no_edns = query("example.com", rtype::A);
+        no_edns.truncate(no_edns.len() - 11);
+        no_edns[11] = 0;
+        let plain = parse_query(&no_edns).expect("q");
+        assert_eq!((plain.edns_size, plain.udp_limit()), (None, 512));
+        // The copy for the upstream advertises Haven's size.
+        let mut m = edns(4096, 0, 1);
+        set_edns_size(&mut m, &q);
+        assert_eq!(parse_query(&m).expect("q").edns_size, Some(1232));
+        let before = no_edns.clone();
+        set_edns_size(&mut no_edns, &plain);
+        assert_eq!(no_edns, before, "nothing to change without EDNS");
+        assert_eq!(parse_query(&edns(1232, 1, 1)).expect("q").edns_version, 1);
+    }
+
+    #[test]
+    fn two_opt_records_or_one_not_at_the_root_are_malformed() {
+        assert_eq!(parse_query(&edns(1232, 0, 2)), Err(WireError::DuplicateOpt));
+        assert_eq!(parse_query(&edns(1232, 0, 3)), Err(WireError::DuplicateOpt));
+        let mut m = edns(1232, 0, 1);
+        let opt = m.len() - 11;
+        // The OPT record owned by "a." instead of the root.
+        m.splice(opt..=opt, [1, b'a', 0]);
+        assert_eq!(parse_query(&m), Err(WireError::OptOwner));
+    }
+
+    #[test]
+    fn badvers_puts_the_upper_bits_in_an_opt_of_version_0() {
+        let q = parse_query(&edns(1232, 1, 1)).expect("parses");
+        let reply = Reply::to(&q).rcode(rcode::BADVERS).build();
+        assert_eq!(reply[3] & 0x0F, 0, "16 & 0xF in the header");
+        let opt = &reply[reply.len() - 11..];
+        assert_eq!(&opt[..3], &[0, 0, 41]);
+        assert_eq!(&opt[3..5], &1232u16.to_be_bytes());
+        assert_eq!(
+            &opt[5..9],
+            &[1, 0, 0, 0],
+            "extended RCODE 1 (16 >> 4), version 0"
+        );
+        assert_eq!(parse_response(&reply).expect("parses").answers.len(), 0);
+    }
+
+    #[test]
+    fn negative_answers_carry_an_soa_with_the_ttl() {
+        let q = parse_query(&query("Casino.Example", rtype::A)).expect("parses");
+        let reply = Reply::to(&q)
+            .rcode(rcode::NXDOMAIN)
+            .negative_ttl(300)
+            .extended_error(ede::FILTERED, "gambling")
+            .build();
+        assert_eq!(
+            &reply[6..12],
+            &[0, 0, 0, 1, 0, 1],
+            "no answer, one SOA, one OPT"
+        );
+        let r = parse_response(&reply).expect("parses");
+        assert_eq!((r.rcode, r.negative_ttl), (rcode::NXDOMAIN, Some(300)));
+        // The SOA: owned by the question's name, then MNAME and RNAME.
+        let soa = 12 + q.question.len();
+        assert_eq!(
+            read_name(&reply, soa).expect("owner"),
+            ("casino.example".into(), soa + 2)
+        );
+        assert_eq!(&reply[soa + 2..soa + 4], &rtype::SOA.to_be_bytes());
+        assert_eq!(&reply[soa + 6..soa + 10], &300u32.to_be_bytes());
+        let (mname, after) = read_name(&reply, soa + 12).expect("mname");
+        let (rname, after) = read_name(&reply, after).expect("rname");
+        assert_eq!(
+            (mname.as_str(), rname.as_str()),
+            ("haven.invalid", "blocked.haven.invalid")
+        );
+        assert_eq!(
+            &reply[after + 16..after + 20],
+            &300u32.to_be_bytes(),
+            "MINIMUM"
+        );
+        // The EDE is still there, after it.
+        assert_eq!(&reply[reply.len() - 8..], b"gambling");
+        // Without EDNS: the SOA, no OPT.
+        let mut no_edns = query("casino.example", 16);
+        no_edns.truncate(no_edns.len() - 11);
+        no_edns[11] = 0;
+        let q = parse_query(&no_edns).expect("q");
+        let reply = Reply::to(&q).negative_ttl(60).build();
+        assert_eq!(&reply[6..12], &[0, 0, 0, 1, 0, 0]);
+        assert_eq!(
+            parse_response(&reply).expect("parses").negative_ttl,
+            Some(60)
+        );
+    }
+
     #[test]
     fn truncation_and_ageing() {
         let q = parse_query(&query("big.example", rtype::A)).expect("parses");
@@ -684,6 +883,9 @@ mod tests {
         let t = truncate(&reply, &q);
         assert_eq!(t[2] & 0x02, 0x02);
         assert_eq!(parse_response(&t).expect("parses").answers.len(), 0);
+        // The client used EDNS, so the truncated answer carries an OPT record.
+        assert_eq!(&t[10..12], &[0, 1]);
+        assert_eq!(&t[t.len() - 11..t.len() - 6], &[0, 0, 41, 4, 208]);
         let r = parse_response(&reply).expect("parses");
         age_ttls(&mut reply, r.ttl_fields.iter().copied(), 30);
         assert_eq!(parse_response(&reply).expect("parses").answers[0].ttl, 70);

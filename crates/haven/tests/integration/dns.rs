@@ -36,6 +36,10 @@ fn upstream_answer(msg: &[u8], tcp: bool, counted: &AtomicUsize) -> Option<Vec<u
         "big.example" => (0..40u8).fold(reply, |r, i| {
             r.a(&q.name, 300, Ipv4Addr::new(198, 51, 100, i))
         }),
+        // Far more than 1,232 bytes (about 2,800), sent over UDP whatever the asker advertised.
+        "huge.example" => (0..100u8).fold(reply, |r, i| {
+            r.a(&q.name, 300, Ipv4Addr::new(198, 51, 100, i))
+        }),
         "forcesafesearch.google.com" => reply.a(&q.name, 300, Ipv4Addr::new(216, 239, 38, 120)),
         "facebook.com" => reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 5)),
         "slow.example" => {
@@ -50,12 +54,12 @@ fn upstream_answer(msg: &[u8], tcp: bool, counted: &AtomicUsize) -> Option<Vec<u
     Some(out.build())
 }
 
-struct Upstream {
-    port: u16,
-    counted: Arc<AtomicUsize>,
+pub(crate) struct Upstream {
+    pub(crate) port: u16,
+    pub(crate) counted: Arc<AtomicUsize>,
 }
 
-fn start_upstream() -> Upstream {
+pub(crate) fn start_upstream() -> Upstream {
     // One port for UDP and TCP: the TCP side of a free UDP port may be some other test's
     // connection, so try again until both are ours.
     let (udp, port, tcp) = loop {
@@ -118,9 +122,9 @@ pub(crate) fn free_port() -> u16 {
     }
 }
 
-struct Server {
-    child: std::process::Child,
-    port: u16,
+pub(crate) struct Server {
+    pub(crate) child: std::process::Child,
+    pub(crate) port: u16,
 }
 
 impl Drop for Server {
@@ -152,11 +156,11 @@ pub(crate) fn demo_lists() -> PathBuf {
 
 /// Imports the demo lists and starts `haven serve` with upstreams `first` (a dead one, to test
 /// failover) and the fake.
-fn start_haven(name: &str, upstream: &Upstream, block: &str) -> (Server, PathBuf) {
+pub(crate) fn start_haven(name: &str, upstream: &Upstream, block: &str) -> (Server, PathBuf) {
     start_haven_with(name, upstream, block, "")
 }
 
-fn start_haven_with(
+pub(crate) fn start_haven_with(
     name: &str,
     upstream: &Upstream,
     block: &str,
@@ -172,7 +176,12 @@ fn start_haven_with(
 }
 
 /// Imports the demo lists and starts `haven serve` with the given upstreams line.
-fn start_haven_on(name: &str, upstreams: &str, block: &str, extra: &str) -> (Server, PathBuf) {
+pub(crate) fn start_haven_on(
+    name: &str,
+    upstreams: &str,
+    block: &str,
+    extra: &str,
+) -> (Server, PathBuf) {
     let dir = scratch(name);
     let data = dir.join("data");
     import_demo_lists(&data);
@@ -221,7 +230,7 @@ fn start_haven_on(name: &str, upstreams: &str, block: &str, extra: &str) -> (Ser
     (Server { child, port }, dir)
 }
 
-fn have_dig() -> bool {
+pub(crate) fn have_dig() -> bool {
     let found = Command::new("dig").arg("-v").output().is_ok();
     if !found {
         eprintln!(
@@ -232,7 +241,7 @@ fn have_dig() -> bool {
 }
 
 /// Runs dig from `from` and returns its output.
-fn dig(server: &Server, from: &str, name: &str, extra: &[&str]) -> String {
+pub(crate) fn dig(server: &Server, from: &str, name: &str, extra: &[&str]) -> String {
     let out = Command::new("dig")
         .args([
             "@127.0.0.1",
@@ -250,7 +259,7 @@ fn dig(server: &Server, from: &str, name: &str, extra: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn status(out: &str) -> &str {
+pub(crate) fn status(out: &str) -> &str {
     out.split("status: ")
         .nth(1)
         .and_then(|s| s.split(',').next())
@@ -448,7 +457,7 @@ fn block_page_mode_and_malformed_packets() {
 }
 
 /// Sends one query from `from` and waits for its answer: (rcode, answer bytes).
-fn ask(from: &str, port: u16, name: &str, id: u16) -> Option<(u8, Vec<u8>)> {
+pub(crate) fn ask(from: &str, port: u16, name: &str, id: u16) -> Option<(u8, Vec<u8>)> {
     let sock = UdpSocket::bind((from, 0)).ok()?;
     sock.set_read_timeout(Some(Duration::from_millis(1500)))
         .ok()?;
