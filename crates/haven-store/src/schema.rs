@@ -228,6 +228,14 @@ CREATE TABLE library_changes (
 )
 "#,
     },
+    Migration {
+        version: 3,
+        name: "reviews: one open request per person and site",
+        sql: r#"
+ALTER TABLE reviews ADD COLUMN site TEXT;
+CREATE UNIQUE INDEX reviews_open_per_person ON reviews (COALESCE(username, client), site) WHERE status = 'open'
+"#,
+    },
 ];
 
 impl Backend {
