@@ -574,7 +574,8 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
                 "gambling",
             )
             .await
-            .expect("review");
+            .expect("review")
+            .expect("a new request");
         let (status, _, page) = call(
             &h.app,
             Method::POST,
@@ -665,7 +666,8 @@ fn approving_a_review_changes_the_policy_through_change_control() {
                 "groups.ks2.default",
             )
             .await
-            .expect("review");
+            .expect("review")
+            .expect("a new request");
         let (cookie, csrf) = signed_in(&h.store, "owen.price").await;
         let (status, headers, _) = call(
             &h.app,
@@ -721,7 +723,8 @@ fn approving_a_review_changes_the_policy_through_change_control() {
                 "gambling",
             )
             .await
-            .expect("review");
+            .expect("review")
+            .expect("a new request");
         let (owen, owen_csrf) = signed_in(&h.store, "owen.price").await;
         let (_, headers, _) = call(
             &h.app,

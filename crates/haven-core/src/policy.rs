@@ -195,6 +195,10 @@ pub struct GroupFile {
     /// Google sign-in allowed only for these domains (Google Workspace), by the
     /// `X-GoogApps-Allowed-Domains` header on visible requests to Google.
     pub google_allowed_domains: Option<Vec<String>>,
+    /// HTTPS tunnels through the proxy to a bare address (`CONNECT 203.0.113.7:443`, or a TLS
+    /// ClientHello naming no site) that no list or rule names: `allow` or `block` (the default:
+    /// the filter cannot tell which site an address is).
+    pub address_tunnels: Option<String>,
 }
 
 /// A time rule.
@@ -365,6 +369,8 @@ pub struct Group {
     pub phrase_limit: Option<i64>,
     /// Google Workspace domains pupils may sign in to (empty: no restriction).
     pub google_allowed_domains: Vec<String>,
+    /// Whether HTTPS tunnels to bare addresses no list or rule names are allowed.
+    pub address_tunnels: bool,
 }
 
 /// An allow or deny override.
@@ -751,6 +757,7 @@ fn resolve_group(
             intercept: false,
             phrase_limit: None,
             google_allowed_domains: Vec::new(),
+            address_tunnels: false,
         },
     };
     chain.pop();
@@ -807,6 +814,18 @@ fn resolve_group(
     }
     if let Some(i) = g.intercept {
         out.intercept = i;
+    }
+    if let Some(a) = &g.address_tunnels {
+        out.address_tunnels = match a.as_str() {
+            "allow" => true,
+            "block" => false,
+            other => {
+                return Err(invalid(
+                    format!("{rule}.address_tunnels"),
+                    format!("{other:?} is not allow or block"),
+                ))
+            }
+        };
     }
     if let Some(l) = g.phrase_limit {
         if l <= 0 {
@@ -928,6 +947,23 @@ mod tests {
             .expect("ks2")
             .categories
             .contains_key("games"));
+    }
+
+    #[test]
+    fn address_tunnels_are_blocked_unless_a_group_allows_them() {
+        let shipped = Policy::from_toml(DEFAULT_POLICY).expect("the shipped policy");
+        let allows = |p: &Policy, g: &str| p.group(g).expect("group").address_tunnels;
+        assert!(!allows(&shipped, "ks2"));
+        assert!(!allows(&shipped, "ks1"), "inherited");
+        assert!(
+            !allows(&shipped, "guest"),
+            "the default when a group says nothing"
+        );
+        assert!(allows(&shipped, "staff"));
+        check_err(
+            "[groups.x]\naddress_tunnels = \"yes\"",
+            "groups.x.address_tunnels: \"yes\" is not allow or block",
+        );
     }
 
     #[track_caller]

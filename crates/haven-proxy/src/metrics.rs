@@ -13,8 +13,16 @@ pub mod names {
     pub const INTERCEPTED: &str = "haven_proxy_intercepted_total";
     /// Requests blocked, by category (`(rule)` when a rule, not a category, decided).
     pub const BLOCKED: &str = "haven_proxy_blocked_total";
-    /// Server names in a ClientHello that differed from the CONNECT host.
+    /// Tunnels closed as bypass attempts: a port not in `connect_ports`, first bytes that were
+    /// not a TLS ClientHello, a server name that differed from the CONNECT host, or an address
+    /// the group may not tunnel to.
     pub const BYPASS: &str = "haven_proxy_bypass_attempts_total";
+    /// Browser connections closed at once: the proxy's `max_connections`, or one address's
+    /// `max_connections_per_client`, was reached.
+    pub const REFUSED: &str = "haven_proxy_connections_refused_total";
+    /// Browser connections ended by a timeout: a request head, a tunnel's ClientHello or a
+    /// request body too slow, or a kept connection left idle past `header_timeout_ms`.
+    pub const CLIENT_TIMEOUTS: &str = "haven_proxy_client_timeouts_total";
     /// Responses scored by the phrase scanner.
     pub const SCORED: &str = "haven_proxy_scored_total";
     /// Responses that should have been scored but passed unscored (too large, unknown encoding).
@@ -36,6 +44,8 @@ pub struct Metrics {
     pub unscored: AtomicU64,
     pub upstream_errors: AtomicU64,
     pub auth_failures: AtomicU64,
+    pub refused: AtomicU64,
+    pub client_timeouts: AtomicU64,
     blocked: haven_core::event::CountsByCategory,
 }
 
@@ -72,8 +82,18 @@ impl Metrics {
             ),
             (
                 names::BYPASS,
-                "TLS server names that differed from the CONNECT host.",
+                "Tunnels closed as bypass attempts.",
                 get(&self.bypass),
+            ),
+            (
+                names::REFUSED,
+                "Browser connections closed at once (a connection cap reached).",
+                get(&self.refused),
+            ),
+            (
+                names::CLIENT_TIMEOUTS,
+                "Browser connections ended by a timeout (too slow, or idle).",
+                get(&self.client_timeouts),
             ),
             (
                 names::AUTH_FAILURES,

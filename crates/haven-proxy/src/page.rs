@@ -48,6 +48,9 @@ pub struct Blocked<'a> {
     pub rule: &'a str,
     /// Where the review button posts, with its token; none when reviews are off.
     pub review: Option<(&'a str, &'a str)>,
+    /// Who the review request is from (user name, empty when unknown) and the group whose
+    /// policy blocked the page: sent with the form, bound by its token.
+    pub asker: (&'a str, &'a str),
     /// A warning, not a block: where "Continue" posts, with its token.
     pub proceed: Option<(&'a str, &'a str)>,
 }
@@ -110,10 +113,14 @@ be allowed, you can ask for it to be checked.</p>",
         let _ = write!(
             body,
             "<form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"url\" \
-value=\"{url}\"><input type=\"hidden\" name=\"token\" value=\"{token}\">\
+value=\"{url}\"><input type=\"hidden\" name=\"user\" value=\"{user}\">\
+<input type=\"hidden\" name=\"group\" value=\"{group}\">\
+<input type=\"hidden\" name=\"token\" value=\"{token}\">\
 <button type=\"submit\">Request a review</button></form>",
             action = escape(action),
             url = escape(b.url),
+            user = escape(b.asker.0),
+            group = escape(b.asker.1),
             token = escape(token)
         );
     }
@@ -139,13 +146,20 @@ pub fn error(school: &str, title: &str, detail: &str) -> String {
     )
 }
 
-/// The acknowledgement after a review request.
-pub fn review_sent(school: &str, url: &str) -> String {
+/// The acknowledgement after a review request; with `already`, for one the same person had
+/// asked before and is still open.
+pub fn review_sent(school: &str, url: &str, already: bool) -> String {
+    let said = if already {
+        "You have already asked for this website to be looked at again. The people who look \
+after the school's filter have your request; there is no need to ask again."
+    } else {
+        "Your request has been sent to the people who look after the school's filter."
+    };
     shell(
         "Review requested",
         &format!(
-            "<p class=\"small\">{school}</p><h1>Thank you</h1><p>Your request to look again at \
-<code>{url}</code> has been sent to the people who look after the school's filter.</p>",
+            "<p class=\"small\">{school}</p><h1>Thank you</h1><p>Address: <code>{url}</code></p>\
+<p>{said}</p>",
             school = escape(school),
             url = escape(url)
         ),
@@ -186,6 +200,7 @@ mod tests {
             about: Some("Betting & games of chance"),
             rule: "category <gambling>",
             review: Some(("http://127.0.0.1:3128/_haven/review", "t\"k")),
+            asker: ("<b>", "ks2"),
             proceed: None,
         });
         assert!(!page.contains("<script>"), "{page}");

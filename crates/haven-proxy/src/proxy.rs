@@ -4,15 +4,17 @@
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::future::Future as _;
 use std::hash::BuildHasher;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use haven_core::clients::ClientMap;
+use haven_core::engine::Rule;
 use haven_core::event::{Event, EventSink};
 use haven_core::policy::Action;
 use haven_core::{Engine, LiveEngine, Target};
@@ -54,9 +56,26 @@ pub struct ProxyConfig {
     /// Time allowed for a website to start answering once asked.
     #[serde(default = "default_read_timeout")]
     pub read_timeout_ms: u64,
-    /// Browser connections open at once; more are closed straight away.
+    /// Browser connections open at once (tunnels and WebSockets included); more are closed
+    /// straight away.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Connections one client address may hold at once (an IPv6 client: its /64), so one
+    /// device cannot take every slot; more from it are closed straight away.
+    #[serde(default = "default_max_per_client")]
+    pub max_connections_per_client: usize,
+    /// Time a browser has to send a request's head: a new connection's first request, the next
+    /// one on a kept connection, and the TLS ClientHello at the start of a CONNECT tunnel.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_ms: u64,
+    /// Longest pause inside a request body from a browser (a form to the proxy itself must
+    /// arrive whole within it).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout_ms: u64,
+    /// Ports CONNECT may tunnel to. A tunnel elsewhere, or one whose first bytes are not a TLS
+    /// ClientHello naming a site the group may reach, is closed as a bypass attempt.
+    #[serde(default = "default_connect_ports")]
+    pub connect_ports: Vec<u16>,
     /// Whether block pages offer "request a review".
     #[serde(default = "yes")]
     pub reviews: bool,
@@ -96,6 +115,18 @@ fn yes() -> bool {
 fn default_max_connections() -> usize {
     4096
 }
+fn default_max_per_client() -> usize {
+    128
+}
+fn default_header_timeout() -> u64 {
+    10_000
+}
+fn default_body_timeout() -> u64 {
+    30_000
+}
+fn default_connect_ports() -> Vec<u16> {
+    vec![443]
+}
 fn default_score_cap() -> usize {
     4 * 1024 * 1024
 }
@@ -109,6 +140,10 @@ impl Default for ProxyConfig {
             read_timeout_ms: default_read_timeout(),
             reviews: true,
             max_connections: default_max_connections(),
+            max_connections_per_client: default_max_per_client(),
+            header_timeout_ms: default_header_timeout(),
+            body_timeout_ms: default_body_timeout(),
+            connect_ports: default_connect_ports(),
             score_cap_bytes: default_score_cap(),
             hosts: Default::default(),
             origin_ca_file: None,
@@ -118,13 +153,59 @@ impl Default for ProxyConfig {
     }
 }
 
+impl ProxyConfig {
+    /// Refuses settings that would switch a defence off: a zero timeout or cap.
+    pub fn check(&self) -> Result<(), String> {
+        for (key, value) in [
+            ("proxy.header_timeout_ms", self.header_timeout_ms),
+            ("proxy.body_timeout_ms", self.body_timeout_ms),
+            ("proxy.connect_timeout_ms", self.connect_timeout_ms),
+            ("proxy.read_timeout_ms", self.read_timeout_ms),
+            ("proxy.max_connections", self.max_connections as u64),
+            (
+                "proxy.max_connections_per_client",
+                self.max_connections_per_client as u64,
+            ),
+        ] {
+            if value == 0 {
+                return Err(format!("{key} must be above 0"));
+            }
+        }
+        if self.connect_ports.contains(&0) {
+            return Err("proxy.connect_ports: 0 is not a port".to_owned());
+        }
+        // It is written into the PAC file's script.
+        if let Some(a) = &self.public_address {
+            let sound = !a.is_empty()
+                && a.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b".-:[]".contains(&c));
+            if !sound {
+                return Err(format!("proxy.public_address: {a:?} is not host:port"));
+            }
+        }
+        Ok(())
+    }
+
+    fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms.max(1))
+    }
+
+    fn body_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_timeout_ms.max(1))
+    }
+}
+
 /// Someone asked for a blocked page to be looked at again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReviewRequest {
     /// When, in milliseconds since the Unix epoch.
     pub at_ms: u64,
-    /// Who asked (address) and their group.
+    /// From which address.
     pub client: IpAddr,
+    /// Who asked, when known: signed in to the proxy, or the owner of the device.
+    pub user: Option<String>,
+    /// The group whose policy blocked the page for them (a signed-in person's own group, not
+    /// the network's).
     pub group: String,
     /// The page.
     pub url: String,
@@ -132,8 +213,23 @@ pub struct ReviewRequest {
     pub reason: String,
 }
 
-/// Where review requests go.
-pub type ReviewSink = Arc<dyn Fn(ReviewRequest) + Send + Sync>;
+/// What became of a review request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReviewOutcome {
+    /// Kept for staff to decide.
+    Recorded,
+    /// The same person already has an open request for this site: not kept twice.
+    AlreadyAsked,
+    /// It could not be kept (the store did not answer).
+    Failed,
+}
+
+/// Where review requests go: keeps one, and says what became of it.
+pub type ReviewSink = Arc<
+    dyn Fn(ReviewRequest) -> Pin<Box<dyn std::future::Future<Output = ReviewOutcome> + Send>>
+        + Send
+        + Sync,
+>;
 
 /// A page a browser was given after it was scored, for monitoring to read.
 #[derive(Debug, Clone)]
@@ -167,6 +263,22 @@ const CONTINUE_FOR: Duration = Duration::from_secs(3600);
 const MAX_CONTINUES: usize = 10_000;
 
 type OriginKey = (String, u16, bool);
+
+/// The filter category a tunnel the filter cannot check is recorded in (monitoring makes a
+/// blocked attempt in it a bypass capture).
+const BYPASS_CATEGORY: &str = "vpn-proxy";
+/// The most the start of a tunnel may take before it must have been a whole ClientHello: the
+/// largest ClientHello and its record headers.
+const HELLO_CAP: usize = sni::MAX_HELLO + 1024;
+
+/// Why a tunnel was refused.
+#[derive(Debug)]
+enum Refused {
+    /// The policy blocks it: category and reason.
+    Blocked(Option<String>, String),
+    /// The filter cannot tell what it is (a bypass attempt), and why.
+    Bypass(String),
+}
 
 /// Addresses that are this machine whatever it is called: loopback and unspecified.
 fn is_own_host(ip: IpAddr) -> bool {
@@ -235,6 +347,76 @@ impl Pool {
     }
 }
 
+/// Connections held per client key, for `max_connections_per_client`.
+#[derive(Debug, Default)]
+struct PerClient(Mutex<HashMap<IpAddr, usize>>);
+
+/// The key a client's connections are counted under: its IPv4 address, or its IPv6 /64 (a
+/// device may take as many addresses in its /64 as it likes).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}
+
+/// One browser connection's hold on the proxy: a slot of `max_connections` and one of its
+/// client's `max_connections_per_client`, given back when the connection, and any tunnel or
+/// WebSocket it became, has ended.
+struct Slot {
+    _global: tokio::sync::OwnedSemaphorePermit,
+    key: IpAddr,
+    per_client: Arc<PerClient>,
+}
+
+impl Slot {
+    /// A slot for a new connection from `peer`, or None when either cap is reached.
+    fn take(proxy: &Proxy, peer: IpAddr) -> Option<Slot> {
+        let global = proxy.slots.clone().try_acquire_owned().ok()?;
+        let key = client_key(peer);
+        let mut held = proxy.per_client.0.lock().ok()?;
+        let n = held.entry(key).or_insert(0);
+        if *n >= proxy.config.max_connections_per_client.max(1) {
+            return None;
+        }
+        *n += 1;
+        drop(held);
+        Some(Slot {
+            _global: global,
+            key,
+            per_client: proxy.per_client.clone(),
+        })
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Ok(mut held) = self.per_client.0.lock() {
+            if let Some(n) = held.get_mut(&self.key) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    held.remove(&self.key);
+                }
+            }
+        }
+    }
+}
+
+/// One browser connection: its two ends, and its slot (held by whatever the connection
+/// becomes: a tunnel, a decrypted tunnel, a WebSocket).
+struct Conn {
+    peer: SocketAddr,
+    /// The proxy's own address the browser reached (what the PAC file names by default).
+    local: SocketAddr,
+    _slot: Slot,
+}
+
 /// The filtering proxy.
 pub struct Proxy {
     engine: Arc<LiveEngine>,
@@ -260,6 +442,9 @@ pub struct Proxy {
     authenticator: Option<Arc<dyn crate::auth::Authenticator>>,
     credentials: crate::auth::CredentialCache,
     metrics: Metrics,
+    /// `max_connections`, shared by every listener.
+    slots: Arc<tokio::sync::Semaphore>,
+    per_client: Arc<PerClient>,
 }
 
 impl std::fmt::Debug for Proxy {
@@ -283,7 +468,10 @@ impl Proxy {
     ) -> Proxy {
         let mut own = config.listen.clone();
         own.extend(config.public_address.clone());
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.max_connections.max(1)));
         Proxy {
+            slots,
+            per_client: Arc::default(),
             engine,
             clients,
             events: None,
@@ -360,9 +548,6 @@ impl Proxy {
 
     /// Serves browsers on a bound listener until it fails.
     pub async fn serve(self: Arc<Self>, listener: TcpListener) -> io::Result<()> {
-        let slots = Arc::new(tokio::sync::Semaphore::new(
-            self.config.max_connections.max(1),
-        ));
         loop {
             let (stream, peer) = match listener.accept().await {
                 Ok(x) => x,
@@ -372,26 +557,42 @@ impl Proxy {
                     continue;
                 }
             };
-            // Past the cap a connection is closed at once, so a flood cannot take every
-            // descriptor the DNS filter also needs.
-            let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Past either cap a connection is closed at once, so a flood cannot take every
+            // descriptor the DNS filter also needs, nor one device every slot.
+            let Some(slot) = Slot::take(&self, peer.ip()) else {
+                Metrics::add(&self.metrics.refused);
                 drop(stream);
                 continue;
             };
+            let Ok(local) = stream.local_addr() else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
+            let conn = Arc::new(Conn {
+                peer,
+                local,
+                _slot: slot,
+            });
             let me = self.clone();
             tokio::spawn(async move {
-                let _slot = slot;
-                let service = hyper::service::service_fn(move |req| {
+                let service = {
                     let me = me.clone();
-                    async move { Ok::<_, Infallible>(me.handle(req, peer).await) }
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
+                    hyper::service::service_fn(move |req| {
+                        let me = me.clone();
+                        let conn = conn.clone();
+                        async move { Ok::<_, Infallible>(me.handle(req, conn).await) }
+                    })
+                };
+                // The header timeout also ends a kept connection left idle that long.
+                let served = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
+                    .header_read_timeout(me.config.header_timeout())
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades()
                     .await;
+                if served.is_err_and(|e| e.is_timeout()) {
+                    Metrics::add(&me.metrics.client_timeouts);
+                }
             });
         }
     }
@@ -411,18 +612,15 @@ impl Proxy {
     }
 
     /// One request from a browser.
-    pub async fn handle(
-        self: Arc<Self>,
-        req: Request<Incoming>,
-        peer: SocketAddr,
-    ) -> Response<Body> {
+    async fn handle(self: Arc<Self>, req: Request<Incoming>, conn: Arc<Conn>) -> Response<Body> {
         let started = Instant::now();
+        let peer = conn.peer;
         if req.method() == Method::CONNECT {
             let who = match self.identify(req.headers(), peer).await {
                 Ok(who) => who,
                 Err(resp) => return resp,
             };
-            return self.connect(req, peer, who, started).await;
+            return self.connect(req, conn, who, started).await;
         }
         if self.looped(req.headers()) {
             return page_response(
@@ -439,7 +637,7 @@ impl Proxy {
             Some(a) => self.own.iter().any(|o| o.eq_ignore_ascii_case(a.as_str())),
         };
         if is_own {
-            return self.local(req, peer).await;
+            return self.local(req, &conn).await;
         }
         let who = match self.identify(req.headers(), peer).await {
             Ok(who) => who,
@@ -458,11 +656,12 @@ impl Proxy {
         }
         let url = req.uri().to_string();
         let dest = Dest {
-            host: req.uri().host().unwrap_or_default().to_ascii_lowercase(),
+            // An IPv6 literal without its brackets, as an address is dialled.
+            host: bare_host(req.uri().host().unwrap_or_default()),
             port: req.uri().port_u16().unwrap_or(80),
             tls: false,
         };
-        self.filtered(req, url, dest, peer, &who, started).await
+        self.filtered(req, url, dest, &conn, &who, started).await
     }
 
     /// Who a request is from. With `authenticate`, the credentials a browser sends are checked
@@ -545,10 +744,11 @@ impl Proxy {
         req: Request<Incoming>,
         url: String,
         dest: Dest,
-        peer: SocketAddr,
+        conn: &Arc<Conn>,
         who: &Who,
         started: Instant,
     ) -> Response<Body> {
+        let peer = conn.peer;
         let engine = self.engine.current();
         let group_name = who.group.clone();
         let search = haven_core::searchterm::search_term(
@@ -563,7 +763,7 @@ impl Proxy {
         let Some(group) = engine.group_id(&group_name) else {
             let reason = format!("group {group_name} is not in the policy");
             record(Action::Block, None, Some(reason.clone()));
-            return self.block_page(&engine, &url, peer, &reason, None, false);
+            return self.block_page(&engine, &url, who, &reason, None, false);
         };
         let Ok(target) = Target::parse(&url) else {
             record(Action::Block, None, Some("unreadable address".into()));
@@ -584,11 +784,11 @@ impl Proxy {
         match d.action {
             Action::Block => {
                 record(d.action, category, Some(reason.clone()));
-                self.block_page(&engine, &url, peer, &reason, category, false)
+                self.block_page(&engine, &url, who, &reason, category, false)
             }
             Action::Warn if !through => {
                 record(d.action, category, Some(reason.clone()));
-                self.block_page(&engine, &url, peer, &reason, category, true)
+                self.block_page(&engine, &url, who, &reason, category, true)
             }
             Action::Allow | Action::AlertOnly | Action::Rewrite | Action::Warn => {
                 let reason = if through {
@@ -621,7 +821,7 @@ impl Proxy {
                 };
                 let blocked_types = settings.map_or(&[][..], |g| &g.block_file_types[..]);
                 let limit = settings.and_then(|g| g.phrase_limit);
-                match self.forward(req, dest, &engine, blocked_types).await {
+                match self.forward(req, dest, &engine, blocked_types, conn).await {
                     Ok(resp) => {
                         let (Some(limit), Some(scanner)) = (limit, self.scanner.clone()) else {
                             record(d.action, category, outcome_reason);
@@ -682,7 +882,7 @@ impl Proxy {
                                     phrases.join(", ")
                                 );
                                 record(Action::Block, top.as_deref(), Some(reason.clone()));
-                                self.block_page(&engine, &url, peer, &reason, top.as_deref(), false)
+                                self.block_page(&engine, &url, who, &reason, top.as_deref(), false)
                             }
                         }
                     }
@@ -690,7 +890,7 @@ impl Proxy {
                         let reason =
                             format!("file type {ext} (groups.{group_name}.block_file_types)");
                         record(Action::Block, None, Some(reason.clone()));
-                        self.block_page(&engine, &url, peer, &reason, None, false)
+                        self.block_page(&engine, &url, who, &reason, None, false)
                     }
                 }
             }
@@ -733,7 +933,7 @@ impl Proxy {
         &self,
         engine: &Engine,
         url: &str,
-        peer: SocketAddr,
+        who: &Who,
         reason: &str,
         category: Option<&str>,
         warn: bool,
@@ -742,8 +942,11 @@ impl Proxy {
             self.metrics.blocked(category);
         }
         let cat = category.and_then(haven_core::category::by_id);
-        let token = self.token("review", url, peer.ip(), 0);
-        let go_on = self.token("continue", url, peer.ip(), 0);
+        // A review request carries who was blocked and under which group's policy, bound into
+        // its token: the form is posted straight to the proxy, without the sign-in.
+        let user = who.user.as_deref().unwrap_or("");
+        let token = self.token("review", url, who.client, &asker(user, &who.group), 0);
+        let go_on = self.token("continue", url, who.client, "", 0);
         // Where browsers can reach the proxy: its public address, else an address it listens
         // on that is not the wildcard.
         let reachable = self.config.public_address.as_deref().or_else(|| {
@@ -764,21 +967,30 @@ impl Proxy {
             rule: reason,
             review: (self.config.reviews && self.reviews.is_some() && !warn)
                 .then_some((action.as_str(), token.as_str())),
+            asker: (user, &who.group),
             proceed: warn.then_some((proceed.as_str(), go_on.as_str())),
         });
         page_response(StatusCode::FORBIDDEN, html)
     }
 
-    /// A token binding a review request to the page, the client and the hour (this one or the
-    /// last), so that other sites cannot file requests in a pupil's name.
-    fn token(&self, purpose: &str, url: &str, client: IpAddr, hours_ago: u64) -> String {
+    /// A token binding a form from a block or warning page to the page, the client, `bound`
+    /// (for a review: who asked and their group) and the hour (this one or the last), so that
+    /// other sites cannot file requests in a pupil's name, nor a pupil in someone else's.
+    fn token(
+        &self,
+        purpose: &str,
+        url: &str,
+        client: IpAddr,
+        bound: &str,
+        hours_ago: u64,
+    ) -> String {
         let hour = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() / 3600)
             .saturating_sub(hours_ago);
         format!(
             "{:016x}",
-            self.tokens.hash_one((purpose, url, client, hour))
+            self.tokens.hash_one((purpose, url, client, bound, hour))
         )
     }
 
@@ -803,18 +1015,19 @@ impl Proxy {
     }
 
     /// Requests addressed to the proxy itself: the PAC file and review requests.
-    async fn local(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    async fn local(&self, req: Request<Incoming>, conn: &Conn) -> Response<Body> {
+        let peer = conn.peer;
         let engine = self.engine.current();
         let school = self.school(&engine);
         match (req.method(), req.uri().path()) {
             (&Method::GET | &Method::HEAD, "/proxy.pac" | "/wpad.dat") => {
-                let addr = self.config.public_address.clone().unwrap_or_else(|| {
-                    req.headers()
-                        .get(header::HOST)
-                        .and_then(|h| h.to_str().ok())
-                        .map(str::to_owned)
-                        .unwrap_or_else(|| self.config.listen.first().cloned().unwrap_or_default())
-                });
+                // The public address, else the address this browser reached the proxy on;
+                // never the request's Host header, which the browser (or a page) chooses.
+                let addr = self
+                    .config
+                    .public_address
+                    .clone()
+                    .unwrap_or_else(|| conn.local.to_string());
                 let mut direct = vec![
                     (Ipv4Addr::new(10, 0, 0, 0), Ipv4Addr::new(255, 0, 0, 0)),
                     (Ipv4Addr::new(172, 16, 0, 0), Ipv4Addr::new(255, 240, 0, 0)),
@@ -841,12 +1054,9 @@ impl Proxy {
                 None => not_found(school),
             },
             (&Method::POST, CONTINUE_PATH) => {
-                let body = match http_body_util::Limited::new(req.into_body(), MAX_FORM)
-                    .collect()
-                    .await
-                {
-                    Ok(b) => b.to_bytes(),
-                    Err(_) => return not_found(school),
+                let body = match self.read_form(req).await {
+                    Ok(b) => b,
+                    Err(resp) => return resp,
                 };
                 let form = parse_form(&body);
                 let url = form.get("url").cloned().unwrap_or_default();
@@ -856,7 +1066,7 @@ impl Proxy {
                     .ok()
                     .filter(|u| matches!(u.scheme_str(), Some("http" | "https")))
                     .and_then(|u| u.host().map(str::to_ascii_lowercase));
-                let valid = (0..2).any(|h| self.token("continue", &url, peer.ip(), h) == token);
+                let valid = (0..2).any(|h| self.token("continue", &url, peer.ip(), "", h) == token);
                 let (Some(host), true) = (host, valid) else {
                     return page_response(
                         StatusCode::FORBIDDEN,
@@ -887,23 +1097,17 @@ impl Proxy {
                 let Some(sink) = self.reviews.clone() else {
                     return not_found(school);
                 };
-                let body = match http_body_util::Limited::new(req.into_body(), MAX_FORM)
-                    .collect()
-                    .await
-                {
-                    Ok(b) => b.to_bytes(),
-                    Err(_) => {
-                        return page_response(
-                            StatusCode::PAYLOAD_TOO_LARGE,
-                            page::error(school, "Request too large", "The form was too large."),
-                        )
-                    }
+                let body = match self.read_form(req).await {
+                    Ok(b) => b,
+                    Err(resp) => return resp,
                 };
                 let form = parse_form(&body);
-                let url = form.get("url").cloned().unwrap_or_default();
-                let token = form.get("token").cloned().unwrap_or_default();
+                let field = |k: &str| form.get(k).cloned().unwrap_or_default();
+                let (url, token, user, group) =
+                    (field("url"), field("token"), field("user"), field("group"));
+                let bound = asker(&user, &group);
                 let valid = !url.is_empty()
-                    && (0..2).any(|h| self.token("review", &url, peer.ip(), h) == token);
+                    && (0..2).any(|h| self.token("review", &url, peer.ip(), &bound, h) == token);
                 if !valid {
                     return page_response(
                         StatusCode::FORBIDDEN,
@@ -915,9 +1119,9 @@ impl Proxy {
                         ),
                     );
                 }
-                let (group, _) = self.clients.place(peer.ip());
-                // Why the page is blocked, decided again here rather than taken from the form.
-                let reason = match (engine.group_id(group), Target::parse(&url)) {
+                // Why the page is blocked, decided again here for the group it was blocked for
+                // (the token vouches for it) rather than taken from the form.
+                let reason = match (engine.group_id(&group), Target::parse(&url)) {
                     (Some(g), Ok(target)) => {
                         let d = engine.decide(&target, g, None, (self.clock)());
                         let (category, rule) = engine.brief(g, &d);
@@ -929,18 +1133,60 @@ impl Proxy {
                     }
                     _ => "unknown".to_owned(),
                 };
-                sink(ReviewRequest {
+                let request = ReviewRequest {
                     at_ms: std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0, |d| d.as_millis() as u64),
                     client: peer.ip(),
-                    group: group.to_owned(),
+                    user: (!user.is_empty()).then_some(user),
+                    group,
                     url: url.clone(),
                     reason,
-                });
-                page_response(StatusCode::OK, page::review_sent(school, &url))
+                };
+                let kept = tokio::time::timeout(self.config.body_timeout(), sink(request)).await;
+                match kept.unwrap_or(ReviewOutcome::Failed) {
+                    ReviewOutcome::Recorded => {
+                        page_response(StatusCode::OK, page::review_sent(school, &url, false))
+                    }
+                    ReviewOutcome::AlreadyAsked => {
+                        page_response(StatusCode::OK, page::review_sent(school, &url, true))
+                    }
+                    ReviewOutcome::Failed => page_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        page::error(
+                            school,
+                            "Review request not sent",
+                            "The filter could not keep your request just now. Try again in a \
+                             few minutes, or tell your teacher.",
+                        ),
+                    ),
+                }
             }
             _ => not_found(school),
+        }
+    }
+
+    /// A small form posted to the proxy itself, whole within the body timeout and the size
+    /// cap; a page saying why not otherwise.
+    async fn read_form(&self, req: Request<Incoming>) -> Result<Bytes, Response<Body>> {
+        let school = self.school(&self.engine.current()).to_owned();
+        let read = http_body_util::Limited::new(req.into_body(), MAX_FORM).collect();
+        match tokio::time::timeout(self.config.body_timeout(), read).await {
+            Ok(Ok(b)) => Ok(b.to_bytes()),
+            Ok(Err(_)) => Err(page_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                page::error(&school, "Request too large", "The form was too large."),
+            )),
+            Err(_) => {
+                Metrics::add(&self.metrics.client_timeouts);
+                let mut resp = page_response(
+                    StatusCode::REQUEST_TIMEOUT,
+                    page::error(&school, "Too slow", "The form did not arrive in time."),
+                );
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                Err(resp)
+            }
         }
     }
 
@@ -1035,7 +1281,7 @@ impl Proxy {
         first: Vec<u8>,
         client: TokioIo<hyper::upgrade::Upgraded>,
         site: Dest,
-        peer: SocketAddr,
+        conn: Arc<Conn>,
         who: Who,
     ) {
         let Dest {
@@ -1055,7 +1301,10 @@ impl Proxy {
             .with_cert_resolver(Arc::new(FixedCert(key)));
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let Ok(tls) = acceptor.accept(Replay::new(first, client)).await else {
+        // The browser has the header timeout to finish its handshake.
+        let handshake = acceptor.accept(Replay::new(first, client));
+        let Ok(Ok(tls)) = tokio::time::timeout(self.config.header_timeout(), handshake).await
+        else {
             return;
         };
         Metrics::add(&self.metrics.intercepted);
@@ -1070,6 +1319,7 @@ impl Proxy {
             let authority = authority.clone();
             let name = name.clone();
             let who = who.clone();
+            let conn = conn.clone();
             async move {
                 let started = Instant::now();
                 let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
@@ -1079,15 +1329,18 @@ impl Proxy {
                     port,
                     tls: true,
                 };
-                Ok::<_, Infallible>(me.filtered(req, url, dest, peer, &who, started).await)
+                Ok::<_, Infallible>(me.filtered(req, url, dest, &conn, &who, started).await)
             }
         });
-        let _ = hyper::server::conn::http1::Builder::new()
+        let served = hyper::server::conn::http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(self.config.header_timeout())
             .serve_connection(TokioIo::new(tls), service)
             .with_upgrades()
             .await;
+        if served.is_err_and(|e| e.is_timeout()) {
+            Metrics::add(&self.metrics.client_timeouts);
+        }
     }
 
     /// Passes an allowed request on and streams the answer back.
@@ -1099,6 +1352,7 @@ impl Proxy {
         dest: Dest,
         engine: &Engine,
         blocked_types: &[String],
+        conn: &Arc<Conn>,
     ) -> Result<Response<Body>, String> {
         let school = self.school(engine);
         let uri = req.uri().clone();
@@ -1148,7 +1402,9 @@ impl Proxy {
                 Err((status, why)) => return Ok(self.failed(school, status, &why)),
             },
         };
-        let req = req.map(|b| b.map_err(BoxError::from).boxed());
+        // A browser that stops sending its request body for the body timeout is cut off.
+        let idle = self.config.body_timeout();
+        let req = req.map(|b| IdleBody::new(b, idle).boxed());
         let limit = Duration::from_millis(self.config.read_timeout_ms);
         let mut resp = match tokio::time::timeout(limit, sender.send_request(req)).await {
             Ok(Ok(r)) => r,
@@ -1173,7 +1429,10 @@ impl Proxy {
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             if let Some(client_upgrade) = client_upgrade {
                 let origin_upgrade = hyper::upgrade::on(&mut resp);
+                let conn = conn.clone();
                 tokio::spawn(async move {
+                    // The WebSocket keeps the browser connection's slot.
+                    let _conn = conn;
                     if let (Ok(c), Ok(o)) = (client_upgrade.await, origin_upgrade.await) {
                         let _ = tokio::io::copy_bidirectional(
                             &mut TokioIo::new(c),
@@ -1198,11 +1457,15 @@ impl Proxy {
         Ok(Response::from_parts(parts, body.boxed()))
     }
 
-    /// CONNECT: decided on the host, then on the server name in the TLS ClientHello.
+    /// CONNECT: only to `connect_ports`; decided on the host (an address as itself), then on
+    /// the first bytes through the tunnel, which must be a TLS ClientHello naming the host (or,
+    /// through a tunnel to an address, a site the group may reach). A tunnel the filter cannot
+    /// check is a bypass attempt: closed, and recorded in the category `vpn-proxy`, which
+    /// monitoring makes a bypass capture.
     async fn connect(
         self: Arc<Self>,
         mut req: Request<Incoming>,
-        peer: SocketAddr,
+        conn: Arc<Conn>,
         who: Who,
         started: Instant,
     ) -> Response<Body> {
@@ -1214,29 +1477,30 @@ impl Proxy {
                 page::error(school, "Bad request", "CONNECT needs host:port."),
             );
         };
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
+        let host = bare_host(authority.host());
         let port = authority.port_u16().unwrap_or(443);
         let url = if port == 443 {
             format!("https://{host}/")
+        } else if host.contains(':') {
+            format!("https://[{host}]:{port}/")
         } else {
             format!("https://{host}:{port}/")
         };
         let group_name = who.group.clone();
-        let verdict = self.decide_host(&engine, &group_name, &host);
-        if let Err((category, reason)) = verdict {
-            self.emit(
-                &who,
-                &url,
-                Action::Block,
-                category.as_deref(),
-                Some(reason.clone()),
-                None,
-                started,
-            );
+        let verdict = if !self.config.connect_ports.contains(&port) {
+            Err(Refused::Bypass(format!(
+                "CONNECT to port {port}, which is not in proxy.connect_ports"
+            )))
+        } else {
+            match host.parse::<IpAddr>() {
+                Ok(ip) => self.decide_address(&engine, &group_name, ip),
+                Err(_) => self
+                    .decide_host(&engine, &group_name, &host)
+                    .map_err(|(category, reason)| Refused::Blocked(category, reason)),
+            }
+        };
+        if let Err(refused) = verdict {
+            let reason = self.refuse(&who, &url, refused, started);
             let mut resp = page_response(
                 StatusCode::FORBIDDEN,
                 page::error(school, "Blocked by the school's filter", &reason),
@@ -1257,66 +1521,77 @@ impl Proxy {
                 return;
             };
             let mut client = TokioIo::new(upgraded);
-            // Read the start of the tunnel: a TLS ClientHello names the server it is for.
-            let mut first = Vec::with_capacity(2048);
-            let mut buf = [0u8; 4096];
-            let hello = loop {
-                let read =
-                    tokio::time::timeout(Duration::from_secs(10), client.read(&mut buf)).await;
-                match read {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
-                    Ok(Ok(n)) => first.extend_from_slice(&buf[..n]),
-                }
-                match sni::parse(&first) {
-                    Hello::Incomplete if first.len() < sni::MAX_HELLO => continue,
-                    Hello::Incomplete => break Hello::NotTls,
-                    h => break h,
-                }
-            };
-            if let Hello::Sni(name) = &hello {
-                let ip_host = host.parse::<IpAddr>().is_ok();
-                if !ip_host && *name != host {
-                    Metrics::add(&me.metrics.bypass);
-                    let reason = format!(
-                        "bypass attempt: the TLS server name {name} does not match the CONNECT host {host}"
-                    );
-                    me.emit(&who, &url, Action::Block, None, Some(reason), None, started);
+            // Nothing passes until the start of the tunnel is a ClientHello the policy allows.
+            let (first, hello) = me.read_hello(&mut client).await;
+            let engine = me.engine.current();
+            let sni = match hello {
+                // Closed or silent before a whole ClientHello: nothing reached the website. Only
+                // bytes that were something else are an attempt (a browser's unused
+                // pre-connection sends nothing).
+                Hello::Incomplete => {
+                    if !first.is_empty() {
+                        let why = format!(
+                            "the tunnel to {host}:{port} did not finish a TLS ClientHello in time"
+                        );
+                        me.refuse(&who, &url, Refused::Bypass(why), started);
+                    }
                     return;
                 }
-                if ip_host {
-                    let engine = me.engine.current();
-                    if let Err((category, reason)) = me.decide_host(&engine, &group_name, name) {
-                        me.emit(
-                            &who,
-                            &format!("https://{name}/"),
-                            Action::Block,
-                            category.as_deref(),
-                            Some(reason),
-                            None,
-                            started,
-                        );
+                Hello::NotTls => {
+                    let why = format!("the tunnel to {host}:{port} did not start with TLS");
+                    me.refuse(&who, &url, Refused::Bypass(why), started);
+                    return;
+                }
+                // No name: decided as the address the tunnel goes to.
+                Hello::NoSni => {
+                    let Ok(to) = origin.peer_addr() else {
+                        return;
+                    };
+                    if let Err(refused) = me.decide_address(&engine, &group_name, to.ip()) {
+                        let refused = match refused {
+                            Refused::Bypass(why) => Refused::Bypass(format!(
+                                "a TLS ClientHello naming no site, to {host}: {why}"
+                            )),
+                            r => r,
+                        };
+                        me.refuse(&who, &url, refused, started);
                         return;
                     }
+                    None
                 }
-            }
-            // Decrypt when the group's policy says so and the site is not on the never list.
-            let name = match &hello {
-                Hello::Sni(n) => n.clone(),
-                _ => host.clone(),
+                Hello::Sni(name) => {
+                    if host.parse::<IpAddr>().is_ok() {
+                        // To an address (allowed above): the name must be allowed too.
+                        if let Err((category, reason)) = me.decide_host(&engine, &group_name, &name)
+                        {
+                            let url = format!("https://{name}/");
+                            me.refuse(&who, &url, Refused::Blocked(category, reason), started);
+                            return;
+                        }
+                    } else if name != host {
+                        let why = format!(
+                            "the TLS server name {name} does not match the CONNECT host {host}"
+                        );
+                        me.refuse(&who, &url, Refused::Bypass(why), started);
+                        return;
+                    }
+                    Some(name)
+                }
             };
+            // Decrypt when the group's policy says so and the site is not on the never list.
+            let name = sni.unwrap_or_else(|| host.clone());
             if let Some(ca) = me.ca.clone() {
-                let engine = me.engine.current();
                 let intercepts = engine
                     .group_id(&group_name)
                     .is_some_and(|g| Target::parse(&name).is_ok_and(|t| engine.intercepts(&t, g)));
-                if intercepts && !matches!(hello, Hello::NotTls) {
+                if intercepts {
                     drop(origin);
                     let site = Dest {
                         host: name,
                         port,
                         tls: true,
                     };
-                    me.intercept(ca, first, client, site, peer, who).await;
+                    me.intercept(ca, first, client, site, conn, who).await;
                     return;
                 }
             }
@@ -1324,9 +1599,109 @@ impl Proxy {
             if origin.write_all(&first).await.is_err() {
                 return;
             }
+            // The tunnel keeps the browser connection's slot while it lasts.
+            let _conn = conn;
             let _ = tokio::io::copy_bidirectional(&mut client, &mut origin).await;
         });
         Response::new(empty())
+    }
+
+    /// The start of a tunnel: bytes until they make a whole ClientHello, or plainly are not
+    /// one, within the header timeout and the size of the largest ClientHello (records
+    /// included). `Incomplete`: the browser closed, or went quiet, first.
+    async fn read_hello<T: tokio::io::AsyncRead + Unpin>(
+        &self,
+        client: &mut T,
+    ) -> (Vec<u8>, Hello) {
+        let deadline = tokio::time::Instant::now() + self.config.header_timeout();
+        let mut first = Vec::with_capacity(2048);
+        let mut buf = [0u8; 4096];
+        loop {
+            match tokio::time::timeout_at(deadline, client.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return (first, Hello::Incomplete),
+                Err(_) => {
+                    Metrics::add(&self.metrics.client_timeouts);
+                    return (first, Hello::Incomplete);
+                }
+                Ok(Ok(n)) => first.extend_from_slice(buf.get(..n).unwrap_or_default()),
+            }
+            match sni::parse(&first) {
+                Hello::Incomplete if first.len() < HELLO_CAP => continue,
+                Hello::Incomplete => return (first, Hello::NotTls),
+                h => return (first, h),
+            }
+        }
+    }
+
+    /// Records a refused tunnel (a bypass attempt is counted, and recorded in the category
+    /// `vpn-proxy` so monitoring makes it a bypass capture); its reason.
+    fn refuse(&self, who: &Who, url: &str, refused: Refused, started: Instant) -> String {
+        let (category, reason) = match refused {
+            Refused::Blocked(category, reason) => (category, reason),
+            Refused::Bypass(why) => {
+                Metrics::add(&self.metrics.bypass);
+                self.metrics.blocked(Some(BYPASS_CATEGORY));
+                (
+                    Some(BYPASS_CATEGORY.to_owned()),
+                    format!("bypass attempt: {why}"),
+                )
+            }
+        };
+        self.emit(
+            who,
+            url,
+            Action::Block,
+            category.as_deref(),
+            Some(reason.clone()),
+            None,
+            started,
+        );
+        reason
+    }
+
+    /// The decision on a tunnel to a bare address (an IP-literal CONNECT, or a ClientHello
+    /// naming no site, decided as the address it goes to): a list or rule that names the
+    /// address decides; else the group's `address_tunnels`, off by default, since the filter
+    /// cannot tell which site an address is.
+    fn decide_address(&self, engine: &Engine, group_name: &str, ip: IpAddr) -> Result<(), Refused> {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+            v4 => v4,
+        };
+        let Some(group) = engine.group_id(group_name) else {
+            self.metrics.blocked(None);
+            return Err(Refused::Blocked(
+                None,
+                format!("group {group_name} is not in the policy"),
+            ));
+        };
+        let Ok(target) = Target::parse(&ip.to_string()) else {
+            self.metrics.blocked(None);
+            return Err(Refused::Blocked(None, "unreadable address".to_owned()));
+        };
+        let d = engine.decide(&target, group, None, (self.clock)());
+        match d.action {
+            Action::Block | Action::Warn => {
+                let (category, rule) = engine.brief(group, &d);
+                self.metrics.blocked(category);
+                let reason = match category {
+                    Some(c) => format!("{c} ({rule})"),
+                    None => rule.into_owned(),
+                };
+                Err(Refused::Blocked(category.map(str::to_owned), reason))
+            }
+            _ if !matches!(d.rule, Rule::Default { .. }) => Ok(()),
+            _ if engine
+                .policy()
+                .group(group_name)
+                .is_some_and(|g| g.address_tunnels) =>
+            {
+                Ok(())
+            }
+            _ => Err(Refused::Bypass(format!(
+                "a tunnel to the address {ip}, which names no site (groups.{group_name}.address_tunnels)"
+            ))),
+        }
     }
 
     /// The decision on a bare host name for a group: `Err((category, reason))` when blocked
@@ -1359,6 +1734,18 @@ impl Proxy {
             _ => Ok(()),
         }
     }
+}
+
+/// Who a review request is from, as its token binds it: user name (may be empty) and group.
+fn asker(user: &str, group: &str) -> String {
+    format!("{user}\n{group}")
+}
+
+/// A URI's host as it is dialled and decided: an IPv6 literal without its brackets, lower case.
+fn bare_host(host: &str) -> String {
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
 }
 
 fn rewrite_safe_search(
@@ -1512,6 +1899,71 @@ impl hyper::body::Body for Returning {
     }
 }
 
+/// A request body from a browser that fails when nothing arrives for `idle`, so a client
+/// dripping (or stalling) a body cannot hold its connection, and the website's, for ever.
+struct IdleBody {
+    inner: Incoming,
+    idle: Duration,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    /// Whether the deadline runs: from the first poll that found nothing to the next piece
+    /// (a website slow to take the body does not count against the browser).
+    waiting: bool,
+}
+
+impl IdleBody {
+    fn new(inner: Incoming, idle: Duration) -> Self {
+        IdleBody {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+            waiting: false,
+        }
+    }
+}
+
+impl hyper::body::Body for IdleBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                this.waiting = false;
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                if !this.waiting {
+                    this.waiting = true;
+                    let until = tokio::time::Instant::now() + this.idle;
+                    this.deadline.as_mut().reset(until);
+                }
+                match this.deadline.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(format!(
+                        "the browser sent nothing of its request body for {} s",
+                        this.idle.as_secs_f32()
+                    )
+                    .into()))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// Always the one certificate minted for the site being decrypted.
 #[derive(Debug)]
 struct FixedCert(Arc<rustls::sign::CertifiedKey>);
@@ -1575,5 +2027,44 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Replay<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().expect("ip");
+        let b: IpAddr = "2001:db8:1:2:bbbb::7".parse().expect("ip");
+        let c: IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.5".parse().expect("ip");
+        assert_eq!(
+            client_key(mapped),
+            "10.0.0.5".parse::<IpAddr>().expect("ip")
+        );
+    }
+
+    #[test]
+    fn settings_that_switch_a_defence_off_are_refused() {
+        assert!(ProxyConfig::default().check().is_ok());
+        let zero = |f: fn(&mut ProxyConfig)| {
+            let mut c = ProxyConfig::default();
+            f(&mut c);
+            c.check().expect_err("refused")
+        };
+        assert!(zero(|c| c.header_timeout_ms = 0).contains("proxy.header_timeout_ms"));
+        assert!(zero(|c| c.body_timeout_ms = 0).contains("proxy.body_timeout_ms"));
+        assert!(
+            zero(|c| c.max_connections_per_client = 0).contains("proxy.max_connections_per_client")
+        );
+        assert!(zero(|c| c.connect_ports = vec![443, 0]).contains("proxy.connect_ports"));
+        assert!(
+            zero(|c| c.public_address = Some("x\"+alert(1)+\":3128".into()))
+                .contains("proxy.public_address")
+        );
     }
 }

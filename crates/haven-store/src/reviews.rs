@@ -89,7 +89,9 @@ fn change_from(r: &sqlx::any::AnyRow) -> Result<PolicyChange, StoreError> {
 const CHANGE_COLUMNS: &str = "id, at, author, reason, status, approver, policy, summary, base_hash";
 
 impl Store {
-    /// Records a review request.
+    /// Records a review request, unless the same person (by user name, else address) already
+    /// has one open for the same site: then nothing is kept and the answer is `None`. A unique
+    /// index holds this however many ask at once.
     pub async fn add_review(
         &self,
         at_ms: i64,
@@ -98,9 +100,12 @@ impl Store {
         user: Option<&str>,
         url: &str,
         reason: &str,
-    ) -> Result<i64, StoreError> {
-        Ok(sqlx::query(
-            "INSERT INTO reviews (at, client, grp, username, url, reason) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    ) -> Result<Option<i64>, StoreError> {
+        let site =
+            haven_core::Target::parse(url).map_or_else(|_| url.to_owned(), |t| t.host().to_owned());
+        let row = sqlx::query(
+            "INSERT INTO reviews (at, client, grp, username, url, reason, site) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT DO NOTHING RETURNING id",
         )
         .bind(at_ms)
         .bind(client)
@@ -108,9 +113,10 @@ impl Store {
         .bind(user)
         .bind(url)
         .bind(reason)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)?)
+        .bind(site)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
 
     /// Requests with this status, oldest first.

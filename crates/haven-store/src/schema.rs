@@ -250,6 +250,14 @@ ALTER TABLE library_changes ADD COLUMN approver TEXT;
 ALTER TABLE library_changes ADD COLUMN decided_at BIGINT
 "#,
     },
+    Migration {
+        version: 5,
+        name: "reviews: one open request per person and site",
+        sql: r#"
+ALTER TABLE reviews ADD COLUMN site TEXT;
+CREATE UNIQUE INDEX reviews_open_per_person ON reviews (COALESCE(username, client), site) WHERE status = 'open'
+"#,
+    },
 ];
 
 impl Backend {

@@ -93,7 +93,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 4, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 5, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -104,7 +104,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 4);
+        assert_eq!(store.schema_version().await.expect("version"), 5);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -119,9 +119,79 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 4,
+                known: 5,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
+        }
+    });
+}
+
+#[test]
+fn one_open_review_request_per_person_and_site() {
+    rt().block_on(async {
+        for (db, store) in stores("reviews-once").await {
+            let add = |user: Option<&'static str>, client: &'static str, url: &'static str| {
+                let store = store.clone();
+                async move {
+                    store
+                        .add_review(1, client, "ks2", user, url, "gambling")
+                        .await
+                        .expect("add")
+                }
+            };
+            let first = add(Some("amara.okafor"), "10.0.0.5", "http://bet365.com/").await;
+            assert!(first.is_some(), "{db}");
+            // The same pupil again, from another device or for another page of the site: kept once.
+            assert_eq!(
+                add(Some("amara.okafor"), "10.0.0.6", "http://bet365.com/").await,
+                None,
+                "{db}"
+            );
+            assert_eq!(
+                add(Some("amara.okafor"), "10.0.0.5", "http://bet365.com/odds").await,
+                None,
+                "{db}"
+            );
+            // Another pupil, another site, or an unsigned device: each its own.
+            assert!(
+                add(Some("tom.ellis"), "10.0.0.5", "http://bet365.com/")
+                    .await
+                    .is_some(),
+                "{db}"
+            );
+            assert!(
+                add(Some("amara.okafor"), "10.0.0.5", "http://poker.example/")
+                    .await
+                    .is_some(),
+                "{db}"
+            );
+            assert!(
+                add(None, "10.0.0.7", "http://bet365.com/").await.is_some(),
+                "{db}"
+            );
+            assert_eq!(
+                add(None, "10.0.0.7", "http://bet365.com/").await,
+                None,
+                "{db}"
+            );
+            // Once decided, the pupil may ask again.
+            let id = first.expect("id");
+            assert!(store
+                .decide_review(id, false, "owen.price", "no")
+                .await
+                .expect("decide"));
+            assert!(
+                add(Some("amara.okafor"), "10.0.0.5", "http://bet365.com/")
+                    .await
+                    .is_some(),
+                "{db}"
+            );
+            assert_eq!(
+                store.reviews("open", 100).await.expect("open").len(),
+                4,
+                "{db}"
+            );
+            store.close().await;
         }
     });
 }

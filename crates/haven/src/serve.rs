@@ -290,6 +290,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         .monitor
         .check()
         .and_then(|()| config.alerts.check())
+        .and_then(|()| config.proxy.check())
         .map_err(|e| anyhow::anyhow!("configuration {origin} refused: {e}"))?;
     if config.alerts.console_url.is_empty() && !config.console.listen.is_empty() {
         config.alerts.console_url = format!("http://{}", config.console.listen);
@@ -435,23 +436,28 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     }
     let review_store = store.clone();
     let mut proxy = proxy.with_reviews(Arc::new(move |r: haven_proxy::ReviewRequest| {
-        // Stored off the request path; the page is answered without waiting.
+        // The page says whether it was kept, or had been asked already (the proxy bounds the wait).
         let store = review_store.clone();
-        tokio::spawn(async move {
+        Box::pin(async move {
             let stored = store
                 .add_review(
                     r.at_ms as i64,
                     &r.client.to_string(),
                     &r.group,
-                    None,
+                    r.user.as_deref(),
                     &r.url,
                     &r.reason,
                 )
                 .await;
-            if let Err(e) = stored {
-                eprintln!("reviews: cannot store a review request: {e}");
+            match stored {
+                Ok(Some(_)) => haven_proxy::ReviewOutcome::Recorded,
+                Ok(None) => haven_proxy::ReviewOutcome::AlreadyAsked,
+                Err(e) => {
+                    eprintln!("reviews: cannot store a review request: {e}");
+                    haven_proxy::ReviewOutcome::Failed
+                }
             }
-        });
+        })
     }));
     // Pages the proxy scored are graded off the request path; when the grader falls behind,
     // pages wait (up to 256 of them and 64 MiB) and beyond that are left ungraded and counted.
@@ -1383,6 +1389,16 @@ mod tests {
         )
         .expect("every group the configuration names is in the default policy");
         assert_eq!(config.dns.listen, ["127.0.0.1:5353"]);
+        config.proxy.check().expect("the shipped proxy settings");
+        // The shipped file says what the defaults are.
+        let defaults = haven_proxy::ProxyConfig::default();
+        assert_eq!(config.proxy.connect_ports, defaults.connect_ports);
+        assert_eq!(config.proxy.header_timeout_ms, defaults.header_timeout_ms);
+        assert_eq!(config.proxy.body_timeout_ms, defaults.body_timeout_ms);
+        assert_eq!(
+            config.proxy.max_connections_per_client,
+            defaults.max_connections_per_client
+        );
         assert!(config.metrics.listen.is_some());
         assert!(config.events.log);
     }

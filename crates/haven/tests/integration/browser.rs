@@ -269,7 +269,7 @@ fn decrypted_https_in_a_browser_that_trusts_the_schools_ca() {
     let (test_ca, cert, key) = super::make_certs(&certs);
     let port = super::proxy::start_https_origin(&cert, &key);
     let extra = format!(
-        "hosts = {{ \"secure.example\" = \"127.0.0.1\" }}\norigin_ca_file = \"{}\"",
+        "connect_ports = [{port}]\nhosts = {{ \"secure.example\" = \"127.0.0.1\" }}\norigin_ca_file = \"{}\"",
         test_ca.display()
     );
     let p = start_proxy_with("browser-tls", &extra, &super::proxy::intercept_pupils);
