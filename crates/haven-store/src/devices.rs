@@ -181,7 +181,11 @@ impl Store {
                     .map(str::trim)
                     .filter(|v| !v.is_empty())
             };
-            let mut fail = |message: String| report.errors.push(RowError { line, message });
+            // A message keeps about 100 bytes of the field it quotes.
+            let mut fail = |message: String| {
+                let message = haven_core::textfile::clip(&message, 160).into_owned();
+                report.errors.push(RowError { line, message });
+            };
             let Some(name) = get(Some(name_col)) else {
                 fail("the name is empty".into());
                 continue;

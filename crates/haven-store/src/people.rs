@@ -558,6 +558,11 @@ impl Store {
             }
         }
         report.left = leavers.len();
+        // A message quotes the field it refuses; a hostile or broken file could make that
+        // field megabytes long, so a message keeps about 100 bytes of it.
+        for e in &mut report.errors {
+            e.message = haven_core::textfile::clip(&e.message, 160).into_owned();
+        }
         if options.dry_run {
             tx.rollback().await?;
             return Ok(report);

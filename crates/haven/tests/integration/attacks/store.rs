@@ -306,3 +306,29 @@ fn an_mis_export_in_two_encodings_never_stores_mojibake() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_megabyte_field_in_an_mis_export_is_named_not_echoed() {
+    let dir = crate::scratch("huge-field");
+    let data = dir.join("data");
+    let huge = "Y".repeat(1_000_000);
+    let csv = format!(
+        "UPN,Legal Forename,Legal Surname,DOB,Year,Reg Group\r\n\
+         H800000000201,Ada,Lovelace,2015-03-02,{huge},6A\r\n"
+    );
+    let file = dir.join("pupils.csv");
+    std::fs::write(&file, csv).expect("csv");
+    let out = crate::haven(
+        &data,
+        &["people", "import", "pupils", file.to_str().expect("path")],
+    );
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("pupils.csv:2:"), "{said}");
+    assert!(
+        said.len() < 1_000,
+        "{} bytes of error for one bad field",
+        said.len()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
