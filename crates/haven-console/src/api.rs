@@ -218,19 +218,7 @@ async fn people(
     if q.q.trim().is_empty() {
         return Err(Denied::Invalid("q: say whom to look for".into()).into());
     }
-    let found = c.store.find_people(&q.q, 50).await?;
-    c.store
-        .audit(
-            &AuditEntry::new(
-                &s.who.username,
-                &s.address,
-                AuditKind::SearchPeople,
-                Subject::Nothing,
-            )
-            .count("found", found.len() as i64)
-            .word("via", "API"),
-        )
-        .await?;
+    let found = crate::pages::find_people_audited(&c, &s, &q.q, "API").await?;
     Ok(Json(json!({ "people": found })))
 }
 

@@ -788,6 +788,20 @@ async fn check_current(
     })
 }
 
+/// Why a password form is refused before anything changes: the new password typed twice
+/// differently, or the current one wrong (which counts like a failed sign-in).
+async fn new_password_refused(
+    c: &Console,
+    s: &Signed,
+    peer: &Peer,
+    f: &PasswordForm,
+) -> Result<Option<String>, Denied> {
+    if f.new != f.repeat {
+        return Ok(Some("The new passwords differ.".into()));
+    }
+    check_current(c, s, peer, &f.current).await
+}
+
 async fn account_password(
     State(c): State<Console>,
     peer: Peer,
@@ -797,17 +811,7 @@ async fn account_password(
     let s = c.signed(&headers, &peer).await?;
     s.check_csrf(Some(&f.csrf), &headers)?;
     let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if f.new != f.repeat {
-        return account_page(
-            &c,
-            &s,
-            &mine,
-            String::new(),
-            "The new passwords differ.".into(),
-        )
-        .await;
-    }
-    if let Some(why) = check_current(&c, &s, &peer, &f.current).await? {
+    if let Some(why) = new_password_refused(&c, &s, &peer, &f).await? {
         return account_page(&c, &s, &mine, String::new(), why).await;
     }
     match c.store.set_password(&s.who.username, &f.new).await {
@@ -865,17 +869,7 @@ async fn account_proxy_password(
     let s = c.signed(&headers, &peer).await?;
     s.check_csrf(Some(&f.csrf), &headers)?;
     let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if f.new != f.repeat {
-        return account_page(
-            &c,
-            &s,
-            &mine,
-            String::new(),
-            "The new passwords differ.".into(),
-        )
-        .await;
-    }
-    if let Some(why) = check_current(&c, &s, &peer, &f.current).await? {
+    if let Some(why) = new_password_refused(&c, &s, &peer, &f).await? {
         return account_page(&c, &s, &mine, String::new(), why).await;
     }
     match c.store.set_proxy_password(&s.who.username, &f.new).await {
@@ -1211,44 +1205,40 @@ fn next_links(next: Option<String>, page: &str) -> (String, String) {
     }
 }
 
-/// Records a read of activity: whose (a person's or a device's id), which kinds of filter
-/// narrowed it (never their values: a search term is a pupil's words), and `via` what.
+/// People whose name, id or user name holds `text` (50 at most), the search recorded in the
+/// audit log with how many it found, never the words searched for.
+pub(crate) async fn find_people_audited(
+    c: &Console,
+    s: &Signed,
+    text: &str,
+    via: &'static str,
+) -> Result<Vec<haven_store::people::Person>, Denied> {
+    let found = c.store.find_people(text, 50).await?;
+    c.store
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::SearchPeople,
+                Subject::Nothing,
+            )
+            .count("found", i64::try_from(found.len()).unwrap_or(i64::MAX))
+            .word("via", via),
+        )
+        .await?;
+    Ok(found)
+}
+
+/// Records a read of activity (see [`haven_store::Store::audit_activity_read`]).
 pub(crate) async fn audit_activity_read(
     c: &Console,
     s: &Signed,
     q: &haven_store::events::EventQuery,
     via: &'static str,
 ) -> Result<(), Denied> {
-    let subject = match (&q.user, &q.client) {
-        (Some(u), _) => match c.store.identity(u).await? {
-            Some(who) => Subject::Person(who.person_id),
-            None => Subject::Nothing,
-        },
-        (None, Some(ip)) => ip.parse().map_or(Subject::Nothing, Subject::Device),
-        (None, None) => Subject::Everyone,
-    };
-    let mut e = AuditEntry::new(
-        &s.who.username,
-        &s.address,
-        AuditKind::ReadActivity,
-        subject,
-    )
-    .word("via", via);
-    for (set, kind) in [
-        (q.category.is_some(), "category"),
-        (q.action.is_some(), "action"),
-        (q.source.is_some(), "source"),
-        (q.search.is_some(), "search"),
-        (q.from_ms.is_some(), "from"),
-        (q.to_ms.is_some(), "to"),
-        (q.before.is_some(), "next page"),
-    ] {
-        if set {
-            e = e.word("filter", kind);
-        }
-    }
-    c.store.audit(&e).await?;
-    Ok(())
+    Ok(c.store
+        .audit_activity_read(&s.who.username, &s.address, q, via)
+        .await?)
 }
 
 /// Runs an activity search for a signed-in person, recording the read: (rows, the query
@@ -1354,20 +1344,7 @@ async fn people(
     let people = if text.is_empty() {
         Vec::new()
     } else {
-        let found = c.store.find_people(&text, 50).await?;
-        c.store
-            .audit(
-                &AuditEntry::new(
-                    &s.who.username,
-                    &s.address,
-                    AuditKind::SearchPeople,
-                    Subject::Nothing,
-                )
-                .count("found", found.len() as i64)
-                .word("via", "page"),
-            )
-            .await?;
-        found
+        find_people_audited(&c, &s, &text, "page").await?
     };
     Ok(html(&PeoplePage {
         l: c.layout("People", Some(&s)),

@@ -821,6 +821,44 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records a read of activity by `actor` from `address`: whose (a person's id, a device,
+    /// or everyone), which kinds of filter narrowed it (never their values: a search term is a
+    /// pupil's words), and `via` what (page, API, cli).
+    pub async fn audit_activity_read(
+        &self,
+        actor: &str,
+        address: &str,
+        q: &crate::events::EventQuery,
+        via: &'static str,
+    ) -> Result<(), StoreError> {
+        let subject = match (&q.user, &q.client) {
+            (Some(u), _) => self
+                .identity(u)
+                .await?
+                .map_or(Subject::Nothing, |who| Subject::Person(who.person_id)),
+            (None, Some(ip)) => ip.parse().map_or(Subject::Nothing, Subject::Device),
+            (None, None) => Subject::Everyone,
+        };
+        let mut e =
+            AuditEntry::new(actor, address, AuditKind::ReadActivity, subject).word("via", via);
+        for (set, kind) in [
+            (q.category.is_some(), "category"),
+            (q.action.is_some(), "action"),
+            (q.source.is_some(), "source"),
+            (q.search.is_some(), "search"),
+            (q.from_ms.is_some(), "from"),
+            (q.to_ms.is_some(), "to"),
+            (q.before.is_some(), "next page"),
+        ] {
+            if set {
+                e = e.word("filter", kind);
+            }
+        }
+        self.audit(&e).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,31 +108,8 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 ..Default::default()
             };
             let found = ctx.with_store(async |s| {
-                let subject = match (&q.user, &q.client) {
-                    (Some(u), _) => s
-                        .identity(u)
-                        .await?
-                        .map_or(Subject::Nothing, |who| Subject::Person(who.person_id)),
-                    (None, Some(ip)) => ip.parse().map_or(Subject::Nothing, Subject::Device),
-                    (None, None) => Subject::Everyone,
-                };
-                let actor = crate::people::operator();
-                let mut e = AuditEntry::new(&actor, "cli", AuditKind::ReadActivity, subject)
-                    .word("via", "cli");
-                for (set, kind) in [
-                    (q.category.is_some(), "category"),
-                    (q.action.is_some(), "action"),
-                    (q.source.is_some(), "source"),
-                    (q.search.is_some(), "search"),
-                    (q.from_ms.is_some(), "from"),
-                    (q.to_ms.is_some(), "to"),
-                    (q.before.is_some(), "next page"),
-                ] {
-                    if set {
-                        e = e.word("filter", kind);
-                    }
-                }
-                s.audit(&e).await?;
+                s.audit_activity_read(&crate::people::operator(), "cli", &q, "cli")
+                    .await?;
                 Ok(s.search_events(&q).await?)
             })?;
             let next = (found.len() as i64 == a.limit)
