@@ -182,13 +182,15 @@ impl Console {
         let mut out = Vec::new();
         if let Some(why) = engine.fallback() {
             out.push(format!(
-                "The list snapshot in force is the previous snapshot: the current one was refused ({why}). \
-                 Pupils are filtered with older lists until it is rebuilt: run `haven lists update`."
+                "Haven is filtering with its previous snapshot of the lists: the newest one on the \
+                 server is damaged and was refused. Pupils are still filtered, with lists that may \
+                 be out of date. To rebuild them, run: haven lists update (details: {why})."
             ));
         }
         for o in engine.illegal_overrides() {
             out.push(format!(
-                "A policy rule is overridden by an illegal list: {o}."
+                "A policy rule allows an address on an illegal list (IWF or CTIRU); the illegal list \
+                 wins and the address stays blocked. Change the rule: {o}."
             ));
         }
         out
@@ -2096,6 +2098,8 @@ struct LibraryChangeRow {
     approver: String,
     /// For a pending change: the grade-5 phrases it switches off.
     switches_off: String,
+    /// Whether the person reading wrote it (and so may not approve it).
+    mine: bool,
 }
 
 #[derive(Template)]
@@ -2177,6 +2181,7 @@ async fn library_page(
             } else {
                 String::new()
             },
+            mine: ch.author == s.who.username,
             author: ch.author,
             note: ch.note,
             status: ch.status,
@@ -2327,7 +2332,8 @@ async fn library_settle(
             change.status
         )));
     }
-    if change.author == s.who.username {
+    // The author may withdraw their own change, never approve it.
+    if approve && change.author == s.who.username {
         return Err(Denied::Invalid(
             "A change needs a second person: someone else must approve it.".into(),
         ));

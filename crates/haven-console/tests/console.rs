@@ -1335,7 +1335,7 @@ fn a_network_managers_activity_search_never_shows_a_search_that_graded_as_a_capt
             "the network manager reads the search:\n{page}"
         );
         assert!(
-            page.contains("graded: visible to safeguarding roles"),
+            page.contains("its words are visible to safeguarding roles only"),
             "{page}"
         );
         let bearer = format!(
@@ -1535,6 +1535,13 @@ fn a_grade_5_phrase_switched_off_waits_for_a_second_person_who_is_not_its_author
         .await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert_eq!(h.monitoring.library().grade("kill myself").grade, 5);
+        // Nor is she offered the button: her page says it waits for someone else.
+        let (_, _, page) = call(&h.app, Method::GET, "/library", &priya, None, &[]).await;
+        assert!(
+            page.contains("someone else who triages must approve it")
+                && !page.contains("value=\"approve\""),
+            "{page}"
+        );
         // A second person with the right to triage can.
         let (gareth, csrf) = signed_in(&h.store, "gareth.lloyd").await;
         let (status, _, page) = call(&h.app, Method::GET, "/library", &gareth, None, &[]).await;

@@ -49,7 +49,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run Haven: the DNS filter and the filtering proxy (the console is still to come).
+    /// Run Haven: the DNS filter, the filtering proxy, the console, monitoring and alerts.
     Serve(serve::ServeArgs),
     /// Monitoring: the risk library, tried by hand.
     #[command(subcommand)]
