@@ -296,19 +296,7 @@ async fn reviews(
     let (s, _) = c
         .token_holder(&headers, &peer, Some(Permission::Reviews), Access::Read)
         .await?;
-    let found = c.store.reviews(&q.status, 1000).await?;
-    c.store
-        .audit(
-            &AuditEntry::new(
-                &s.who.username,
-                &s.address,
-                AuditKind::ReadReviews,
-                Subject::ReviewQueue,
-            )
-            .count("shown", found.len() as i64)
-            .word("via", "API"),
-        )
-        .await?;
+    let found = crate::pages::reviews_audited(&c, &s, &q.status, 1000, "API").await?;
     Ok(Json(json!({ "reviews": found })))
 }
 

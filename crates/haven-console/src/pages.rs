@@ -790,18 +790,40 @@ async fn check_current(
     })
 }
 
-/// Why a password form is refused before anything changes: the new password typed twice
-/// differently, or the current one wrong (which counts like a failed sign-in).
-async fn new_password_refused(
+/// Which password a form on "My account" sets.
+#[derive(Debug, Clone, Copy)]
+enum PasswordKind {
+    /// The console (and, for roles without a second factor, the proxy) password.
+    Console,
+    /// The proxy-only password.
+    Proxy,
+}
+
+/// Sets a password from its form: the new one typed twice alike, the current one right (which
+/// counts like a sign-in), the new one acceptable to the store. Why not, when refused (nothing
+/// changed then).
+async fn set_from_form(
     c: &Console,
     s: &Signed,
     peer: &Peer,
     f: &PasswordForm,
+    kind: PasswordKind,
 ) -> Result<Option<String>, Denied> {
     if f.new != f.repeat {
         return Ok(Some("The new passwords differ.".into()));
     }
-    check_current(c, s, peer, &f.current).await
+    if let Some(why) = check_current(c, s, peer, &f.current).await? {
+        return Ok(Some(why));
+    }
+    let set = match kind {
+        PasswordKind::Console => c.store.set_password(&s.who.username, &f.new).await,
+        PasswordKind::Proxy => c.store.set_proxy_password(&s.who.username, &f.new).await,
+    };
+    match set {
+        Ok(()) => Ok(None),
+        Err(haven_store::StoreError::Invalid(why)) => Ok(Some(why)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn account_password(
@@ -813,15 +835,8 @@ async fn account_password(
     let s = c.signed(&headers, &peer).await?;
     s.check_csrf(Some(&f.csrf), &headers)?;
     let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if let Some(why) = new_password_refused(&c, &s, &peer, &f).await? {
+    if let Some(why) = set_from_form(&c, &s, &peer, &f, PasswordKind::Console).await? {
         return account_page(&c, &s, &mine, String::new(), why).await;
-    }
-    match c.store.set_password(&s.who.username, &f.new).await {
-        Ok(()) => {}
-        Err(haven_store::StoreError::Invalid(why)) => {
-            return account_page(&c, &s, &mine, String::new(), why).await
-        }
-        Err(e) => return Err(e.into()),
     }
     // Every session ended with the old password, this one too: this browser goes on in a new
     // one (a new cookie), with the second factor it had already given.
@@ -871,15 +886,8 @@ async fn account_proxy_password(
     let s = c.signed(&headers, &peer).await?;
     s.check_csrf(Some(&f.csrf), &headers)?;
     let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if let Some(why) = new_password_refused(&c, &s, &peer, &f).await? {
+    if let Some(why) = set_from_form(&c, &s, &peer, &f, PasswordKind::Proxy).await? {
         return account_page(&c, &s, &mine, String::new(), why).await;
-    }
-    match c.store.set_proxy_password(&s.who.username, &f.new).await {
-        Ok(()) => {}
-        Err(haven_store::StoreError::Invalid(why)) => {
-            return account_page(&c, &s, &mine, String::new(), why).await
-        }
-        Err(e) => return Err(e.into()),
     }
     c.store
         .audit(&AuditEntry::new(
@@ -1231,6 +1239,31 @@ pub(crate) async fn find_people_audited(
     Ok(found)
 }
 
+/// Review requests with `status` (`limit` at most), the reading recorded in the audit log with
+/// how many were shown.
+pub(crate) async fn reviews_audited(
+    c: &Console,
+    s: &Signed,
+    status: &str,
+    limit: i64,
+    via: &'static str,
+) -> Result<Vec<haven_store::reviews::Review>, Denied> {
+    let found = c.store.reviews(status, limit).await?;
+    c.store
+        .audit(
+            &AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::ReadReviews,
+                Subject::ReviewQueue,
+            )
+            .count("shown", i64::try_from(found.len()).unwrap_or(i64::MAX))
+            .word("via", via),
+        )
+        .await?;
+    Ok(found)
+}
+
 /// Records a read of activity (see [`haven_store::Store::audit_activity_read`]).
 pub(crate) async fn audit_activity_read(
     c: &Console,
@@ -1422,19 +1455,7 @@ async fn reviews(
 ) -> Result<Response, Denied> {
     let s = c.signed(&headers, &peer).await?;
     s.need(Permission::Reviews)?;
-    let open = c.store.reviews("open", 200).await?;
-    c.store
-        .audit(
-            &AuditEntry::new(
-                &s.who.username,
-                &s.address,
-                AuditKind::ReadReviews,
-                Subject::ReviewQueue,
-            )
-            .count("shown", open.len() as i64)
-            .word("via", "page"),
-        )
-        .await?;
+    let open = reviews_audited(&c, &s, "open", 200, "page").await?;
     let reviews = open
         .into_iter()
         .map(|r| ReviewRow {

@@ -650,9 +650,9 @@ pub(crate) fn tunnel(p: &Proxy, target: &str, sni: &str) -> Option<Vec<u8>> {
     s.read_exact(&mut back).ok().map(|()| back)
 }
 
-#[test]
-fn connect_tunnels_check_the_server_name() {
-    // A TCP echo server stands in for a TLS website: what reaches it comes back.
+/// A TCP echo server standing in for any service (a TLS website, SSH, a game server): whatever
+/// reaches it comes back. Its port.
+pub(crate) fn echo_server() -> u16 {
     let echo = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = echo.local_addr().expect("addr").port();
     std::thread::spawn(move || {
@@ -667,6 +667,13 @@ fn connect_tunnels_check_the_server_name() {
             });
         }
     });
+    port
+}
+
+#[test]
+fn connect_tunnels_check_the_server_name() {
+    // A TCP echo server stands in for a TLS website: what reaches it comes back.
+    let port = echo_server();
     let p = start_proxy(
         "proxy-connect",
         &format!("connect_ports = [{port}]\nhosts = {{ \"school.example\" = \"127.0.0.1\" }}"),

@@ -68,8 +68,8 @@ fn start(name: &str, open_files: u32, console_extra: &str) -> Serve {
     }
 }
 
-/// Connects from `from` to a port on 127.0.0.1.
-fn connect_from(from: &str, port: u16) -> std::io::Result<TcpStream> {
+/// Connects from `from` (a loopback address) to a port on 127.0.0.1.
+pub(crate) fn connect_from(from: &str, port: u16) -> std::io::Result<TcpStream> {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
     let local: SocketAddr = format!("{from}:0").parse().expect("addr");
     socket.bind(&local.into())?;

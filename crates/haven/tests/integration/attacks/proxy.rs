@@ -9,48 +9,13 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::proxy::{
-    client_hello, curl, events, import_people, start_https_origin, start_proxy, start_proxy_with,
-    Origin, Proxy,
+    client_hello, curl, echo_server, events, import_people, start_https_origin, start_proxy,
+    start_proxy_with, Origin, Proxy,
 };
-
-/// A TCP echo server standing in for any service a pupil might want to reach (SSH, a game
-/// server, another proxy): whatever reaches it comes back. Its port.
-fn echo_server() -> u16 {
-    let echo = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = echo.local_addr().expect("addr").port();
-    std::thread::spawn(move || {
-        for mut s in echo.incoming().flatten() {
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0 || s.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
-    port
-}
 
 /// A TCP connection to `port` on 127.0.0.1 from the loopback address `from`.
 fn connect_from(from: &str, port: u16) -> TcpStream {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("runtime");
-    let stream = rt
-        .block_on(async {
-            let socket = tokio::net::TcpSocket::new_v4()?;
-            socket.bind(format!("{from}:0").parse().expect("address"))?;
-            socket
-                .connect(format!("127.0.0.1:{port}").parse().expect("address"))
-                .await?
-                .into_std()
-        })
-        .expect("connect");
-    stream.set_nonblocking(false).expect("blocking");
-    stream
+    super::listeners::connect_from(from, port).expect("connect")
 }
 
 /// Reads an HTTP response head (to the blank line) byte by byte; None when the connection
