@@ -19,7 +19,6 @@ macro_rules! outln {
 }
 
 mod activity;
-mod alerts;
 mod audit;
 mod check;
 mod demo;

@@ -49,7 +49,7 @@ pub fn library(ctx: &Context, file: Option<&PathBuf>) -> Result<RiskLibrary> {
         }
         return Ok(lib);
     }
-    let (m, warnings) = haven_console::monitoring::Monitoring::new(
+    let (m, warnings) = haven_monitor::library::Monitoring::new(
         BUILT_IN,
         ctx.data_dir.join("risk"),
         haven_store::captures::MonitorRules::default(),

@@ -108,7 +108,7 @@ pub struct ConfigFile {
     pub monitor: haven_store::captures::MonitorRules,
     /// Where alerts go.
     #[serde(default)]
-    pub alerts: crate::alerts::AlertsConfig,
+    pub alerts: haven_monitor::alerts::AlertsConfig,
 }
 
 /// `[store]`: where people, events and the audit log are kept.
@@ -295,7 +295,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     if config.alerts.console_url.is_empty() && !config.console.listen.is_empty() {
         config.alerts.console_url = format!("http://{}", config.console.listen);
     }
-    let (monitoring, warnings) = haven_console::monitoring::Monitoring::new(
+    let (monitoring, warnings) = haven_monitor::library::Monitoring::new(
         crate::monitor::BUILT_IN,
         ctx.data_dir.join("risk"),
         config.monitor.clone(),
@@ -463,7 +463,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     // pages wait (up to 256 of them and 64 MiB) and beyond that are left ungraded and counted.
     let (page_tx, page_rx) = tokio::sync::mpsc::channel::<haven_proxy::PageSeen>(256);
     let pages_queued = Arc::new(AtomicUsize::new(0));
-    let alert_stats = Arc::new(crate::alerts::AlertStats::default());
+    let alert_stats = Arc::new(haven_monitor::alerts::AlertStats::default());
     if config.monitor.pages {
         let (stats, queued) = (alert_stats.clone(), pages_queued.clone());
         let budget = PageBudget::new(u64::from(config.monitor.page_kib_per_second) * 1024);
@@ -487,7 +487,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             store.clone(),
             monitoring.clone(),
         ));
-        tokio::spawn(crate::alerts::run(
+        tokio::spawn(haven_monitor::alerts::run(
             store.clone(),
             monitoring.clone(),
             Arc::new(config.alerts.clone()),
@@ -776,7 +776,7 @@ async fn grade_pages(
     mut rx: tokio::sync::mpsc::Receiver<haven_proxy::PageSeen>,
     queued: Arc<AtomicUsize>,
     store: haven_store::Store,
-    monitoring: Arc<haven_console::monitoring::Monitoring>,
+    monitoring: Arc<haven_monitor::library::Monitoring>,
 ) {
     /// Text read from a page, at most.
     const PAGE_TEXT: usize = 256 * 1024;
@@ -895,7 +895,7 @@ fn start_event_writer(
     rx: std::sync::mpsc::Receiver<Vec<haven_core::event::Event>>,
     written: Arc<Written>,
     repeat_window: Duration,
-    monitoring: Arc<haven_console::monitoring::Monitoring>,
+    monitoring: Arc<haven_monitor::library::Monitoring>,
     health: Arc<haven_store::Health>,
 ) -> Result<std::thread::JoinHandle<()>> {
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
@@ -1126,7 +1126,7 @@ async fn serve_metrics(
     filter: Arc<DnsFilter>,
     proxy: Arc<haven_proxy::Proxy>,
     written: Arc<Written>,
-    alerts: Arc<crate::alerts::AlertStats>,
+    alerts: Arc<haven_monitor::alerts::AlertStats>,
     health: Arc<haven_store::Health>,
     lists: Arc<ListHealth>,
 ) {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use haven_console::monitoring::Monitoring;
+use crate::Monitoring;
 use haven_store::alerts::{Delivery, Recipient};
 use haven_store::Store;
 use serde::Deserialize;
