@@ -79,15 +79,13 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
 
 /// The current year, for validity periods.
 fn this_year() -> i32 {
-    i32::from(jiff::Zoned::now().year())
+    i32::from(crate::clock::zoned().year())
 }
 
 /// A random serial number: browsers refuse two different certificates with one serial.
 fn serial() -> SerialNumber {
     let r = std::collections::hash_map::RandomState::new();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = crate::clock::since_epoch().as_nanos();
     let mut bytes = r.hash_one(nanos).to_be_bytes().to_vec();
     bytes.extend_from_slice(&r.hash_one(nanos ^ 0x5a5a).to_be_bytes());
     bytes[0] &= 0x7f; // positive
@@ -195,7 +193,7 @@ impl SchoolCa {
     /// A certificate for `host` (a name or an address) signed by the CA, with the CA's
     /// certificate after it; minted once and then cached.
     pub fn certified_key(&self, host: &str) -> Result<Minted, CaError> {
-        let now = std::time::Instant::now();
+        let now = crate::clock::instant();
         if let Some((k, _)) = self.cache.lock().ok().and_then(|c| {
             c.0.get(host)
                 .filter(|(_, at)| now.duration_since(*at) < REMINT)
@@ -221,7 +219,7 @@ impl SchoolCa {
         params.use_authority_key_identifier_extension = true;
         // Valid from yesterday for 90 days (browsers refuse long-lived leaf certificates);
         // cached ones are minted again after 30 days.
-        let today = jiff::Zoned::now().date();
+        let today = crate::clock::zoned().date();
         params.not_before = rcgen::date_time_ymd(
             i32::from(today.year()),
             today.month() as u8,

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod ca;
+mod clock;
 pub mod filetype;
 pub mod headers;
 pub mod metrics;
