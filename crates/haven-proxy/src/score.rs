@@ -83,7 +83,7 @@ pub enum DecodeError {
     UnknownEncoding(String),
     /// A zstd frame header that does not read.
     #[error("zstd: {0}")]
-    Zstd(String),
+    Zstd(#[source] ruzstd::decoding::errors::FrameDecoderError),
     /// The compressed stream broke off or is not what it says.
     #[error("could not decode ({0})")]
     Read(#[from] std::io::Error),
@@ -208,10 +208,9 @@ fn reader(raw: &[u8], enc: Encoding) -> Result<Box<dyn Read + '_>, DecodeError> 
         }
         Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw)),
         Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(raw, 16 * 1024)),
-        Encoding::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(raw)
-                .map_err(|e| DecodeError::Zstd(e.to_string()))?,
-        ),
+        Encoding::Zstd => {
+            Box::new(ruzstd::decoding::StreamingDecoder::new(raw).map_err(DecodeError::Zstd)?)
+        }
     })
 }
 

@@ -442,3 +442,151 @@ impl<T: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Replay<T> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proxy::ProxyConfig;
+    use haven_core::clients::ClientMap;
+    use haven_core::policy::DEFAULT_POLICY;
+    use haven_core::snapshot::{EntryKind, SnapshotBuilder};
+    use haven_core::{LiveEngine, Policy, Snapshot};
+
+    /// A proxy with the shipped policy, `casino.example` listed as gambling, every client in
+    /// ks2.
+    fn proxy() -> Proxy {
+        let mut b = SnapshotBuilder::new();
+        let s = b.add_source("t", "gambling").expect("source");
+        b.add(s, EntryKind::Domain, "casino.example")
+            .expect("entry");
+        let snapshot = Snapshot::from_bytes(b.build(0)).expect("snapshot");
+        let policy = Policy::from_toml(DEFAULT_POLICY).expect("policy");
+        let engine = Engine::new(Arc::new(snapshot), Arc::new(policy), "test").expect("engine");
+        let clients = ClientMap::new(&[], &[], "ks2", |_| true).expect("clients");
+        Proxy::new(
+            ProxyConfig::default(),
+            Arc::new(LiveEngine::new(engine)),
+            Arc::new(clients),
+            || jiff::civil::date(2026, 11, 23).at(10, 0, 0, 0),
+            vec![],
+        )
+    }
+
+    fn bypass(r: Result<(), Refused>) -> String {
+        match r {
+            Err(Refused::Bypass(why)) => why,
+            other => panic!("not a bypass attempt: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_tunnel_is_recorded_as_the_address_it_names() {
+        assert_eq!(
+            Tunnel::new("a.example".into(), 443).url,
+            "https://a.example/"
+        );
+        assert_eq!(
+            Tunnel::new("a.example".into(), 8443).url,
+            "https://a.example:8443/"
+        );
+        assert_eq!(
+            Tunnel::new("2001:db8::1".into(), 8443).url,
+            "https://[2001:db8::1]:8443/"
+        );
+    }
+
+    #[test]
+    fn a_tunnel_is_decided_on_its_port_then_its_host() {
+        let p = proxy();
+        let engine = p.engine.current();
+        let decide =
+            |host: &str, port| p.decide_tunnel(&engine, "ks2", &Tunnel::new(host.into(), port));
+        assert!(decide("www.example.org", 443).is_ok());
+        assert!(bypass(decide("www.example.org", 22)).contains("port 22"));
+        match decide("casino.example", 443) {
+            Err(Refused::Blocked(Some(category), reason)) => {
+                assert_eq!(category, "gambling");
+                assert!(reason.contains("gambling"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // ks2 does not tunnel to bare addresses: the filter cannot tell which site it is.
+        assert!(bypass(decide("203.0.113.7", 443)).contains("address_tunnels"));
+        assert!(matches!(
+            p.decide_tunnel(
+                &engine,
+                "nobody",
+                &Tunnel::new("www.example.org".into(), 443)
+            ),
+            Err(Refused::Blocked(None, _))
+        ));
+    }
+
+    #[test]
+    fn a_tunnel_opens_only_with_a_client_hello_naming_its_host() {
+        let p = proxy();
+        let engine = p.engine.current();
+        let to: Option<IpAddr> = Some("192.0.2.1".parse().expect("ip"));
+        let site = Tunnel::new("www.example.org".into(), 443);
+        let open =
+            |tunnel: &Tunnel, hello, sent| p.opening(&engine, "ks2", tunnel, hello, sent, to);
+        assert_eq!(
+            open(&site, Hello::Sni("www.example.org".into()), true),
+            Opening::Pass(Some("www.example.org".into()))
+        );
+        let refused_bypass = |o: Opening| match o {
+            Opening::Refused {
+                refused: Refused::Bypass(why),
+                url,
+            } => {
+                assert_eq!(url, "https://www.example.org/");
+                why
+            }
+            other => panic!("{other:?}"),
+        };
+        let other = open(&site, Hello::Sni("casino.example".into()), true);
+        assert!(refused_bypass(other).contains("does not match"));
+        assert!(refused_bypass(open(&site, Hello::NotTls, true)).contains("did not start with TLS"));
+        assert!(refused_bypass(open(&site, Hello::Incomplete, true)).contains("in time"));
+        // A browser's unused pre-connection sends nothing: nothing to record.
+        assert_eq!(open(&site, Hello::Incomplete, false), Opening::Nothing);
+        let no_name = refused_bypass(open(&site, Hello::NoSni, true));
+        assert!(no_name.contains("naming no site"), "{no_name}");
+    }
+
+    #[test]
+    fn through_a_tunnel_to_an_address_the_named_site_is_decided() {
+        let p = proxy();
+        let engine = p.engine.current();
+        let to: Option<IpAddr> = Some("203.0.113.7".parse().expect("ip"));
+        let address = Tunnel::new("203.0.113.7".into(), 443);
+        assert_eq!(
+            p.opening(
+                &engine,
+                "ks2",
+                &address,
+                Hello::Sni("www.example.org".into()),
+                true,
+                to
+            ),
+            Opening::Pass(Some("www.example.org".into()))
+        );
+        match p.opening(
+            &engine,
+            "ks2",
+            &address,
+            Hello::Sni("casino.example".into()),
+            true,
+            to,
+        ) {
+            Opening::Refused {
+                refused: Refused::Blocked(Some(category), _),
+                url,
+            } => {
+                assert_eq!(category, "gambling");
+                assert_eq!(url, "https://casino.example/");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
