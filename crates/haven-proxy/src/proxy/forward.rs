@@ -17,7 +17,7 @@ use super::body::{empty, Body, IdleBody};
 use super::filter::Dest;
 use super::pool::Returning;
 use super::{Conn, Proxy};
-use crate::headers::{is_websocket, strip_hop_by_hop};
+use crate::headers::{is_websocket, strip_hop_by_hop, Upgrade};
 
 /// A response of a file type the group blocks (`block_file_types`): its extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,12 @@ impl Proxy {
         let uri = req.uri().clone();
         let host = dest.host.as_str();
         let websocket = is_websocket(req.headers());
-        strip_hop_by_hop(req.headers_mut(), websocket);
+        let upgrade = if websocket {
+            Upgrade::Keep
+        } else {
+            Upgrade::Strip
+        };
+        strip_hop_by_hop(req.headers_mut(), upgrade);
         if let Ok(v) = HeaderValue::from_str(&format!("1.1 {}", self.via)) {
             req.headers_mut().append(header::VIA, v);
         }
@@ -119,7 +124,7 @@ impl Proxy {
         {
             return Err(BlockedType(ext));
         }
-        strip_hop_by_hop(resp.headers_mut(), false);
+        strip_hop_by_hop(resp.headers_mut(), Upgrade::Strip);
         let (parts, body) = resp.into_parts();
         let body = Returning::new(body, self.pool.clone(), key, sender);
         Ok(Response::from_parts(parts, body.boxed()))

@@ -119,3 +119,52 @@ impl hyper::body::Body for Returning {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hyper_util::rt::TokioIo;
+
+    /// A connection to a pretend website, ready for a request; the website's end, and the
+    /// task that drives the connection.
+    async fn connection() -> (
+        SendRequest<Body>,
+        tokio::io::DuplexStream,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (client, website) = tokio::io::duplex(1024);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(client))
+            .await
+            .expect("handshake");
+        let driver = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        sender.ready().await.expect("ready");
+        (sender, website, driver)
+    }
+
+    #[tokio::test]
+    async fn kept_connections_are_bounded_per_website_and_a_closed_one_is_never_handed_out() {
+        let pool = Pool::default();
+        let key: OriginKey = ("a.example".into(), 80, false);
+        let mut websites = Vec::new();
+        for _ in 0..IDLE_PER_ORIGIN + 2 {
+            let (sender, website, driver) = connection().await;
+            pool.give_back(key.clone(), sender);
+            websites.push((website, driver));
+        }
+        assert_eq!(
+            pool.idle.lock().expect("lock").get(&key).map(Vec::len),
+            Some(IDLE_PER_ORIGIN)
+        );
+        // Kept per website (host, port and TLS): another one has none.
+        assert!(pool.take(&("a.example".into(), 443, true)).is_none());
+        assert!(pool.take(&key).is_some());
+        // The websites close their ends: none of those connections is handed out again.
+        for (website, driver) in websites {
+            drop(website);
+            driver.await.expect("driver");
+        }
+        assert!(pool.take(&key).is_none());
+    }
+}
