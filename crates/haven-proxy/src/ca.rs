@@ -92,11 +92,20 @@ fn serial() -> SerialNumber {
     SerialNumber::from_slice(&bytes)
 }
 
+/// What `init` does with a CA already in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuses to replace it (`CaError::Exists`).
+    Keep,
+    /// Replaces it (`haven ca init --force`): devices must install the new certificate.
+    Replace,
+}
+
 /// Creates the school's CA in `dir`: `ca.key` (mode 0600), `ca.crt` and `ca.name`. Refuses to
-/// replace an existing one unless `force`.
-pub fn init(dir: &Path, school: &str, force: bool) -> Result<SchoolCa, CaError> {
+/// replace an existing one unless `existing` says so.
+pub fn init(dir: &Path, school: &str, existing: Existing) -> Result<SchoolCa, CaError> {
     let key_path = dir.join(KEY_FILE);
-    if key_path.exists() && !force {
+    if key_path.exists() && existing == Existing::Keep {
         return Err(CaError::Exists(dir.to_owned()));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -260,12 +269,12 @@ mod tests {
     fn init_refuses_to_replace_and_keeps_the_key_private() {
         let dir = std::env::temp_dir().join(format!("haven-ca-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let ca = init(&dir, "Demo Primary School", false).expect("init");
+        let ca = init(&dir, "Demo Primary School", Existing::Keep).expect("init");
         assert!(ca
             .certificate_pem()
             .starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(matches!(
-            init(&dir, "Demo Primary School", false),
+            init(&dir, "Demo Primary School", Existing::Keep),
             Err(CaError::Exists(_))
         ));
         #[cfg(unix)]
