@@ -22,5 +22,6 @@ pub mod sni;
 
 pub use auth::{Authenticate, Authenticator, ProxyUser};
 pub use proxy::{
-    Body, PageSeen, PageSink, Proxy, ProxyConfig, ReviewOutcome, ReviewRequest, ReviewSink,
+    Body, ConfigError, PageSeen, PageSink, Proxy, ProxyConfig, ReviewOutcome, ReviewRequest,
+    ReviewSink,
 };

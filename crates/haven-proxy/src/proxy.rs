@@ -1,11 +1,11 @@
 //! The proxy service: one HTTP/1.1 connection from a browser at a time, each request decided by
 //! the policy for the client's group, then forwarded, tunnelled, or answered with a page.
 //!
-//! By concern: [`config`] (`[proxy]`), `slots` (the connection caps), `decide` (who is asking,
+//! By concern: `config` (`[proxy]`), `slots` (the connection caps), `decide` (who is asking,
 //! the decision, the event), `filter` (a request whose URL is visible), `forward` (passing it on),
 //! `pool` (kept origin connections), `dial` (reaching a website), `connect` (CONNECT, the
 //! ClientHello check, interception), `local` (the proxy's own pages: PAC, CA, the forms),
-//! `body` (bodies and the pages as responses) and [`sinks`] (what the proxy hands on).
+//! `body` (bodies and the pages as responses) and `sinks` (what the proxy hands on).
 
 use std::collections::hash_map::RandomState;
 use std::convert::Infallible;
@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::page;
 
 mod body;
-pub mod config;
+mod config;
 mod connect;
 mod decide;
 mod dial;
@@ -38,7 +38,7 @@ mod filter;
 mod forward;
 mod local;
 mod pool;
-pub mod sinks;
+mod sinks;
 mod slots;
 
 pub(crate) use body::empty;
