@@ -124,7 +124,7 @@ impl CredentialCache {
         client: IpAddr,
     ) -> Result<Option<ProxyUser>, TooManyFailures> {
         let print = self.fingerprint(user, password);
-        let now = Instant::now();
+        let now = crate::clock::instant();
         let generation = auth.generation();
         if let Ok(mut guard) = self.answers.lock() {
             let (seen, map) = &mut *guard;

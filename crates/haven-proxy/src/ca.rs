@@ -79,26 +79,33 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CaError + '_ {
 
 /// The current year, for validity periods.
 fn this_year() -> i32 {
-    i32::from(jiff::Zoned::now().year())
+    i32::from(crate::clock::zoned().year())
 }
 
 /// A random serial number: browsers refuse two different certificates with one serial.
 fn serial() -> SerialNumber {
     let r = std::collections::hash_map::RandomState::new();
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    let nanos = crate::clock::since_epoch().as_nanos();
     let mut bytes = r.hash_one(nanos).to_be_bytes().to_vec();
     bytes.extend_from_slice(&r.hash_one(nanos ^ 0x5a5a).to_be_bytes());
     bytes[0] &= 0x7f; // positive
     SerialNumber::from_slice(&bytes)
 }
 
+/// What `init` does with a CA already in its directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Refuses to replace it (`CaError::Exists`).
+    Keep,
+    /// Replaces it (`haven ca init --force`): devices must install the new certificate.
+    Replace,
+}
+
 /// Creates the school's CA in `dir`: `ca.key` (mode 0600), `ca.crt` and `ca.name`. Refuses to
-/// replace an existing one unless `force`.
-pub fn init(dir: &Path, school: &str, force: bool) -> Result<SchoolCa, CaError> {
+/// replace an existing one unless `existing` says so.
+pub fn init(dir: &Path, school: &str, existing: Existing) -> Result<SchoolCa, CaError> {
     let key_path = dir.join(KEY_FILE);
-    if key_path.exists() && !force {
+    if key_path.exists() && existing == Existing::Keep {
         return Err(CaError::Exists(dir.to_owned()));
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
@@ -195,7 +202,7 @@ impl SchoolCa {
     /// A certificate for `host` (a name or an address) signed by the CA, with the CA's
     /// certificate after it; minted once and then cached.
     pub fn certified_key(&self, host: &str) -> Result<Minted, CaError> {
-        let now = std::time::Instant::now();
+        let now = crate::clock::instant();
         if let Some((k, _)) = self.cache.lock().ok().and_then(|c| {
             c.0.get(host)
                 .filter(|(_, at)| now.duration_since(*at) < REMINT)
@@ -221,7 +228,7 @@ impl SchoolCa {
         params.use_authority_key_identifier_extension = true;
         // Valid from yesterday for 90 days (browsers refuse long-lived leaf certificates);
         // cached ones are minted again after 30 days.
-        let today = jiff::Zoned::now().date();
+        let today = crate::clock::zoned().date();
         params.not_before = rcgen::date_time_ymd(
             i32::from(today.year()),
             today.month() as u8,
@@ -262,12 +269,12 @@ mod tests {
     fn init_refuses_to_replace_and_keeps_the_key_private() {
         let dir = std::env::temp_dir().join(format!("haven-ca-test-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let ca = init(&dir, "Demo Primary School", false).expect("init");
+        let ca = init(&dir, "Demo Primary School", Existing::Keep).expect("init");
         assert!(ca
             .certificate_pem()
             .starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(matches!(
-            init(&dir, "Demo Primary School", false),
+            init(&dir, "Demo Primary School", Existing::Keep),
             Err(CaError::Exists(_))
         ));
         #[cfg(unix)]

@@ -33,9 +33,18 @@ fn names_token(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
-/// Removes the hop-by-hop headers. With `keep_upgrade` (a WebSocket handshake), `Upgrade` and
-/// `Connection: upgrade` stay, since the next hop must see them.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+/// Whether a message's `Upgrade` is passed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upgrade {
+    /// Removed with the other hop-by-hop headers.
+    Strip,
+    /// Kept, with `Connection: upgrade` (a WebSocket handshake: the next hop must see them).
+    Keep,
+}
+
+/// Removes the hop-by-hop headers, keeping or stripping `Upgrade` as `upgrade` says.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: Upgrade) {
+    let keep_upgrade = upgrade == Upgrade::Keep;
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -81,7 +90,7 @@ mod tests {
         );
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("accept", HeaderValue::from_static("*/*"));
-        strip_hop_by_hop(&mut h, false);
+        strip_hop_by_hop(&mut h, Upgrade::Strip);
         assert_eq!(h.len(), 1, "{h:?}");
         assert!(h.contains_key("accept"));
     }
@@ -96,7 +105,7 @@ mod tests {
             HeaderValue::from_static("Basic eDp5"),
         );
         assert!(is_websocket(&h));
-        strip_hop_by_hop(&mut h, true);
+        strip_hop_by_hop(&mut h, Upgrade::Keep);
         assert_eq!(
             h.get("upgrade").map(|v| v.as_bytes()),
             Some(&b"websocket"[..])

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod ca;
+mod clock;
 pub mod filetype;
 pub mod headers;
 pub mod metrics;
@@ -21,5 +22,6 @@ pub mod sni;
 
 pub use auth::{Authenticate, Authenticator, ProxyUser};
 pub use proxy::{
-    Body, PageSeen, PageSink, Proxy, ProxyConfig, ReviewOutcome, ReviewRequest, ReviewSink,
+    Body, ConfigError, PageSeen, PageSink, Proxy, ProxyConfig, ReviewOutcome, ReviewRequest,
+    ReviewSink,
 };

@@ -146,10 +146,18 @@ pub fn error(school: &str, title: &str, detail: &str) -> String {
     )
 }
 
-/// The acknowledgement after a review request; with `already`, for one the same person had
-/// asked before and is still open.
-pub fn review_sent(school: &str, url: &str, already: bool) -> String {
-    let said = if already {
+/// Which review request an acknowledgement is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Review {
+    /// A new request, now kept.
+    New,
+    /// One the same person had asked before and is still open.
+    AlreadyOpen,
+}
+
+/// The acknowledgement after a review request.
+pub fn review_sent(school: &str, url: &str, review: Review) -> String {
+    let said = if review == Review::AlreadyOpen {
         "You have already asked for this website to be looked at again. The people who look \
 after the school's filter have your request; there is no need to ask again."
     } else {

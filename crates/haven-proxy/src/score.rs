@@ -58,13 +58,10 @@ impl Seen {
     }
 
     /// The page's text (decoded; for HTML, what a reader sees), at most `cap` bytes.
-    pub fn text(&self, cap: usize) -> Result<String, String> {
+    pub fn text(&self, cap: usize) -> Result<String, DecodeError> {
         let mut reader = reader(&self.body, self.encoding)?;
         let mut raw = Vec::new();
-        (&mut reader)
-            .take(cap as u64 * 4)
-            .read_to_end(&mut raw)
-            .map_err(|e| format!("could not decode ({e})"))?;
+        (&mut reader).take(cap as u64 * 4).read_to_end(&mut raw)?;
         let text = String::from_utf8_lossy(&raw);
         Ok(if self.html {
             haven_core::risk::html_text(&text, cap)
@@ -76,6 +73,20 @@ impl Seen {
             text[..end].to_owned()
         })
     }
+}
+
+/// Why a page could not be decoded (and so was not scored).
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// A `Content-Encoding` the proxy does not decode.
+    #[error("content-encoding {0}")]
+    UnknownEncoding(String),
+    /// A zstd frame header that does not read.
+    #[error("zstd: {0}")]
+    Zstd(#[source] ruzstd::decoding::errors::FrameDecoderError),
+    /// The compressed stream broke off or is not what it says.
+    #[error("could not decode ({0})")]
+    Read(#[from] std::io::Error),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,7 +109,7 @@ fn scored_kind(headers: &HeaderMap) -> Option<bool> {
     }
 }
 
-fn encoding(headers: &HeaderMap) -> Result<Encoding, String> {
+fn encoding(headers: &HeaderMap) -> Result<Encoding, DecodeError> {
     let Some(v) = headers.get(header::CONTENT_ENCODING) else {
         return Ok(Encoding::Identity);
     };
@@ -109,7 +120,7 @@ fn encoding(headers: &HeaderMap) -> Result<Encoding, String> {
         "deflate" => Encoding::Deflate,
         "br" => Encoding::Brotli,
         "zstd" => Encoding::Zstd,
-        other => return Err(format!("not scored: content-encoding {other}")),
+        other => return Err(DecodeError::UnknownEncoding(other.to_owned())),
     })
 }
 
@@ -120,7 +131,7 @@ pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap:
     };
     let enc = match encoding(resp.headers()) {
         Ok(e) => e,
-        Err(note) => return Scored::Pass(resp, Some(note)),
+        Err(e) => return Scored::Pass(resp, Some(format!("not scored: {e}"))),
     };
     let (parts, mut body) = resp.into_parts();
     let mut raw: Vec<u8> = Vec::new();
@@ -162,7 +173,7 @@ pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap:
         .await
     };
     let Ok((raw, result)) = scored else {
-        let r = Response::from_parts(parts, crate::proxy::empty_body());
+        let r = Response::from_parts(parts, crate::proxy::empty());
         return Scored::Pass(r, Some("not scored: scoring failed".into()));
     };
     let raw = Bytes::from(raw);
@@ -179,12 +190,15 @@ pub async fn score(resp: Response<Body>, scanner: Arc<Scanner>, limit: i64, cap:
                 html,
             },
         ),
-        Err(note) => Scored::Pass(Response::from_parts(parts, body), Some(note)),
+        Err(e) => Scored::Pass(
+            Response::from_parts(parts, body),
+            Some(format!("not scored: {e}")),
+        ),
     }
 }
 
 /// `raw` decoded as it is read.
-fn reader(raw: &[u8], enc: Encoding) -> Result<Box<dyn Read + '_>, String> {
+fn reader(raw: &[u8], enc: Encoding) -> Result<Box<dyn Read + '_>, DecodeError> {
     Ok(match enc {
         Encoding::Identity => Box::new(raw),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
@@ -194,10 +208,9 @@ fn reader(raw: &[u8], enc: Encoding) -> Result<Box<dyn Read + '_>, String> {
         }
         Encoding::Deflate => Box::new(flate2::read::DeflateDecoder::new(raw)),
         Encoding::Brotli => Box::new(brotli_decompressor::Decompressor::new(raw, 16 * 1024)),
-        Encoding::Zstd => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(raw)
-                .map_err(|e| format!("not scored: zstd: {e}"))?,
-        ),
+        Encoding::Zstd => {
+            Box::new(ruzstd::decoding::StreamingDecoder::new(raw).map_err(DecodeError::Zstd)?)
+        }
     })
 }
 
@@ -208,7 +221,7 @@ fn decode_and_score(
     scanner: &Scanner,
     html: bool,
     limit: i64,
-) -> Result<Option<Score>, String> {
+) -> Result<Option<Score>, DecodeError> {
     let verdict = |mut scan: haven_core::phrases::Scan<'_>| {
         if scan.total() > limit {
             Some(scan.report())
@@ -236,7 +249,7 @@ fn decode_and_score(
                     break;
                 }
             }
-            Err(e) => return Err(format!("not scored: could not decode ({e})")),
+            Err(e) => return Err(DecodeError::Read(e)),
         }
     }
     Ok(verdict(scan))

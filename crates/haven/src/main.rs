@@ -123,7 +123,12 @@ fn ca(ctx: &Context, cmd: CaCommand) -> Result<ExitCode> {
     match cmd {
         CaCommand::Init { force } => {
             let (policy, _) = ctx.load_policy(None)?;
-            let made = haven_proxy::ca::init(&dir, &policy.school, force)?;
+            let existing = if force {
+                haven_proxy::ca::Existing::Replace
+            } else {
+                haven_proxy::ca::Existing::Keep
+            };
+            let made = haven_proxy::ca::init(&dir, &policy.school, existing)?;
             outln!("Created the CA for {} in {}.", policy.school, dir.display());
             outln!(
                 "Install {} on the school's devices (as a trusted root), or download it from the proxy at /haven-ca.crt.",

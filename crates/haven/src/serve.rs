@@ -290,7 +290,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
         .monitor
         .check()
         .and_then(|()| config.alerts.check())
-        .and_then(|()| config.proxy.check())
+        .and_then(|()| config.proxy.check().map_err(|e| e.to_string()))
         .map_err(|e| anyhow::anyhow!("configuration {origin} refused: {e}"))?;
     if config.alerts.console_url.is_empty() && !config.console.listen.is_empty() {
         config.alerts.console_url = format!("http://{}", config.console.listen);
