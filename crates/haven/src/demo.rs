@@ -94,7 +94,7 @@ async fn demo_captures(store: &Store) -> Result<()> {
         ));
     }
     store
-        .record_captures(&haven_store::captures::MonitorRules::default(), &captures)
+        .record_captures(&haven_store::captures::CaptureRules::default(), &captures)
         .await?;
     Ok(())
 }

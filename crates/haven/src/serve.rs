@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -105,7 +105,7 @@ pub struct ConfigFile {
     pub console: haven_console::ConsoleConfig,
     /// Monitoring: sources, grading by history, the grades that alert.
     #[serde(default)]
-    pub monitor: haven_store::captures::MonitorRules,
+    pub monitor: haven_monitor::MonitorRules,
     /// Where alerts go.
     #[serde(default)]
     pub alerts: haven_monitor::alerts::AlertsConfig,
@@ -289,6 +289,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     config
         .monitor
         .check()
+        .map_err(|e| e.to_string())
         .and_then(|()| config.alerts.check())
         .and_then(|()| config.proxy.check())
         .map_err(|e| anyhow::anyhow!("configuration {origin} refused: {e}"))?;
@@ -459,34 +460,17 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
             }
         })
     }));
-    // Pages the proxy scored are graded off the request path; when the grader falls behind,
-    // pages wait (up to 256 of them and 64 MiB) and beyond that are left ungraded and counted.
-    let (page_tx, page_rx) = tokio::sync::mpsc::channel::<haven_proxy::PageSeen>(256);
-    let pages_queued = Arc::new(AtomicUsize::new(0));
     let alert_stats = Arc::new(haven_monitor::alerts::AlertStats::default());
-    if config.monitor.pages {
-        let (stats, queued) = (alert_stats.clone(), pages_queued.clone());
-        let budget = PageBudget::new(u64::from(config.monitor.page_kib_per_second) * 1024);
-        proxy = proxy.with_pages(Arc::new(move |p| {
-            let len = p.page.len();
-            if queued.load(Ordering::Relaxed) + len > PAGES_QUEUED_AT_MOST || !budget.take(len) {
-                stats.page_skipped();
-                return;
-            }
-            queued.fetch_add(len, Ordering::Relaxed);
-            if page_tx.try_send(p).is_err() {
-                queued.fetch_sub(len, Ordering::Relaxed);
-                stats.page_skipped();
-            }
-        }));
+    let stats = alert_stats.clone();
+    let (pages, grader) =
+        haven_monitor::pages::page_grader(store.clone(), monitoring.clone(), move || {
+            stats.page_skipped()
+        });
+    if let Some(pages) = pages {
+        proxy = proxy.with_pages(pages);
     }
     let result = runtime.block_on(async {
-        tokio::spawn(grade_pages(
-            page_rx,
-            pages_queued.clone(),
-            store.clone(),
-            monitoring.clone(),
-        ));
+        tokio::spawn(grader);
         tokio::spawn(haven_monitor::alerts::run(
             store.clone(),
             monitoring.clone(),
@@ -731,80 +715,6 @@ impl Repeats {
     }
 }
 
-/// A token bucket of page bytes: `rate` a second, up to a second's worth saved up.
-struct PageBudget {
-    rate: u64,
-    state: std::sync::Mutex<(u64, std::time::Instant)>,
-}
-
-impl PageBudget {
-    fn new(rate: u64) -> PageBudget {
-        PageBudget {
-            rate,
-            state: std::sync::Mutex::new((rate, std::time::Instant::now())),
-        }
-    }
-
-    /// Whether `len` more bytes fit now (and if so, spends them).
-    fn take(&self, len: usize) -> bool {
-        let Ok(mut s) = self.state.lock() else {
-            return false;
-        };
-        let now = std::time::Instant::now();
-        let refill =
-            (now.duration_since(s.1).as_micros() as u64).saturating_mul(self.rate) / 1_000_000;
-        if refill > 0 {
-            s.0 = (s.0 + refill).min(self.rate);
-            s.1 = now;
-        }
-        let len = len as u64;
-        if s.0 >= len {
-            s.0 -= len;
-            true
-        } else {
-            false
-        }
-    }
-}
-
-/// Bytes of scored pages waiting to be graded, at most.
-const PAGES_QUEUED_AT_MOST: usize = 64 * 1024 * 1024;
-
-/// Grades the pages the proxy scored, one at a time on a blocking thread: a page whose text
-/// grades 1 or more is a capture, keeping the passage that graded highest.
-async fn grade_pages(
-    mut rx: tokio::sync::mpsc::Receiver<haven_proxy::PageSeen>,
-    queued: Arc<AtomicUsize>,
-    store: haven_store::Store,
-    monitoring: Arc<haven_monitor::library::Monitoring>,
-) {
-    /// Text read from a page, at most.
-    const PAGE_TEXT: usize = 256 * 1024;
-    while let Some(p) = rx.recv().await {
-        queued.fetch_sub(p.page.len(), Ordering::Relaxed);
-        let library = monitoring.library();
-        let graded = tokio::task::spawn_blocking(move || {
-            let text = p.page.text(PAGE_TEXT).ok()?;
-            let (g, passage) = library.grade_passages(&text)?;
-            Some(haven_store::captures::NewCapture::graded(
-                &g,
-                p.at_ms as i64,
-                "page",
-                &p.client.to_string(),
-                p.user.as_deref(),
-                &p.url,
-                &passage,
-            ))
-        })
-        .await;
-        if let Ok(Some(capture)) = graded {
-            if let Err(e) = monitoring.record(&store, &[capture]).await {
-                eprintln!("monitoring: a page capture could not be stored: {e}");
-            }
-        }
-    }
-}
-
 /// The store's health as Prometheus text: failures counted, and a full disk as a gauge a
 /// network manager can alert on.
 fn render_health(health: &haven_store::Health) -> String {
@@ -924,7 +834,7 @@ fn start_event_writer(
                     }
                 };
                 let mut repeats = Repeats::new(repeat_window);
-                let mut watcher = crate::monitor::Watcher::default();
+                let mut watcher = haven_monitor::Watcher::default();
                 // Gathered rows waiting to be written, a slice per transaction (from `done`
                 // on), so that the channel is drained between slices rather than filling while
                 // they are written.
@@ -1412,16 +1322,6 @@ mod tests {
             );
             assert!(text.lines().count() >= 2, "{category}");
         }
-    }
-
-    #[test]
-    fn the_page_budget_refills_over_time() {
-        let b = PageBudget::new(10_000);
-        assert!(b.take(8_000));
-        assert!(!b.take(3_000), "over the second's budget");
-        std::thread::sleep(Duration::from_millis(400));
-        assert!(b.take(3_000), "refilled");
-        assert!(!b.take(20_000), "never more than a second's worth");
     }
 
     #[test]
