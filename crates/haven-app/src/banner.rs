@@ -92,8 +92,8 @@ pub fn print(ctx: &Context, config: &Config, origin: &str, l: &Listening<'_>) {
             if demo {
                 text += &format!(
                     "  sign in:     every demo person's password is {}: priya.shah (DSL),\n\
-                     \x20              helen.marsh (headteacher) and owen.price (network manager)\n\
-                     \x20              set up a two-step code on first sign-in; ben.carter (teacher)\n",
+                     \x20              helen.marsh (headteacher) and owen.price (network manager) set up a\n\
+                     \x20              two-step code on first sign-in; ben.carter (teacher) needs none\n",
                     crate::demo::DEMO_PASSWORD
                 );
             }
