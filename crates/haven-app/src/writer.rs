@@ -30,10 +30,11 @@ enum Holding {
 }
 
 impl Holding {
-    fn part(self) -> &'static str {
+    /// The part of Haven that says so, and what it holds.
+    fn words(self) -> (&'static str, &'static str) {
         match self {
-            Holding::Events => "events",
-            Holding::Captures => "monitoring",
+            Holding::Events => ("events", "events"),
+            Holding::Captures => ("monitoring", "captures"),
         }
     }
 }
@@ -49,6 +50,7 @@ async fn until_taken(
     refused: impl Fn(),
     mut write: impl AsyncFnMut() -> Result<(), StoreError>,
 ) -> bool {
+    let (part, noun) = holding.words();
     let mut tries = 0u64;
     loop {
         match store.health().note(write().await) {
@@ -59,24 +61,14 @@ async fn until_taken(
                     tracing::warn!(
                         error = %e,
                         count,
-                        "{}: the store refused {count} {}; trying again",
-                        holding.part(),
-                        match holding {
-                            Holding::Events => "events",
-                            Holding::Captures => "captures",
-                        }
+                        "{part}: the store refused {count} {noun}; trying again"
                     );
                 }
                 tries += 1;
                 if written.stopping.load(Ordering::Relaxed) && tries > 20 {
                     tracing::error!(
                         count,
-                        "{}: stopping with {count} {} the store would not take",
-                        holding.part(),
-                        match holding {
-                            Holding::Events => "events",
-                            Holding::Captures => "captures",
-                        }
+                        "{part}: stopping with {count} {noun} the store would not take"
                     );
                     return false;
                 }
