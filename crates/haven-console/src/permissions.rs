@@ -1,4 +1,4 @@
-//! Who may do what (DESIGN.md §1), as one table: every page and API route names the
+//! Who may do what (the product brief's roles), as one table: every page and API route names the
 //! permission it needs, and a role either has it or not.
 
 use haven_store::accounts::Role;

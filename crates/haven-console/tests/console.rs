@@ -15,7 +15,8 @@ use haven_console::{Console, ConsoleConfig};
 use haven_core::event::Event;
 use haven_core::policy::{Action, DEFAULT_POLICY};
 use haven_core::{Engine, LiveEngine, Policy, Snapshot, Target};
-use haven_store::captures::MonitorRules;
+use haven_monitor::MonitorRules;
+use haven_store::captures::CaptureRules;
 use haven_store::people::{ImportOptions, Kind};
 use haven_store::Store;
 use http_body_util::BodyExt as _;
@@ -497,7 +498,7 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
         // A capture graded 5 waits on the dashboard, its text shown as text, the read audited.
         h.store
             .record_captures(
-                &MonitorRules::default(),
+                &CaptureRules::default(),
                 &[haven_store::captures::NewCapture {
                     at_ms: haven_store::now_ms(),
                     source: "search".into(),
@@ -994,7 +995,7 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         let h = harness(config()).await;
         h.store
             .record_captures(
-                &MonitorRules::default(),
+                &CaptureRules::default(),
                 &[
                     capture("how do i kill myself", "kill myself"),
                     capture("kill myself laughing at this meme", "kill myself"),

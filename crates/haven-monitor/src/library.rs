@@ -9,8 +9,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use haven_core::risk::{RiskError, RiskLibrary};
-use haven_store::captures::{MonitorRules, NewCapture, Recorded};
+use haven_store::captures::{CaptureRules, NewCapture, Recorded};
+
+use crate::rules::MonitorRules;
 use haven_store::{Store, StoreError};
+
+/// The starter library (`config/risk/library.txt`).
+pub const BUILT_IN: &str = include_str!("../../../config/risk/library.txt");
 
 /// The file in `<data-dir>/risk/` the console edits.
 pub const SCHOOL_FILE: &str = "school.txt";
@@ -30,6 +35,8 @@ pub struct Monitoring {
     library: RwLock<Arc<RiskLibrary>>,
     /// Grades that alert, and how history raises a grade.
     pub rules: MonitorRules,
+    /// The store's part of the rules.
+    capture_rules: CaptureRules,
     /// Woken when a capture queues an alert.
     pub alerted: tokio::sync::Notify,
     built_in: String,
@@ -54,6 +61,7 @@ impl Monitoring {
         (
             Monitoring {
                 library: RwLock::new(Arc::new(library)),
+                capture_rules: rules.capture_rules(),
                 rules,
                 alerted: tokio::sync::Notify::new(),
                 built_in: built_in.to_owned(),
@@ -187,7 +195,7 @@ impl Monitoring {
         store: &Store,
         captures: &[NewCapture],
     ) -> Result<Vec<Recorded>, StoreError> {
-        let recorded = store.record_captures(&self.rules, captures).await?;
+        let recorded = store.record_captures(&self.capture_rules, captures).await?;
         if recorded.iter().any(|r| r.alert.is_some()) {
             self.alerted.notify_one();
         }

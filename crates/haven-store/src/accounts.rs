@@ -17,7 +17,7 @@ pub const LOCK_FOR_MS: i64 = 15 * 60 * 1000;
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 8;
 
-/// What a person does in Haven (DESIGN.md §1); a person may hold several.
+/// What a person does in Haven (the roles of the product brief); a person may hold several.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Role {
     /// A pupil: browses through the filter.

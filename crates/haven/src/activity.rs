@@ -77,14 +77,15 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
         }
         EventsCommand::Generate(g) => {
             let (n, secs) =
-                ctx.with_store(async |s| crate::demo::generate(&s, g.count, g.days).await)?;
+                ctx.with_store(async |s| haven_app::demo::generate(&s, g.count, g.days).await)?;
             outln!(
                 "wrote {n} events in {secs:.2} s: {:.0} events/s",
                 n as f64 / secs.max(1e-9)
             );
         }
         EventsCommand::BenchSearch { rounds } => {
-            let lines = ctx.with_store(async |s| crate::demo::bench_search(&s, rounds).await)?;
+            let lines =
+                ctx.with_store(async |s| haven_app::demo::bench_search(&s, rounds).await)?;
             for l in lines {
                 outln!("{l}");
             }

@@ -1,14 +1,11 @@
 //! The `haven` command: one binary for every part of Haven.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{bail, Result};
 use clap::{Args, Parser, Subcommand};
 use haven_core::policy::DEFAULT_POLICY;
-use haven_core::{Engine, Policy};
-use haven_lists::ListStore;
 
 /// `println!` that returns an error instead of panicking (a closed pipe is not a crash).
 macro_rules! outln {
@@ -21,7 +18,6 @@ macro_rules! outln {
 mod activity;
 mod audit;
 mod check;
-mod demo;
 mod devices;
 mod lists;
 mod monitor;
@@ -153,116 +149,7 @@ struct CategoriesArgs {
 }
 
 /// What every command needs: where the state is.
-pub(crate) struct Context {
-    pub data_dir: PathBuf,
-}
-
-impl Context {
-    pub fn lists(&self) -> ListStore {
-        ListStore::new(&self.data_dir)
-    }
-
-    /// The policy file in force: `<data-dir>/policy.toml` when present.
-    pub fn policy_path(&self) -> Option<PathBuf> {
-        let p = self.data_dir.join("policy.toml");
-        p.is_file().then_some(p)
-    }
-
-    /// Loads a policy: the given file, the data directory's, or the built-in default.
-    pub fn load_policy(&self, file: Option<&Path>) -> Result<(Policy, String)> {
-        let path = file.map(Path::to_path_buf).or_else(|| self.policy_path());
-        match path {
-            Some(p) => {
-                let text = std::fs::read_to_string(&p)
-                    .with_context(|| format!("reading policy {}", p.display()))?;
-                let policy = Policy::from_toml(&text)
-                    .with_context(|| format!("policy {} refused", p.display()))?;
-                Ok((policy, p.display().to_string()))
-            }
-            None => Ok((
-                Policy::from_toml(DEFAULT_POLICY).context("the built-in policy")?,
-                "built-in default policy".to_owned(),
-            )),
-        }
-    }
-
-    /// The store's URL: `HAVEN_STORE_URL`, else `[store] url` in `<data-dir>/haven.toml`,
-    /// else the SQLite file `<data-dir>/haven.db`.
-    pub fn store_url(&self, config: Option<&serve::ConfigFile>) -> Result<String> {
-        if let Some(url) = std::env::var("HAVEN_STORE_URL")
-            .ok()
-            .filter(|u| !u.is_empty())
-        {
-            return Ok(url);
-        }
-        let read;
-        let config = match config {
-            Some(c) => Some(c),
-            None => {
-                let path = self.data_dir.join("haven.toml");
-                read = path
-                    .is_file()
-                    .then(|| serve::read_config(&path))
-                    .transpose()?;
-                read.as_ref()
-            }
-        };
-        if let Some(url) = config.and_then(|c| c.store.url.clone()) {
-            return Ok(url);
-        }
-        std::fs::create_dir_all(&self.data_dir)
-            .with_context(|| format!("creating {}", self.data_dir.display()))?;
-        Ok(format!(
-            "sqlite://{}?mode=rwc",
-            self.data_dir.join("haven.db").display()
-        ))
-    }
-
-    /// Runs a command's work against the store, on a runtime of its own.
-    pub fn with_store<T>(
-        &self,
-        work: impl AsyncFnOnce(haven_store::Store) -> Result<T>,
-    ) -> Result<T> {
-        let url = self.store_url(None)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            let mut store = haven_store::Store::open(&url)
-                .await
-                .with_context(|| format!("opening the store {}", haven_store::redact(&url)))?;
-            if store.backend() == haven_store::Backend::Postgres {
-                store.use_audit_key(&self.data_dir).await?;
-            }
-            let result = work(store.clone()).await;
-            store.close().await;
-            result
-        })
-    }
-
-    /// The snapshot and policy in force, compiled together. A missing snapshot while sources
-    /// are registered is an error (never an empty list); the previous snapshot standing in
-    /// for a refused one is marked on the engine (the console and the metrics show it); a
-    /// policy rule over an illegal-list entry is a warning (the list wins).
-    pub fn engine(&self, policy_file: Option<&Path>) -> Result<Engine> {
-        let loaded = self.lists().load()?;
-        if let Some(why) = &loaded.refused {
-            eprintln!("warning: snapshot refused, using the previous one: {why}");
-        }
-        if loaded.path.is_none() {
-            eprintln!("note: no lists imported yet (haven lists import PATH); only the policy's own rules apply");
-        }
-        let (policy, origin) = self.load_policy(policy_file)?;
-        let mut engine = Engine::new(Arc::new(loaded.snapshot), Arc::new(policy), &origin)?;
-        if let Some(why) = loaded.refused {
-            engine = engine.with_fallback(why);
-        }
-        for o in engine.illegal_overrides() {
-            eprintln!("warning: {o}");
-        }
-        Ok(engine)
-    }
-}
+pub(crate) use haven_app::Context;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

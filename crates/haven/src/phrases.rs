@@ -6,12 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
-use haven_core::phrases::{self, Phrase, PhraseError, Scanner};
+use haven_app::phrases::{load, scanner};
+use haven_core::phrases::{self, PhraseError, Scanner};
 
 use crate::Context;
-
-/// The built-in list (`config/phrases/default.txt`).
-pub const DEFAULT_PHRASES: &str = include_str!("../../../config/phrases/default.txt");
 
 #[derive(Debug, Subcommand)]
 pub enum PhrasesCommand {
@@ -35,53 +33,6 @@ pub enum PhrasesCommand {
         #[arg(long)]
         html: bool,
     },
-}
-
-/// The lists in force: (phrases, refused lines, list names).
-pub fn load(ctx: &Context) -> Result<(Vec<Phrase>, Vec<PhraseError>, Vec<String>)> {
-    let (mut all, mut errors) = phrases::parse(DEFAULT_PHRASES, "built-in");
-    let mut names = vec!["built-in".to_owned()];
-    let dir = ctx.data_dir.join("phrases");
-    if dir.is_dir() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "txt"))
-            .collect();
-        files.sort();
-        for f in files {
-            let text =
-                std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?;
-            let (p, e) = phrases::parse(&text, &f.display().to_string());
-            all.extend(p);
-            errors.extend(e);
-            names.push(f.display().to_string());
-        }
-    }
-    Ok((all, errors, names))
-}
-
-/// The compiled scanner for the lists in force, with a line describing it.
-pub fn scanner(ctx: &Context) -> Result<(Scanner, String)> {
-    let (all, errors, names) = load(ctx)?;
-    for e in errors.iter().take(20) {
-        eprintln!("warning: phrase list {}: {}", e.at, e.message);
-    }
-    let scanner = Scanner::new(&all).map_err(anyhow::Error::msg)?;
-    let refused = if errors.is_empty() {
-        String::new()
-    } else {
-        format!(", {} lines refused (haven phrases check)", errors.len())
-    };
-    Ok((
-        scanner,
-        format!(
-            "{} phrases from {} list{}{refused}",
-            all.len(),
-            names.len(),
-            if names.len() == 1 { "" } else { "s" }
-        ),
-    ))
 }
 
 fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -198,7 +149,10 @@ pub fn run(ctx: &Context, cmd: PhrasesCommand) -> Result<ExitCode> {
             }
         }
         PhrasesCommand::Score { html } => {
-            let (scanner, _) = scanner(ctx)?;
+            let (scanner, _, errors) = scanner(ctx)?;
+            for e in errors.iter().take(20) {
+                eprintln!("warning: phrase list {}: {}", e.at, e.message);
+            }
             let mut text = Vec::new();
             std::io::Read::read_to_end(&mut std::io::stdin(), &mut text)?;
             let s = scanner.score(&text, html);

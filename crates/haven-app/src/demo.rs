@@ -1,15 +1,82 @@
-//! The demo school: invented people (`config/demo-people/`) and invented activity, so that a
-//! newcomer sees a populated Haven at once; and the same activity generator for benchmarks.
+//! The demo school: sample lists (`config/demo-lists/`), invented people
+//! (`config/demo-people/`) and invented activity, so that a newcomer sees a populated Haven at
+//! once; and the same activity generator for benchmarks.
 
 use std::net::IpAddr;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use haven_core::event::Event;
 use haven_core::policy::Action;
+use haven_lists::{Format, Progress, SourceSpec};
 use haven_store::events::EventQuery;
 use haven_store::people::{ImportOptions, Kind};
 use haven_store::Store;
+
+/// Sample lists for `--demo` (`config/demo-lists/`), by Haven category.
+const DEMO_LISTS: &[(&str, &str)] = &[
+    (
+        "gambling",
+        include_str!("../../../config/demo-lists/gambling/domains"),
+    ),
+    (
+        "pornography",
+        include_str!("../../../config/demo-lists/pornography/domains"),
+    ),
+    (
+        "social-networks",
+        include_str!("../../../config/demo-lists/social-networks/domains"),
+    ),
+    (
+        "chat",
+        include_str!("../../../config/demo-lists/chat/domains"),
+    ),
+    (
+        "games",
+        include_str!("../../../config/demo-lists/games/domains"),
+    ),
+    (
+        "doh",
+        include_str!("../../../config/demo-lists/doh/domains"),
+    ),
+    (
+        "vpn-proxy",
+        include_str!("../../../config/demo-lists/vpn-proxy/domains"),
+    ),
+    (
+        "dating",
+        include_str!("../../../config/demo-lists/dating/domains"),
+    ),
+    (
+        "malware",
+        include_str!("../../../config/demo-lists/malware/domains"),
+    ),
+];
+
+/// Writes the sample lists into the data directory and imports them, unless lists exist.
+pub fn ensure_lists(ctx: &crate::Context) -> Result<()> {
+    let store = ctx.lists();
+    if !store.sources()?.is_empty() {
+        return Ok(());
+    }
+    let dir = ctx.data_dir.join("demo-lists");
+    for (category, text) in DEMO_LISTS {
+        let d = dir.join(category);
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        std::fs::write(d.join("domains"), text)
+            .with_context(|| format!("writing {}", d.display()))?;
+    }
+    let spec = SourceSpec {
+        name: "demo".to_owned(),
+        location: dir.display().to_string(),
+        format: Format::Tree,
+        category: None,
+        mapping: Some("haven".to_owned()),
+        ca_file: None,
+    };
+    store.rebuild(&[spec], None, false, &mut Progress::hidden())?;
+    Ok(())
+}
 
 /// The demo's password for every invented person (printed in the banner).
 pub const DEMO_PASSWORD: &str = "demo-password";
@@ -52,7 +119,7 @@ pub async fn ensure_people(store: &Store) -> Result<bool> {
 /// Invented searches by invented pupils, graded by the built-in risk library, so that the
 /// demo's triage queue has something in it (their alerts go nowhere until `[alerts]` is set).
 async fn demo_captures(store: &Store) -> Result<()> {
-    let (library, _) = haven_core::risk::RiskLibrary::parse(crate::monitor::BUILT_IN);
+    let (library, _) = haven_core::risk::RiskLibrary::parse(haven_monitor::library::BUILT_IN);
     let pupils: Vec<String> = store
         .find_people("", 1000)
         .await?
@@ -94,7 +161,7 @@ async fn demo_captures(store: &Store) -> Result<()> {
         ));
     }
     store
-        .record_captures(&haven_store::captures::MonitorRules::default(), &captures)
+        .record_captures(&haven_store::captures::CaptureRules::default(), &captures)
         .await?;
     Ok(())
 }
@@ -360,4 +427,20 @@ pub async fn bench_search(store: &Store, rounds: usize) -> Result<Vec<String>> {
         ));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_lists_cover_every_category_they_claim() {
+        for (category, text) in DEMO_LISTS {
+            assert!(
+                haven_core::category::by_id(category).is_some(),
+                "{category}"
+            );
+            assert!(text.lines().count() >= 2, "{category}");
+        }
+    }
 }

@@ -1,0 +1,75 @@
+//! Reload: the lists and the policy built again and swapped in on SIGHUP and when their files
+//! change; a refused one keeps those in force. Also waits for the signal to stop.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use haven_core::LiveEngine;
+
+use crate::metrics::ListHealth;
+use crate::Context;
+
+/// The files whose change means a reload: the snapshot in force and the policy.
+fn watched(ctx: &Context) -> Vec<Option<std::time::SystemTime>> {
+    [
+        ctx.lists().snapshot_path(),
+        ctx.data_dir.join("policy.toml"),
+    ]
+    .iter()
+    .map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+    .collect()
+}
+
+/// Reloads on SIGHUP and on a file change until SIGTERM or Ctrl-C.
+pub async fn wait_and_reload(
+    ctx: &Context,
+    live: &Arc<LiveEngine>,
+    health: &Arc<ListHealth>,
+) -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    let mut seen = watched(ctx);
+    // Loading a large snapshot takes a moment: do it off the serving thread, then swap.
+    let reload = |why: &'static str| {
+        let ctx = ctx.clone();
+        let live = live.clone();
+        let health = health.clone();
+        async move {
+            let built = tokio::task::spawn_blocking(move || ctx.engine_logged(None)).await;
+            match built.map_err(anyhow::Error::from).and_then(|r| r) {
+                Ok(engine) => {
+                    live.replace(|_| Ok::<_, anyhow::Error>(engine)).ok();
+                    tracing::info!(
+                        why,
+                        snapshot = %format_args!("{:016x}", live.current().snapshot().checksum()),
+                        "reloaded"
+                    );
+                }
+                Err(e) => {
+                    health.reload_refused();
+                    tracing::error!(
+                        why,
+                        error = %format_args!("{e:#}"),
+                        "reload refused, the lists and policy in force stay"
+                    );
+                }
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = hup.recv() => reload("SIGHUP").await,
+            _ = tick.tick() => {
+                let now = watched(ctx);
+                if now != seen {
+                    seen = now;
+                    reload("a list or policy file changed").await;
+                }
+            }
+            _ = term.recv() => return Ok(()),
+            r = tokio::signal::ctrl_c() => return r.map_err(Into::into),
+        }
+    }
+}
