@@ -15,9 +15,10 @@ use std::time::{Duration, Instant};
 
 use haven_core::clients::ClientMap;
 use haven_core::engine::Rule;
-use haven_core::event::{Event, EventSink};
+use haven_core::event::{Event, Source};
 use haven_core::policy::Action;
-use haven_core::{Engine, LiveEngine, Target};
+use haven_core::{Engine, Target};
+use haven_runtime::{EventSink, LiveEngine};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Bytes, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1::SendRequest;
@@ -914,7 +915,7 @@ impl Proxy {
             at_ms: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64),
-            source: "proxy",
+            source: Source::Proxy,
             client: who.client,
             group: who.group.clone(),
             user: who.user.clone(),

@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use clap::Args;
 use haven_core::clients::{ClientMap, DeviceFile, NetworkFile};
-use haven_core::LiveEngine;
 use haven_dns::server::resolv_conf_nameservers;
 use haven_dns::upstream::Upstream;
 use haven_dns::{DnsConfig, DnsFilter};
 use haven_lists::{Format, Progress, SourceSpec};
+use haven_runtime::LiveEngine;
 use serde::Deserialize;
 
 use crate::Context;
@@ -411,7 +411,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     if config.events.log {
         let batches = config.events.buffer.div_ceil(256).max(1);
         let (tx, rx) = std::sync::mpsc::sync_channel(batches);
-        let sink = Arc::new(haven_core::event::EventSink::new(tx));
+        let sink = Arc::new(haven_runtime::EventSink::new(tx));
         proxy = proxy.with_events(sink.clone());
         filter = filter.with_events(sink.clone());
         events = Some(sink);
@@ -678,7 +678,7 @@ impl Repeats {
     /// Gathers `e` if it is a DNS question; otherwise gives it back to be stored now.
     fn add(&mut self, e: haven_core::event::Event) -> Option<haven_core::event::Event> {
         use std::hash::BuildHasher as _;
-        if self.window.is_zero() || e.source != "dns" {
+        if self.window.is_zero() || e.source != haven_core::event::Source::Dns {
             return Some(e);
         }
         let key = self.keys.hash_one((
@@ -1440,7 +1440,7 @@ mod tests {
     ) -> haven_core::event::Event {
         haven_core::event::Event {
             at_ms: 1_000,
-            source: "dns",
+            source: haven_core::event::Source::Dns,
             client: "10.0.0.2".parse().expect("ip"),
             group: "ks2".into(),
             user: None,
@@ -1469,7 +1469,7 @@ mod tests {
         assert!(r.add(other).is_none());
         // The proxy's requests are never gathered.
         let mut proxy = dns("http://a.example/", Action::Allow, 1);
-        proxy.source = "proxy";
+        proxy.source = haven_core::event::Source::Proxy;
         assert!(r.add(proxy).is_some());
         assert!(r.take_due(false).is_empty(), "the window is still open");
         let rows = r.take_due(true);
