@@ -33,6 +33,11 @@ pub fn now() -> jiff::Timestamp {
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
 }
 
+/// The wall clock in the system's time zone.
+pub fn local() -> jiff::Zoned {
+    now().to_zoned(jiff::tz::TimeZone::system())
+}
+
 /// The monotonic clock: for durations, deadlines and windows, never for dates.
 #[inline]
 #[allow(clippy::disallowed_methods)] // the seam itself
