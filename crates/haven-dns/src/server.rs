@@ -1129,6 +1129,23 @@ mod request_path {
         .expect("filter")
     }
 
+    #[test]
+    fn the_filter_is_a_collector_reading_what_metrics_text_reads() {
+        let f = Arc::new(filter());
+        f.metrics.queries.fetch_add(2, Ordering::Relaxed);
+        f.metrics.blocked("gambling");
+        let scraped = haven_runtime::metrics::text(Arc::clone(&f));
+        assert_eq!(scraped, f.metrics_text());
+        assert!(
+            scraped.contains("\nhaven_dns_queries_total 2\n"),
+            "{scraped}"
+        );
+        assert!(
+            scraped.contains("\nhaven_dns_blocked_total{category=\"gambling\"} 1\n"),
+            "{scraped}"
+        );
+    }
+
     fn run<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
