@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Instant;
 
 use anyhow::{Context as _, Result};
-use haven_core::event::Event;
+use haven_core::event::{Event, Source};
 use haven_core::policy::Action;
 use haven_lists::{Format, Progress, SourceSpec};
 use haven_store::events::EventQuery;
@@ -238,7 +238,7 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
     let span = days.max(1) * 86_400_000;
     let start = now.saturating_sub(span);
     let mut dice = Dice(0x9E37_79B9_7F4A_7C15);
-    const BATCH: usize = 256 * haven_core::event::EVENT_BATCH;
+    const BATCH: usize = 256 * haven_runtime::EVENT_BATCH;
     let mut batch = Vec::with_capacity(BATCH);
     let mut written = 0u64;
     let mut busy = 0f64;
@@ -258,7 +258,7 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
         let e = if roll < 55 {
             Event {
                 at_ms,
-                source: "dns",
+                source: Source::Dns,
                 client,
                 group,
                 user: None,
@@ -278,7 +278,7 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
         } else if roll < 85 {
             Event {
                 at_ms,
-                source: "proxy",
+                source: Source::Proxy,
                 client,
                 group,
                 user,
@@ -294,7 +294,11 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
             let (site, category) = *dice.pick(BLOCKED);
             Event {
                 at_ms,
-                source: if roll % 2 == 0 { "dns" } else { "proxy" },
+                source: if roll % 2 == 0 {
+                    Source::Dns
+                } else {
+                    Source::Proxy
+                },
                 client,
                 group: group.clone(),
                 user: if roll % 2 == 0 { None } else { user },
@@ -310,7 +314,7 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
             let term = *dice.pick(SEARCHES);
             Event {
                 at_ms,
-                source: "proxy",
+                source: Source::Proxy,
                 client,
                 group,
                 user,

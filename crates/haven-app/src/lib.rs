@@ -26,11 +26,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use haven_core::clients::{ClientMap, NetworkFile};
-use haven_core::event::EventSink;
-use haven_core::LiveEngine;
 use haven_dns::DnsFilter;
 use haven_monitor::alerts::AlertStats;
 use haven_monitor::Monitoring;
+use haven_runtime::EventSink;
+use haven_runtime::LiveEngine;
 use haven_store::Store;
 
 pub use config::Config;

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Result;
-use haven_core::LiveEngine;
+use haven_runtime::LiveEngine;
 
 use crate::metrics::ListHealth;
 use crate::Context;

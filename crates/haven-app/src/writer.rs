@@ -264,7 +264,7 @@ impl Repeats {
     /// Gathers `e` if it is a DNS question; otherwise gives it back to be stored now.
     fn add(&mut self, e: Event) -> Option<Event> {
         use std::hash::BuildHasher as _;
-        if self.window.is_zero() || e.source != "dns" {
+        if self.window.is_zero() || e.source != haven_core::event::Source::Dns {
             return Some(e);
         }
         let key = self.keys.hash_one((
@@ -324,7 +324,7 @@ mod tests {
     fn dns(name: &str, action: haven_core::policy::Action, latency_us: u64) -> Event {
         Event {
             at_ms: 1_000,
-            source: "dns",
+            source: haven_core::event::Source::Dns,
             client: "10.0.0.2".parse().expect("ip"),
             group: "ks2".into(),
             user: None,
@@ -353,7 +353,7 @@ mod tests {
         assert!(r.add(other).is_none());
         // The proxy's requests are never gathered.
         let mut proxy = dns("http://a.example/", Action::Allow, 1);
-        proxy.source = "proxy";
+        proxy.source = haven_core::event::Source::Proxy;
         assert!(r.add(proxy).is_some());
         assert!(r.take_due(false).is_empty(), "the window is still open");
         let rows = r.take_due(true);

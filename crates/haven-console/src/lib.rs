@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use axum::http::{header, HeaderValue};
 use axum::Router;
-use haven_core::LiveEngine;
+use haven_runtime::LiveEngine;
 use haven_store::Store;
 use serde::Deserialize;
 

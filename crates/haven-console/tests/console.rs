@@ -12,10 +12,11 @@ use axum::Router;
 use haven_console::monitoring::Monitoring;
 use haven_console::permissions::any_allowed;
 use haven_console::{Console, ConsoleConfig};
-use haven_core::event::Event;
+use haven_core::event::{Event, Source};
 use haven_core::policy::{Action, DEFAULT_POLICY};
-use haven_core::{Engine, LiveEngine, Policy, Snapshot, Target};
+use haven_core::{Engine, Policy, Snapshot, Target};
 use haven_monitor::MonitorRules;
+use haven_runtime::LiveEngine;
 use haven_store::captures::CaptureRules;
 use haven_store::people::{ImportOptions, Kind};
 use haven_store::Store;
@@ -452,7 +453,7 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
         h.store
             .insert_events(&[Event {
                 at_ms: haven_store::now_ms() as u64,
-                source: "proxy",
+                source: Source::Proxy,
                 client: "10.20.1.5".parse().expect("ip"),
                 group: "ks2".into(),
                 user: Some("tom.lewis".into()),
@@ -850,7 +851,7 @@ fn idle_sessions_end_and_the_api_speaks_json() {
         h.store
             .insert_events(&[Event {
                 at_ms: 1_790_000_000_000,
-                source: "dns",
+                source: Source::Dns,
                 client: "10.20.1.5".parse().expect("ip"),
                 group: "ks2".into(),
                 user: None,
@@ -1292,7 +1293,7 @@ async fn get_with(h: &Harness, uri: &str, bearer: &str) -> (StatusCode, String) 
 async fn toms_searches(h: &Harness) {
     let event = |at: u64, q: &str| Event {
         at_ms: at,
-        source: "proxy",
+        source: Source::Proxy,
         client: "10.20.1.5".parse().expect("ip"),
         group: "ks2".into(),
         user: Some("tom.lewis".into()),

@@ -17,7 +17,6 @@
 
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
 use jiff::civil::DateTime;
 use serde::Serialize;
 
@@ -731,33 +730,6 @@ fn illegal_overrides(snapshot: &Snapshot, policy: &Policy) -> Vec<IllegalOverrid
     found
 }
 
-/// The engine in force, replaced whole while requests flow; a failed replacement keeps the old.
-#[derive(Debug)]
-pub struct LiveEngine {
-    current: ArcSwap<Engine>,
-}
-
-impl LiveEngine {
-    /// Starts with an engine.
-    pub fn new(engine: Engine) -> LiveEngine {
-        LiveEngine {
-            current: ArcSwap::from_pointee(engine),
-        }
-    }
-
-    /// The engine in force now.
-    pub fn current(&self) -> Arc<Engine> {
-        self.current.load_full()
-    }
-
-    /// Builds a new engine and swaps it in; on error the engine in force stays.
-    pub fn replace<E>(&self, build: impl FnOnce(&Engine) -> Result<Engine, E>) -> Result<(), E> {
-        let next = build(&self.current.load())?;
-        self.current.store(Arc::new(next));
-        Ok(())
-    }
-}
-
 /// Where a hit came from, for events and block pages.
 pub fn hit_is_illegal(hit: &Hit) -> bool {
     hit.table == ListTable::Illegal
@@ -1320,32 +1292,6 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_replacement_keeps_the_engine_in_force() {
-        let live = LiveEngine::new(engine());
-        let before = live.current().snapshot().checksum();
-        let r: Result<(), SnapshotErrorWrapper> = live.replace(|_| {
-            let mut bytes = SnapshotBuilder::new().build(0);
-            bytes.truncate(bytes.len() - 3);
-            Snapshot::from_bytes(bytes)
-                .map(|_| unreachable!())
-                .map_err(SnapshotErrorWrapper)
-        });
-        assert!(r.is_err());
-        assert_eq!(live.current().snapshot().checksum(), before);
-        let t = Target::parse("casino.example").expect("t");
-        let e = live.current();
-        let g = e.group_id("ks2").expect("g");
-        assert_eq!(
-            e.decide(&t, g, None, parse_datetime(MONDAY_10).expect("t"))
-                .action,
-            Action::Block
-        );
-        live.replace(|cur| Engine::new(Arc::new(Snapshot::empty()), cur.policy().clone(), "test"))
-            .expect("good swap");
-        assert_ne!(live.current().snapshot().checksum(), before);
-    }
-
-    #[test]
     fn a_group_id_from_another_policy_fails_closed() {
         let full = engine();
         let staff = full.group_id("staff").expect("staff");
@@ -1358,7 +1304,4 @@ mod tests {
             .reason
             .contains("blocked the page to be safe"));
     }
-
-    #[derive(Debug)]
-    struct SnapshotErrorWrapper(#[allow(dead_code)] crate::snapshot::SnapshotError);
 }

@@ -37,6 +37,39 @@ pub struct PhraseError {
     pub message: String,
 }
 
+/// Why a line of a phrase list is not an entry (the message of its [`PhraseError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum LineError {
+    #[error("an empty phrase")]
+    EmptyPhrase,
+    #[error("expected <phrase> at {0:?}")]
+    ExpectedPhrase(String),
+    #[error("a < without its >")]
+    Unclosed,
+    #[error("no <phrase><weight>")]
+    NoPhrase,
+    #[error("<{0}> is not a weight")]
+    NotAWeight(String),
+    #[error("weight {0} out of range")]
+    WeightOutOfRange(i32),
+    #[error("a weight without a phrase")]
+    WeightWithoutPhrase,
+}
+
+/// Why phrases could not be compiled into a [`Scanner`].
+#[derive(Debug, thiserror::Error)]
+pub enum ScannerError {
+    /// A combination (`a + b + …`) of more parts than a scanner follows.
+    #[error("a combination of more than {MAX_PARTS} parts")]
+    TooManyParts,
+    /// More combinations than a scanner numbers.
+    #[error("{0}")]
+    TooManyCombinations(#[from] std::num::TryFromIntError),
+    /// The automaton could not be built.
+    #[error("{0}")]
+    Build(#[from] aho_corasick::BuildError),
+}
+
 /// One entry of a phrase list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phrase {
@@ -97,7 +130,10 @@ pub fn parse(text: &str, origin: &str) -> (Vec<Phrase>, Vec<PhraseError>) {
         };
         match entry(cat, weight, phrase.split('+')) {
             Ok(p) => out.push(p),
-            Err(message) => errors.push(PhraseError { at, message }),
+            Err(e) => errors.push(PhraseError {
+                at,
+                message: e.to_string(),
+            }),
         }
     }
     (out, errors)
@@ -107,10 +143,10 @@ fn entry<'a>(
     category: &str,
     weight: i32,
     parts: impl Iterator<Item = &'a str>,
-) -> Result<Phrase, String> {
+) -> Result<Phrase, LineError> {
     let parts: Vec<String> = parts.map(|p| p.trim().to_owned()).collect();
     if parts.is_empty() || parts.iter().any(|p| normalise_phrase(p).trim().is_empty()) {
-        return Err("an empty phrase".into());
+        return Err(LineError::EmptyPhrase);
     }
     Ok(Phrase {
         category: category.to_owned(),
@@ -190,16 +226,22 @@ pub fn import_e2guardian_with_includes(
             Ok((parts, weight)) => match entry(&category, weight, parts.iter().map(String::as_str))
             {
                 Ok(p) => out.push(p),
-                Err(message) => errors.push(PhraseError { at, message }),
+                Err(e) => errors.push(PhraseError {
+                    at,
+                    message: e.to_string(),
+                }),
             },
-            Err(message) => errors.push(PhraseError { at, message }),
+            Err(e) => errors.push(PhraseError {
+                at,
+                message: e.to_string(),
+            }),
         }
     }
     (out, errors, includes)
 }
 
 /// `<a>,<b><30>` → (["*a*", "*b*"], 30); `< a >` → whole word `a`.
-fn e2_line(line: &str) -> Result<(Vec<String>, i32), String> {
+fn e2_line(line: &str) -> Result<(Vec<String>, i32), LineError> {
     let mut groups = Vec::new();
     let mut rest = line;
     loop {
@@ -208,26 +250,26 @@ fn e2_line(line: &str) -> Result<(Vec<String>, i32), String> {
             break;
         }
         let Some(body) = rest.strip_prefix('<') else {
-            return Err(format!("expected <phrase> at {rest:?}"));
+            return Err(LineError::ExpectedPhrase(rest.to_owned()));
         };
         let Some(end) = body.find('>') else {
-            return Err("a < without its >".into());
+            return Err(LineError::Unclosed);
         };
         groups.push(&body[..end]);
         rest = &body[end + 1..];
     }
     let Some(weight) = groups.pop() else {
-        return Err("no <phrase><weight>".into());
+        return Err(LineError::NoPhrase);
     };
     let weight: i32 = weight
         .trim()
         .parse()
-        .map_err(|_| format!("<{weight}> is not a weight"))?;
+        .map_err(|_| LineError::NotAWeight(weight.to_owned()))?;
     if weight == 0 || weight.abs() > MAX_WEIGHT {
-        return Err(format!("weight {weight} out of range"));
+        return Err(LineError::WeightOutOfRange(weight));
     }
     if groups.is_empty() {
-        return Err("a weight without a phrase".into());
+        return Err(LineError::WeightWithoutPhrase);
     }
     let parts = groups
         .into_iter()
@@ -315,7 +357,7 @@ pub struct Scanner {
 
 impl Scanner {
     /// Compiles phrases. Identical phrases from several lists share one pattern.
-    pub fn new(phrases: &[Phrase]) -> Result<Scanner, String> {
+    pub fn new(phrases: &[Phrase]) -> Result<Scanner, ScannerError> {
         let mut categories: Vec<String> = Vec::new();
         let mut cat_index = |c: &str| match categories.iter().position(|x| x == c) {
             Some(i) => i,
@@ -348,9 +390,9 @@ impl Scanner {
                 });
             } else {
                 if ph.parts.len() > MAX_PARTS {
-                    return Err(format!("a combination of more than {MAX_PARTS} parts"));
+                    return Err(ScannerError::TooManyParts);
                 }
-                let combo = u32::try_from(combos.len()).map_err(|e| e.to_string())?;
+                let combo = u32::try_from(combos.len())?;
                 for (index, part) in ph.parts.iter().enumerate() {
                     let id = pattern(part, &mut uses);
                     uses[id].push(Use::Part {
@@ -368,8 +410,7 @@ impl Scanner {
         let dfa = DFA::builder()
             .match_kind(MatchKind::Standard)
             .start_kind(aho_corasick::StartKind::Unanchored)
-            .build(&patterns)
-            .map_err(|e| e.to_string())?;
+            .build(&patterns)?;
         Ok(Scanner {
             dfa,
             uses,

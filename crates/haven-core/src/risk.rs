@@ -108,22 +108,35 @@ pub struct RiskLibrary {
 /// Combinations one line may spell out, at most.
 const MAX_EXPANSIONS: usize = 20_000;
 
+/// Why a written phrase does not spell out patterns (the message of its [`RiskError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum PhraseSpelling {
+    #[error("{0:?}: a {{ without its }}")]
+    Unclosed(String),
+    #[error("{{{0}}} is not a word class (define it first: set | {0} | a; b)")]
+    UnknownClass(String),
+    #[error("{0:?} spells out more than {MAX_EXPANSIONS} phrases: use fewer or smaller classes")]
+    TooMany(String),
+    #[error("the phrase has no words")]
+    NoWords,
+}
+
 /// `written` with each `{NAME}` replaced by each member of its class, every combination.
 fn expand(
     written: &str,
     sets: &std::collections::BTreeMap<String, Vec<String>>,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, PhraseSpelling> {
     let mut out = vec![String::new()];
     let mut rest = written;
     while let Some(open) = rest.find('{') {
         let close = rest[open..]
             .find('}')
             .map(|c| open + c)
-            .ok_or_else(|| format!("{written:?}: a {{ without its }}"))?;
+            .ok_or_else(|| PhraseSpelling::Unclosed(written.to_owned()))?;
         let name = rest[open + 1..close].trim().to_ascii_lowercase();
-        let members = sets.get(&name).ok_or_else(|| {
-            format!("{{{name}}} is not a word class (define it first: set | {name} | a; b)")
-        })?;
+        let members = sets
+            .get(&name)
+            .ok_or_else(|| PhraseSpelling::UnknownClass(name.clone()))?;
         let before = &rest[..open];
         let mut next = Vec::with_capacity(out.len() * members.len());
         for o in &out {
@@ -132,9 +145,7 @@ fn expand(
             }
         }
         if next.len() > MAX_EXPANSIONS {
-            return Err(format!(
-                "{written:?} spells out more than {MAX_EXPANSIONS} phrases: use fewer or smaller classes"
-            ));
+            return Err(PhraseSpelling::TooMany(written.to_owned()));
         }
         out = next;
         rest = &rest[close + 1..];
@@ -411,11 +422,11 @@ impl RiskLibrary {
                 }
                 continue;
             }
-            let patterns_of = |written: &str| -> Result<Vec<Pattern>, String> {
+            let patterns_of = |written: &str| -> Result<Vec<Pattern>, PhraseSpelling> {
                 let spelt = expand(written, &sets)?;
                 let patterns: Option<Vec<Pattern>> =
                     spelt.iter().map(|w| Pattern::new(w)).collect();
-                patterns.ok_or_else(|| "the phrase has no words".to_owned())
+                patterns.ok_or(PhraseSpelling::NoWords)
             };
             let category = parts[1].to_ascii_lowercase();
             let known = CATEGORIES.contains(&category.as_str());
@@ -430,7 +441,7 @@ impl RiskLibrary {
                 let patterns = match patterns_of(parts[2]) {
                     Ok(p) => p,
                     Err(e) => {
-                        fail(e);
+                        fail(e.to_string());
                         continue;
                     }
                 };
@@ -461,7 +472,7 @@ impl RiskLibrary {
             let patterns = match patterns_of(written) {
                 Ok(p) => p,
                 Err(e) => {
-                    fail(e);
+                    fail(e.to_string());
                     continue;
                 }
             };

@@ -69,6 +69,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::disallowed_methods)] // a test needs some instant to start from
     fn a_key_waits_out_its_window_and_others_do_not() {
         let f = Failures::new(3, Duration::from_secs(60));
         let t = Instant::now();

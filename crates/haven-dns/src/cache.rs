@@ -80,7 +80,7 @@ impl Cache {
                 .min(u32::MAX as usize),
             head: 0,
             capacity,
-            epoch: Instant::now(),
+            epoch: haven_runtime::clock::instant(),
             keys: RandomState::new(),
             hits: 0,
             misses: 0,
@@ -304,7 +304,7 @@ mod tests {
     #[test]
     fn ttls_are_honoured_and_aged() {
         let mut c = Cache::new(10);
-        let t0 = Instant::now();
+        let t0 = haven_runtime::clock::instant();
         put(&mut c, "a.example", 100, rcode::NOERROR, t0);
         let hit = c
             .get(&question("a.example"), false, t0 + Duration::from_secs(40))
@@ -326,7 +326,7 @@ mod tests {
     #[test]
     fn negative_answers_are_cached_and_servfail_is_not() {
         let mut c = Cache::new(10);
-        let t0 = Instant::now();
+        let t0 = haven_runtime::clock::instant();
         put(&mut c, "gone.example", 0, rcode::NXDOMAIN, t0);
         assert!(c
             .get(
@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn capacity_is_bounded() {
         let mut c = Cache::new(2);
-        let t0 = Instant::now();
+        let t0 = haven_runtime::clock::instant();
         for n in ["a.example", "b.example", "c.example"] {
             put(&mut c, n, 100, rcode::NOERROR, t0);
         }
@@ -363,7 +363,7 @@ mod tests {
     #[test]
     fn the_eviction_queue_stays_bounded_as_entries_are_replaced() {
         let mut c = Cache::new(4);
-        let t0 = Instant::now();
+        let t0 = haven_runtime::clock::instant();
         for i in 0..1000 {
             put(
                 &mut c,
@@ -382,7 +382,7 @@ mod tests {
         // 8 entries of capacity: a 2 KiB ring, and answers of 60 to 200 bytes that wrap it
         // again and again. Every hit must be exactly the answer last stored for that name.
         let mut c = Cache::new(8);
-        let t0 = Instant::now();
+        let t0 = haven_runtime::clock::instant();
         let mut latest: HashMap<String, Vec<u8>> = HashMap::new();
         let mut newest = String::new();
         for i in 0..2000u32 {
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn a_hash_collision_is_a_miss_not_another_answer() {
         let mut c = Cache::new(10);
-        let t0 = Instant::now();
+        let t0 = haven_runtime::clock::instant();
         put(&mut c, "a.example", 100, rcode::NOERROR, t0);
         // Force another question onto a.example's key: the stored question does not match.
         let key = c.key(&question("a.example"), false);

@@ -3,7 +3,7 @@
 //! - [`wire`]: DNS messages, parsed and built with every length and pointer checked (pure);
 //! - [`filter`]: the plan for a query, from the policy engine (pure);
 //! - [`cache`]: upstream answers kept for their TTL, negative answers included;
-//! - [`metrics`]: counters in the Prometheus text format;
+//! - [`metrics`]: the counters and their names, exposed through a `prometheus-client` collector;
 //! - [`server`]: UDP and TCP listeners, upstream forwarding with failover and TCP retry;
 //! - [`upstream`]: upstream resolvers, plain or DNS over TLS with kept connections.
 

@@ -1,7 +1,11 @@
-//! The DNS filter's metrics, in the Prometheus text format. Every metric name is here.
+//! The DNS filter's metrics, exposed through a `prometheus-client` collector (the filter is
+//! one: [`crate::DnsFilter`] implements [`Collector`]). Every metric name is here.
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use haven_runtime::metrics::{
+    counter, gauge, sum_and_count, text, Collector, CountsByCategory, DescriptorEncoder,
+};
 
 /// Metric names.
 pub mod names {
@@ -61,7 +65,7 @@ pub struct Metrics {
     pub upstream_failures: AtomicU64,
     /// Sum of upstream latency in microseconds.
     pub upstream_latency_us: AtomicU64,
-    blocked: haven_core::event::CountsByCategory,
+    blocked: CountsByCategory,
 }
 
 impl Metrics {
@@ -75,80 +79,116 @@ impl Metrics {
         self.blocked.total()
     }
 
-    /// The Prometheus exposition text.
-    pub fn render(&self, cache: CacheFigures) -> String {
-        let mut out = String::new();
+    /// Writes every metric, with the cache's figures of the moment (the body of the DNS
+    /// filter's [`Collector`]).
+    pub fn encode(&self, cache: CacheFigures, enc: &mut DescriptorEncoder) -> std::fmt::Result {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let mut counter = |name: &str, help: &str, value: u64| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        };
-        counter(names::QUERIES, "DNS queries answered.", get(&self.queries));
         counter(
+            enc,
+            names::QUERIES,
+            "DNS queries answered.",
+            get(&self.queries),
+        )?;
+        counter(
+            enc,
             names::MALFORMED,
             "Messages that were not valid queries.",
             get(&self.malformed),
-        );
+        )?;
         counter(
+            enc,
             names::RATE_LIMITED,
             "Queries refused by the per-client rate limit.",
             get(&self.rate_limited),
-        );
+        )?;
         counter(
+            enc,
             names::TCP_REFUSED,
             "TCP connections closed at once: the client address, or the server, had all it may open.",
             get(&self.tcp_refused),
-        );
-        counter(names::CACHE_HITS, "Answers from the cache.", cache.hits);
+        )?;
         counter(
+            enc,
+            names::CACHE_HITS,
+            "Answers from the cache.",
+            cache.hits,
+        )?;
+        counter(
+            enc,
             names::CACHE_MISSES,
             "Lookups the cache could not answer.",
             cache.misses,
-        );
+        )?;
         counter(
+            enc,
             names::UPSTREAM_QUERIES,
             "Questions sent upstream.",
             get(&self.upstream_queries),
-        );
+        )?;
         counter(
+            enc,
             names::UPSTREAM_FAILURES,
             "Questions no upstream answered.",
             get(&self.upstream_failures),
-        );
+        )?;
         counter(
+            enc,
             names::EVENTS_DROPPED,
             "Events dropped because the consumer could not keep up.",
             cache.events_dropped,
-        );
-        for (name, help, value) in [
-            (
-                names::CACHE_ENTRIES,
-                "Answers held in the cache.",
-                cache.entries,
-            ),
-            (
-                names::CACHE_BYTES,
-                "Bytes of the cache's ring of answers.",
-                cache.bytes,
-            ),
-        ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
-            );
-        }
+        )?;
+        gauge(
+            enc,
+            names::CACHE_ENTRIES,
+            "Answers held in the cache.",
+            cache.entries as i64,
+        )?;
+        gauge(
+            enc,
+            names::CACHE_BYTES,
+            "Bytes of the cache's ring of answers.",
+            cache.bytes as i64,
+        )?;
         self.blocked
-            .render(&mut out, names::BLOCKED, "Queries blocked, by category.");
-        let _ = writeln!(
-            out,
-            "# HELP {n} Time upstreams took to answer.\n# TYPE {n} summary\n{n}_sum {:.6}\n{n}_count {}",
+            .encode(enc, names::BLOCKED, "Queries blocked, by category.")?;
+        sum_and_count(
+            enc,
+            names::UPSTREAM_LATENCY,
+            "Time upstreams took to answer.",
             get(&self.upstream_latency_us) as f64 / 1e6,
             get(&self.upstream_queries),
-            n = names::UPSTREAM_LATENCY
-        );
-        out
+        )
+    }
+
+    /// The metrics alone, in the OpenMetrics text (without `# EOF`): a copy of the counters now,
+    /// encoded through a registry of its own.
+    pub fn render(&self, cache: CacheFigures) -> String {
+        text(Frozen(self.copy(), cache))
+    }
+
+    /// A copy of the counters now.
+    fn copy(&self) -> Metrics {
+        let copy = |c: &AtomicU64| AtomicU64::new(c.load(Ordering::Relaxed));
+        Metrics {
+            queries: copy(&self.queries),
+            malformed: copy(&self.malformed),
+            rate_limited: copy(&self.rate_limited),
+            tcp_refused: copy(&self.tcp_refused),
+            upstream_queries: copy(&self.upstream_queries),
+            upstream_failures: copy(&self.upstream_failures),
+            upstream_latency_us: copy(&self.upstream_latency_us),
+            blocked: self.blocked.copy(),
+        }
+    }
+}
+
+/// The counters and the cache's figures at one moment, as a collector of their own.
+#[derive(Debug)]
+struct Frozen(Metrics, CacheFigures);
+
+impl Collector for Frozen {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        self.0.encode(self.1, &mut enc)
     }
 }
 

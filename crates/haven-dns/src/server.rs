@@ -10,9 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use haven_core::clients::ClientMap;
-use haven_core::event::{Event, EventSink};
+use haven_core::event::{Event, Source};
 use haven_core::policy::Action;
-use haven_core::LiveEngine;
+use haven_runtime::clock;
+use haven_runtime::metrics::{Collector, DescriptorEncoder};
+use haven_runtime::{EventSink, LiveEngine};
 use jiff::civil::DateTime;
 use serde::Deserialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -379,8 +381,14 @@ impl DnsFilter {
         self
     }
 
-    /// The metrics, in the Prometheus text format.
+    /// The metrics alone, in the OpenMetrics text (without `# EOF`). The filter is also a
+    /// [`Collector`], for a registry of the whole service.
     pub fn metrics_text(&self) -> String {
+        self.metrics.render(self.figures())
+    }
+
+    /// The cache's figures and the events dropped, now.
+    fn figures(&self) -> crate::metrics::CacheFigures {
         let figures = self
             .cache
             .lock()
@@ -396,10 +404,10 @@ impl DnsFilter {
             })
             .unwrap_or_default();
         let events_dropped = self.events.as_ref().map_or(0, |s| s.dropped());
-        self.metrics.render(crate::metrics::CacheFigures {
+        crate::metrics::CacheFigures {
             events_dropped,
             ..figures
-        })
+        }
     }
 
     /// Whether a client is within its rate limit (a token bucket per address).
@@ -458,10 +466,8 @@ impl DnsFilter {
     /// The time now, for [`DnsFilter::begin`].
     pub fn now(&self) -> Now {
         Now {
-            instant: Instant::now(),
-            wall_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            instant: clock::instant(),
+            wall_ms: clock::now_ms(),
             local: (self.clock)(),
         }
     }
@@ -516,7 +522,7 @@ impl DnsFilter {
         let query = &asked.query;
         self.emit(Event {
             at_ms: asked.now.wall_ms,
-            source: "dns",
+            source: Source::Dns,
             client: asked.client,
             group: answered.group,
             // A device the table gives an owner says who, without a sign-in.
@@ -719,7 +725,7 @@ impl DnsFilter {
         let Ok(target) = wire::parse_query(&lookup) else {
             return reply.build();
         };
-        let found = match self.cached(&target, Instant::now()) {
+        let found = match self.cached(&target, clock::instant()) {
             Some(hit) => Some(hit),
             None => self.resolve(&lookup, &target).await,
         };
@@ -777,7 +783,7 @@ impl DnsFilter {
         };
         let result = self.forward(msg, q).await.map(|(answer, resp)| {
             if let Ok(mut cache) = self.cache.lock() {
-                cache.put(&q.question, q.dnssec_ok, &answer, &resp, Instant::now());
+                cache.put(&q.question, q.dnssec_ok, &answer, &resp, clock::instant());
             }
             let names = resp
                 .answers
@@ -806,7 +812,7 @@ impl DnsFilter {
             let mut out = msg.to_vec();
             wire::set_id(&mut out, id);
             wire::set_edns_size(&mut out, q);
-            let asked = Instant::now();
+            let asked = clock::instant();
             self.metrics
                 .upstream_queries
                 .fetch_add(1, Ordering::Relaxed);
@@ -1071,6 +1077,13 @@ pub fn resolv_conf_nameservers(text: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// The DNS filter's metrics, read on each scrape (register an `Arc<DnsFilter>`).
+impl Collector for DnsFilter {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
+        self.metrics.encode(self.figures(), &mut enc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1116,6 +1129,23 @@ mod request_path {
         .expect("filter")
     }
 
+    #[test]
+    fn the_filter_is_a_collector_reading_what_metrics_text_reads() {
+        let f = Arc::new(filter());
+        f.metrics.queries.fetch_add(2, Ordering::Relaxed);
+        f.metrics.blocked("gambling");
+        let scraped = haven_runtime::metrics::text(Arc::clone(&f));
+        assert_eq!(scraped, f.metrics_text());
+        assert!(
+            scraped.contains("\nhaven_dns_queries_total 2\n"),
+            "{scraped}"
+        );
+        assert!(
+            scraped.contains("\nhaven_dns_blocked_total{category=\"gambling\"} 1\n"),
+            "{scraped}"
+        );
+    }
+
     fn run<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -1156,7 +1186,7 @@ mod request_path {
         let mut f = filter();
         assert_eq!(f.rate_limit, 1000, "on by default");
         f.rate_limit = 1;
-        let now = Instant::now();
+        let now = clock::instant();
         let pupil: IpAddr = "10.0.0.1".parse().expect("ip");
         // A burst of two, then refused.
         assert!(f.within_rate(pupil, now) && f.within_rate(pupil, now));

@@ -12,7 +12,6 @@
 //! to load is refused with its error, and the previous one is used instead.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use haven_core::snapshot::{Snapshot, SnapshotBuilder, SnapshotError};
 use serde::{Deserialize, Serialize};
@@ -287,9 +286,7 @@ impl ListStore {
             }
         }
         progress.finish();
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = haven_runtime::clock::now_secs();
         let bytes = builder.build(now);
         let snapshot = match self.install(bytes) {
             Ok(s) => s,

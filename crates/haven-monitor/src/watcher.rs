@@ -87,7 +87,7 @@ impl Watcher {
             url: e.name.clone(),
             text: format!(
                 "{} blocked ({category}): {}",
-                if e.source == "dns" {
+                if e.source == haven_core::event::Source::Dns {
                     "DNS lookup"
                 } else {
                     "web request"
@@ -110,7 +110,7 @@ mod tests {
     fn event(at_ms: u64, name: &str, action: Action, category: Option<&str>) -> Event {
         Event {
             at_ms,
-            source: "dns",
+            source: haven_core::event::Source::Dns,
             client: "10.20.1.5".parse().expect("ip"),
             group: "ks2".into(),
             user: None,

@@ -1,7 +1,9 @@
-//! The proxy's counters and their Prometheus names (all in one place).
+//! The proxy's counters and their Prometheus names (all in one place), exposed through a
+//! `prometheus-client` collector ([`Metrics`] is one).
 
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use haven_runtime::metrics::{counter, text, Collector, CountsByCategory, DescriptorEncoder};
 
 /// Metric names.
 pub mod names {
@@ -46,7 +48,7 @@ pub struct Metrics {
     pub auth_failures: AtomicU64,
     pub refused: AtomicU64,
     pub client_timeouts: AtomicU64,
-    blocked: haven_core::event::CountsByCategory,
+    blocked: CountsByCategory,
 }
 
 impl Metrics {
@@ -60,9 +62,34 @@ impl Metrics {
         self.blocked.add(category.unwrap_or("(rule)"));
     }
 
-    /// The Prometheus exposition text.
+    /// The metrics alone, in the OpenMetrics text (without `# EOF`): a copy of the counters
+    /// now, encoded through a registry of its own.
     pub fn render(&self) -> String {
-        let mut out = String::new();
+        text(self.copy())
+    }
+
+    /// A copy of the counters now.
+    fn copy(&self) -> Metrics {
+        let copy = |c: &AtomicU64| AtomicU64::new(c.load(Ordering::Relaxed));
+        Metrics {
+            requests: copy(&self.requests),
+            tunnels: copy(&self.tunnels),
+            intercepted: copy(&self.intercepted),
+            bypass: copy(&self.bypass),
+            scored: copy(&self.scored),
+            unscored: copy(&self.unscored),
+            upstream_errors: copy(&self.upstream_errors),
+            auth_failures: copy(&self.auth_failures),
+            refused: copy(&self.refused),
+            client_timeouts: copy(&self.client_timeouts),
+            blocked: self.blocked.copy(),
+        }
+    }
+}
+
+/// The proxy's metrics, read on each scrape.
+impl Collector for Metrics {
+    fn encode(&self, mut enc: DescriptorEncoder) -> std::fmt::Result {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         for (name, help, value) in [
             (
@@ -116,14 +143,10 @@ impl Metrics {
                 get(&self.upstream_errors),
             ),
         ] {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            counter(&mut enc, name, help, value)?;
         }
         self.blocked
-            .render(&mut out, names::BLOCKED, "Requests blocked, by category.");
-        out
+            .encode(&mut enc, names::BLOCKED, "Requests blocked, by category.")
     }
 }
 
@@ -139,8 +162,10 @@ mod tests {
         m.blocked(Some("gambling"));
         m.blocked(None);
         let text = m.render();
-        assert!(text
-            .contains("# TYPE haven_proxy_requests_total counter\nhaven_proxy_requests_total 2\n"));
+        // OpenMetrics names a counter's family without `_total` in its TYPE line.
+        assert!(
+            text.contains("# TYPE haven_proxy_requests counter\nhaven_proxy_requests_total 2\n")
+        );
         assert!(text.contains("haven_proxy_blocked_total{category=\"gambling\"} 1\n"));
         assert!(text.contains("haven_proxy_blocked_total{category=\"(rule)\"} 1\n"));
     }

@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haven_core::clients::ClientMap;
-use haven_core::event::EventSink;
-use haven_core::{Engine, LiveEngine};
+use haven_core::Engine;
+use haven_runtime::{EventSink, LiveEngine};
 use hyper::body::Incoming;
 use hyper::header;
 use hyper::{Method, Request, Response, StatusCode};

@@ -387,6 +387,40 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// Why the audit key file cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum KeyFileError {
+    #[error("the key is not 64 hex digits")]
+    NotHex,
+    #[error("unkeyed-through is not a number")]
+    NotANumber,
+    #[error("a line that is not `key HEX` or `unkeyed-through N`")]
+    UnknownLine,
+    #[error("no `key` line")]
+    NoKey,
+    #[error("no `unkeyed-through` line")]
+    NoUnkeyedThrough,
+}
+
+/// Why an anchor's text is not an anchor taken with this key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum AnchorError {
+    #[error("not an anchor: `haven-audit-anchor id=N hash=HEX taken=MS code=HEX`")]
+    NoCode,
+    #[error("not an anchor: it must start `haven-audit-anchor`")]
+    NoStart,
+    #[error("not an anchor: no {0}")]
+    Missing(&'static str),
+    #[error("the anchor's id is not a number")]
+    Id,
+    #[error("the anchor's time is not a number")]
+    Time,
+    #[error(
+        "the anchor's code does not fit this audit key: it was altered, or taken with another key"
+    )]
+    Code,
+}
+
 impl AuditKey {
     /// Reads `<dir>/audit.key`, or makes it (32 random bytes, mode 0600) recording
     /// `last_unkeyed` (the newest entry already in the database) as the end of the unkeyed era.
@@ -395,7 +429,9 @@ impl AuditKey {
         let path = dir.join(KEY_FILE);
         let bad = |why: String| StoreError::Invalid(format!("{}: {why}", path.display()));
         match std::fs::read_to_string(&path) {
-            Ok(text) => return AuditKey::parse(&text, path.clone()).map_err(bad),
+            Ok(text) => {
+                return AuditKey::parse(&text, path.clone()).map_err(|e| bad(e.to_string()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(bad(e.to_string())),
         }
@@ -418,17 +454,17 @@ impl AuditKey {
                 f.write_all(text.as_bytes())
                     .and_then(|()| f.sync_all())
                     .map_err(|e| bad(e.to_string()))?;
-                AuditKey::parse(&text, path.clone()).map_err(bad)
+                AuditKey::parse(&text, path.clone()).map_err(|e| bad(e.to_string()))
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let text = std::fs::read_to_string(&path).map_err(|e| bad(e.to_string()))?;
-                AuditKey::parse(&text, path.clone()).map_err(bad)
+                AuditKey::parse(&text, path.clone()).map_err(|e| bad(e.to_string()))
             }
             Err(e) => Err(bad(e.to_string())),
         }
     }
 
-    fn parse(text: &str, path: PathBuf) -> Result<AuditKey, String> {
+    fn parse(text: &str, path: PathBuf) -> Result<AuditKey, KeyFileError> {
         let mut key = None;
         let mut through = None;
         for line in text.lines().map(str::trim) {
@@ -436,21 +472,21 @@ impl AuditKey {
                 key = Some(
                     unhex(k.trim())
                         .filter(|k| k.len() >= 32)
-                        .ok_or("the key is not 64 hex digits")?,
+                        .ok_or(KeyFileError::NotHex)?,
                 );
             } else if let Some(n) = line.strip_prefix("unkeyed-through ") {
                 through = Some(
                     n.trim()
                         .parse::<i64>()
-                        .map_err(|_| "unkeyed-through is not a number")?,
+                        .map_err(|_| KeyFileError::NotANumber)?,
                 );
             } else if !line.is_empty() && !line.starts_with('#') {
-                return Err("a line that is not `key HEX` or `unkeyed-through N`".into());
+                return Err(KeyFileError::UnknownLine);
             }
         }
         Ok(AuditKey {
-            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key.ok_or("no `key` line")?),
-            unkeyed_through: through.ok_or("no `unkeyed-through` line")?,
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key.ok_or(KeyFileError::NoKey)?),
+            unkeyed_through: through.ok_or(KeyFileError::NoUnkeyedThrough)?,
             path,
         })
     }
@@ -527,35 +563,27 @@ impl Anchor {
     }
 
     /// Reads an anchor's text and checks its code against `key`.
-    fn parse(text: &str, key: &AuditKey) -> Result<Anchor, String> {
+    fn parse(text: &str, key: &AuditKey) -> Result<Anchor, AnchorError> {
         let text = text.trim();
-        let (body, code) = text
-            .rsplit_once(" code=")
-            .ok_or("not an anchor: `haven-audit-anchor id=N hash=HEX taken=MS code=HEX`")?;
+        let (body, code) = text.rsplit_once(" code=").ok_or(AnchorError::NoCode)?;
         let mut words = body.split(' ');
         if words.next() != Some("haven-audit-anchor") {
-            return Err("not an anchor: it must start `haven-audit-anchor`".into());
+            return Err(AnchorError::NoStart);
         }
-        let mut field = |name: &str| {
+        let mut field = |name: &'static str| {
             words
                 .next()
                 .and_then(|w| w.strip_prefix(name))
                 .map(str::to_owned)
-                .ok_or_else(|| format!("not an anchor: no {name}"))
+                .ok_or(AnchorError::Missing(name))
         };
         let anchor = Anchor {
-            id: field("id=")?
-                .parse()
-                .map_err(|_| "the anchor's id is not a number")?,
+            id: field("id=")?.parse().map_err(|_| AnchorError::Id)?,
             hash: field("hash=")?,
-            taken_ms: field("taken=")?
-                .parse()
-                .map_err(|_| "the anchor's time is not a number")?,
+            taken_ms: field("taken=")?.parse().map_err(|_| AnchorError::Time)?,
         };
         if anchor.body() != body || !key.check(body, code) {
-            return Err(
-                "the anchor's code does not fit this audit key: it was altered, or taken with another key".into(),
-            );
+            return Err(AnchorError::Code);
         }
         Ok(anchor)
     }
@@ -722,7 +750,7 @@ impl Store {
     /// changed, removed or rewritten since. An anchor whose own code does not fit is an error.
     pub async fn verify_audit_anchor(&self, anchor: &str) -> Result<AuditCheck, StoreError> {
         let key = self.audit_key()?;
-        let anchor = Anchor::parse(anchor, key).map_err(StoreError::Invalid)?;
+        let anchor = Anchor::parse(anchor, key).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let (check, seen) = self.walk_audit(Some(anchor.id)).await?;
         if let AuditCheck::Broken { .. } = check {
             return Ok(check);

@@ -175,7 +175,7 @@ impl Store {
             for (e, repeats) in chunk {
                 q = q
                     .bind(e.at_ms as i64)
-                    .bind(e.source)
+                    .bind(e.source.as_str())
                     .bind(e.client.to_string())
                     .bind(e.group.as_str())
                     .bind(e.user.as_deref())

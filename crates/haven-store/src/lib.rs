@@ -339,9 +339,7 @@ pub fn redact(url: &str) -> String {
 
 /// Now, in milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    haven_runtime::clock::now_ms() as i64
 }
 
 #[cfg(test)]

@@ -227,57 +227,86 @@ pub fn group_for_year(year: &str) -> &'static str {
     }
 }
 
+/// Why a row of an MIS export is not a person (the message of its [`RowError`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum RowProblem {
+    #[error(
+        "{0:?} looks garbled (text once read in the wrong encoding and saved again): \
+         export the file from the MIS again as UTF-8"
+    )]
+    Garbled(String),
+    #[error("the id is empty")]
+    NoId,
+    #[error("id {0:?} is not an identifier (letters, digits, - _ . /)")]
+    NotAnIdentifier(String),
+    #[error("{0} is empty")]
+    Empty(&'static str),
+    #[error("{field} {value:?} is too long or has control characters")]
+    BadName { field: &'static str, value: String },
+    #[error("email {0:?} is not an address")]
+    NotAnEmail(String),
+    #[error("user name {0:?} may hold only letters, digits and - _ . @")]
+    BadUsername(String),
+    #[error("date of birth {0:?} is not a date (use YYYY-MM-DD or DD/MM/YYYY)")]
+    NotADate(String),
+    #[error("date of birth {0:?} is not plausible")]
+    ImplausibleDate(String),
+    #[error("year group {0:?} is not N, R or 1 to 14")]
+    BadYear(String),
+    #[error("role {0:?} is not one of {roles}", roles = Role::ALL.map(Role::id).join(", "))]
+    UnknownRole(String),
+    #[error("role {0:?} is not a staff role")]
+    NotStaffRole(String),
+}
+
 /// A date as `YYYY-MM-DD`, from that form or the UK's `DD/MM/YYYY`; a real date, not in the
 /// future.
-fn date_of_birth(s: &str) -> Result<String, String> {
+fn date_of_birth(s: &str) -> Result<String, RowProblem> {
     let iso = match s.split('/').collect::<Vec<_>>()[..] {
         [d, m, y] => format!("{y:0>4}-{m:0>2}-{d:0>2}"),
         _ => s.to_owned(),
     };
     let date: jiff::civil::Date = iso
         .parse()
-        .map_err(|_| format!("date of birth {s:?} is not a date (use YYYY-MM-DD or DD/MM/YYYY)"))?;
-    let today = jiff::Zoned::now().date();
+        .map_err(|_| RowProblem::NotADate(s.to_owned()))?;
+    let today = haven_runtime::clock::local().date();
     if date > today || date.year() < 1900 {
-        return Err(format!("date of birth {s:?} is not plausible"));
+        return Err(RowProblem::ImplausibleDate(s.to_owned()));
     }
     Ok(date.to_string())
 }
 
-fn name(field: &str, s: Option<&str>) -> Result<String, String> {
-    let s = s.ok_or_else(|| format!("{field} is empty"))?;
+fn name(field: &'static str, s: Option<&str>) -> Result<String, RowProblem> {
+    let s = s.ok_or(RowProblem::Empty(field))?;
     if s.chars().count() > 100 || s.chars().any(char::is_control) {
-        return Err(format!(
-            "{field} {s:?} is too long or has control characters"
-        ));
+        return Err(RowProblem::BadName {
+            field,
+            value: s.to_owned(),
+        });
     }
     Ok(s.to_owned())
 }
 
-fn identifier(s: Option<&str>) -> Result<String, String> {
-    let s = s.ok_or("the id is empty")?;
+fn identifier(s: Option<&str>) -> Result<String, RowProblem> {
+    let s = s.ok_or(RowProblem::NoId)?;
     if s.len() > 40
         || !s
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-_./".contains(&c))
     {
-        return Err(format!(
-            "id {s:?} is not an identifier (letters, digits, - _ . /)"
-        ));
+        return Err(RowProblem::NotAnIdentifier(s.to_owned()));
     }
     Ok(s.to_owned())
 }
 
-fn username(s: &str) -> Result<String, String> {
+fn username(s: &str) -> Result<String, RowProblem> {
     let u = s.to_ascii_lowercase();
     if u.len() > 64
         || !u
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || b"-_.@".contains(&c))
     {
-        return Err(format!(
-            "user name {s:?} may hold only letters, digits and - _ . @"
-        ));
+        return Err(RowProblem::BadUsername(s.to_owned()));
     }
     Ok(u)
 }
@@ -289,19 +318,16 @@ fn items(s: &str) -> impl Iterator<Item = &str> {
         .filter(|v| !v.is_empty())
 }
 
-fn parse_row(kind: Kind, layout: &Layout, rec: &csv::StringRecord) -> Result<Row, String> {
+fn parse_row(kind: Kind, layout: &Layout, rec: &csv::StringRecord) -> Result<Row, RowProblem> {
     if let Some(bad) = rec.iter().find_map(haven_core::textfile::garbled) {
-        return Err(format!(
-            "{bad:?} looks garbled (text once read in the wrong encoding and saved again): \
-             export the file from the MIS again as UTF-8"
-        ));
+        return Err(RowProblem::Garbled(bad.to_owned()));
     }
     let mis_id = identifier(layout.get(rec, "id"))?;
     let first_name = name("first name", layout.get(rec, "first_name"))?;
     let last_name = name("last name", layout.get(rec, "last_name"))?;
     let email = match layout.get(rec, "email") {
         Some(e) if !e.contains('@') || e.contains(char::is_whitespace) => {
-            return Err(format!("email {e:?} is not an address"))
+            return Err(RowProblem::NotAnEmail(e.to_owned()))
         }
         e => e.map(str::to_owned),
     };
@@ -324,26 +350,22 @@ fn parse_row(kind: Kind, layout: &Layout, rec: &csv::StringRecord) -> Result<Row
         Kind::Pupil => {
             let dob = layout
                 .get(rec, "date_of_birth")
-                .ok_or("date of birth is empty")?;
+                .ok_or(RowProblem::Empty("date of birth"))?;
             row.date_of_birth = Some(date_of_birth(dob)?);
-            let raw = layout.get(rec, "year_group").ok_or("year group is empty")?;
-            let year = year_group(raw)
-                .ok_or_else(|| format!("year group {raw:?} is not N, R or 1 to 14"))?;
+            let raw = layout
+                .get(rec, "year_group")
+                .ok_or(RowProblem::Empty("year group"))?;
+            let year = year_group(raw).ok_or_else(|| RowProblem::BadYear(raw.to_owned()))?;
             row.group = group_for_year(&year).to_owned();
             row.year_group = Some(year);
             row.roles = vec![Role::Pupil];
         }
         Kind::Staff => {
-            let raw = layout.get(rec, "roles").ok_or("roles is empty")?;
+            let raw = layout.get(rec, "roles").ok_or(RowProblem::Empty("roles"))?;
             for r in items(raw) {
-                let role = Role::parse(r).ok_or_else(|| {
-                    format!(
-                        "role {r:?} is not one of {}",
-                        Role::ALL.map(Role::id).join(", ")
-                    )
-                })?;
+                let role = Role::parse(r).ok_or_else(|| RowProblem::UnknownRole(r.to_owned()))?;
                 if matches!(role, Role::Pupil | Role::Parent) {
-                    return Err(format!("role {r:?} is not a staff role"));
+                    return Err(RowProblem::NotStaffRole(r.to_owned()));
                 }
                 if !row.roles.contains(&role) {
                     row.roles.push(role);
@@ -353,7 +375,9 @@ fn parse_row(kind: Kind, layout: &Layout, rec: &csv::StringRecord) -> Result<Row
             row.group = "staff".to_owned();
         }
         Kind::Parent => {
-            let raw = layout.get(rec, "children").ok_or("children is empty")?;
+            let raw = layout
+                .get(rec, "children")
+                .ok_or(RowProblem::Empty("children"))?;
             row.children = items(raw).map(str::to_owned).collect();
             row.group = "guest".to_owned();
             row.roles = vec![Role::Parent];
@@ -464,7 +488,10 @@ impl Store {
             }
             match parse_row(kind, &layout, &rec) {
                 Ok(row) => rows.push((line, row)),
-                Err(message) => report.errors.push(RowError { line, message }),
+                Err(e) => report.errors.push(RowError {
+                    line,
+                    message: e.to_string(),
+                }),
             }
         }
         let unreadable_ids = report

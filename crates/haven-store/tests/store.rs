@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use haven_core::event::Event;
+use haven_core::event::{Event, Source};
 use haven_core::policy::Action;
 use haven_store::accounts::{Failure, SignInError};
 use haven_store::audit::{AuditCheck, AuditEntry, AuditKind, Subject};
@@ -488,7 +488,11 @@ fn event(
 ) -> Event {
     Event {
         at_ms: 1_790_000_000_000 + n * 1000,
-        source: if search.is_some() { "proxy" } else { "dns" },
+        source: if search.is_some() {
+            Source::Proxy
+        } else {
+            Source::Dns
+        },
         client: IpAddr::from([10, 0, (n % 7) as u8, 2]),
         group: "ks2".into(),
         user: user.map(str::to_owned),

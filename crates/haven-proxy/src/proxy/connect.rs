@@ -450,7 +450,8 @@ mod tests {
     use haven_core::clients::ClientMap;
     use haven_core::policy::DEFAULT_POLICY;
     use haven_core::snapshot::{EntryKind, SnapshotBuilder};
-    use haven_core::{LiveEngine, Policy, Snapshot};
+    use haven_core::{Policy, Snapshot};
+    use haven_runtime::LiveEngine;
 
     /// A proxy with the shipped policy, `casino.example` listed as gambling, every client in
     /// ks2.

@@ -153,7 +153,7 @@ impl Proxy {
         let Some(sink) = &self.events else { return };
         sink.emit(Event {
             at_ms: clock::now_ms(),
-            source: "proxy",
+            source: haven_core::event::Source::Proxy,
             client: asked.who.client,
             group: asked.who.group.clone(),
             user: asked.who.user.clone(),
