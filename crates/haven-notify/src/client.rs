@@ -134,6 +134,21 @@ pub enum ClientError {
     },
 }
 
+impl ClientError {
+    /// What went wrong without the URL (for a URL that may hold a secret, as a webhook's may).
+    pub fn reason(&self) -> String {
+        match self {
+            ClientError::BadUrl(_) => "not an http or https URL".to_owned(),
+            ClientError::Connection { message, .. } => format!("connecting: {message}"),
+            ClientError::Tls { message, .. } => format!("TLS: {message}"),
+            ClientError::Status { status, .. } => format!("server answered {status}"),
+            ClientError::Redirects(_) => "too many redirects".to_owned(),
+            ClientError::TooLarge { limit, .. } => format!("larger than the {limit}-byte limit"),
+            ClientError::Timeout { stage, .. } => format!("timed out {stage}"),
+        }
+    }
+}
+
 /// The client: a TLS configuration (none: https is refused) and the limits of every exchange.
 #[derive(Clone)]
 pub struct Client {

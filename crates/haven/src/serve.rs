@@ -289,7 +289,7 @@ pub fn run(ctx: &Context, args: &ServeArgs) -> Result<ExitCode> {
     config
         .monitor
         .check()
-        .and_then(|()| config.alerts.check())
+        .and_then(|()| config.alerts.check().map_err(|e| e.to_string()))
         .and_then(|()| config.proxy.check())
         .map_err(|e| anyhow::anyhow!("configuration {origin} refused: {e}"))?;
     if config.alerts.console_url.is_empty() && !config.console.listen.is_empty() {
