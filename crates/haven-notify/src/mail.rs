@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use lettre::message::header::{
-    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue,
+    ContentTransferEncoding, ContentType, Header, HeaderName, HeaderValue, MIME_VERSION_1_0,
 };
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::{Credentials as SmtpCredentials, Mechanism};
@@ -142,8 +142,10 @@ impl Mailer {
             a.parse::<lettre::Address>()
                 .map_err(|_| MailError::Address(a.to_owned()))
         };
-        let body = Body::new_with_encoding(mail.body.clone(), ContentTransferEncoding::EightBit)
-            .map_err(|_| MailError::Message("a line too long for 8-bit mail".to_owned()))?;
+        // 8-bit text as it is, wrapped; quoted-printable only when a line cannot be wrapped
+        // (a long link), which mail programs decode.
+        let body = Body::new_with_encoding(wrap(&mail.body), ContentTransferEncoding::EightBit)
+            .unwrap_or_else(|_| Body::new(mail.body.clone()));
         let message = lettre::Message::builder()
             .from(Mailbox::new(
                 Some(mail.from_name.clone()),
@@ -153,6 +155,7 @@ impl Mailer {
             .subject(mail.subject.clone())
             .message_id(Some(format!("<{}>", mail.message_id)))
             .date_now()
+            .header(MIME_VERSION_1_0)
             .header(ContentType::TEXT_PLAIN)
             .header(AutoSubmitted)
             .body(body)
@@ -160,6 +163,40 @@ impl Mailer {
         self.transport.send(message).await?;
         Ok(())
     }
+}
+
+/// Lettre sends text as 8-bit only when every line, its CRLF included, is under 76 bytes:
+/// longer lines are broken at spaces (a word longer than that, such as a link, is left whole).
+const LINE: usize = 72;
+
+/// `text` with each line longer than [`LINE`] broken at spaces; lines end in CRLF.
+fn wrap(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for line in text.split_inclusive('\n') {
+        let (line, end) = match line
+            .strip_suffix("\r\n")
+            .or_else(|| line.strip_suffix('\n'))
+        {
+            Some(l) => (l, "\r\n"),
+            None => (line, ""),
+        };
+        let mut width = 0;
+        for (i, word) in line.split(' ').enumerate() {
+            if i > 0 {
+                if width > 0 && width + 1 + word.len() > LINE {
+                    out.push_str("\r\n");
+                    width = 0;
+                } else {
+                    out.push(' ');
+                    width += 1;
+                }
+            }
+            out.push_str(word);
+            width += word.len();
+        }
+        out.push_str(end);
+    }
+    out
 }
 
 fn tls_parameters(
@@ -194,5 +231,33 @@ impl Header for AutoSubmitted {
 
     fn display(&self) -> HeaderValue {
         HeaderValue::new(Self::name(), "auto-generated".to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_wrapped_at_spaces_and_links_kept_whole() {
+        let link = format!("https://haven.school.example/{}", "x".repeat(80));
+        let text = format!(
+            "Monitoring recorded a grade 5 capture in suicide at 12:34 on Wed 2 Dec 2026 (source: search).\r\n\r\nOpen it: {link}\r\nshort\n"
+        );
+        let wrapped = wrap(&text);
+        assert!(
+            wrapped.lines().all(|l| l.len() <= LINE || l == link),
+            "{wrapped}"
+        );
+        assert!(wrapped.contains(&format!("\r\n{link}\r\n")), "{wrapped}");
+        assert_eq!(
+            wrapped
+                .replace("\r\n", " ")
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            text.split_whitespace().collect::<Vec<_>>()
+        );
+        assert!(wrapped.ends_with("short\r\n"));
+        assert_eq!(wrap("a  b"), "a  b");
     }
 }
