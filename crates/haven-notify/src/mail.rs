@@ -239,6 +239,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_addresses_haven_uses_parse() {
+        // `[alerts] from` defaults to haven@localhost; staff addresses come from the MIS.
+        for a in [
+            "haven@localhost",
+            "p.shah@demo-school.example",
+            "o'brien@school.example",
+            "dsl+alerts@school.example",
+        ] {
+            assert!(a.parse::<lettre::Address>().is_ok(), "{a}");
+        }
+        assert!("two@at@example".parse::<lettre::Address>().is_err());
+    }
+
+    #[test]
     fn long_lines_are_wrapped_at_spaces_and_links_kept_whole() {
         let link = format!("https://haven.school.example/{}", "x".repeat(80));
         let text = format!(
