@@ -14,13 +14,28 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::Monitoring;
-use haven_store::alerts::{Delivery, Recipient};
+use haven_notify::{Client, ClientError, Limits, Mail, MailError, MailServer, Mailer, Redirects};
+use haven_store::alerts::{AlertLevel, Channel, Delivery, Recipient};
 use haven_store::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
+use prometheus_client::metrics::counter::ConstCounter;
 use serde::Deserialize;
-use tokio::io::{
-    AsyncBufReadExt as _, AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, BufReader,
+
+/// How long a webhook has to take the alert: connecting, the handshake, the answer, all in.
+pub const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The webhook client's bounds: everything within [`WEBHOOK_TIMEOUT`], no redirects (a 3xx is
+/// a failure), and at most 64 KiB of an answer read.
+const WEBHOOK_LIMITS: Limits = Limits {
+    connect: WEBHOOK_TIMEOUT,
+    handshake: WEBHOOK_TIMEOUT,
+    first_byte: WEBHOOK_TIMEOUT,
+    idle: WEBHOOK_TIMEOUT,
+    whole: WEBHOOK_TIMEOUT,
+    max_body: 64 * 1024,
+    redirects: Redirects::Refuse,
 };
-use tokio::net::TcpStream;
 
 /// `[alerts]` in `haven.toml`: where alerts go.
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +95,64 @@ pub enum SmtpSecurity {
     Starttls,
     /// TLS from the start (port 465).
     Tls,
+}
+
+/// Why `[alerts]` is refused: each names the key to change.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// `smtp` is not `host:port`.
+    #[error("alerts.smtp: {0:?} is not host:port")]
+    Smtp(String),
+    /// A user name with no encryption, to a mail server not on this machine.
+    #[error("alerts.smtp_user: a password is never sent in clear: set smtp_security = \"starttls\" or \"tls\"")]
+    PasswordInClear,
+    /// An address that cannot go into a mail header.
+    #[error("alerts: {0:?} is not an email address")]
+    Address(String),
+    /// A webhook that is not an http(s) URL.
+    #[error("alerts.webhooks: {0:?} is not an http(s) URL")]
+    Webhook(String),
+    /// `escalate_after_minutes` is negative or not a number.
+    #[error("alerts.escalate_after_minutes: a number of minutes, 0 or more")]
+    Escalate,
+    /// The extra CA file cannot be used.
+    #[error("alerts.ca_file: {0}")]
+    CaFile(haven_tls::TlsError),
+    /// `quiet_hours_alert_grade` is not a grade.
+    #[error("alerts.quiet_hours_alert_grade: a grade from 1 to 5")]
+    QuietGrade,
+    /// `quiet_hours` is not `HH:MM-HH:MM`.
+    #[error("alerts.quiet_hours: {0:?} is not HH:MM-HH:MM")]
+    QuietHours(String),
+}
+
+/// Why one delivery failed (stored with the delivery, shown in the console and logged: it never
+/// quotes a webhook's URL, which may carry a secret).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeliveryError {
+    /// No mail server can be reached as configured (no TLS, or no `[alerts] smtp`).
+    #[error("no mail server: {0}")]
+    NoMailer(String),
+    /// The mail server, or the message.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// The webhook could not be reached, or did not answer in time.
+    #[error("{0}")]
+    Webhook(String),
+    /// The webhook answered, with a status that is not success.
+    #[error("the webhook answered {0}")]
+    WebhookStatus(hyper::StatusCode),
+    /// The whole delivery took too long.
+    #[error("timed out")]
+    Timeout,
+}
+
+impl From<ClientError> for DeliveryError {
+    fn from(e: ClientError) -> Self {
+        DeliveryError::Webhook(e.reason())
+    }
 }
 
 fn default_from() -> String {
@@ -144,48 +217,45 @@ impl AlertsConfig {
     }
 
     /// Refuses what cannot work, with the key to change.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ConfigError> {
         if !self.smtp.is_empty() && !self.smtp.contains(':') {
-            return Err(format!("alerts.smtp: {:?} is not host:port", self.smtp));
+            return Err(ConfigError::Smtp(self.smtp.clone()));
         }
         let local = ["127.0.0.1:", "localhost:", "[::1]:"]
             .iter()
             .any(|p| self.smtp.starts_with(p));
         if !self.smtp_user.is_empty() && self.smtp_security == SmtpSecurity::None && !local {
-            return Err(
-                "alerts.smtp_user: a password is never sent in clear: set smtp_security = \"starttls\" or \"tls\""
-                    .into(),
-            );
+            return Err(ConfigError::PasswordInClear);
         }
         for a in std::iter::once(&self.from)
             .chain(&self.rota)
             .chain(&self.deputies)
         {
             if !usable_address(a) {
-                return Err(format!("alerts: {a:?} is not an email address"));
+                return Err(ConfigError::Address(a.clone()));
             }
         }
         for w in &self.webhooks {
             if !(w.starts_with("http://") || w.starts_with("https://"))
                 || w.parse::<hyper::Uri>().is_err()
             {
-                return Err(format!("alerts.webhooks: {w:?} is not an http(s) URL"));
+                return Err(ConfigError::Webhook(w.clone()));
             }
         }
         if !(self.escalate_after_minutes.is_finite() && self.escalate_after_minutes >= 0.0) {
-            return Err("alerts.escalate_after_minutes: a number of minutes, 0 or more".into());
+            return Err(ConfigError::Escalate);
         }
         if let Some(ca) = &self.ca_file {
-            haven_tls::client_config(Some(ca)).map_err(|e| format!("alerts.ca_file: {e}"))?;
+            haven_tls::client_config(Some(ca)).map_err(ConfigError::CaFile)?;
         }
         if !(1..=5).contains(&self.quiet_hours_alert_grade) {
-            return Err("alerts.quiet_hours_alert_grade: a grade from 1 to 5".into());
+            return Err(ConfigError::QuietGrade);
         }
         self.quiet().map(|_| ())
     }
 
     /// Quiet hours as minutes of the day, start and end.
-    fn quiet(&self) -> Result<Option<(u32, u32)>, String> {
+    fn quiet(&self) -> Result<Option<(u32, u32)>, ConfigError> {
         if self.quiet_hours.trim().is_empty() {
             return Ok(None);
         }
@@ -194,17 +264,38 @@ impl AlertsConfig {
             let (h, m) = (h.parse::<u32>().ok()?, m.parse::<u32>().ok()?);
             (h < 24 && m < 60).then_some(h * 60 + m)
         };
-        let bad = || {
-            format!(
-                "alerts.quiet_hours: {:?} is not HH:MM-HH:MM",
-                self.quiet_hours
-            )
-        };
+        let bad = || ConfigError::QuietHours(self.quiet_hours.clone());
         let (a, b) = self.quiet_hours.split_once('-').ok_or_else(bad)?;
         Ok(Some((
             minutes(a).ok_or_else(bad)?,
             minutes(b).ok_or_else(bad)?,
         )))
+    }
+
+    /// The mail server as `haven-notify` takes it (None: no email); the password from
+    /// `HAVEN_SMTP_PASSWORD`.
+    fn mail_server(&self) -> Option<MailServer> {
+        let (host, port) = self.smtp.rsplit_once(':')?;
+        let credentials = (!self.smtp_user.is_empty()).then(|| haven_notify::Credentials {
+            user: self.smtp_user.clone(),
+            password: std::env::var("HAVEN_SMTP_PASSWORD").unwrap_or_default(),
+        });
+        Some(MailServer {
+            host: host.trim_matches(['[', ']']).to_owned(),
+            port: port.parse().ok()?,
+            security: match self.smtp_security {
+                SmtpSecurity::None => haven_notify::Security::Plain,
+                SmtpSecurity::Starttls => haven_notify::Security::Starttls,
+                SmtpSecurity::Tls => haven_notify::Security::Tls,
+            },
+            credentials,
+            hello: self.helo().to_owned(),
+        })
+    }
+
+    /// The name Haven gives itself to the mail server: the sender's domain.
+    fn helo(&self) -> &str {
+        self.from.split_once('@').map_or("localhost", |(_, h)| h)
     }
 
     /// Whether `minute` of the day is in quiet hours.
@@ -241,19 +332,80 @@ impl AlertStats {
         self.pages_skipped.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Prometheus text.
-    pub fn render(&self) -> String {
-        format!(
-            "# HELP haven_alert_deliveries_total Alert messages delivered (email and webhook).\n\
-             # TYPE haven_alert_deliveries_total counter\nhaven_alert_deliveries_total {}\n\
-             # HELP haven_alert_delivery_failures_total Alert deliveries that failed (each tried again).\n\
-             # TYPE haven_alert_delivery_failures_total counter\nhaven_alert_delivery_failures_total {}\n\
-             # HELP haven_monitor_pages_skipped_total Scored pages left ungraded because the grader was behind.\n\
-             # TYPE haven_monitor_pages_skipped_total counter\nhaven_monitor_pages_skipped_total {}\n",
-            self.delivered.load(Ordering::Relaxed),
-            self.failed.load(Ordering::Relaxed),
-            self.pages_skipped.load(Ordering::Relaxed),
-        )
+    /// The counters as Prometheus text, for the metrics endpoint until it encodes one
+    /// registry with this collector in it (the `# EOF` line left off, so it can be appended).
+    pub fn render(self: &Arc<Self>) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(self.clone()));
+        let mut text = String::new();
+        if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
+            return String::new();
+        }
+        text.strip_suffix("# EOF\n")
+            .map(str::to_owned)
+            .unwrap_or(text)
+    }
+}
+
+impl Collector for AlertStats {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, help, value) in [
+            (
+                "haven_alert_deliveries",
+                "Alert messages delivered (email and webhook).",
+                &self.delivered,
+            ),
+            (
+                "haven_alert_delivery_failures",
+                "Alert deliveries that failed (each tried again).",
+                &self.failed,
+            ),
+            (
+                "haven_monitor_pages_skipped",
+                "Scored pages left ungraded because the grader was behind.",
+                &self.pages_skipped,
+            ),
+        ] {
+            let counter = ConstCounter::new(value.load(Ordering::Relaxed));
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the sender sends with: the webhook client and the mailer (or why there is none).
+#[derive(Debug)]
+struct Senders {
+    webhooks: Client,
+    mailer: Result<Mailer, String>,
+}
+
+impl Senders {
+    fn new(config: &AlertsConfig) -> Senders {
+        let tls = match haven_tls::client_config(config.ca_file.as_deref()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "alerts: no TLS for mail or webhooks");
+                None
+            }
+        };
+        let mailer = match config.mail_server() {
+            None => Err("no mail server is set ([alerts] smtp)".to_owned()),
+            Some(server) => {
+                let roots = haven_tls::root_certificates(config.ca_file.as_deref()).ok();
+                Mailer::new(&server, roots.as_deref()).map_err(|e| e.to_string())
+            }
+        };
+        if let Err(e) = &mailer {
+            if !config.smtp.is_empty() {
+                tracing::warn!(error = %e, "alerts: cannot send email");
+            }
+        }
+        Senders {
+            webhooks: Client::new(tls, WEBHOOK_LIMITS),
+            mailer,
+        }
     }
 }
 
@@ -265,28 +417,22 @@ pub async fn run(
     config: Arc<AlertsConfig>,
     stats: Arc<AlertStats>,
 ) {
-    let tls = match haven_tls::client_config(config.ca_file.as_deref()) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            eprintln!("alerts: no TLS for mail or webhooks ({e})");
-            None
-        }
-    };
+    let senders = Arc::new(Senders::new(&config));
     let mut warned_nobody = false;
     loop {
         tokio::select! {
             () = monitoring.alerted.notified() => {}
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        match pass(&store, &config, tls.clone(), &stats).await {
+        match pass(&store, &config, &senders, &stats).await {
             Ok(nobody) if nobody && !warned_nobody => {
                 warned_nobody = true;
                 if config.smtp.is_empty() {
-                    eprintln!(
+                    tracing::warn!(
                         "alerts: an alert has nobody to go to: no mail server is set ([alerts] smtp) and no webhooks; it waits in the console's triage queue"
                     );
                 } else {
-                    eprintln!(
+                    tracing::warn!(
                         "alerts: an alert has nobody to go to: no active member of staff with the DSL role has an email address (haven people import staff) and [alerts] rota is empty"
                     );
                 }
@@ -294,7 +440,7 @@ pub async fn run(
             Ok(_) => {}
             Err(e) => {
                 store.health().failed(&e);
-                eprintln!("alerts: {e}");
+                tracing::error!(error = %e, "alerts: a sending round failed");
             }
         }
     }
@@ -305,7 +451,7 @@ pub async fn run(
 async fn pass(
     store: &Store,
     config: &Arc<AlertsConfig>,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    senders: &Arc<Senders>,
     stats: &Arc<AlertStats>,
 ) -> Result<bool, haven_store::StoreError> {
     let now = jiff::Zoned::now();
@@ -314,31 +460,38 @@ async fn pass(
     let mut nobody = false;
     let waiting = store.waiting_alerts(100).await?;
     if !waiting.is_empty() {
-        let to = recipients(store, config, "rota").await?;
+        let to = recipients(store, config, AlertLevel::Rota).await?;
         nobody |= to.is_empty();
         for a in waiting.iter().filter(|a| !held(a.grade)) {
-            store.queue_deliveries(a.id, false, &to).await?;
+            store.queue_deliveries(a.id, AlertLevel::Rota, &to).await?;
         }
     }
     if config.escalate_after_minutes > 0.0 {
         let before = haven_store::now_ms() - (config.escalate_after_minutes * 60_000.0) as i64;
         let due = store.alerts_to_escalate(before).await?;
         if !due.is_empty() {
-            let to = recipients(store, config, "deputy").await?;
+            let to = recipients(store, config, AlertLevel::Deputy).await?;
             for a in due.iter().filter(|a| !held(a.grade)) {
-                store.queue_deliveries(a.id, true, &to).await?;
+                store
+                    .queue_deliveries(a.id, AlertLevel::Deputy, &to)
+                    .await?;
             }
         }
     }
     let deliveries = store.claim_deliveries(120_000, 50).await?;
     let mut sending = tokio::task::JoinSet::new();
     for d in deliveries {
-        let (store, config, tls, stats) =
-            (store.clone(), config.clone(), tls.clone(), stats.clone());
+        let (store, config, senders, stats) = (
+            store.clone(),
+            config.clone(),
+            senders.clone(),
+            stats.clone(),
+        );
         sending.spawn(async move {
-            let result = tokio::time::timeout(Duration::from_secs(60), deliver(&config, tls, &d))
-                .await
-                .unwrap_or_else(|_| Err("timed out".to_owned()));
+            let result =
+                tokio::time::timeout(Duration::from_secs(60), deliver(&config, &senders, &d))
+                    .await
+                    .unwrap_or(Err(DeliveryError::Timeout));
             let stored = match result {
                 Ok(()) => {
                     stats.delivered.fetch_add(1, Ordering::Relaxed);
@@ -347,20 +500,25 @@ async fn pass(
                 Err(e) => {
                     stats.failed.fetch_add(1, Ordering::Relaxed);
                     let wait = 5_000i64 << (d.attempts.clamp(1, 8) - 1);
-                    eprintln!(
-                        "alerts: {} to {} failed (try {}): {e}; trying again in {} s",
-                        d.channel,
-                        d.target,
-                        d.attempts,
-                        wait.min(600_000) / 1000
+                    tracing::warn!(
+                        channel = %d.channel,
+                        to = %shown_target(&d),
+                        attempt = d.attempts,
+                        retry_in_s = wait.min(600_000) / 1000,
+                        error = %e,
+                        "alerts: a delivery failed; it is tried again"
                     );
                     store
-                        .delivery_failed(d.id, &e, haven_store::now_ms() + wait.min(600_000))
+                        .delivery_failed(
+                            d.id,
+                            &e.to_string(),
+                            haven_store::now_ms() + wait.min(600_000),
+                        )
                         .await
                 }
             };
             if let Err(e) = stored {
-                eprintln!("alerts: cannot record delivery {}: {e}", d.id);
+                tracing::error!(delivery = d.id, error = %e, "alerts: cannot record a delivery");
             }
         });
     }
@@ -373,11 +531,11 @@ async fn pass(
 async fn recipients(
     store: &Store,
     config: &AlertsConfig,
-    level: &'static str,
+    level: AlertLevel,
 ) -> Result<Vec<Recipient>, haven_store::StoreError> {
     let (role, extra) = match level {
-        "rota" => ("dsl", &config.rota),
-        _ => ("deputy-dsl", &config.deputies),
+        AlertLevel::Rota => ("dsl", &config.rota),
+        AlertLevel::Deputy => ("deputy-dsl", &config.deputies),
     };
     let mut to = Vec::new();
     if !config.smtp.is_empty() {
@@ -392,13 +550,13 @@ async fn recipients(
         addresses.dedup();
         to.extend(addresses.into_iter().map(|target| Recipient {
             level,
-            channel: "email",
+            channel: Channel::Email,
             target,
         }));
     }
     to.extend(config.webhooks.iter().map(|w| Recipient {
         level,
-        channel: "webhook",
+        channel: Channel::Webhook,
         target: w.clone(),
     }));
     Ok(to)
@@ -413,7 +571,7 @@ fn words(config: &AlertsConfig, d: &Delivery) -> (String, String) {
                 .to_string()
         })
         .unwrap_or_default();
-    let escalated = d.level == "deputy";
+    let escalated = d.level == AlertLevel::Deputy;
     let subject = format!(
         "[Haven] {}Grade {} capture: {}",
         if escalated { "Not yet opened: " } else { "" },
@@ -449,35 +607,51 @@ fn link(config: &AlertsConfig, d: &Delivery) -> String {
     )
 }
 
+/// Where a delivery went, for a log line: an email address as it is, a webhook's scheme, host
+/// and port only (its path or user part may be a secret).
+fn shown_target(d: &Delivery) -> String {
+    match d.channel {
+        Channel::Email => d.target.clone(),
+        Channel::Webhook => d
+            .target
+            .parse::<hyper::Uri>()
+            .ok()
+            .and_then(|u| {
+                let host = u.host()?;
+                let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                Some(format!("{}://{host}{port}/…", u.scheme_str()?))
+            })
+            .unwrap_or_else(|| "a webhook".to_owned()),
+    }
+}
+
 async fn deliver(
     config: &AlertsConfig,
-    tls: Option<Arc<rustls::ClientConfig>>,
+    senders: &Senders,
     d: &Delivery,
-) -> Result<(), String> {
-    match d.channel.as_str() {
-        "email" => {
+) -> Result<(), DeliveryError> {
+    match d.channel {
+        Channel::Email => {
             if !usable_address(&d.target) {
-                return Err(format!(
-                    "{:?} is not an address Haven can send to",
-                    d.target
-                ));
+                return Err(MailError::Address(d.target.clone()).into());
             }
+            let mailer = senders
+                .mailer
+                .as_ref()
+                .map_err(|e| DeliveryError::NoMailer(e.clone()))?;
             let (subject, body) = words(config, d);
-            let host = config.from.split_once('@').map_or("localhost", |(_, h)| h);
-            let message = format!(
-                "Date: {}\r\nFrom: Haven <{}>\r\nTo: <{}>\r\nSubject: {subject}\r\n\
-                 Message-ID: <haven-alert-{}-{}@{host}>\r\nMIME-Version: 1.0\r\n\
-                 Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\
-                 Auto-Submitted: auto-generated\r\n\r\n{body}",
-                jiff::Zoned::now().strftime("%a, %d %b %Y %H:%M:%S %z"),
-                config.from,
-                d.target,
-                d.alert_id,
-                d.id,
-            );
-            send_mail(config, tls, &d.target, &message).await
+            let mail = Mail {
+                from_name: "Haven".to_owned(),
+                from: config.from.clone(),
+                to: d.target.clone(),
+                subject,
+                body,
+                message_id: format!("haven-alert-{}-{}@{}", d.alert_id, d.id, config.helo()),
+            };
+            mailer.send(&mail).await?;
+            Ok(())
         }
-        "webhook" => {
+        Channel::Webhook => {
             let (subject, _) = words(config, d);
             let json = serde_json::json!({
                 "text": format!("{subject}: {}", link(config, d)),
@@ -490,233 +664,17 @@ async fn deliver(
                 "level": d.level,
                 "link": link(config, d),
             });
-            post_json(&d.target, tls, json.to_string()).await
-        }
-        other => Err(format!("unknown channel {other}")),
-    }
-}
-
-// ---- SMTP ---------------------------------------------------------------------------------
-
-/// One SMTP conversation.
-struct Smtp<S> {
-    io: BufReader<S>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
-    /// Reads a reply (all its lines): its code, and its text.
-    async fn reply(&mut self) -> Result<(u16, String), String> {
-        let mut text = String::new();
-        loop {
-            let mut line = String::new();
-            let n = (&mut self.io)
-                .take(4096)
-                .read_line(&mut line)
-                .await
-                .map_err(|e| format!("reading from the mail server: {e}"))?;
-            if n == 0 {
-                return Err("the mail server closed the connection".into());
-            }
-            let code = line
-                .get(..3)
-                .and_then(|c| c.parse::<u16>().ok())
-                .ok_or_else(|| format!("the mail server said {:?}", line.trim_end()))?;
-            text.push_str(line.get(4..).unwrap_or("").trim_end());
-            text.push('\n');
-            if line.as_bytes().get(3) != Some(&b'-') {
-                return Ok((code, text));
-            }
-        }
-    }
-
-    async fn expect(&mut self, ok: &[u16], what: &str) -> Result<String, String> {
-        let (code, text) = self.reply().await?;
-        if ok.contains(&code) {
-            Ok(text)
-        } else {
-            Err(format!(
-                "{what}: the mail server said {code} {}",
-                text.trim_end()
-            ))
-        }
-    }
-
-    async fn command(&mut self, line: &str, ok: &[u16], what: &str) -> Result<String, String> {
-        let io = self.io.get_mut();
-        io.write_all(line.as_bytes())
-            .await
-            .and(io.write_all(b"\r\n").await)
-            .and(io.flush().await)
-            .map_err(|e| format!("writing to the mail server: {e}"))?;
-        self.expect(ok, what).await
-    }
-
-    /// From EHLO to QUIT.
-    async fn send(
-        &mut self,
-        config: &AlertsConfig,
-        helo: &str,
-        to: &str,
-        message: &str,
-    ) -> Result<(), String> {
-        self.command(&format!("EHLO {helo}"), &[250], "EHLO")
-            .await?;
-        if !config.smtp_user.is_empty() {
-            use base64::Engine as _;
-            let password = std::env::var("HAVEN_SMTP_PASSWORD").unwrap_or_default();
-            let token = base64::engine::general_purpose::STANDARD
-                .encode(format!("\0{}\0{password}", config.smtp_user));
-            self.command(&format!("AUTH PLAIN {token}"), &[235], "signing in")
+            let answer = senders
+                .webhooks
+                .post(&d.target, "application/json", json.to_string())
                 .await?;
-        }
-        self.command(&format!("MAIL FROM:<{}>", config.from), &[250], "MAIL FROM")
-            .await?;
-        self.command(&format!("RCPT TO:<{to}>"), &[250, 251], "RCPT TO")
-            .await?;
-        self.command("DATA", &[354], "DATA").await?;
-        let mut data = String::with_capacity(message.len() + 8);
-        for line in message.split("\r\n") {
-            // Dot-stuffing: a line that starts with a dot gets another.
-            if line.starts_with('.') {
-                data.push('.');
+            if answer.status().is_success() {
+                Ok(())
+            } else {
+                Err(DeliveryError::WebhookStatus(answer.status()))
             }
-            data.push_str(line);
-            data.push_str("\r\n");
-        }
-        data.push('.');
-        self.command(&data, &[250], "the message").await?;
-        let _ = self.command("QUIT", &[221], "QUIT").await;
-        Ok(())
-    }
-}
-
-async fn send_mail(
-    config: &AlertsConfig,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    to: &str,
-    message: &str,
-) -> Result<(), String> {
-    let tcp = TcpStream::connect(&config.smtp)
-        .await
-        .map_err(|e| format!("connecting to {}: {e}", config.smtp))?;
-    let host = config
-        .smtp
-        .rsplit_once(':')
-        .map_or(config.smtp.as_str(), |(h, _)| h)
-        .trim_matches(['[', ']'])
-        .to_owned();
-    let helo = config.from.split_once('@').map_or("localhost", |(_, h)| h);
-    let upgrade = |tcp: TcpStream| {
-        let tls = tls.clone();
-        let host = host.clone();
-        async move {
-            let tls = tls.ok_or("TLS is not available")?;
-            let name = rustls::pki_types::ServerName::try_from(host)
-                .map_err(|_| "the mail server's name cannot be checked".to_owned())?;
-            tokio_rustls::TlsConnector::from(tls)
-                .connect(name, tcp)
-                .await
-                .map_err(|e| format!("TLS with the mail server: {e}"))
-        }
-    };
-    match config.smtp_security {
-        SmtpSecurity::None => {
-            let mut s = Smtp {
-                io: BufReader::new(tcp),
-            };
-            s.expect(&[220], "greeting").await?;
-            s.send(config, helo, to, message).await
-        }
-        SmtpSecurity::Tls => {
-            let mut s = Smtp {
-                io: BufReader::new(upgrade(tcp).await?),
-            };
-            s.expect(&[220], "greeting").await?;
-            s.send(config, helo, to, message).await
-        }
-        SmtpSecurity::Starttls => {
-            let mut plain = Smtp {
-                io: BufReader::new(tcp),
-            };
-            plain.expect(&[220], "greeting").await?;
-            plain
-                .command(&format!("EHLO {helo}"), &[250], "EHLO")
-                .await?;
-            plain.command("STARTTLS", &[220], "STARTTLS").await?;
-            let mut s = Smtp {
-                io: BufReader::new(upgrade(plain.io.into_inner()).await?),
-            };
-            s.send(config, helo, to, message).await
         }
     }
-}
-
-// ---- webhooks -----------------------------------------------------------------------------
-
-async fn post_json(
-    url: &str,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    json: String,
-) -> Result<(), String> {
-    use http_body_util::Full;
-    use hyper::body::Bytes;
-    let uri: hyper::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
-    let https = uri.scheme_str() == Some("https");
-    let host = uri.host().ok_or("the URL has no host")?.to_owned();
-    let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
-    let request = hyper::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
-        .header(
-            hyper::header::HOST,
-            uri.authority().map_or(host.as_str(), |a| a.as_str()),
-        )
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .header(
-            hyper::header::USER_AGENT,
-            concat!("haven/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Full::new(Bytes::from(json)))
-        .map_err(|e| e.to_string())?;
-    let tcp = TcpStream::connect((host.trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| format!("connecting: {e}"))?;
-    let status = if https {
-        let tls = tls.ok_or("TLS is not available")?;
-        let name =
-            rustls::pki_types::ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-                .map_err(|_| "the host name cannot be checked".to_owned())?;
-        let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS: {e}"))?;
-        send_request(hyper_util::rt::TokioIo::new(stream), request).await?
-    } else {
-        send_request(hyper_util::rt::TokioIo::new(tcp), request).await?
-    };
-    if status.is_success() {
-        Ok(())
-    } else {
-        Err(format!("the webhook answered {status}"))
-    }
-}
-
-async fn send_request<S>(
-    io: hyper_util::rt::TokioIo<S>,
-    request: hyper::Request<http_body_util::Full<hyper::body::Bytes>>,
-) -> Result<hyper::StatusCode, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let resp = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(resp.status())
 }
 
 #[cfg(test)]
@@ -771,8 +729,8 @@ mod tests {
         let d = Delivery {
             id: 3,
             alert_id: 2,
-            level: "deputy".into(),
-            channel: "email".into(),
+            level: AlertLevel::Deputy,
+            channel: Channel::Email,
             target: "g.lloyd@demo-school.example".into(),
             attempts: 1,
             delivered_at: None,
@@ -794,5 +752,74 @@ mod tests {
             "{body}"
         );
         assert!(body.contains("15 minutes"), "{body}");
+    }
+
+    #[test]
+    fn the_counters_keep_their_names_and_help() {
+        let stats = Arc::new(AlertStats::default());
+        stats.page_skipped();
+        stats.delivered.fetch_add(3, Ordering::Relaxed);
+        let text = stats.render();
+        for line in [
+            "# HELP haven_alert_deliveries Alert messages delivered (email and webhook).",
+            "haven_alert_deliveries_total 3",
+            "haven_alert_delivery_failures_total 0",
+            "# HELP haven_monitor_pages_skipped Scored pages left ungraded because the grader was behind.",
+            "# TYPE haven_monitor_pages_skipped counter",
+            "haven_monitor_pages_skipped_total 1",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} in {text}");
+        }
+        assert!(!text.contains("# EOF"), "{text}");
+    }
+
+    #[test]
+    fn a_webhook_is_logged_without_its_path_or_user() {
+        let mut d = Delivery {
+            id: 1,
+            alert_id: 1,
+            level: AlertLevel::Rota,
+            channel: Channel::Webhook,
+            target: "https://bot:s3cret@hooks.school.example:8443/services/T0/B0/XyZsecret".into(),
+            attempts: 1,
+            delivered_at: None,
+            error: None,
+            capture_id: 1,
+            grade: 5,
+            category: "suicide".into(),
+            source: "search".into(),
+            seen_at: 0,
+        };
+        assert_eq!(shown_target(&d), "https://hooks.school.example:8443/…");
+        d.channel = Channel::Email;
+        d.target = "p.shah@demo-school.example".into();
+        assert_eq!(shown_target(&d), "p.shah@demo-school.example");
+        let e = DeliveryError::from(ClientError::Timeout {
+            url: "https://hooks.school.example/services/XyZsecret".into(),
+            stage: haven_notify::Stage::FirstByte,
+        });
+        assert!(!e.to_string().contains("XyZsecret"), "{e}");
+    }
+
+    #[test]
+    fn config_errors_name_the_key() {
+        let e = AlertsConfig {
+            smtp: "mail.school.example:25".into(),
+            smtp_user: "haven".into(),
+            ..AlertsConfig::default()
+        }
+        .check()
+        .expect_err("clear");
+        assert!(e.to_string().starts_with("alerts.smtp_user: "), "{e}");
+        let e = AlertsConfig {
+            quiet_hours: "late".into(),
+            ..AlertsConfig::default()
+        }
+        .check()
+        .expect_err("quiet");
+        assert_eq!(
+            e.to_string(),
+            "alerts.quiet_hours: \"late\" is not HH:MM-HH:MM"
+        );
     }
 }

@@ -65,13 +65,116 @@ fn alert_from(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
     })
 }
 
+/// Who an alert's delivery is for: the DSL rota (when it is raised) or the deputies (when
+/// nobody has opened it in time). Stored as `rota` / `deputy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AlertLevel {
+    /// The DSL rota.
+    Rota,
+    /// The deputy DSLs: an escalation.
+    Deputy,
+}
+
+impl AlertLevel {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertLevel::Rota => "rota",
+            AlertLevel::Deputy => "deputy",
+        }
+    }
+}
+
+/// How a delivery is made. Stored as `email` / `webhook`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// An email to one address.
+    Email,
+    /// A JSON POST to one URL.
+    Webhook,
+}
+
+impl Channel {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+        }
+    }
+}
+
+/// A stored word that is none of the values it may be.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?} in the store")]
+pub struct UnknownValue {
+    /// What it should have been (`alert level`, `delivery channel`).
+    pub what: &'static str,
+    /// The word found.
+    pub value: String,
+}
+
+impl std::str::FromStr for AlertLevel {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "rota" => Ok(AlertLevel::Rota),
+            "deputy" => Ok(AlertLevel::Deputy),
+            _ => Err(UnknownValue {
+                what: "alert level",
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+impl std::str::FromStr for Channel {
+    type Err = UnknownValue;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "email" => Ok(Channel::Email),
+            "webhook" => Ok(Channel::Webhook),
+            _ => Err(UnknownValue {
+                what: "delivery channel",
+                value: s.to_owned(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for AlertLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads a stored word as one of its values; an unknown one is an error, never a default.
+fn parsed<T>(r: &sqlx::any::AnyRow, column: usize) -> Result<T, StoreError>
+where
+    T: std::str::FromStr<Err = UnknownValue>,
+{
+    let text: String = r.try_get(column)?;
+    text.parse()
+        .map_err(|e: UnknownValue| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
+}
+
 /// Where a delivery goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
-    /// `rota` or `deputy`.
-    pub level: &'static str,
-    /// `email` or `webhook`.
-    pub channel: &'static str,
+    /// The rota or the deputies.
+    pub level: AlertLevel,
+    /// Email or webhook.
+    pub channel: Channel,
     /// The address or URL.
     pub target: String,
 }
@@ -83,10 +186,10 @@ pub struct Delivery {
     pub id: i64,
     /// The alert.
     pub alert_id: i64,
-    /// `rota` or `deputy`.
-    pub level: String,
-    /// `email` or `webhook`.
-    pub channel: String,
+    /// The rota or the deputies.
+    pub level: AlertLevel,
+    /// Email or webhook.
+    pub channel: Channel,
     /// The address or URL.
     pub target: String,
     /// Tries so far, this one included.
@@ -116,8 +219,8 @@ fn delivery_from(r: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
     Ok(Delivery {
         id: r.try_get(0)?,
         alert_id: r.try_get(1)?,
-        level: r.try_get(2)?,
-        channel: r.try_get(3)?,
+        level: parsed(r, 2)?,
+        channel: parsed(r, 3)?,
         target: r.try_get(4)?,
         attempts: r.try_get(5)?,
         delivered_at: r.try_get(6)?,
@@ -166,20 +269,20 @@ impl Store {
         rows.iter().map(alert_from).collect()
     }
 
-    /// Marks the alert sent (to the rota) or escalated (to the deputies) and queues its
-    /// deliveries, once: false when another node (or an earlier pass) already did.
+    /// Marks the alert sent (to the rota) or escalated (to the deputies), as `level` says,
+    /// and queues its deliveries, once: false when another node (or an earlier pass) already
+    /// did.
     pub async fn queue_deliveries(
         &self,
         alert_id: i64,
-        escalation: bool,
+        level: AlertLevel,
         to: &[Recipient],
     ) -> Result<bool, StoreError> {
         let now = crate::now_ms();
         let mut tx = self.write_tx().await?;
-        let sql = if escalation {
-            "UPDATE alerts SET escalated_at = $1 WHERE id = $2 AND escalated_at IS NULL AND acknowledged_at IS NULL"
-        } else {
-            "UPDATE alerts SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL"
+        let sql = match level {
+            AlertLevel::Deputy => "UPDATE alerts SET escalated_at = $1 WHERE id = $2 AND escalated_at IS NULL AND acknowledged_at IS NULL",
+            AlertLevel::Rota => "UPDATE alerts SET sent_at = $1 WHERE id = $2 AND sent_at IS NULL",
         };
         let done = sqlx::query(sql)
             .bind(now)
@@ -194,8 +297,8 @@ impl Store {
                 "INSERT INTO deliveries (alert_id, level, channel, target, due_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(alert_id)
-            .bind(r.level)
-            .bind(r.channel)
+            .bind(r.level.as_str())
+            .bind(r.channel.as_str())
             .bind(&r.target)
             .bind(now)
             .execute(&mut *tx)
@@ -305,5 +408,24 @@ impl Store {
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_words_read_back_and_an_unknown_one_is_an_error() {
+        for level in [AlertLevel::Rota, AlertLevel::Deputy] {
+            assert_eq!(level.as_str().parse::<AlertLevel>(), Ok(level));
+        }
+        for channel in [Channel::Email, Channel::Webhook] {
+            assert_eq!(channel.as_str().parse::<Channel>(), Ok(channel));
+        }
+        // Not silently a deputy, as a hand comparison with "rota" once made it.
+        let e = "Rota".parse::<AlertLevel>().expect_err("unknown");
+        assert_eq!(e.to_string(), "unknown alert level \"Rota\" in the store");
+        assert!("sms".parse::<Channel>().is_err());
     }
 }

@@ -1008,16 +1008,16 @@ fn history_raises_grades_and_alerts_are_sent_once_escalated_and_acknowledged() {
             let alert = waiting[0].clone();
             assert_eq!(alert.capture_id, later[0].id);
             let rota = [haven_store::alerts::Recipient {
-                level: "rota",
-                channel: "email",
+                level: haven_store::alerts::AlertLevel::Rota,
+                channel: haven_store::alerts::Channel::Email,
                 target: "p.shah@demo-school.example".into(),
             }];
             assert!(store
-                .queue_deliveries(alert.id, false, &rota)
+                .queue_deliveries(alert.id, haven_store::alerts::AlertLevel::Rota, &rota)
                 .await
                 .expect("q"));
             assert!(!store
-                .queue_deliveries(alert.id, false, &rota)
+                .queue_deliveries(alert.id, haven_store::alerts::AlertLevel::Rota, &rota)
                 .await
                 .expect("q"));
             let claimed = store.claim_deliveries(60_000, 10).await.expect("claim");
@@ -1062,16 +1062,16 @@ fn history_raises_grades_and_alerts_are_sent_once_escalated_and_acknowledged() {
                 .expect("due")
                 .is_empty());
             let deputies = [haven_store::alerts::Recipient {
-                level: "deputy",
-                channel: "email",
+                level: haven_store::alerts::AlertLevel::Deputy,
+                channel: haven_store::alerts::Channel::Email,
                 target: "g.lloyd@demo-school.example".into(),
             }];
             assert!(store
-                .queue_deliveries(alert.id, true, &deputies)
+                .queue_deliveries(alert.id, haven_store::alerts::AlertLevel::Deputy, &deputies)
                 .await
                 .expect("q"));
             assert!(!store
-                .queue_deliveries(alert.id, true, &deputies)
+                .queue_deliveries(alert.id, haven_store::alerts::AlertLevel::Deputy, &deputies)
                 .await
                 .expect("q"));
             assert_eq!(store.alert_deliveries(alert.id).await.expect("d").len(), 2);
@@ -1088,7 +1088,7 @@ fn history_raises_grades_and_alerts_are_sent_once_escalated_and_acknowledged() {
             // Dismissing the other one acknowledges it before it was ever escalated.
             let other = waiting[1].clone();
             assert!(store
-                .queue_deliveries(other.id, false, &rota)
+                .queue_deliveries(other.id, haven_store::alerts::AlertLevel::Rota, &rota)
                 .await
                 .expect("q"));
             assert!(store

@@ -28,25 +28,7 @@ pub enum TlsError {
 /// A client configuration trusting the system's roots and the certificates in `extra_ca`.
 pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig>, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = extra_ca {
-        let err = |message: String| TlsError::CaFile {
-            path: path.display().to_string(),
-            message,
-        };
-        let mut added = 0;
-        for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
-            roots
-                .add(cert.map_err(|e| err(e.to_string()))?)
-                .map_err(|e| err(e.to_string()))?;
-            added += 1;
-        }
-        if added == 0 {
-            return Err(err("no certificates in the file".to_owned()));
-        }
-    }
+    roots.add_parsable_certificates(root_certificates(extra_ca)?);
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -54,6 +36,38 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<Arc<rustls::ClientConfig
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
+}
+
+/// The certificates [`client_config`] trusts: the system's roots that rustls accepts, then the
+/// ones in `extra_ca` (for a client that builds its own configuration from roots, as the mail
+/// library does).
+pub fn root_certificates(
+    extra_ca: Option<&Path>,
+) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let mut certs: Vec<CertificateDer<'static>> = rustls_native_certs::load_native_certs()
+        .certs
+        .into_iter()
+        .filter(|c| rustls::RootCertStore::empty().add(c.clone()).is_ok())
+        .collect();
+    if let Some(path) = extra_ca {
+        let err = |message: String| TlsError::CaFile {
+            path: path.display().to_string(),
+            message,
+        };
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| err(e.to_string()))? {
+            let cert = cert.map_err(|e| err(e.to_string()))?;
+            rustls::RootCertStore::empty()
+                .add(cert.clone())
+                .map_err(|e| err(e.to_string()))?;
+            certs.push(cert);
+            added += 1;
+        }
+        if added == 0 {
+            return Err(err("no certificates in the file".to_owned()));
+        }
+    }
+    Ok(certs)
 }
 
 #[cfg(test)]

@@ -59,6 +59,27 @@ impl SmtpSink {
         SmtpSink { mails }
     }
 
+    /// A sink spoken to over TLS from the start (port 465's way), with that certificate.
+    fn start_tls(listener: TcpListener, tls: Arc<rustls::ServerConfig>) -> SmtpSink {
+        let mails = Arc::new(Mutex::new(Vec::new()));
+        let m = mails.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (m, tls) = (m.clone(), tls.clone());
+                std::thread::spawn(move || {
+                    let Ok(conn) = rustls::ServerConnection::new(tls) else {
+                        return;
+                    };
+                    let mut secure = rustls::StreamOwned::new(conn, stream);
+                    if secure.write_all(b"220 sink.test ESMTP\r\n").is_ok() {
+                        smtp_session(BufReader::new(secure), &m, true, false);
+                    }
+                });
+            }
+        });
+        SmtpSink { mails }
+    }
+
     pub(crate) fn mails(&self) -> Vec<Mail> {
         self.mails.lock().expect("lock").clone()
     }
@@ -380,6 +401,45 @@ fn alerts_reach_a_mail_server_over_starttls_with_a_sign_in() {
     // The password comes from the environment, never the file.
     let p = start_proxy_with_env(
         "alerts-tls",
+        &extra,
+        &import_staff,
+        &[("HAVEN_SMTP_PASSWORD", "relay-secret-7")],
+    );
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!(
+            "http://www.google.co.uk:{}/search?q=i+want+to+end+my+life",
+            origin.port
+        )],
+    );
+    assert_eq!(code, "200");
+    let mail = sink.wait_for(DSL, "Grade 5 capture: suicide", 15);
+    assert!(mail.tls, "the message went over TLS");
+    assert_eq!(
+        mail.auth.as_deref(),
+        Some("haven@demo-school.example:relay-secret-7")
+    );
+    let _ = std::fs::remove_dir_all(&certs);
+}
+
+#[test]
+fn alerts_reach_a_mail_server_over_tls_from_the_start_with_a_sign_in() {
+    let origin = Origin::start();
+    let certs = crate::scratch("alerts-tls465-certs");
+    let (ca, cert, key) = crate::make_certs(&certs);
+    let smtp = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let smtp_port = smtp.local_addr().expect("addr").port();
+    let sink = SmtpSink::start_tls(smtp, crate::tls_server_config(&cert, &key));
+    let extra = format!(
+        "hosts = {{ \"www.google.co.uk\" = \"127.0.0.1\" }}\n\
+         [alerts]\nsmtp = \"127.0.0.1:{smtp_port}\"\nsmtp_security = \"tls\"\n\
+         smtp_user = \"haven@demo-school.example\"\nca_file = \"{}\"\n\
+         from = \"haven@demo-school.example\"\nescalate_after_minutes = 0\n",
+        ca.display()
+    );
+    let p = start_proxy_with_env(
+        "alerts-tls465",
         &extra,
         &import_staff,
         &[("HAVEN_SMTP_PASSWORD", "relay-secret-7")],
