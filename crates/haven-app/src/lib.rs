@@ -371,10 +371,9 @@ impl App {
             let listener = tcp_listener("metrics", listen_addr("metrics.listen", listen)?).await?;
             metrics = Some(listener.local_addr()?);
             let mut registry = Metrics::new();
-            let (f, p, a) = (filter.clone(), proxy.clone(), alert_stats.clone());
-            registry.render_with(move || f.metrics_text());
-            registry.render_with(move || p.metrics_text());
-            registry.render_with(move || a.render());
+            registry.register(filter.clone());
+            registry.register(proxy.clone());
+            registry.register(alert_stats.clone());
             if let Some(e) = &events {
                 registry.register(metrics::EventsWritten(e.written.clone()));
             }

@@ -1,61 +1,32 @@
 //! The metrics endpoint: one `prometheus_client` registry holding every part's collectors,
-//! served as text at `/metrics` on `[metrics] listen`. The store's health, the lists in force
-//! and the event writer are collectors here; the DNS filter's, the proxy's and the alert
-//! sender's text is appended as those parts render it until they are collectors too.
+//! served as OpenMetrics text at `/metrics` on `[metrics] listen`. The store's health, the
+//! lists in force and the event writer are collectors here; the DNS filter, the proxy and the
+//! alert sender are collectors of their own crates.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use haven_runtime::metrics::{counter, gauge, Collector, DescriptorEncoder, Registry};
 use haven_runtime::LiveEngine;
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric as _};
-use prometheus_client::metrics::counter::ConstCounter;
-use prometheus_client::metrics::gauge::ConstGauge;
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
 
 use crate::writer::Written;
 
-/// Metric names of the event writer, the store and the lists, as counters are named in
-/// OpenMetrics: without `_total`, which the samples carry.
+/// Metric names of the event writer, the store and the lists, as their samples are named.
 mod names {
     /// Store operations that failed.
-    pub const STORE_FAILURES: &str = "haven_store_failures";
+    pub const STORE_FAILURES: &str = "haven_store_failures_total";
     /// 1 while the store's disk is full.
     pub const STORE_DISK_FULL: &str = "haven_store_disk_full";
     /// Events committed to the store.
-    pub const EVENTS_STORED: &str = "haven_events_stored";
+    pub const EVENTS_STORED: &str = "haven_events_stored_total";
     /// Batches the store refused (each is tried again).
-    pub const EVENTS_STORE_FAILURES: &str = "haven_events_store_failures";
+    pub const EVENTS_STORE_FAILURES: &str = "haven_events_store_failures_total";
     /// 1 while the previous list snapshot stands in for a refused one.
     pub const LISTS_FALLBACK: &str = "haven_lists_snapshot_fallback";
     /// Policy rules that an illegal list overrides.
     pub const LISTS_ILLEGAL_OVERRIDES: &str = "haven_lists_illegal_overrides";
     /// Reloads refused.
-    pub const LISTS_RELOAD_FAILURES: &str = "haven_lists_reload_failures";
-}
-
-fn counter(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: u64,
-) -> Result<(), std::fmt::Error> {
-    ConstCounter::new(value).encode(encoder.encode_descriptor(
-        name,
-        help,
-        None,
-        MetricType::Counter,
-    )?)
-}
-
-fn gauge(
-    encoder: &mut DescriptorEncoder,
-    name: &str,
-    help: &str,
-    value: i64,
-) -> Result<(), std::fmt::Error> {
-    ConstGauge::new(value).encode(encoder.encode_descriptor(name, help, None, MetricType::Gauge)?)
+    pub const LISTS_RELOAD_FAILURES: &str = "haven_lists_reload_failures_total";
 }
 
 /// The store's health: failures counted, and a full disk as a gauge a network manager can
@@ -152,19 +123,10 @@ impl Collector for EventsWritten {
     }
 }
 
-/// What `/metrics` shows: the registry, after the text the parts not yet in it render.
+/// What `/metrics` shows: one registry holding every part's collector.
+#[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    rendered: Vec<Box<dyn Fn() -> String + Send + Sync>>,
-}
-
-impl std::fmt::Debug for Metrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Metrics")
-            .field("registry", &self.registry)
-            .field("rendered", &self.rendered.len())
-            .finish()
-    }
 }
 
 impl Metrics {
@@ -172,7 +134,6 @@ impl Metrics {
     pub fn new() -> Metrics {
         Metrics {
             registry: Registry::default(),
-            rendered: Vec::new(),
         }
     }
 
@@ -181,14 +142,9 @@ impl Metrics {
         self.registry.register_collector(Box::new(collector));
     }
 
-    /// Adds a part that renders its own text (until it is a collector).
-    pub fn render_with(&mut self, render: impl Fn() -> String + Send + Sync + 'static) {
-        self.rendered.push(Box::new(render));
-    }
-
     /// The whole page.
     pub fn text(&self) -> String {
-        let mut text: String = self.rendered.iter().map(|r| r()).collect();
+        let mut text = String::new();
         if let Err(e) = prometheus_client::encoding::text::encode(&mut text, &self.registry) {
             tracing::error!(error = %e, "metrics: encoding failed");
         }
@@ -222,7 +178,7 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
             *resp.status_mut() = status;
             resp.headers_mut().insert(
                 hyper::header::CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                hyper::header::HeaderValue::from_static(haven_runtime::metrics::CONTENT_TYPE),
             );
             std::future::ready(resp)
         }
@@ -239,12 +195,10 @@ mod tests {
         let written = Arc::new(Written::default());
         written.stored.store(7, Ordering::Relaxed);
         let mut m = Metrics::new();
-        m.render_with(|| "haven_other 1\n".to_owned());
         m.register(EventsWritten(written));
         m.register(StoreHealth(Arc::new(haven_store::Health::default())));
         let text = m.text();
         for line in [
-            "haven_other 1\n",
             "\nhaven_events_stored_total 7\n",
             "\nhaven_events_store_failures_total 0\n",
             "\nhaven_store_failures_total 0\n",

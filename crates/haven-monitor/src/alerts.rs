@@ -331,20 +331,6 @@ impl AlertStats {
     pub fn page_skipped(&self) {
         self.pages_skipped.fetch_add(1, Ordering::Relaxed);
     }
-
-    /// The counters as Prometheus text, for the metrics endpoint until it encodes one
-    /// registry with this collector in it (the `# EOF` line left off, so it can be appended).
-    pub fn render(self: &Arc<Self>) -> String {
-        let mut registry = prometheus_client::registry::Registry::default();
-        registry.register_collector(Box::new(self.clone()));
-        let mut text = String::new();
-        if prometheus_client::encoding::text::encode(&mut text, &registry).is_err() {
-            return String::new();
-        }
-        text.strip_suffix("# EOF\n")
-            .map(str::to_owned)
-            .unwrap_or(text)
-    }
 }
 
 impl Collector for AlertStats {
@@ -759,7 +745,7 @@ mod tests {
         let stats = Arc::new(AlertStats::default());
         stats.page_skipped();
         stats.delivered.fetch_add(3, Ordering::Relaxed);
-        let text = stats.render();
+        let text = haven_runtime::metrics::text(stats);
         for line in [
             "# HELP haven_alert_deliveries Alert messages delivered (email and webhook).",
             "haven_alert_deliveries_total 3",

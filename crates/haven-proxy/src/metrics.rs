@@ -61,30 +61,6 @@ impl Metrics {
     pub fn blocked(&self, category: Option<&str>) {
         self.blocked.add(category.unwrap_or("(rule)"));
     }
-
-    /// The metrics alone, in the OpenMetrics text (without `# EOF`): a copy of the counters
-    /// now, encoded through a registry of its own.
-    pub fn render(&self) -> String {
-        text(self.copy())
-    }
-
-    /// A copy of the counters now.
-    fn copy(&self) -> Metrics {
-        let copy = |c: &AtomicU64| AtomicU64::new(c.load(Ordering::Relaxed));
-        Metrics {
-            requests: copy(&self.requests),
-            tunnels: copy(&self.tunnels),
-            intercepted: copy(&self.intercepted),
-            bypass: copy(&self.bypass),
-            scored: copy(&self.scored),
-            unscored: copy(&self.unscored),
-            upstream_errors: copy(&self.upstream_errors),
-            auth_failures: copy(&self.auth_failures),
-            refused: copy(&self.refused),
-            client_timeouts: copy(&self.client_timeouts),
-            blocked: self.blocked.copy(),
-        }
-    }
 }
 
 /// The proxy's metrics, read on each scrape.
@@ -161,7 +137,7 @@ mod tests {
         Metrics::add(&m.requests);
         m.blocked(Some("gambling"));
         m.blocked(None);
-        let text = m.render();
+        let text = text(m);
         // OpenMetrics names a counter's family without `_total` in its TYPE line.
         assert!(
             text.contains("# TYPE haven_proxy_requests counter\nhaven_proxy_requests_total 2\n")

@@ -313,9 +313,11 @@ impl Proxy {
         Metrics::add(&self.metrics.upstream_errors);
         upstream_error(school, status, why)
     }
+}
 
-    /// The proxy's metrics, in the Prometheus text format.
-    pub fn metrics_text(&self) -> String {
-        self.metrics.render()
+/// The proxy's metrics, read on each scrape (register an `Arc<Proxy>`).
+impl haven_runtime::metrics::Collector for Proxy {
+    fn encode(&self, enc: haven_runtime::metrics::DescriptorEncoder) -> std::fmt::Result {
+        haven_runtime::metrics::Collector::encode(&self.metrics, enc)
     }
 }
