@@ -16,6 +16,7 @@ pub mod listener;
 pub mod monitoring;
 pub mod pages;
 pub mod permissions;
+pub mod routes;
 pub mod totp;
 pub mod web;
 
@@ -150,8 +151,8 @@ impl Console {
 
     /// Every page and API route.
     pub fn router(&self) -> Router {
-        pages::routes()
-            .merge(api::routes())
+        routes::router(pages::PAGES, self)
+            .merge(routes::router(api::ROUTES, self))
             .with_state(self.clone())
             .layer(axum::middleware::from_fn(security_headers))
     }
