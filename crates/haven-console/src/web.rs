@@ -196,6 +196,67 @@ where
     }
 }
 
+/// The session cookie's value as the browser sent it (empty when there is none).
+#[derive(Debug)]
+pub struct SessionCookie(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionCookie {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(SessionCookie(
+            cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default(),
+        ))
+    }
+}
+
+/// Someone half-way through signing in: their session, second factor given or not (for the
+/// code and enrolment steps themselves). Refused, as a redirect to the sign-in page, when
+/// there is no session.
+#[derive(Debug)]
+pub struct Pending {
+    /// Who.
+    pub who: Identity,
+    /// Their session.
+    pub session: Session,
+}
+
+impl FromRequestParts<Console> for Pending {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Console) -> Result<Self, Denied> {
+        let (who, session) = c.session_of(&parts.headers).await?;
+        Ok(Pending { who, session })
+    }
+}
+
+/// A form posted half-way through signing in: read as axum's `Form` reads it, then refused
+/// unless there is a session and the form carries its token.
+#[derive(Debug)]
+pub struct PendingForm<T>(pub Pending, pub T);
+
+impl<T> axum::extract::FromRequest<Console> for PendingForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, c: &Console) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let axum::Form(form) = axum::Form::<T>::from_request(req, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (who, session) = c
+            .session_of(&headers)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !same(form.csrf(), &session.csrf) {
+            return Err(Denied::Csrf.into_response());
+        }
+        Ok(PendingForm(Pending { who, session }, form))
+    }
+}
+
 /// Why a request was refused.
 #[derive(Debug)]
 pub enum Denied {
@@ -350,4 +411,16 @@ pub fn day_start(date: &str) -> Option<i64> {
     let d: jiff::civil::Date = date.trim().parse().ok()?;
     let z = d.to_zoned(jiff::tz::TimeZone::system()).ok()?;
     Some(z.timestamp().as_millisecond())
+}
+
+/// `s` percent-encoded for a query string or form (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

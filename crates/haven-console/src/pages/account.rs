@@ -2,14 +2,16 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use haven_store::audit::{AuditEntry, AuditKind, Subject};
 use serde::Deserialize;
 
 use super::signin::{audit_failure, Step};
 use super::Layout;
-use crate::web::{cookie, html, set_cookie, when, Denied, SessionForm, Signed, SESSION_COOKIE};
+use crate::web::{
+    html, set_cookie, when, Denied, SessionCookie, SessionForm, Signed, SESSION_COOKIE,
+};
 use crate::Console;
 use haven_store::accounts::SignInError;
 
@@ -60,13 +62,8 @@ async fn account_page(
             second_factor: x.second_factor,
         })
         .collect();
-    let status = if error.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
     Ok((
-        status,
+        super::status_for(&error),
         html(&AccountPage {
             l: c.layout("My account", Some(s)),
             notice,
@@ -84,10 +81,9 @@ async fn account_page(
 
 pub(super) async fn account(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SessionCookie(mine): SessionCookie,
     s: Signed,
 ) -> Result<Response, Denied> {
-    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     account_page(&c, &s, &mine, String::new(), String::new()).await
 }
 
@@ -154,13 +150,51 @@ async fn set_from_form(
 
 pub(super) async fn account_password(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SessionCookie(mine): SessionCookie,
     s: Signed,
     SessionForm(f): SessionForm<PasswordForm>,
 ) -> Result<Response, Denied> {
-    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if let Some(why) = set_from_form(&c, &s, &f, PasswordKind::Console).await? {
-        return account_page(&c, &s, &mine, String::new(), why).await;
+    set_password(&c, &mine, s, &f, PasswordKind::Console).await
+}
+
+pub(super) async fn account_proxy_password(
+    State(c): State<Console>,
+    SessionCookie(mine): SessionCookie,
+    s: Signed,
+    SessionForm(f): SessionForm<PasswordForm>,
+) -> Result<Response, Denied> {
+    set_password(&c, &mine, s, &f, PasswordKind::Proxy).await
+}
+
+/// Sets the password a form on "My account" names, and shows the page again with what
+/// happened (a 400 and why, when refused).
+async fn set_password(
+    c: &Console,
+    mine: &str,
+    s: Signed,
+    f: &PasswordForm,
+    kind: PasswordKind,
+) -> Result<Response, Denied> {
+    if let Some(why) = set_from_form(c, &s, f, kind).await? {
+        return account_page(c, &s, mine, String::new(), why).await;
+    }
+    if let PasswordKind::Proxy = kind {
+        c.store
+            .audit(&AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::SetProxyPassword,
+                Subject::Person(s.who.person_id),
+            ))
+            .await?;
+        return account_page(
+            c,
+            &s,
+            mine,
+            "Proxy password set: use it (not your console password) when the browser asks you to sign in to the internet.".into(),
+            String::new(),
+        )
+        .await;
     }
     // Every session ended with the old password, this one too: this browser goes on in a new
     // one (a new cookie), with the second factor it had already given.
@@ -184,7 +218,7 @@ pub(super) async fn account_password(
         ..s
     };
     let page = account_page(
-        &c,
+        c,
         &s,
         &token,
         "Password changed. You were signed out everywhere else, and the proxy no longer takes the old one.".into(),
@@ -201,34 +235,6 @@ pub(super) async fn account_password(
         .into_response())
 }
 
-pub(super) async fn account_proxy_password(
-    State(c): State<Console>,
-    headers: HeaderMap,
-    s: Signed,
-    SessionForm(f): SessionForm<PasswordForm>,
-) -> Result<Response, Denied> {
-    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
-    if let Some(why) = set_from_form(&c, &s, &f, PasswordKind::Proxy).await? {
-        return account_page(&c, &s, &mine, String::new(), why).await;
-    }
-    c.store
-        .audit(&AuditEntry::new(
-            &s.who.username,
-            &s.address,
-            AuditKind::SetProxyPassword,
-            Subject::Person(s.who.person_id),
-        ))
-        .await?;
-    account_page(
-        &c,
-        &s,
-        &mine,
-        "Proxy password set: use it (not your console password) when the browser asks you to sign in to the internet.".into(),
-        String::new(),
-    )
-    .await
-}
-
 #[derive(Deserialize)]
 pub struct EndSessionForm {
     csrf: String,
@@ -240,11 +246,10 @@ pub struct EndSessionForm {
 
 pub(super) async fn account_sessions(
     State(c): State<Console>,
-    headers: HeaderMap,
+    SessionCookie(mine): SessionCookie,
     s: Signed,
     SessionForm(f): SessionForm<EndSessionForm>,
 ) -> Result<Response, Denied> {
-    let mine = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     let ended = match (&f.session, &f.everywhere) {
         (Some(id), _) if !id.is_empty() => {
             if haven_store::sessions::secret_hash(&mine) == *id {

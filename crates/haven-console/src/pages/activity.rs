@@ -140,15 +140,6 @@ struct RowsFragment {
 
 const ACTIONS: &[&str] = &["", "block", "allow", "warn", "alert-only", "rewrite"];
 
-/// Links to the next page of a search, if there is one: (rows for htmx to append, the whole
-/// next page at `page`).
-fn next_links(next: Option<String>, page: &str) -> (String, String) {
-    match next {
-        Some(n) => (format!("/activity/rows?{n}"), format!("{page}?{n}")),
-        None => (String::new(), String::new()),
-    }
-}
-
 /// People whose name, id or user name holds `text` (50 at most), the search recorded in the
 /// audit log with how many it found, never the words searched for.
 pub(crate) async fn find_people_audited(
@@ -216,14 +207,20 @@ pub(crate) async fn search_activity_audited(
     Ok((events, next))
 }
 
-/// The page's search: (rows, the query string of the next page, if any).
+/// The page's search: the rows, and links to the next page of them if there is one (rows for
+/// htmx to append, and the whole next page at `page`).
 async fn search_activity(
     c: &Console,
     s: &Signed,
     f: &ActivityForm,
-) -> Result<(Vec<Row>, Option<String>), Denied> {
+    page: &str,
+) -> Result<(Vec<Row>, String, String), Denied> {
     let (events, next) = search_activity_audited(c, s, f.query()?, "page").await?;
-    Ok((rows_of(events), next.map(|last| f.next(last))))
+    let (more, more_page) = match next.map(|last| f.next(last)) {
+        Some(n) => (format!("/activity/rows?{n}"), format!("{page}?{n}")),
+        None => (String::new(), String::new()),
+    };
+    Ok((rows_of(events), more, more_page))
 }
 
 pub(super) async fn activity(
@@ -231,8 +228,7 @@ pub(super) async fn activity(
     s: Signed,
     Query(f): Query<ActivityForm>,
 ) -> Result<Response, Denied> {
-    let (rows, next) = search_activity(&c, &s, &f).await?;
-    let (more, more_page) = next_links(next, "/activity");
+    let (rows, more, more_page) = search_activity(&c, &s, &f, "/activity").await?;
     Ok(html(&ActivityPage {
         l: c.layout("Activity", Some(&s)),
         heading: "Activity".into(),
@@ -251,8 +247,7 @@ pub(super) async fn activity_rows(
     s: Signed,
     Query(f): Query<ActivityForm>,
 ) -> Result<Response, Denied> {
-    let (rows, next) = search_activity(&c, &s, &f).await?;
-    let (more, more_page) = next_links(next, "/activity");
+    let (rows, more, more_page) = search_activity(&c, &s, &f, "/activity").await?;
     Ok(html(&RowsFragment {
         rows,
         more,
@@ -308,8 +303,7 @@ pub(super) async fn person(
         )));
     };
     f.user = user;
-    let (rows, next) = search_activity(&c, &s, &f).await?;
-    let (more, more_page) = next_links(next, &format!("/people/{id}"));
+    let (rows, more, more_page) = search_activity(&c, &s, &f, &format!("/people/{id}")).await?;
     Ok(html(&ActivityPage {
         l: c.layout(&format!("{} {}", p.first_name, p.last_name), Some(&s)),
         heading: format!("{} {}", p.first_name, p.last_name),

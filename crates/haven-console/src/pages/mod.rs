@@ -188,6 +188,15 @@ pub fn render<T: Template>(t: &T) -> Response {
     html(t)
 }
 
+/// A page's status: 400 when it shows why something was refused, else 200.
+fn status_for(error: &str) -> axum::http::StatusCode {
+    if error.is_empty() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::BAD_REQUEST
+    }
+}
+
 /// A message passed to the page a form redirects to (`?done=…`).
 #[derive(Deserialize, Default)]
 #[serde(default)]
@@ -203,14 +212,4 @@ pub struct CsrfForm {
 
 crate::web::csrf_field!(CsrfForm);
 
-/// `s` percent-encoded for a query string or form (everything but unreserved characters).
-pub fn url_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+pub use crate::web::url_encode;

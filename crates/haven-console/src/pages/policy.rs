@@ -2,7 +2,6 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
@@ -70,13 +69,8 @@ async fn policy_page(
             approver: ch.approver,
         })
         .collect();
-    let status = if error.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::BAD_REQUEST
-    };
     Ok((
-        status,
+        super::status_for(&error),
         html(&PolicyPage {
             l: c.layout("Policy", Some(s)),
             origin: if c.policy_path.is_file() {

@@ -12,9 +12,14 @@ use serde::Deserialize;
 
 use super::{CsrfForm, Layout};
 use crate::totp;
-use crate::web::{cookie, html, set_cookie, when, Denied, Peer, LOGIN_COOKIE, SESSION_COOKIE};
+use crate::web::{
+    cookie, html, set_cookie, when, Denied, Peer, Pending, PendingForm, SessionCookie, Signed,
+    LOGIN_COOKIE, SESSION_COOKIE,
+};
 use crate::Console;
+use haven_store::accounts::Identity;
 use haven_store::accounts::{Failure, Role, SignInError};
+use haven_store::sessions::Session;
 
 #[derive(Template)]
 #[template(path = "login.html")]
@@ -163,9 +168,8 @@ fn pending_layout(c: &Console, title: &str, csrf: &str) -> Layout {
 
 pub(super) async fn totp_form(
     State(c): State<Console>,
-    headers: HeaderMap,
+    Pending { session, .. }: Pending,
 ) -> Result<Response, Denied> {
-    let (_, session) = c.session_of(&headers).await?;
     Ok(html(&TotpPage {
         l: pending_layout(&c, "Your code", &session.csrf),
         error: String::new(),
@@ -187,14 +191,9 @@ fn unix_secs() -> u64 {
 pub(super) async fn totp_check(
     State(c): State<Console>,
     peer: Peer,
-    headers: HeaderMap,
-    Form(f): Form<CodeForm>,
+    SessionCookie(token): SessionCookie,
+    PendingForm(Pending { who, session }, f): PendingForm<CodeForm>,
 ) -> Result<Response, Denied> {
-    let (who, session) = c.session_of(&headers).await?;
-    if !crate::web::same(&f.csrf, &session.csrf) {
-        return Err(Denied::Csrf);
-    }
-    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     let page = |status: StatusCode, error: String| {
         (
             status,
@@ -361,11 +360,22 @@ struct EnrolPage {
     error: String,
 }
 
+/// The enrolment page: the secret as a QR code and as text, and why the last code failed.
+fn enrol_page(c: &Console, who: &Identity, csrf: &str, secret: String, error: &str) -> Response {
+    let issuer = format!("Haven ({})", c.school());
+    let uri = totp::otpauth_uri(&issuer, &who.username, &secret);
+    html(&EnrolPage {
+        l: pending_layout(c, "Two-step sign-in", csrf),
+        qr: totp::qr_svg(&uri).unwrap_or_default(),
+        secret,
+        error: error.to_owned(),
+    })
+}
+
 pub(super) async fn enrol_form(
     State(c): State<Console>,
-    headers: HeaderMap,
+    Pending { who, session }: Pending,
 ) -> Result<Response, Denied> {
-    let (who, session) = c.session_of(&headers).await?;
     if who.totp_enabled {
         // Enrolment is for those without a second factor; changing it is another matter.
         return Ok(Redirect::to(if session.second_factor {
@@ -379,14 +389,7 @@ pub(super) async fn enrol_form(
     c.store
         .set_totp_secret(who.person_id, &secret, c.totp_key()?)
         .await?;
-    let issuer = format!("Haven ({})", c.school());
-    let uri = totp::otpauth_uri(&issuer, &who.username, &secret);
-    Ok(html(&EnrolPage {
-        l: pending_layout(&c, "Two-step sign-in", &session.csrf),
-        qr: totp::qr_svg(&uri).unwrap_or_default(),
-        secret,
-        error: String::new(),
-    }))
+    Ok(enrol_page(&c, &who, &session.csrf, secret, ""))
 }
 
 #[derive(Template)]
@@ -399,13 +402,9 @@ struct EnrolledPage {
 pub(super) async fn enrol(
     State(c): State<Console>,
     peer: Peer,
-    headers: HeaderMap,
-    Form(f): Form<CodeForm>,
+    SessionCookie(token): SessionCookie,
+    PendingForm(Pending { who, session }, f): PendingForm<CodeForm>,
 ) -> Result<Response, Denied> {
-    let (who, session) = c.session_of(&headers).await?;
-    if !crate::web::same(&f.csrf, &session.csrf) {
-        return Err(Denied::Csrf);
-    }
     if who.totp_enabled {
         return Ok(Redirect::to("/").into_response());
     }
@@ -415,24 +414,18 @@ pub(super) async fn enrol(
     let secret = totp::base32_decode(&secret_b32).unwrap_or_default();
     let step = totp::matching_step(&secret, &f.code, unix_secs());
     let Some(step) = step else {
-        let issuer = format!("Haven ({})", c.school());
-        let uri = totp::otpauth_uri(&issuer, &who.username, &secret_b32);
-        return Ok((
-            StatusCode::UNAUTHORIZED,
-            html(&EnrolPage {
-                l: pending_layout(&c, "Two-step sign-in", &session.csrf),
-                qr: totp::qr_svg(&uri).unwrap_or_default(),
-                secret: secret_b32,
-                error: "That code did not match. Check the app shows Haven and try the new code."
-                    .into(),
-            }),
-        )
-            .into_response());
+        let page = enrol_page(
+            &c,
+            &who,
+            &session.csrf,
+            secret_b32,
+            "That code did not match. Check the app shows Haven and try the new code.",
+        );
+        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     };
     c.store.use_totp_step(who.person_id, step as i64).await?;
     c.store.enable_totp(who.person_id).await?;
     let codes = c.store.new_recovery_codes(who.person_id).await?;
-    let token = cookie(&headers, SESSION_COOKIE).unwrap_or_default();
     c.store.pass_second_factor(&token).await?;
     c.store
         .audit(
@@ -445,7 +438,15 @@ pub(super) async fn enrol(
             .word("with", "TOTP and ten recovery codes"),
         )
         .await?;
-    let signed = c.signed(&headers, &peer).await?;
+    // Signed in now, with both factors.
+    let signed = Signed {
+        who,
+        session: Some(Session {
+            second_factor: true,
+            ..session
+        }),
+        address: peer.0,
+    };
     Ok(html(&EnrolledPage {
         l: c.layout("Two-step sign-in is on", Some(&signed)),
         codes,
@@ -483,3 +484,5 @@ pub(super) async fn logout(
     )
         .into_response())
 }
+
+crate::web::csrf_field!(CodeForm);
