@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use haven_core::{Engine, Policy};
 use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_store::reviews::ReviewStatus;
 use haven_store::sessions::secret_hash;
 
 use crate::web::{Denied, Signed};
@@ -19,6 +20,18 @@ pub enum Outcome {
     Applied(i64),
     /// Waiting for a second person (its change id).
     Pending(i64),
+}
+
+/// Why a policy text cannot be put in force (the words are the policy's own error, or the
+/// rule over an illegal-list entry).
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidPolicy {
+    /// It does not parse or compile.
+    #[error("{0}")]
+    Policy(#[from] haven_core::PolicyError),
+    /// It adds a rule over an entry of an illegal list, which could never work.
+    #[error("{0}")]
+    IllegalOverride(haven_core::IllegalOverride),
 }
 
 /// `s` as a TOML basic string, quotes included.
@@ -50,22 +63,21 @@ impl Console {
     /// rule over an illegal-list entry is refused (the rule could never work); one the policy
     /// in force already has (a list update put an entry under it) does not hold other changes
     /// up: the list wins over it, and the banner names it.
-    pub fn validate(&self, text: &str) -> Result<Engine, String> {
-        let policy = Policy::from_toml(text).map_err(|e| e.to_string())?;
+    pub fn validate(&self, text: &str) -> Result<Engine, InvalidPolicy> {
+        let policy = Policy::from_toml(text)?;
         let current = self.engine.current();
         let engine = Engine::new(
             current.snapshot().clone(),
             Arc::new(policy),
             &self.policy_path.display().to_string(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let known = current.illegal_overrides();
         if let Some(o) = engine
             .illegal_overrides()
             .iter()
             .find(|o| !known.iter().any(|k| k.site == o.site && k.entry == o.entry))
         {
-            return Err(o.to_string());
+            return Err(InvalidPolicy::IllegalOverride(o.clone()));
         }
         Ok(match current.fallback() {
             Some(why) => engine.with_fallback(why.to_owned()),
@@ -201,7 +213,7 @@ impl Console {
         by: &Signed,
     ) -> Result<Option<Outcome>, Denied> {
         let review = self.store.review(id).await?.ok_or(Denied::NotFound)?;
-        if review.status != "open" {
+        if review.status != ReviewStatus::Open {
             return Err(Denied::Invalid(format!(
                 "Review {id} is already {}.",
                 review.status

@@ -600,7 +600,13 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
         assert_eq!(status, StatusCode::FORBIDDEN);
         assert!(page.contains("Form expired"), "{page}");
         assert_eq!(
-            h.store.review(id).await.expect("db").expect("r").status,
+            h.store
+                .review(id)
+                .await
+                .expect("db")
+                .expect("r")
+                .status
+                .as_str(),
             "open"
         );
         // With it (here from htmx's header), it goes through.
@@ -629,7 +635,13 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(
-            h.store.review(id).await.expect("db").expect("r").status,
+            h.store
+                .review(id)
+                .await
+                .expect("db")
+                .expect("r")
+                .status
+                .as_str(),
             "declined"
         );
     });

@@ -5,6 +5,63 @@ use sqlx::Row as _;
 
 use crate::{now_ms, Store, StoreError};
 
+/// Where a review request stands (kept in the database as its [`ReviewStatus::as_str`] text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReviewStatus {
+    /// Waiting for someone to decide it.
+    Open,
+    /// Approved: the page is allowed (through a policy change).
+    Approved,
+    /// Declined.
+    Declined,
+}
+
+impl ReviewStatus {
+    /// Every status, in the order a request moves through them.
+    pub const ALL: [ReviewStatus; 3] = [
+        ReviewStatus::Open,
+        ReviewStatus::Approved,
+        ReviewStatus::Declined,
+    ];
+
+    /// Its text, as stored and as the API and the CLI take it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewStatus::Open => "open",
+            ReviewStatus::Approved => "approved",
+            ReviewStatus::Declined => "declined",
+        }
+    }
+}
+
+impl std::fmt::Display for ReviewStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A review status that is none of `open`, `approved` or `declined`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a review status: open, approved or declined")]
+pub struct UnknownReviewStatus(pub String);
+
+impl std::str::FromStr for ReviewStatus {
+    type Err = UnknownReviewStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ReviewStatus::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| UnknownReviewStatus(s.to_owned()))
+    }
+}
+
+impl serde::Serialize for ReviewStatus {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
 /// A review request as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Review {
@@ -22,8 +79,8 @@ pub struct Review {
     pub url: String,
     /// Why the page was blocked.
     pub reason: String,
-    /// `open`, `approved` or `declined`.
-    pub status: String,
+    /// Where it stands.
+    pub status: ReviewStatus,
     /// Who decided.
     pub decided_by: Option<String>,
     /// Their note.
@@ -64,7 +121,10 @@ fn review_from(r: &sqlx::any::AnyRow) -> Result<Review, StoreError> {
         user: r.try_get(4)?,
         url: r.try_get(5)?,
         reason: r.try_get(6)?,
-        status: r.try_get(7)?,
+        status: r
+            .try_get::<String, _>(7)?
+            .parse()
+            .map_err(|e: UnknownReviewStatus| sqlx::Error::Decode(Box::new(e)))?,
         decided_by: r.try_get(8)?,
         note: r.try_get(9)?,
     })
@@ -120,11 +180,15 @@ impl Store {
     }
 
     /// Requests with this status, oldest first.
-    pub async fn reviews(&self, status: &str, limit: i64) -> Result<Vec<Review>, StoreError> {
+    pub async fn reviews(
+        &self,
+        status: ReviewStatus,
+        limit: i64,
+    ) -> Result<Vec<Review>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REVIEW_COLUMNS} FROM reviews WHERE status = $1 ORDER BY id LIMIT $2"
         )))
-        .bind(status)
+        .bind(status.as_str())
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
@@ -153,7 +217,11 @@ impl Store {
         let done = sqlx::query(
             "UPDATE reviews SET status = $1, decided_by = $2, decided_at = $3, note = $4 WHERE id = $5 AND status = 'open'",
         )
-        .bind(if approved { "approved" } else { "declined" })
+        .bind(if approved {
+            ReviewStatus::Approved
+        } else {
+            ReviewStatus::Declined
+        }.as_str())
         .bind(by)
         .bind(now_ms())
         .bind(note)
@@ -227,5 +295,20 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReviewStatus;
+
+    #[test]
+    fn a_review_status_reads_back_as_it_is_stored_and_an_unknown_one_is_an_error() {
+        for s in ReviewStatus::ALL {
+            assert_eq!(s.as_str().parse::<ReviewStatus>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        assert!("Open".parse::<ReviewStatus>().is_err());
+        assert!("".parse::<ReviewStatus>().is_err());
     }
 }

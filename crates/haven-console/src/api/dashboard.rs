@@ -6,6 +6,7 @@ use serde_json::json;
 
 use super::ApiError;
 use crate::Console;
+use haven_store::reviews::ReviewStatus;
 
 pub(super) async fn dashboard(
     State(c): State<Console>,
@@ -29,6 +30,6 @@ pub(super) async fn dashboard(
         "from_ms": from,
         "blocks_by_category": categories,
         "top_blocked": sites,
-        "open_reviews": c.store.reviews("open", 1000).await?.len(),
+        "open_reviews": c.store.reviews(ReviewStatus::Open, 1000).await?.len(),
     })))
 }

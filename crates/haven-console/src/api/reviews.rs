@@ -6,7 +6,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, Bearer};
+use crate::web::Denied;
 use crate::Console;
+use haven_store::reviews::ReviewStatus;
 
 #[derive(Debug, Deserialize)]
 pub struct ReviewsQuery {
@@ -23,7 +25,11 @@ pub(super) async fn reviews(
     Bearer { signed: s, .. }: Bearer,
     Query(q): Query<ReviewsQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let found = crate::pages::reviews_audited(&c, &s, &q.status, 1000, "API").await?;
+    let status: ReviewStatus = q
+        .status
+        .parse()
+        .map_err(|e| Denied::Invalid(format!("status: {e}")))?;
+    let found = crate::pages::reviews_audited(&c, &s, status, 1000, "API").await?;
     Ok(Json(json!({ "reviews": found })))
 }
 
@@ -48,12 +54,12 @@ pub(super) async fn decide(
         .decide_review(id, approve, whole_site, &d.note, &s)
         .await?;
     Ok(Json(match outcome {
-        None => json!({ "review": id, "status": "declined" }),
+        None => json!({ "review": id, "status": ReviewStatus::Declined.as_str() }),
         Some(crate::change::Outcome::Applied(change)) => {
-            json!({ "review": id, "status": "approved", "policy_change": change, "change_status": "applied" })
+            json!({ "review": id, "status": ReviewStatus::Approved.as_str(), "policy_change": change, "change_status": "applied" })
         }
         Some(crate::change::Outcome::Pending(change)) => {
-            json!({ "review": id, "status": "approved", "policy_change": change, "change_status": "pending" })
+            json!({ "review": id, "status": ReviewStatus::Approved.as_str(), "policy_change": change, "change_status": "pending" })
         }
     }))
 }

@@ -9,6 +9,7 @@ use super::Layout;
 use crate::permissions::Permission;
 use crate::web::{html, when, Denied, Signed};
 use crate::Console;
+use haven_store::reviews::ReviewStatus;
 
 #[derive(Template)]
 #[template(path = "home.html")]
@@ -68,7 +69,7 @@ pub(super) async fn home(State(c): State<Console>, s: Signed) -> Result<Response
         .collect();
     let most = categories.iter().map(|c| c.2).max().unwrap_or(1);
     let sites = c.store.top_blocked(from, 10).await?;
-    let open_reviews = c.store.reviews("open", 1000).await?.len();
+    let open_reviews = c.store.reviews(ReviewStatus::Open, 1000).await?.len();
     // Captures are safeguarding data: shown to those who triage them, and the read audited.
     let captures = if s.may(Permission::Triage) {
         let found = c.store.open_captures(4, 20).await?;

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use super::{url_encode, Flash, Layout};
 use crate::web::{html, when, Denied, SessionForm, Signed};
 use crate::Console;
+use haven_store::reviews::ReviewStatus;
 
 struct ReviewRow {
     id: i64,
@@ -35,7 +36,7 @@ pub(super) async fn reviews(
     s: Signed,
     Query(flash): Query<Flash>,
 ) -> Result<Response, Denied> {
-    let open = reviews_audited(&c, &s, "open", 200, "page").await?;
+    let open = reviews_audited(&c, &s, ReviewStatus::Open, 200, "page").await?;
     let reviews = open
         .into_iter()
         .map(|r| ReviewRow {
@@ -94,7 +95,7 @@ pub(super) async fn decide_review(
 pub(crate) async fn reviews_audited(
     c: &Console,
     s: &Signed,
-    status: &str,
+    status: ReviewStatus,
     limit: i64,
     via: &'static str,
 ) -> Result<Vec<haven_store::reviews::Review>, Denied> {
