@@ -1,6 +1,8 @@
-//! The console's pages: sign-in (password, then a TOTP code or enrolment for the roles that
-//! need it), the dashboard, activity search and a person's timeline, review requests, the
-//! policy with its changes, the audit log and API tokens.
+//! The console's pages: their table ([`PAGES`]), the frame every page shares ([`Layout`], with
+//! the navigation made from the table), and a module per area: sign-in (password, then a TOTP
+//! code or enrolment for the roles that need it), my account, the dashboard, activity search
+//! and a person's timeline, review requests, the policy with its changes, the audit log,
+//! triage and the risk library, API tokens.
 
 mod account;
 mod activity;
