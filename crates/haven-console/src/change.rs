@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use haven_core::{Engine, Policy};
 use haven_store::audit::{AuditEntry, AuditKind, Subject};
-use haven_store::reviews::ReviewStatus;
+use haven_store::reviews::{ChangeStatus, ReviewStatus};
 use haven_store::sessions::secret_hash;
 
 use crate::web::{Denied, Signed};
@@ -120,14 +120,14 @@ impl Console {
         let outcome = if self.config.policy_approval {
             let id = self
                 .store
-                .add_policy_change(author, reason, "pending", text, &base, summary)
+                .add_policy_change(author, reason, ChangeStatus::Pending, text, &base, summary)
                 .await?;
             Outcome::Pending(id)
         } else {
             self.apply(text, engine)?;
             let id = self
                 .store
-                .add_policy_change(author, reason, "applied", text, &base, summary)
+                .add_policy_change(author, reason, ChangeStatus::Applied, text, &base, summary)
                 .await?;
             Outcome::Applied(id)
         };
@@ -154,7 +154,7 @@ impl Console {
             .policy_change(id)
             .await?
             .ok_or(Denied::NotFound)?;
-        if change.status != "pending" {
+        if change.status != ChangeStatus::Pending {
             return Err(Denied::Invalid(format!(
                 "Change {id} is already {}.",
                 change.status
@@ -176,7 +176,11 @@ impl Console {
                 .map_err(|e| Denied::Invalid(format!("Change {id} no longer validates: {e}")))?;
             self.apply(&change.policy, engine)?;
         }
-        let status = if approve { "applied" } else { "rejected" };
+        let status = if approve {
+            ChangeStatus::Applied
+        } else {
+            ChangeStatus::Rejected
+        };
         if !self
             .store
             .settle_policy_change(id, status, &by.who.username)

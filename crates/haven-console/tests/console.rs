@@ -766,7 +766,7 @@ fn approving_a_review_changes_the_policy_through_change_control() {
         );
         assert!(!h.dir.join("policy.toml").exists(), "nothing written yet");
         let change = h.store.policy_changes(1).await.expect("c")[0].clone();
-        assert_eq!(change.status, "pending");
+        assert_eq!(change.status.as_str(), "pending");
         let (status, _, page) = call(
             &h.app,
             Method::POST,
@@ -1249,7 +1249,7 @@ fn text_ingested_through_the_api_is_graded_opened_in_context_and_the_library_edi
         let changes = h.store.library_changes(10).await.expect("changes");
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].author, "priya.shah");
-        assert_eq!(changes[0].status, "pending");
+        assert_eq!(changes[0].status.as_str(), "pending");
         let (gareth, gareth_csrf) = signed_in(&h.store, "gareth.lloyd").await;
         let (status, _, _) = call(
             &h.app,

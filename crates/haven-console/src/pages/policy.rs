@@ -10,6 +10,7 @@ use super::{url_encode, Flash, Layout};
 use crate::permissions::Permission;
 use crate::web::{html, when, Denied, SessionForm, Signed};
 use crate::Console;
+use haven_store::reviews::ChangeStatus;
 
 struct ChangeRow {
     id: i64,
@@ -17,7 +18,9 @@ struct ChangeRow {
     author: String,
     summary: String,
     reason: String,
-    status: String,
+    status: ChangeStatus,
+    /// Whether it waits for a second person.
+    pending: bool,
     approver: Option<String>,
 }
 
@@ -65,6 +68,7 @@ async fn policy_page(
             author: ch.author,
             summary: ch.summary,
             reason: ch.reason,
+            pending: ch.status == ChangeStatus::Pending,
             status: ch.status,
             approver: ch.approver,
         })
