@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use haven_core::{Engine, Policy};
 use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_store::reviews::{ChangeStatus, ReviewStatus};
 use haven_store::sessions::secret_hash;
 
 use crate::web::{Denied, Signed};
@@ -19,6 +20,18 @@ pub enum Outcome {
     Applied(i64),
     /// Waiting for a second person (its change id).
     Pending(i64),
+}
+
+/// Why a policy text cannot be put in force (the words are the policy's own error, or the
+/// rule over an illegal-list entry).
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidPolicy {
+    /// It does not parse or compile.
+    #[error("{0}")]
+    Policy(#[from] haven_core::PolicyError),
+    /// It adds a rule over an entry of an illegal list, which could never work.
+    #[error("{0}")]
+    IllegalOverride(haven_core::IllegalOverride),
 }
 
 /// `s` as a TOML basic string, quotes included.
@@ -50,22 +63,21 @@ impl Console {
     /// rule over an illegal-list entry is refused (the rule could never work); one the policy
     /// in force already has (a list update put an entry under it) does not hold other changes
     /// up: the list wins over it, and the banner names it.
-    pub fn validate(&self, text: &str) -> Result<Engine, String> {
-        let policy = Policy::from_toml(text).map_err(|e| e.to_string())?;
+    pub fn validate(&self, text: &str) -> Result<Engine, InvalidPolicy> {
+        let policy = Policy::from_toml(text)?;
         let current = self.engine.current();
         let engine = Engine::new(
             current.snapshot().clone(),
             Arc::new(policy),
             &self.policy_path.display().to_string(),
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let known = current.illegal_overrides();
         if let Some(o) = engine
             .illegal_overrides()
             .iter()
             .find(|o| !known.iter().any(|k| k.site == o.site && k.entry == o.entry))
         {
-            return Err(o.to_string());
+            return Err(InvalidPolicy::IllegalOverride(o.clone()));
         }
         Ok(match current.fallback() {
             Some(why) => engine.with_fallback(why.to_owned()),
@@ -108,14 +120,14 @@ impl Console {
         let outcome = if self.config.policy_approval {
             let id = self
                 .store
-                .add_policy_change(author, reason, "pending", text, &base, summary)
+                .add_policy_change(author, reason, ChangeStatus::Pending, text, &base, summary)
                 .await?;
             Outcome::Pending(id)
         } else {
             self.apply(text, engine)?;
             let id = self
                 .store
-                .add_policy_change(author, reason, "applied", text, &base, summary)
+                .add_policy_change(author, reason, ChangeStatus::Applied, text, &base, summary)
                 .await?;
             Outcome::Applied(id)
         };
@@ -142,7 +154,7 @@ impl Console {
             .policy_change(id)
             .await?
             .ok_or(Denied::NotFound)?;
-        if change.status != "pending" {
+        if change.status != ChangeStatus::Pending {
             return Err(Denied::Invalid(format!(
                 "Change {id} is already {}.",
                 change.status
@@ -164,7 +176,11 @@ impl Console {
                 .map_err(|e| Denied::Invalid(format!("Change {id} no longer validates: {e}")))?;
             self.apply(&change.policy, engine)?;
         }
-        let status = if approve { "applied" } else { "rejected" };
+        let status = if approve {
+            ChangeStatus::Applied
+        } else {
+            ChangeStatus::Rejected
+        };
         if !self
             .store
             .settle_policy_change(id, status, &by.who.username)
@@ -201,7 +217,7 @@ impl Console {
         by: &Signed,
     ) -> Result<Option<Outcome>, Denied> {
         let review = self.store.review(id).await?.ok_or(Denied::NotFound)?;
-        if review.status != "open" {
+        if review.status != ReviewStatus::Open {
             return Err(Denied::Invalid(format!(
                 "Review {id} is already {}.",
                 review.status

@@ -13,10 +13,9 @@
 pub mod api;
 pub mod change;
 pub mod listener;
-/// Monitoring's state lives in `haven-monitor`; the console reads it under its old name.
-pub use haven_monitor::library as monitoring;
 pub mod pages;
 pub mod permissions;
+pub mod routes;
 pub mod totp;
 pub mod web;
 
@@ -113,7 +112,7 @@ pub struct Inner {
     /// The key TOTP secrets are sealed with (`<data-dir>/totp.key`), read or made on first use.
     totp_key: std::sync::OnceLock<haven_store::sealed::SealKey>,
     /// The risk library and alert rules.
-    pub monitoring: Arc<monitoring::Monitoring>,
+    pub monitoring: Arc<haven_monitor::Monitoring>,
 }
 
 /// The console's shared state.
@@ -135,7 +134,7 @@ impl Console {
         engine: Arc<LiveEngine>,
         policy_path: PathBuf,
         config: ConsoleConfig,
-        monitoring: Arc<monitoring::Monitoring>,
+        monitoring: Arc<haven_monitor::Monitoring>,
     ) -> Console {
         Console(Arc::new(Inner {
             store,
@@ -151,8 +150,8 @@ impl Console {
 
     /// Every page and API route.
     pub fn router(&self) -> Router {
-        pages::routes()
-            .merge(api::routes())
+        routes::router(pages::PAGES, self)
+            .merge(routes::router(api::ROUTES, self))
             .with_state(self.clone())
             .layer(axum::middleware::from_fn(security_headers))
     }

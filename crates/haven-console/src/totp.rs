@@ -71,16 +71,7 @@ pub fn matching_step(secret: &[u8], code: &str, unix_secs: u64) -> Option<u64> {
 
 /// The `otpauth://` address an authenticator app reads from the QR code.
 pub fn otpauth_uri(issuer: &str, account: &str, secret_b32: &str) -> String {
-    let enc = |s: &str| -> String {
-        s.bytes()
-            .map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            })
-            .collect()
-    };
+    let enc = crate::web::url_encode;
     format!(
         "otpauth://totp/{}:{}?secret={secret_b32}&issuer={}&algorithm=SHA1&digits=6&period={STEP}",
         enc(issuer),

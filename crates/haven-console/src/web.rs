@@ -23,16 +23,22 @@ pub const LOGIN_COOKIE: &str = "haven_login";
 #[derive(Debug, Clone)]
 pub struct Peer(pub String);
 
+impl Peer {
+    /// The address a request came from (`unknown` when the connection did not say).
+    pub fn of(extensions: &axum::http::Extensions) -> Peer {
+        Peer(
+            extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
+        )
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Peer(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string()),
-        ))
+        Ok(Peer::of(&parts.extensions))
     }
 }
 
@@ -129,6 +135,128 @@ impl Signed {
     }
 }
 
+/// The signed-in person, as the route's guard found them ([`crate::routes::Guard`]: signed
+/// in, second factor given where due, the route's permission held). On a route whose guard
+/// does not sign in, the person behind the session cookie, or the same refusals.
+impl FromRequestParts<Console> for Signed {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Console) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Signed>() {
+            Some(s) => Ok(s.clone()),
+            None => c.signed(&parts.headers, &Peer::of(&parts.extensions)).await,
+        }
+    }
+}
+
+/// A form with a `csrf` field.
+pub trait CsrfField {
+    /// The token the form carries.
+    fn csrf(&self) -> &str;
+}
+
+/// Implements [`CsrfField`] for forms whose token is their `csrf` field.
+macro_rules! csrf_field {
+    ($($form:ty),* $(,)?) => {
+        $(impl $crate::web::CsrfField for $form {
+            fn csrf(&self) -> &str {
+                &self.csrf
+            }
+        })*
+    };
+}
+pub(crate) use csrf_field;
+
+/// A form posted by the signed-in person from this session: read as axum's `Form` reads it
+/// (its refusals unchanged), then refused unless its token is this session's
+/// ([`Signed::check_csrf`]). The one place forms are checked.
+#[derive(Debug)]
+pub struct SessionForm<T>(pub T);
+
+impl<T> axum::extract::FromRequest<Console> for SessionForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, c: &Console) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let signed = Signed::from_request_parts(&mut parts, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let req = axum::extract::Request::from_parts(parts, body);
+        let axum::Form(form) = axum::Form::<T>::from_request(req, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        signed
+            .check_csrf(Some(form.csrf()), &headers)
+            .map_err(IntoResponse::into_response)?;
+        Ok(SessionForm(form))
+    }
+}
+
+/// The session cookie's value as the browser sent it (empty when there is none).
+#[derive(Debug)]
+pub struct SessionCookie(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for SessionCookie {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(SessionCookie(
+            cookie(&parts.headers, SESSION_COOKIE).unwrap_or_default(),
+        ))
+    }
+}
+
+/// Someone half-way through signing in: their session, second factor given or not (for the
+/// code and enrolment steps themselves). Refused, as a redirect to the sign-in page, when
+/// there is no session.
+#[derive(Debug)]
+pub struct Pending {
+    /// Who.
+    pub who: Identity,
+    /// Their session.
+    pub session: Session,
+}
+
+impl FromRequestParts<Console> for Pending {
+    type Rejection = Denied;
+
+    async fn from_request_parts(parts: &mut Parts, c: &Console) -> Result<Self, Denied> {
+        let (who, session) = c.session_of(&parts.headers).await?;
+        Ok(Pending { who, session })
+    }
+}
+
+/// A form posted half-way through signing in: read as axum's `Form` reads it, then refused
+/// unless there is a session and the form carries its token.
+#[derive(Debug)]
+pub struct PendingForm<T>(pub Pending, pub T);
+
+impl<T> axum::extract::FromRequest<Console> for PendingForm<T>
+where
+    T: serde::de::DeserializeOwned + CsrfField + Send,
+{
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, c: &Console) -> Result<Self, Response> {
+        let headers = req.headers().clone();
+        let axum::Form(form) = axum::Form::<T>::from_request(req, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let (who, session) = c
+            .session_of(&headers)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        if !same(form.csrf(), &session.csrf) {
+            return Err(Denied::Csrf.into_response());
+        }
+        Ok(PendingForm(Pending { who, session }, form))
+    }
+}
+
 /// Why a request was refused.
 #[derive(Debug)]
 pub enum Denied {
@@ -182,7 +310,7 @@ impl IntoResponse for Denied {
             ),
             Denied::Invalid(why) => (StatusCode::BAD_REQUEST, "Not accepted", why),
             Denied::Store(e) if e.is_disk_full() => {
-                eprintln!("console: store error: {e}");
+                tracing::error!(error = %e, "console: the store's disk is full");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The disk is full",
@@ -194,7 +322,7 @@ impl IntoResponse for Denied {
                 )
             }
             Denied::Store(e) => {
-                eprintln!("console: store error: {e}");
+                tracing::error!(error = %e, "console: store error");
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "Something went wrong",
@@ -250,7 +378,7 @@ pub fn html<T: askama::Template>(t: &T) -> Response {
     match t.render() {
         Ok(s) => Html(s).into_response(),
         Err(e) => {
-            eprintln!("console: template: {e}");
+            tracing::error!(error = %e, "console: a page template failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "page error").into_response()
         }
     }
@@ -283,4 +411,16 @@ pub fn day_start(date: &str) -> Option<i64> {
     let d: jiff::civil::Date = date.trim().parse().ok()?;
     let z = d.to_zoned(jiff::tz::TimeZone::system()).ok()?;
     Some(z.timestamp().as_millisecond())
+}
+
+/// `s` percent-encoded for a query string or form (everything but unreserved characters).
+pub fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

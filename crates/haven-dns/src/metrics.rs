@@ -3,9 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use haven_runtime::metrics::{
-    counter, gauge, sum_and_count, text, Collector, CountsByCategory, DescriptorEncoder,
-};
+use haven_runtime::metrics::{counter, gauge, sum_and_count, CountsByCategory, DescriptorEncoder};
 
 /// Metric names.
 pub mod names {
@@ -164,6 +162,7 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haven_runtime::metrics::{text, Collector};
 
     #[test]
     fn renders_prometheus_text() {

@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use haven_runtime::metrics::{counter, text, Collector, CountsByCategory, DescriptorEncoder};
+use haven_runtime::metrics::{counter, Collector, CountsByCategory, DescriptorEncoder};
 
 /// Metric names.
 pub mod names {
@@ -129,6 +129,7 @@ impl Collector for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use haven_runtime::metrics::text;
 
     #[test]
     fn renders_prometheus_text() {

@@ -5,6 +5,104 @@ use sqlx::Row as _;
 
 use crate::{now_ms, Store, StoreError};
 
+/// An enum kept in the database as text: `as_str`, `ALL`, `Display`, `FromStr` (an unknown
+/// text is an [`UnknownStatus`], never a default) and `Serialize` as its text.
+macro_rules! stored_text {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// Its text, as stored and as the API and the CLI take it.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownStatus;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| UnknownStatus {
+                        what: $what,
+                        value: s.to_owned(),
+                        expected: [$($text),+].join(", "),
+                    })
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// A status text that is none of those its kind allows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{value:?} is not a {what}: {expected}")]
+pub struct UnknownStatus {
+    /// What kind of status (`review status`, `policy change status`).
+    pub what: &'static str,
+    /// The text given.
+    pub value: String,
+    /// The texts allowed, in a line.
+    pub expected: String,
+}
+
+stored_text! {
+    /// Where a review request stands.
+    ReviewStatus, "review status" {
+        /// Waiting for someone to decide it.
+        Open = "open",
+        /// Approved: the page is allowed (through a policy change).
+        Approved = "approved",
+        /// Declined.
+        Declined = "declined",
+    }
+}
+
+stored_text! {
+    /// Where a policy change stands.
+    ChangeStatus, "policy change status" {
+        /// In force.
+        Applied = "applied",
+        /// Waiting for a second person.
+        Pending = "pending",
+        /// Rejected by the second person.
+        Rejected = "rejected",
+    }
+}
+
+/// A stored status as its enum; an unknown text is a decode error.
+fn stored<T: std::str::FromStr<Err = UnknownStatus>>(
+    r: &sqlx::any::AnyRow,
+    column: usize,
+) -> Result<T, StoreError> {
+    Ok(r.try_get::<String, _>(column)?
+        .parse()
+        .map_err(|e: UnknownStatus| sqlx::Error::Decode(Box::new(e)))?)
+}
+
 /// A review request as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Review {
@@ -22,8 +120,8 @@ pub struct Review {
     pub url: String,
     /// Why the page was blocked.
     pub reason: String,
-    /// `open`, `approved` or `declined`.
-    pub status: String,
+    /// Where it stands.
+    pub status: ReviewStatus,
     /// Who decided.
     pub decided_by: Option<String>,
     /// Their note.
@@ -41,8 +139,8 @@ pub struct PolicyChange {
     pub author: String,
     /// Why.
     pub reason: String,
-    /// `applied`, `pending` (waiting for a second person), or `rejected`.
-    pub status: String,
+    /// Where it stands.
+    pub status: ChangeStatus,
     /// Who approved or rejected it.
     pub approver: Option<String>,
     /// The whole policy text it sets.
@@ -64,7 +162,7 @@ fn review_from(r: &sqlx::any::AnyRow) -> Result<Review, StoreError> {
         user: r.try_get(4)?,
         url: r.try_get(5)?,
         reason: r.try_get(6)?,
-        status: r.try_get(7)?,
+        status: stored(r, 7)?,
         decided_by: r.try_get(8)?,
         note: r.try_get(9)?,
     })
@@ -78,7 +176,7 @@ fn change_from(r: &sqlx::any::AnyRow) -> Result<PolicyChange, StoreError> {
         at_ms: r.try_get(1)?,
         author: r.try_get(2)?,
         reason: r.try_get(3)?,
-        status: r.try_get(4)?,
+        status: stored(r, 4)?,
         approver: r.try_get(5)?,
         policy: r.try_get(6)?,
         summary: r.try_get(7)?,
@@ -120,11 +218,15 @@ impl Store {
     }
 
     /// Requests with this status, oldest first.
-    pub async fn reviews(&self, status: &str, limit: i64) -> Result<Vec<Review>, StoreError> {
+    pub async fn reviews(
+        &self,
+        status: ReviewStatus,
+        limit: i64,
+    ) -> Result<Vec<Review>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {REVIEW_COLUMNS} FROM reviews WHERE status = $1 ORDER BY id LIMIT $2"
         )))
-        .bind(status)
+        .bind(status.as_str())
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
@@ -153,7 +255,11 @@ impl Store {
         let done = sqlx::query(
             "UPDATE reviews SET status = $1, decided_by = $2, decided_at = $3, note = $4 WHERE id = $5 AND status = 'open'",
         )
-        .bind(if approved { "approved" } else { "declined" })
+        .bind(if approved {
+            ReviewStatus::Approved
+        } else {
+            ReviewStatus::Declined
+        }.as_str())
         .bind(by)
         .bind(now_ms())
         .bind(note)
@@ -163,12 +269,12 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Records a policy change (`applied` or `pending`).
+    /// Records a policy change (applied or pending).
     pub async fn add_policy_change(
         &self,
         author: &str,
         reason: &str,
-        status: &str,
+        status: ChangeStatus,
         policy: &str,
         base_hash: &str,
         summary: &str,
@@ -179,7 +285,7 @@ impl Store {
         .bind(now_ms())
         .bind(author)
         .bind(reason)
-        .bind(status)
+        .bind(status.as_str())
         .bind(policy)
         .bind(base_hash)
         .bind(summary)
@@ -210,22 +316,58 @@ impl Store {
         row.as_ref().map(change_from).transpose()
     }
 
-    /// Settles a pending change (`applied` or `rejected`); false when it was not pending.
+    /// Settles a pending change (applied or rejected); false when it was not pending.
     pub async fn settle_policy_change(
         &self,
         id: i64,
-        status: &str,
+        status: ChangeStatus,
         approver: &str,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE policy_changes SET status = $1, approver = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(approver)
         .bind(now_ms())
         .bind(id)
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{ChangeStatus, ReviewStatus};
+
+    #[test]
+    fn a_status_reads_back_as_it_is_stored_and_an_unknown_one_is_an_error() {
+        for &s in ReviewStatus::ALL {
+            assert_eq!(s.as_str().parse::<ReviewStatus>(), Ok(s));
+            assert_eq!(s.to_string(), s.as_str());
+        }
+        for &s in ChangeStatus::ALL {
+            assert_eq!(s.as_str().parse::<ChangeStatus>(), Ok(s));
+        }
+        assert_eq!(
+            ReviewStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            ["open", "approved", "declined"]
+        );
+        assert_eq!(
+            ChangeStatus::ALL
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>(),
+            ["applied", "pending", "rejected"]
+        );
+        assert!("Open".parse::<ReviewStatus>().is_err());
+        assert_eq!(
+            "".parse::<ReviewStatus>().map_err(|e| e.to_string()),
+            Err("\"\" is not a review status: open, approved, declined".to_owned())
+        );
+        assert!("open".parse::<ChangeStatus>().is_err());
     }
 }

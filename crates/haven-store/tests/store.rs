@@ -187,7 +187,11 @@ fn one_open_review_request_per_person_and_site() {
                 "{db}"
             );
             assert_eq!(
-                store.reviews("open", 100).await.expect("open").len(),
+                store
+                    .reviews(haven_store::reviews::ReviewStatus::Open, 100)
+                    .await
+                    .expect("open")
+                    .len(),
                 4,
                 "{db}"
             );

@@ -166,7 +166,7 @@ pub struct ReviewsArgs {
 
 pub fn reviews(ctx: &Context, a: &ReviewsArgs) -> Result<ExitCode> {
     let found = ctx.with_store(async |s| {
-        let found = s.reviews(&a.status, 1000).await?;
+        let found = s.reviews(a.status.parse()?, 1000).await?;
         s.audit(
             &AuditEntry::new(
                 &crate::people::operator(),

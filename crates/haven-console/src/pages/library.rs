@@ -1,0 +1,302 @@
+//! The risk library: the phrases in force with their dismissal rates, the school's file
+//! edited whole, and changes that wait for a second person.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use serde::Deserialize;
+
+use super::{url_encode, Flash, Layout};
+use crate::web::{html, when, Denied, SessionForm, Signed};
+use crate::Console;
+
+struct LibraryRow {
+    source: String,
+    grade: String,
+    category: String,
+    phrase: String,
+    unless: String,
+    decided: u64,
+    rate: String,
+}
+
+struct LibraryChangeRow {
+    id: i64,
+    when: String,
+    author: String,
+    note: String,
+    status: String,
+    approver: String,
+    /// For a pending change: the grade-5 phrases it switches off.
+    switches_off: String,
+    /// Whether the person reading wrote it (and so may not approve it).
+    mine: bool,
+}
+
+#[derive(Template)]
+#[template(path = "library.html")]
+struct LibraryPage {
+    l: Layout,
+    rows: Vec<LibraryRow>,
+    text: String,
+    note: String,
+    errors: Vec<String>,
+    changes: Vec<LibraryChangeRow>,
+    message: String,
+}
+
+async fn library_page(
+    c: &Console,
+    s: &Signed,
+    text: Option<String>,
+    note: String,
+    errors: Vec<String>,
+    message: String,
+) -> Result<Response, Denied> {
+    let records: std::collections::HashMap<String, (u64, u64)> = c
+        .store
+        .phrase_records()
+        .await?
+        .into_iter()
+        .map(|p| (p.phrase, (p.decided, p.dismissed)))
+        .collect();
+    let in_force = c.monitoring.library();
+    let mut rows = Vec::new();
+    for source in c.monitoring.sources() {
+        for p in &source.library.phrases {
+            let (decided, dismissed) = records.get(&p.text).copied().unwrap_or((0, 0));
+            let off = !in_force.phrases.iter().any(|q| q.text == p.text);
+            rows.push(LibraryRow {
+                source: source.name.clone(),
+                grade: match (p.grade, off) {
+                    (0, false) => "sign".to_owned(),
+                    (0, true) => "sign (off)".to_owned(),
+                    (g, true) => format!("{g} (off)"),
+                    (g, false) => g.to_string(),
+                },
+                category: p.category.clone(),
+                phrase: p.text.clone(),
+                unless: p.unless.join("; "),
+                decided,
+                rate: if decided == 0 {
+                    "–".into()
+                } else {
+                    format!("{:.0}%", 100.0 * dismissed as f64 / decided as f64)
+                },
+            });
+        }
+        for safe in &source.library.safe {
+            rows.push(LibraryRow {
+                source: source.name.clone(),
+                grade: "safe".into(),
+                category: safe.category.clone(),
+                phrase: safe.text.clone(),
+                unless: String::new(),
+                decided: 0,
+                rate: "–".into(),
+            });
+        }
+    }
+    let changes = c
+        .store
+        .library_changes(20)
+        .await?
+        .into_iter()
+        .map(|ch| LibraryChangeRow {
+            id: ch.id,
+            when: when(ch.at_ms),
+            switches_off: if ch.status == "pending" {
+                c.monitoring
+                    .grade_5_switched_off(&c.monitoring.school_text(), &ch.text)
+                    .join("; ")
+            } else {
+                String::new()
+            },
+            mine: ch.author == s.who.username,
+            author: ch.author,
+            note: ch.note,
+            status: ch.status,
+            approver: ch.approver.unwrap_or_default(),
+        })
+        .collect();
+    Ok(html(&LibraryPage {
+        l: c.layout("Risk library", Some(s)),
+        rows,
+        text: text.unwrap_or_else(|| c.monitoring.school_text()),
+        note,
+        errors,
+        changes,
+        message,
+    }))
+}
+
+pub(super) async fn library(
+    State(c): State<Console>,
+    s: Signed,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    library_page(&c, &s, None, String::new(), Vec::new(), flash.done).await
+}
+
+#[derive(Deserialize)]
+pub struct LibraryForm {
+    csrf: String,
+    text: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Replaces the school's risk library file: checked whole (an error on any line changes
+/// nothing), written, recorded with the author, reason and the hash of the text it replaced,
+/// audited, and in force for the next text graded.
+pub(super) async fn library_save(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<LibraryForm>,
+) -> Result<Response, Denied> {
+    let text = f.text.replace("\r\n", "\n");
+    if f.note.trim().is_empty() {
+        return library_page(
+            &c,
+            &s,
+            Some(text),
+            f.note,
+            vec!["Say why the library changes: the reason is kept with the change.".into()],
+            String::new(),
+        )
+        .await;
+    }
+    let before = c.monitoring.school_text();
+    let before_hash = haven_store::sessions::secret_hash(&before);
+    // Switching off a built-in grade-5 phrase waits for a second person: checked whole now,
+    // recorded, and in force only once someone else approves it.
+    let switched_off = c.monitoring.grade_5_switched_off(&before, &text);
+    if !switched_off.is_empty() {
+        if let Err(e) = c.monitoring.check_school(&text) {
+            let errors = library_errors(e);
+            return library_page(&c, &s, Some(text), f.note, errors, String::new()).await;
+        }
+        let id = c
+            .store
+            .record_library_change(&s.who.username, &f.note, &before_hash, &text, true)
+            .await?;
+        c.store
+            .audit(&AuditEntry::new(
+                &s.who.username,
+                &s.address,
+                AuditKind::ProposeRiskLibraryChange,
+                Subject::LibraryChange(id),
+            ))
+            .await?;
+        return Ok(Redirect::to(&format!(
+            "/library?done={}",
+            url_encode(&format!(
+                "Library change {id} switches off grade-5 phrases ({}): it waits for a second person to approve it.",
+                switched_off.join("; ")
+            ))
+        ))
+        .into_response());
+    }
+    if let Err(e) = c.monitoring.replace_school(&text) {
+        let errors = library_errors(e);
+        return library_page(&c, &s, Some(text), f.note, errors, String::new()).await;
+    }
+    let id = c
+        .store
+        .record_library_change(&s.who.username, &f.note, &before_hash, &text, false)
+        .await?;
+    c.store
+        .audit(&AuditEntry::new(
+            &s.who.username,
+            &s.address,
+            AuditKind::ChangeRiskLibrary,
+            Subject::LibraryChange(id),
+        ))
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/library?done={}",
+        url_encode(&format!("Library change {id} is in force."))
+    ))
+    .into_response())
+}
+
+fn library_errors(e: haven_monitor::library::ReplaceError) -> Vec<String> {
+    match e {
+        haven_monitor::library::ReplaceError::Invalid(errors) => errors
+            .into_iter()
+            .map(|e| format!("line {}: {}", e.line, e.message))
+            .collect(),
+        other => vec![other.to_string()],
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SettleForm {
+    csrf: String,
+    decision: String,
+}
+
+/// Approves or rejects a library change waiting for a second person: never by its author;
+/// one written against a school file that has changed since must be made again.
+pub(super) async fn library_settle(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<SettleForm>,
+) -> Result<Response, Denied> {
+    let approve = crate::web::decision(&f.decision, "approve", "reject")?;
+    let change = c.store.library_change(id).await?.ok_or(Denied::NotFound)?;
+    if change.status != "pending" {
+        return Err(Denied::Invalid(format!(
+            "Library change {id} is already {}.",
+            change.status
+        )));
+    }
+    // The author may withdraw their own change, never approve it.
+    if approve && change.author == s.who.username {
+        return Err(Denied::Invalid(
+            "A change needs a second person: someone else must approve it.".into(),
+        ));
+    }
+    if approve {
+        let now = haven_store::sessions::secret_hash(&c.monitoring.school_text());
+        if now != change.before_hash {
+            return Err(Denied::Invalid(format!(
+                "The school's phrases have changed since library change {id} was made; it must be made again."
+            )));
+        }
+        c.monitoring
+            .replace_school(&change.text)
+            .map_err(|e| Denied::Invalid(format!("Library change {id}: {e}")))?;
+    }
+    let status = if approve { "applied" } else { "rejected" };
+    if !c
+        .store
+        .settle_library_change(id, status, &s.who.username)
+        .await?
+    {
+        return Err(Denied::Invalid(format!(
+            "Library change {id} was settled meanwhile."
+        )));
+    }
+    c.store
+        .audit(&AuditEntry::new(
+            &s.who.username,
+            &s.address,
+            if approve {
+                AuditKind::ApproveRiskLibraryChange
+            } else {
+                AuditKind::RejectRiskLibraryChange
+            },
+            Subject::LibraryChange(id),
+        ))
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/library?done={}",
+        url_encode(&format!("Library change {id} {status}."))
+    ))
+    .into_response())
+}
+
+crate::web::csrf_field!(LibraryForm, SettleForm);

@@ -1,0 +1,217 @@
+//! The console's pages: their table ([`PAGES`]), the frame every page shares ([`Layout`], with
+//! the navigation made from the table), and a module per area: sign-in (password, then a TOTP
+//! code or enrolment for the roles that need it), my account, the dashboard, activity search
+//! and a person's timeline, review requests, the policy with its changes, the audit log,
+//! triage and the risk library, API tokens.
+
+mod account;
+mod activity;
+mod audit;
+mod dashboard;
+mod library;
+mod policy;
+mod reviews;
+mod signin;
+mod tokens;
+mod triage;
+
+pub(crate) use activity::{find_people_audited, search_activity_audited};
+pub(crate) use dashboard::today_start;
+pub(crate) use reviews::reviews_audited;
+
+use askama::Template;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::permissions::Permission;
+use crate::route;
+use crate::routes::{Guard, Route};
+use crate::web::{html, Signed};
+use crate::Console;
+
+use Guard::{Need, Public, SignedIn};
+use Permission as P;
+
+/// Every page, with who may open it: the router, the navigation (the routes with a label, in
+/// this order) and the role × route test are made from this table. A new page is a line here
+/// plus its handler and template.
+pub const PAGES: &[Route] = &[
+    route!(GET "/", SignedIn, dashboard::home).nav_for("Dashboard", P::Dashboard),
+    route!(GET "/activity", Need(P::Activity), activity::activity).nav("Activity"),
+    route!(GET "/activity/rows", Need(P::Activity), activity::activity_rows),
+    route!(GET "/people", Need(P::Activity), activity::people).nav("People"),
+    route!(GET "/people/{id}", Need(P::Activity), activity::person),
+    route!(GET "/triage", Need(P::Triage), triage::triage).nav("Triage"),
+    route!(GET "/triage/{id}", Need(P::Triage), triage::capture_page),
+    route!(POST "/triage/{id}", Need(P::Triage), triage::triage_decide),
+    route!(GET "/library", Need(P::Triage), library::library).nav("Risk library"),
+    route!(POST "/library", Need(P::Triage), library::library_save),
+    route!(POST "/library/changes/{id}", Need(P::Triage), library::library_settle),
+    route!(GET "/reviews", Need(P::Reviews), reviews::reviews).nav("Reviews"),
+    route!(POST "/reviews/{id}", Need(P::Reviews), reviews::decide_review),
+    route!(GET "/policy", Need(P::PolicyRead), policy::policy).nav("Policy"),
+    route!(POST "/policy", Need(P::PolicyEdit), policy::policy_save),
+    route!(POST "/policy/changes/{id}", Need(P::PolicyApprove), policy::policy_settle),
+    route!(GET "/audit", Need(P::Audit), audit::audit).nav("Audit log"),
+    route!(POST "/audit/verify", Need(P::Audit), audit::audit_verify),
+    route!(GET "/tokens", Need(P::ApiTokens), tokens::tokens).nav("API tokens"),
+    route!(POST "/tokens", Need(P::ApiTokens), tokens::token_create),
+    route!(POST "/tokens/{id}/revoke", Need(P::ApiTokens), tokens::token_revoke),
+    route!(GET "/account", SignedIn, account::account).nav("My account"),
+    route!(POST "/account/password", SignedIn, account::account_password),
+    route!(POST "/account/proxy-password", SignedIn, account::account_proxy_password),
+    route!(POST "/account/sessions", SignedIn, account::account_sessions),
+    // Signing in: each step reads the session it needs itself.
+    route!(GET "/login", Public, signin::login_form),
+    route!(POST "/login", Public, signin::login),
+    route!(GET "/login/totp", Public, signin::totp_form),
+    route!(POST "/login/totp", Public, signin::totp_check),
+    route!(GET "/enrol", Public, signin::enrol_form),
+    route!(POST "/enrol", Public, signin::enrol),
+    route!(POST "/logout", Public, signin::logout),
+    route!(GET "/static/htmx.min.js", Public, htmx),
+    route!(GET "/static/haven.css", Public, css),
+];
+
+async fn htmx() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../static/htmx.min.js"),
+    )
+        .into_response()
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/haven.css"),
+    )
+        .into_response()
+}
+
+/// A link in the header.
+#[derive(Debug)]
+pub struct NavItem {
+    href: &'static str,
+    label: &'static str,
+}
+
+/// What every page's frame shows.
+#[derive(Debug, Default)]
+pub struct Layout {
+    title: String,
+    school: String,
+    /// Who is signed in (empty on the sign-in pages).
+    user: String,
+    csrf: String,
+    nav: Vec<NavItem>,
+    /// Warnings everyone using the console must see (a full disk), and problems with the
+    /// lists in force for those who run the filter (see [`Console::list_alerts`]).
+    alerts: Vec<String>,
+}
+
+impl Console {
+    fn layout(&self, title: &str, signed: Option<&Signed>) -> Layout {
+        let mut l = Layout {
+            title: title.to_owned(),
+            school: self.school(),
+            ..Layout::default()
+        };
+        if self.store.health().disk_full() {
+            l.alerts.push(
+                "The disk is full: Haven cannot save what the filter records, captures or \
+                 alerts until the network manager frees space on the server where Haven keeps \
+                 its data. Filtering goes on; what waits is saved once there is room."
+                    .to_owned(),
+            );
+        }
+        if let Some(s) = signed {
+            l.user = format!(
+                "{} ({})",
+                s.who.display_name,
+                s.who
+                    .roles
+                    .iter()
+                    .map(|r| r.id())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            l.csrf = s.csrf().to_owned();
+            for route in PAGES {
+                if let Some(nav) = route.nav.filter(|n| crate::routes::shown(n, s)) {
+                    l.nav.push(NavItem {
+                        href: route.path,
+                        label: nav.label,
+                    });
+                }
+            }
+            if s.may(Permission::PolicyRead) {
+                l.alerts.extend(self.list_alerts());
+            }
+        }
+        l
+    }
+
+    /// What is wrong with the lists in force, in words for the network manager: the previous
+    /// snapshot standing in for a refused one, and policy rules that an illegal list overrides.
+    pub fn list_alerts(&self) -> Vec<String> {
+        let engine = self.engine.current();
+        let mut out = Vec::new();
+        if let Some(why) = engine.fallback() {
+            out.push(format!(
+                "Haven is filtering with its previous snapshot of the lists: the newest one on the \
+                 server is damaged and was refused. Pupils are still filtered, with lists that may \
+                 be out of date. To rebuild them, run: haven lists update (details: {why})."
+            ));
+        }
+        for o in engine.illegal_overrides() {
+            out.push(format!(
+                "A policy rule allows an address on an illegal list (IWF or CTIRU); the illegal list \
+                 wins and the address stays blocked. Change the rule: {o}."
+            ));
+        }
+        out
+    }
+}
+
+/// A page with a title and a line of text (errors, refusals).
+#[derive(Debug, Template)]
+#[template(path = "message.html")]
+pub struct Message<'a> {
+    /// The heading.
+    pub title: &'a str,
+    /// What to say.
+    pub text: &'a str,
+}
+
+/// Renders a template into a response.
+pub fn render<T: Template>(t: &T) -> Response {
+    html(t)
+}
+
+/// A page's status: 400 when it shows why something was refused, else 200.
+fn status_for(error: &str) -> axum::http::StatusCode {
+    if error.is_empty() {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::BAD_REQUEST
+    }
+}
+
+/// A message passed to the page a form redirects to (`?done=…`).
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Flash {
+    done: String,
+}
+
+/// A form with nothing but its token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+crate::web::csrf_field!(CsrfForm);
+
+pub use crate::web::url_encode;
