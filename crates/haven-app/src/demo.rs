@@ -3,7 +3,6 @@
 //! once; and the same activity generator for benchmarks.
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use anyhow::{Context as _, Result};
 use haven_core::event::{Event, Source};
@@ -332,7 +331,7 @@ pub async fn generate(store: &Store, count: u64, days: u64) -> Result<(u64, f64)
         };
         batch.push(e);
         if batch.len() == BATCH || i + 1 == count {
-            let t = Instant::now();
+            let t = haven_runtime::clock::instant();
             store.insert_events(&batch).await?;
             let took = t.elapsed().as_secs_f64();
             busy += took;
@@ -407,7 +406,7 @@ pub async fn bench_search(store: &Store, rounds: usize) -> Result<Vec<String>> {
         let mut rows = 0usize;
         for _ in 0..rounds {
             let q = make(&mut dice);
-            let t = Instant::now();
+            let t = haven_runtime::clock::instant();
             let first = store.search_events(&q).await?;
             // And the next page, as a person scrolling would.
             if let Some(last) = first.last() {

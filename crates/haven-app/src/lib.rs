@@ -567,13 +567,11 @@ fn local_now() -> jiff::civil::DateTime {
     thread_local! {
         static LAST: Cell<Option<(u64, jiff::civil::DateTime)>> = const { Cell::new(None) };
     }
-    let second = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
+    let second = haven_runtime::clock::now_secs();
     LAST.with(|last| match last.get() {
         Some((s, t)) if s == second => t,
         _ => {
-            let t = jiff::Zoned::now().datetime();
+            let t = haven_runtime::clock::local().datetime();
             last.set(Some((second, t)));
             t
         }

@@ -276,7 +276,7 @@ impl Repeats {
             e.action.as_str(),
             &e.reason,
         ));
-        self.since.get_or_insert_with(std::time::Instant::now);
+        self.since.get_or_insert_with(haven_runtime::clock::instant);
         if let Some(&i) = self.index.get(&key) {
             if let Some((first, n)) = self.rows.get_mut(i as usize) {
                 if same_question(first, &e) {

@@ -2,6 +2,9 @@
 //! school's invented people: sign-in with TOTP, the role × route table, CSRF, escaping, review
 //! decisions through change control, idle sessions and the JSON API.
 
+// These tests wait on a real service with real deadlines: they read the clock themselves.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;

@@ -80,7 +80,7 @@ impl Progress {
         if !self.enabled {
             return;
         }
-        let now = Instant::now();
+        let now = haven_runtime::clock::instant();
         if !force
             && self
                 .last_draw

@@ -440,7 +440,7 @@ async fn pass(
     senders: &Arc<Senders>,
     stats: &Arc<AlertStats>,
 ) -> Result<bool, haven_store::StoreError> {
-    let now = jiff::Zoned::now();
+    let now = haven_runtime::clock::local();
     let quiet = config.is_quiet(u32::from(now.hour() as u8) * 60 + now.minute() as u32);
     let held = |grade: i64| quiet && grade < i64::from(config.quiet_hours_alert_grade);
     let mut nobody = false;

@@ -22,7 +22,7 @@ impl PageBudget {
     pub fn new(rate: u64) -> PageBudget {
         PageBudget {
             rate,
-            state: std::sync::Mutex::new((rate, std::time::Instant::now())),
+            state: std::sync::Mutex::new((rate, haven_runtime::clock::instant())),
         }
     }
 
@@ -31,7 +31,7 @@ impl PageBudget {
         let Ok(mut s) = self.state.lock() else {
             return false;
         };
-        let now = std::time::Instant::now();
+        let now = haven_runtime::clock::instant();
         let refill =
             (now.duration_since(s.1).as_micros() as u64).saturating_mul(self.rate) / 1_000_000;
         if refill > 0 {

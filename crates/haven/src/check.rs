@@ -39,7 +39,7 @@ pub struct CheckArgs {
 }
 
 fn resolve_time(at: &str) -> Result<DateTime> {
-    let now = jiff::Zoned::now().datetime();
+    let now = haven_runtime::clock::local().datetime();
     if at == "now" {
         return Ok(now);
     }

@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
@@ -199,7 +198,7 @@ fn rebuild(
     json: bool,
 ) -> Result<ExitCode> {
     let store = ctx.lists();
-    let started = Instant::now();
+    let started = haven_runtime::clock::instant();
     let mut progress = if json {
         Progress::hidden()
     } else {

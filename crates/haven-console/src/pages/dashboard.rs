@@ -34,7 +34,7 @@ struct DashboardPage {
 
 /// Midnight today, local time, in ms since the epoch.
 pub(crate) fn today_start() -> i64 {
-    let now = jiff::Zoned::now();
+    let now = haven_runtime::clock::local();
     now.start_of_day()
         .map_or(now.timestamp().as_millisecond(), |z| {
             z.timestamp().as_millisecond()

@@ -82,7 +82,9 @@ pub(super) async fn login(
         };
         (StatusCode::UNAUTHORIZED, html(&page)).into_response()
     };
-    if c.failures.too_many(&peer.0, std::time::Instant::now()) {
+    if c.failures
+        .too_many(&peer.0, haven_runtime::clock::instant())
+    {
         let page = LoginPage {
             l: c.layout("Sign in", None),
             error: "Too many failed sign-ins from this computer: wait a quarter of an hour."
@@ -183,9 +185,7 @@ pub struct CodeForm {
 }
 
 fn unix_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    haven_runtime::clock::now_secs()
 }
 
 pub(super) async fn totp_check(
@@ -204,7 +204,9 @@ pub(super) async fn totp_check(
         )
             .into_response()
     };
-    if c.code_failures.too_many(&peer.0, std::time::Instant::now()) {
+    if c.code_failures
+        .too_many(&peer.0, haven_runtime::clock::instant())
+    {
         return Ok(page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many wrong codes from this computer: wait a quarter of an hour.".into(),
@@ -337,7 +339,7 @@ async fn address_failed(
     peer: &Peer,
     what: &'static str,
 ) -> Result<(), Denied> {
-    let n = failures.failed(&peer.0, std::time::Instant::now());
+    let n = failures.failed(&peer.0, haven_runtime::clock::instant());
     if n == failures.limit() {
         let subject = peer.0.parse().map_or(Subject::Nothing, Subject::Device);
         c.store

@@ -1,5 +1,8 @@
 //! Black-box tests: the real `haven` binary, real files, real sockets on loopback.
 
+// These tests wait on a real service with real deadlines: they read the clock themselves.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
