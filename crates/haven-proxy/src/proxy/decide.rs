@@ -181,36 +181,17 @@ impl Proxy {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        let Some(group) = engine.group_id(group_name) else {
-            self.metrics.blocked(None);
-            return Err(Refused::Blocked(
-                None,
-                format!("group {group_name} is not in the policy"),
-            ));
-        };
-        let Ok(target) = Target::parse(&ip.to_string()) else {
-            self.metrics.blocked(None);
-            return Err(Refused::Blocked(None, "unreadable address".to_owned()));
-        };
-        let d = engine.decide(&target, group, None, (self.clock)());
-        match d.action {
-            Action::Block | Action::Warn => {
-                let (category, rule) = engine.brief(group, &d);
-                self.metrics.blocked(category);
-                let reason = blocked_reason(category, rule);
-                Err(Refused::Blocked(category.map(str::to_owned), reason))
-            }
-            _ if !matches!(d.rule, Rule::Default { .. }) => Ok(()),
-            _ if engine
+        match self.decide_name(engine, group_name, &ip.to_string(), "unreadable address")? {
+            Rule::Default { .. } if !engine
                 .policy()
                 .group(group_name)
                 .is_some_and(|g| g.address_tunnels) =>
             {
-                Ok(())
+                Err(Refused::Bypass(format!(
+                    "a tunnel to the address {ip}, which names no site (groups.{group_name}.address_tunnels)"
+                )))
             }
-            _ => Err(Refused::Bypass(format!(
-                "a tunnel to the address {ip}, which names no site (groups.{group_name}.address_tunnels)"
-            ))),
+            _ => Ok(()),
         }
     }
 
@@ -222,6 +203,19 @@ impl Proxy {
         group_name: &str,
         host: &str,
     ) -> Result<(), Refused> {
+        self.decide_name(engine, group_name, host, "unreadable host name")
+            .map(|_| ())
+    }
+
+    /// The decision on a tunnel's host name or address for a group: refused (and counted)
+    /// when blocked, warnings included; otherwise the rule that allowed it.
+    fn decide_name(
+        &self,
+        engine: &Engine,
+        group_name: &str,
+        text: &str,
+        unreadable: &str,
+    ) -> Result<Rule, Refused> {
         let Some(group) = engine.group_id(group_name) else {
             self.metrics.blocked(None);
             return Err(Refused::Blocked(
@@ -229,9 +223,9 @@ impl Proxy {
                 format!("group {group_name} is not in the policy"),
             ));
         };
-        let Ok(target) = Target::parse(host) else {
+        let Ok(target) = Target::parse(text) else {
             self.metrics.blocked(None);
-            return Err(Refused::Blocked(None, "unreadable host name".to_owned()));
+            return Err(Refused::Blocked(None, unreadable.to_owned()));
         };
         let d = engine.decide(&target, group, None, (self.clock)());
         match d.action {
@@ -241,7 +235,7 @@ impl Proxy {
                 let reason = blocked_reason(category, rule);
                 Err(Refused::Blocked(category.map(str::to_owned), reason))
             }
-            _ => Ok(()),
+            _ => Ok(d.rule),
         }
     }
 }
