@@ -7,6 +7,7 @@
 
 use sqlx::Row as _;
 
+use crate::stored::stored;
 use crate::{Store, StoreError};
 
 /// Acknowledges a capture's alerts not yet acknowledged, on `db` (the pool, or a transaction
@@ -65,107 +66,25 @@ fn alert_from(r: &sqlx::any::AnyRow) -> Result<Alert, StoreError> {
     })
 }
 
-/// Who an alert's delivery is for: the DSL rota (when it is raised) or the deputies (when
-/// nobody has opened it in time). Stored as `rota` / `deputy`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertLevel {
-    /// The DSL rota.
-    Rota,
-    /// The deputy DSLs: an escalation.
-    Deputy,
-}
-
-impl AlertLevel {
-    /// The stored word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertLevel::Rota => "rota",
-            AlertLevel::Deputy => "deputy",
-        }
+stored_text! {
+    /// Which list of people an alert goes to: the rota, or the deputies (an escalation, when
+    /// nobody has opened it in time).
+    AlertLevel, "alert level" {
+        /// The DSL rota.
+        Rota = "rota",
+        /// The deputy DSLs: an escalation.
+        Deputy = "deputy",
     }
 }
 
-/// How a delivery is made. Stored as `email` / `webhook`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    /// An email to one address.
-    Email,
-    /// A JSON POST to one URL.
-    Webhook,
-}
-
-impl Channel {
-    /// The stored word.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Webhook => "webhook",
-        }
+stored_text! {
+    /// How a delivery is made.
+    Channel, "delivery channel" {
+        /// An email to one address.
+        Email = "email",
+        /// A JSON POST to one URL.
+        Webhook = "webhook",
     }
-}
-
-/// A stored word that is none of the values it may be.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} {value:?} in the store")]
-pub struct UnknownValue {
-    /// What it should have been (`alert level`, `delivery channel`).
-    pub what: &'static str,
-    /// The word found.
-    pub value: String,
-}
-
-impl std::str::FromStr for AlertLevel {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "rota" => Ok(AlertLevel::Rota),
-            "deputy" => Ok(AlertLevel::Deputy),
-            _ => Err(UnknownValue {
-                what: "alert level",
-                value: s.to_owned(),
-            }),
-        }
-    }
-}
-
-impl std::str::FromStr for Channel {
-    type Err = UnknownValue;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "email" => Ok(Channel::Email),
-            "webhook" => Ok(Channel::Webhook),
-            _ => Err(UnknownValue {
-                what: "delivery channel",
-                value: s.to_owned(),
-            }),
-        }
-    }
-}
-
-impl std::fmt::Display for AlertLevel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::fmt::Display for Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Reads a stored word as one of its values; an unknown one is an error, never a default.
-fn parsed<T>(r: &sqlx::any::AnyRow, column: usize) -> Result<T, StoreError>
-where
-    T: std::str::FromStr<Err = UnknownValue>,
-{
-    let text: String = r.try_get(column)?;
-    text.parse()
-        .map_err(|e: UnknownValue| StoreError::Database(sqlx::Error::Decode(Box::new(e))))
 }
 
 /// Where a delivery goes.
@@ -219,8 +138,8 @@ fn delivery_from(r: &sqlx::any::AnyRow) -> Result<Delivery, StoreError> {
     Ok(Delivery {
         id: r.try_get(0)?,
         alert_id: r.try_get(1)?,
-        level: parsed(r, 2)?,
-        channel: parsed(r, 3)?,
+        level: stored(r, 2)?,
+        channel: stored(r, 3)?,
         target: r.try_get(4)?,
         attempts: r.try_get(5)?,
         delivered_at: r.try_get(6)?,
@@ -425,7 +344,10 @@ mod tests {
         }
         // Not silently a deputy, as a hand comparison with "rota" once made it.
         let e = "Rota".parse::<AlertLevel>().expect_err("unknown");
-        assert_eq!(e.to_string(), "unknown alert level \"Rota\" in the store");
+        assert_eq!(
+            e.to_string(),
+            "alert level \"Rota\" is not one of: rota, deputy"
+        );
         assert!("sms".parse::<Channel>().is_err());
     }
 }

@@ -5,6 +5,8 @@
 //! file under the data directory, for one school; PostgreSQL, by URL, for a trust. Queries are
 //! written once, with `$1`-style parameters, which both databases read.
 
+#[macro_use]
+mod stored;
 pub mod accounts;
 pub mod alerts;
 pub mod audit;
@@ -17,6 +19,8 @@ mod schema;
 pub mod sealed;
 pub mod sessions;
 pub mod tokens;
+
+pub use stored::UnknownText;
 
 use std::path::Path;
 use std::str::FromStr as _;

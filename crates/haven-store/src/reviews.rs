@@ -3,71 +3,8 @@
 
 use sqlx::Row as _;
 
+use crate::stored::stored;
 use crate::{now_ms, Store, StoreError};
-
-/// An enum kept in the database as text: `as_str`, `ALL`, `Display`, `FromStr` (an unknown
-/// text is an [`UnknownStatus`], never a default) and `Serialize` as its text.
-macro_rules! stored_text {
-    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $($(#[$vmeta])* $variant,)+
-        }
-
-        impl $name {
-            /// Every value, in order.
-            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
-
-            /// Its text, as stored and as the API and the CLI take it.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text,)+
-                }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = UnknownStatus;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $name::ALL
-                    .iter()
-                    .copied()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| UnknownStatus {
-                        what: $what,
-                        value: s.to_owned(),
-                        expected: [$($text),+].join(", "),
-                    })
-            }
-        }
-
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(self.as_str())
-            }
-        }
-    };
-}
-
-/// A status text that is none of those its kind allows.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{value:?} is not a {what}: {expected}")]
-pub struct UnknownStatus {
-    /// What kind of status (`review status`, `policy change status`).
-    pub what: &'static str,
-    /// The text given.
-    pub value: String,
-    /// The texts allowed, in a line.
-    pub expected: String,
-}
 
 stored_text! {
     /// Where a review request stands.
@@ -91,16 +28,6 @@ stored_text! {
         /// Rejected by the second person.
         Rejected = "rejected",
     }
-}
-
-/// A stored status as its enum; an unknown text is a decode error.
-fn stored<T: std::str::FromStr<Err = UnknownStatus>>(
-    r: &sqlx::any::AnyRow,
-    column: usize,
-) -> Result<T, StoreError> {
-    Ok(r.try_get::<String, _>(column)?
-        .parse()
-        .map_err(|e: UnknownStatus| sqlx::Error::Decode(Box::new(e)))?)
 }
 
 /// A review request as stored.
@@ -366,7 +293,7 @@ mod tests {
         assert!("Open".parse::<ReviewStatus>().is_err());
         assert_eq!(
             "".parse::<ReviewStatus>().map_err(|e| e.to_string()),
-            Err("\"\" is not a review status: open, approved, declined".to_owned())
+            Err("review status \"\" is not one of: open, approved, declined".to_owned())
         );
         assert!("open".parse::<ChangeStatus>().is_err());
     }
