@@ -210,6 +210,7 @@ fn make_certs(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 }
 
 mod alerts;
+mod architecture;
 mod attacks;
 mod browser;
 mod dns;
