@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_app::admin;
 use haven_store::events::{Cursor, EventQuery};
 
 use crate::Context;
@@ -108,11 +108,7 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 limit: a.limit,
                 ..Default::default()
             };
-            let found = ctx.with_store(async |s| {
-                s.audit_activity_read(&crate::people::operator(), "cli", &q, "cli")
-                    .await?;
-                Ok(s.search_events(&q).await?)
-            })?;
+            let found = ctx.with_store(async |s| admin::search_events(&s, &q).await)?;
             let next = (found.len() as i64 == a.limit)
                 .then(|| found.last().map(|e| e.cursor().token()))
                 .flatten();
@@ -165,21 +161,7 @@ pub struct ReviewsArgs {
 }
 
 pub fn reviews(ctx: &Context, a: &ReviewsArgs) -> Result<ExitCode> {
-    let found = ctx.with_store(async |s| {
-        let found = s.reviews(a.status.parse()?, 1000).await?;
-        s.audit(
-            &AuditEntry::new(
-                &crate::people::operator(),
-                "cli",
-                AuditKind::ReadReviews,
-                Subject::ReviewQueue,
-            )
-            .count("shown", found.len() as i64)
-            .word("via", "cli"),
-        )
-        .await?;
-        Ok(found)
-    })?;
+    let found = ctx.with_store(async |s| admin::reviews(&s, &a.status).await)?;
     for r in found {
         if a.json {
             outln!("{}", serde_json::to_string(&r)?);

@@ -123,19 +123,7 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
 }
 
 fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {
-    let found = ctx.with_store(async |s| {
-        s.audit(
-            &haven_store::audit::AuditEntry::new(
-                &crate::people::operator(),
-                "cli",
-                haven_store::audit::AuditKind::ReadCaptures,
-                haven_store::audit::Subject::OpenCaptures,
-            )
-            .count("min grade", min_grade),
-        )
-        .await?;
-        Ok(s.open_captures(min_grade, 1000).await?)
-    })?;
+    let found = ctx.with_store(async |s| haven_app::admin::open_captures(&s, min_grade).await)?;
     for c in found {
         if json {
             outln!("{}", serde_json::to_string(&c)?);
