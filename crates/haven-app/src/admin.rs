@@ -2,15 +2,30 @@
 //! the audit log as done by [`operator`] from the address `cli`. The binary parses the
 //! arguments, calls one of these inside [`crate::Context::with_store`], and prints the result.
 
-use anyhow::{bail, Result};
 use haven_store::audit::{AuditCheck, AuditEntry, AuditKind, AuditRecord, Subject};
 use haven_store::captures::Capture;
 use haven_store::devices::DeviceReport;
 use haven_store::events::{EventQuery, StoredEvent};
 use haven_store::people::{ImportOptions, ImportReport, Kind, Person};
-use haven_store::reviews::Review;
+use haven_store::reviews::{Review, UnknownStatus};
 use haven_store::tokens::{TokenInfo, TokenScope};
-use haven_store::Store;
+use haven_store::{Store, StoreError};
+
+/// Why a command's work was not done.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// No active person has the user name given.
+    #[error("no active person with the user name {0:?}")]
+    NoSuchPerson(String),
+    /// A review status that is not one.
+    #[error(transparent)]
+    Status(#[from] UnknownStatus),
+}
+
+type Result<T, E = AdminError> = std::result::Result<T, E>;
 
 /// The address recorded for work done at the terminal.
 const CLI: &str = "cli";
@@ -255,7 +270,7 @@ pub async fn create_api_token(
     days: i64,
 ) -> Result<String> {
     let Some(who) = s.identity(user).await? else {
-        bail!("no active person with the user name {user:?}");
+        return Err(AdminError::NoSuchPerson(user.to_owned()));
     };
     let (id, token) = s.create_api_token(who.person_id, name, scope, days).await?;
     s.audit(

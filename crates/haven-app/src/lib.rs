@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod phrases;
 pub mod proxy;
 pub mod reload;
+pub mod squid;
 pub mod writer;
 
 use std::fmt::Display;

@@ -38,7 +38,9 @@ pub fn rebuild(
     // Every change is in the audit log. The lists are in place by now, so a store that cannot
     // be reached is a warning, not a failure.
     let unaudited = ctx
-        .with_store(async |s| crate::admin::record_list_rebuild(&s, hosts, sources.len()).await)
+        .with_store(
+            async |s| Ok(crate::admin::record_list_rebuild(&s, hosts, sources.len()).await?),
+        )
         .err();
     Ok(Rebuilt {
         snapshot,

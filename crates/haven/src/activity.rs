@@ -108,7 +108,7 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 limit: a.limit,
                 ..Default::default()
             };
-            let found = ctx.with_store(async |s| admin::search_events(&s, &q).await)?;
+            let found = ctx.with_store(async |s| Ok(admin::search_events(&s, &q).await?))?;
             let next = (found.len() as i64 == a.limit)
                 .then(|| found.last().map(|e| e.cursor().token()))
                 .flatten();
@@ -161,7 +161,7 @@ pub struct ReviewsArgs {
 }
 
 pub fn reviews(ctx: &Context, a: &ReviewsArgs) -> Result<ExitCode> {
-    let found = ctx.with_store(async |s| admin::reviews(&s, &a.status).await)?;
+    let found = ctx.with_store(async |s| Ok(admin::reviews(&s, &a.status).await?))?;
     for r in found {
         if a.json {
             outln!("{}", serde_json::to_string(&r)?);

@@ -37,7 +37,7 @@ pub fn run(ctx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
         AuditCommand::Verify { anchor } => {
             let check =
-                ctx.with_store(async |s| admin::verify_audit(&s, anchor.as_deref()).await)?;
+                ctx.with_store(async |s| Ok(admin::verify_audit(&s, anchor.as_deref()).await?))?;
             match check {
                 AuditCheck::Intact { entries } => {
                     outln!(
@@ -57,12 +57,12 @@ pub fn run(ctx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
             }
         }
         AuditCommand::Anchor => {
-            let anchor = ctx.with_store(async |s| admin::audit_anchor(&s).await)?;
+            let anchor = ctx.with_store(async |s| Ok(admin::audit_anchor(&s).await?))?;
             outln!("{anchor}");
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Log { limit, json } => {
-            let entries = ctx.with_store(async |s| admin::read_audit_log(&s, limit).await)?;
+            let entries = ctx.with_store(async |s| Ok(admin::read_audit_log(&s, limit).await?))?;
             for e in entries {
                 if json {
                     outln!("{}", serde_json::to_string(&e)?);

@@ -58,7 +58,7 @@ pub fn devices(ctx: &Context, cmd: DevicesCommand) -> Result<ExitCode> {
         DevicesCommand::Import { file } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let report = ctx.with_store(async |s| admin::import_devices(&s, &bytes).await)?;
+            let report = ctx.with_store(async |s| Ok(admin::import_devices(&s, &bytes).await?))?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
@@ -93,11 +93,11 @@ pub fn networks(ctx: &Context, cmd: NetworksCommand) -> Result<ExitCode> {
     match cmd {
         NetworksCommand::Set { cidr, group, site } => {
             check_group(ctx, &group)?;
-            ctx.with_store(async |s| admin::set_network(&s, &cidr, &site, &group).await)?;
+            ctx.with_store(async |s| Ok(admin::set_network(&s, &cidr, &site, &group).await?))?;
             outln!("{cidr} → {group} (haven serve reads networks when it starts)");
         }
         NetworksCommand::Remove { cidr } => {
-            let removed = ctx.with_store(async |s| admin::remove_network(&s, &cidr).await)?;
+            let removed = ctx.with_store(async |s| Ok(admin::remove_network(&s, &cidr).await?))?;
             if !removed {
                 bail!("no network {cidr} in the store");
             }

@@ -102,7 +102,8 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
 }
 
 fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {
-    let found = ctx.with_store(async |s| haven_app::admin::open_captures(&s, min_grade).await)?;
+    let found =
+        ctx.with_store(async |s| Ok(haven_app::admin::open_captures(&s, min_grade).await?))?;
     for c in found {
         if json {
             outln!("{}", serde_json::to_string(&c)?);

@@ -61,8 +61,8 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
                 dry_run,
                 allow_many_leavers,
             };
-            let report =
-                ctx.with_store(async |s| admin::import_people(&s, kind, &bytes, options).await)?;
+            let report = ctx
+                .with_store(async |s| Ok(admin::import_people(&s, kind, &bytes, options).await?))?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
@@ -97,7 +97,9 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
             } else {
                 PasswordKind::Console
             };
-            ctx.with_store(async |s| admin::set_password(&s, &username, &password, which).await)?;
+            ctx.with_store(async |s| {
+                Ok(admin::set_password(&s, &username, &password, which).await?)
+            })?;
             outln!(
                 "{} set for {username}",
                 if proxy { "proxy password" } else { "password" }
@@ -105,7 +107,7 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PeopleCommand::Find { text } => {
-            let found = ctx.with_store(async |s| admin::find_people(&s, &text).await)?;
+            let found = ctx.with_store(async |s| Ok(admin::find_people(&s, &text).await?))?;
             for p in found {
                 outln!(
                     "{:<6} {:<7} {:<15} {:<28} {:<6} {:<6} {:<8} {}{}",

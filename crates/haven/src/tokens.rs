@@ -48,7 +48,7 @@ fn when(ms: i64) -> String {
 pub fn run(ctx: &Context, cmd: TokensCommand) -> Result<ExitCode> {
     match cmd {
         TokensCommand::List { json } => {
-            let tokens = ctx.with_store(async |s| admin::api_tokens(&s).await)?;
+            let tokens = ctx.with_store(async |s| Ok(admin::api_tokens(&s).await?))?;
             for t in tokens {
                 if json {
                     outln!("{}", serde_json::to_string(&t)?);
@@ -80,13 +80,13 @@ pub fn run(ctx: &Context, cmd: TokensCommand) -> Result<ExitCode> {
                 bail!("--scope {scope:?}: ingest, read or admin");
             };
             let token = ctx.with_store(async |s| {
-                admin::create_api_token(&s, &user, &name, scope, days).await
+                Ok(admin::create_api_token(&s, &user, &name, scope, days).await?)
             })?;
             outln!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         TokensCommand::Revoke { id } => {
-            let revoked = ctx.with_store(async |s| admin::revoke_api_token(&s, id).await)?;
+            let revoked = ctx.with_store(async |s| Ok(admin::revoke_api_token(&s, id).await?))?;
             if !revoked {
                 bail!("no token {id} in force");
             }
