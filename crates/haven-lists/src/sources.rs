@@ -6,7 +6,7 @@ use std::path::Path;
 
 use haven_core::{category, textfile, Snapshot};
 
-use crate::{Format, SourceSpec};
+use crate::{Format, ListStore, Loaded, SourceSpec, StoreError};
 
 /// Why a source cannot be registered or dropped.
 #[derive(Debug, thiserror::Error)]
@@ -137,8 +137,52 @@ pub fn attribution(sources: &[SourceSpec]) -> Option<&'static str> {
     )
 }
 
-/// Counts per category id, summed over the sources that carry it, with those sources' names.
-pub fn per_category(snapshot: &Snapshot) -> BTreeMap<String, (u64, Vec<String>)> {
+/// What `haven lists info` shows: the snapshot in force, the sources registered, and the
+/// entries per category.
+#[derive(Debug)]
+pub struct Summary {
+    /// The snapshot in force.
+    pub loaded: Loaded,
+    /// The sources registered.
+    pub registered: Vec<SourceSpec>,
+    /// Hosts in the snapshot.
+    pub hosts: usize,
+    /// Of which on illegal lists.
+    pub illegal_hosts: usize,
+    /// Entries per category, by id.
+    pub categories: Vec<CategoryCount>,
+}
+
+/// A category's entries, summed over the sources that carry it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryCount {
+    /// The category's id.
+    pub id: String,
+    /// Its Haven name (`None`: a label kept under its own name).
+    pub name: Option<&'static str>,
+    /// Entries.
+    pub entries: u64,
+    /// The snapshot's sources that carry it.
+    pub sources: Vec<String>,
+}
+
+/// The [`Summary`] of the lists in `store`.
+pub fn summary(store: &ListStore) -> Result<Summary, StoreError> {
+    let loaded = store.load()?;
+    let registered = store.sources()?;
+    let (hosts, illegal_hosts) = loaded.snapshot.host_count();
+    let categories = per_category(&loaded.snapshot);
+    Ok(Summary {
+        loaded,
+        registered,
+        hosts,
+        illegal_hosts,
+        categories,
+    })
+}
+
+/// Entries per category, by id, summed over the sources that carry it.
+pub fn per_category(snapshot: &Snapshot) -> Vec<CategoryCount> {
     let mut out: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
     for s in snapshot.sources() {
         let id = snapshot.categories()[usize::from(s.category)].id.clone();
@@ -146,7 +190,14 @@ pub fn per_category(snapshot: &Snapshot) -> BTreeMap<String, (u64, Vec<String>)>
         e.0 += u64::from(s.entries);
         e.1.push(s.name.clone());
     }
-    out
+    out.into_iter()
+        .map(|(id, (entries, sources))| CategoryCount {
+            name: category::by_id(&id).map(|c| c.name),
+            id,
+            entries,
+            sources,
+        })
+        .collect()
 }
 
 #[cfg(test)]

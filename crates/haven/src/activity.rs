@@ -116,8 +116,7 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 if a.json {
                     outln!("{}", serde_json::to_string(&e)?);
                 } else {
-                    let at = jiff::Timestamp::from_millisecond(e.at_ms)
-                        .map_or_else(|_| e.at_ms.to_string(), |t| t.to_string());
+                    let at = crate::when(e.at_ms);
                     let action = if e.repeats > 1 {
                         format!("{} x{}", e.action, e.repeats)
                     } else {
@@ -166,8 +165,7 @@ pub fn reviews(ctx: &Context, a: &ReviewsArgs) -> Result<ExitCode> {
         if a.json {
             outln!("{}", serde_json::to_string(&r)?);
         } else {
-            let at = jiff::Timestamp::from_millisecond(r.at_ms)
-                .map_or_else(|_| r.at_ms.to_string(), |t| t.to_string());
+            let at = crate::when(r.at_ms);
             outln!(
                 "{:<6} {at} {:<15} {:<12} {}  ({})",
                 r.id,

@@ -67,8 +67,7 @@ pub fn run(ctx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
                 if json {
                     outln!("{}", serde_json::to_string(&e)?);
                 } else {
-                    let at = jiff::Timestamp::from_millisecond(e.at_ms)
-                        .map_or_else(|_| e.at_ms.to_string(), |t| t.to_string());
+                    let at = crate::when(e.at_ms);
                     outln!(
                         "{:<6} {at} {} from {}: {} {} {}",
                         e.id,

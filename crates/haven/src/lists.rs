@@ -5,7 +5,6 @@ use std::time::Instant;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use haven_core::category;
 use haven_lists::sources::{self, NewSource};
 use haven_lists::{Progress, SourceReport, SourceSpec};
 use serde::Serialize;
@@ -201,12 +200,9 @@ fn attribution(sources: &[SourceSpec]) -> Result<()> {
 }
 
 fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
-    let store = ctx.lists();
-    let loaded = store.load()?;
-    let snap = &loaded.snapshot;
-    let sources = store.sources()?;
-    let (hosts, illegal) = snap.host_count();
-    let cats = sources::per_category(snap);
+    let summary = sources::summary(&ctx.lists())?;
+    let (loaded, sources) = (&summary.loaded, &summary.registered);
+    let (snap, hosts, illegal) = (&loaded.snapshot, summary.hosts, summary.illegal_hosts);
     if json {
         let out = serde_json::json!({
             "snapshot": loaded.path.as_ref().map(|p| p.display().to_string()),
@@ -217,11 +213,11 @@ fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
             "bytes": snap.size(),
             "hosts": hosts,
             "illegal_hosts": illegal,
-            "categories": cats.iter().map(|(id, (n, srcs))| serde_json::json!({
-                "id": id,
-                "name": category::by_id(id).map_or(id.as_str(), |c| c.name),
-                "entries": n,
-                "sources": srcs,
+            "categories": summary.categories.iter().map(|c| serde_json::json!({
+                "id": c.id,
+                "name": c.name.unwrap_or(&c.id),
+                "entries": c.entries,
+                "sources": c.sources,
             })).collect::<Vec<_>>(),
             "sources": snap.sources().iter().map(|s| serde_json::json!({
                 "name": s.name,
@@ -264,18 +260,28 @@ fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
         "name",
         "entries"
     );
-    for (id, (n, srcs)) in &cats {
-        let name = category::by_id(id).map_or("(kept under its own name)", |c| c.name);
-        let list = if srcs.len() > 3 {
-            format!("{}, … ({} files)", srcs[..3].join(", "), srcs.len())
+    for c in &summary.categories {
+        let name = c.name.unwrap_or("(kept under its own name)");
+        let list = if c.sources.len() > 3 {
+            format!(
+                "{}, … ({} files)",
+                c.sources[..3].join(", "),
+                c.sources.len()
+            )
         } else {
-            srcs.join(", ")
+            c.sources.join(", ")
         };
-        outln!("{:<22} {:<34} {:>10}  {}", id, name, group(*n), list);
+        outln!(
+            "{:<22} {:<34} {:>10}  {}",
+            c.id,
+            name,
+            group(c.entries),
+            list
+        );
     }
     outln!("");
     outln!("Registered sources:");
-    for s in &sources {
+    for s in sources {
         outln!(
             "  {:<12} {} ({:?}{})",
             s.name,
@@ -287,7 +293,7 @@ fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    attribution(&sources)?;
+    attribution(sources)?;
     Ok(ExitCode::SUCCESS)
 }
 

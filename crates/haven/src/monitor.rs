@@ -108,8 +108,7 @@ fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {
         if json {
             outln!("{}", serde_json::to_string(&c)?);
         } else {
-            let at = jiff::Timestamp::from_millisecond(c.at_ms)
-                .map_or_else(|_| c.at_ms.to_string(), |t| t.to_string());
+            let at = crate::when(c.at_ms);
             outln!(
                 "{:<6} grade {} {at} {:<15} {:<14} {:<20} {:?}",
                 c.id,

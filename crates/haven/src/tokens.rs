@@ -8,7 +8,7 @@ use clap::Subcommand;
 use haven_app::admin;
 use haven_store::tokens::TokenScope;
 
-use crate::Context;
+use crate::{when, Context};
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -39,10 +39,6 @@ pub enum TokensCommand {
         /// Its id (from `haven tokens list`).
         id: i64,
     },
-}
-
-fn when(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
 }
 
 pub fn run(ctx: &Context, cmd: TokensCommand) -> Result<ExitCode> {
