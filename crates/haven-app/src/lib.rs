@@ -6,15 +6,18 @@
 //! stop. Only this crate wires services together (linkerd2-proxy's `linkerd/app` is the
 //! model); the `haven` binary parses arguments and calls it.
 
+pub mod admin;
 pub mod banner;
 pub mod config;
 pub mod context;
 pub mod demo;
+pub mod lists;
 pub mod log;
 pub mod metrics;
 pub mod phrases;
 pub mod proxy;
 pub mod reload;
+pub mod squid;
 pub mod writer;
 
 use std::fmt::Display;

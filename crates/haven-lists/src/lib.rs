@@ -7,6 +7,7 @@
 pub mod fetch;
 pub mod import;
 pub mod progress;
+pub mod sources;
 pub mod store;
 
 pub use import::{FileReport, Format, ImportError, SourceReport, SourceSpec};

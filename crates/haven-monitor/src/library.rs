@@ -214,6 +214,40 @@ pub enum ReplaceError {
     Write(std::io::Error),
 }
 
+/// A library file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {}", .path.display())]
+pub struct ReadError {
+    /// The file.
+    pub path: PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// The library to try by hand: the file given, or else the built-in one and the school's own
+/// files in `dir` (`<data-dir>/risk`), as monitoring reads them. Lines that cannot be read are
+/// returned as warnings (`file:line: message`) and left out.
+pub fn read_library(
+    dir: PathBuf,
+    file: Option<&Path>,
+) -> Result<(RiskLibrary, Vec<String>), ReadError> {
+    if let Some(f) = file {
+        let text = std::fs::read(f).map_err(|source| ReadError {
+            path: f.to_owned(),
+            source,
+        })?;
+        let (lib, errors) = RiskLibrary::parse(&haven_core::textfile::decode(&text));
+        let warnings = errors
+            .iter()
+            .map(|e| format!("{}:{}: {}", f.display(), e.line, e.message))
+            .collect();
+        return Ok((lib, warnings));
+    }
+    let (m, warnings) = Monitoring::new(BUILT_IN, dir, MonitorRules::default());
+    Ok(((*m.library()).clone(), warnings))
+}
+
 fn read_sources(built_in: &str, dir: &Path) -> (Vec<Source>, Vec<String>) {
     let mut texts = vec![("built-in".to_owned(), built_in.to_owned())];
     let mut warnings = Vec::new();
@@ -256,4 +290,27 @@ fn merge(sources: Vec<Source>) -> RiskLibrary {
         lib.extend(s.library);
     }
     lib
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_library_reads_cleanly_and_grades() {
+        let (lib, errors) = RiskLibrary::parse(BUILT_IN);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(lib.phrases.len() > 90, "{}", lib.phrases.len());
+        for category in haven_core::risk::CATEGORIES {
+            assert!(
+                lib.phrases.iter().any(|p| p.category == *category),
+                "{category} has phrases"
+            );
+        }
+        assert_eq!(lib.grade("how do i kill myself").grade, 5);
+        assert_eq!(lib.grade("suicide prevention assembly").grade, 0);
+        assert_eq!(lib.grade("history of the holocaust homework").grade, 0);
+        assert_eq!(lib.grade("Scunthorpe United results").grade, 0);
+        assert_eq!(lib.grade("chcę umrzeć").grade, 5);
+    }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::{Args, Subcommand};
-use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_app::admin;
 use haven_store::events::{Cursor, EventQuery};
 
 use crate::Context;
@@ -108,11 +108,7 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 limit: a.limit,
                 ..Default::default()
             };
-            let found = ctx.with_store(async |s| {
-                s.audit_activity_read(&crate::people::operator(), "cli", &q, "cli")
-                    .await?;
-                Ok(s.search_events(&q).await?)
-            })?;
+            let found = ctx.with_store(async |s| Ok(admin::search_events(&s, &q).await?))?;
             let next = (found.len() as i64 == a.limit)
                 .then(|| found.last().map(|e| e.cursor().token()))
                 .flatten();
@@ -120,8 +116,7 @@ pub fn run(ctx: &Context, cmd: EventsCommand) -> Result<ExitCode> {
                 if a.json {
                     outln!("{}", serde_json::to_string(&e)?);
                 } else {
-                    let at = jiff::Timestamp::from_millisecond(e.at_ms)
-                        .map_or_else(|_| e.at_ms.to_string(), |t| t.to_string());
+                    let at = crate::when(e.at_ms);
                     let action = if e.repeats > 1 {
                         format!("{} x{}", e.action, e.repeats)
                     } else {
@@ -165,27 +160,12 @@ pub struct ReviewsArgs {
 }
 
 pub fn reviews(ctx: &Context, a: &ReviewsArgs) -> Result<ExitCode> {
-    let found = ctx.with_store(async |s| {
-        let found = s.reviews(a.status.parse()?, 1000).await?;
-        s.audit(
-            &AuditEntry::new(
-                &crate::people::operator(),
-                "cli",
-                AuditKind::ReadReviews,
-                Subject::ReviewQueue,
-            )
-            .count("shown", found.len() as i64)
-            .word("via", "cli"),
-        )
-        .await?;
-        Ok(found)
-    })?;
+    let found = ctx.with_store(async |s| Ok(admin::reviews(&s, &a.status).await?))?;
     for r in found {
         if a.json {
             outln!("{}", serde_json::to_string(&r)?);
         } else {
-            let at = jiff::Timestamp::from_millisecond(r.at_ms)
-                .map_or_else(|_| r.at_ms.to_string(), |t| t.to_string());
+            let at = crate::when(r.at_ms);
             outln!(
                 "{:<6} {at} {:<15} {:<12} {}  ({})",
                 r.id,

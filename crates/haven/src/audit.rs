@@ -4,9 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Subcommand;
-use haven_store::audit::{AuditCheck, AuditEntry, AuditKind, Subject};
+use haven_app::admin;
+use haven_store::audit::AuditCheck;
 
-use crate::people::operator;
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
@@ -36,20 +36,8 @@ pub enum AuditCommand {
 pub fn run(ctx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
     match cmd {
         AuditCommand::Verify { anchor } => {
-            let check = ctx.with_store(async |s| {
-                let who = operator();
-                s.audit(&AuditEntry::new(
-                    &who,
-                    "cli",
-                    AuditKind::VerifyAuditLog,
-                    Subject::AuditLog,
-                ))
-                .await?;
-                Ok(match &anchor {
-                    Some(a) => s.verify_audit_anchor(a).await?,
-                    None => s.verify_audit().await?,
-                })
-            })?;
+            let check =
+                ctx.with_store(async |s| Ok(admin::verify_audit(&s, anchor.as_deref()).await?))?;
             match check {
                 AuditCheck::Intact { entries } => {
                     outln!(
@@ -69,21 +57,17 @@ pub fn run(ctx: &Context, cmd: AuditCommand) -> Result<ExitCode> {
             }
         }
         AuditCommand::Anchor => {
-            let anchor =
-                ctx.with_store(async |s| Ok(s.audit_anchor(&operator(), "cli").await?))?;
+            let anchor = ctx.with_store(async |s| Ok(admin::audit_anchor(&s).await?))?;
             outln!("{anchor}");
             Ok(ExitCode::SUCCESS)
         }
         AuditCommand::Log { limit, json } => {
-            let entries = ctx.with_store(async |s| {
-                Ok(s.read_audit_log(&operator(), "cli", None, limit).await?)
-            })?;
+            let entries = ctx.with_store(async |s| Ok(admin::read_audit_log(&s, limit).await?))?;
             for e in entries {
                 if json {
                     outln!("{}", serde_json::to_string(&e)?);
                 } else {
-                    let at = jiff::Timestamp::from_millisecond(e.at_ms)
-                        .map_or_else(|_| e.at_ms.to_string(), |t| t.to_string());
+                    let at = crate::when(e.at_ms);
                     outln!(
                         "{:<6} {at} {} from {}: {} {} {}",
                         e.id,

@@ -1,13 +1,14 @@
 //! `haven check`: the policy tester (what-if simulator).
 
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Args;
+use haven_app::squid::{self, AskedAs};
 use haven_core::policy::parse_datetime;
-use haven_core::{Action, Target};
+use haven_core::Target;
 use jiff::civil::DateTime;
 
 use crate::Context;
@@ -69,7 +70,15 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
         );
     };
     if args.batch {
-        return batch(&engine, group, args.class.as_deref(), at);
+        let asked = AskedAs {
+            group,
+            class: args.class.as_deref(),
+            at,
+        };
+        let input = BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+        let out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+        squid::answer(&engine, asked, input, out)?;
+        return Ok(ExitCode::SUCCESS);
     }
     let Some(url) = &args.url else {
         bail!("give a URL or domain to check (or --batch)");
@@ -110,40 +119,5 @@ pub fn run(ctx: &Context, args: &CheckArgs) -> Result<ExitCode> {
     }
     outln!("  policy:    {}", x.policy);
     outln!("  snapshot:  {}", x.snapshot);
-    Ok(ExitCode::SUCCESS)
-}
-
-/// Answers one request a line, as a Squid URL-rewrite helper does.
-fn batch(
-    engine: &haven_core::Engine,
-    group: haven_core::GroupId,
-    class: Option<&str>,
-    at: DateTime,
-) -> Result<ExitCode> {
-    const BLOCKED: &[u8] = b"OK status=302 url=http://haven.invalid/blocked\n";
-    let mut input = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let mut target = Target::parse("x.invalid").context("seed")?;
-    let mut line = Vec::with_capacity(1024);
-    loop {
-        line.clear();
-        if input.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        let end = line
-            .iter()
-            .position(u8::is_ascii_whitespace)
-            .unwrap_or(line.len());
-        // A request Haven cannot read fails closed.
-        let blocked = match std::str::from_utf8(&line[..end]).map(|url| target.parse_into(url)) {
-            Ok(Ok(())) => matches!(
-                engine.decide(&target, group, class, at).action,
-                Action::Block | Action::Warn
-            ),
-            _ => true,
-        };
-        out.write_all(if blocked { BLOCKED } else { b"ERR\n" })?;
-    }
-    out.flush()?;
     Ok(ExitCode::SUCCESS)
 }

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
-use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_app::admin;
 
-use crate::people::operator;
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
@@ -59,21 +58,7 @@ pub fn devices(ctx: &Context, cmd: DevicesCommand) -> Result<ExitCode> {
         DevicesCommand::Import { file } => {
             let bytes =
                 std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-            let report = ctx.with_store(async |s| {
-                let report = s.import_devices(&bytes).await?;
-                s.audit(
-                    &AuditEntry::new(
-                        &operator(),
-                        "cli",
-                        AuditKind::ImportDevices,
-                        Subject::Devices,
-                    )
-                    .count("stored", report.stored as i64)
-                    .count("refused", report.errors.len() as i64),
-                )
-                .await?;
-                Ok(report)
-            })?;
+            let report = ctx.with_store(async |s| Ok(admin::import_devices(&s, &bytes).await?))?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
@@ -108,33 +93,11 @@ pub fn networks(ctx: &Context, cmd: NetworksCommand) -> Result<ExitCode> {
     match cmd {
         NetworksCommand::Set { cidr, group, site } => {
             check_group(ctx, &group)?;
-            ctx.with_store(async |s| {
-                s.set_network(&cidr, &site, &group).await?;
-                s.audit(&AuditEntry::new(
-                    &operator(),
-                    "cli",
-                    AuditKind::SetNetwork,
-                    Subject::network(&cidr),
-                ))
-                .await?;
-                Ok(())
-            })?;
+            ctx.with_store(async |s| Ok(admin::set_network(&s, &cidr, &site, &group).await?))?;
             outln!("{cidr} → {group} (haven serve reads networks when it starts)");
         }
         NetworksCommand::Remove { cidr } => {
-            let removed = ctx.with_store(async |s| {
-                let removed = s.remove_network(&cidr).await?;
-                if removed {
-                    s.audit(&AuditEntry::new(
-                        &operator(),
-                        "cli",
-                        AuditKind::RemoveNetwork,
-                        Subject::network(&cidr),
-                    ))
-                    .await?;
-                }
-                Ok(removed)
-            })?;
+            let removed = ctx.with_store(async |s| Ok(admin::remove_network(&s, &cidr).await?))?;
             if !removed {
                 bail!("no network {cidr} in the store");
             }

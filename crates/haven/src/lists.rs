@@ -1,13 +1,11 @@
 //! `haven lists …`: import, update, remove and inspect category lists.
 
-use std::collections::BTreeMap;
 use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
-use haven_core::Snapshot;
-use haven_core::{category, textfile};
-use haven_lists::{Format, Progress, SourceReport, SourceSpec};
+use haven_lists::sources::{self, NewSource};
+use haven_lists::{Progress, SourceReport, SourceSpec};
 use serde::Serialize;
 
 use crate::Context;
@@ -94,87 +92,30 @@ pub fn run(ctx: &Context, cmd: ListsCommand) -> Result<ExitCode> {
         }
         ListsCommand::Remove { name, allow_shrink } => {
             let mut sources = ctx.lists().sources()?;
-            let before = sources.len();
-            sources.retain(|s| s.name != name);
-            if sources.len() == before {
-                bail!("no source named {:?}", textfile::clip(&name, 100));
-            }
+            sources::unregister(&mut sources, &name)?;
             rebuild(ctx, &sources, Some(""), allow_shrink, false)
         }
         ListsCommand::Info(a) => info(ctx, a.json),
     }
 }
 
-fn default_name(location: &str) -> String {
-    let trimmed = location.trim_end_matches('/');
-    let last = trimmed.rsplit('/').next().unwrap_or(trimmed);
-    let stem = last.split('.').next().unwrap_or(last);
-    let clean: String = stem
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if clean.is_empty() {
-        "list".to_owned()
-    } else {
-        clean
-    }
-}
-
 fn import(ctx: &Context, args: ImportArgs) -> Result<ExitCode> {
-    let Some(format) = Format::parse(&args.format) else {
-        bail!(
-            "--format {:?}: expected auto, tree, hosts, domains, urls, iwf or ctiru",
-            textfile::clip(&args.format, 100)
-        );
-    };
-    if let Some(c) = &args.category {
-        if !category::is_valid_id(c) {
-            bail!(
-                "--category {:?}: not a Haven category (see `haven categories`) nor a `source:name` label",
-                textfile::clip(c, 100)
-            );
-        }
-    }
-    let location = if haven_lists::fetch::is_url(&args.location) {
-        args.location.clone()
-    } else {
-        let p = std::path::Path::new(&args.location);
-        std::fs::canonicalize(p).map_or_else(|_| args.location.clone(), |c| c.display().to_string())
-    };
-    let name = args.name.clone().unwrap_or_else(|| match format {
-        Format::Iwf => "iwf".to_owned(),
-        Format::Ctiru => "ctiru".to_owned(),
-        _ => default_name(&args.location),
-    });
-    if name.is_empty() || name.contains(['/', ' ']) {
-        bail!(
-            "--name {:?}: use letters, digits, - and _",
-            textfile::clip(&name, 100)
-        );
-    }
-    let spec = SourceSpec {
-        name: name.clone(),
-        location,
-        format,
+    let spec = NewSource {
+        location: args.location,
+        name: args.name,
+        format: args.format,
         category: args.category,
         mapping: args.mapping,
         ca_file: args.ca_file,
-    };
+    }
+    .into_spec()?;
+    let name = spec.name.clone();
     let mut sources = if args.replace {
         Vec::new()
     } else {
         ctx.lists().sources()?
     };
-    match sources.iter_mut().find(|s| s.name == name) {
-        Some(existing) => *existing = spec,
-        None => sources.push(spec),
-    }
+    sources::register(&mut sources, spec);
     rebuild(ctx, &sources, Some(&name), args.allow_shrink, args.json)
 }
 
@@ -197,48 +138,32 @@ fn rebuild(
     allow_shrink: bool,
     json: bool,
 ) -> Result<ExitCode> {
-    let store = ctx.lists();
     let started = haven_runtime::clock::instant();
     let mut progress = if json {
         Progress::hidden()
     } else {
         Progress::for_terminal(0)
     };
-    let (snapshot, reports) = store.rebuild(sources, download, allow_shrink, &mut progress)?;
-    let (hosts, illegal_hosts) = snapshot.host_count();
-    // Every change is in the audit log. The lists are in place by now, so a store that cannot
-    // be reached is a warning, not a failure.
-    let audited = ctx.with_store(async |s| {
-        s.audit(
-            &haven_store::audit::AuditEntry::new(
-                &crate::people::operator(),
-                "cli",
-                haven_store::audit::AuditKind::RebuildLists,
-                haven_store::audit::Subject::Lists,
-            )
-            .count("hosts", hosts as i64)
-            .count("sources", sources.len() as i64),
-        )
-        .await?;
-        Ok(())
-    });
-    if let Err(e) = audited {
+    let done = haven_app::lists::rebuild(ctx, sources, download, allow_shrink, &mut progress)?;
+    let (snapshot, hosts, illegal_hosts) = (&done.snapshot, done.hosts, done.illegal_hosts);
+    if let Some(e) = &done.unaudited {
         eprintln!("warning: the lists are in place, but the audit log could not record it: {e:#}");
     }
+    let snapshot_path = ctx.lists().snapshot_path();
     if json {
         let summary = ImportSummary {
-            snapshot: store.snapshot_path().display().to_string(),
+            snapshot: snapshot_path.display().to_string(),
             checksum: format!("{:016x}", snapshot.checksum()),
             bytes: snapshot.size(),
             hosts,
             illegal_hosts,
             seconds: started.elapsed().as_secs_f64(),
-            sources: &reports,
+            sources: &done.reports,
         };
         outln!("{}", serde_json::to_string_pretty(&summary)?);
         return Ok(ExitCode::SUCCESS);
     }
-    for r in &reports {
+    for r in &done.reports {
         outln!(
             "{}: {} entries from {} files, {} bad lines",
             r.name,
@@ -255,7 +180,7 @@ fn rebuild(
     }
     outln!(
         "snapshot {} written: {} hosts ({} on illegal lists), {:.1} MB, checksum {:016x}, in {:.1} s",
-        store.snapshot_path().display(),
+        snapshot_path.display(),
         group(hosts as u64),
         group(illegal_hosts as u64),
         snapshot.size() as f64 / 1e6,
@@ -266,38 +191,17 @@ fn rebuild(
     Ok(ExitCode::SUCCESS)
 }
 
-fn uses_ut1(sources: &[SourceSpec]) -> bool {
-    sources.iter().any(|s| {
-        s.mapping.as_deref() == Some("ut1") || s.location.to_ascii_lowercase().contains("ut1")
-    })
-}
-
 fn attribution(sources: &[SourceSpec]) -> Result<()> {
-    if uses_ut1(sources) {
-        outln!("UT1 blacklists: Université Toulouse 1 Capitole (Fabrice Prigent), CC BY-SA 4.0.");
+    if let Some(credit) = sources::attribution(sources) {
+        outln!("{credit}");
     }
     Ok(())
 }
 
-/// Counts per category, summed over the sources that carry it.
-fn per_category(snapshot: &Snapshot) -> BTreeMap<String, (u64, Vec<String>)> {
-    let mut out: BTreeMap<String, (u64, Vec<String>)> = BTreeMap::new();
-    for s in snapshot.sources() {
-        let id = snapshot.categories()[usize::from(s.category)].id.clone();
-        let e = out.entry(id).or_default();
-        e.0 += u64::from(s.entries);
-        e.1.push(s.name.clone());
-    }
-    out
-}
-
 fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
-    let store = ctx.lists();
-    let loaded = store.load()?;
-    let snap = &loaded.snapshot;
-    let sources = store.sources()?;
-    let (hosts, illegal) = snap.host_count();
-    let cats = per_category(snap);
+    let summary = sources::summary(&ctx.lists())?;
+    let (loaded, sources) = (&summary.loaded, &summary.registered);
+    let (snap, hosts, illegal) = (&loaded.snapshot, summary.hosts, summary.illegal_hosts);
     if json {
         let out = serde_json::json!({
             "snapshot": loaded.path.as_ref().map(|p| p.display().to_string()),
@@ -308,11 +212,11 @@ fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
             "bytes": snap.size(),
             "hosts": hosts,
             "illegal_hosts": illegal,
-            "categories": cats.iter().map(|(id, (n, srcs))| serde_json::json!({
-                "id": id,
-                "name": category::by_id(id).map_or(id.as_str(), |c| c.name),
-                "entries": n,
-                "sources": srcs,
+            "categories": summary.categories.iter().map(|c| serde_json::json!({
+                "id": c.id,
+                "name": c.name.unwrap_or(&c.id),
+                "entries": c.entries,
+                "sources": c.sources,
             })).collect::<Vec<_>>(),
             "sources": snap.sources().iter().map(|s| serde_json::json!({
                 "name": s.name,
@@ -355,18 +259,28 @@ fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
         "name",
         "entries"
     );
-    for (id, (n, srcs)) in &cats {
-        let name = category::by_id(id).map_or("(kept under its own name)", |c| c.name);
-        let list = if srcs.len() > 3 {
-            format!("{}, … ({} files)", srcs[..3].join(", "), srcs.len())
+    for c in &summary.categories {
+        let name = c.name.unwrap_or("(kept under its own name)");
+        let list = if c.sources.len() > 3 {
+            format!(
+                "{}, … ({} files)",
+                c.sources[..3].join(", "),
+                c.sources.len()
+            )
         } else {
-            srcs.join(", ")
+            c.sources.join(", ")
         };
-        outln!("{:<22} {:<34} {:>10}  {}", id, name, group(*n), list);
+        outln!(
+            "{:<22} {:<34} {:>10}  {}",
+            c.id,
+            name,
+            group(c.entries),
+            list
+        );
     }
     outln!("");
     outln!("Registered sources:");
-    for s in &sources {
+    for s in sources {
         outln!(
             "  {:<12} {} ({:?}{})",
             s.name,
@@ -378,7 +292,7 @@ fn info(ctx: &Context, json: bool) -> Result<ExitCode> {
                 .unwrap_or_default()
         );
     }
-    attribution(&sources)?;
+    attribution(sources)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -148,6 +148,11 @@ struct CategoriesArgs {
     json: bool,
 }
 
+/// A time stored as Unix milliseconds, as the commands print it (RFC 3339, UTC).
+fn when(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
+}
+
 /// What every command needs: where the state is.
 pub(crate) use haven_app::Context;
 

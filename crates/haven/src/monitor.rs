@@ -7,12 +7,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
-use haven_core::risk::{Grade, RiskLibrary};
+use haven_core::risk::Grade;
+use haven_monitor::library::read_library;
 
 use crate::Context;
-
-/// The starter library (`config/risk/library.txt`).
-pub use haven_monitor::library::BUILT_IN;
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
@@ -38,28 +36,6 @@ pub enum MonitorCommand {
     },
 }
 
-/// The library: the built-in one and the school's own files in `<data-dir>/risk/`, or the
-/// file given. Lines that cannot be read are reported and left out.
-pub fn library(ctx: &Context, file: Option<&PathBuf>) -> Result<RiskLibrary> {
-    if let Some(f) = file {
-        let text = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-        let (lib, errors) = RiskLibrary::parse(&haven_core::textfile::decode(&text));
-        for e in errors {
-            eprintln!("{}:{}: {}", f.display(), e.line, e.message);
-        }
-        return Ok(lib);
-    }
-    let (m, warnings) = haven_monitor::library::Monitoring::new(
-        BUILT_IN,
-        ctx.data_dir.join("risk"),
-        haven_monitor::MonitorRules::default(),
-    );
-    for w in warnings {
-        eprintln!("{w}");
-    }
-    Ok((*m.library()).clone())
-}
-
 fn as_json(text: &str, g: &Grade) -> serde_json::Value {
     serde_json::json!({
         "text": text,
@@ -75,7 +51,10 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
         MonitorCommand::Grade { json, library } => (json, library),
         MonitorCommand::Captures { min_grade, json } => return captures(ctx, min_grade, json),
     };
-    let lib = library(ctx, file.as_ref())?;
+    let (lib, warnings) = read_library(ctx.data_dir.join("risk"), file.as_deref())?;
+    for w in warnings {
+        eprintln!("{w}");
+    }
     let mut refused = false;
     for line in std::io::stdin().lock().lines() {
         let line = line.context("reading standard input")?;
@@ -123,25 +102,13 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
 }
 
 fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {
-    let found = ctx.with_store(async |s| {
-        s.audit(
-            &haven_store::audit::AuditEntry::new(
-                &crate::people::operator(),
-                "cli",
-                haven_store::audit::AuditKind::ReadCaptures,
-                haven_store::audit::Subject::OpenCaptures,
-            )
-            .count("min grade", min_grade),
-        )
-        .await?;
-        Ok(s.open_captures(min_grade, 1000).await?)
-    })?;
+    let found =
+        ctx.with_store(async |s| Ok(haven_app::admin::open_captures(&s, min_grade).await?))?;
     for c in found {
         if json {
             outln!("{}", serde_json::to_string(&c)?);
         } else {
-            let at = jiff::Timestamp::from_millisecond(c.at_ms)
-                .map_or_else(|_| c.at_ms.to_string(), |t| t.to_string());
+            let at = crate::when(c.at_ms);
             outln!(
                 "{:<6} grade {} {at} {:<15} {:<14} {:<20} {:?}",
                 c.id,
@@ -154,27 +121,4 @@ fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_built_in_library_reads_cleanly_and_grades() {
-        let (lib, errors) = RiskLibrary::parse(BUILT_IN);
-        assert!(errors.is_empty(), "{errors:?}");
-        assert!(lib.phrases.len() > 90, "{}", lib.phrases.len());
-        for category in haven_core::risk::CATEGORIES {
-            assert!(
-                lib.phrases.iter().any(|p| p.category == *category),
-                "{category} has phrases"
-            );
-        }
-        assert_eq!(lib.grade("how do i kill myself").grade, 5);
-        assert_eq!(lib.grade("suicide prevention assembly").grade, 0);
-        assert_eq!(lib.grade("history of the holocaust homework").grade, 0);
-        assert_eq!(lib.grade("Scunthorpe United results").grade, 0);
-        assert_eq!(lib.grade("chcę umrzeć").grade, 5);
-    }
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _, Result};
 use clap::Subcommand;
-use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_app::admin::{self, PasswordKind};
 use haven_store::people::{ImportOptions, Kind};
 
 use crate::Context;
@@ -44,51 +44,6 @@ pub enum PeopleCommand {
     },
 }
 
-/// Who is at the keyboard, for the audit log.
-pub fn operator() -> String {
-    // The process's user id, from the owner of /proc/self (not from the environment, which
-    // whoever runs the command sets); its name from /etc/passwd. `SUDO_USER` is what sudo
-    // says about who asked, recorded beside it as a claim.
-    #[cfg(unix)]
-    let uid = {
-        use std::os::unix::fs::MetadataExt as _;
-        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
-    };
-    #[cfg(not(unix))]
-    let uid: Option<u32> = None;
-    let sudo = std::env::var("SUDO_USER")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .map(|u| format!(", sudo from {}", clean(&u)))
-        .unwrap_or_default();
-    match uid {
-        Some(uid) => {
-            let name = user_name(uid).unwrap_or_else(|| "?".to_owned());
-            format!("cli:{name} (uid {uid}{sudo})")
-        }
-        None => {
-            let user = std::env::var("USER").unwrap_or_default();
-            format!("cli:{} (uid unknown{sudo})", clean(&user))
-        }
-    }
-}
-
-/// A user name as recorded: at most 32 printable characters.
-fn clean(name: &str) -> String {
-    name.chars().filter(|c| !c.is_control()).take(32).collect()
-}
-
-/// The name /etc/passwd gives `uid`.
-fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        let name = f.next()?;
-        let id = f.nth(1)?;
-        (id.parse::<u32>().ok()? == uid).then(|| clean(name))
-    })
-}
-
 pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
     match cmd {
         PeopleCommand::Import {
@@ -106,26 +61,8 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
                 dry_run,
                 allow_many_leavers,
             };
-            let report = ctx.with_store(async |store| {
-                let report = store.import_people(kind, &bytes, options).await?;
-                if !dry_run {
-                    store
-                        .audit(
-                            &AuditEntry::new(
-                                &operator(),
-                                "cli",
-                                AuditKind::ImportPeople,
-                                Subject::Roster(kind.id()),
-                            )
-                            .count("added", report.added as i64)
-                            .count("updated", report.updated as i64)
-                            .count("left", report.left as i64)
-                            .count("refused", report.errors.len() as i64),
-                        )
-                        .await?;
-                }
-                Ok(report)
-            })?;
+            let report = ctx
+                .with_store(async |s| Ok(admin::import_people(&s, kind, &bytes, options).await?))?;
             for e in &report.errors {
                 eprintln!("{}:{}: {}", file.display(), e.line, e.message);
             }
@@ -155,29 +92,13 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
                 .read_to_string(&mut line)
                 .context("reading the password from standard input")?;
             let password = line.lines().next().unwrap_or("").to_owned();
-            ctx.with_store(async |store| {
-                if proxy {
-                    store.set_proxy_password(&username, &password).await?;
-                } else {
-                    store.set_password(&username, &password).await?;
-                }
-                let subject = store
-                    .identity(&username)
-                    .await?
-                    .map_or(Subject::Nothing, |who| Subject::Person(who.person_id));
-                store
-                    .audit(&AuditEntry::new(
-                        &operator(),
-                        "cli",
-                        if proxy {
-                            AuditKind::SetProxyPassword
-                        } else {
-                            AuditKind::SetPassword
-                        },
-                        subject,
-                    ))
-                    .await?;
-                Ok(())
+            let which = if proxy {
+                PasswordKind::Proxy
+            } else {
+                PasswordKind::Console
+            };
+            ctx.with_store(async |s| {
+                Ok(admin::set_password(&s, &username, &password, which).await?)
             })?;
             outln!(
                 "{} set for {username}",
@@ -186,22 +107,7 @@ pub fn run(ctx: &Context, cmd: PeopleCommand) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PeopleCommand::Find { text } => {
-            let found = ctx.with_store(async |store| {
-                let found = store.find_people(&text, 50).await?;
-                store
-                    .audit(
-                        &AuditEntry::new(
-                            &operator(),
-                            "cli",
-                            AuditKind::SearchPeople,
-                            Subject::Nothing,
-                        )
-                        .count("found", found.len() as i64)
-                        .word("via", "cli"),
-                    )
-                    .await?;
-                Ok(found)
-            })?;
+            let found = ctx.with_store(async |s| Ok(admin::find_people(&s, &text).await?))?;
             for p in found {
                 outln!(
                     "{:<6} {:<7} {:<15} {:<28} {:<6} {:<6} {:<8} {}{}",

@@ -1,13 +1,13 @@
 //! `haven phrases`: the weighted-phrase lists used for content scoring — Haven's built-in list
 //! plus the school's own in `<data-dir>/phrases/*.txt`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use clap::Subcommand;
-use haven_app::phrases::{load, scanner};
-use haven_core::phrases::{self, PhraseError, Scanner};
+use haven_app::phrases::{import, load, scanner, ImportError};
+use haven_core::phrases::Scanner;
 
 use crate::Context;
 
@@ -35,24 +35,6 @@ pub enum PhrasesCommand {
     },
 }
 
-fn files_under(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if path.is_dir() {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
-            .with_context(|| format!("reading {}", path.display()))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        entries.sort();
-        for e in entries {
-            files_under(&e, out)?;
-        }
-    } else if path.is_file() {
-        out.push(path.to_owned());
-    } else {
-        bail!("{}: no such file or folder", path.display());
-    }
-    Ok(())
-}
-
 pub fn run(ctx: &Context, cmd: PhrasesCommand) -> Result<ExitCode> {
     match cmd {
         PhrasesCommand::Import {
@@ -60,80 +42,25 @@ pub fn run(ctx: &Context, cmd: PhrasesCommand) -> Result<ExitCode> {
             name,
             category,
         } => {
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
-                bail!("--name {name:?}: letters, digits, - and _ only");
-            }
-            let mut files = Vec::new();
-            for p in &paths {
-                files_under(p, &mut files)?;
-            }
-            let mut all = Vec::new();
-            let mut errors = Vec::new();
-            // `.Include<path>` lines are followed (each file once), as e2guardian does.
-            let mut queue: Vec<(PathBuf, Option<String>)> =
-                files.iter().rev().map(|f| (f.clone(), None)).collect();
-            let mut seen = std::collections::HashSet::new();
-            let mut read_files = 0;
-            while let Some((f, named_at)) = queue.pop() {
-                if !seen.insert(f.clone()) {
-                    continue;
+            let done = import(ctx, &paths, &name, &category).inspect_err(|e| {
+                if let ImportError::Empty { refused, .. } = e {
+                    for e in refused.iter().take(20) {
+                        eprintln!("{}: {}", e.at, e.message);
+                    }
                 }
-                let bytes = match std::fs::read(&f) {
-                    Ok(b) => b,
-                    Err(e) => match named_at {
-                        Some(at) => {
-                            errors.push(PhraseError {
-                                at,
-                                message: format!("include {}: {e}", f.display()),
-                            });
-                            continue;
-                        }
-                        None => bail!("reading {}: {e}", f.display()),
-                    },
-                };
-                read_files += 1;
-                let (p, e, includes) = phrases::import_e2guardian_with_includes(
-                    &bytes,
-                    &f.display().to_string(),
-                    &category,
-                );
-                all.extend(p);
-                errors.extend(e);
-                for (path, at) in includes.into_iter().rev() {
-                    queue.push((PathBuf::from(path), Some(at)));
-                }
-            }
-            if all.is_empty() {
-                for e in errors.iter().take(20) {
-                    eprintln!("{}: {}", e.at, e.message);
-                }
-                bail!("no phrases found in {read_files} files; nothing written");
-            }
-            // Check that they compile before anything is written.
-            Scanner::new(&all).map_err(anyhow::Error::msg)?;
-            let dir = ctx.data_dir.join("phrases");
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            let out = dir.join(format!("{name}.txt"));
-            let tmp = dir.join(format!(".{name}.txt.tmp"));
-            std::fs::write(&tmp, phrases::write(&all))
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &out).with_context(|| format!("writing {}", out.display()))?;
+            })?;
             outln!(
                 "{} phrases from {} files written to {}; {} lines refused.",
-                all.len(),
-                read_files,
-                out.display(),
-                errors.len()
+                done.phrases,
+                done.files,
+                done.path.display(),
+                done.refused.len()
             );
-            for e in errors.iter().take(20) {
+            for e in done.refused.iter().take(20) {
                 outln!("  {}: {}", e.at, e.message);
             }
-            if errors.len() > 20 {
-                outln!("  … and {} more", errors.len() - 20);
+            if done.refused.len() > 20 {
+                outln!("  … and {} more", done.refused.len() - 20);
             }
             outln!("haven serve picks them up at its next start.");
         }

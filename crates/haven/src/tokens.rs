@@ -5,11 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Subcommand;
-use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_app::admin;
 use haven_store::tokens::TokenScope;
 
-use crate::people::operator;
-use crate::Context;
+use crate::{when, Context};
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -42,23 +41,10 @@ pub enum TokensCommand {
     },
 }
 
-fn when(ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(ms).map_or_else(|_| ms.to_string(), |t| t.to_string())
-}
-
 pub fn run(ctx: &Context, cmd: TokensCommand) -> Result<ExitCode> {
     match cmd {
         TokensCommand::List { json } => {
-            let tokens = ctx.with_store(async |s| {
-                s.audit(&AuditEntry::new(
-                    &operator(),
-                    "cli",
-                    AuditKind::ListApiTokens,
-                    Subject::Nothing,
-                ))
-                .await?;
-                Ok(s.api_tokens(None).await?)
-            })?;
+            let tokens = ctx.with_store(async |s| Ok(admin::api_tokens(&s).await?))?;
             for t in tokens {
                 if json {
                     outln!("{}", serde_json::to_string(&t)?);
@@ -90,42 +76,13 @@ pub fn run(ctx: &Context, cmd: TokensCommand) -> Result<ExitCode> {
                 bail!("--scope {scope:?}: ingest, read or admin");
             };
             let token = ctx.with_store(async |s| {
-                let Some(who) = s.identity(&user).await? else {
-                    bail!("no active person with the user name {user:?}");
-                };
-                let (id, token) = s
-                    .create_api_token(who.person_id, &name, scope, days)
-                    .await?;
-                s.audit(
-                    &AuditEntry::new(
-                        &operator(),
-                        "cli",
-                        AuditKind::CreateApiToken,
-                        Subject::Token(id),
-                    )
-                    .word("scope", scope.id())
-                    .count("days", days),
-                )
-                .await?;
-                Ok(token)
+                Ok(admin::create_api_token(&s, &user, &name, scope, days).await?)
             })?;
             outln!("{token}");
             Ok(ExitCode::SUCCESS)
         }
         TokensCommand::Revoke { id } => {
-            let revoked = ctx.with_store(async |s| {
-                let revoked = s.revoke_api_token(id, None).await?;
-                if revoked {
-                    s.audit(&AuditEntry::new(
-                        &operator(),
-                        "cli",
-                        AuditKind::RevokeApiToken,
-                        Subject::Token(id),
-                    ))
-                    .await?;
-                }
-                Ok(revoked)
-            })?;
+            let revoked = ctx.with_store(async |s| Ok(admin::revoke_api_token(&s, id).await?))?;
             if !revoked {
                 bail!("no token {id} in force");
             }
