@@ -30,6 +30,18 @@ pub struct NewCapture {
     pub matched: String,
 }
 
+stored_text! {
+    /// Where a capture stands: open until someone who triages decides it.
+    CaptureStatus, "capture status" {
+        /// Waiting for triage.
+        Open = "open",
+        /// Dismissed with a reason (a false positive, or nothing to act on).
+        Dismissed = "dismissed",
+        /// Promoted to a concern.
+        Promoted = "promoted",
+    }
+}
+
 /// A capture as stored.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Capture {
@@ -53,8 +65,8 @@ pub struct Capture {
     pub categories: String,
     /// The phrases that counted.
     pub matched: String,
-    /// `open` until triaged.
-    pub status: String,
+    /// Open until triaged.
+    pub status: CaptureStatus,
     /// The grade from the phrases alone, when the person's history raised it.
     pub base_grade: Option<i64>,
     /// Why the grade was raised.
@@ -175,7 +187,7 @@ fn capture_from(r: &sqlx::any::AnyRow) -> Result<Capture, StoreError> {
         grade: r.try_get(7)?,
         categories: r.try_get(8)?,
         matched: r.try_get(9)?,
-        status: r.try_get(10)?,
+        status: crate::stored::stored(r, 10)?,
         base_grade: r.try_get::<Option<i64>, _>(11)?,
         raised: r.try_get(12)?,
     })
@@ -420,8 +432,8 @@ pub struct LibraryChange {
     pub before_hash: String,
     /// The whole text after the change.
     pub text: String,
-    /// `applied`, `pending` (waiting for a second person), or `rejected`.
-    pub status: String,
+    /// Applied, pending (waiting for a second person), or rejected.
+    pub status: crate::reviews::ChangeStatus,
     /// Who approved or rejected it.
     pub approver: Option<String>,
 }
@@ -448,7 +460,7 @@ impl Store {
         rows.iter().map(capture_from).collect()
     }
 
-    /// Records a change to the school's risk library: `applied`, or `pending` until a second
+    /// Records a change to the school's risk library: applied, or pending until a second
     /// person settles it.
     pub async fn record_library_change(
         &self,
@@ -456,7 +468,7 @@ impl Store {
         note: &str,
         before_hash: &str,
         text: &str,
-        pending: bool,
+        status: crate::reviews::ChangeStatus,
     ) -> Result<i64, StoreError> {
         if note.trim().is_empty() {
             return Err(StoreError::Invalid("say why the library is changed".into()));
@@ -469,7 +481,7 @@ impl Store {
         .bind(note.trim())
         .bind(before_hash)
         .bind(text)
-        .bind(if pending { "pending" } else { "applied" })
+        .bind(status.as_str())
         .fetch_one(&self.pool)
         .await?
         .try_get(0)?)
@@ -486,18 +498,18 @@ impl Store {
         row.as_ref().map(library_change_from).transpose()
     }
 
-    /// Settles a pending library change (`applied` or `rejected`) by `approver`: whether it was
+    /// Settles a pending library change (applied or rejected) by `approver`: whether it was
     /// still pending.
     pub async fn settle_library_change(
         &self,
         id: i64,
-        status: &str,
+        status: crate::reviews::ChangeStatus,
         approver: &str,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "UPDATE library_changes SET status = $1, approver = $2, decided_at = $3 WHERE id = $4 AND status = 'pending'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(approver)
         .bind(crate::now_ms())
         .bind(id)
@@ -526,7 +538,7 @@ fn library_change_from(r: &sqlx::any::AnyRow) -> Result<LibraryChange, StoreErro
         note: r.try_get(3)?,
         before_hash: r.try_get(4)?,
         text: r.try_get(5)?,
-        status: r.try_get(6)?,
+        status: crate::stored::stored(r, 6)?,
         approver: r.try_get(7)?,
     })
 }

@@ -5,6 +5,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_store::reviews::ChangeStatus;
 use serde::Deserialize;
 
 use super::{url_encode, Flash, Layout};
@@ -26,7 +27,9 @@ struct LibraryChangeRow {
     when: String,
     author: String,
     note: String,
-    status: String,
+    status: ChangeStatus,
+    /// Waiting for a second person.
+    pending: bool,
     approver: String,
     /// For a pending change: the grade-5 phrases it switches off.
     switches_off: String,
@@ -106,7 +109,7 @@ async fn library_page(
         .map(|ch| LibraryChangeRow {
             id: ch.id,
             when: when(ch.at_ms),
-            switches_off: if ch.status == "pending" {
+            switches_off: if ch.status == ChangeStatus::Pending {
                 c.monitoring
                     .grade_5_switched_off(&c.monitoring.school_text(), &ch.text)
                     .join("; ")
@@ -116,6 +119,7 @@ async fn library_page(
             mine: ch.author == s.who.username,
             author: ch.author,
             note: ch.note,
+            pending: ch.status == ChangeStatus::Pending,
             status: ch.status,
             approver: ch.approver.unwrap_or_default(),
         })
@@ -179,7 +183,13 @@ pub(super) async fn library_save(
         }
         let id = c
             .store
-            .record_library_change(&s.who.username, &f.note, &before_hash, &text, true)
+            .record_library_change(
+                &s.who.username,
+                &f.note,
+                &before_hash,
+                &text,
+                ChangeStatus::Pending,
+            )
             .await?;
         c.store
             .audit(&AuditEntry::new(
@@ -204,7 +214,13 @@ pub(super) async fn library_save(
     }
     let id = c
         .store
-        .record_library_change(&s.who.username, &f.note, &before_hash, &text, false)
+        .record_library_change(
+            &s.who.username,
+            &f.note,
+            &before_hash,
+            &text,
+            ChangeStatus::Applied,
+        )
         .await?;
     c.store
         .audit(&AuditEntry::new(
@@ -247,7 +263,7 @@ pub(super) async fn library_settle(
 ) -> Result<Response, Denied> {
     let approve = crate::web::decision(&f.decision, "approve", "reject")?;
     let change = c.store.library_change(id).await?.ok_or(Denied::NotFound)?;
-    if change.status != "pending" {
+    if change.status != ChangeStatus::Pending {
         return Err(Denied::Invalid(format!(
             "Library change {id} is already {}.",
             change.status
@@ -270,7 +286,11 @@ pub(super) async fn library_settle(
             .replace_school(&change.text)
             .map_err(|e| Denied::Invalid(format!("Library change {id}: {e}")))?;
     }
-    let status = if approve { "applied" } else { "rejected" };
+    let status = if approve {
+        ChangeStatus::Applied
+    } else {
+        ChangeStatus::Rejected
+    };
     if !c
         .store
         .settle_library_change(id, status, &s.who.username)

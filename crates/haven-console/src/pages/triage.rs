@@ -166,7 +166,7 @@ struct HistoryRow {
     grade: i64,
     source: String,
     text: String,
-    status: String,
+    status: haven_store::captures::CaptureStatus,
 }
 
 struct NearbyRow {
