@@ -174,67 +174,44 @@ pub(super) async fn library_save(
     let before = c.monitoring.school_text();
     let before_hash = haven_store::sessions::secret_hash(&before);
     // Switching off a built-in grade-5 phrase waits for a second person: checked whole now,
-    // recorded, and in force only once someone else approves it.
+    // recorded, and in force only once someone else approves it; anything else is in force now.
     let switched_off = c.monitoring.grade_5_switched_off(&before, &text);
-    if !switched_off.is_empty() {
-        if let Err(e) = c.monitoring.check_school(&text) {
-            let errors = library_errors(e);
-            return library_page(&c, &s, Some(text), f.note, errors, String::new()).await;
-        }
-        let id = c
-            .store
-            .record_library_change(
-                &s.who.username,
-                &f.note,
-                &before_hash,
-                &text,
-                ChangeStatus::Pending,
-            )
-            .await?;
-        c.store
-            .audit(&AuditEntry::new(
-                &s.who.username,
-                &s.address,
-                AuditKind::ProposeRiskLibraryChange,
-                Subject::LibraryChange(id),
-            ))
-            .await?;
-        return Ok(Redirect::to(&format!(
-            "/library?done={}",
-            url_encode(&format!(
-                "Library change {id} switches off grade-5 phrases ({}): it waits for a second person to approve it.",
-                switched_off.join("; ")
-            ))
-        ))
-        .into_response());
-    }
-    if let Err(e) = c.monitoring.replace_school(&text) {
+    let pending = !switched_off.is_empty();
+    let checked = if pending {
+        c.monitoring.check_school(&text)
+    } else {
+        c.monitoring.replace_school(&text)
+    };
+    if let Err(e) = checked {
         let errors = library_errors(e);
         return library_page(&c, &s, Some(text), f.note, errors, String::new()).await;
     }
+    let (status, kind) = if pending {
+        (ChangeStatus::Pending, AuditKind::ProposeRiskLibraryChange)
+    } else {
+        (ChangeStatus::Applied, AuditKind::ChangeRiskLibrary)
+    };
     let id = c
         .store
-        .record_library_change(
-            &s.who.username,
-            &f.note,
-            &before_hash,
-            &text,
-            ChangeStatus::Applied,
-        )
+        .record_library_change(&s.who.username, &f.note, &before_hash, &text, status)
         .await?;
     c.store
         .audit(&AuditEntry::new(
             &s.who.username,
             &s.address,
-            AuditKind::ChangeRiskLibrary,
+            kind,
             Subject::LibraryChange(id),
         ))
         .await?;
-    Ok(Redirect::to(&format!(
-        "/library?done={}",
-        url_encode(&format!("Library change {id} is in force."))
-    ))
-    .into_response())
+    let done = if pending {
+        format!(
+            "Library change {id} switches off grade-5 phrases ({}): it waits for a second person to approve it.",
+            switched_off.join("; ")
+        )
+    } else {
+        format!("Library change {id} is in force.")
+    };
+    Ok(Redirect::to(&format!("/library?done={}", url_encode(&done))).into_response())
 }
 
 fn library_errors(e: haven_monitor::library::ReplaceError) -> Vec<String> {
