@@ -225,6 +225,23 @@ pub async fn open_captures(s: &Store, min_grade: i64) -> Result<Vec<Capture>> {
     Ok(s.open_captures(min_grade, 1000).await?)
 }
 
+/// The decided captures (dismissed or promoted), to teach the school's model: reading their
+/// texts is recorded, with how many were read.
+pub async fn decided_captures(s: &Store) -> Result<Vec<Capture>> {
+    let found = s.decided_captures(100_000).await?;
+    s.audit(
+        &AuditEntry::new(
+            &operator(),
+            CLI,
+            AuditKind::TrainModel,
+            Subject::DecidedCaptures,
+        )
+        .count("read", found.len() as i64),
+    )
+    .await?;
+    Ok(found)
+}
+
 /// Checks the audit log's chain (and that it holds `anchor`, when given).
 pub async fn verify_audit(s: &Store, anchor: Option<&str>) -> Result<AuditCheck> {
     s.audit(&AuditEntry::new(

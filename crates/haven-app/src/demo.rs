@@ -115,10 +115,17 @@ pub async fn ensure_people(store: &Store) -> Result<bool> {
     Ok(true)
 }
 
-/// Invented searches by invented pupils, graded by the built-in risk library, so that the
+/// Invented searches by invented pupils, graded by the built-in risk library and model, so that the
 /// demo's triage queue has something in it (their alerts go nowhere until `[alerts]` is set).
 async fn demo_captures(store: &Store) -> Result<()> {
     let (library, _) = haven_core::risk::RiskLibrary::parse(haven_monitor::library::BUILT_IN);
+    let grader = haven_monitor::grader::Grader {
+        library: std::sync::Arc::new(library),
+        model: haven_model::Model::from_bytes(haven_monitor::training::BUILT_IN_MODEL)
+            .ok()
+            .map(std::sync::Arc::new),
+        tuning: haven_monitor::grader::TUNING,
+    };
     let pupils: Vec<String> = store
         .find_people("", 1000)
         .await?
@@ -142,12 +149,11 @@ async fn demo_captures(store: &Store) -> Result<()> {
         let Some(user) = pupils.get(pupils.len().saturating_sub(1 + i % 3)) else {
             break;
         };
-        let g = library.grade(text);
-        if g.grade == 0 {
+        let a = grader.assess(text);
+        if a.grade.grade == 0 {
             continue;
         }
-        captures.push(haven_store::captures::NewCapture::graded(
-            &g,
+        captures.push(a.capture(
             now - minutes_ago * 60_000,
             "search",
             &format!("10.20.6.{}", 10 + i),

@@ -14,6 +14,7 @@ pub mod demo;
 pub mod lists;
 pub mod log;
 pub mod metrics;
+pub mod model;
 pub mod phrases;
 pub mod proxy;
 pub mod reload;

@@ -157,12 +157,12 @@ async fn write_events(
         };
         match rx.recv_timeout(wait) {
             Ok(first) => {
-                let library = monitoring.library();
+                let grader = monitoring.grader();
                 for e in std::iter::once(first)
                     .chain(rx.try_iter().take(255))
                     .flatten()
                 {
-                    watcher.see(&library, &monitoring.rules, &e, &mut captures);
+                    watcher.see(&grader, &monitoring.rules, &e, &mut captures);
                     if let Some(e) = repeats.add(e) {
                         singles.push(e);
                     }

@@ -525,6 +525,7 @@ fn forms_need_their_token_and_pages_escape_what_pupils_typed() {
                     grade: 5,
                     categories: "suicide:5".into(),
                     matched: "kill myself".into(),
+                    model: None,
                 }],
             )
             .await
@@ -1018,6 +1019,7 @@ fn capture(text: &str, matched: &str) -> haven_store::captures::NewCapture {
         grade: 5,
         categories: "suicide:5".into(),
         matched: matched.into(),
+        model: None,
     }
 }
 

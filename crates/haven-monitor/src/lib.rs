@@ -5,9 +5,11 @@
 //! ([`pages`]) and the alert sender ([`alerts`]).
 
 pub mod alerts;
+pub mod grader;
 pub mod library;
 pub mod pages;
 pub mod rules;
+pub mod training;
 pub mod watcher;
 
 pub use library::Monitoring;

@@ -41,6 +41,50 @@ pub struct Monitoring {
     pub alerted: tokio::sync::Notify,
     built_in: String,
     dir: PathBuf,
+    /// The learned model in force: the school's own (`<data-dir>/model/school.model`, made by
+    /// `haven monitor train --with-decisions`) or the built-in one.
+    model: RwLock<Option<(Arc<haven_model::Model>, ModelSource)>>,
+}
+
+/// Which model is in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelSource {
+    /// The model Haven ships.
+    BuiltIn,
+    /// The school's own, trained with its triage decisions.
+    School,
+}
+
+/// The school's model file under the data directory.
+pub fn school_model_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("model").join("school.model")
+}
+
+/// The school's model if there is one that reads, else the built-in one; a school file that
+/// cannot be read is a warning (and the built-in model is used).
+fn load_model(
+    dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Option<(Arc<haven_model::Model>, ModelSource)> {
+    let school = dir.parent().map(school_model_path);
+    if let Some(path) = school.filter(|p| p.exists()) {
+        match std::fs::read(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|b| haven_model::Model::from_bytes(&b).map_err(|e| e.to_string()))
+        {
+            Ok(m) => return Some((Arc::new(m), ModelSource::School)),
+            Err(e) => warnings.push(format!("{}: {e}; using the built-in model", path.display())),
+        }
+    }
+    match haven_model::Model::from_bytes(crate::training::BUILT_IN_MODEL) {
+        Ok(m) => Some((Arc::new(m), ModelSource::BuiltIn)),
+        Err(e) => {
+            warnings.push(format!(
+                "the built-in model: {e}; grading by the library alone"
+            ));
+            None
+        }
+    }
 }
 
 /// One source of the library, read on its own (for the console's list of phrases).
@@ -56,11 +100,13 @@ impl Monitoring {
     /// The library from `built_in` and the files in `dir`; lines that cannot be read are
     /// returned as warnings (`file:line: message`) and left out.
     pub fn new(built_in: &str, dir: PathBuf, rules: MonitorRules) -> (Monitoring, Vec<String>) {
-        let (sources, warnings) = read_sources(built_in, &dir);
+        let (sources, mut warnings) = read_sources(built_in, &dir);
         let library = merge(sources);
+        let model = load_model(&dir, &mut warnings);
         (
             Monitoring {
                 library: RwLock::new(Arc::new(library)),
+                model: RwLock::new(model),
                 capture_rules: rules.capture_rules(),
                 rules,
                 alerted: tokio::sync::Notify::new(),
@@ -76,6 +122,23 @@ impl Monitoring {
         match self.library.read() {
             Ok(l) => l.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The model in force and where it came from.
+    pub fn model(&self) -> Option<(Arc<haven_model::Model>, ModelSource)> {
+        match self.model.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The library and the model in force, to grade with.
+    pub fn grader(&self) -> crate::grader::Grader {
+        crate::grader::Grader {
+            library: self.library(),
+            model: self.model().map(|(m, _)| m),
+            tuning: crate::grader::TUNING,
         }
     }
 
@@ -153,12 +216,12 @@ impl Monitoring {
         events: &mut Vec<haven_store::events::StoredEvent>,
         by_term: bool,
     ) {
-        let library = self.library();
+        let grader = self.grader();
         if by_term {
             events.retain(|e| {
                 e.search
                     .as_deref()
-                    .is_none_or(|term| library.grade(term).grade == 0)
+                    .is_none_or(|term| grader.grade(term).grade == 0)
             });
             return;
         }
@@ -166,7 +229,7 @@ impl Monitoring {
             let graded = e
                 .search
                 .as_deref()
-                .is_some_and(|term| library.grade(term).grade > 0);
+                .is_some_and(|term| grader.grade(term).grade > 0);
             if graded {
                 e.search = Some(GRADED.to_owned());
                 if let Some(q) = e.name.find('?') {
@@ -179,11 +242,16 @@ impl Monitoring {
 
     /// Reads the library again from its files.
     pub fn reload(&self) -> Vec<String> {
-        let (sources, warnings) = read_sources(&self.built_in, &self.dir);
+        let (sources, mut warnings) = read_sources(&self.built_in, &self.dir);
         let library = Arc::new(merge(sources));
         match self.library.write() {
             Ok(mut l) => *l = library,
             Err(poisoned) => *poisoned.into_inner() = library,
+        }
+        let model = load_model(&self.dir, &mut warnings);
+        match self.model.write() {
+            Ok(mut m) => *m = model,
+            Err(poisoned) => *poisoned.into_inner() = model,
         }
         warnings
     }

@@ -95,12 +95,11 @@ async fn grade_pages(
     const PAGE_TEXT: usize = 256 * 1024;
     while let Some(p) = rx.recv().await {
         queued.fetch_sub(p.page.len(), Ordering::Relaxed);
-        let library = monitoring.library();
+        let grader = monitoring.grader();
         let graded = tokio::task::spawn_blocking(move || {
             let text = p.page.text(PAGE_TEXT).ok()?;
-            let (g, passage) = library.grade_passages(&text)?;
-            Some(haven_store::captures::NewCapture::graded(
-                &g,
+            let (a, passage) = grader.assess_passages(&text)?;
+            Some(a.capture(
                 p.at_ms as i64,
                 "page",
                 &p.client.to_string(),

@@ -1,8 +1,6 @@
 //! The Watcher: the data plane's events into captures (search terms, blocked and bypass
 //! attempts), on the event writer's thread.
 
-use haven_core::risk::RiskLibrary;
-
 use crate::rules::MonitorRules;
 
 /// Turns the data plane's events into captures: search terms the risk library grades 1 or
@@ -22,16 +20,15 @@ impl Watcher {
     /// Adds the captures `e` makes to `out`.
     pub fn see(
         &mut self,
-        library: &RiskLibrary,
+        grader: &crate::grader::Grader,
         rules: &MonitorRules,
         e: &haven_core::event::Event,
         out: &mut Vec<haven_store::captures::NewCapture>,
     ) {
         if let Some(term) = e.search.as_deref() {
-            let g = library.grade(term);
-            if g.grade > 0 {
-                out.push(haven_store::captures::NewCapture::graded(
-                    &g,
+            let a = grader.assess(term);
+            if a.grade.grade > 0 {
+                out.push(a.capture(
                     e.at_ms as i64,
                     "search",
                     &e.client.to_string(),
@@ -96,6 +93,7 @@ impl Watcher {
             ),
             grade,
             categories: format!("{counts_in}:{grade}"),
+            model: None,
             matched: format!("blocked {category}"),
         });
     }
@@ -106,6 +104,7 @@ mod tests {
     use super::*;
     use haven_core::event::Event;
     use haven_core::policy::Action;
+    use haven_core::risk::RiskLibrary;
 
     fn event(at_ms: u64, name: &str, action: Action, category: Option<&str>) -> Event {
         Event {
@@ -127,6 +126,11 @@ mod tests {
     #[test]
     fn blocked_attempts_are_one_capture_per_person_and_category_in_ten_minutes() {
         let (library, _) = RiskLibrary::parse("version 1\n5 | suicide | kill myself\n");
+        let library = crate::grader::Grader {
+            library: std::sync::Arc::new(library),
+            model: None,
+            tuning: crate::grader::TUNING,
+        };
         let rules = MonitorRules::default();
         let mut w = Watcher::default();
         let mut out = Vec::new();

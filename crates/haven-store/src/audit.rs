@@ -73,6 +73,8 @@ pub enum AuditKind {
     ReadCaptures,
     /// Opened one capture.
     ReadCapture,
+    /// Read the decided captures' texts to teach the school's model.
+    TrainModel,
     /// Promoted a capture to a safeguarding concern.
     PromoteCapture,
     /// Dismissed a capture.
@@ -146,6 +148,7 @@ impl AuditKind {
             K::DeclineReview => "decline review",
             K::ReadCaptures => "read captures",
             K::ReadCapture => "read capture",
+            K::TrainModel => "train model",
             K::PromoteCapture => "promote capture",
             K::DismissCapture => "dismiss capture",
             K::IngestCapture => "ingest capture",
@@ -207,6 +210,8 @@ pub enum Subject {
     Devices,
     /// The open captures.
     OpenCaptures,
+    /// The captures someone has decided (dismissed or promoted).
+    DecidedCaptures,
     /// The review queue.
     ReviewQueue,
     /// The audit log itself.
@@ -245,6 +250,7 @@ impl fmt::Display for Subject {
             Subject::Lists => f.write_str("lists"),
             Subject::Devices => f.write_str("devices"),
             Subject::OpenCaptures => f.write_str("open captures"),
+            Subject::DecidedCaptures => f.write_str("decided captures"),
             Subject::ReviewQueue => f.write_str("review queue"),
             Subject::AuditLog => f.write_str("audit log"),
         }

@@ -28,6 +28,8 @@ pub struct NewCapture {
     pub categories: String,
     /// The phrases that counted, `; `-separated.
     pub matched: String,
+    /// What the learned model said (`suicide 5 (alert 0.93)`), when it was asked.
+    pub model: Option<String>,
 }
 
 stored_text! {
@@ -65,6 +67,8 @@ pub struct Capture {
     pub categories: String,
     /// The phrases that counted.
     pub matched: String,
+    /// What the learned model said, when it was asked.
+    pub model: Option<String>,
     /// Open until triaged.
     pub status: CaptureStatus,
     /// The grade from the phrases alone, when the person's history raised it.
@@ -110,7 +114,14 @@ impl NewCapture {
                 .collect::<Vec<_>>()
                 .join(","),
             matched: g.matched.join("; "),
+            model: None,
         }
+    }
+
+    /// The same capture with what the learned model said.
+    pub fn with_model(mut self, said: Option<String>) -> NewCapture {
+        self.model = said;
+        self
     }
 
     /// The category that graded highest.
@@ -173,7 +184,7 @@ fn whose<'a>(user: Option<&'a str>, client: &'a str) -> (&'static str, &'a str) 
 }
 
 const CAPTURE_COLUMNS: &str =
-    "id, at, source, client, username, url, text, grade, categories, matched, status, base_grade, raised";
+    "id, at, source, client, username, url, text, grade, categories, matched, status, base_grade, raised, model";
 
 fn capture_from(r: &sqlx::any::AnyRow) -> Result<Capture, StoreError> {
     Ok(Capture {
@@ -190,6 +201,7 @@ fn capture_from(r: &sqlx::any::AnyRow) -> Result<Capture, StoreError> {
         status: crate::stored::stored(r, 10)?,
         base_grade: r.try_get::<Option<i64>, _>(11)?,
         raised: r.try_get(12)?,
+        model: r.try_get(13)?,
     })
 }
 
@@ -235,8 +247,8 @@ impl Store {
                 }
             }
             let id: i64 = sqlx::query(
-                "INSERT INTO captures (at, source, client, username, url, text, grade, categories, matched, category, base_grade, raised) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+                "INSERT INTO captures (at, source, client, username, url, text, grade, categories, matched, category, base_grade, raised, model) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             )
             .bind(c.at_ms)
             .bind(&c.source)
@@ -250,6 +262,7 @@ impl Store {
             .bind(category)
             .bind(raised.as_ref().map(|_| i64::from(c.grade)))
             .bind(&raised)
+            .bind(&c.model)
             .fetch_one(&mut *tx)
             .await?
             .try_get(0)?;
@@ -286,6 +299,22 @@ impl Store {
         )))
         .bind(min_grade)
         .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(capture_from).collect()
+    }
+}
+
+impl Store {
+    /// Captures of what someone wrote or saw (searches, pages, texts sent in; not blocked
+    /// attempts) that someone has dismissed or promoted, newest first: the school's own
+    /// labelled examples for its model.
+    pub async fn decided_captures(&self, limit: i64) -> Result<Vec<Capture>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CAPTURE_COLUMNS} FROM captures WHERE status <> 'open' \
+             AND source NOT IN ('blocked', 'bypass') ORDER BY at DESC, id DESC LIMIT $1"
+        )))
+        .bind(limit.clamp(1, 100_000))
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(capture_from).collect()

@@ -258,6 +258,13 @@ ALTER TABLE reviews ADD COLUMN site TEXT;
 CREATE UNIQUE INDEX reviews_open_per_person ON reviews (COALESCE(username, client), site) WHERE status = 'open'
 "#,
     },
+    Migration {
+        version: 6,
+        name: "captures: what the learned model said",
+        sql: r#"
+ALTER TABLE captures ADD COLUMN model TEXT
+"#,
+    },
 ];
 
 impl Backend {

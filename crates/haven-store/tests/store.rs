@@ -93,7 +93,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 5, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 6, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -104,7 +104,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 5);
+        assert_eq!(store.schema_version().await.expect("version"), 6);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -879,6 +879,7 @@ fn captures_are_triaged_and_count_against_their_phrases() {
                 grade,
                 categories: format!("suicide:{grade}"),
                 matched: "kill myself; want to die".into(),
+                model: None,
             };
             store
                 .record_captures(&CaptureRules::default(), &[new("low", 2), new("high", 5)])
@@ -950,6 +951,7 @@ fn history_raises_grades_and_alerts_are_sent_once_escalated_and_acknowledged() {
                     grade,
                     categories: format!("{category}:{grade}"),
                     matched: "some phrase".into(),
+                    model: None,
                 }
             };
             // Three earlier grade-3 bullying captures for one pupil: the fourth is raised to 4

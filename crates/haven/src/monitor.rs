@@ -1,5 +1,7 @@
-//! `haven monitor`: the risk library, tried by hand. `grade` reads texts from standard input,
-//! one a line, and says how each grades against the library (so a DSL can try a phrase).
+//! `haven monitor`: the risk library and the model, tried by hand, and the model trained.
+//! `grade` reads texts from standard input, one a line, and says how each grades (so a DSL can
+//! try a phrase); `train` trains the model (`--with-decisions`: the school's own, from its
+//! triage decisions; `--folds K`: measure by cross-validation instead).
 
 use std::io::BufRead as _;
 use std::path::PathBuf;
@@ -7,16 +9,17 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::Subcommand;
-use haven_core::risk::Grade;
-use haven_monitor::library::read_library;
+use haven_app::model::ModelChoice;
+use haven_monitor::grader::Assessment;
 
 use crate::Context;
 
 #[derive(Debug, Subcommand)]
 pub enum MonitorCommand {
     /// Grade texts from standard input, one a line: the grade (0 to 5) and the categories.
-    /// With --json, each line in is {"text": ...} and each line out is a JSON object with
-    /// grade, categories, matched and set_aside.
+    /// With --json, each line in is {"text": ...} and each line out is a JSON object with the
+    /// grade Haven acts on (grade, categories, matched, set_aside) and both opinions ("library":
+    /// its grade and categories; "model": its category, grade and likelihoods).
     Grade {
         /// JSON lines in and out.
         #[arg(long)]
@@ -24,6 +27,46 @@ pub enum MonitorCommand {
         /// Use this library file instead of the built-in one and <data-dir>/risk/*.txt.
         #[arg(long)]
         library: Option<PathBuf>,
+        /// Use this model file instead of the school's (<data-dir>/model/school.model) or the
+        /// built-in one.
+        #[arg(long, conflicts_with = "no_model")]
+        model: Option<PathBuf>,
+        /// Grade by the library alone.
+        #[arg(long)]
+        no_model: bool,
+    },
+    /// Train the text model. By default from the built-in texts (config/model/train) into
+    /// <data-dir>/model/school.model, which `serve` then uses; the same texts and seed give the
+    /// same file (its SHA-256 is printed).
+    Train {
+        /// Train on these labelled files (CATEGORY, GRADE, LANG, VOICE, TEXT, tab-separated)
+        /// instead of the built-in texts.
+        #[arg(long)]
+        data: Vec<PathBuf>,
+        /// Add the school's triage decisions (dismissed: ordinary; promoted: a concern) and
+        /// measure the model on them before and after. Reading them is audited; nothing leaves
+        /// the school.
+        #[arg(long)]
+        with_decisions: bool,
+        /// Measure by K-fold cross-validation on the texts (each tuning of the combined grade)
+        /// and write nothing.
+        #[arg(long)]
+        folds: Option<usize>,
+        /// Where to write the model.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// The seed (the order of examples and the starting weights).
+        #[arg(long, default_value_t = haven_monitor::training::OPTIONS.seed)]
+        seed: u64,
+        /// Passes over the texts.
+        #[arg(long, default_value_t = haven_monitor::training::OPTIONS.epochs)]
+        epochs: u32,
+        /// Length of a text's vector.
+        #[arg(long, default_value_t = haven_monitor::training::OPTIONS.dim)]
+        dim: usize,
+        /// The learning rate at the start.
+        #[arg(long, default_value_t = haven_monitor::training::OPTIONS.rate)]
+        rate: f32,
     },
     /// Captures awaiting triage, highest grade first (reading them is audited).
     Captures {
@@ -36,22 +79,62 @@ pub enum MonitorCommand {
     },
 }
 
-fn as_json(text: &str, g: &Grade) -> serde_json::Value {
+fn as_json(text: &str, a: &Assessment) -> serde_json::Value {
+    let g = &a.grade;
+    let cats = |c: &[(String, u8)]| {
+        c.iter()
+            .map(|(c, n)| serde_json::json!({"category": c, "grade": n}))
+            .collect::<Vec<_>>()
+    };
     serde_json::json!({
         "text": text,
         "grade": g.grade,
-        "categories": g.categories.iter().map(|(c, n)| serde_json::json!({"category": c, "grade": n})).collect::<Vec<_>>(),
+        "categories": cats(&g.categories),
         "matched": g.matched,
         "set_aside": g.set_aside,
+        "library": {"grade": a.library.grade, "categories": cats(&a.library.categories), "matched": a.library.matched},
+        "model": a.model,
     })
 }
 
 pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
-    let (json, file) = match cmd {
-        MonitorCommand::Grade { json, library } => (json, library),
+    let (json, file, model) = match cmd {
+        MonitorCommand::Grade {
+            json,
+            library,
+            model,
+            no_model,
+        } => (
+            json,
+            library,
+            match (model, no_model) {
+                (_, true) => ModelChoice::None,
+                (Some(f), _) => ModelChoice::File(f),
+                (None, false) => ModelChoice::InForce,
+            },
+        ),
         MonitorCommand::Captures { min_grade, json } => return captures(ctx, min_grade, json),
+        MonitorCommand::Train {
+            data,
+            with_decisions,
+            folds,
+            out,
+            seed,
+            epochs,
+            dim,
+            rate,
+        } => {
+            let options = haven_model::TrainOptions {
+                seed,
+                epochs,
+                dim,
+                rate,
+                ..haven_monitor::training::OPTIONS
+            };
+            return train(ctx, &data, with_decisions, folds, out, &options);
+        }
     };
-    let (lib, warnings) = read_library(ctx.data_dir.join("risk"), file.as_deref())?;
+    let (grader, warnings) = haven_app::model::grader(ctx, file.as_deref(), &model)?;
     for w in warnings {
         eprintln!("{w}");
     }
@@ -66,7 +149,7 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
                 .ok()
                 .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_owned));
             match text {
-                Some(t) => outln!("{}", as_json(&t, &lib.grade(&t))),
+                Some(t) => outln!("{}", as_json(&t, &grader.assess(&t))),
                 None => {
                     refused = true;
                     outln!(
@@ -76,7 +159,7 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
                 }
             }
         } else {
-            let g = lib.grade(&line);
+            let g = grader.grade(&line);
             let cats: Vec<String> = g
                 .categories
                 .iter()
@@ -99,6 +182,83 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn train(
+    ctx: &Context,
+    data: &[PathBuf],
+    with_decisions: bool,
+    folds: Option<usize>,
+    out: Option<PathBuf>,
+    options: &haven_model::TrainOptions,
+) -> Result<ExitCode> {
+    let (texts, warnings) = haven_app::model::labelled(data)?;
+    for w in &warnings {
+        eprintln!("{w}");
+    }
+    let (before, _) = haven_app::model::grader(ctx, None, &ModelChoice::InForce)?;
+    if let Some(k) = folds {
+        eprintln!("cross-validating on {} texts, {k} folds", texts.len());
+        for (t, m) in haven_app::model::cross_validate(&before, &texts, options, k) {
+            outln!(
+                "tuning: concern {} alert {} ordinary {}",
+                t.concern,
+                t.alert,
+                t.ordinary
+            );
+            outln!("summary: {}", m.summary());
+            outln!("{}", m.report());
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let decisions = if with_decisions {
+        let decided =
+            ctx.with_store(async |s| Ok(haven_app::admin::decided_captures(&s).await?))?;
+        Some(haven_monitor::training::from_decisions(&decided))
+    } else {
+        None
+    };
+    let out = out.unwrap_or_else(|| haven_monitor::library::school_model_path(&ctx.data_dir));
+    let started = haven_runtime::clock::instant();
+    let t = haven_app::model::train(
+        &before,
+        &texts,
+        decisions.as_deref(),
+        options,
+        &out,
+        haven_store::now_ms(),
+    )?;
+    outln!(
+        "trained on {} texts ({} left out) in {:.1} s: {} ({:.1} MB in memory), sha256 {}",
+        t.texts,
+        t.skipped,
+        started.elapsed().as_secs_f64(),
+        t.out.display(),
+        t.memory as f64 / 1e6,
+        t.sha256
+    );
+    if let Some(r) = &t.report {
+        let pct = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{:.0}%", v * 100.0));
+        outln!(
+            "the school's decisions: {} promoted, {} dismissed",
+            r.before.promoted,
+            r.before.dismissed
+        );
+        outln!(
+            "  before: precision {}, recall {}",
+            pct(r.before.precision()),
+            pct(r.before.recall())
+        );
+        outln!(
+            "  after:  precision {}, recall {} (each decision judged by a model trained without it)",
+            pct(r.after.precision()),
+            pct(r.after.recall())
+        );
+    }
+    outln!(
+        "`haven serve` uses <data-dir>/model/school.model from its next start or reload (SIGHUP)."
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn captures(ctx: &Context, min_grade: i64, json: bool) -> Result<ExitCode> {

@@ -57,7 +57,8 @@ pub(super) async fn ingest(
             return bad("user: no such person");
         }
     }
-    let g = c.monitoring.library().grade(&b.text);
+    let a = c.monitoring.grader().assess(&b.text);
+    let g = &a.grade;
     let mut out = json!({
         "grade": g.grade,
         "categories": g.categories.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>(),
@@ -66,8 +67,7 @@ pub(super) async fn ingest(
         "alert": false,
     });
     if g.grade > 0 {
-        let capture = haven_store::captures::NewCapture::graded(
-            &g,
+        let capture = a.capture(
             at,
             &b.source,
             if b.device.is_empty() {

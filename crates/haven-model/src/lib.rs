@@ -1,0 +1,332 @@
+//! Haven's learned text classifier: a second opinion beside the risk library, learned from
+//! examples rather than written down. A text's hashed features (words, pairs of words, letter
+//! groups: [`features`]) are averaged into a small vector, which two heads read: the category
+//! (none or one of the eleven monitoring categories) and the grade (0 to 5). This is fastText's
+//! supervised model, with two heads sharing one embedding. It is small enough to ship in the
+//! binary, runs in microseconds per search term in plain Rust, and is trained here, from the
+//! texts in `config/model/train`, by `haven monitor train`: the same texts and seed give the
+//! same model, byte for byte.
+//!
+//! Pure: no I/O, no clock; the caller reads and writes files.
+
+pub mod features;
+mod train;
+
+pub use train::{train, Example, TrainOptions};
+
+/// What the category head chooses between: `none`, then the risk library's categories.
+pub const CATEGORIES: [&str; 12] = [
+    "none",
+    "illegal",
+    "bullying",
+    "exploitation",
+    "discrimination",
+    "drugs",
+    "extremism",
+    "gambling",
+    "pornography",
+    "self-harm",
+    "suicide",
+    "violence",
+];
+
+/// Grades 0 (nothing of concern) to 5.
+pub const GRADES: usize = 6;
+
+const MAGIC: &[u8; 8] = b"HAVENTX1";
+
+/// A trained model. Its embedding is kept as 8-bit numbers with one scale a row (a quarter of
+/// the memory of 32-bit floats, and the form it is stored in).
+#[derive(Clone, PartialEq)]
+pub struct Model {
+    buckets: u32,
+    dim: usize,
+    /// `buckets × dim`, each row times its scale.
+    rows: Vec<i8>,
+    scales: Vec<f32>,
+    /// Category head: `CATEGORIES.len() × dim`, then a bias each.
+    cat_w: Vec<f32>,
+    cat_b: Vec<f32>,
+    /// Grade head: `GRADES × dim`, then a bias each.
+    grade_w: Vec<f32>,
+    grade_b: Vec<f32>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("buckets", &self.buckets)
+            .field("dim", &self.dim)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The model's opinion of a text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Opinion {
+    /// The most likely category other than `none` (what the text is about if it is a concern).
+    pub category: &'static str,
+    /// How likely that category is, 0 to 1.
+    pub category_p: f32,
+    /// How likely each grade is, 0 to 5.
+    pub grades: [f32; GRADES],
+}
+
+impl Opinion {
+    /// The most likely grade.
+    pub fn grade(&self) -> u8 {
+        let mut best = 0;
+        for g in 1..GRADES {
+            if self.grades[g] > self.grades[best] {
+                best = g;
+            }
+        }
+        best as u8
+    }
+
+    /// How likely the text is of grade `g` or more.
+    pub fn at_least(&self, g: u8) -> f32 {
+        self.grades[usize::from(g).min(GRADES)..].iter().sum()
+    }
+}
+
+/// A model file that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// Not a model file.
+    #[error("not a Haven text model (it does not start with {MAGIC:?})")]
+    NotAModel,
+    /// Cut short or its sizes do not add up.
+    #[error("the model file is damaged: {0}")]
+    Damaged(&'static str),
+}
+
+impl Model {
+    /// The number of feature rows.
+    pub fn buckets(&self) -> u32 {
+        self.buckets
+    }
+
+    /// The length of a text's vector.
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Bytes the model holds in memory.
+    pub fn memory(&self) -> usize {
+        self.rows.len()
+            + 4 * (self.scales.len()
+                + self.cat_w.len()
+                + self.cat_b.len()
+                + self.grade_w.len()
+                + self.grade_b.len())
+    }
+
+    /// The model's opinion of `text`; `None` when it holds no word the model can read.
+    pub fn judge(&self, text: &str) -> Option<Opinion> {
+        let mut f = Vec::new();
+        features::features(text, self.buckets, &mut f);
+        self.judge_features(&f)
+    }
+
+    fn judge_features(&self, f: &[u32]) -> Option<Opinion> {
+        if f.is_empty() {
+            return None;
+        }
+        let mut h = vec![0f32; self.dim];
+        for &r in f {
+            let r = r as usize;
+            let scale = self.scales[r];
+            let row = &self.rows[r * self.dim..(r + 1) * self.dim];
+            for (hk, &q) in h.iter_mut().zip(row) {
+                *hk += scale * f32::from(q);
+            }
+        }
+        let n = f.len() as f32;
+        for hk in &mut h {
+            *hk /= n;
+        }
+        let cats = softmax(&head(&self.cat_w, &self.cat_b, &h));
+        let grades = softmax(&head(&self.grade_w, &self.grade_b, &h));
+        let mut best = 1;
+        for c in 2..CATEGORIES.len() {
+            if cats[c] > cats[best] {
+                best = c;
+            }
+        }
+        let mut g = [0f32; GRADES];
+        g.copy_from_slice(&grades);
+        Some(Opinion {
+            category: CATEGORIES[best],
+            category_p: cats[best],
+            grades: g,
+        })
+    }
+
+    /// The model as bytes (little-endian): magic, sizes, the embedding's scales and rows, then
+    /// the two heads.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.memory() + 64);
+        out.extend_from_slice(MAGIC);
+        for n in [
+            self.buckets,
+            self.dim as u32,
+            CATEGORIES.len() as u32,
+            GRADES as u32,
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        for v in &self.scales {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend(self.rows.iter().map(|&q| q as u8));
+        for v in self
+            .cat_w
+            .iter()
+            .chain(&self.cat_b)
+            .chain(&self.grade_w)
+            .chain(&self.grade_b)
+        {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    /// Reads a model written by [`Model::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Model, ModelError> {
+        let rest = bytes.strip_prefix(MAGIC).ok_or(ModelError::NotAModel)?;
+        let mut r = Reader(rest);
+        let buckets = r.u32()?;
+        let dim = r.u32()? as usize;
+        if r.u32()? as usize != CATEGORIES.len() || r.u32()? as usize != GRADES {
+            return Err(ModelError::Damaged(
+                "its categories or grades are not this version's",
+            ));
+        }
+        if buckets == 0 || dim == 0 || dim > 1024 || buckets > 1 << 24 {
+            return Err(ModelError::Damaged("its sizes are out of range"));
+        }
+        let scales = r.f32s(buckets as usize)?;
+        let rows = r
+            .take(buckets as usize * dim)?
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        let cat_w = r.f32s(CATEGORIES.len() * dim)?;
+        let cat_b = r.f32s(CATEGORIES.len())?;
+        let grade_w = r.f32s(GRADES * dim)?;
+        let grade_b = r.f32s(GRADES)?;
+        if !r.0.is_empty() {
+            return Err(ModelError::Damaged("bytes left over at the end"));
+        }
+        let finite = |v: &[f32]| v.iter().all(|x| x.is_finite());
+        if !finite(&scales)
+            || !finite(&cat_w)
+            || !finite(&grade_w)
+            || !finite(&cat_b)
+            || !finite(&grade_b)
+        {
+            return Err(ModelError::Damaged("a weight is not a number"));
+        }
+        Ok(Model {
+            buckets,
+            dim,
+            rows,
+            scales,
+            cat_w,
+            cat_b,
+            grade_w,
+            grade_b,
+        })
+    }
+}
+
+/// Characters in a passage of a page: about a paragraph.
+pub const PASSAGE: usize = 400;
+
+/// A long text's passages: overlapping windows of about `size` characters (each starting a
+/// quarter of a window before the last one ended), cut at spaces where one is near, so that
+/// what decides is what is near together and a capture can keep the passage that decided.
+pub fn passages(text: &str, size: usize) -> Vec<&str> {
+    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let size = size.max(8);
+    while i < starts.len() {
+        let end = starts.get(i + size).copied().unwrap_or(text.len());
+        out.push(&text[starts[i]..end]);
+        if end == text.len() {
+            break;
+        }
+        i += size * 3 / 4;
+        // Start at the next word rather than inside one, if one starts soon.
+        if let Some(k) =
+            (i..(i + 16).min(starts.len())).find(|&k| text[starts[k]..].starts_with(' '))
+        {
+            i = k + 1;
+        }
+    }
+    out
+}
+
+impl Model {
+    /// The passage of `text` (see [`passages`]) the model finds most likely to be of grade
+    /// `at_least` or more, with its opinion; `None` for a text without words.
+    pub fn judge_passages<'t>(&self, text: &'t str, at_least: u8) -> Option<(Opinion, &'t str)> {
+        let mut best: Option<(Opinion, &str)> = None;
+        for p in passages(text, PASSAGE) {
+            let Some(o) = self.judge(p) else { continue };
+            if best
+                .as_ref()
+                .is_none_or(|(b, _)| o.at_least(at_least) > b.at_least(at_least))
+            {
+                best = Some((o, p));
+            }
+        }
+        best
+    }
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], ModelError> {
+        if self.0.len() < n {
+            return Err(ModelError::Damaged("it is cut short"));
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Ok(a)
+    }
+    fn u32(&mut self) -> Result<u32, ModelError> {
+        let b = self.take(4)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn f32s(&mut self, n: usize) -> Result<Vec<f32>, ModelError> {
+        Ok(self
+            .take(n * 4)?
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect())
+    }
+}
+
+fn head(w: &[f32], b: &[f32], h: &[f32]) -> Vec<f32> {
+    b.iter()
+        .enumerate()
+        .map(|(i, bias)| {
+            bias + w[i * h.len()..(i + 1) * h.len()]
+                .iter()
+                .zip(h)
+                .map(|(a, b)| a * b)
+                .sum::<f32>()
+        })
+        .collect()
+}
+
+fn softmax(z: &[f32]) -> Vec<f32> {
+    let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let e: Vec<f32> = z.iter().map(|v| (v - max).exp()).collect();
+    let sum: f32 = e.iter().sum();
+    e.into_iter().map(|v| v / sum).collect()
+}

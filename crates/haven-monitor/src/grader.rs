@@ -1,0 +1,201 @@
+//! Two opinions, one grade. The risk library catches the wording someone wrote down and says
+//! which phrase it was; the learned model ([`haven_model`]) catches paraphrase and other
+//! languages. The grade Haven acts on:
+//!
+//! - a grade-5 phrase of the library always stands (the school's own words for "act now");
+//! - the model raises a grade when it is sure enough (its grade in its category);
+//! - the model lowers a grade of 1 to 4 to nothing when it reads the text as ordinary with
+//!   confidence (the library fired on a fragment: "what does kys mean", a recipe, a message to
+//!   a grandparent signed with kisses); the phrases are kept as set aside, so the capture, if
+//!   any, still says what was found.
+//!
+//! Every assessment keeps both opinions, so a capture can say which said what.
+
+use std::sync::Arc;
+
+use haven_core::risk::{Grade, RiskLibrary};
+use haven_model::{Model, Opinion};
+
+/// How sure the model must be. Chosen by cross-validation on the training texts
+/// (`haven monitor train --folds 5`), never on an evaluation corpus.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tuning {
+    /// The model's grade is the highest grade `g` it finds at least this likely to be reached
+    /// (`P(grade >= g)`), for grades 1 to 3.
+    pub concern: f32,
+    /// The same for grades 4 and 5 (an alert): higher, so that an alert needs more certainty.
+    pub alert: f32,
+    /// The library's grade 1 to 4 is set aside when the model gives grade 0 at least this.
+    pub ordinary: f32,
+}
+
+/// The tuning Haven ships.
+pub const TUNING: Tuning = Tuning {
+    concern: 0.5,
+    alert: 0.5,
+    ordinary: 0.9,
+};
+
+impl Tuning {
+    /// The model's grade under this tuning.
+    pub fn grade(&self, o: &Opinion) -> u8 {
+        (1..=5u8)
+            .rev()
+            .find(|&g| o.at_least(g) >= if g >= 4 { self.alert } else { self.concern })
+            .unwrap_or(0)
+    }
+}
+
+/// What the model said of a text, as a capture records it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelSaid {
+    /// Its category (the most likely other than none).
+    pub category: &'static str,
+    /// Its grade (the most likely, 0 to 5).
+    pub grade: u8,
+    /// How likely that category is.
+    pub category_p: f32,
+    /// How likely a grade of 4 or 5 is (an alert).
+    pub alert_p: f32,
+    /// How likely grade 0 is.
+    pub ordinary_p: f32,
+}
+
+impl ModelSaid {
+    fn from(o: &Opinion, t: &Tuning) -> ModelSaid {
+        ModelSaid {
+            category: o.category,
+            grade: t.grade(o),
+            category_p: o.category_p,
+            alert_p: o.at_least(4),
+            ordinary_p: o.grades[0],
+        }
+    }
+}
+
+impl std::fmt::Display for ModelSaid {
+    /// `suicide 5 (alert 0.93)` or `ordinary (0.97)`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.grade == 0 {
+            write!(f, "ordinary ({:.2})", self.ordinary_p)
+        } else {
+            write!(
+                f,
+                "{} {} (alert {:.2})",
+                self.category, self.grade, self.alert_p
+            )
+        }
+    }
+}
+
+/// A text graded by both opinions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// The grade Haven acts on, with the library's phrases (matched and set aside).
+    pub grade: Grade,
+    /// The library's opinion alone.
+    pub library: Grade,
+    /// The model's opinion, when there is a model and the text has words.
+    pub model: Option<ModelSaid>,
+}
+
+/// The library and model in force, graded together.
+#[derive(Debug, Clone)]
+pub struct Grader {
+    /// The risk library.
+    pub library: Arc<RiskLibrary>,
+    /// The model (none: the library alone).
+    pub model: Option<Arc<Model>>,
+    /// How sure the model must be.
+    pub tuning: Tuning,
+}
+
+impl Grader {
+    /// Grades `text` by both opinions.
+    pub fn assess(&self, text: &str) -> Assessment {
+        let library = self.library.grade(text);
+        let opinion = self.model.as_ref().and_then(|m| m.judge(text));
+        combine(library, opinion.as_ref(), &self.tuning)
+    }
+
+    /// Grades a long text (a page) by its passages ([`haven_model::passages`]): the passage
+    /// that grades highest (the model's likelihood of an alert breaking ties) and its
+    /// assessment; `None` when nothing grades.
+    pub fn assess_passages(&self, text: &str) -> Option<(Assessment, String)> {
+        let mut best: Option<(Assessment, &str)> = None;
+        let key = |a: &Assessment| (a.grade.grade, a.model.as_ref().map_or(0.0, |m| m.alert_p));
+        for p in haven_model::passages(text, haven_model::PASSAGE) {
+            let a = self.assess(p);
+            if a.grade.grade == 0 {
+                continue;
+            }
+            if best.as_ref().is_none_or(|(b, _)| key(&a) > key(b)) {
+                best = Some((a, p));
+            }
+        }
+        best.map(|(a, p)| (a, p.to_owned()))
+    }
+
+    /// The grade Haven acts on.
+    pub fn grade(&self, text: &str) -> Grade {
+        self.assess(text).grade
+    }
+}
+
+impl Assessment {
+    /// The capture this assessment makes of `text` (which must grade 1 or more), saying what
+    /// each opinion found.
+    pub fn capture(
+        &self,
+        at_ms: i64,
+        source: &str,
+        client: &str,
+        user: Option<&str>,
+        url: &str,
+        text: &str,
+    ) -> haven_store::captures::NewCapture {
+        haven_store::captures::NewCapture::graded(
+            &self.grade,
+            at_ms,
+            source,
+            client,
+            user,
+            url,
+            text,
+        )
+        .with_model(self.model.as_ref().map(ToString::to_string))
+    }
+}
+
+/// The two opinions made one grade (see the module's description).
+pub fn combine(library: Grade, opinion: Option<&Opinion>, t: &Tuning) -> Assessment {
+    let Some(o) = opinion else {
+        return Assessment {
+            grade: library.clone(),
+            library,
+            model: None,
+        };
+    };
+    let said = ModelSaid::from(o, t);
+    let mut g = library.clone();
+    let library_5 = library.grade >= 5;
+    if !library_5 && said.grade == 0 && said.ordinary_p >= t.ordinary && library.grade > 0 {
+        // The library fired on a fragment of an ordinary text.
+        g.set_aside.append(&mut g.matched);
+        g.categories.clear();
+        g.grade = 0;
+    } else if said.grade > 0 {
+        match g.categories.iter_mut().find(|(c, _)| c == said.category) {
+            Some((_, n)) => *n = (*n).max(said.grade),
+            None => g.categories.push((said.category.to_owned(), said.grade)),
+        }
+        g.categories
+            .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        g.grade = g.categories.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    }
+    Assessment {
+        grade: g,
+        library,
+        model: Some(said),
+    }
+}
