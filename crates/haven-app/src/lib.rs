@@ -217,6 +217,8 @@ impl App {
             tracing::warn!(at = %e.at, "phrase list line refused: {}", e.message);
         }
         proxy = proxy.with_phrases(Arc::new(scanner));
+        let in_force = monitoring.clone();
+        proxy = proxy.with_model(Arc::new(move || in_force.model().map(|(m, _)| m)));
         let ca_dir = ctx.data_dir.join("ca");
         let ca_state = match haven_proxy::ca::load(&ca_dir) {
             Ok(ca) => {

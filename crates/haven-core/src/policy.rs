@@ -192,6 +192,9 @@ pub struct GroupFile {
     /// Content score over which a page is blocked (the weighted-phrase scanner); absent: pages
     /// are not scored.
     pub phrase_limit: Option<i64>,
+    /// Monitoring categories (`self-harm`, `drugs`, …) whose pages are blocked when the learned
+    /// model reads a passage of the page as of grade 4 or more in that category.
+    pub classify_pages: Option<Vec<String>>,
     /// Google sign-in allowed only for these domains (Google Workspace), by the
     /// `X-GoogApps-Allowed-Domains` header on visible requests to Google.
     pub google_allowed_domains: Option<Vec<String>>,
@@ -367,6 +370,8 @@ pub struct Group {
     pub intercept: bool,
     /// Content score over which a page is blocked.
     pub phrase_limit: Option<i64>,
+    /// Monitoring categories whose pages the learned model blocks.
+    pub classify_pages: Vec<String>,
     /// Google Workspace domains pupils may sign in to (empty: no restriction).
     pub google_allowed_domains: Vec<String>,
     /// Whether HTTPS tunnels to bare addresses no list or rule names are allowed.
@@ -756,6 +761,7 @@ fn resolve_group(
             safe_search: SafeSearch::default(),
             intercept: false,
             phrase_limit: None,
+            classify_pages: Vec::new(),
             google_allowed_domains: Vec::new(),
             address_tunnels: false,
         },
@@ -835,6 +841,23 @@ fn resolve_group(
             ));
         }
         out.phrase_limit = Some(l);
+    }
+    if let Some(cats) = &g.classify_pages {
+        let mut clean = Vec::with_capacity(cats.len());
+        for c in cats {
+            let c = c.trim().to_ascii_lowercase();
+            if !crate::risk::CATEGORIES.contains(&c.as_str()) {
+                return Err(invalid(
+                    format!("groups.{name}.classify_pages"),
+                    format!(
+                        "{c:?} is not a monitoring category ({})",
+                        crate::risk::CATEGORIES.join(", ")
+                    ),
+                ));
+            }
+            clean.push(c);
+        }
+        out.classify_pages = clean;
     }
     if let Some(domains) = &g.google_allowed_domains {
         let mut clean = Vec::with_capacity(domains.len());

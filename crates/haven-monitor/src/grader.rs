@@ -3,7 +3,8 @@
 //! languages. The grade Haven acts on:
 //!
 //! - a grade-5 phrase of the library always stands (the school's own words for "act now");
-//! - the model raises a grade when it is sure enough (its grade in its category);
+//! - the model raises a grade when it is sure enough (its grade in its category), on its own
+//!   only to grade 3 or more;
 //! - the model lowers a grade of 1 to 4 to nothing when it reads the text as ordinary with
 //!   confidence (the library fired on a fragment: "what does kys mean", a recipe, a message to
 //!   a grandparent signed with kisses); the phrases are kept as set aside, so the capture, if
@@ -31,7 +32,7 @@ pub struct Tuning {
 
 /// The tuning Haven ships.
 pub const TUNING: Tuning = Tuning {
-    concern: 0.5,
+    concern: 0.8,
     alert: 0.5,
     ordinary: 0.9,
 };
@@ -45,6 +46,11 @@ impl Tuning {
             .unwrap_or(0)
     }
 }
+
+/// The lowest grade the model gives on its own, where no phrase of the library was found:
+/// grades 1 and 2 are curiosity and early signs, which the model finds in every other ordinary
+/// search ("how do volcanoes work"); a phrase the school can read explains those better.
+pub const MODEL_ALONE: u8 = 3;
 
 /// What the model said of a text, as a capture records it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -184,7 +190,7 @@ pub fn combine(library: Grade, opinion: Option<&Opinion>, t: &Tuning) -> Assessm
         g.set_aside.append(&mut g.matched);
         g.categories.clear();
         g.grade = 0;
-    } else if said.grade > 0 {
+    } else if said.grade >= MODEL_ALONE || (said.grade > 0 && library.grade > 0) {
         match g.categories.iter_mut().find(|(c, _)| c == said.category) {
             Some((_, n)) => *n = (*n).max(said.grade),
             None => g.categories.push((said.category.to_owned(), said.grade)),

@@ -95,7 +95,11 @@ async fn grade_pages(
     const PAGE_TEXT: usize = 256 * 1024;
     while let Some(p) = rx.recv().await {
         queued.fetch_sub(p.page.len(), Ordering::Relaxed);
-        let grader = monitoring.grader();
+        let mut grader = monitoring.grader();
+        // The model reads pages (HTML); plain text and JSON are the library's alone.
+        if !p.page.is_html() {
+            grader.model = None;
+        }
         let graded = tokio::task::spawn_blocking(move || {
             let text = p.page.text(PAGE_TEXT).ok()?;
             let (a, passage) = grader.assess_passages(&text)?;

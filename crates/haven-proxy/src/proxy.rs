@@ -81,6 +81,9 @@ pub struct Proxy {
     ca: Option<Arc<crate::ca::SchoolCa>>,
     origin_tls: Option<Arc<rustls::ClientConfig>>,
     scanner: Option<Arc<haven_core::phrases::Scanner>>,
+    /// The learned model in force, for groups with `classify_pages` (asked per page, so a
+    /// model retrained and reloaded is used at once).
+    model: Option<ModelSource>,
     /// This proxy's name in `Via` headers, unique per process.
     via: String,
     /// Warnings clicked through.
@@ -91,6 +94,9 @@ pub struct Proxy {
     /// `max_connections` and `max_connections_per_client`, shared by every listener.
     slots: Slots,
 }
+
+/// Where the proxy gets the learned model in force.
+pub type ModelSource = Arc<dyn Fn() -> Option<Arc<haven_model::Model>> + Send + Sync>;
 
 impl std::fmt::Debug for Proxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,6 +135,7 @@ impl Proxy {
             ca: None,
             origin_tls: None,
             scanner: None,
+            model: None,
             continues: Continues::default(),
             authenticator: None,
             credentials: crate::auth::CredentialCache::new(),
@@ -143,6 +150,12 @@ impl Proxy {
     /// Scores pages with these phrase lists, for groups with a `phrase_limit`.
     pub fn with_phrases(mut self, scanner: Arc<haven_core::phrases::Scanner>) -> Self {
         self.scanner = Some(scanner);
+        self
+    }
+
+    /// Classifies pages with the model `source` gives, for groups with `classify_pages`.
+    pub fn with_model(mut self, source: ModelSource) -> Self {
+        self.model = Some(source);
         self
     }
 

@@ -127,6 +127,15 @@ impl Proxy {
         };
         let blocked_types = settings.map_or(&[][..], |g| &g.block_file_types[..]);
         let limit = settings.and_then(|g| g.phrase_limit);
+        let classify = settings
+            .filter(|g| !g.classify_pages.is_empty())
+            .and_then(|g| {
+                let model = self.model.as_ref().and_then(|m| m())?;
+                Some(score::Classify {
+                    model,
+                    categories: g.classify_pages.clone(),
+                })
+            });
         let resp = match self.forward(req, dest, &engine, blocked_types, conn).await {
             Ok(resp) => resp,
             Err(BlockedType(ext)) => {
@@ -135,31 +144,49 @@ impl Proxy {
                 return self.block_page(&engine, &asked, &reason, None, Stop::Block);
             }
         };
-        let (Some(limit), Some(scanner)) = (limit, self.scanner.clone()) else {
-            self.emit(&asked, passed);
-            return resp;
-        };
-        if !resp.status().is_success() {
+        let scanner = self.scanner.clone().zip(limit);
+        if (scanner.is_none() && classify.is_none()) || !resp.status().is_success() {
             self.emit(&asked, passed);
             return resp;
         }
-        self.scored(resp, scanner, limit, &engine, &asked, passed)
+        self.scored(resp, scanner, classify, &engine, &asked, passed)
             .await
     }
 
-    /// A website's answer scored for a group with a `phrase_limit`: passed on, its event
-    /// saying whether it was scored, or over the limit and replaced by the block page.
+    /// A website's answer scored for a group with a `phrase_limit` or classified for one with
+    /// `classify_pages`: passed on, its event saying whether it was scored, or over the limit
+    /// (or classified in a blocked category) and replaced by the block page.
     async fn scored(
         &self,
         resp: Response<Body>,
-        scanner: Arc<Scanner>,
-        limit: i64,
+        scanner: Option<(Arc<Scanner>, i64)>,
+        classify: Option<score::Classify>,
         engine: &Engine,
         asked: &Asked<'_>,
         passed: Outcome<'_>,
     ) -> Response<Body> {
         let cap = self.config.score_cap_bytes;
-        match score::score(resp, scanner, limit, cap).await {
+        let limit = scanner.as_ref().map_or(0, |(_, l)| *l);
+        match score::score(resp, scanner, classify, cap).await {
+            Scored::Classified(c) => {
+                Metrics::add(&self.metrics.scored);
+                let filter_category = score::filter_category(c.category);
+                // The event keeps the passage that decided (cut to a few hundred characters).
+                let reason = format!(
+                    "page classified as {} (grade {}, likelihood {:.2}; groups.{}.classify_pages): \"{}\"",
+                    c.category,
+                    c.grade,
+                    c.likelihood,
+                    asked.who.group,
+                    c.passage.trim()
+                );
+                self.emit(asked, Outcome::blocked(Some(filter_category), &reason));
+                let shown = format!(
+                    "the page's own words read as {} (grade {} of 5)",
+                    c.category, c.grade
+                );
+                self.block_page(engine, asked, &shown, Some(filter_category), Stop::Block)
+            }
             Scored::NotText(resp) => {
                 self.emit(asked, passed);
                 resp

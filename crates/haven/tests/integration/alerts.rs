@@ -236,6 +236,42 @@ pub(crate) const DSL: &str = "p.shah@demo-school.example";
 const DEPUTY: &str = "g.lloyd@demo-school.example";
 
 #[test]
+fn a_paraphrase_no_phrase_names_alerts_by_the_model() {
+    let origin = Origin::start();
+    let smtp = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let smtp_port = smtp.local_addr().expect("addr").port();
+    let sink = SmtpSink::start(smtp);
+    let extra = format!(
+        "hosts = {{ \"www.google.co.uk\" = \"127.0.0.1\" }}\n\
+         [alerts]\nsmtp = \"127.0.0.1:{smtp_port}\"\nfrom = \"haven@demo-school.example\"\n"
+    );
+    let p = start_proxy_with("alerts-model", &extra, &import_staff);
+    // A farewell that never names suicide (written for this test): no library phrase.
+    let words = "ive+written+the+letters+for+mum+and+my+sister+tonight+is+the+night+im+done";
+    let (code, _, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!(
+            "http://www.google.co.uk:{}/search?q={words}",
+            origin.port
+        )],
+    );
+    assert_eq!(code, "200");
+    let mail = sink.wait_for(DSL, "Grade 5 capture: suicide", 10);
+    assert!(!mail.data.contains("letters"), "{}", mail.data);
+    let all = captures(&p.data);
+    let c = &all[0];
+    assert_eq!(c["grade"], 5, "{all:?}");
+    assert_eq!(c["matched"], "", "no phrase of the library: {c}");
+    assert!(
+        c["model"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("suicide 5")),
+        "the capture says the model graded it: {c}"
+    );
+}
+
+#[test]
 fn a_grade_5_search_alerts_the_dsl_at_once_and_escalates_when_nobody_opens_it() {
     let origin = Origin::start();
     let smtp = TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -14,7 +14,7 @@ const LAYERS: &[&[&str]] = &[
     &["haven-dns", "haven-proxy", "haven-store", "haven-lists"],
     &["haven-notify"],
     &["haven-runtime", "haven-tls"],
-    &["haven-core"],
+    &["haven-core", "haven-model"],
 ];
 
 /// Each workspace crate and the crates of ours it depends on (normal dependencies).
@@ -75,6 +75,11 @@ fn only_haven_app_depends_on_the_console_and_the_core_on_nothing_of_ours() {
         .collect();
     assert_eq!(on_console, ["haven-app"]);
     assert_eq!(edges["haven-core"], Vec::<String>::new());
+    assert_eq!(
+        edges["haven-model"],
+        Vec::<String>::new(),
+        "the model is pure too"
+    );
     // The core holds no runtime plumbing: no channels' crates, no arc-swap, no metrics.
     let core = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-core/Cargo.toml"),

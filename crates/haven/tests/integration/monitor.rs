@@ -54,7 +54,8 @@ fn a_dsl_tries_phrases_against_the_library() {
         "version 1\n4 | bullying | the bench behind the gym\n9 | bullying | oops\n",
     )
     .expect("local list");
-    let (ok, out) = grade(&data, &[], "meet at the bench behind the gym\n");
+    // (By the library alone: the model has its own opinion of meeting somewhere.)
+    let (ok, out) = grade(&data, &["--no-model"], "meet at the bench behind the gym\n");
     assert!(ok);
     assert!(out.starts_with("4\tbullying:4\t"), "{out}");
     // Something that is not JSON gets an error line and the exit status says so.

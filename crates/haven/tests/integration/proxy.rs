@@ -94,6 +94,16 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
                 format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
             r.extend_from_slice(&body);
             r
+        } else if let Some(text) = MODEL_PAGES
+            .iter()
+            .find(|(p, _)| path == *p)
+            .map(|(_, t)| *t)
+        {
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\r\n{text}",
+                text.len()
+            )
+            .into_bytes()
         } else if path.starts_with("/casino")
             || path.starts_with("/advice")
             || path.starts_with("/forum")
@@ -836,6 +846,62 @@ fn https_interception_with_the_schools_ca() {
         .iter()
         .any(|e| e["name"] == format!("{site}/files/setup.exe") && e["action"] == "block"));
     let _ = std::fs::remove_dir_all(&certs);
+}
+
+/// Pages for the learned model, in words no phrase list holds (written for this test).
+const MODEL_PAGES: &[(&str, &str)] = &[
+    (
+        "/model-shop",
+        "<html><head><title>Greenleaf Express</title></head><body><nav>Home | Menu | Contact</nav>\
+         <h1>Greenleaf Express</h1><p>Fresh menu every Friday. Top shelf buds, pressed pills and \
+         carts delivered to your door in under an hour. No ID needed, discreet packaging, message \
+         us for today's prices. Bundle deals for new customers.</p></body></html>",
+    ),
+    (
+        "/model-help",
+        "<html><head><title>You are not alone</title></head><body><nav>Home | Get help</nav>\
+         <h1>Feeling low, or hurting yourself?</h1><p>You are not alone and it is not your fault. \
+         Talk to someone you trust, like a teacher or a parent, or call our free helpline any \
+         time, day or night. We will listen and help you stay safe.</p></body></html>",
+    ),
+];
+
+#[test]
+fn pages_the_model_reads_as_harm_are_blocked_and_support_pages_stay_open() {
+    let origin = Origin::start();
+    let p = start_proxy("proxy-classify", "");
+    let base = format!("http://127.0.0.1:{}", origin.port);
+    // A drug shop in its own words (no phrase of the lists): blocked for a pupil, and the block
+    // page names the category.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&format!("{base}/model-shop")]);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains("This page is blocked") && body.contains("drugs and substance abuse"),
+        "{body}"
+    );
+    // A support page on the same kind of subject stays open.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&format!("{base}/model-help")]);
+    assert_eq!(code, "200");
+    assert!(body.contains("free helpline"), "{body}");
+    // Staff do not classify pages: the shop arrives.
+    let (code, _, _) = curl(&p, "127.0.0.3", &[&format!("{base}/model-shop")]);
+    assert_eq!(code, "200");
+    // The event keeps the passage that decided, and says it was the model.
+    let all = events(&p, |e| {
+        e.iter()
+            .any(|e| e["name"] == format!("{base}/model-shop") && e["group"] == "ks2")
+    });
+    let shop = all
+        .iter()
+        .find(|e| e["name"] == format!("{base}/model-shop") && e["group"] == "ks2")
+        .expect("shop event");
+    assert_eq!(shop["action"], "block");
+    assert_eq!(shop["category"], "drugs");
+    let reason = shop["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.starts_with("page classified as drugs") && reason.contains("No ID needed"),
+        "{reason}"
+    );
 }
 
 #[test]
