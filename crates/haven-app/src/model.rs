@@ -95,13 +95,14 @@ pub fn labelled(files: &[PathBuf]) -> Result<(Vec<Labelled>, Vec<String>)> {
 /// The tunings cross-validation tries: the one shipped first.
 pub fn tunings() -> Vec<Tuning> {
     let mut v = vec![TUNING];
-    for concern in [0.5, 0.7, 0.8, 0.9] {
+    for concern in [0.5, 0.8] {
         for alert in [0.4, 0.5, 0.6, 0.7] {
-            for ordinary in [0.8, 0.9, 1.01] {
+            for none in [0.3, 0.5, 0.7, 1.01] {
                 let t = Tuning {
                     concern,
                     alert,
-                    ordinary,
+                    ordinary: TUNING.ordinary,
+                    none,
                 };
                 if t != TUNING {
                     v.push(t);

@@ -68,6 +68,9 @@ pub struct Opinion {
     pub category: &'static str,
     /// How likely that category is, 0 to 1.
     pub category_p: f32,
+    /// How likely the category head finds it that the text is in no category (a second
+    /// reading of "ordinary", beside the grade head's grade 0).
+    pub none_p: f32,
     /// How likely each grade is, 0 to 5.
     pub grades: [f32; GRADES],
 }
@@ -159,6 +162,7 @@ impl Model {
         Some(Opinion {
             category: CATEGORIES[best],
             category_p: cats[best],
+            none_p: cats[0],
             grades: g,
         })
     }

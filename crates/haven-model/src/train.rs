@@ -30,6 +30,9 @@ pub struct TrainOptions {
     pub rate: f32,
     /// Chooses the order of examples and the heads' starting weights.
     pub seed: u64,
+    /// The share of a text's features left out at random in each pass (0 keeps them all), so
+    /// the model cannot lean on one word of a text.
+    pub dropout: f32,
 }
 
 impl Default for TrainOptions {
@@ -40,6 +43,7 @@ impl Default for TrainOptions {
             epochs: 30,
             rate: 0.4,
             seed: 14,
+            dropout: 0.0,
         }
     }
 }
@@ -109,7 +113,15 @@ pub fn train(examples: &[Example], o: &TrainOptions) -> (Model, usize) {
             order.swap(i, j);
         }
         for &i in &order {
-            let (f, c, g, weight) = &data[i];
+            let (all, c, g, weight) = &data[i];
+            let kept: Vec<u32>;
+            let f: &[u32] = if o.dropout > 0.0 {
+                let keep = ((1.0 - o.dropout) * (1u64 << 24) as f32) as u64;
+                kept = all.iter().copied().filter(|_| rng.next() >> 40 < keep).collect();
+                if kept.is_empty() { all } else { &kept }
+            } else {
+                all
+            };
             let lr = o.rate * (1.0 - step / total) * weight;
             step += 1.0;
             h.iter_mut().for_each(|v| *v = 0.0);
@@ -212,6 +224,7 @@ mod tests {
             epochs: 60,
             rate: 0.5,
             seed: 1,
+            dropout: 0.0,
         }
     }
 

@@ -28,6 +28,9 @@ pub struct Tuning {
     pub alert: f32,
     /// The library's grade 1 to 4 is set aside when the model gives grade 0 at least this.
     pub ordinary: f32,
+    /// The model's grade counts only when its category head finds "no category" at most this
+    /// likely (both heads must agree there is a concern).
+    pub none: f32,
 }
 
 /// The tuning Haven ships.
@@ -35,11 +38,15 @@ pub const TUNING: Tuning = Tuning {
     concern: 0.8,
     alert: 0.5,
     ordinary: 0.9,
+    none: 1.01,
 };
 
 impl Tuning {
     /// The model's grade under this tuning.
     pub fn grade(&self, o: &Opinion) -> u8 {
+        if o.none_p > self.none {
+            return 0;
+        }
         (1..=5u8)
             .rev()
             .find(|&g| o.at_least(g) >= if g >= 4 { self.alert } else { self.concern })

@@ -22,6 +22,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../../config/model/train/ordinary.tsv"),
     ),
     (
+        "mixed.tsv",
+        include_str!("../../../config/model/train/mixed.tsv"),
+    ),
+    (
         "pages.tsv",
         include_str!("../../../config/model/train/pages.tsv"),
     ),
@@ -37,6 +41,7 @@ pub const OPTIONS: TrainOptions = TrainOptions {
     epochs: 30,
     rate: 0.4,
     seed: 14,
+    dropout: 0.3,
 };
 
 /// One labelled text with where it came from.

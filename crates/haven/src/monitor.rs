@@ -34,6 +34,10 @@ pub enum MonitorCommand {
         /// Grade by the library alone.
         #[arg(long)]
         no_model: bool,
+        /// Also print, on standard error, how long grading took per text (median, 99th
+        /// percentile, slowest) and the model's memory.
+        #[arg(long)]
+        timing: bool,
     },
     /// Train the text model. By default from the built-in texts (config/model/train) into
     /// <data-dir>/model/school.model, which `serve` then uses; the same texts and seed give the
@@ -67,6 +71,9 @@ pub enum MonitorCommand {
         /// The learning rate at the start.
         #[arg(long, default_value_t = haven_monitor::training::OPTIONS.rate)]
         rate: f32,
+        /// The share of a text's features left out at random in each pass.
+        #[arg(long, default_value_t = haven_monitor::training::OPTIONS.dropout)]
+        dropout: f32,
     },
     /// Captures awaiting triage, highest grade first (reading them is audited).
     Captures {
@@ -98,14 +105,16 @@ fn as_json(text: &str, a: &Assessment) -> serde_json::Value {
 }
 
 pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
-    let (json, file, model) = match cmd {
+    let (json, timing, file, model) = match cmd {
         MonitorCommand::Grade {
             json,
             library,
             model,
             no_model,
+            timing,
         } => (
             json,
+            timing,
             library,
             match (model, no_model) {
                 (_, true) => ModelChoice::None,
@@ -123,12 +132,14 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
             epochs,
             dim,
             rate,
+            dropout,
         } => {
             let options = haven_model::TrainOptions {
                 seed,
                 epochs,
                 dim,
                 rate,
+                dropout,
                 ..haven_monitor::training::OPTIONS
             };
             return train(ctx, &data, with_decisions, folds, out, &options);
@@ -139,6 +150,13 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
         eprintln!("{w}");
     }
     let mut refused = false;
+    let mut took = Vec::new();
+    let mut timed = |text: &str| {
+        let start = haven_runtime::clock::instant();
+        let a = grader.assess(text);
+        took.push(start.elapsed());
+        a
+    };
     for line in std::io::stdin().lock().lines() {
         let line = line.context("reading standard input")?;
         if json {
@@ -149,7 +167,7 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
                 .ok()
                 .and_then(|v| v.get("text").and_then(|t| t.as_str()).map(str::to_owned));
             match text {
-                Some(t) => outln!("{}", as_json(&t, &grader.assess(&t))),
+                Some(t) => outln!("{}", as_json(&t, &timed(&t))),
                 None => {
                     refused = true;
                     outln!(
@@ -159,7 +177,7 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
                 }
             }
         } else {
-            let g = grader.grade(&line);
+            let g = timed(&line).grade;
             let cats: Vec<String> = g
                 .categories
                 .iter()
@@ -176,6 +194,18 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
                 line
             );
         }
+    }
+    if timing && !took.is_empty() {
+        took.sort();
+        let at = |q: f64| took[((took.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "graded {} texts: median {:?}, p99 {:?}, slowest {:?}; model {:.1} MB in memory",
+            took.len(),
+            at(0.5),
+            at(0.99),
+            took[took.len() - 1],
+            grader.model.as_ref().map_or(0, |m| m.memory()) as f64 / 1e6
+        );
     }
     Ok(if refused {
         ExitCode::from(2)
