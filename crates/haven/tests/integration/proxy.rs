@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -948,6 +948,75 @@ fn phrase_lists_import_from_e2guardian_and_score() {
     // casino 50 (imported) + 20? no: the built-in list has no lone "casino"; poker 40; free + spins 60;
     // built-in "free spins" 30.
     assert!(text.starts_with("score 180"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `haven phrases score` on `text`: its first line (`score N`).
+fn phrase_score(data: &Path, text: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["--data-dir", data.to_str().expect("p"), "phrases", "score"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn lists_in_chinese_japanese_and_russian_encodings_never_block_english_pages() {
+    let dir = scratch("phrases-encodings");
+    let data = dir.join("data");
+    let lists = dir.join("phraselists");
+    std::fs::create_dir_all(&lists).expect("dir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-core/testdata/encodings");
+    for f in std::fs::read_dir(&fixtures).expect("fixtures") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, lists.join(f.file_name().expect("name"))).expect("copy");
+    }
+    let out = haven(
+        &data,
+        &[
+            "phrases",
+            "import",
+            lists.to_str().expect("p"),
+            "--name",
+            "e2",
+        ],
+    );
+    let stdout = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The file that mixes UTF-8, EUC-JP and Shift_JIS is skipped by name; the rest are read.
+    let mixed = lists.join("weighted_japanese_mixed");
+    assert!(
+        stderr.contains(&format!(
+            "warning: skipped {}: not UTF-8 and its encoding could not be told",
+            mixed.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("from 7 files") && stdout.contains("1 files skipped"),
+        "{stdout}"
+    );
+    let english = "The school trip to the science museum is on Friday. Pupils should bring a \
+        packed lunch, a coat and a water bottle; we return by half past three. Please sign the \
+        consent form and tell the class teacher about any allergies. Thank you for your support.";
+    assert_eq!(phrase_score(&data, english), "score 0");
+    // The phrases were read as what they say: a Japanese and a Chinese casino page score.
+    let japanese = phrase_score(&data, "オンラインカジノで無料スピン、入金不要ボーナス");
+    let chinese = phrase_score(&data, "欢迎来到网上赌场，注册即可下注");
+    for s in [japanese, chinese] {
+        let n: i64 = s.trim_start_matches("score ").parse().expect("a score");
+        assert!(n >= 80, "{s}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
