@@ -69,6 +69,16 @@ const YOUTUBE_HOSTS: &[&[u8]] = &[
     b"youtube-nocookie.com",
 ];
 
+/// DuckDuckGo's search hosts, canonical (`www.` dropped): the names DuckDuckGo's help page on
+/// enforcing safe search for a network says to point at `safe.duckduckgo.com`
+/// (`duckduckgo.com`, `www.duckduckgo.com`, `start.duckduckgo.com`), and the no-JavaScript
+/// search page (`html.duckduckgo.com`).
+const DUCKDUCKGO_HOSTS: &[&[u8]] = &[
+    b"duckduckgo.com",
+    b"start.duckduckgo.com",
+    b"html.duckduckgo.com",
+];
+
 /// The engine a canonical host belongs to, if any (`google.co.uk`, `bing.com`, `m.youtube.com`…).
 pub fn engine_for(host: &[u8]) -> Option<SearchEngine> {
     if YOUTUBE_HOSTS.contains(&host) {
@@ -77,7 +87,7 @@ pub fn engine_for(host: &[u8]) -> Option<SearchEngine> {
     if host == b"bing.com" {
         return Some(SearchEngine::Bing);
     }
-    if host == b"duckduckgo.com" || host == b"html.duckduckgo.com" {
+    if DUCKDUCKGO_HOSTS.contains(&host) {
         return Some(SearchEngine::DuckDuckGo);
     }
     // google.<tld>, google.co.<cc>, google.com.<cc>
@@ -121,6 +131,9 @@ mod tests {
             ("google.evil.example", None),
             ("bing.com", Some(SearchEngine::Bing)),
             ("duckduckgo.com", Some(SearchEngine::DuckDuckGo)),
+            ("start.duckduckgo.com", Some(SearchEngine::DuckDuckGo)),
+            ("html.duckduckgo.com", Some(SearchEngine::DuckDuckGo)),
+            ("safe.duckduckgo.com", None),
             ("m.youtube.com", Some(SearchEngine::YouTube)),
             ("youtube.com", Some(SearchEngine::YouTube)),
             ("notyoutube.com", None),

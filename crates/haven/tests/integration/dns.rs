@@ -437,6 +437,22 @@ fn cname_chains_safe_search_tcp_and_truncation() {
         "{out}"
     );
     assert!(out.contains("216.239.38.120"), "{out}");
+    // Every name DuckDuckGo documents for enforcing safe search on a network (and its
+    // no-JavaScript page) is sent to safe.duckduckgo.com.
+    for name in [
+        "duckduckgo.com",
+        "www.duckduckgo.com",
+        "start.duckduckgo.com",
+        "html.duckduckgo.com",
+    ] {
+        let out = dig(&server, "127.0.0.2", name, &[]);
+        let cname = format!("{name}. 300 IN CNAME safe.duckduckgo.com.");
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == cname),
+            "{name}: {out}"
+        );
+    }
     // Over TCP too.
     let out = dig(&server, "127.0.0.2", "bet365.com", &["+tcp"]);
     assert_eq!(status(&out), "NXDOMAIN", "{out}");
