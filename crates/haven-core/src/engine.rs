@@ -57,6 +57,8 @@ pub enum Rule {
     },
     /// The group is not in the policy in force (an id kept across a policy change): fail closed.
     UnknownGroup,
+    /// An image search, blocked for the group (`image_search = "block"`).
+    ImageSearch(SearchEngine),
     /// The group's default; `when` is the active time rule that set it.
     Default {
         /// Index of the group's time rule, when one set the action.
@@ -284,6 +286,16 @@ impl Engine {
             };
         };
         let mut d = self.decide_lists(t, g, pg, class, at);
+        // Image results cannot be checked picture by picture: blocked for groups that say so,
+        // whatever let the search engine through.
+        if pg.image_search_blocked && d.action != Action::Block {
+            if let Some(engine) = safesearch::image_search(t) {
+                d.action = Action::Block;
+                d.rule = Rule::ImageSearch(engine);
+                d.hit = None;
+                return d;
+            }
+        }
         if d.action == Action::Allow {
             if let Some(engine) = safesearch::engine_for(t.host_bytes()) {
                 let mode = engine.mode_in(&pg.safe_search);
@@ -416,6 +428,11 @@ impl Engine {
                 .map_or(Cow::Borrowed("allow"), |o| Cow::Borrowed(o.label.as_str())),
             Rule::FileType => Cow::Borrowed("block_file_types"),
             Rule::AlwaysReachable(_) => Cow::Borrowed("always-reachable"),
+            Rule::ImageSearch(e) => Cow::Owned(format!(
+                "image search on {}: pictures in search results cannot be checked one by one (groups.{}.image_search)",
+                e.name(),
+                pg.name
+            )),
             Rule::Lesson(i) | Rule::LessonOnly(i) => self
                 .policy
                 .lessons
@@ -533,6 +550,14 @@ impl Engine {
                 format!(
                     "{} is a support, health or online-safety service every pupil can always reach (Haven's always-reachable list); no list category can block it.",
                     self.always_names.get(i).map_or("This site", String::as_str)
+                ),
+            ),
+            Rule::ImageSearch(e) => (
+                format!("groups.{}.image_search", pg.name),
+                format!(
+                    "Image search on {} is blocked for {}: the pictures in search results cannot be checked one by one. A web search is allowed.",
+                    e.name(),
+                    pg.name
                 ),
             ),
             Rule::LessonOnly(i) => {
@@ -1277,6 +1302,29 @@ mod tests {
             "ks1",
             MONDAY_10,
             Action::Allow,
+        );
+    }
+
+    #[test]
+    fn image_search_is_blocked_for_pupils_and_web_search_is_not() {
+        let e = engine();
+        for url in [
+            "https://www.google.co.uk/search?q=volcano&tbm=isch",
+            "https://www.bing.com/images/search?q=volcano",
+            "https://duckduckgo.com/?q=volcano&ia=images&iax=images",
+        ] {
+            let x = check(&e, url, "ks2", MONDAY_10, Action::Block);
+            assert_eq!(x.rule, "groups.ks2.image_search");
+            assert!(x.reason.contains("Image search on"), "{}", x.reason);
+            check(&e, url, "eyfs", MONDAY_10, Action::Block);
+            check(&e, url, "staff", MONDAY_10, Action::Rewrite);
+        }
+        check(
+            &e,
+            "https://www.google.co.uk/search?q=volcano",
+            "ks2",
+            MONDAY_10,
+            Action::Rewrite,
         );
     }
 

@@ -603,6 +603,69 @@ fn search_terms_safe_search_and_file_types() {
     );
 }
 
+#[test]
+fn image_search_is_blocked_for_pupils_with_the_reason() {
+    let origin = Origin::start();
+    let p = start_proxy(
+        "proxy-images",
+        "hosts = { \"www.google.co.uk\" = \"127.0.0.1\", \"images.google.com\" = \"127.0.0.1\", \"www.bing.com\" = \"127.0.0.1\", \"duckduckgo.com\" = \"127.0.0.1\" }",
+    );
+    let port = origin.port;
+    for (url, engine) in [
+        (
+            format!("http://www.google.co.uk:{port}/search?q=volcano&tbm=isch"),
+            "Google",
+        ),
+        (
+            format!("http://www.google.co.uk:{port}/search?q=volcano&udm=2"),
+            "Google",
+        ),
+        (format!("http://images.google.com:{port}/"), "Google"),
+        (
+            format!("http://www.bing.com:{port}/images/search?q=volcano"),
+            "Bing",
+        ),
+        (
+            format!("http://duckduckgo.com:{port}/?q=volcano&iax=images&ia=images"),
+            "DuckDuckGo",
+        ),
+    ] {
+        let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
+        assert_eq!(code, "403", "{url}");
+        assert!(
+            body.contains(&format!("image search on {engine}"))
+                && body.contains("groups.ks2.image_search"),
+            "{url}: {body}"
+        );
+        // Staff search images as before.
+        let (code, _, _) = curl(&p, "127.0.0.3", &[&url]);
+        assert_eq!(code, "200", "staff: {url}");
+    }
+    // A web search on the same engines is not an image search.
+    for url in [
+        format!("http://www.google.co.uk:{port}/echo/search?q=volcano"),
+        format!("http://www.bing.com:{port}/echo/search?q=volcano"),
+        format!("http://duckduckgo.com:{port}/echo/?q=volcano&ia=web"),
+    ] {
+        let (code, _, _) = curl(&p, "127.0.0.2", &[&url]);
+        assert_eq!(code, "200", "{url}");
+    }
+    // Only staff's five image searches and the three web searches reached the website.
+    assert_eq!(origin.seen().len(), 8, "{:?}", origin.seen());
+    let all = events(&p, |e| {
+        e.iter().any(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("image_search"))
+        })
+    });
+    let blocked = all
+        .iter()
+        .filter(|e| e["action"] == "block" && e["client"] == "127.0.0.2")
+        .count();
+    assert_eq!(blocked, 5, "{all:?}");
+}
+
 /// A minimal TLS ClientHello naming `sni`.
 pub(crate) fn client_hello(sni: &str) -> Vec<u8> {
     let mut entry = vec![0];
