@@ -133,6 +133,19 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
                 body.len()
             )
             .into_bytes()
+        } else if path.starts_with("/files/") {
+            // Downloads for the virus scanner: the EICAR test file (put together here, so no
+            // file in the repository carries it whole) and a clean one.
+            let body = if path.starts_with("/files/eicar") {
+                eicar()
+            } else {
+                "Year 5 spelling list: because, believe, bicycle".to_owned()
+            };
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
         } else if path.starts_with("/echo") {
             format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{head}",
@@ -664,6 +677,146 @@ fn image_search_is_blocked_for_pupils_with_the_reason() {
         .filter(|e| e["action"] == "block" && e["client"] == "127.0.0.2")
         .count();
     assert_eq!(blocked, 5, "{all:?}");
+}
+
+/// The EICAR anti-virus test file: 68 harmless bytes every scanner reports as a virus.
+fn eicar() -> String {
+    [
+        "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+        "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+    ]
+    .concat()
+}
+
+/// A clamd of the test's own: a database of one signature (the EICAR file's MD5 and size), a
+/// unix socket in `dir`, in the foreground. Killed when dropped.
+struct TestClamd {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Drop for TestClamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_clamd(dir: &Path) -> Option<TestClamd> {
+    let binary = ["/usr/sbin/clamd", "/usr/bin/clamd", "/usr/local/sbin/clamd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    let Some(binary) = binary else {
+        eprintln!("skipped: clamd not installed (apt install clamav-daemon)");
+        return None;
+    };
+    let db = dir.join("clamav-db");
+    std::fs::create_dir_all(&db).expect("db dir");
+    std::fs::write(
+        db.join("test.hdb"),
+        "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n",
+    )
+    .expect("signature");
+    let socket = dir.join("clamd.sock");
+    let config = dir.join("clamd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "LocalSocket {}\nForeground yes\nDatabaseDirectory {}\nLogFile {}\n",
+            socket.display(),
+            db.display(),
+            dir.join("clamd.log").display()
+        ),
+    )
+    .expect("clamd.conf");
+    let mut child = Command::new(binary)
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start clamd");
+    for _ in 0..300 {
+        if socket.exists() {
+            return Some(TestClamd { child, socket });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("clamd.log")).unwrap_or_default();
+            panic!("clamd stopped ({status}): {log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("clamd never opened its socket");
+}
+
+#[test]
+fn downloads_are_scanned_by_clamav_and_a_virus_is_blocked() {
+    let dir = scratch("clamd");
+    let Some(mut clamd) = start_clamd(&dir) else {
+        return;
+    };
+    let origin = Origin::start();
+    let p = start_proxy(
+        "proxy-clamd",
+        &format!(
+            "hosts = {{ \"downloads.example\" = \"127.0.0.1\" }}\nclamd = \"{}\"",
+            clamd.socket.display()
+        ),
+    );
+    let port = origin.port;
+    let virus = format!("http://downloads.example:{port}/files/eicar");
+    let clean = format!("http://downloads.example:{port}/files/spellings");
+    // A pupil's download with a virus: the block page names it.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&virus]);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains("Eicar-Test-Signature") && body.contains("groups.ks2.scan_downloads"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("EICAR-STANDARD"),
+        "none of the file reaches the pupil"
+    );
+    // A clean one arrives whole.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&clean]);
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", "Year 5 spelling list: because, believe, bicycle")
+    );
+    // Staff downloads are not scanned (the shipped policy scans pupils').
+    let (code, body, _) = curl(&p, "127.0.0.3", &[&virus]);
+    assert_eq!((code.as_str(), body.as_str()), ("200", eicar().as_str()));
+    // The event records it, in the malware category.
+    let all = events(&p, |e| {
+        e.iter().any(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("Eicar-Test-Signature"))
+        })
+    });
+    let ev = all
+        .iter()
+        .find(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("Eicar-Test-Signature"))
+        })
+        .expect("the virus event");
+    assert_eq!(ev["client"], "127.0.0.2", "{ev}");
+    assert_eq!(ev["action"], "block", "{ev}");
+    assert_eq!(ev["category"], "malware", "{ev}");
+    // clamd down: the pupil's download is blocked with the reason (fail closed), never passed.
+    let _ = clamd.child.kill();
+    let _ = clamd.child.wait();
+    let _ = std::fs::remove_file(&clamd.socket);
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&clean]);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains("could not be scanned") && body.contains("could not be reached"),
+        "{body}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A minimal TLS ClientHello naming `sni`.
