@@ -679,6 +679,41 @@ fn image_search_is_blocked_for_pupils_with_the_reason() {
     assert_eq!(blocked, 5, "{all:?}");
 }
 
+#[test]
+fn a_support_site_a_list_blocks_is_reachable_and_a_web_proxy_is_not() {
+    let origin = Origin::start();
+    let p = start_proxy_with(
+        "proxy-kept",
+        "hosts = { \"www.internetmatters.org\" = \"127.0.0.1\", \"www.croxyproxy.com\" = \"127.0.0.1\" }",
+        &|data| {
+            // As UT1 has it: Internet Matters filed under games.
+            let list = data.join("games.txt");
+            std::fs::write(&list, "internetmatters.org\n").expect("list");
+            ok(&haven(
+                data,
+                &["lists", "import", list.to_str().expect("p"), "--category", "games"],
+            ));
+        },
+    );
+    let port = origin.port;
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!("http://www.internetmatters.org:{port}/")],
+    );
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", "hello from the origin")
+    );
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!("http://www.croxyproxy.com:{port}/")],
+    );
+    assert_eq!(code, "403");
+    assert!(body.contains("groups.ks2.categories.vpn-proxy"), "{body}");
+}
+
 /// The EICAR anti-virus test file: 68 harmless bytes every scanner reports as a virus.
 fn eicar() -> String {
     [
