@@ -17,6 +17,7 @@ use super::decide::{Asked, Outcome};
 use super::filter::Stop;
 use super::Proxy;
 use crate::clamd::{Clamd, ScanError, Verdict};
+use crate::metrics::Metrics;
 use crate::score::Prepend;
 
 /// What scanning a download came to, for `filtered`.
@@ -82,6 +83,10 @@ impl Proxy {
             Ok(r) => r,
             Err(_) => Err(Unscanned::Slow(ms)),
         };
+        Metrics::add(match &result {
+            Ok(_) => &self.metrics.scanned,
+            Err(_) => &self.metrics.unscanned,
+        });
         match result {
             Ok(Verdict::Clean) => {
                 let whole = http_body_util::Full::new(Bytes::from(held))
@@ -90,6 +95,7 @@ impl Proxy {
                 Scanned::Pass(Response::from_parts(parts, whole), None)
             }
             Ok(Verdict::Found(name)) => {
+                Metrics::add(&self.metrics.viruses);
                 let reason = format!(
                     "ClamAV found the virus {name} in this download (groups.{}.scan_downloads)",
                     g.name
