@@ -212,6 +212,19 @@ impl App {
             direct_networks(&config.networks),
         )
         .with_origin_tls(origin_tls);
+        let scanning = live
+            .current()
+            .policy()
+            .groups
+            .iter()
+            .filter(|g| g.scan_downloads)
+            .count();
+        if scanning > 0 && config.proxy.clamd.is_none() {
+            tracing::warn!(
+                groups = scanning,
+                "downloads are not scanned: the policy asks for scan_downloads but [proxy] clamd is not set"
+            );
+        }
         let (scanner, phrases_state, refused) = phrases::scanner(ctx)?;
         for e in refused.iter().take(20) {
             tracing::warn!(at = %e.at, "phrase list line refused: {}", e.message);

@@ -69,6 +69,24 @@ pub struct Imported {
     pub path: PathBuf,
     /// The lines left out, and where.
     pub refused: Vec<PhraseError>,
+    /// The files left out whole, because their encoding could not be told.
+    pub skipped: Vec<Skipped>,
+}
+
+/// A list file left out of an import: reading it in a guessed encoding could turn its phrases
+/// into ones that match ordinary pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The file.
+    pub path: PathBuf,
+    /// Why (`not UTF-8 and its encoding could not be told`).
+    pub reason: phrases::Undecided,
+}
+
+impl std::fmt::Display for Skipped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "skipped {}: {}", self.path.display(), self.reason)
+    }
 }
 
 /// Why nothing was imported.
@@ -89,13 +107,16 @@ pub enum ImportError {
         #[source]
         source: std::io::Error,
     },
-    /// No phrase in any file (`refused`: the lines left out, for the caller to report).
+    /// No phrase in any file (`refused`: the lines left out, `skipped`: the files left out,
+    /// for the caller to report).
     #[error("no phrases found in {files} files; nothing written")]
     Empty {
         /// Files read.
         files: usize,
         /// The lines left out.
         refused: Vec<PhraseError>,
+        /// The files left out whole.
+        skipped: Vec<Skipped>,
     },
     /// The phrases do not compile into a scanner.
     #[error("{0}")]
@@ -116,7 +137,7 @@ pub enum ImportError {
 /// Imports e2guardian / DansGuardian weighted phrase lists (files, and every file under the
 /// folders given, `.Include<path>` lines followed once each, as e2guardian does) into
 /// `<data-dir>/phrases/<name>.txt`, checking first that they compile. Bad lines are left out
-/// and returned.
+/// and returned; so are files whose encoding cannot be told (never read in a guessed one).
 pub fn import(
     ctx: &Context,
     paths: &[PathBuf],
@@ -140,6 +161,7 @@ pub fn import(
         files.iter().rev().map(|f| (f.clone(), None)).collect();
     let mut seen = HashSet::new();
     let mut read_files = 0;
+    let mut skipped = Vec::new();
     while let Some((f, named_at)) = queue.pop() {
         if !seen.insert(f.clone()) {
             continue;
@@ -158,8 +180,17 @@ pub fn import(
             },
         };
         read_files += 1;
-        let (p, e, includes) =
-            phrases::import_e2guardian_with_includes(&bytes, &f.display().to_string(), category);
+        let (p, e, includes) = match phrases::import_e2guardian_with_includes(
+            &bytes,
+            &f.display().to_string(),
+            category,
+        ) {
+            Ok(read) => read,
+            Err(reason) => {
+                skipped.push(Skipped { path: f, reason });
+                continue;
+            }
+        };
         all.extend(p);
         errors.extend(e);
         for (path, at) in includes.into_iter().rev() {
@@ -170,6 +201,7 @@ pub fn import(
         return Err(ImportError::Empty {
             files: read_files,
             refused: errors,
+            skipped,
         });
     }
     // Check that they compile before anything is written.
@@ -189,6 +221,7 @@ pub fn import(
         files: read_files,
         path: out,
         refused: errors,
+        skipped,
     })
 }
 

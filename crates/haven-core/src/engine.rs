@@ -39,6 +39,9 @@ pub enum Rule {
     Deny(usize),
     /// A blocked file type.
     FileType,
+    /// A support, health or online-safety service on Haven's always-reachable list (index of
+    /// the entry, `config/lists/always-reachable.txt`).
+    AlwaysReachable(usize),
     /// Outside an allow-only lesson's sites (lesson index).
     LessonOnly(usize),
     /// A lesson's site (lesson index).
@@ -54,6 +57,8 @@ pub enum Rule {
     },
     /// The group is not in the policy in force (an id kept across a policy change): fail closed.
     UnknownGroup,
+    /// An image search, blocked for the group (`image_search = "block"`).
+    ImageSearch(SearchEngine),
     /// The group's default; `when` is the active time rule that set it.
     Default {
         /// Index of the group's time rule, when one set the action.
@@ -114,6 +119,9 @@ pub struct Engine {
     policy_origin: String,
     illegal_overrides: Vec<IllegalOverride>,
     fallback: Option<String>,
+    /// Haven's always-reachable list (`kept::always_reachable`): sites and their names.
+    always: PatternSet,
+    always_names: Vec<String>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -188,6 +196,7 @@ impl Engine {
                 deny,
             });
         }
+        let (always, always_names) = crate::kept::always_reachable();
         Ok(Engine {
             snapshot,
             policy,
@@ -195,6 +204,8 @@ impl Engine {
             policy_origin: policy_origin.to_owned(),
             illegal_overrides,
             fallback: None,
+            always,
+            always_names,
         })
     }
 
@@ -275,6 +286,16 @@ impl Engine {
             };
         };
         let mut d = self.decide_lists(t, g, pg, class, at);
+        // Image results cannot be checked picture by picture: blocked for groups that say so,
+        // whatever let the search engine through.
+        if pg.image_search_blocked && d.action != Action::Block {
+            if let Some(engine) = safesearch::image_search(t) {
+                d.action = Action::Block;
+                d.rule = Rule::ImageSearch(engine);
+                d.hit = None;
+                return d;
+            }
+        }
         if d.action == Action::Allow {
             if let Some(engine) = safesearch::engine_for(t.host_bytes()) {
                 let mode = engine.mode_in(&pg.safe_search);
@@ -313,6 +334,11 @@ impl Engine {
                     return decision(Action::Block, Rule::FileType, None);
                 }
             }
+        }
+        // Support services win over lessons, every list category and the group's default
+        // (never over the illegal lists, checked first).
+        if let Some(i) = self.always.find(t) {
+            return decision(Action::Allow, Rule::AlwaysReachable(i as usize), None);
         }
         for (i, lesson) in self.policy.lessons.iter().enumerate() {
             if lesson.applies(&pg.name, class, at) {
@@ -401,6 +427,12 @@ impl Engine {
                 .get(i)
                 .map_or(Cow::Borrowed("allow"), |o| Cow::Borrowed(o.label.as_str())),
             Rule::FileType => Cow::Borrowed("block_file_types"),
+            Rule::AlwaysReachable(_) => Cow::Borrowed("always-reachable"),
+            Rule::ImageSearch(e) => Cow::Owned(format!(
+                "image search on {}: pictures in search results cannot be checked one by one (groups.{}.image_search)",
+                e.name(),
+                pg.name
+            )),
             Rule::Lesson(i) | Rule::LessonOnly(i) => self
                 .policy
                 .lessons
@@ -510,6 +542,21 @@ impl Engine {
                 format!(
                     "Downloading .{} files is blocked for {}.",
                     t.extension().unwrap_or_default(),
+                    pg.name
+                ),
+            ),
+            Rule::AlwaysReachable(i) => (
+                "always-reachable".to_owned(),
+                format!(
+                    "{} is a support, health or online-safety service every pupil can always reach (Haven's always-reachable list); no list category can block it.",
+                    self.always_names.get(i).map_or("This site", String::as_str)
+                ),
+            ),
+            Rule::ImageSearch(e) => (
+                format!("groups.{}.image_search", pg.name),
+                format!(
+                    "Image search on {} is blocked for {}: the pictures in search results cannot be checked one by one. A web search is allowed.",
+                    e.name(),
                     pg.name
                 ),
             ),
@@ -1186,6 +1233,98 @@ mod tests {
             "ks1",
             MONDAY_10,
             Action::Allow,
+        );
+    }
+
+    #[test]
+    fn support_services_win_over_lists_lessons_and_defaults_but_not_illegal_lists() {
+        let mut b = SnapshotBuilder::new();
+        let games = b.add_source("ut1/games/domains", "games").expect("s");
+        b.add(games, EntryKind::Domain, "internetmatters.org")
+            .expect("e");
+        let iwf = b.add_source("iwf-list", "iwf").expect("s");
+        b.add(iwf, EntryKind::Url, "www.nhs.uk/illegal/")
+            .expect("e");
+        let snapshot = Arc::new(Snapshot::from_bytes(b.build(0)).expect("snapshot"));
+        let text = format!(
+            "{DEFAULT_POLICY}\n[groups.locked]\ndefault = \"block\"\n\n[[deny]]\nname = \"Not here\"\nsites = [\"samaritans.org\"]\ngroups = [\"ks2\"]\n"
+        );
+        let mut policy = Policy::from_toml(&text).expect("policy");
+        policy
+            .add_lesson(lesson("allow-only", Some("ks2"), None, &["natgeokids.com"]))
+            .expect("lesson");
+        let e = Engine::new(snapshot, Arc::new(policy), "test").expect("engine");
+        for group in ["ks2", "ks1", "eyfs", "locked"] {
+            let x = check(
+                &e,
+                "https://www.internetmatters.org/parental-controls/",
+                group,
+                MONDAY_10,
+                Action::Allow,
+            );
+            assert_eq!(x.rule, "always-reachable");
+            assert!(x.reason.contains("internetmatters.org"), "{}", x.reason);
+        }
+        // In an allow-only lesson too.
+        check(
+            &e,
+            "https://childline.org.uk/",
+            "ks2",
+            "2026-11-23T10:30",
+            Action::Allow,
+        );
+        // The illegal list wins, and so does the school's own deny rule.
+        let x = check(
+            &e,
+            "https://www.nhs.uk/illegal/x",
+            "ks2",
+            MONDAY_10,
+            Action::Block,
+        );
+        assert_eq!(x.rule, "illegal list iwf");
+        check(
+            &e,
+            "https://www.nhs.uk/conditions/",
+            "locked",
+            MONDAY_10,
+            Action::Allow,
+        );
+        check(
+            &e,
+            "https://www.samaritans.org/",
+            "ks2",
+            MONDAY_10,
+            Action::Block,
+        );
+        check(
+            &e,
+            "https://www.samaritans.org/",
+            "ks1",
+            MONDAY_10,
+            Action::Allow,
+        );
+    }
+
+    #[test]
+    fn image_search_is_blocked_for_pupils_and_web_search_is_not() {
+        let e = engine();
+        for url in [
+            "https://www.google.co.uk/search?q=volcano&tbm=isch",
+            "https://www.bing.com/images/search?q=volcano",
+            "https://duckduckgo.com/?q=volcano&ia=images&iax=images",
+        ] {
+            let x = check(&e, url, "ks2", MONDAY_10, Action::Block);
+            assert_eq!(x.rule, "groups.ks2.image_search");
+            assert!(x.reason.contains("Image search on"), "{}", x.reason);
+            check(&e, url, "eyfs", MONDAY_10, Action::Block);
+            check(&e, url, "staff", MONDAY_10, Action::Rewrite);
+        }
+        check(
+            &e,
+            "https://www.google.co.uk/search?q=volcano",
+            "ks2",
+            MONDAY_10,
+            Action::Rewrite,
         );
     }
 

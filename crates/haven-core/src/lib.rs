@@ -10,6 +10,7 @@ pub mod category;
 pub mod clients;
 pub mod engine;
 pub mod event;
+pub mod kept;
 pub mod listfmt;
 pub mod normalise;
 pub mod phrases;

@@ -28,6 +28,8 @@ use aho_corasick::automaton::{Automaton, StateID};
 use aho_corasick::dfa::DFA;
 use aho_corasick::{Anchored, MatchKind};
 
+pub use crate::textfile::Undecided;
+
 /// A line that could not be read, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhraseError {
@@ -171,16 +173,23 @@ pub fn write(phrases: &[Phrase]) -> String {
 
 /// Reads an e2guardian / DansGuardian weighted phrase list: `<phrase><weight>` lines, `,`
 /// between the parts of a combination, `< word >` with spaces for whole words, `#listcategory:`
-/// naming the category. Real lists come in Latin-1 as well as UTF-8, with byte-order marks and
-/// trailing comments; what is sound is imported and the rest reported by `file:line`.
+/// naming the category. Real lists come in UTF-8, Latin-1, Windows-1251, GB2312, Shift_JIS…,
+/// with byte-order marks and trailing comments: the file is read in the encoding it was written
+/// in (`textfile::decode_detected`), or not at all when that cannot be told (`Undecided`: a
+/// Japanese list read as Latin-1 would match every English page); what is sound is imported
+/// and the rest reported by `file:line`.
 pub fn import_e2guardian(
     bytes: &[u8],
     origin: &str,
     default_category: &str,
-) -> (Vec<Phrase>, Vec<PhraseError>) {
-    let (phrases, errors, _) = import_e2guardian_with_includes(bytes, origin, default_category);
-    (phrases, errors)
+) -> Result<(Vec<Phrase>, Vec<PhraseError>), Undecided> {
+    let (phrases, errors, _) = import_e2guardian_with_includes(bytes, origin, default_category)?;
+    Ok((phrases, errors))
 }
+
+/// What [`import_e2guardian_with_includes`] read from one file: its phrases, the lines left
+/// out, and the files its `.Include<path>` lines name (with the `file:line` naming them).
+pub type E2Import = (Vec<Phrase>, Vec<PhraseError>, Vec<(String, String)>);
 
 /// As [`import_e2guardian`], also returning the files its `.Include<path>` lines name (with
 /// the `file:line` naming them), for the caller to read in turn.
@@ -188,8 +197,8 @@ pub fn import_e2guardian_with_includes(
     bytes: &[u8],
     origin: &str,
     default_category: &str,
-) -> (Vec<Phrase>, Vec<PhraseError>, Vec<(String, String)>) {
-    let text = crate::textfile::decode(bytes);
+) -> Result<E2Import, Undecided> {
+    let text = crate::textfile::decode_detected(bytes)?.text;
     let mut out = Vec::new();
     let mut errors = Vec::new();
     let mut includes = Vec::new();
@@ -237,7 +246,7 @@ pub fn import_e2guardian_with_includes(
             }),
         }
     }
-    (out, errors, includes)
+    Ok((out, errors, includes))
 }
 
 /// `<a>,<b><30>` → (["*a*", "*b*"], 30); `< a >` → whole word `a`.
@@ -1012,17 +1021,65 @@ mod tests {
     }
 
     #[test]
+    fn lists_in_other_encodings_score_their_language_and_never_english() {
+        let english = "The school trip to the science museum is on Friday. Pupils should \
+            bring a packed lunch, a coat and a water bottle; we return by half past three. \
+            Sign the consent form, pay \u{a3}5 on ParentPay and tell us of any allergies.";
+        for (bytes, page) in [
+            (
+                include_bytes!("../testdata/encodings/weighted_chinese_gb2312").as_slice(),
+                "欢迎来到网上赌场，注册即可下注",
+            ),
+            (
+                include_bytes!("../testdata/encodings/weighted_chinese_big5").as_slice(),
+                "歡迎來到網上賭場，註冊即可下注",
+            ),
+            (
+                include_bytes!("../testdata/encodings/weighted_japanese_shift_jis").as_slice(),
+                "オンラインカジノで無料スピン",
+            ),
+            (
+                include_bytes!("../testdata/encodings/weighted_japanese_euc_jp").as_slice(),
+                "オンラインカジノで無料スピン",
+            ),
+            (
+                include_bytes!("../testdata/encodings/weighted_russian_windows1251").as_slice(),
+                "лучшее онлайн казино и ставки на спорт",
+            ),
+        ] {
+            let (phrases, errors) = import_e2guardian(bytes, "weighted", "misc").expect("told");
+            assert!(errors.is_empty(), "{errors:?}");
+            assert!(phrases.len() >= 15, "{phrases:?}");
+            let s = Scanner::new(&phrases).expect("compiles");
+            assert_eq!(s.score(english.as_bytes(), false).total, 0, "{page}");
+            assert!(s.score(page.as_bytes(), false).total >= 80, "{page}");
+        }
+        // Read as Latin-1 (as before), the Shift_JIS list scored the same English page.
+        let bytes = include_bytes!("../testdata/encodings/weighted_japanese_shift_jis");
+        let misread: String = bytes.iter().map(|&b| char::from(b)).collect();
+        let (phrases, _) = import_e2guardian(misread.as_bytes(), "misread", "misc").expect("utf-8");
+        let s = Scanner::new(&phrases).expect("compiles");
+        assert!(s.score(english.as_bytes(), false).total > 0);
+        // A file mixing encodings is not read at all.
+        let mixed = include_bytes!("../testdata/encodings/weighted_japanese_mixed");
+        assert_eq!(
+            import_e2guardian(mixed, "weighted", "misc").map(|_| ()),
+            Err(Undecided::Mixed)
+        );
+    }
+
+    #[test]
     fn imports_e2guardian_lists_as_real_ones_come() {
         // Latin-1 bytes (é as 0xE9), a byte-order mark, a trailing comment, a combination,
         // whole-word and part-word phrases, an include and malformed lines.
         let mut bytes = b"\xEF\xBB\xBF#listcategory: \"Gambling\"\n".to_vec();
         bytes
-            .extend_from_slice(b"< casino ><50>\n<pok\xE9r><40> # card games\n<free>,<bets><60>\n");
+            .extend_from_slice(b"< casino ><50>\n<pok\xE9r><40> # jeux de cartes \xE0 la fran\xE7aise, d\xE9j\xE0 interdits\n<free>,<bets><60>\n");
         bytes.extend_from_slice(
             b".Include</etc/e2guardian/lists/other>\n<broken<30>\n<no weight>\n< odds><-5>\n",
         );
         let (phrases, errors, includes) =
-            import_e2guardian_with_includes(&bytes, "weighted", "misc");
+            import_e2guardian_with_includes(&bytes, "weighted", "misc").expect("Latin-1 is told");
         let named = [(
             "/etc/e2guardian/lists/other".to_owned(),
             "weighted:5".to_owned(),

@@ -202,6 +202,15 @@ pub struct GroupFile {
     /// ClientHello naming no site) that no list or rule names: `allow` or `block` (the default:
     /// the filter cannot tell which site an address is).
     pub address_tunnels: Option<String>,
+    /// Image search (Google's, Bing's and DuckDuckGo's image results), where the proxy sees the
+    /// URL: `allow` (the default) or `block`.
+    pub image_search: Option<String>,
+    /// Whether the proxy has downloads scanned by ClamAV (`[proxy] clamd`) before they reach
+    /// this group.
+    pub scan_downloads: Option<bool>,
+    /// What a download gets when it cannot be scanned (clamd down or slow, or the file over the
+    /// scanning cap): `block` (the default) or `allow`.
+    pub scan_unavailable: Option<String>,
 }
 
 /// A time rule.
@@ -376,6 +385,12 @@ pub struct Group {
     pub google_allowed_domains: Vec<String>,
     /// Whether HTTPS tunnels to bare addresses no list or rule names are allowed.
     pub address_tunnels: bool,
+    /// Whether image search results are blocked (where the proxy sees the URL).
+    pub image_search_blocked: bool,
+    /// Whether downloads are scanned by ClamAV.
+    pub scan_downloads: bool,
+    /// Whether a download that cannot be scanned is let through (otherwise blocked).
+    pub scan_unavailable_allows: bool,
 }
 
 /// An allow or deny override.
@@ -764,6 +779,9 @@ fn resolve_group(
             classify_pages: Vec::new(),
             google_allowed_domains: Vec::new(),
             address_tunnels: false,
+            image_search_blocked: false,
+            scan_downloads: false,
+            scan_unavailable_allows: false,
         },
     };
     chain.pop();
@@ -821,17 +839,25 @@ fn resolve_group(
     if let Some(i) = g.intercept {
         out.intercept = i;
     }
+    let allow_or_block = |key: &str, value: &str| match value {
+        "allow" => Ok(true),
+        "block" => Ok(false),
+        other => Err(invalid(
+            format!("{rule}.{key}"),
+            format!("{other:?} is not allow or block"),
+        )),
+    };
     if let Some(a) = &g.address_tunnels {
-        out.address_tunnels = match a.as_str() {
-            "allow" => true,
-            "block" => false,
-            other => {
-                return Err(invalid(
-                    format!("{rule}.address_tunnels"),
-                    format!("{other:?} is not allow or block"),
-                ))
-            }
-        };
+        out.address_tunnels = allow_or_block("address_tunnels", a)?;
+    }
+    if let Some(a) = &g.image_search {
+        out.image_search_blocked = !allow_or_block("image_search", a)?;
+    }
+    if let Some(a) = g.scan_downloads {
+        out.scan_downloads = a;
+    }
+    if let Some(a) = &g.scan_unavailable {
+        out.scan_unavailable_allows = allow_or_block("scan_unavailable", a)?;
     }
     if let Some(l) = g.phrase_limit {
         if l <= 0 {
@@ -986,6 +1012,26 @@ mod tests {
         check_err(
             "[groups.x]\naddress_tunnels = \"yes\"",
             "groups.x.address_tunnels: \"yes\" is not allow or block",
+        );
+    }
+
+    #[test]
+    fn pupils_have_image_search_blocked_and_downloads_scanned() {
+        let shipped = Policy::from_toml(DEFAULT_POLICY).expect("the shipped policy");
+        for g in ["ks2", "ks1", "eyfs", "ks3+"] {
+            let g = shipped.group(g).expect("group");
+            assert!(g.image_search_blocked, "{}", g.name);
+            assert!(g.scan_downloads && !g.scan_unavailable_allows, "{}", g.name);
+        }
+        let staff = shipped.group("staff").expect("staff");
+        assert!(!staff.image_search_blocked);
+        check_err(
+            "[groups.x]\nimage_search = \"strict\"",
+            "groups.x.image_search: \"strict\" is not allow or block",
+        );
+        check_err(
+            "[groups.x]\nscan_unavailable = \"warn\"",
+            "groups.x.scan_unavailable: \"warn\" is not allow or block",
         );
     }
 

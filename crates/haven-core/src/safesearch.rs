@@ -69,6 +69,16 @@ const YOUTUBE_HOSTS: &[&[u8]] = &[
     b"youtube-nocookie.com",
 ];
 
+/// DuckDuckGo's search hosts, canonical (`www.` dropped): the names DuckDuckGo's help page on
+/// enforcing safe search for a network says to point at `safe.duckduckgo.com`
+/// (`duckduckgo.com`, `www.duckduckgo.com`, `start.duckduckgo.com`), and the no-JavaScript
+/// search page (`html.duckduckgo.com`).
+const DUCKDUCKGO_HOSTS: &[&[u8]] = &[
+    b"duckduckgo.com",
+    b"start.duckduckgo.com",
+    b"html.duckduckgo.com",
+];
+
 /// The engine a canonical host belongs to, if any (`google.co.uk`, `bing.com`, `m.youtube.com`…).
 pub fn engine_for(host: &[u8]) -> Option<SearchEngine> {
     if YOUTUBE_HOSTS.contains(&host) {
@@ -77,7 +87,7 @@ pub fn engine_for(host: &[u8]) -> Option<SearchEngine> {
     if host == b"bing.com" {
         return Some(SearchEngine::Bing);
     }
-    if host == b"duckduckgo.com" || host == b"html.duckduckgo.com" {
+    if DUCKDUCKGO_HOSTS.contains(&host) {
         return Some(SearchEngine::DuckDuckGo);
     }
     // google.<tld>, google.co.<cc>, google.com.<cc>
@@ -89,6 +99,41 @@ pub fn engine_for(host: &[u8]) -> Option<SearchEngine> {
         _ => false,
     };
     ok.then_some(SearchEngine::Google)
+}
+
+/// The search engine whose image results `t` asks for, if it does: Google's Images tab
+/// (`tbm=isch`, `udm=2`), `images.google.*` and `/imghp`; Bing's `/images/…`; DuckDuckGo's
+/// `ia=images` and `iax=images`.
+pub fn image_search(t: &crate::Target) -> Option<SearchEngine> {
+    let host = t.host_bytes();
+    let path = t.path();
+    let (route, query) = match path.iter().position(|&b| b == b'?') {
+        Some(q) => (&path[..q], &path[q + 1..]),
+        None => (path, &b""[..]),
+    };
+    let param = |name: &[u8], value: &[u8]| {
+        query.split(|&b| b == b'&').any(|kv| {
+            kv.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix(b"="))
+                .is_some_and(|v| v == value)
+        })
+    };
+    match engine_for(host) {
+        Some(SearchEngine::Google) => {
+            let tab = param(b"tbm", b"isch") || param(b"udm", b"2");
+            (tab || route.starts_with(b"/imghp")).then_some(SearchEngine::Google)
+        }
+        Some(SearchEngine::Bing) => {
+            (route == b"/images" || route.starts_with(b"/images/")).then_some(SearchEngine::Bing)
+        }
+        Some(SearchEngine::DuckDuckGo) => (param(b"ia", b"images") || param(b"iax", b"images"))
+            .then_some(SearchEngine::DuckDuckGo),
+        Some(SearchEngine::YouTube) => None,
+        None => host
+            .strip_prefix(b"images.")
+            .is_some_and(|rest| engine_for(rest) == Some(SearchEngine::Google))
+            .then_some(SearchEngine::Google),
+    }
 }
 
 /// Whether a canonical host is one of Google's own (`accounts.google.com`, `mail.google.co.uk`,
@@ -121,11 +166,53 @@ mod tests {
             ("google.evil.example", None),
             ("bing.com", Some(SearchEngine::Bing)),
             ("duckduckgo.com", Some(SearchEngine::DuckDuckGo)),
+            ("start.duckduckgo.com", Some(SearchEngine::DuckDuckGo)),
+            ("html.duckduckgo.com", Some(SearchEngine::DuckDuckGo)),
+            ("safe.duckduckgo.com", None),
             ("m.youtube.com", Some(SearchEngine::YouTube)),
             ("youtube.com", Some(SearchEngine::YouTube)),
             ("notyoutube.com", None),
         ] {
             assert_eq!(engine_for(host.as_bytes()), expected, "{host}");
+        }
+    }
+
+    #[test]
+    fn recognises_image_searches() {
+        use SearchEngine::{Bing, DuckDuckGo, Google};
+        for (url, expected) in [
+            (
+                "https://www.google.com/search?q=cats&tbm=isch",
+                Some(Google),
+            ),
+            (
+                "https://www.google.co.uk/search?q=cats&udm=2&hl=en",
+                Some(Google),
+            ),
+            ("https://images.google.com/", Some(Google)),
+            ("https://images.google.co.uk/search?q=cats", Some(Google)),
+            ("https://www.google.com/imghp?hl=en", Some(Google)),
+            ("https://www.bing.com/images/search?q=cats", Some(Bing)),
+            ("https://www.bing.com/images", Some(Bing)),
+            ("https://duckduckgo.com/?q=cats&ia=images", Some(DuckDuckGo)),
+            (
+                "https://duckduckgo.com/?q=cats&iax=images&ia=images",
+                Some(DuckDuckGo),
+            ),
+            ("https://www.google.com/search?q=cats", None),
+            ("https://www.google.com/search?q=tbm%3Disch", None),
+            ("https://www.google.com/search?q=cats&udm=14", None),
+            ("https://www.bing.com/search?q=images", None),
+            ("https://www.bing.com/imagesearch-help", None),
+            ("https://duckduckgo.com/?q=images&ia=web", None),
+            ("https://images.example.com/?tbm=isch", None),
+            (
+                "https://www.youtube.com/results?search_query=cats&ia=images",
+                None,
+            ),
+        ] {
+            let t = crate::Target::parse(url).expect("url");
+            assert_eq!(image_search(&t), expected, "{url}");
         }
     }
 

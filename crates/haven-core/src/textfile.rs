@@ -21,6 +21,113 @@ pub fn decode(bytes: &[u8]) -> String {
     out
 }
 
+/// A list file read whole in the one encoding it was written in (see [`decode_detected`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The text.
+    pub text: String,
+    /// The encoding it was read in, by its WHATWG name (`UTF-8`, `Shift_JIS`, `GBK`,
+    /// `windows-1251`…).
+    pub encoding: &'static str,
+}
+
+/// Why a list file was not read: reading it in a guessed encoding could turn its entries into
+/// something else (a Japanese phrase read as Latin-1 becomes a run of accented letters and
+/// punctuation that matches ordinary English pages).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Undecided {
+    /// Not UTF-8, and no one legacy encoding reads it with confidence.
+    #[error("not UTF-8 and its encoding could not be told")]
+    Unknown,
+    /// Some lines are UTF-8 with letters beyond ASCII and others are not UTF-8: a file put
+    /// together from several encodings (e2guardian's Japanese list holds each phrase in UTF-8,
+    /// EUC-JP and Shift_JIS), which no one reading decodes.
+    #[error("not UTF-8 and its encoding could not be told (it mixes UTF-8 with another encoding)")]
+    Mixed,
+}
+
+/// The text of a list file in the one encoding it was written in, or why it cannot be told:
+/// a byte-order mark (UTF-8, UTF-16LE, UTF-16BE) decides; valid UTF-8 is UTF-8; otherwise the
+/// encoding is guessed from the bytes (chardetng, the detector Firefox uses: the CJK
+/// multi-byte encodings, Cyrillic, Greek, Central European, Windows-1252…) and accepted only
+/// when the detector rates its guess above the other candidates, the bytes decode in it with
+/// no malformed sequence, and the text holds no control characters. Unlike [`decode`], which
+/// never refuses (a name in an MIS export is checked by a person), this is for files whose
+/// every entry is acted on unseen, where a wrong reading is worse than none.
+pub fn decode_detected(bytes: &[u8]) -> Result<Decoded, Undecided> {
+    let bytes = match encoding_rs::Encoding::for_bom(bytes) {
+        Some((encoding, bom)) if encoding != encoding_rs::UTF_8 => {
+            let rest = bytes.get(bom..).unwrap_or_default();
+            return strictly(encoding, rest).ok_or(Undecided::Unknown);
+        }
+        // A UTF-8 mark on a file that is not UTF-8 (put together from two exports) says
+        // nothing: the rest is read as if it had none.
+        Some((_, bom)) => bytes.get(bom..).unwrap_or_default(),
+        None => bytes,
+    };
+    if let Ok(t) = std::str::from_utf8(bytes) {
+        return Ok(Decoded {
+            text: t.to_owned(),
+            encoding: encoding_rs::UTF_8.name(),
+        });
+    }
+    // Lines beyond ASCII that are UTF-8, among lines that are not: a legacy encoding makes
+    // the odd line valid UTF-8 by chance (three of twenty GB2312 phrases of two or three
+    // letters), a file put together from several encodings a third or more.
+    let (mut beyond, mut utf8) = (0usize, 0usize);
+    for line in bytes.split(|&b| b == b'\n').filter(|l| !l.is_ascii()) {
+        beyond += 1;
+        utf8 += usize::from(std::str::from_utf8(line).is_ok());
+    }
+    if utf8 * MIXED_SHARE >= beyond {
+        return Err(Undecided::Mixed);
+    }
+    let mut detector = chardetng::EncodingDetector::new();
+    detector.feed(bytes, true);
+    let (encoding, confident) = detector.guess_assess(None, false);
+    if !confident {
+        return Err(Undecided::Unknown);
+    }
+    // A handful of letters beyond ASCII are too few to tell one encoding from another
+    // (chardetng reads Portuguese "munição" from e2guardian's Latin-1 lists as Windows-1250's
+    // "muniçăo", and five Russian letters as IBM866): a guess other than Windows-1252 (the
+    // encoding of the Western European lists, where every byte is a character) needs more.
+    // Where the two read the same ("póker" in Windows-1250 and Windows-1252), there is
+    // nothing to tell.
+    let decoded = strictly(encoding, bytes).ok_or(Undecided::Unknown)?;
+    let beyond_ascii = bytes.iter().filter(|b| !b.is_ascii()).count();
+    if encoding != encoding_rs::WINDOWS_1252 && beyond_ascii < EVIDENCE {
+        return match strictly(encoding_rs::WINDOWS_1252, bytes) {
+            Some(western) if western.text == decoded.text => Ok(western),
+            _ => Err(Undecided::Unknown),
+        };
+    }
+    Ok(decoded)
+}
+
+/// One line beyond ASCII in this many (or more) being UTF-8 in a file that is not makes it a
+/// mixture of encodings.
+const MIXED_SHARE: usize = 4;
+
+/// Fewer bytes beyond ASCII than this are too few to trust a guess other than Windows-1252: a
+/// Russian, Japanese or Chinese list of a dozen phrases has a hundred or more; e2guardian's
+/// Portuguese lists, which the detector sometimes places in Central Europe, have one to fifteen.
+const EVIDENCE: usize = 64;
+
+/// `bytes` in `encoding`, or `None` for a malformed sequence or a control character (other
+/// than tab, line feed, form feed and carriage return) that text in that encoding would not hold.
+fn strictly(encoding: &'static encoding_rs::Encoding, bytes: &[u8]) -> Option<Decoded> {
+    let text = encoding.decode_without_bom_handling_and_without_replacement(bytes)?;
+    let control = |c: char| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\x0c');
+    if text.chars().any(control) {
+        return None;
+    }
+    Some(Decoded {
+        text: text.into_owned(),
+        encoding: encoding.name(),
+    })
+}
+
 /// A byte of Windows-1252 as a character (its five unassigned bytes as Latin-1's controls).
 fn windows_1252(b: u8) -> char {
     const HIGH: [char; 32] = [
@@ -73,7 +180,91 @@ pub fn clip(text: &str, max: usize) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{clip, decode, garbled};
+    use super::{clip, decode, decode_detected, garbled, Undecided};
+
+    /// A weighted list invented for the tests, in the encoding its name says (made with
+    /// Python's codecs; `testdata/encodings/`).
+    macro_rules! fixture {
+        ($name:literal) => {
+            include_bytes!(concat!("../testdata/encodings/", $name)).as_slice()
+        };
+    }
+
+    #[test]
+    fn a_list_is_read_in_the_encoding_it_was_written_in() {
+        for (bytes, encoding, phrase) in [
+            (fixture!("weighted_chinese_gb2312"), "GBK", "<网上赌场><40>"),
+            (fixture!("weighted_chinese_big5"), "Big5", "<網上賭場><40>"),
+            (
+                fixture!("weighted_japanese_shift_jis"),
+                "Shift_JIS",
+                "<オンラインカジノ><40>",
+            ),
+            (
+                fixture!("weighted_japanese_euc_jp"),
+                "EUC-JP",
+                "<オンラインカジノ><40>",
+            ),
+            (
+                fixture!("weighted_japanese_utf16"),
+                "UTF-16LE",
+                "<オンラインカジノ><40>",
+            ),
+            (
+                fixture!("weighted_russian_windows1251"),
+                "windows-1251",
+                "<онлайн казино><40>",
+            ),
+            (
+                fixture!("weighted_portuguese_latin1"),
+                "windows-1252",
+                "<caça-níqueis><40>",
+            ),
+            (
+                "<ca\u{e7}a-n\u{ed}queis><40>".as_bytes(),
+                "UTF-8",
+                "<caça-níqueis><40>",
+            ),
+        ] {
+            let read = decode_detected(bytes).unwrap_or_else(|e| panic!("{encoding}: {e}"));
+            assert_eq!(read.encoding, encoding);
+            assert!(
+                read.text.lines().any(|l| l == phrase),
+                "{encoding}: {}",
+                read.text
+            );
+        }
+    }
+
+    #[test]
+    fn a_list_whose_encoding_cannot_be_told_is_not_read() {
+        // e2guardian's Japanese list holds each phrase in UTF-8, EUC-JP and Shift_JIS.
+        assert_eq!(
+            decode_detected(fixture!("weighted_japanese_mixed")),
+            Err(Undecided::Mixed)
+        );
+        // Bytes that are control characters in every encoding that could hold them.
+        assert_eq!(
+            decode_detected(b"<\x81\x8d\x8f\x90\x9d><40>\n"),
+            Err(Undecided::Unknown)
+        );
+        // UTF-16 with a mark but an odd byte out.
+        assert_eq!(decode_detected(b"\xFF\xFE<\x00a"), Err(Undecided::Unknown));
+        // Five letters beyond ASCII are too few to tell (the detector guesses IBM866 here).
+        assert_eq!(
+            decode_detected(b"<\xc1\xcd\xcf\xd0\xdd><40>\n"),
+            Err(Undecided::Unknown)
+        );
+        // Where every reading the detector could choose agrees, there is nothing to tell.
+        assert_eq!(
+            decode_detected(b"<p\xF3ker><40>\n").map(|d| d.text),
+            Ok("<póker><40>\n".to_owned())
+        );
+        assert_eq!(
+            Undecided::Unknown.to_string(),
+            "not UTF-8 and its encoding could not be told"
+        );
+    }
 
     #[test]
     fn clipping_keeps_whole_letters() {

@@ -13,7 +13,8 @@
 
 use std::path::{Path, PathBuf};
 
-use haven_core::snapshot::{Snapshot, SnapshotBuilder, SnapshotError};
+use haven_core::kept;
+use haven_core::snapshot::{EntryKind, Snapshot, SnapshotBuilder, SnapshotError};
 use serde::{Deserialize, Serialize};
 
 use crate::import::{self, ImportError, SourceReport, SourceSpec};
@@ -286,6 +287,7 @@ impl ListStore {
             }
         }
         progress.finish();
+        add_bypass(&mut builder);
         let now = haven_runtime::clock::now_secs();
         let bytes = builder.build(now);
         let snapshot = match self.install(bytes) {
@@ -382,6 +384,28 @@ impl ListStore {
                 }
             }
         }
+    }
+}
+
+/// Haven's own bypass list (`config/lists/bypass.txt`, compiled in) as a source of every
+/// snapshot, one per category (`haven-bypass/vpn-proxy`, …): its entries take their
+/// category's action in each group, as any list's do.
+fn add_bypass(builder: &mut SnapshotBuilder) {
+    let mut sources = std::collections::HashMap::new();
+    for (category, domain) in kept::bypass() {
+        let source = match sources.get(category) {
+            Some(s) => *s,
+            None => {
+                let name = format!("{}/{category}", kept::BYPASS_SOURCE);
+                let Ok(s) = builder.add_source(&name, category) else {
+                    continue;
+                };
+                sources.insert(category, s);
+                s
+            }
+        };
+        // The shipped file is checked by haven-core's tests; a line it refused is skipped.
+        let _ = builder.add(source, EntryKind::Domain, domain);
     }
 }
 

@@ -32,6 +32,46 @@ const MIME: &[(&str, &str)] = &[
     ("application/x-sh", "sh"),
 ];
 
+/// Whether a response is a download, to be scanned for groups with `scan_downloads`: an
+/// attachment, or content a browser does not just show (not text, images, sound, video, fonts,
+/// JSON, JavaScript or XML); a response that does not say what it is counts as one.
+pub fn is_download(headers: &HeaderMap) -> bool {
+    let attachment = headers
+        .get(CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("attachment")
+        });
+    if attachment {
+        return true;
+    }
+    let Some(mime) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let essence = mime
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    const SHOWN: &[&str] = &["text/", "image/", "audio/", "video/", "font/"];
+    const SHOWN_APPLICATION: &[&str] = &[
+        "application/json",
+        "application/javascript",
+        "application/ecmascript",
+        "application/xml",
+        "application/xhtml+xml",
+        "application/rss+xml",
+        "application/atom+xml",
+        "application/manifest+json",
+        "application/ld+json",
+        "application/wasm",
+    ];
+    !(SHOWN.iter().any(|p| essence.starts_with(p)) || SHOWN_APPLICATION.contains(&essence.as_str()))
+}
+
 /// The file types a response carries: the extension of its attachment's file name, and the
 /// one its MIME type stands for.
 pub fn of_response(headers: &HeaderMap) -> Vec<String> {
@@ -91,6 +131,30 @@ mod tests {
             h.insert(CONTENT_DISPOSITION, HeaderValue::from_str(v).expect("v"));
         }
         of_response(&h)
+    }
+
+    #[test]
+    fn downloads_are_told_from_pages() {
+        let download = |ct: Option<&str>, cd: Option<&str>| {
+            let mut h = HeaderMap::new();
+            if let Some(v) = ct {
+                h.insert(CONTENT_TYPE, HeaderValue::from_str(v).expect("v"));
+            }
+            if let Some(v) = cd {
+                h.insert(CONTENT_DISPOSITION, HeaderValue::from_str(v).expect("v"));
+            }
+            is_download(&h)
+        };
+        assert!(download(Some("application/octet-stream"), None));
+        assert!(download(Some("application/pdf"), None));
+        assert!(download(None, None));
+        assert!(download(
+            Some("text/plain"),
+            Some("attachment; filename=a.txt")
+        ));
+        assert!(!download(Some("text/html; charset=utf-8"), None));
+        assert!(!download(Some("image/png"), None));
+        assert!(!download(Some("application/json"), Some("inline")));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod ca;
+pub mod clamd;
 mod clock;
 pub mod filetype;
 pub mod headers;

@@ -29,6 +29,13 @@ pub mod names {
     pub const SCORED: &str = "haven_proxy_scored_total";
     /// Responses that should have been scored but passed unscored (too large, unknown encoding).
     pub const UNSCORED: &str = "haven_proxy_unscored_total";
+    /// Downloads ClamAV gave a verdict on (`scan_downloads`).
+    pub const SCANNED: &str = "haven_proxy_downloads_scanned_total";
+    /// Downloads ClamAV found a virus in (blocked).
+    pub const VIRUSES: &str = "haven_proxy_viruses_found_total";
+    /// Downloads that should have been scanned but could not be (clamd down or slow, too
+    /// large, the website broke off): blocked or passed as the group's `scan_unavailable` says.
+    pub const UNSCANNED: &str = "haven_proxy_downloads_unscanned_total";
     /// Requests a website could not answer (502/504 pages).
     pub const UPSTREAM_ERRORS: &str = "haven_proxy_upstream_errors_total";
     /// Proxy sign-ins refused (wrong user name or password, locked account).
@@ -44,6 +51,9 @@ pub struct Metrics {
     pub bypass: AtomicU64,
     pub scored: AtomicU64,
     pub unscored: AtomicU64,
+    pub scanned: AtomicU64,
+    pub viruses: AtomicU64,
+    pub unscanned: AtomicU64,
     pub upstream_errors: AtomicU64,
     pub auth_failures: AtomicU64,
     pub refused: AtomicU64,
@@ -112,6 +122,21 @@ impl Collector for Metrics {
                 names::UNSCORED,
                 "Responses passed unscored (too large, unknown encoding).",
                 get(&self.unscored),
+            ),
+            (
+                names::SCANNED,
+                "Downloads ClamAV gave a verdict on.",
+                get(&self.scanned),
+            ),
+            (
+                names::VIRUSES,
+                "Downloads ClamAV found a virus in.",
+                get(&self.viruses),
+            ),
+            (
+                names::UNSCANNED,
+                "Downloads that could not be scanned (clamd down or slow, too large).",
+                get(&self.unscanned),
             ),
             (
                 names::UPSTREAM_ERRORS,

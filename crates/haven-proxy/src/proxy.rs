@@ -38,6 +38,7 @@ mod filter;
 mod forward;
 mod local;
 mod pool;
+mod scan;
 mod sinks;
 mod slots;
 

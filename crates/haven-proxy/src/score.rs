@@ -386,9 +386,9 @@ fn decode_and_score(
 }
 
 /// A body whose first bytes were already read.
-struct Prepend {
-    first: Option<Bytes>,
-    rest: Body,
+pub(crate) struct Prepend {
+    pub(crate) first: Option<Bytes>,
+    pub(crate) rest: Body,
 }
 
 impl hyper::body::Body for Prepend {

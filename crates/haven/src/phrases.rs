@@ -43,18 +43,28 @@ pub fn run(ctx: &Context, cmd: PhrasesCommand) -> Result<ExitCode> {
             category,
         } => {
             let done = import(ctx, &paths, &name, &category).inspect_err(|e| {
-                if let ImportError::Empty { refused, .. } = e {
+                if let ImportError::Empty {
+                    refused, skipped, ..
+                } = e
+                {
+                    for s in skipped {
+                        eprintln!("warning: {s}");
+                    }
                     for e in refused.iter().take(20) {
                         eprintln!("{}: {}", e.at, e.message);
                     }
                 }
             })?;
+            for s in &done.skipped {
+                eprintln!("warning: {s}");
+            }
             outln!(
-                "{} phrases from {} files written to {}; {} lines refused.",
+                "{} phrases from {} files written to {}; {} lines refused, {} files skipped.",
                 done.phrases,
-                done.files,
+                done.files - done.skipped.len(),
                 done.path.display(),
-                done.refused.len()
+                done.refused.len(),
+                done.skipped.len()
             );
             for e in done.refused.iter().take(20) {
                 outln!("  {}: {}", e.at, e.message);

@@ -65,6 +65,18 @@ pub struct ProxyConfig {
     /// (`off`, `optional`, `required`).
     #[serde(default)]
     pub authenticate: crate::auth::Authenticate,
+    /// ClamAV's daemon, for groups with `scan_downloads`: a unix socket path
+    /// (`/run/clamav/clamd.ctl`) or `host:port`. Absent: downloads are not scanned.
+    #[serde(default)]
+    pub clamd: Option<String>,
+    /// Largest download held for scanning; a larger one cannot be scanned and gets the group's
+    /// `scan_unavailable` (clamd's own `StreamMaxLength` is 25 MiB by default).
+    #[serde(default = "default_scan_cap")]
+    pub scan_cap_bytes: usize,
+    /// Time clamd has for one download, from connecting to its verdict (the download's own
+    /// arrival included); past it the download gets the group's `scan_unavailable`.
+    #[serde(default = "default_scan_timeout")]
+    pub scan_timeout_ms: u64,
 }
 
 fn default_listen() -> Vec<String> {
@@ -97,6 +109,12 @@ fn default_connect_ports() -> Vec<u16> {
 fn default_score_cap() -> usize {
     4 * 1024 * 1024
 }
+fn default_scan_cap() -> usize {
+    25 * 1024 * 1024
+}
+fn default_scan_timeout() -> u64 {
+    60_000
+}
 
 impl Default for ProxyConfig {
     fn default() -> Self {
@@ -116,6 +134,9 @@ impl Default for ProxyConfig {
             origin_ca_file: None,
             allow_loopback: false,
             authenticate: Default::default(),
+            clamd: None,
+            scan_cap_bytes: default_scan_cap(),
+            scan_timeout_ms: default_scan_timeout(),
         }
     }
 }
@@ -128,6 +149,8 @@ impl ProxyConfig {
             ("proxy.body_timeout_ms", self.body_timeout_ms),
             ("proxy.connect_timeout_ms", self.connect_timeout_ms),
             ("proxy.read_timeout_ms", self.read_timeout_ms),
+            ("proxy.scan_timeout_ms", self.scan_timeout_ms),
+            ("proxy.scan_cap_bytes", self.scan_cap_bytes as u64),
             ("proxy.max_connections", self.max_connections as u64),
             (
                 "proxy.max_connections_per_client",
@@ -149,6 +172,9 @@ impl ProxyConfig {
             if !sound {
                 return Err(ConfigError::PublicAddress(a.clone()));
             }
+        }
+        if let Some(c) = &self.clamd {
+            crate::clamd::Clamd::parse(c).map_err(|_| ConfigError::Clamd(c.clone()))?;
         }
         Ok(())
     }
@@ -174,6 +200,11 @@ pub enum ConfigError {
     /// A `public_address` that is not `host:port` (it is written into the PAC file's script).
     #[error("proxy.public_address: {0:?} is not host:port")]
     PublicAddress(String),
+    /// A `clamd` that is neither a socket path nor `host:port`.
+    #[error(
+        "proxy.clamd: {0:?} is neither a unix socket path (/run/clamav/clamd.ctl) nor host:port"
+    )]
+    Clamd(String),
 }
 
 #[cfg(test)]
@@ -198,5 +229,7 @@ mod tests {
             zero(|c| c.public_address = Some("x\"+alert(1)+\":3128".into()))
                 .contains("proxy.public_address")
         );
+        assert!(zero(|c| c.scan_timeout_ms = 0).contains("proxy.scan_timeout_ms"));
+        assert!(zero(|c| c.clamd = Some("clamd".into())).contains("proxy.clamd"));
     }
 }

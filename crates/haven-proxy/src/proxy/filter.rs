@@ -16,6 +16,7 @@ use super::body::{page_response, Body};
 use super::decide::{blocked_reason, Asked, Outcome, Who};
 use super::forward::BlockedType;
 use super::local::{asker, Form, CONTINUE_PATH, REVIEW_PATH};
+use super::scan::Scanned;
 use super::sinks::PageSeen;
 use super::{Conn, Proxy};
 use crate::clock;
@@ -144,6 +145,18 @@ impl Proxy {
                 return self.block_page(&engine, &asked, &reason, None, Stop::Block);
             }
         };
+        // Downloads scanned by ClamAV for groups with `scan_downloads` (proxy/scan.rs).
+        let (resp, passed) = match self.scanned(resp, settings, &engine, &asked).await {
+            Scanned::Pass(resp, None) => (resp, passed),
+            Scanned::Pass(resp, Some(note)) => {
+                let reason = Some(match passed.reason {
+                    Some(r) => format!("{r}; {note}"),
+                    None => note,
+                });
+                (resp, Outcome { reason, ..passed })
+            }
+            Scanned::Blocked(page) => return page,
+        };
         let scanner = self.scanner.clone().zip(limit);
         if (scanner.is_none() && classify.is_none()) || !resp.status().is_success() {
             self.emit(&asked, passed);
@@ -241,7 +254,7 @@ impl Proxy {
     }
 
     /// The block page, or the warning page with its "Continue".
-    fn block_page(
+    pub(super) fn block_page(
         &self,
         engine: &Engine,
         asked: &Asked<'_>,

@@ -42,6 +42,10 @@ fn upstream_answer(msg: &[u8], tcp: bool, counted: &AtomicUsize) -> Option<Vec<u
         }),
         "forcesafesearch.google.com" => reply.a(&q.name, 300, Ipv4Addr::new(216, 239, 38, 120)),
         "facebook.com" => reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 5)),
+        // Support services (Haven's always-reachable list) and one a list also names.
+        "www.internetmatters.org" | "www.childline.org.uk" | "www.kooth.com" => {
+            reply.a(&q.name, 300, Ipv4Addr::new(192, 0, 2, 7))
+        }
         "slow.example" => {
             counted.fetch_add(1, Ordering::SeqCst);
             // Slow enough for five askers to arrive meanwhile, well inside the servers'
@@ -182,9 +186,22 @@ pub(crate) fn start_haven_on(
     block: &str,
     extra: &str,
 ) -> (Server, PathBuf) {
+    start_haven_prepared(name, upstreams, block, extra, |_, _| {})
+}
+
+/// As [`start_haven_on`], with `prepare(dir, data)` run after the demo lists are imported and
+/// before the server starts (more lists, say).
+pub(crate) fn start_haven_prepared(
+    name: &str,
+    upstreams: &str,
+    block: &str,
+    extra: &str,
+    prepare: impl FnOnce(&Path, &Path),
+) -> (Server, PathBuf) {
     let dir = scratch(name);
     let data = dir.join("data");
     import_demo_lists(&data);
+    prepare(&dir, &data);
     let port = free_port();
     // Also on IPv6 loopback where the machine has it (and the port is free there too).
     let listen =
@@ -328,6 +345,81 @@ fn groups_block_and_explain_by_source_address() {
 }
 
 #[test]
+fn support_services_are_always_reachable_and_bypass_services_are_not() {
+    if !have_dig() {
+        return;
+    }
+    let upstream = start_upstream();
+    let upstreams = format!("[\"127.0.0.1:{}\"]", upstream.port);
+    let (server, dir) =
+        start_haven_prepared("dns-kept", &upstreams, "nxdomain", "", |dir, data| {
+            // As UT1 has it: an online-safety charity for parents filed under games.
+            import_list(
+                dir,
+                data,
+                "games.txt",
+                "internetmatters.org\nchildline.org.uk\n",
+                "games",
+            );
+            // A name on Haven's always-reachable list that an illegal list also names: the
+            // illegal list wins (as if someone had added an IWF-listed name to the list).
+            let iwf = dir.join("iwf.txt");
+            std::fs::write(&iwf, "https://www.kooth.com/\n").expect("write");
+            ok(&haven(
+                data,
+                &[
+                    "lists",
+                    "import",
+                    iwf.to_str().expect("p"),
+                    "--format",
+                    "iwf",
+                ],
+            ));
+        });
+    // Every pupil group reaches the support services, though a list blocks games for them.
+    for name in ["www.internetmatters.org", "www.childline.org.uk"] {
+        for from in ["127.0.0.2", "127.0.0.4", "127.0.0.9"] {
+            let out = dig(&server, from, name, &[]);
+            assert_eq!(status(&out), "NOERROR", "{name} from {from}: {out}");
+            assert!(out.contains("192.0.2.7"), "{out}");
+        }
+    }
+    // The IWF-listed name stays blocked for everyone.
+    for from in ["127.0.0.2", "127.0.0.3"] {
+        let out = dig(&server, from, "www.kooth.com", &[]);
+        assert_eq!(status(&out), "NXDOMAIN", "{out}");
+        assert!(out.contains("illegal list iwf"), "{out}");
+    }
+    // Bypass services beyond UT1, one of each kind, blocked for pupils with their category.
+    for (name, category) in [
+        ("psiphon.ca", "vpn-proxy"),
+        ("www.croxyproxy.com", "vpn-proxy"),
+        ("bridges.torproject.org", "vpn-proxy"),
+        ("parsec.app", "remote-access"),
+        ("my-home-pc.duckdns.org", "dynamic-dns"),
+        ("dns.nextdns.io", "doh"),
+    ] {
+        let out = dig(&server, "127.0.0.2", name, &[]);
+        assert_eq!(status(&out), "NXDOMAIN", "{name}: {out}");
+        assert!(
+            out.contains(&format!("(groups.ks2.categories.{category})")),
+            "{name}: {out}"
+        );
+    }
+    let explained = ok(&haven(
+        &dir.join("data"),
+        &[
+            "check",
+            "https://www.internetmatters.org/",
+            "--group",
+            "ks2",
+        ],
+    ));
+    assert!(explained.contains("always-reachable"), "{explained}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn cname_chains_safe_search_tcp_and_truncation() {
     if !have_dig() {
         return;
@@ -345,6 +437,22 @@ fn cname_chains_safe_search_tcp_and_truncation() {
         "{out}"
     );
     assert!(out.contains("216.239.38.120"), "{out}");
+    // Every name DuckDuckGo documents for enforcing safe search on a network (and its
+    // no-JavaScript page) is sent to safe.duckduckgo.com.
+    for name in [
+        "duckduckgo.com",
+        "www.duckduckgo.com",
+        "start.duckduckgo.com",
+        "html.duckduckgo.com",
+    ] {
+        let out = dig(&server, "127.0.0.2", name, &[]);
+        let cname = format!("{name}. 300 IN CNAME safe.duckduckgo.com.");
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>().join(" ") == cname),
+            "{name}: {out}"
+        );
+    }
     // Over TCP too.
     let out = dig(&server, "127.0.0.2", "bet365.com", &["+tcp"]);
     assert_eq!(status(&out), "NXDOMAIN", "{out}");

@@ -46,6 +46,28 @@ fn a_new_user_imports_ut1_and_checks_a_gambling_site() {
         v["reason"].as_str().expect("reason").contains("Gambling"),
         "{v}"
     );
+    // UT1 files Internet Matters (online safety for parents) under games and Missing People
+    // (116 000 for runaways) under celebrity; Haven's always-reachable list wins for every
+    // pupil group.
+    let games = std::fs::read_to_string(ut1.join("games/domains")).expect("games list");
+    assert!(
+        games.lines().any(|l| l == "internetmatters.org"),
+        "UT1 changed"
+    );
+    for group in ["ks2", "ks1", "eyfs"] {
+        for site in [
+            "https://www.internetmatters.org/",
+            "https://www.missingpeople.org.uk/",
+        ] {
+            let v = check(&data, site, group, &[]);
+            assert_eq!(v["action"], "allow", "{site} {group}: {v}");
+            assert_eq!(v["rule"], "always-reachable", "{v}");
+        }
+    }
+    // Haven's own bypass list is a source of the snapshot: a dynamic-DNS name UT1 lacks.
+    let v = check(&data, "https://home.dynv6.com/", "ks2", &[]);
+    assert_eq!(v["action"], "block", "{v}");
+    assert_eq!(v["rule"], "groups.ks2.categories.dynamic-dns", "{v}");
     // The same site for staff is blocked too (gambling), a social network is only warned in the day.
     assert_eq!(
         check(&data, "https://facebook.com/", "staff", &[])["action"],

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -140,6 +140,19 @@ fn serve_origin(stream: TcpStream, requests: &Mutex<Vec<String>>) {
             let body = "MZ pretend program";
             format!(
                 "HTTP/1.1 200 OK\r\nContent-Type: application/x-msdownload\r\nContent-Disposition: attachment; filename=\"game.exe\"\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )
+            .into_bytes()
+        } else if path.starts_with("/files/") {
+            // Downloads for the virus scanner: the EICAR test file (put together here, so no
+            // file in the repository carries it whole) and a clean one.
+            let body = if path.starts_with("/files/eicar") {
+                eicar()
+            } else {
+                "Year 5 spelling list: because, believe, bicycle".to_owned()
+            };
+            format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n{body}",
                 body.len()
             )
             .into_bytes()
@@ -613,6 +626,244 @@ fn search_terms_safe_search_and_file_types() {
     );
 }
 
+#[test]
+fn image_search_is_blocked_for_pupils_with_the_reason() {
+    let origin = Origin::start();
+    let p = start_proxy(
+        "proxy-images",
+        "hosts = { \"www.google.co.uk\" = \"127.0.0.1\", \"images.google.com\" = \"127.0.0.1\", \"www.bing.com\" = \"127.0.0.1\", \"duckduckgo.com\" = \"127.0.0.1\" }",
+    );
+    let port = origin.port;
+    for (url, engine) in [
+        (
+            format!("http://www.google.co.uk:{port}/search?q=volcano&tbm=isch"),
+            "Google",
+        ),
+        (
+            format!("http://www.google.co.uk:{port}/search?q=volcano&udm=2"),
+            "Google",
+        ),
+        (format!("http://images.google.com:{port}/"), "Google"),
+        (
+            format!("http://www.bing.com:{port}/images/search?q=volcano"),
+            "Bing",
+        ),
+        (
+            format!("http://duckduckgo.com:{port}/?q=volcano&iax=images&ia=images"),
+            "DuckDuckGo",
+        ),
+    ] {
+        let (code, body, _) = curl(&p, "127.0.0.2", &[&url]);
+        assert_eq!(code, "403", "{url}");
+        assert!(
+            body.contains(&format!("image search on {engine}"))
+                && body.contains("groups.ks2.image_search"),
+            "{url}: {body}"
+        );
+        // Staff search images as before.
+        let (code, _, _) = curl(&p, "127.0.0.3", &[&url]);
+        assert_eq!(code, "200", "staff: {url}");
+    }
+    // A web search on the same engines is not an image search.
+    for url in [
+        format!("http://www.google.co.uk:{port}/echo/search?q=volcano"),
+        format!("http://www.bing.com:{port}/echo/search?q=volcano"),
+        format!("http://duckduckgo.com:{port}/echo/?q=volcano&ia=web"),
+    ] {
+        let (code, _, _) = curl(&p, "127.0.0.2", &[&url]);
+        assert_eq!(code, "200", "{url}");
+    }
+    // Only staff's five image searches and the three web searches reached the website.
+    assert_eq!(origin.seen().len(), 8, "{:?}", origin.seen());
+    let all = events(&p, |e| {
+        e.iter().any(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("image_search"))
+        })
+    });
+    let blocked = all
+        .iter()
+        .filter(|e| e["action"] == "block" && e["client"] == "127.0.0.2")
+        .count();
+    assert_eq!(blocked, 5, "{all:?}");
+}
+
+#[test]
+fn a_support_site_a_list_blocks_is_reachable_and_a_web_proxy_is_not() {
+    let origin = Origin::start();
+    let p = start_proxy_with(
+        "proxy-kept",
+        "hosts = { \"www.internetmatters.org\" = \"127.0.0.1\", \"www.croxyproxy.com\" = \"127.0.0.1\" }",
+        &|data| {
+            // As UT1 has it: Internet Matters filed under games.
+            let list = data.join("games.txt");
+            std::fs::write(&list, "internetmatters.org\n").expect("list");
+            ok(&haven(
+                data,
+                &["lists", "import", list.to_str().expect("p"), "--category", "games"],
+            ));
+        },
+    );
+    let port = origin.port;
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!("http://www.internetmatters.org:{port}/")],
+    );
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", "hello from the origin")
+    );
+    let (code, body, _) = curl(
+        &p,
+        "127.0.0.2",
+        &[&format!("http://www.croxyproxy.com:{port}/")],
+    );
+    assert_eq!(code, "403");
+    assert!(body.contains("groups.ks2.categories.vpn-proxy"), "{body}");
+}
+
+/// The EICAR anti-virus test file: 68 harmless bytes every scanner reports as a virus.
+fn eicar() -> String {
+    [
+        "X5O!P%@AP[4\\PZX54(P^)7CC)7}$",
+        "EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*",
+    ]
+    .concat()
+}
+
+/// A clamd of the test's own: a database of one signature (the EICAR file's MD5 and size), a
+/// unix socket in `dir`, in the foreground. Killed when dropped.
+struct TestClamd {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Drop for TestClamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_clamd(dir: &Path) -> Option<TestClamd> {
+    let binary = ["/usr/sbin/clamd", "/usr/bin/clamd", "/usr/local/sbin/clamd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file());
+    let Some(binary) = binary else {
+        eprintln!("skipped: clamd not installed (apt install clamav-daemon)");
+        return None;
+    };
+    let db = dir.join("clamav-db");
+    std::fs::create_dir_all(&db).expect("db dir");
+    std::fs::write(
+        db.join("test.hdb"),
+        "44d88612fea8a8f36de82e1278abb02f:68:Eicar-Test-Signature\n",
+    )
+    .expect("signature");
+    let socket = dir.join("clamd.sock");
+    let config = dir.join("clamd.conf");
+    std::fs::write(
+        &config,
+        format!(
+            "LocalSocket {}\nForeground yes\nDatabaseDirectory {}\nLogFile {}\n",
+            socket.display(),
+            db.display(),
+            dir.join("clamd.log").display()
+        ),
+    )
+    .expect("clamd.conf");
+    let mut child = Command::new(binary)
+        .arg("-c")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start clamd");
+    for _ in 0..300 {
+        if socket.exists() {
+            return Some(TestClamd { child, socket });
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            let log = std::fs::read_to_string(dir.join("clamd.log")).unwrap_or_default();
+            panic!("clamd stopped ({status}): {log}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("clamd never opened its socket");
+}
+
+#[test]
+fn downloads_are_scanned_by_clamav_and_a_virus_is_blocked() {
+    let dir = scratch("clamd");
+    let Some(mut clamd) = start_clamd(&dir) else {
+        return;
+    };
+    let origin = Origin::start();
+    let p = start_proxy(
+        "proxy-clamd",
+        &format!(
+            "hosts = {{ \"downloads.example\" = \"127.0.0.1\" }}\nclamd = \"{}\"",
+            clamd.socket.display()
+        ),
+    );
+    let port = origin.port;
+    let virus = format!("http://downloads.example:{port}/files/eicar");
+    let clean = format!("http://downloads.example:{port}/files/spellings");
+    // A pupil's download with a virus: the block page names it.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&virus]);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains("Eicar-Test-Signature") && body.contains("groups.ks2.scan_downloads"),
+        "{body}"
+    );
+    assert!(
+        !body.contains("EICAR-STANDARD"),
+        "none of the file reaches the pupil"
+    );
+    // A clean one arrives whole.
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&clean]);
+    assert_eq!(
+        (code.as_str(), body.as_str()),
+        ("200", "Year 5 spelling list: because, believe, bicycle")
+    );
+    // Staff downloads are not scanned (the shipped policy scans pupils').
+    let (code, body, _) = curl(&p, "127.0.0.3", &[&virus]);
+    assert_eq!((code.as_str(), body.as_str()), ("200", eicar().as_str()));
+    // The event records it, in the malware category.
+    let all = events(&p, |e| {
+        e.iter().any(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("Eicar-Test-Signature"))
+        })
+    });
+    let ev = all
+        .iter()
+        .find(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("Eicar-Test-Signature"))
+        })
+        .expect("the virus event");
+    assert_eq!(ev["client"], "127.0.0.2", "{ev}");
+    assert_eq!(ev["action"], "block", "{ev}");
+    assert_eq!(ev["category"], "malware", "{ev}");
+    // clamd down: the pupil's download is blocked with the reason (fail closed), never passed.
+    let _ = clamd.child.kill();
+    let _ = clamd.child.wait();
+    let _ = std::fs::remove_file(&clamd.socket);
+    let (code, body, _) = curl(&p, "127.0.0.2", &[&clean]);
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains("could not be scanned") && body.contains("could not be reached"),
+        "{body}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A minimal TLS ClientHello naming `sni`.
 pub(crate) fn client_hello(sni: &str) -> Vec<u8> {
     let mut entry = vec![0];
@@ -1014,6 +1265,75 @@ fn phrase_lists_import_from_e2guardian_and_score() {
     // casino 50 (imported) + 20? no: the built-in list has no lone "casino"; poker 40; free + spins 60;
     // built-in "free spins" 30.
     assert!(text.starts_with("score 180"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `haven phrases score` on `text`: its first line (`score N`).
+fn phrase_score(data: &Path, text: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .args(["--data-dir", data.to_str().expect("p"), "phrases", "score"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn lists_in_chinese_japanese_and_russian_encodings_never_block_english_pages() {
+    let dir = scratch("phrases-encodings");
+    let data = dir.join("data");
+    let lists = dir.join("phraselists");
+    std::fs::create_dir_all(&lists).expect("dir");
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-core/testdata/encodings");
+    for f in std::fs::read_dir(&fixtures).expect("fixtures") {
+        let f = f.expect("entry").path();
+        std::fs::copy(&f, lists.join(f.file_name().expect("name"))).expect("copy");
+    }
+    let out = haven(
+        &data,
+        &[
+            "phrases",
+            "import",
+            lists.to_str().expect("p"),
+            "--name",
+            "e2",
+        ],
+    );
+    let stdout = ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // The file that mixes UTF-8, EUC-JP and Shift_JIS is skipped by name; the rest are read.
+    let mixed = lists.join("weighted_japanese_mixed");
+    assert!(
+        stderr.contains(&format!(
+            "warning: skipped {}: not UTF-8 and its encoding could not be told",
+            mixed.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("from 7 files") && stdout.contains("1 files skipped"),
+        "{stdout}"
+    );
+    let english = "The school trip to the science museum is on Friday. Pupils should bring a \
+        packed lunch, a coat and a water bottle; we return by half past three. Please sign the \
+        consent form and tell the class teacher about any allergies. Thank you for your support.";
+    assert_eq!(phrase_score(&data, english), "score 0");
+    // The phrases were read as what they say: a Japanese and a Chinese casino page score.
+    let japanese = phrase_score(&data, "オンラインカジノで無料スピン、入金不要ボーナス");
+    let chinese = phrase_score(&data, "欢迎来到网上赌场，注册即可下注");
+    for s in [japanese, chinese] {
+        let n: i64 = s.trim_start_matches("score ").parse().expect("a score");
+        assert!(n >= 80, "{s}");
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }
 
