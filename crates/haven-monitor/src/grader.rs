@@ -5,10 +5,11 @@
 //! - a grade-5 phrase of the library always stands (the school's own words for "act now");
 //! - the model raises a grade when it is sure enough (its grade in its category), on its own
 //!   only to grade 3 or more;
-//! - the model lowers a grade of 1 to 4 to nothing when it reads the text as ordinary with
+//! - the model lowers a grade of 1 to 3 to nothing when it reads the text as ordinary with
 //!   confidence (the library fired on a fragment: "what does kys mean", a recipe, a message to
-//!   a grandparent signed with kisses); the phrases are kept as set aside, so the capture, if
-//!   any, still says what was found.
+//!   a grandparent signed with kisses; the phrases are kept as set aside), and a grade of 4 to 3
+//!   (still a capture for triage, but no alert: the model never hides a concern the library
+//!   found).
 //!
 //! Every assessment keeps both opinions, so a capture can say which said what.
 
@@ -193,10 +194,20 @@ pub fn combine(library: Grade, opinion: Option<&Opinion>, t: &Tuning) -> Assessm
     let mut g = library.clone();
     let library_5 = library.grade >= 5;
     if !library_5 && said.grade == 0 && said.ordinary_p >= t.ordinary && library.grade > 0 {
-        // The library fired on a fragment of an ordinary text.
-        g.set_aside.append(&mut g.matched);
-        g.categories.clear();
-        g.grade = 0;
+        if library.grade >= 4 {
+            // A library alert the model reads as ordinary is kept for triage, one grade down:
+            // the model may be wrong about a concern ("how to hide cuts from my mum"), so it
+            // never hides one, but it does not wake the DSL for a fragment.
+            for (_, n) in &mut g.categories {
+                *n = (*n).min(3);
+            }
+            g.grade = 3;
+        } else {
+            // The library fired on a fragment of an ordinary text.
+            g.set_aside.append(&mut g.matched);
+            g.categories.clear();
+            g.grade = 0;
+        }
     } else if said.grade >= MODEL_ALONE || (said.grade > 0 && library.grade > 0) {
         match g.categories.iter_mut().find(|(c, _)| c == said.category) {
             Some((_, n)) => *n = (*n).max(said.grade),
