@@ -271,3 +271,101 @@ fn a_dismissed_capture_becomes_a_training_example_for_the_schools_own_model() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Waits for a line of `haven serve`'s JSON log with `message` and returns it.
+fn log_line(lines: &std::sync::mpsc::Receiver<String>, message: &str) -> serde_json::Value {
+    loop {
+        let line = lines
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no log line {message:?}"));
+        if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+            if v["fields"]["message"] == message {
+                return v;
+            }
+        }
+    }
+}
+
+#[test]
+fn sighup_puts_a_newly_trained_school_model_in_force() {
+    use std::io::BufRead as _;
+    let dir = scratch("monitor-sighup-model");
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    std::fs::write(
+        data.join("haven.toml"),
+        "default_group = \"ks2\"\n[dns]\nlisten = []\n[proxy]\nlisten = []\n[console]\nlisten = \"\"\n[log]\nformat = \"json\"\n",
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haven"))
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("serve")
+        .env_remove("HAVEN_LOG")
+        .env_remove("HAVEN_LOG_FORMAT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("haven serve");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner: Vec<String> = out
+        .by_ref()
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("Ctrl-C"))
+        .collect();
+    // Keep draining what the server writes, so it never blocks on a full pipe.
+    std::thread::spawn(move || out.for_each(drop));
+    let mut server = crate::dns::Server { child, port: 0 };
+    assert!(
+        banner.iter().any(|l| l.contains("monitoring:")),
+        "{banner:?}"
+    );
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = server.child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let hup = |pid: u32| {
+        assert!(Command::new("kill")
+            .args(["-HUP", &pid.to_string()])
+            .status()
+            .expect("kill")
+            .success());
+    };
+    let pid = server.child.id();
+    hup(pid);
+    assert_eq!(
+        log_line(&lines, "risk library and model reloaded")["fields"]["model"],
+        "built-in"
+    );
+    // `haven monitor train` wrote the school's model: in force from the next SIGHUP.
+    let school = haven_monitor::library::school_model_path(&data);
+    std::fs::create_dir_all(school.parent().expect("dir")).expect("model dir");
+    std::fs::write(&school, haven_monitor::training::BUILT_IN_MODEL).expect("model");
+    hup(pid);
+    assert_eq!(
+        log_line(&lines, "risk library and model reloaded")["fields"]["model"],
+        "school"
+    );
+    // A damaged one is named in the log, and the built-in model is used instead.
+    std::fs::write(&school, b"not a model").expect("damaged");
+    hup(pid);
+    let warning = log_line(&lines, "risk library or model read with a warning");
+    assert!(
+        warning["fields"]["warning"]
+            .as_str()
+            .is_some_and(|w| w.contains("school.model") && w.contains("built-in")),
+        "{warning}"
+    );
+    assert_eq!(
+        log_line(&lines, "risk library and model reloaded")["fields"]["model"],
+        "built-in"
+    );
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
