@@ -40,6 +40,8 @@ struct LibraryChangeRow {
 
 /// The learned model as the page shows it.
 struct ModelView {
+    /// Whether the details below could be read at all.
+    read: bool,
     /// Which model is in force (`None`: grading by the library alone).
     in_force: Option<ModelInForce>,
     /// What `haven monitor train --with-decisions` last found (`school.json`).
@@ -102,10 +104,24 @@ fn recall(d: &haven_monitor::training::OnDecisions) -> String {
 }
 
 /// The model in force and the school's report, read from the data directory (the one that
-/// holds `risk/`, as monitoring reads it). Nothing here is a pupil's: the report holds counts.
-fn model_view(c: &Console) -> ModelView {
+/// holds `risk/`, as monitoring reads it), on a blocking thread: hashing a model of a few MB
+/// takes milliseconds, which a server answering DNS on the same runtime should not wait for.
+/// Nothing here is a pupil's: the report holds counts.
+async fn model_view(monitoring: &std::sync::Arc<haven_monitor::Monitoring>) -> ModelView {
+    let monitoring = monitoring.clone();
+    tokio::task::spawn_blocking(move || read_model_view(&monitoring))
+        .await
+        .unwrap_or_else(|_| ModelView {
+            read: false,
+            in_force: None,
+            report: None,
+            report_error: String::new(),
+        })
+}
+
+fn read_model_view(monitoring: &haven_monitor::Monitoring) -> ModelView {
     use haven_monitor::library::ModelSource;
-    let school_file = c.monitoring.school_file();
+    let school_file = monitoring.school_file();
     let data_dir = school_file
         .parent()
         .and_then(std::path::Path::parent)
@@ -126,8 +142,7 @@ fn model_view(c: &Console) -> ModelView {
             None
         }
     };
-    let in_force = c.monitoring.model().map(|(model, source)| {
-        // Hashing the model (a few MB) takes milliseconds: fine for a page a DSL opens.
+    let in_force = monitoring.model().map(|(model, source)| {
         let sha = hex(ring::digest::digest(&ring::digest::SHA256, &model.to_bytes()).as_ref());
         (model.memory(), sha, source)
     });
@@ -166,6 +181,7 @@ fn model_view(c: &Console) -> ModelView {
         sha: sha.chars().take(SHA_SHOWN).collect(),
     });
     ModelView {
+        read: true,
         in_force,
         report: report_view,
         report_error,
@@ -278,7 +294,7 @@ async fn library_page(
         note,
         errors,
         changes,
-        model: model_view(c),
+        model: model_view(&c.monitoring).await,
         message,
     }))
 }
