@@ -118,7 +118,7 @@ pub fn print(ctx: &Context, config: &Config, origin: &str, l: &Listening<'_>) {
             );
         }
     }
-    text += "Ctrl-C stops it; SIGHUP reloads the lists and the policy (a bad one keeps the old).\n";
+    text += "Ctrl-C stops it; SIGHUP reloads the lists, the policy (a bad one keeps the old) and the model.\n";
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes());
     let _ = out.flush();

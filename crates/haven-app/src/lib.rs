@@ -439,6 +439,7 @@ impl App {
             store,
             live,
             list_health,
+            monitoring,
             filter,
             events,
         })
@@ -451,6 +452,7 @@ pub struct Running {
     store: Store,
     live: Arc<LiveEngine>,
     list_health: Arc<ListHealth>,
+    monitoring: Arc<Monitoring>,
     filter: Arc<DnsFilter>,
     events: Option<Events>,
 }
@@ -467,7 +469,9 @@ impl Running {
     /// Reloads on SIGHUP and on a file change until SIGTERM or Ctrl-C; then closes the
     /// store's connections.
     pub async fn wait(&self) -> Result<()> {
-        let result = reload::wait_and_reload(&self.ctx, &self.live, &self.list_health).await;
+        let result =
+            reload::wait_and_reload(&self.ctx, &self.live, &self.list_health, &self.monitoring)
+                .await;
         self.store.close().await;
         result
     }

@@ -176,10 +176,18 @@ pub fn train(
     let tmp = out.with_extension("model.new");
     std::fs::write(&tmp, &bytes).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, out).with_context(|| format!("writing {}", out.display()))?;
-    if let (Some(r), Some(dir)) = (&report, out.parent()) {
+    if let Some(dir) = out.parent() {
         let path = dir.join("school.json");
-        std::fs::write(&path, serde_json::to_vec_pretty(r)?)
-            .with_context(|| format!("writing {}", path.display()))?;
+        match &report {
+            Some(r) => std::fs::write(&path, serde_json::to_vec_pretty(r)?)
+                .with_context(|| format!("writing {}", path.display()))?,
+            // A school model trained without decisions: figures about an earlier one would
+            // mislead the library page.
+            None if out.file_name().is_some_and(|n| n == "school.model") => {
+                let _ = std::fs::remove_file(&path);
+            }
+            None => {}
+        }
     }
     Ok(Trained {
         texts: examples.len() - skipped,

@@ -1,9 +1,12 @@
 //! Reload: the lists and the policy built again and swapped in on SIGHUP and when their files
-//! change; a refused one keeps those in force. Also waits for the signal to stop.
+//! change; a refused one keeps those in force. SIGHUP also reads the risk library and the
+//! text model again (`haven monitor train` writes the school's model; it is in force from the
+//! next SIGHUP or start). Also waits for the signal to stop.
 
 use std::sync::Arc;
 
 use anyhow::Result;
+use haven_monitor::Monitoring;
 use haven_runtime::LiveEngine;
 
 use crate::metrics::ListHealth;
@@ -20,11 +23,37 @@ fn watched(ctx: &Context) -> Vec<Option<std::time::SystemTime>> {
     .collect()
 }
 
+/// Reads the risk library and the model again (the school's model if there is one that
+/// reads, else the built-in one), off the serving thread; logs what is in force.
+async fn reload_monitoring(monitoring: &Arc<Monitoring>) {
+    let monitoring = monitoring.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let warnings = monitoring.reload();
+        (warnings, monitoring.model().map(|(_, source)| source))
+    })
+    .await;
+    match read {
+        Ok((warnings, source)) => {
+            for w in warnings {
+                tracing::warn!(warning = %w, "risk library or model read with a warning");
+            }
+            let model = match source {
+                Some(haven_monitor::library::ModelSource::School) => "school",
+                Some(haven_monitor::library::ModelSource::BuiltIn) => "built-in",
+                None => "none",
+            };
+            tracing::info!(model, "risk library and model reloaded");
+        }
+        Err(e) => tracing::error!(error = %e, "reloading the risk library and model failed"),
+    }
+}
+
 /// Reloads on SIGHUP and on a file change until SIGTERM or Ctrl-C.
 pub async fn wait_and_reload(
     ctx: &Context,
     live: &Arc<LiveEngine>,
     health: &Arc<ListHealth>,
+    monitoring: &Arc<Monitoring>,
 ) -> Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
@@ -60,7 +89,10 @@ pub async fn wait_and_reload(
     };
     loop {
         tokio::select! {
-            _ = hup.recv() => reload("SIGHUP").await,
+            _ = hup.recv() => {
+                reload("SIGHUP").await;
+                reload_monitoring(monitoring).await;
+            }
             _ = tick.tick() => {
                 let now = watched(ctx);
                 if now != seen {

@@ -1031,7 +1031,8 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
             .record_captures(
                 &CaptureRules::default(),
                 &[
-                    capture("how do i kill myself", "kill myself"),
+                    capture("how do i kill myself", "kill myself")
+                        .with_model(Some("suicide 5 (alert 0.93)".into())),
                     capture("kill myself laughing at this meme", "kill myself"),
                 ],
             )
@@ -1047,6 +1048,30 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         let (status, _, page) = call(&h.app, Method::GET, "/triage", &cookie, None, &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("kill myself laughing"), "{page}");
+        // Each capture says which opinion found what: the phrases, and the model when asked.
+        let row = between(&page, &format!("id=\"capture-{serious}\""), "</tr>");
+        assert!(row.contains("Phrases found: kill myself"), "{row}");
+        assert!(row.contains("Model: suicide 5 (alert 0.93)"), "{row}");
+        let row = between(&page, &format!("id=\"capture-{meme}\""), "</tr>");
+        assert!(row.contains("Phrases found: kill myself"), "{row}");
+        assert!(!row.contains("Model:"), "{row}");
+        let (_, _, opened) = call(
+            &h.app,
+            Method::GET,
+            &format!("/triage/{serious}"),
+            &cookie,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            between(&opened, "id=\"capture-phrases\">", "</td>"),
+            "kill myself"
+        );
+        assert_eq!(
+            between(&opened, "id=\"capture-model\">", "</td>"),
+            "suicide 5 (alert 0.93)"
+        );
         // Dismissing needs a reason.
         let (status, _, page) = call(
             &h.app,
@@ -1841,5 +1866,125 @@ fn list_alerts_are_a_banner_for_those_who_run_the_filter() {
         let g = e.group_id("staff").expect("staff");
         let at = haven_core::policy::parse_datetime("2026-11-23T10:00").expect("t");
         assert_eq!(e.decide(&t, g, None, at).action, Action::Block);
+    });
+}
+
+/// The first 12 hex digits of the SHA-256 of `bytes`, as the library page shows a model's.
+fn sha12(bytes: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, bytes)
+        .as_ref()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn the_library_page_says_which_model_is_in_force_and_how_it_did_on_the_schools_decisions() {
+    use haven_monitor::training::{OnDecisions, SchoolReport, BUILT_IN_MODEL};
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let built_in = sha12(BUILT_IN_MODEL);
+        let (dsl, _) = signed_in(&h.store, "priya.shah").await;
+        let (status, _, page) = call(&h.app, Method::GET, "/library", &dsl, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        let model = between(&page, "<section id=\"model\">", "</section>");
+        assert!(model.contains("The built-in model"), "{model}");
+        assert!(
+            model.contains(&format!("<code>{built_in}</code>")),
+            "{model}"
+        );
+        assert!(model.contains(" MB</td>"), "{model}");
+        assert!(model.contains("id=\"model-no-decisions\""), "{model}");
+        assert!(
+            model.contains("haven monitor train --with-decisions"),
+            "{model}"
+        );
+        // A network manager (no safeguarding access) cannot open the page at all.
+        let (owen, _) = signed_in(&h.store, "owen.price").await;
+        let (status, _, page) = call(&h.app, Method::GET, "/library", &owen, None, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(!page.contains(&built_in), "{page}");
+        // The school's own model, trained with its decisions, and its report beside it.
+        let model_dir = h.dir.join("model");
+        std::fs::create_dir_all(&model_dir).expect("model dir");
+        std::fs::write(model_dir.join("school.model"), BUILT_IN_MODEL).expect("model");
+        let full_sha = |bytes: &[u8]| -> String {
+            ring::digest::digest(&ring::digest::SHA256, bytes)
+                .as_ref()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
+        };
+        let mut report = SchoolReport {
+            at_ms: haven_store::now_ms(),
+            built_in: 4860,
+            decisions: 6,
+            sha256: full_sha(BUILT_IN_MODEL),
+            before: OnDecisions {
+                promoted: 2,
+                dismissed: 4,
+                promoted_kept: 2,
+                dismissed_kept: 4,
+            },
+            after: OnDecisions {
+                promoted: 2,
+                dismissed: 4,
+                promoted_kept: 1,
+                dismissed_kept: 0,
+            },
+        };
+        let write = |r: &SchoolReport| {
+            std::fs::write(
+                model_dir.join("school.json"),
+                serde_json::to_vec(r).expect("json"),
+            )
+            .expect("school.json")
+        };
+        write(&report);
+        // Trained but not yet in force: the page says what to do.
+        let (_, _, page) = call(&h.app, Method::GET, "/library", &dsl, None, &[]).await;
+        let model = between(&page, "<section id=\"model\">", "</section>");
+        assert!(model.contains("The built-in model"), "{model}");
+        assert!(model.contains("id=\"model-not-in-force\""), "{model}");
+        // Once reloaded, it is the school's own, with its figures before and after.
+        assert!(h.monitoring.reload().is_empty());
+        let (_, _, page) = call(&h.app, Method::GET, "/library", &dsl, None, &[]).await;
+        let model = between(&page, "<section id=\"model\">", "</section>");
+        assert!(
+            model.contains("The school&#39;s own model, trained"),
+            "{model}"
+        );
+        assert!(!model.contains("model-not-in-force"), "{model}");
+        assert!(
+            model.contains("6 triage decisions\n(2 promoted, 4 dismissed)"),
+            "{model}"
+        );
+        let figures = between(model, "<table id=\"model-decisions\">", "</table>");
+        let before = between(figures, "Before:", "</tr>");
+        let after = between(
+            figures,
+            "After: each decision judged by a model trained without it",
+            "</tr>",
+        );
+        assert!(
+            before.contains("33% (2 of 6)") && before.contains("100% (2 of 2)"),
+            "{before}"
+        );
+        assert!(
+            after.contains("100% (1 of 1)") && after.contains("50% (1 of 2)"),
+            "{after}"
+        );
+        // A model trained since (another checksum) waits for a restart; a damaged report is
+        // named, and the page still opens.
+        report.sha256 = "0".repeat(64);
+        write(&report);
+        let (_, _, page) = call(&h.app, Method::GET, "/library", &dsl, None, &[]).await;
+        assert!(page.contains("id=\"model-not-in-force\""), "{page}");
+        std::fs::write(model_dir.join("school.json"), "{not json").expect("damaged");
+        let (status, _, page) = call(&h.app, Method::GET, "/library", &dsl, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("school.json cannot be read"), "{page}");
+        assert!(page.contains("id=\"model-no-decisions\""), "{page}");
     });
 }

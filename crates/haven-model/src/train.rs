@@ -117,8 +117,16 @@ pub fn train(examples: &[Example], o: &TrainOptions) -> (Model, usize) {
             let kept: Vec<u32>;
             let f: &[u32] = if o.dropout > 0.0 {
                 let keep = ((1.0 - o.dropout) * (1u64 << 24) as f32) as u64;
-                kept = all.iter().copied().filter(|_| rng.next() >> 40 < keep).collect();
-                if kept.is_empty() { all } else { &kept }
+                kept = all
+                    .iter()
+                    .copied()
+                    .filter(|_| rng.next() >> 40 < keep)
+                    .collect();
+                if kept.is_empty() {
+                    all
+                } else {
+                    &kept
+                }
             } else {
                 all
             };

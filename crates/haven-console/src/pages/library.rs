@@ -1,5 +1,6 @@
 //! The risk library: the phrases in force with their dismissal rates, the school's file
-//! edited whole, and changes that wait for a second person.
+//! edited whole, changes that wait for a second person, and the learned model beside it
+//! (which one is in force, and how the school's own did on the school's triage decisions).
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -37,6 +38,167 @@ struct LibraryChangeRow {
     mine: bool,
 }
 
+/// The learned model as the page shows it.
+struct ModelView {
+    /// Whether the details below could be read at all.
+    read: bool,
+    /// Which model is in force (`None`: grading by the library alone).
+    in_force: Option<ModelInForce>,
+    /// What `haven monitor train --with-decisions` last found (`school.json`).
+    report: Option<ReportView>,
+    /// Why `school.json` could not be read, when it could not.
+    report_error: String,
+}
+
+struct ModelInForce {
+    /// "The built-in model" or "The school's own model".
+    source: String,
+    /// For the school's own: when it was trained.
+    trained: String,
+    /// Megabytes it holds in memory, e.g. "4.7 MB".
+    memory: String,
+    /// The first 12 hex digits of its SHA-256.
+    sha: String,
+}
+
+struct ReportView {
+    when: String,
+    sha: String,
+    /// Whether the model it describes is the one in force (else it waits for a restart).
+    in_force: bool,
+    built_in: usize,
+    decisions: usize,
+    promoted: usize,
+    dismissed: usize,
+    before_precision: String,
+    before_recall: String,
+    after_precision: String,
+    after_recall: String,
+}
+
+/// How many hex digits of a model's SHA-256 the page shows: enough to tell models apart.
+const SHA_SHOWN: usize = 12;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `75% (3 of 4)`, or `–` when there is nothing to count.
+fn share(part: usize, whole: usize) -> String {
+    if whole == 0 {
+        "–".into()
+    } else {
+        format!(
+            "{:.0}% ({part} of {whole})",
+            100.0 * part as f64 / whole as f64
+        )
+    }
+}
+
+fn precision(d: &haven_monitor::training::OnDecisions) -> String {
+    share(d.promoted_kept, d.promoted_kept + d.dismissed_kept)
+}
+
+fn recall(d: &haven_monitor::training::OnDecisions) -> String {
+    share(d.promoted_kept, d.promoted)
+}
+
+/// The model in force and the school's report, read from the data directory (the one that
+/// holds `risk/`, as monitoring reads it), on a blocking thread: hashing a model of a few MB
+/// takes milliseconds, which a server answering DNS on the same runtime should not wait for.
+/// Nothing here is a pupil's: the report holds counts.
+async fn model_view(monitoring: &std::sync::Arc<haven_monitor::Monitoring>) -> ModelView {
+    let monitoring = monitoring.clone();
+    tokio::task::spawn_blocking(move || read_model_view(&monitoring))
+        .await
+        .unwrap_or_else(|_| ModelView {
+            read: false,
+            in_force: None,
+            report: None,
+            report_error: String::new(),
+        })
+}
+
+fn read_model_view(monitoring: &haven_monitor::Monitoring) -> ModelView {
+    use haven_monitor::library::ModelSource;
+    let school_file = monitoring.school_file();
+    let data_dir = school_file
+        .parent()
+        .and_then(std::path::Path::parent)
+        .unwrap_or_else(|| std::path::Path::new("."));
+    let mut report_error = String::new();
+    let report_path = haven_monitor::training::school_report_path(data_dir);
+    let report: Option<haven_monitor::training::SchoolReport> = match std::fs::read(&report_path) {
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                report_error = format!("{} cannot be read: {e}", report_path.display());
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            report_error = format!("{} cannot be read: {e}", report_path.display());
+            None
+        }
+    };
+    let in_force = monitoring.model().map(|(model, source)| {
+        let sha = hex(ring::digest::digest(&ring::digest::SHA256, &model.to_bytes()).as_ref());
+        (model.memory(), sha, source)
+    });
+    // The report describes the model in force only when the school's own is in force with
+    // the report's checksum (a model trained since waits for a restart).
+    let sha_in_force = in_force
+        .as_ref()
+        .filter(|(_, _, source)| *source == ModelSource::School)
+        .map(|(_, sha, _)| sha.as_str());
+    let report_view = report.map(|r| ReportView {
+        when: when(r.at_ms),
+        sha: r.sha256.chars().take(SHA_SHOWN).collect(),
+        in_force: Some(r.sha256.as_str()) == sha_in_force,
+        built_in: r.built_in,
+        decisions: r.decisions,
+        promoted: r.before.promoted,
+        dismissed: r.before.dismissed,
+        before_precision: precision(&r.before),
+        before_recall: recall(&r.before),
+        after_precision: precision(&r.after),
+        after_recall: recall(&r.after),
+    });
+    let in_force = in_force.map(|(memory, sha, source)| ModelInForce {
+        source: match source {
+            ModelSource::BuiltIn => "The built-in model".into(),
+            ModelSource::School => "The school's own model".into(),
+        },
+        trained: match source {
+            ModelSource::BuiltIn => String::new(),
+            ModelSource::School => match &report_view {
+                Some(r) if r.in_force => r.when.clone(),
+                _ => modified(&haven_monitor::library::school_model_path(data_dir)),
+            },
+        },
+        memory: format!("{:.1} MB", memory as f64 / 1e6),
+        sha: sha.chars().take(SHA_SHOWN).collect(),
+    });
+    ModelView {
+        read: true,
+        in_force,
+        report: report_view,
+        report_error,
+    }
+}
+
+/// When a file was last written, as the console shows times (empty when unknown).
+fn modified(path: &std::path::Path) -> String {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .map(when)
+        .unwrap_or_default()
+}
+
 #[derive(Template)]
 #[template(path = "library.html")]
 struct LibraryPage {
@@ -46,6 +208,7 @@ struct LibraryPage {
     note: String,
     errors: Vec<String>,
     changes: Vec<LibraryChangeRow>,
+    model: ModelView,
     message: String,
 }
 
@@ -131,6 +294,7 @@ async fn library_page(
         note,
         errors,
         changes,
+        model: model_view(&c.monitoring).await,
         message,
     }))
 }

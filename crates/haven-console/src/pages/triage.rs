@@ -21,6 +21,8 @@ struct CaptureRow {
     url: String,
     categories: String,
     matched: String,
+    /// What the learned model said (`suicide 5 (alert 0.93)`), when it was asked.
+    model: Option<String>,
 }
 
 struct PhraseRow {
@@ -69,6 +71,7 @@ pub(super) async fn triage(
             url: k.url,
             categories: k.categories,
             matched: k.matched,
+            model: k.model,
         })
         .collect();
     let phrases = c

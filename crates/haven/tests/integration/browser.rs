@@ -425,6 +425,13 @@ fn staff_sign_in_with_a_code_triage_a_capture_find_a_search_and_approve_a_review
         "{page}"
     );
     assert_eq!(staff.text("#capture-text"), "how do i k1ll myself");
+    // Which opinion said what: the phrases the library found, and the model's reading.
+    assert!(!staff.text("#capture-phrases").is_empty());
+    let model = staff.text("#capture-model");
+    assert!(
+        model.contains('(') && model != "not asked",
+        "what the model said is kept with the capture: {model}"
+    );
     staff.type_into("input[name=reason]", "a song lyric, checked with the pupil");
     staff.click("button[value=dismiss]");
     staff.wait_for("dismissed");
@@ -433,6 +440,11 @@ fn staff_sign_in_with_a_code_triage_a_capture_find_a_search_and_approve_a_review
     assert!(
         page.contains(">100%<"),
         "the dismissal counts against the phrases that matched"
+    );
+    assert!(
+        staff.text("#model-in-force").contains("The built-in model"),
+        "{}",
+        staff.text("#model-in-force")
     );
 
     // The review request: approved, which allows the site for the pupils' group at once.
