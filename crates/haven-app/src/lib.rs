@@ -416,6 +416,10 @@ impl App {
                 }
             });
         }
+        // SIGHUP and SIGTERM are caught from here on, before the banner says Haven is running: a
+        // reload asked for at once is queued for `wait`, never the default (which would stop
+        // Haven).
+        let signals = reload::Signals::new()?;
         banner::print(
             &ctx,
             &config,
@@ -435,6 +439,7 @@ impl App {
         );
         tracing::info!(configuration = %origin, "Haven is running");
         Ok(Running {
+            signals: std::sync::Mutex::new(Some(signals)),
             ctx,
             store,
             live,
@@ -448,6 +453,7 @@ impl App {
 
 /// Haven running: reloads until asked to stop, then puts down every event it was handed.
 pub struct Running {
+    signals: std::sync::Mutex<Option<reload::Signals>>,
     ctx: Context,
     store: Store,
     live: Arc<LiveEngine>,
@@ -469,9 +475,22 @@ impl Running {
     /// Reloads on SIGHUP and on a file change until SIGTERM or Ctrl-C; then closes the
     /// store's connections.
     pub async fn wait(&self) -> Result<()> {
-        let result =
-            reload::wait_and_reload(&self.ctx, &self.live, &self.list_health, &self.monitoring)
-                .await;
+        let signals = match self.signals.lock() {
+            Ok(mut s) => s.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        let signals = match signals {
+            Some(s) => s,
+            None => reload::Signals::new()?,
+        };
+        let result = reload::wait_and_reload(
+            &self.ctx,
+            &self.live,
+            &self.list_health,
+            &self.monitoring,
+            signals,
+        )
+        .await;
         self.store.close().await;
         result
     }

@@ -48,16 +48,33 @@ async fn reload_monitoring(monitoring: &Arc<Monitoring>) {
     }
 }
 
+/// SIGHUP and SIGTERM, caught from the moment this is made.
+#[derive(Debug)]
+pub struct Signals {
+    hup: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Catches SIGHUP and SIGTERM (inside the runtime).
+    pub fn new() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            hup: signal(SignalKind::hangup())?,
+            term: signal(SignalKind::terminate())?,
+        })
+    }
+}
+
 /// Reloads on SIGHUP and on a file change until SIGTERM or Ctrl-C.
 pub async fn wait_and_reload(
     ctx: &Context,
     live: &Arc<LiveEngine>,
     health: &Arc<ListHealth>,
     monitoring: &Arc<Monitoring>,
+    signals: Signals,
 ) -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hup = signal(SignalKind::hangup())?;
-    let mut term = signal(SignalKind::terminate())?;
+    let Signals { mut hup, mut term } = signals;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     let mut seen = watched(ctx);
     // Loading a large snapshot takes a moment: do it off the serving thread, then swap.

@@ -119,7 +119,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 5,
+                known: 6,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
