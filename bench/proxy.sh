@@ -9,7 +9,9 @@
 # filter with the same UT1 categories as bench/squidguard.sh; e2guardian and Haven-with-scoring
 # use e2guardian's packaged weighted phrase lists (imported into Haven) with the same limit (50).
 # Haven-with-scoring also grades each page for monitoring (the default); it runs a second time
-# with that off. Prints requests per second for each page and the ratios.
+# with that off, and a third time also classifying each page with the learned model
+# (classify_pages, as the shipped policy does for pupils). Prints requests per second for each
+# page and the ratios.
 # Needs: nginx-light, squid, squidguard, e2guardian, wrk (Debian; installed if missing and run as
 # root), python3, taskset, and the UT1 lists at ../shared/data/ut1 (or UT1=/path).
 set -euo pipefail
@@ -84,8 +86,12 @@ done
 "$HAVEN" --data-dir "$WORK/haven" lists import "$WORK/tree" --name ut1 --mapping ut1 | tail -1
 "$HAVEN" --data-dir "$WORK/haven-score" lists import "$WORK/tree" --name ut1 --mapping ut1 >/dev/null
 "$HAVEN" --data-dir "$WORK/haven-score" phrases import /etc/e2guardian/lists/weightedphraselist --name e2 | head -1
-for d in haven haven-score; do
+"$HAVEN" --data-dir "$WORK/haven-classify" lists import "$WORK/tree" --name ut1 --mapping ut1 >/dev/null
+"$HAVEN" --data-dir "$WORK/haven-classify" phrases import /etc/e2guardian/lists/weightedphraselist --name e2 >/dev/null
+for d in haven haven-score haven-classify; do
   limit=""; [ "$d" = haven-score ] && limit="phrase_limit = 50"
+  [ "$d" = haven-classify ] && limit='phrase_limit = 50
+classify_pages = ["self-harm", "suicide", "drugs", "gambling", "extremism", "pornography", "violence", "exploitation", "illegal", "discrimination"]'
   cat > "$WORK/$d/policy.toml" <<EOF
 [groups.bench]
 default = "allow"
@@ -198,16 +204,21 @@ echo "== The same, monitoring not grading pages ([monitor] pages = false) (core 
 P=$(port); haven_conf "$WORK/haven-score" "$P"; printf '[monitor]\npages = false\n' >> "$WORK/haven-score/haven.toml"
 taskset -c 1 "$HAVEN" --data-dir "$WORK/haven-score" serve >/dev/null 2>&1 & HP=$!; PIDS+=($HP); wait_port "$P"; bench haven+scoring-nopages "$P"; kill $HP || true; wait $HP 2>/dev/null || true
 
+echo "== The same with scoring, also classifying pages with the learned model (classify_pages) (core 1)"
+P=$(port); haven_conf "$WORK/haven-classify" "$P"
+taskset -c 1 "$HAVEN" --data-dir "$WORK/haven-classify" serve >/dev/null 2>&1 & HP=$!; PIDS+=($HP); wait_port "$P"; bench haven+classify "$P"; kill $HP || true; wait $HP 2>/dev/null || true
+
 echo "== results (requests/s)"
 python3 - "${RPS[squid/1k]}" "${RPS[squid/35k]}" "${RPS[squid+squidGuard/1k]}" "${RPS[squid+squidGuard/35k]}" \
   "${RPS[haven/1k]}" "${RPS[haven/35k]}" "${RPS[e2guardian/1k]}" "${RPS[e2guardian/35k]}" \
   "${RPS[haven+scoring/1k]}" "${RPS[haven+scoring/35k]}" \
-  "${RPS[haven+scoring-nopages/1k]}" "${RPS[haven+scoring-nopages/35k]}" <<'PY'
+  "${RPS[haven+scoring-nopages/1k]}" "${RPS[haven+scoring-nopages/35k]}" \
+  "${RPS[haven+classify/1k]}" "${RPS[haven+classify/35k]}" <<'PY'
 import sys
 v = [float(x or 0) for x in sys.argv[1:]]
 rows = [("Squid", v[0], v[1]), ("Squid + squidGuard", v[2], v[3]), ("Haven", v[4], v[5]),
         ("e2guardian (scanning)", v[6], v[7]), ("Haven (scoring)", v[8], v[9]),
-        ("Haven (scoring, no pages)", v[10], v[11])]
+        ("Haven (scoring, no pages)", v[10], v[11]), ("Haven (scoring + model)", v[12], v[13])]
 print(f"   {'':24} {'1 KiB':>10} {'35 KiB':>10}")
 for name, a, b in rows:
     print(f"   {name:24} {a:>10,.0f} {b:>10,.0f}")
@@ -216,4 +227,5 @@ print(f"   Haven / Squid:                 {r(v[4], v[0])} (1 KiB), {r(v[5], v[1]
 print(f"   Haven / Squid + squidGuard:    {r(v[4], v[2])} (1 KiB), {r(v[5], v[3])} (35 KiB)")
 print(f"   Haven scoring / e2guardian:    {r(v[8], v[6])} (1 KiB), {r(v[9], v[7])} (35 KiB)")
 print(f"   ... pages not monitored:       {r(v[10], v[6])} (1 KiB), {r(v[11], v[7])} (35 KiB)")
+print(f"   ... and classified by the model: {r(v[12], v[6])} (1 KiB), {r(v[13], v[7])} (35 KiB)")
 PY

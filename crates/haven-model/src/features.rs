@@ -51,21 +51,34 @@ fn fold(c: char, out: &mut String) {
 
 /// The words of a text, folded: letters and digits run together; any other symbol that is not
 /// punctuation or space (an emoji) is a word of its own; a letter repeated more than twice
-/// counts twice ("soooo" is "soo").
+/// counts twice ("soooo" is "soo"). At most 400 words.
 pub fn words(text: &str) -> Vec<String> {
+    tokens(text, MAX_WORDS)
+        .into_iter()
+        .map(|(w, _)| w)
+        .collect()
+}
+
+/// The words of a text as [`words`] reads them, each with the bytes of `text` it came from; at
+/// most `cap` words.
+pub fn tokens(text: &str, cap: usize) -> Vec<(String, std::ops::Range<usize>)> {
     let mut words = Vec::new();
     let mut word = String::new();
+    let mut start = 0;
     let mut folded = String::new();
-    let end = |word: &mut String, words: &mut Vec<String>| {
+    let end = |word: &mut String, words: &mut Vec<(String, std::ops::Range<usize>)>, span| {
         if !word.is_empty() {
-            words.push(std::mem::take(word));
+            words.push((std::mem::take(word), span));
         }
     };
-    for c in text.chars() {
-        if words.len() >= MAX_WORDS {
-            break;
+    for (at, c) in text.char_indices() {
+        if words.len() >= cap {
+            return words;
         }
         if c.is_alphanumeric() || c == '\u{200C}' {
+            if word.is_empty() {
+                start = at;
+            }
             folded.clear();
             fold(c, &mut folded);
             for f in folded.chars() {
@@ -76,13 +89,15 @@ pub fn words(text: &str) -> Vec<String> {
                 word.push(f);
             }
         } else if c.is_whitespace() || c.is_ascii_punctuation() || is_punctuation(c) {
-            end(&mut word, &mut words);
+            end(&mut word, &mut words, start..at);
         } else if !c.is_control() && !matches!(c, '\u{FE0F}' | '\u{200D}') {
-            end(&mut word, &mut words);
-            words.push(c.to_string());
+            end(&mut word, &mut words, start..at);
+            words.push((c.to_string(), at..at + c.len_utf8()));
         }
     }
-    end(&mut word, &mut words);
+    if words.len() < cap {
+        end(&mut word, &mut words, start..text.len());
+    }
     words
 }
 
@@ -111,35 +126,64 @@ fn is_punctuation(c: char) -> bool {
 pub fn features(text: &str, buckets: u32, out: &mut Vec<u32>) {
     out.clear();
     let words = words(text);
-    let row =
-        |kind: u64, bytes: &[u8]| (xxh3_64_with_seed(bytes, kind) % u64::from(buckets)) as u32;
-    let mut buf = Vec::with_capacity(64);
-    for (i, w) in words.iter().enumerate() {
-        out.push(row(1, w.as_bytes()));
-        if let Some(next) = words.get(i + 1) {
-            buf.clear();
-            buf.extend_from_slice(w.as_bytes());
-            buf.push(b' ');
-            buf.extend_from_slice(next.as_bytes());
-            out.push(row(2, &buf));
-        }
-        // Letter groups of the word with its ends marked.
-        let chars: Vec<char> = std::iter::once('<')
-            .chain(w.chars())
-            .chain(std::iter::once('>'))
-            .collect();
-        if chars.len() <= 3 {
-            continue; // a one-letter word or an emoji: the word itself is enough
-        }
-        for n in MIN_N..=MAX_N {
-            for g in chars.windows(n) {
-                buf.clear();
-                for c in g {
-                    let mut b = [0; 4];
-                    buf.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
-                }
-                out.push(row(3, &buf));
-            }
+    let mut scratch = Scratch::default();
+    for i in 0..words.len() {
+        word_features(&words[i], words.get(i + 1), buckets, &mut scratch, out);
+    }
+}
+
+/// Buffers reused from word to word.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    buf: Vec<u8>,
+    marked: String,
+    bounds: Vec<usize>,
+}
+
+/// Adds the features of one word (with the word after it, for the pair) to `out`.
+pub(crate) fn word_features<W: AsRef<str>>(
+    w: &str,
+    next: Option<&W>,
+    buckets: u32,
+    s: &mut Scratch,
+    out: &mut Vec<u32>,
+) {
+    // A power of two (as the shipped model's 2^17 is) is a mask, the same number as the
+    // remainder and many times quicker than a division.
+    let mask = u64::from(buckets)
+        .is_power_of_two()
+        .then(|| u64::from(buckets) - 1);
+    let row = |kind: u64, bytes: &[u8]| {
+        let h = xxh3_64_with_seed(bytes, kind);
+        (match mask {
+            Some(m) => h & m,
+            None => h % u64::from(buckets),
+        }) as u32
+    };
+    out.push(row(1, w.as_bytes()));
+    if let Some(next) = next {
+        s.buf.clear();
+        s.buf.extend_from_slice(w.as_bytes());
+        s.buf.push(b' ');
+        s.buf.extend_from_slice(next.as_ref().as_bytes());
+        out.push(row(2, &s.buf));
+    }
+    // Letter groups of the word with its ends marked.
+    s.marked.clear();
+    s.marked.push('<');
+    s.marked.push_str(w);
+    s.marked.push('>');
+    s.bounds.clear();
+    s.bounds.extend(s.marked.char_indices().map(|(i, _)| i));
+    let chars = s.bounds.len();
+    s.bounds.push(s.marked.len());
+    if chars <= 3 {
+        return; // a one-letter word or an emoji: the word itself is enough
+    }
+    let bytes = s.marked.as_bytes();
+    for n in MIN_N..=MAX_N {
+        for k in 0..(chars + 1).saturating_sub(n) {
+            out.push(row(3, &bytes[s.bounds[k]..s.bounds[k + n]]));
         }
     }
 }

@@ -149,8 +149,13 @@ impl Model {
         for hk in &mut h {
             *hk /= n;
         }
-        let cats = softmax(&head(&self.cat_w, &self.cat_b, &h));
-        let grades = softmax(&head(&self.grade_w, &self.grade_b, &h));
+        Some(self.opinion(&h))
+    }
+
+    /// The two heads' reading of a text's vector.
+    fn opinion(&self, h: &[f32]) -> Opinion {
+        let cats = softmax(&head(&self.cat_w, &self.cat_b, h));
+        let grades = softmax(&head(&self.grade_w, &self.grade_b, h));
         let mut best = 1;
         for c in 2..CATEGORIES.len() {
             if cats[c] > cats[best] {
@@ -159,12 +164,12 @@ impl Model {
         }
         let mut g = [0f32; GRADES];
         g.copy_from_slice(&grades);
-        Some(Opinion {
+        Opinion {
             category: CATEGORIES[best],
             category_p: cats[best],
             none_p: cats[0],
             grades: g,
-        })
+        }
     }
 
     /// The model as bytes (little-endian): magic, sizes, the embedding's scales and rows, then
@@ -245,49 +250,78 @@ impl Model {
     }
 }
 
-/// Characters in a passage of a page: about a paragraph.
-pub const PASSAGE: usize = 400;
+/// Words in a passage of a page: about a paragraph.
+pub const PASSAGE_WORDS: usize = 64;
 
-/// A long text's passages: overlapping windows of about `size` characters (each starting a
-/// quarter of a window before the last one ended), cut at spaces where one is near, so that
-/// what decides is what is near together and a capture can keep the passage that decided.
-pub fn passages(text: &str, size: usize) -> Vec<&str> {
-    let starts: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    let size = size.max(8);
-    while i < starts.len() {
-        let end = starts.get(i + size).copied().unwrap_or(text.len());
-        out.push(&text[starts[i]..end]);
-        if end == text.len() {
-            break;
-        }
-        i += size * 3 / 4;
-        // Start at the next word rather than inside one, if one starts soon.
-        if let Some(k) =
-            (i..(i + 16).min(starts.len())).find(|&k| text[starts[k]..].starts_with(' '))
-        {
-            i = k + 1;
-        }
-    }
-    out
+/// Passages start this many words apart (a quarter of each overlaps the next).
+const PASSAGE_STEP: usize = 48;
+
+/// Words of a page read, at most (a page's text is capped before this, too).
+const PAGE_WORDS: usize = 200_000;
+
+/// The passages of a long text (a page): overlapping windows of [`PASSAGE_WORDS`] words, as
+/// byte ranges of `text`, so that what decides is what is near together and a capture can keep
+/// the passage that decided.
+pub fn passages(text: &str) -> Vec<std::ops::Range<usize>> {
+    let tokens = features::tokens(text, PAGE_WORDS);
+    windows(tokens.len())
+        .map(|(a, b)| tokens[a].1.start..tokens[b - 1].1.end)
+        .collect()
+}
+
+/// Word windows `(first, end)` over `n` words.
+fn windows(n: usize) -> impl Iterator<Item = (usize, usize)> {
+    let count = if n <= PASSAGE_WORDS {
+        usize::from(n > 0)
+    } else {
+        (n - PASSAGE_WORDS).div_ceil(PASSAGE_STEP) + 1
+    };
+    (0..count).map(move |k| {
+        let a = (k * PASSAGE_STEP).min(n.saturating_sub(PASSAGE_WORDS));
+        (a, (a + PASSAGE_WORDS).min(n))
+    })
 }
 
 impl Model {
-    /// The passage of `text` (see [`passages`]) the model finds most likely to be of grade
-    /// `at_least` or more, with its opinion; `None` for a text without words.
-    pub fn judge_passages<'t>(&self, text: &'t str, at_least: u8) -> Option<(Opinion, &'t str)> {
-        let mut best: Option<(Opinion, &str)> = None;
-        for p in passages(text, PASSAGE) {
-            let Some(o) = self.judge(p) else { continue };
-            if best
-                .as_ref()
-                .is_none_or(|(b, _)| o.at_least(at_least) > b.at_least(at_least))
-            {
-                best = Some((o, p));
+    /// The model's opinion of each passage of `text` (see [`passages`]), with its byte range.
+    /// The text is read once: each word's features are summed once, and a passage's vector is
+    /// the difference of two running sums, so a long page costs about what its words do.
+    pub fn judge_passages(&self, text: &str) -> Vec<(Opinion, std::ops::Range<usize>)> {
+        let tokens = features::tokens(text, PAGE_WORDS);
+        let dim = self.dim;
+        // Running sums of the words' vectors and feature counts.
+        let mut sums = vec![0f32; (tokens.len() + 1) * dim];
+        let mut counts = vec![0usize; tokens.len() + 1];
+        let mut scratch = features::Scratch::default();
+        let mut f = Vec::new();
+        for i in 0..tokens.len() {
+            f.clear();
+            let next = tokens.get(i + 1).map(|(w, _)| w);
+            features::word_features(&tokens[i].0, next, self.buckets, &mut scratch, &mut f);
+            let (done, rest) = sums.split_at_mut((i + 1) * dim);
+            let (before, now) = (&done[i * dim..], &mut rest[..dim]);
+            now.copy_from_slice(before);
+            for &r in &f {
+                let r = r as usize;
+                let scale = self.scales[r];
+                for (v, &q) in now.iter_mut().zip(&self.rows[r * dim..(r + 1) * dim]) {
+                    *v += scale * f32::from(q);
+                }
             }
+            counts[i + 1] = counts[i] + f.len();
         }
-        best
+        windows(tokens.len())
+            .filter_map(|(a, b)| {
+                let n = counts[b] - counts[a];
+                if n == 0 {
+                    return None;
+                }
+                let h: Vec<f32> = (0..dim)
+                    .map(|k| (sums[b * dim + k] - sums[a * dim + k]) / n as f32)
+                    .collect();
+                Some((self.opinion(&h), tokens[a].1.start..tokens[b - 1].1.end))
+            })
+            .collect()
     }
 }
 

@@ -273,6 +273,39 @@ mod tests {
     }
 
     #[test]
+    fn a_page_is_read_once_in_overlapping_passages() {
+        let (m, _) = train(&small(), &options());
+        // A short text is one passage, read as the whole text is.
+        let short = "goodbye everyone i wont be here tomorrow";
+        let one = m.judge_passages(short);
+        assert_eq!(one.len(), 1);
+        assert_eq!(&short[one[0].1.clone()], short);
+        let whole = m.judge(short).expect("words");
+        for (a, b) in one[0].0.grades.iter().zip(whole.grades) {
+            assert!((a - b).abs() < 1e-4, "{one:?} {whole:?}");
+        }
+        // A long one: passages of 64 words, 48 apart, covering it all; the one that decides
+        // is the one with the words.
+        let filler = "homework on fractions due friday ".repeat(40);
+        let page = format!("{filler} i want to end it all tonight {filler}");
+        let ps = m.judge_passages(&page);
+        let ranges = crate::passages(&page);
+        assert_eq!(
+            ps.iter().map(|(_, r)| r.clone()).collect::<Vec<_>>(),
+            ranges
+        );
+        assert!(ps.len() >= 6, "{}", ps.len());
+        assert_eq!(ranges[0].start, 0);
+        assert_eq!(ranges.last().map(|r| r.end), Some(page.trim_end().len()));
+        let (worst, range) = ps
+            .iter()
+            .max_by(|a, b| a.0.at_least(4).total_cmp(&b.0.at_least(4)))
+            .expect("passages");
+        assert!(page[range.clone()].contains("end it all"), "{worst:?}");
+        assert!(m.judge_passages("").is_empty());
+    }
+
+    #[test]
     fn unknown_labels_are_left_out_and_counted() {
         let mut v = small();
         v.push(ex("something", "weather", 2));

@@ -134,20 +134,36 @@ impl Grader {
 
     /// Grades a long text (a page) by its passages ([`haven_model::passages`]): the passage
     /// that grades highest (the model's likelihood of an alert breaking ties) and its
-    /// assessment; `None` when nothing grades.
+    /// assessment; `None` when nothing grades. The model reads the page once
+    /// ([`Model::judge_passages`]); the library grades each passage.
     pub fn assess_passages(&self, text: &str) -> Option<(Assessment, String)> {
-        let mut best: Option<(Assessment, &str)> = None;
+        let passages: Vec<(Option<Opinion>, std::ops::Range<usize>)> = match &self.model {
+            Some(m) => m
+                .judge_passages(text)
+                .into_iter()
+                .map(|(o, r)| (Some(o), r))
+                .collect(),
+            None => haven_model::passages(text)
+                .into_iter()
+                .map(|r| (None, r))
+                .collect(),
+        };
+        let mut best: Option<(Assessment, std::ops::Range<usize>)> = None;
         let key = |a: &Assessment| (a.grade.grade, a.model.as_ref().map_or(0.0, |m| m.alert_p));
-        for p in haven_model::passages(text, haven_model::PASSAGE) {
-            let a = self.assess(p);
+        for (opinion, range) in passages {
+            let a = combine(
+                self.library.grade(&text[range.clone()]),
+                opinion.as_ref(),
+                &self.tuning,
+            );
             if a.grade.grade == 0 {
                 continue;
             }
             if best.as_ref().is_none_or(|(b, _)| key(&a) > key(b)) {
-                best = Some((a, p));
+                best = Some((a, range));
             }
         }
-        best.map(|(a, p)| (a, p.to_owned()))
+        best.map(|(a, r)| (a, text[r].to_owned()))
     }
 
     /// The grade Haven acts on.

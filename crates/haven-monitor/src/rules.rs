@@ -33,7 +33,8 @@ pub struct MonitorRules {
     #[serde(default = "yes")]
     pub pages: bool,
     /// Page text graded a second, at most, in KiB (as the pages came): grading takes CPU
-    /// (about 30 µs a KiB of text), so past this pages are left ungraded and counted.
+    /// (the library and the model together about 170 µs a KiB of text), so past this pages are
+    /// left ungraded and counted.
     #[serde(default = "default_page_kib")]
     pub page_kib_per_second: u32,
 }
@@ -44,7 +45,7 @@ pub struct MonitorRules {
 pub struct RulesError(String);
 
 fn default_page_kib() -> u32 {
-    4096
+    1024
 }
 
 fn yes() -> bool {

@@ -30,8 +30,9 @@ const INLINE_BYTES: usize = 16 * 1024;
 /// Decoded bytes scanned at most (a page that inflates beyond this is scored on its start).
 const DECODED_CAP: usize = 64 * 1024 * 1024;
 
-/// Pages are classified from at most this much of their text.
-const CLASSIFIED_TEXT: usize = 64 * 1024;
+/// Pages are classified from at most this much of their text (a page shows what it is long
+/// before this; the cost grows with the text).
+const CLASSIFIED_TEXT: usize = 32 * 1024;
 
 /// A passage must be at least this likely to be of grade 4 or more to block its page. A page is
 /// judged by its worst passage, so a passage's false positives multiply by the passages in a
@@ -96,18 +97,18 @@ const PAGE_LIKELIHOOD: f32 = 0.3;
 /// page is blocked when its worst passage is likely enough to be of grade 4 or more in a blocked
 /// category and its passages on average lean that way too.
 pub fn classify_text(text: &str, c: &Classify) -> Option<Classified> {
-    let mut worst: Option<(haven_model::Opinion, &str)> = None;
+    let mut worst: Option<(haven_model::Opinion, std::ops::Range<usize>)> = None;
     let (mut sum, mut n) = (0f32, 0usize);
-    for p in haven_model::passages(text, haven_model::PASSAGE) {
-        let Some(o) = c.model.judge(p) else { continue };
+    for (o, range) in c.model.judge_passages(text) {
         let a = o.at_least(4);
         sum += a;
         n += 1;
         if worst.as_ref().is_none_or(|(w, _)| a > w.at_least(4)) {
-            worst = Some((o, p));
+            worst = Some((o, range));
         }
     }
-    let (o, passage) = worst?;
+    let (o, range) = worst?;
+    let passage = &text[range];
     let likelihood = o.at_least(4);
     if likelihood < CLASSIFY_LIKELIHOOD
         || sum / (n as f32) < PAGE_LIKELIHOOD

@@ -71,6 +71,9 @@ pub enum MonitorCommand {
         /// The learning rate at the start.
         #[arg(long, default_value_t = haven_monitor::training::OPTIONS.rate)]
         rate: f32,
+        /// Feature rows (a power of two is quickest).
+        #[arg(long, default_value_t = haven_monitor::training::OPTIONS.buckets)]
+        buckets: u32,
         /// The share of a text's features left out at random in each pass.
         #[arg(long, default_value_t = haven_monitor::training::OPTIONS.dropout)]
         dropout: f32,
@@ -133,6 +136,7 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
             dim,
             rate,
             dropout,
+            buckets,
         } => {
             let options = haven_model::TrainOptions {
                 seed,
@@ -140,6 +144,7 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
                 dim,
                 rate,
                 dropout,
+                buckets,
                 ..haven_monitor::training::OPTIONS
             };
             return train(ctx, &data, with_decisions, folds, out, &options);
