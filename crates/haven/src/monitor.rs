@@ -145,7 +145,6 @@ pub fn run(ctx: &Context, cmd: MonitorCommand) -> Result<ExitCode> {
                 rate,
                 dropout,
                 buckets,
-                ..haven_monitor::training::OPTIONS
             };
             return train(ctx, &data, with_decisions, folds, out, &options);
         }
