@@ -239,3 +239,77 @@ pub fn combine(library: Grade, opinion: Option<&Opinion>, t: &Tuning) -> Assessm
         model: Some(said),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn library(grade: u8) -> Grade {
+        Grade {
+            grade,
+            categories: if grade > 0 {
+                vec![("bullying".to_owned(), grade)]
+            } else {
+                Vec::new()
+            },
+            matched: if grade > 0 {
+                vec!["a phrase".to_owned()]
+            } else {
+                Vec::new()
+            },
+            set_aside: Vec::new(),
+        }
+    }
+
+    /// An opinion whose grades are all on `grade`, with `p` there and the rest on 0.
+    fn opinion(category: &'static str, grade: usize, p: f32) -> Opinion {
+        let mut grades = [0f32; haven_model::GRADES];
+        grades[grade] = p;
+        grades[0] += 1.0 - p;
+        Opinion {
+            category,
+            category_p: 0.9,
+            none_p: 0.05,
+            grades,
+        }
+    }
+
+    #[test]
+    fn the_model_categories_are_the_librarys() {
+        assert_eq!(haven_model::CATEGORIES[0], "none");
+        assert_eq!(&haven_model::CATEGORIES[1..], haven_core::risk::CATEGORIES);
+    }
+
+    #[test]
+    fn two_opinions_make_one_grade() {
+        let g = |lib: u8, o: Opinion| combine(library(lib), Some(&o), &TUNING).grade.grade;
+        // The model raises, in its own category, when sure enough.
+        let a = combine(library(0), Some(&opinion("suicide", 5, 0.9)), &TUNING);
+        assert_eq!(a.grade.categories, [("suicide".to_owned(), 5)]);
+        assert_eq!(
+            a.model.as_ref().map(|m| m.to_string()).as_deref(),
+            Some("suicide 5 (alert 0.90)")
+        );
+        assert_eq!(
+            g(0, opinion("suicide", 5, 0.4)),
+            0,
+            "not sure enough to alert"
+        );
+        // On its own, never below 3: grades 1 and 2 are the library's to explain.
+        assert_eq!(g(0, opinion("drugs", 2, 0.95)), 0);
+        assert_eq!(g(1, opinion("drugs", 2, 0.95)), 2);
+        // A library grade 5 stands whatever the model reads.
+        assert_eq!(g(5, opinion("none", 0, 0.0)), 5);
+        // A fragment the model reads as ordinary: grades 1-3 set aside, 4 kept at 3.
+        let a = combine(library(3), Some(&opinion("bullying", 0, 0.0)), &TUNING);
+        assert_eq!((a.grade.grade, a.grade.set_aside.len()), (0, 1));
+        assert_eq!(a.library.grade, 3, "the library's own opinion is kept");
+        assert_eq!(
+            g(4, opinion("bullying", 0, 0.0)),
+            3,
+            "never hides a library alert"
+        );
+        // Without a model, the library alone.
+        assert_eq!(combine(library(4), None, &TUNING).grade.grade, 4);
+    }
+}
