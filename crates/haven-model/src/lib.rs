@@ -256,8 +256,9 @@ pub const PASSAGE_WORDS: usize = 64;
 /// Passages start this many words apart (a quarter of each overlaps the next).
 const PASSAGE_STEP: usize = 48;
 
-/// Words of a page read, at most (a page's text is capped before this, too).
-const PAGE_WORDS: usize = 200_000;
+/// Words of a page read, at most (a page's text is capped before this, too: 32 KiB in the
+/// proxy, 256 KiB in monitoring, about 45,000 words). Reading holds 128 bytes a word.
+const PAGE_WORDS: usize = 50_000;
 
 /// The passages of a long text (a page): overlapping windows of [`PASSAGE_WORDS`] words, as
 /// byte ranges of `text`, so that what decides is what is near together and a capture can keep
