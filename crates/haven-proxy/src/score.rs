@@ -81,9 +81,11 @@ pub fn filter_category(monitoring: &str) -> &'static str {
         "drugs" => "drugs",
         "gambling" => "gambling",
         "extremism" => "extremism",
-        "pornography" | "exploitation" => "pornography",
+        "pornography" => "pornography",
         "violence" => "violence",
         "discrimination" | "bullying" => "discrimination",
+        // Exploitation (escorting, "models wanted", carrying parcels for cash) and other illegal
+        // trades: grown-up content, rather than pictures for adults, is what the page should say.
         _ => "adult-themes",
     }
 }
