@@ -4,10 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::{Context as _, Result};
 use haven_model::{Model, TrainOptions};
 use haven_monitor::grader::{Grader, Tuning, TUNING};
-use haven_monitor::library::{read_library, school_model_path};
+use haven_monitor::library::read_library;
 use haven_monitor::training::{self, Labelled, Measure, SchoolReport};
 
 use crate::context::Context;
@@ -39,34 +41,32 @@ pub fn grader(
     library: Option<&Path>,
     model: &ModelChoice,
 ) -> Result<(Grader, Vec<String>)> {
+    if let (None, ModelChoice::InForce) = (library, model) {
+        // Just as `serve` reads them: the library and the model in one go.
+        let (m, warnings) = haven_monitor::Monitoring::new(
+            haven_monitor::library::BUILT_IN,
+            ctx.data_dir.join("risk"),
+            haven_monitor::MonitorRules::default(),
+        );
+        return Ok((m.grader(), warnings));
+    }
     let (lib, mut warnings) = read_library(ctx.data_dir.join("risk"), library)?;
     let model = match model {
         ModelChoice::None => None,
         ModelChoice::File(f) => {
             let bytes = std::fs::read(f).with_context(|| format!("reading {}", f.display()))?;
-            Some(Model::from_bytes(&bytes).with_context(|| format!("reading {}", f.display()))?)
+            Some(Arc::new(
+                Model::from_bytes(&bytes).with_context(|| format!("reading {}", f.display()))?,
+            ))
         }
         ModelChoice::InForce => {
-            let school = school_model_path(&ctx.data_dir);
-            let read = std::fs::read(&school).ok().map(|b| Model::from_bytes(&b));
-            match read {
-                Some(Ok(m)) => Some(m),
-                other => {
-                    if let Some(Err(e)) = other {
-                        warnings.push(format!(
-                            "{}: {e}; using the built-in model",
-                            school.display()
-                        ));
-                    }
-                    Model::from_bytes(training::BUILT_IN_MODEL).ok()
-                }
-            }
+            haven_monitor::library::model_in_force(&ctx.data_dir, &mut warnings).map(|(m, _)| m)
         }
     };
     Ok((
         Grader {
-            library: std::sync::Arc::new(lib),
-            model: model.map(std::sync::Arc::new),
+            library: Arc::new(lib),
+            model,
             tuning: TUNING,
         },
         warnings,

@@ -66,8 +66,18 @@ fn load_model(
     dir: &Path,
     warnings: &mut Vec<String>,
 ) -> Option<(Arc<haven_model::Model>, ModelSource)> {
-    let school = dir.parent().map(school_model_path);
-    if let Some(path) = school.filter(|p| p.exists()) {
+    model_in_force(dir.parent().unwrap_or(dir), warnings)
+}
+
+/// The model `serve` puts in force for `data_dir`: the school's own if there is one that
+/// reads, else the built-in one; a school file that cannot be read is a warning. `None` only if
+/// the built-in model does not read either (grading by the library alone).
+pub fn model_in_force(
+    data_dir: &Path,
+    warnings: &mut Vec<String>,
+) -> Option<(Arc<haven_model::Model>, ModelSource)> {
+    let path = school_model_path(data_dir);
+    if path.exists() {
         match std::fs::read(&path)
             .map_err(|e| e.to_string())
             .and_then(|b| haven_model::Model::from_bytes(&b).map_err(|e| e.to_string()))

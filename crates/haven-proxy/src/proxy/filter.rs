@@ -128,15 +128,8 @@ impl Proxy {
         };
         let blocked_types = settings.map_or(&[][..], |g| &g.block_file_types[..]);
         let limit = settings.and_then(|g| g.phrase_limit);
-        let classify = settings
-            .filter(|g| !g.classify_pages.is_empty())
-            .and_then(|g| {
-                let model = self.model.as_ref().and_then(|m| m())?;
-                Some(score::Classify {
-                    model,
-                    categories: g.classify_pages.clone(),
-                })
-            });
+        let classifies =
+            self.model.is_some() && settings.is_some_and(|g| !g.classify_pages.is_empty());
         let resp = match self.forward(req, dest, &engine, blocked_types, conn).await {
             Ok(resp) => resp,
             Err(BlockedType(ext)) => {
@@ -158,10 +151,18 @@ impl Proxy {
             Scanned::Blocked(page) => return page,
         };
         let scanner = self.scanner.clone().zip(limit);
-        if (scanner.is_none() && classify.is_none()) || !resp.status().is_success() {
+        if (scanner.is_none() && !classifies) || !resp.status().is_success() {
             self.emit(&asked, passed);
             return resp;
         }
+        // The model in force and the group's categories, asked for only now that there is a
+        // page to read.
+        let classify = settings.filter(|_| classifies).and_then(|g| {
+            Some(score::Classify {
+                model: self.model.as_ref().and_then(|m| m())?,
+                categories: g.classify_pages.clone(),
+            })
+        });
         self.scored(resp, scanner, classify, &engine, &asked, passed)
             .await
     }
