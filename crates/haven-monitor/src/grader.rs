@@ -73,6 +73,8 @@ pub struct ModelSaid {
     pub alert_p: f32,
     /// How likely grade 0 is.
     pub ordinary_p: f32,
+    /// P(grade = g) for g = 0..=5, as the model read it.
+    pub grades: [f32; haven_model::GRADES],
 }
 
 impl ModelSaid {
@@ -83,6 +85,7 @@ impl ModelSaid {
             category_p: o.category_p,
             alert_p: o.at_least(4),
             ordinary_p: o.grades[0],
+            grades: o.grades,
         }
     }
 }

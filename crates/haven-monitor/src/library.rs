@@ -391,4 +391,33 @@ mod tests {
         assert_eq!(lib.grade("Scunthorpe United results").grade, 0);
         assert_eq!(lib.grade("chcę umrzeć").grade, 5);
     }
+
+    /// The library's alerts on ordinary texts that only name a harm (texts of our own, written
+    /// to look like the kinds of false alert found in the project's training texts).
+    #[test]
+    fn naming_a_harm_or_signing_off_with_kisses_does_not_alert() {
+        let (lib, _) = RiskLibrary::parse(BUILT_IN);
+        for ordinary in [
+            "see you at grandad's on sunday, love you loads xxx",
+            "kocham cię babciu, do zobaczenia w sobotę xxx",
+            "news: teenager jailed for county lines dealing in seaside town",
+            "a guide for parents: what sextortion is and how to report it",
+            "ks3 bitesize: what was the holocaust",
+            "how to make a bath bomb with citric acid",
+            "drama club: in the last scene the villain gets stabbed (fake blood!)",
+            "shh it's our little secret, the surprise party for miss is on friday",
+        ] {
+            let g = lib.grade(ordinary);
+            assert!(g.grade < 4, "{ordinary:?} alerted: {g:?}");
+        }
+        // What still alerts: the search for porn, sextortion under way, a plan.
+        for concern in [
+            "free xxx videos",
+            "he says he'll send my pics to everyone unless i pay by tonight",
+            "i'm going to kill myself on friday",
+        ] {
+            let g = lib.grade(concern);
+            assert!(g.grade >= 4, "{concern:?} did not alert: {g:?}");
+        }
+    }
 }
