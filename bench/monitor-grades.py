@@ -6,7 +6,8 @@ ordinary texts alerting and captured, exact grade and within one, recall by lang
 
     bench/monitor-grades.py CORPUS.tsv [--haven PATH] [--misses] [-- extra `monitor grade` args]
 """
-import json, subprocess, sys, tempfile, os
+import json, subprocess, sys, tempfile, os, signal
+signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 from collections import Counter, defaultdict
 
 args = sys.argv[1:]

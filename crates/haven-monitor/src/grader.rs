@@ -25,7 +25,7 @@ pub struct Tuning {
     /// The model's grade is the highest grade `g` it finds at least this likely to be reached
     /// (`P(grade >= g)`), for grades 1 to 3.
     pub concern: f32,
-    /// The same for grades 4 and 5 (an alert): higher, so that an alert needs more certainty.
+    /// The same for grades 4 and 5 (an alert).
     pub alert: f32,
     /// The library's grade 1 to 4 is set aside when the model gives grade 0 at least this.
     pub ordinary: f32,
@@ -34,7 +34,12 @@ pub struct Tuning {
     pub none: f32,
 }
 
-/// The tuning Haven ships.
+/// The tuning Haven ships. With 20,600 training texts, cross-validation offered fewer ordinary
+/// texts alerting (3.8% against 4.4%) at the same grade 4-5 recall by requiring both heads to
+/// agree (`none` 0.7) with an alert at 0.4, but a point fewer grade-5 texts alerting (86%
+/// against 87%); the corpora it was then run on lost more (7 of 281 grade-5 texts, for 7 of
+/// 1,363 ordinary texts fewer alerting: docs/BENCHMARKS.md), and a missed grade 5 is the worse
+/// mistake, so the heads need not agree.
 pub const TUNING: Tuning = Tuning {
     concern: 0.8,
     alert: 0.5,
@@ -73,6 +78,8 @@ pub struct ModelSaid {
     pub alert_p: f32,
     /// How likely grade 0 is.
     pub ordinary_p: f32,
+    /// P(no category), from the category head.
+    pub none_p: f32,
     /// P(grade = g) for g = 0..=5, as the model read it.
     pub grades: [f32; haven_model::GRADES],
 }
@@ -85,6 +92,7 @@ impl ModelSaid {
             category_p: o.category_p,
             alert_p: o.at_least(4),
             ordinary_p: o.grades[0],
+            none_p: o.none_p,
             grades: o.grades,
         }
     }
@@ -297,6 +305,22 @@ mod tests {
             g(0, opinion("suicide", 5, 0.4)),
             0,
             "not sure enough to alert"
+        );
+        // With `none` below 1, both heads must agree: a grade the category head reads as no
+        // category is not raised.
+        let agree = Tuning {
+            none: 0.7,
+            ..TUNING
+        };
+        let unsure = Opinion {
+            none_p: 0.8,
+            ..opinion("suicide", 5, 0.9)
+        };
+        assert_eq!(combine(library(0), Some(&unsure), &agree).grade.grade, 0);
+        assert_eq!(
+            g(0, unsure),
+            5,
+            "the shipped tuning does not ask the category head"
         );
         // On its own, never below 3: grades 1 and 2 are the library's to explain.
         assert_eq!(g(0, opinion("drugs", 2, 0.95)), 0);

@@ -235,10 +235,11 @@ fn train(
         eprintln!("cross-validating on {} texts, {k} folds", texts.len());
         for (t, m) in haven_app::model::cross_validate(&before, &texts, options, k) {
             outln!(
-                "tuning: concern {} alert {} ordinary {}",
+                "tuning: concern {} alert {} ordinary {} none {}",
                 t.concern,
                 t.alert,
-                t.ordinary
+                t.ordinary,
+                t.none
             );
             outln!("summary: {}", m.summary());
             outln!("{}", m.report());
