@@ -124,8 +124,12 @@ fn is_punctuation(c: char) -> bool {
 /// The hashed features of a text (one row number each, `< buckets`; repeats kept, as a word
 /// said twice counts twice).
 pub fn features(text: &str, buckets: u32, out: &mut Vec<u32>) {
+    features_of(&words(text), buckets, out);
+}
+
+/// The hashed features of words already read by [`words`].
+pub fn features_of(words: &[String], buckets: u32, out: &mut Vec<u32>) {
     out.clear();
-    let words = words(text);
     let mut scratch = Scratch::default();
     for i in 0..words.len() {
         word_features(&words[i], words.get(i + 1), buckets, &mut scratch, out);

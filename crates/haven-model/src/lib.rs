@@ -33,6 +33,12 @@ pub const CATEGORIES: [&str; 12] = [
 /// Grades 0 (nothing of concern) to 5.
 pub const GRADES: usize = 6;
 
+/// The fewest words the model gives an opinion on. None of its training texts has fewer than
+/// two, and no concern of grade 4 or 5 fewer than three; on one or two words it read whatever
+/// a frequent word's vector happened to carry ("the", "friday" and "bridge" alone each read as
+/// grade 5), so a text that short is the library's alone.
+pub const MIN_WORDS: usize = 3;
+
 const MAGIC: &[u8; 8] = b"HAVENTX1";
 
 /// A trained model. Its embedding is kept as 8-bit numbers with one scale a row (a quarter of
@@ -125,10 +131,14 @@ impl Model {
                 + self.grade_b.len())
     }
 
-    /// The model's opinion of `text`; `None` when it holds no word the model can read.
+    /// The model's opinion of `text`; `None` when it has fewer than [`MIN_WORDS`] words.
     pub fn judge(&self, text: &str) -> Option<Opinion> {
+        let words = features::words(text);
+        if words.len() < MIN_WORDS {
+            return None;
+        }
         let mut f = Vec::new();
-        features::features(text, self.buckets, &mut f);
+        features::features_of(&words, self.buckets, &mut f);
         self.judge_features(&f)
     }
 
@@ -314,7 +324,7 @@ impl Model {
         windows(tokens.len())
             .filter_map(|(a, b)| {
                 let n = counts[b] - counts[a];
-                if n == 0 {
+                if n == 0 || b - a < MIN_WORDS {
                     return None;
                 }
                 let h: Vec<f32> = (0..dim)

@@ -273,6 +273,16 @@ mod tests {
     }
 
     #[test]
+    fn one_or_two_words_get_no_opinion() {
+        let (m, _) = train(&small(), &options());
+        for short in ["the", "friday", "end it", "  tonight  !!"] {
+            assert!(m.judge(short).is_none(), "{short:?}");
+            assert!(m.judge_passages(short).is_empty(), "{short:?}");
+        }
+        assert!(m.judge("end it all").is_some());
+    }
+
+    #[test]
     fn a_page_is_read_once_in_overlapping_passages() {
         let (m, _) = train(&small(), &options());
         // A short text is one passage, read as the whole text is.
