@@ -4,9 +4,6 @@
 # Runs in its own network namespace (loopback only), with the built-in policy and lists.
 #
 #   bench/pages-eval.sh DIR [HAVEN_BINARY]
-#
-# MODEL=FILE uses that text model (as the school's own, <data-dir>/model/school.model) instead
-# of the built-in one.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR=$(realpath "$1")
@@ -18,7 +15,6 @@ WORK=$(mktemp -d /tmp/haven-pages-eval.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$WORK"' EXIT
 sed -e 's/^allow_loopback = false/allow_loopback = true/' \
     -e 's/^# hosts = .*/hosts = { "pages.test" = "127.0.0.1" }/' config/haven.toml > "$WORK/haven.toml"
-if [ -n "${MODEL:-}" ]; then mkdir -p "$WORK/data/model" && cp "$MODEL" "$WORK/data/model/school.model"; fi
 (cd "$DIR" && exec python3 -m http.server 8099 --bind 127.0.0.1 >/dev/null 2>&1) &
 "$HAVEN" --data-dir "$WORK/data" serve --config "$WORK/haven.toml" > "$WORK/serve.log" 2>&1 &
 for _ in $(seq 100); do

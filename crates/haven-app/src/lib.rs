@@ -230,8 +230,23 @@ impl App {
             tracing::warn!(at = %e.at, "phrase list line refused: {}", e.message);
         }
         proxy = proxy.with_phrases(Arc::new(scanner));
+        // Pages are classified with the page model (training.rs says why); should it not
+        // load, with the text model in force.
+        let page_model = match haven_model::Model::from_bytes(
+            haven_monitor::training::BUILT_IN_PAGE_MODEL,
+        ) {
+            Ok(m) => Some(Arc::new(m)),
+            Err(e) => {
+                tracing::warn!(error = %e, "the built-in page model: using the text model for pages");
+                None
+            }
+        };
         let in_force = monitoring.clone();
-        proxy = proxy.with_model(Arc::new(move || in_force.model().map(|(m, _)| m)));
+        proxy = proxy.with_model(Arc::new(move || {
+            page_model
+                .clone()
+                .or_else(|| in_force.model().map(|(m, _)| m))
+        }));
         let ca_dir = ctx.data_dir.join("ca");
         let ca_state = match haven_proxy::ca::load(&ca_dir) {
             Ok(ca) => {
