@@ -1881,10 +1881,11 @@ fn sha12(bytes: &[u8]) -> String {
 
 #[test]
 fn the_library_page_says_which_model_is_in_force_and_how_it_did_on_the_schools_decisions() {
-    use haven_monitor::training::{OnDecisions, SchoolReport, BUILT_IN_MODEL};
+    use haven_monitor::training::{OnDecisions, SchoolReport, BUILT_IN_MODEL, BUILT_IN_PAGE_MODEL};
     rt().block_on(async {
         let h = harness(config()).await;
         let built_in = sha12(BUILT_IN_MODEL);
+        let page_model = sha12(BUILT_IN_PAGE_MODEL);
         let (dsl, _) = signed_in(&h.store, "priya.shah").await;
         let (status, _, page) = call(&h.app, Method::GET, "/library", &dsl, None, &[]).await;
         assert_eq!(status, StatusCode::OK);
@@ -1895,6 +1896,13 @@ fn the_library_page_says_which_model_is_in_force_and_how_it_did_on_the_schools_d
             "{model}"
         );
         assert!(model.contains(" MB</td>"), "{model}");
+        // Which model classifies pages, and that the school's training does not change it.
+        assert!(model.contains("id=\"page-model\""), "{model}");
+        let pages = between(model, "<p class=\"muted\" id=\"page-model\">", "</p>");
+        assert!(
+            pages.contains(&format!("<code>{page_model}</code>")) && page_model != built_in,
+            "{pages}"
+        );
         assert!(model.contains("id=\"model-no-decisions\""), "{model}");
         assert!(
             model.contains("haven monitor train --with-decisions"),

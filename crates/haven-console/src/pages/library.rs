@@ -48,6 +48,8 @@ struct ModelView {
     report: Option<ReportView>,
     /// Why `school.json` could not be read, when it could not.
     report_error: String,
+    /// The first hex digits of the SHA-256 of the page model the proxy classifies pages with.
+    page_sha: String,
 }
 
 struct ModelInForce {
@@ -116,6 +118,7 @@ async fn model_view(monitoring: &std::sync::Arc<haven_monitor::Monitoring>) -> M
             in_force: None,
             report: None,
             report_error: String::new(),
+            page_sha: String::new(),
         })
 }
 
@@ -185,7 +188,20 @@ fn read_model_view(monitoring: &haven_monitor::Monitoring) -> ModelView {
         in_force,
         report: report_view,
         report_error,
+        page_sha: page_model_sha().to_owned(),
     }
+}
+
+/// The page model's checksum, worked out once (it is compiled in and never changes).
+fn page_model_sha() -> &'static str {
+    static SHA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SHA.get_or_init(|| {
+        let d = ring::digest::digest(
+            &ring::digest::SHA256,
+            haven_monitor::training::BUILT_IN_PAGE_MODEL,
+        );
+        hex(d.as_ref()).chars().take(SHA_SHOWN).collect()
+    })
 }
 
 /// When a file was last written, as the console shows times (empty when unknown).
