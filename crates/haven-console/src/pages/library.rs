@@ -146,7 +146,7 @@ fn read_model_view(monitoring: &haven_monitor::Monitoring) -> ModelView {
         }
     };
     let in_force = monitoring.model().map(|(model, source)| {
-        let sha = hex(ring::digest::digest(&ring::digest::SHA256, &model.to_bytes()).as_ref());
+        let sha = model_sha(&model);
         (model.memory(), sha, source)
     });
     // The report describes the model in force only when the school's own is in force with
@@ -189,6 +189,25 @@ fn read_model_view(monitoring: &haven_monitor::Monitoring) -> ModelView {
         report: report_view,
         report_error,
         page_sha: page_model_sha().to_owned(),
+    }
+}
+
+/// The SHA-256 of the model in force, worked out once a model: the page asks on every view, and
+/// serialising and hashing 4.7 MB each time cost about half a second in a debug build. A model
+/// reloaded (SIGHUP, a retrained school model) is a new `Arc`, so it is hashed afresh.
+fn model_sha(model: &std::sync::Arc<haven_model::Model>) -> String {
+    type Last = Option<(std::sync::Arc<haven_model::Model>, String)>;
+    static LAST: std::sync::Mutex<Last> = std::sync::Mutex::new(None);
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    match &*last {
+        Some((m, sha)) if std::sync::Arc::ptr_eq(m, model) => sha.clone(),
+        _ => {
+            let sha = hex(ring::digest::digest(&ring::digest::SHA256, &model.to_bytes()).as_ref());
+            *last = Some((model.clone(), sha.clone()));
+            sha
+        }
     }
 }
 
