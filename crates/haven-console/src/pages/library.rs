@@ -263,11 +263,13 @@ async fn library_page(
         .map(|p| (p.phrase, (p.decided, p.dismissed)))
         .collect();
     let in_force = c.monitoring.library();
+    let in_force: std::collections::HashSet<&str> =
+        in_force.phrases.iter().map(|q| q.text.as_str()).collect();
     let mut rows = Vec::new();
     for source in c.monitoring.sources() {
         for p in &source.library.phrases {
             let (decided, dismissed) = records.get(&p.text).copied().unwrap_or((0, 0));
-            let off = !in_force.phrases.iter().any(|q| q.text == p.text);
+            let off = !in_force.contains(p.text.as_str());
             rows.push(LibraryRow {
                 source: source.name.clone(),
                 grade: match (p.grade, off) {
