@@ -111,6 +111,7 @@ pub struct Inner {
     pub code_failures: web::Failures,
     /// The key TOTP secrets are sealed with (`<data-dir>/totp.key`), read or made on first use.
     totp_key: std::sync::OnceLock<haven_store::sealed::SealKey>,
+    vault: std::sync::OnceLock<Arc<haven_vault::Vault>>,
     /// The risk library and alert rules.
     pub monitoring: Arc<haven_monitor::Monitoring>,
 }
@@ -144,6 +145,7 @@ impl Console {
             failures: web::Failures::new(web::FAILURES_PER_ADDRESS, web::FAILURE_WINDOW),
             code_failures: web::Failures::new(web::FAILURES_PER_ADDRESS, web::FAILURE_WINDOW),
             totp_key: std::sync::OnceLock::new(),
+            vault: std::sync::OnceLock::new(),
             monitoring,
         }))
     }
@@ -191,6 +193,19 @@ impl Console {
             &dir.join(haven_store::sealed::TOTP_KEY_FILE),
         )?;
         Ok(self.totp_key.get_or_init(|| key))
+    }
+
+    /// The vault that seals evidence: `vault/` in the data directory, made there on first use.
+    pub fn vault(&self) -> Result<&Arc<haven_vault::Vault>, haven_vault::VaultError> {
+        if let Some(v) = self.vault.get() {
+            return Ok(v);
+        }
+        let dir = self
+            .policy_path
+            .parent()
+            .unwrap_or_else(|| std::path::Path::new("."));
+        let v = Arc::new(haven_vault::Vault::open(&dir.join("vault"))?);
+        Ok(self.vault.get_or_init(|| v))
     }
 
     /// The school's name, from the policy in force.

@@ -29,11 +29,15 @@ pub enum Permission {
     /// Send text from other capture sources (a device agent, a browser extension) to be
     /// graded, through the API.
     Ingest,
+    /// Log a safeguarding concern, and read back the concerns one wrote (nothing that followed).
+    LogConcern,
+    /// Work safeguarding records: cases, chronologies, referrals (which records, `haven_records::access` decides).
+    Records,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 10] = [
+    pub const ALL: [Permission; 12] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -44,6 +48,8 @@ impl Permission {
         Permission::ApiTokens,
         Permission::Triage,
         Permission::Ingest,
+        Permission::LogConcern,
+        Permission::Records,
     ];
 
     /// Its name, for pages and the API.
@@ -59,6 +65,8 @@ impl Permission {
             Permission::ApiTokens => "api-tokens",
             Permission::Triage => "triage",
             Permission::Ingest => "ingest",
+            Permission::LogConcern => "log-concern",
+            Permission::Records => "records",
         }
     }
 }
@@ -68,6 +76,8 @@ impl Permission {
 /// activity and decide reviews, and only they triage monitoring captures (safeguarding data,
 /// not the network manager's); the DPO and the headteacher read the audit log; governors see
 /// anonymised reports only (none of these); teachers, pupils and parents see none of them.
+/// Every member of staff logs safeguarding concerns; the DSL, deputies, the headteacher and
+/// the chair of governors (allegations about the headteacher) work records.
 /// Tokens for other capture sources (ingest) are the network manager's or administrator's:
 /// they send text in and learn only its grade.
 pub fn allowed(role: Role, p: Permission) -> bool {
@@ -96,6 +106,18 @@ pub fn allowed(role: Role, p: Permission) -> bool {
         P::ApiTokens => matches!(role, R::NetworkManager | R::Administrator),
         P::Triage => matches!(role, R::Dsl | R::DeputyDsl | R::Headteacher),
         P::Ingest => matches!(role, R::NetworkManager | R::Administrator),
+        P::LogConcern => matches!(
+            role,
+            R::Teacher
+                | R::TeachingAssistant
+                | R::NetworkManager
+                | R::Dsl
+                | R::DeputyDsl
+                | R::Headteacher
+                | R::Dpo
+                | R::Administrator
+        ),
+        P::Records => matches!(role, R::Dsl | R::DeputyDsl | R::Headteacher | R::Chair),
     }
 }
 
@@ -121,19 +143,24 @@ mod tests {
 
     /// The matrix as a table: a row per role, a column per permission (in `Permission::ALL`
     /// order: dashboard, activity, policy-read, policy-edit, policy-approve, reviews, audit,
-    /// api-tokens, triage, ingest). Changing who may do what means changing this table on purpose.
-    const MATRIX: &[(Role, [u8; 10])] = &[
-        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1, 0, 1]),
-        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0]),
-        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0]),
-        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0, 1, 0]),
-        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0, 0, 0]),
-        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0, 1]),
-        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+    /// api-tokens, triage, ingest, log-concern, records). Changing who may do what means
+    /// changing this table on purpose.
+    const MATRIX: &[(Role, [u8; 12])] = &[
+        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+        (
+            Role::TeachingAssistant,
+            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        ),
+        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0]),
+        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1]),
+        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1]),
+        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1]),
+        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Chair, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0]),
+        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0]),
+        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
 
     #[test]

@@ -113,6 +113,19 @@ macro_rules! route {
             handler: || ::axum::routing::get($handler),
         }
     };
+    (UPLOAD $path:literal, $guard:expr, $handler:path) => {
+        $crate::routes::Route {
+            method: "POST",
+            path: $path,
+            guard: $guard,
+            nav: None,
+            handler: || {
+                ::axum::routing::post($handler).layer(::axum::extract::DefaultBodyLimit::max(
+                    $crate::routes::UPLOAD_LIMIT_BYTES,
+                ))
+            },
+        }
+    };
     (POST $path:literal, $guard:expr, $handler:path) => {
         $crate::routes::Route {
             method: "POST",
@@ -125,6 +138,10 @@ macro_rules! route {
 }
 
 /// The router for a table: each route's handler behind its guard.
+/// The most a form with files may send (`route!(UPLOAD …)`): a 10 MiB attachment and the
+/// form around it. Every other route keeps axum's 2 MB.
+pub const UPLOAD_LIMIT_BYTES: usize = haven_records::evidence::MAX_BYTES + 1024 * 1024;
+
 pub(crate) fn router(table: &[Route], console: &Console) -> Router<Console> {
     table.iter().fold(Router::new(), |router, route| {
         let handler = (route.handler)();

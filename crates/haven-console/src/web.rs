@@ -196,6 +196,134 @@ where
     }
 }
 
+/// A file sent with a form.
+#[derive(Debug)]
+pub struct Upload {
+    /// The field it came in.
+    pub field: String,
+    /// Its name, as the browser gave it (clean it before keeping it).
+    pub name: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Most text fields (and bytes in each) a form with files may carry.
+const MULTIPART_FIELDS: usize = 64;
+const MULTIPART_TEXT_BYTES: usize = 64 * 1024;
+/// Most files one form may carry.
+pub const MULTIPART_FILES: usize = 5;
+
+/// A form with files (`multipart/form-data`) posted by the signed-in person from this session.
+/// Its first field must be the session's `csrf` token, checked before anything else is read;
+/// text fields and files are capped ([`MULTIPART_FIELDS`], 64 KiB a text field,
+/// [`MULTIPART_FILES`] files of `haven_records::evidence::MAX_BYTES` each), and a file chosen
+/// in no field (empty, with no name) is left out.
+#[derive(Debug)]
+pub struct SessionMultipart {
+    /// The text fields.
+    pub fields: std::collections::HashMap<String, String>,
+    /// The files.
+    pub files: Vec<Upload>,
+}
+
+impl SessionMultipart {
+    /// A text field, or "".
+    pub fn field(&self, name: &str) -> &str {
+        self.fields.get(name).map_or("", String::as_str)
+    }
+}
+
+fn unreadable(e: impl std::fmt::Display) -> Response {
+    Denied::Invalid(format!("The form could not be read: {e}.")).into_response()
+}
+
+impl axum::extract::FromRequest<Console> for SessionMultipart {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, c: &Console) -> Result<Self, Response> {
+        let (mut parts, body) = req.into_parts();
+        let signed = Signed::from_request_parts(&mut parts, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let headers = parts.headers.clone();
+        let req = axum::extract::Request::from_parts(parts, body);
+        let mut form = axum::extract::Multipart::from_request(req, c)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let mut out = SessionMultipart {
+            fields: std::collections::HashMap::new(),
+            files: Vec::new(),
+        };
+        let mut checked = false;
+        while let Some(mut field) = form.next_field().await.map_err(unreadable)? {
+            let name = field.name().unwrap_or_default().to_owned();
+            if !checked {
+                // Nothing is read from a form that did not come from this session.
+                let token = if name == "csrf" {
+                    field.text().await.map_err(unreadable)?
+                } else {
+                    String::new()
+                };
+                signed
+                    .check_csrf(Some(&token), &headers)
+                    .map_err(IntoResponse::into_response)?;
+                checked = true;
+                continue;
+            }
+            match field.file_name().map(str::to_owned) {
+                Some(file_name) => {
+                    let mut bytes = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+                        bytes.extend_from_slice(&chunk);
+                        if bytes.len() > haven_records::evidence::MAX_BYTES {
+                            return Err(Denied::Invalid(format!(
+                                "The file {:?} is over 10 MiB, the most Haven keeps.",
+                                haven_records::evidence::clean_name(&file_name)
+                            ))
+                            .into_response());
+                        }
+                    }
+                    if file_name.is_empty() && bytes.is_empty() {
+                        continue; // a file input left empty
+                    }
+                    if out.files.len() == MULTIPART_FILES {
+                        return Err(Denied::Invalid(format!(
+                            "At most {MULTIPART_FILES} files go with one form."
+                        ))
+                        .into_response());
+                    }
+                    out.files.push(Upload {
+                        field: name,
+                        name: file_name,
+                        bytes,
+                    });
+                }
+                None => {
+                    let mut text = Vec::new();
+                    while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
+                        text.extend_from_slice(&chunk);
+                        if text.len() > MULTIPART_TEXT_BYTES {
+                            return Err(unreadable(format!("the field {name:?} is too long")));
+                        }
+                    }
+                    if out.fields.len() == MULTIPART_FIELDS {
+                        return Err(unreadable("too many fields"));
+                    }
+                    let text = String::from_utf8(text)
+                        .map_err(|_| unreadable("text that is not UTF-8"))?;
+                    out.fields.insert(name, text);
+                }
+            }
+        }
+        if !checked {
+            signed
+                .check_csrf(Some(""), &headers)
+                .map_err(IntoResponse::into_response)?;
+        }
+        Ok(out)
+    }
+}
+
 /// The session cookie's value as the browser sent it (empty when there is none).
 #[derive(Debug)]
 pub struct SessionCookie(pub String);
@@ -276,11 +404,23 @@ pub enum Denied {
     Invalid(String),
     /// The store failed.
     Store(StoreError),
+    /// The vault (the keys that seal evidence) failed.
+    Vault(haven_vault::VaultError),
+}
+
+impl From<haven_vault::VaultError> for Denied {
+    fn from(e: haven_vault::VaultError) -> Self {
+        Denied::Vault(e)
+    }
 }
 
 impl From<StoreError> for Denied {
     fn from(e: StoreError) -> Self {
-        Denied::Store(e)
+        match e {
+            // Input the store refused, with its reason for the person who gave it.
+            StoreError::Invalid(why) => Denied::Invalid(why),
+            e => Denied::Store(e),
+        }
     }
 }
 
@@ -318,6 +458,17 @@ impl IntoResponse for Denied {
                      filter goes on filtering. The network manager must free space on the server \
                      where Haven keeps its data; Haven carries on by itself once there is room, \
                      and nothing that waited is lost."
+                        .to_owned(),
+                )
+            }
+            Denied::Vault(e) => {
+                tracing::error!(error = %e, "console: vault error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The vault could not be opened",
+                    "Haven could not seal or open evidence with the school's keys. Nothing was \
+                     changed. Tell the network manager: Haven's log says what is wrong with the \
+                     vault."
                         .to_owned(),
                 )
             }

@@ -366,6 +366,7 @@ const HOLDERS: &[(&str, haven_store::accounts::Role)] = &[
     ("ruth.ellison", haven_store::accounts::Role::Governor),
     ("dev.mistry", haven_store::accounts::Role::Dpo),
     ("sam.idris", haven_store::accounts::Role::Administrator),
+    ("grace.whitfield", haven_store::accounts::Role::Chair),
 ];
 
 #[test]
@@ -1096,7 +1097,8 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         )
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        // Promoting makes a concern in one step.
+        // Promoting asks for the child, a note and a confirmation, then opens a real concern
+        // whose chronology begins with the capture.
         let (status, headers, _) = call(
             &h.app,
             Method::POST,
@@ -1107,11 +1109,32 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         )
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert!(
-            location(&headers).contains("promoted%20to%20concern"),
-            "{}",
-            location(&headers)
-        );
+        assert_eq!(location(&headers), format!("/triage/{serious}/promote"));
+        let (status, _, page) = call(&h.app, Method::GET, &format!("/triage/{serious}/promote"), &cookie, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("Tom Lewis") && page.contains("value=\"welfare\" selected"), "{page}");
+        let tom = h.store.identity("tom.lewis").await.expect("db").expect("tom").person_id;
+        let promote = |extra: &str| format!("csrf={csrf}&child={tom}&category=welfare{extra}");
+        for (extra, says) in [("&note=Spoke+to+Tom", "Confirm"), ("&confirm=yes", "note is needed")] {
+            let (status, _, page) = call(&h.app, Method::POST, &format!("/triage/{serious}/promote"), &cookie, Some(&promote(extra)), &[]).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}");
+            assert!(page.contains(says), "{says}: {page}");
+        }
+        assert_eq!(h.store.open_captures(1, 10).await.expect("open").len(), 1, "nothing changed yet");
+        let (status, headers, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/triage/{serious}/promote"),
+            &cookie,
+            Some(&promote("&note=Spoke+to+Tom%3B+referring+to+CAMHS&confirm=yes")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(location(&headers).starts_with("/records/"), "{}", location(&headers));
+        let chronology = h.store.chronology(1, tom).await.expect("chronology");
+        assert!(chronology[0].text.contains("how do i kill myself") && chronology[0].text.contains("suicide 5 (alert 0.93)"), "{chronology:?}");
+        assert_eq!(chronology.iter().find(|e| e.kind == haven_records::EntryKind::Decision).and_then(|e| e.rationale.clone()).as_deref(), Some("Spoke to Tom; referring to CAMHS"));
         assert!(h.store.open_captures(1, 10).await.expect("open").is_empty());
         // The phrase's record: two decided, one dismissed.
         let records = h.store.phrase_records().await.expect("records");
@@ -1129,9 +1152,9 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         let (status, _, _) = call(
             &h.app,
             Method::POST,
-            &format!("/triage/{serious}"),
+            &format!("/triage/{serious}/promote"),
             &cookie,
-            Some(&format!("csrf={csrf}&decision=promote")),
+            Some(&promote("&note=again&confirm=yes")),
             &[],
         )
         .await;
@@ -1994,5 +2017,547 @@ fn the_library_page_says_which_model_is_in_force_and_how_it_did_on_the_schools_d
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains("school.json cannot be read"), "{page}");
         assert!(page.contains("id=\"model-no-decisions\""), "{page}");
+    });
+}
+
+/// A `multipart/form-data` body: text fields in order, then files (field, name, bytes).
+fn multipart(pairs: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----haven-test-7d3a";
+    let mut body = Vec::new();
+    for (k, v) in pairs {
+        body.extend_from_slice(
+            format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n")
+                .as_bytes(),
+        );
+    }
+    for (field, name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Posts a multipart body: (status, headers, body as bytes).
+async fn post_multipart(
+    app: &Router,
+    uri: &str,
+    cookies: &str,
+    (content_type, body): (String, Vec<u8>),
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::COOKIE, cookies)
+        .header(header::CONTENT_TYPE, content_type)
+        .body(Body::from(body))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let (parts, body) = resp.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.expect("body").to_bytes().to_vec(),
+    )
+}
+
+fn fields(pairs: &[(&str, &str)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[test]
+fn a_teacher_logs_a_concern_and_sees_only_what_they_wrote_while_the_dsl_works_it() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let pupil = |name: &'static str| {
+            let store = h.store.clone();
+            async move { store.find_people(name, 1).await.expect("find")[0].id }
+        };
+        let (ava, noah) = (pupil("Ava Ahmed").await, pupil("Noah Price").await);
+        let sofia_s = pupil("Sofia Rossi").await.to_string();
+        let (ben, ben_csrf) = signed_in(&h.store, "ben.carter").await;
+        let (priya, priya_csrf) = signed_in(&h.store, "priya.shah").await;
+        let (gareth, gareth_csrf) = signed_in(&h.store, "gareth.lloyd").await;
+        let (helen, helen_csrf) = signed_in(&h.store, "helen.marsh").await;
+        let (lucy, _) = signed_in(&h.store, "lucy.adams").await;
+
+        // The teacher finds the children by name: name, year and class, nothing else.
+        let (status, _, page) =
+            call(&h.app, Method::GET, "/concerns/new?q=ava", &ben, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("Ava Ahmed") && page.contains("Year 1"),
+            "{page}"
+        );
+        assert!(page.contains(&format!("c={ava}%3Asubject")), "{page}");
+
+        let children = format!("{ava}:victim,{noah}:alleged-perpetrator");
+        let pairs = [
+            ("csrf", ben_csrf.as_str()),
+            ("kind", "pupil"),
+            ("category", "cyberbullying"),
+            ("children", children.as_str()),
+            ("happened", "2026-11-30T10:15"),
+            ("place", "Playground"),
+            (
+                "account",
+                "Ava said <script>alert(1)</script> \"he keeps posting about me\"",
+            ),
+            ("actions", "Reassured her"),
+        ];
+        let note: &[u8] = b"Screenshot text: you're such a loser (sealed-marker-41)";
+        let (status, headers, page) = post_multipart(
+            &h.app,
+            "/concerns",
+            &ben,
+            multipart(&pairs, &[("attachment", "../../message.txt", note)]),
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::SEE_OTHER,
+            "{}",
+            String::from_utf8_lossy(&page)
+        );
+        assert!(location(&headers).starts_with("/concerns/mine?done="));
+        let id = h.store.records(1, true, 10).await.expect("records")[0].id;
+        // The attachment is sealed: its words are nowhere in the database file.
+        let db = std::fs::read(h.dir.join("haven.db")).expect("db");
+        let wal = std::fs::read(h.dir.join("haven.db-wal")).unwrap_or_default();
+        let marker = b"sealed-marker-41";
+        assert!(
+            !db.windows(marker.len()).any(|w| w == marker)
+                && !wal.windows(marker.len()).any(|w| w == marker)
+        );
+
+        // Without the session's token nothing is logged; nor with the token after a file.
+        let mut forged = pairs;
+        forged[0].1 = "forged";
+        let (status, _, _) =
+            post_multipart(&h.app, "/concerns", &ben, multipart(&forged, &[])).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _, _) = post_multipart(
+            &h.app,
+            "/concerns",
+            &ben,
+            multipart(&[], &[("attachment", "a.txt", b"x")]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        // Bad input is refused with its reason, and nothing is written.
+        let no_child = [
+            ("csrf", ben_csrf.as_str()),
+            ("category", "cyberbullying"),
+            ("happened", "2026-11-30T10:15"),
+            ("account", "something"),
+        ];
+        let (status, _, page) =
+            post_multipart(&h.app, "/concerns", &ben, multipart(&no_child, &[])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(String::from_utf8_lossy(&page).contains("at least one child"));
+        let mut with_children = pairs;
+        with_children[7].1 = "more";
+        let (status, _, page) = post_multipart(
+            &h.app,
+            "/concerns",
+            &ben,
+            multipart(
+                &with_children,
+                &[("attachment", "photo.jpg", b"MZ\x90\x00 a program")],
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "a program is not evidence");
+        assert!(String::from_utf8_lossy(&page).contains("not a photo"));
+        assert_eq!(
+            h.store.records(1, false, 10).await.expect("records").len(),
+            1,
+            "nothing half-written"
+        );
+
+        // The author reads back what they wrote, escaped, and nothing else.
+        let (status, _, page) = call(&h.app, Method::GET, "/concerns/mine", &ben, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(&format!("/concerns/mine/{id}")), "{page}");
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/concerns/mine/{id}"),
+            &ben,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            page.contains("&#60;script&#62;") && !page.contains("<script>alert"),
+            "{page}"
+        );
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}"),
+            &ben,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "a teacher does not work records"
+        );
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            &format!("/concerns/mine/{id}"),
+            &lucy,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "another member of staff does not see it"
+        );
+
+        // The DSL sees it, each child with their own part, and works it.
+        let (status, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(&format!("/records/{id}")), "{page}");
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("Ava Ahmed")
+                && page.contains("victim")
+                && page.contains("alleged perpetrator")
+        );
+        // The file: listed with its hash, downloaded only as a download, opened from its seal.
+        let evidence = h.store.evidence_of(1, id).await.expect("evidence");
+        assert_eq!(
+            (
+                evidence.len(),
+                evidence[0].name.as_str(),
+                evidence[0].media_type.as_str()
+            ),
+            (1, "message.txt", "text/plain")
+        );
+        assert!(page.contains(&evidence[0].sha256), "{page}");
+        let (status, headers, body) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}/evidence/{}", evidence[0].id),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body.as_bytes(), note);
+        assert!(headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment;"));
+        assert_eq!(headers[header::CONTENT_TYPE], "application/octet-stream");
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}/evidence/{}", evidence[0].id),
+            &gareth,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "not without breaking the glass"
+        );
+
+        // A possible nude image: sealed, never downloaded, viewed by the DSL only with a
+        // justification, blurred first.
+        let png: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR-not-really";
+        let (status, _, _) = post_multipart(
+            &h.app,
+            &format!("/records/{id}/evidence"),
+            &priya,
+            multipart(
+                &[("csrf", priya_csrf.as_str()), ("possible_nude", "yes")],
+                &[("attachment", "img.png", png)],
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let nude = h.store.evidence_of(1, id).await.expect("evidence")[1].clone();
+        assert!(nude.possible_nude);
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}/evidence/{}", nude.id),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "never downloaded");
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            !page.contains(&format!("/evidence/{}\" download", nude.id))
+                && page.contains("Possible nude image")
+        );
+        let view = format!("/records/{id}/evidence/{}/view", nude.id);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &view,
+            &priya,
+            Some(&fields(&[
+                ("csrf", priya_csrf.as_str()),
+                ("justification", "x"),
+            ])),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "a justification is needed");
+        let why = fields(&[
+            ("csrf", priya_csrf.as_str()),
+            (
+                "justification",
+                "Police asked us to confirm what the image shows",
+            ),
+        ]);
+        let (status, _, page) = call(&h.app, Method::POST, &view, &priya, Some(&why), &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("evidence-blurred") && page.contains("data:image/png;base64,"),
+            "{page}"
+        );
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &view,
+            &helen,
+            Some(&why.replace(&priya_csrf, &helen_csrf)),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "not the headteacher");
+
+        let refer = fields(&[
+            ("csrf", priya_csrf.as_str()),
+            ("agency", "parents"),
+            ("made", "2026-11-30T15:00"),
+            ("contact", "Ava's mother"),
+            ("reference", "PHONE-0930"),
+            ("follow_up", "2026-12-07"),
+        ]);
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/referrals"),
+            &priya,
+            Some(&refer),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        let tick = fields(&[
+            ("csrf", priya_csrf.as_str()),
+            ("step", "evidence"),
+            ("decision", "skip"),
+            ("reason", ""),
+        ]);
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/steps"),
+            &priya,
+            Some(&tick),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "a skip needs its reason");
+        assert!(page.contains("say why"), "{page}");
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(page.contains("PHONE-0930"), "{page}");
+        let (_, _, mine) = call(
+            &h.app,
+            Method::GET,
+            &format!("/concerns/mine/{id}"),
+            &ben,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            !mine.contains("PHONE-0930"),
+            "the author does not see what followed"
+        );
+        // The child's chronology, with their name, year and class.
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/people/{ava}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("Chronology: Ava Ahmed") && page.contains("PHONE-0930"),
+            "{page}"
+        );
+
+        // A deputy breaks the glass with a reason, and the DSL sees that they did.
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}"),
+            &gareth,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            page.contains("Not one of your cases") && !page.contains("keeps posting"),
+            "{page}"
+        );
+        let short = fields(&[("csrf", gareth_csrf.as_str()), ("reason", "x")]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/open"),
+            &gareth,
+            Some(&short),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let why = fields(&[
+            ("csrf", gareth_csrf.as_str()),
+            ("reason", "Covering while the DSL is on a course"),
+        ]);
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/open"),
+            &gareth,
+            Some(&why),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("keeps posting"), "{page}");
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert!(
+            page.contains("Opened outside their cases") && page.contains("gareth.lloyd"),
+            "{page}"
+        );
+
+        // An allegation about a teacher goes to the headteacher, and not to the DSL.
+        let allegation = [
+            ("csrf", ben_csrf.as_str()),
+            ("kind", "staff"),
+            ("staff", sofia_s.as_str()),
+            ("category", "staff-conduct"),
+            ("happened", "2026-11-30T12:00"),
+            ("account", "A pupil said Ms Rossi messaged her on Instagram"),
+        ];
+        let (status, _, _) =
+            post_multipart(&h.app, "/concerns", &ben, multipart(&allegation, &[])).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let all = h.store.records(1, true, 10).await.expect("records");
+        let staff_id = all
+            .iter()
+            .find(|r| r.staff.is_some())
+            .expect("allegation")
+            .id;
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{staff_id}"),
+            &helen,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains("Instagram"), "{page}");
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{staff_id}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::NOT_FOUND,
+            "the DSL does not see an allegation about staff"
+        );
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert!(!page.contains(&format!("/records/{staff_id}\"")), "{page}");
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &helen, None, &[]).await;
+        assert!(
+            page.contains("Tell the LADO"),
+            "the LADO clock runs: {page}"
+        );
+
+        // Every read is audited, by id.
+        let log = h.store.audit_log(None, 500).await.expect("audit");
+        for action in [
+            "log concern",
+            "read record",
+            "break glass",
+            "read chronology",
+            "add referral",
+            "read own concerns",
+            "open evidence",
+            "add evidence",
+            "view possible nude image",
+        ] {
+            assert!(log.iter().any(|e| e.action == action), "{action}");
+        }
+        assert!(!log
+            .iter()
+            .any(|e| e.detail.contains("Instagram") || e.detail.contains("posting")));
     });
 }

@@ -36,6 +36,8 @@ pub enum Role {
     Headteacher,
     /// The safeguarding governor: anonymised reports only.
     Governor,
+    /// The chair of governors: allegations about the headteacher come to them alone.
+    Chair,
     /// The Data Protection Officer: audit and retention.
     Dpo,
     /// Runs Haven itself: accounts and settings.
@@ -46,7 +48,7 @@ pub enum Role {
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 11] = [
+    pub const ALL: [Role; 12] = [
         Role::Pupil,
         Role::Teacher,
         Role::TeachingAssistant,
@@ -55,6 +57,7 @@ impl Role {
         Role::DeputyDsl,
         Role::Headteacher,
         Role::Governor,
+        Role::Chair,
         Role::Dpo,
         Role::Administrator,
         Role::Parent,
@@ -71,6 +74,7 @@ impl Role {
             Role::DeputyDsl => "deputy-dsl",
             Role::Headteacher => "headteacher",
             Role::Governor => "governor",
+            Role::Chair => "chair-of-governors",
             Role::Dpo => "dpo",
             Role::Administrator => "administrator",
             Role::Parent => "parent",
@@ -97,6 +101,7 @@ impl Role {
             "designated-safeguarding-lead" => "dsl",
             "admin" => "administrator",
             "carer" => "parent",
+            "chair" | "chair-of-the-governors" | "chair-of-governing-body" => "chair-of-governors",
             other => other,
         };
         Role::ALL.into_iter().find(|r| r.id() == alias)
@@ -110,6 +115,7 @@ impl Role {
             Role::Dsl
                 | Role::DeputyDsl
                 | Role::Headteacher
+                | Role::Chair
                 | Role::Dpo
                 | Role::Administrator
                 | Role::NetworkManager

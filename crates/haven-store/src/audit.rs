@@ -125,6 +125,38 @@ pub enum AuditKind {
     SetProxyPassword,
     /// Signed out one's own other sessions.
     SignOutElsewhere,
+    /// Logged a safeguarding concern (or an allegation about staff).
+    LogConcern,
+    /// Read the list of safeguarding records (open cases, clocks).
+    ReadRecords,
+    /// Opened one safeguarding record.
+    ReadRecord,
+    /// Opened a record outside one's own cases, with a typed reason (flagged to the DSL).
+    BreakGlass,
+    /// Read a child's chronology.
+    ReadChronology,
+    /// Read the concerns one wrote.
+    ReadOwnConcerns,
+    /// Added an entry to a chronology (an action, decision, meeting, contact).
+    AddEntry,
+    /// Corrected a chronology entry (the old one kept, superseded).
+    CorrectEntry,
+    /// Ticked or skipped a procedure step.
+    TickStep,
+    /// Recorded a referral or escalation.
+    AddReferral,
+    /// Recorded a referral's outcome.
+    UpdateReferral,
+    /// Closed a case with its outcome.
+    CloseRecord,
+    /// Shared an allegation with the DSL.
+    ShareRecord,
+    /// Added sealed evidence to a record.
+    AddEvidence,
+    /// Downloaded a piece of evidence (opened from its seal).
+    OpenEvidence,
+    /// Viewed a possible nude image, with a typed justification (blurred first).
+    ViewPossibleNude,
 }
 
 impl AuditKind {
@@ -174,6 +206,22 @@ impl AuditKind {
             K::SetPassword => "set password",
             K::SetProxyPassword => "set proxy password",
             K::SignOutElsewhere => "sign out elsewhere",
+            K::LogConcern => "log concern",
+            K::ReadRecords => "read records",
+            K::ReadRecord => "read record",
+            K::BreakGlass => "break glass",
+            K::ReadChronology => "read chronology",
+            K::ReadOwnConcerns => "read own concerns",
+            K::AddEntry => "add chronology entry",
+            K::CorrectEntry => "correct chronology entry",
+            K::TickStep => "tick procedure step",
+            K::AddReferral => "add referral",
+            K::UpdateReferral => "update referral",
+            K::CloseRecord => "close record",
+            K::ShareRecord => "share record",
+            K::AddEvidence => "add evidence",
+            K::OpenEvidence => "open evidence",
+            K::ViewPossibleNude => "view possible nude image",
         }
     }
 }
@@ -216,6 +264,16 @@ pub enum Subject {
     ReviewQueue,
     /// The audit log itself.
     AuditLog,
+    /// A safeguarding record (a concern and what followed).
+    Record(i64),
+    /// An entry of a chronology.
+    Entry(i64),
+    /// A referral.
+    Referral(i64),
+    /// The safeguarding records of the school (a list, the clocks).
+    Records,
+    /// A piece of evidence.
+    Evidence(i64),
 }
 
 impl Subject {
@@ -253,6 +311,11 @@ impl fmt::Display for Subject {
             Subject::DecidedCaptures => f.write_str("decided captures"),
             Subject::ReviewQueue => f.write_str("review queue"),
             Subject::AuditLog => f.write_str("audit log"),
+            Subject::Record(id) => write!(f, "record {id}"),
+            Subject::Entry(id) => write!(f, "chronology entry {id}"),
+            Subject::Referral(id) => write!(f, "referral {id}"),
+            Subject::Records => f.write_str("safeguarding records"),
+            Subject::Evidence(id) => write!(f, "evidence {id}"),
         }
     }
 }
@@ -618,18 +681,35 @@ impl Store {
 
     /// Appends an entry to the chain.
     pub async fn audit(&self, e: &AuditEntry<'_>) -> Result<(), StoreError> {
-        let key = self.audit_key()?;
         // Entries join the chain one at a time: in this process by the lock, across nodes
         // sharing PostgreSQL by an advisory lock held until the entry commits.
         let _one = self.audit_lock.lock().await;
         let mut tx = self.write_tx().await?;
+        self.audit_in(&mut tx, e).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The lock that keeps entries joining the chain one at a time: held by a write that puts
+    /// its audit entry in its own transaction ([`Store::audit_in`]) until it commits.
+    pub(crate) async fn audit_guard(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.audit_lock.lock().await
+    }
+
+    /// Appends `e` to the chain inside `tx`; the caller holds the audit lock.
+    pub(crate) async fn audit_in(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        e: &AuditEntry<'_>,
+    ) -> Result<(), StoreError> {
+        let key = self.audit_key()?;
         if self.backend == Backend::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(7274837)")
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         let prev: String = sqlx::query("SELECT hash FROM audit ORDER BY id DESC LIMIT 1")
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?
             .map(|r| r.try_get::<String, _>(0))
             .transpose()?
@@ -655,10 +735,44 @@ impl Store {
         .bind(fields.detail)
         .bind(prev)
         .bind(hash)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
         Ok(())
+    }
+
+    /// The newest entries of one kind (ids and kinds only, as every entry): the DSL's list of
+    /// break-glass reads. Entries of the unkeyed era are left out.
+    pub async fn audit_of_kind(
+        &self,
+        kind: AuditKind,
+        limit: i64,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        let through = self
+            .audit_key
+            .as_ref()
+            .map_or(i64::MAX, |k| k.unkeyed_through);
+        let rows = sqlx::query(
+            "SELECT id, at, actor, address, action, subject, detail, hash FROM audit WHERE action = $1 AND id > $2 ORDER BY id DESC LIMIT $3",
+        )
+        .bind(kind.as_str())
+        .bind(through)
+        .bind(limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditRecord {
+                    id: r.try_get(0)?,
+                    at_ms: r.try_get(1)?,
+                    actor: r.try_get(2)?,
+                    address: r.try_get(3)?,
+                    action: r.try_get(4)?,
+                    subject: r.try_get(5)?,
+                    detail: r.try_get(6)?,
+                    hash: r.try_get(7)?,
+                })
+            })
+            .collect()
     }
 
     /// Entries, newest first, older than `before_id` when given. Unrecorded: a person reading

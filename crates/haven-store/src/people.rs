@@ -217,6 +217,17 @@ pub fn year_group(s: &str) -> Option<String> {
     (1..=14).contains(&n).then(|| n.to_string())
 }
 
+/// A stored year group as pages show it: `Year 5`, `Reception`, `Nursery`.
+pub fn year_label(year: Option<&str>) -> String {
+    match year {
+        None | Some("") => String::new(),
+        Some("R") => "Reception".into(),
+        Some("N") => "Nursery".into(),
+        Some(n) if n.bytes().all(|b| b.is_ascii_digit()) => format!("Year {n}"),
+        Some(other) => other.to_owned(),
+    }
+}
+
 /// The policy group a year group browses in.
 pub fn group_for_year(year: &str) -> &'static str {
     match year {

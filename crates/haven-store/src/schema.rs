@@ -265,6 +265,114 @@ CREATE UNIQUE INDEX reviews_open_per_person ON reviews (COALESCE(username, clien
 ALTER TABLE captures ADD COLUMN model TEXT
 "#,
     },
+    Migration {
+        version: 7,
+        name: "schools; safeguarding records: concerns, children and their parts, chronology, procedure steps, referrals, sealed evidence",
+        sql: r#"
+CREATE TABLE schools (
+    id {pk},
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+INSERT INTO schools (name, created_at) VALUES ('This school', 0);
+CREATE TABLE record_categories (
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    added_by BIGINT NOT NULL REFERENCES people (id),
+    added_at BIGINT NOT NULL,
+    PRIMARY KEY (school_id, id)
+);
+CREATE TABLE records (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    kind TEXT NOT NULL,
+    category TEXT NOT NULL,
+    author_id BIGINT NOT NULL REFERENCES people (id),
+    happened_at BIGINT NOT NULL,
+    written_at BIGINT NOT NULL,
+    place TEXT NOT NULL,
+    account TEXT NOT NULL,
+    actions TEXT NOT NULL,
+    told_dsl_at BIGINT,
+    capture_id BIGINT REFERENCES captures (id),
+    staff_id BIGINT REFERENCES people (id),
+    holder_id BIGINT REFERENCES people (id),
+    shared_with_dsl BIGINT NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT 'open',
+    outcome TEXT,
+    debrief TEXT,
+    closed_at BIGINT,
+    closed_by BIGINT REFERENCES people (id),
+    legal_hold BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX records_open ON records (school_id, status, written_at);
+CREATE INDEX records_author ON records (school_id, author_id, written_at);
+CREATE TABLE record_children (
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    record_id BIGINT NOT NULL REFERENCES records (id),
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    part TEXT NOT NULL,
+    PRIMARY KEY (record_id, person_id)
+);
+CREATE INDEX record_children_person ON record_children (school_id, person_id);
+CREATE TABLE chronology (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    record_id BIGINT REFERENCES records (id),
+    person_id BIGINT REFERENCES people (id),
+    at BIGINT NOT NULL,
+    written_at BIGINT NOT NULL,
+    author_id BIGINT NOT NULL REFERENCES people (id),
+    kind TEXT NOT NULL,
+    text TEXT NOT NULL,
+    rationale TEXT,
+    supersedes BIGINT REFERENCES chronology (id),
+    reason TEXT
+);
+CREATE INDEX chronology_person ON chronology (school_id, person_id, at);
+CREATE INDEX chronology_record ON chronology (record_id, at);
+CREATE UNIQUE INDEX chronology_superseded_once ON chronology (supersedes) WHERE supersedes IS NOT NULL;
+CREATE TABLE record_steps (
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    record_id BIGINT NOT NULL REFERENCES records (id),
+    step TEXT NOT NULL,
+    done_by BIGINT NOT NULL REFERENCES people (id),
+    done_at BIGINT NOT NULL,
+    skipped_reason TEXT,
+    PRIMARY KEY (record_id, step)
+);
+CREATE TABLE referrals (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    record_id BIGINT NOT NULL REFERENCES records (id),
+    agency TEXT NOT NULL,
+    made_at BIGINT NOT NULL,
+    made_by BIGINT NOT NULL REFERENCES people (id),
+    contact TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    outcome TEXT,
+    follow_up_on TEXT
+);
+CREATE INDEX referrals_record ON referrals (record_id);
+CREATE INDEX referrals_follow_up ON referrals (school_id, follow_up_on) WHERE follow_up_on IS NOT NULL;
+CREATE TABLE evidence (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    record_id BIGINT NOT NULL REFERENCES records (id),
+    name TEXT NOT NULL,
+    media_type TEXT NOT NULL,
+    size_bytes BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    possible_nude BIGINT NOT NULL DEFAULT 0,
+    key_version BIGINT NOT NULL,
+    sealed TEXT NOT NULL,
+    added_by BIGINT NOT NULL REFERENCES people (id),
+    added_at BIGINT NOT NULL
+);
+CREATE INDEX evidence_record ON evidence (record_id)
+"#,
+    },
 ];
 
 impl Backend {

@@ -93,7 +93,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 6, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 7, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -104,7 +104,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 6);
+        assert_eq!(store.schema_version().await.expect("version"), 7);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -119,7 +119,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 6,
+                known: 7,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
@@ -1330,6 +1330,405 @@ fn api_tokens_are_scoped_expire_and_are_revoked() {
                 "{db}"
             );
             store.close().await;
+        }
+    });
+}
+
+fn invalid<T: std::fmt::Debug>(r: Result<T, StoreError>, says: &str) {
+    match r {
+        Err(StoreError::Invalid(m)) => assert!(m.contains(says), "{m:?} should say {says:?}"),
+        other => panic!("expected Invalid({says:?}), got {other:?}"),
+    }
+}
+
+#[test]
+fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_its_procedure() {
+    use haven_records::procedure::Tick;
+    use haven_records::{Agency, EntryKind, Part, RecordKind};
+    use haven_store::records::{Actor, Child, NewConcern, NewEntry, NewReferral, DEFAULT_SCHOOL};
+    const S: i64 = DEFAULT_SCHOOL;
+    rt().block_on(async {
+        for (db, store) in stores("records").await {
+            store
+                .import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                .await
+                .expect("pupils");
+            let staff = "Staff ID,First Name,Last Name,Email,Roles\n\
+                S1,Priya,Shah,p.shah@demo-school.example,DSL\n\
+                S4,Ada,Teach,a.teach@demo-school.example,Teacher\n";
+            store
+                .import_people(Kind::Staff, staff.as_bytes(), ImportOptions::default())
+                .await
+                .expect("staff");
+            let id_of = |name: &'static str| {
+                let store = &store;
+                async move { store.find_people(name, 1).await.expect("find")[0].id }
+            };
+            let (amara, tom, zoe) = (
+                id_of("Amara").await,
+                id_of("Tom Ellis").await,
+                id_of("Zoë").await,
+            );
+            let (dsl_id, ada_id) = (id_of("Priya").await, id_of("Ada Teach").await);
+            let ada = Actor {
+                person: ada_id,
+                username: "ada.teach",
+                address: "10.0.0.5",
+            };
+            let dsl = Actor {
+                person: dsl_id,
+                username: "priya.shah",
+                address: "10.0.0.6",
+            };
+            let now = haven_store::now_ms();
+            let concern = NewConcern {
+                school: S,
+                kind: RecordKind::Pupil,
+                category: "nudes".into(),
+                children: vec![
+                    Child {
+                        person: amara,
+                        part: Part::Subject,
+                    },
+                    Child {
+                        person: tom,
+                        part: Part::AllegedPerpetrator,
+                    },
+                ],
+                staff: None,
+                happened_at_ms: now - 3_600_000,
+                place: "Year 5 classroom".into(),
+                account: "She said \"he sent it round the group chat\".".into(),
+                actions: "Took no image; told the DSL at once.".into(),
+                told_dsl_at_ms: Some(now - 1_800_000),
+                capture: None,
+                evidence: Vec::new(),
+            };
+
+            // Bad input: a clear reason, and nothing written.
+            let bad = |f: fn(&mut NewConcern)| {
+                let mut c = concern.clone();
+                f(&mut c);
+                c
+            };
+            invalid(
+                store.log_concern(&bad(|c| c.children.clear()), &ada).await,
+                "at least one child",
+            );
+            invalid(
+                store
+                    .log_concern(&bad(|c| c.category = "gossip".into()), &ada)
+                    .await,
+                "not a category",
+            );
+            invalid(
+                store
+                    .log_concern(&bad(|c| c.account = "  ".into()), &ada)
+                    .await,
+                "What happened",
+            );
+            invalid(
+                store
+                    .log_concern(
+                        &bad(|c| c.happened_at_ms = haven_store::now_ms() + 86_400_000),
+                        &ada,
+                    )
+                    .await,
+                "future",
+            );
+            invalid(
+                store
+                    .log_concern(&bad(|c| c.children[1].person = c.children[0].person), &ada)
+                    .await,
+                "named twice",
+            );
+            let mut not_a_pupil = concern.clone();
+            not_a_pupil.children[1].person = dsl_id;
+            invalid(store.log_concern(&not_a_pupil, &ada).await, "not a pupil");
+            assert!(
+                store
+                    .records(S, false, 100)
+                    .await
+                    .expect("records")
+                    .is_empty(),
+                "{db}: nothing half-written"
+            );
+
+            let id = store.log_concern(&concern, &ada).await.expect("log");
+            assert_eq!(
+                store
+                    .records_written_by(S, ada_id, 10)
+                    .await
+                    .expect("mine")
+                    .len(),
+                1
+            );
+            assert!(store
+                .records_written_by(S, dsl_id, 10)
+                .await
+                .expect("dsl's")
+                .is_empty());
+            let r = store.record(S, id).await.expect("read").expect("there");
+            assert_eq!(r.author.1, "Ada Teach");
+            let parts: Vec<(String, Part)> = r
+                .children
+                .iter()
+                .map(|c| (c.name.clone(), c.part))
+                .collect();
+            assert_eq!(
+                parts,
+                [
+                    ("Tom Ellis".to_owned(), Part::AllegedPerpetrator),
+                    ("Amara Okafor".to_owned(), Part::Subject)
+                ]
+            );
+            assert!(
+                store
+                    .record(S + 1, id)
+                    .await
+                    .expect("other school")
+                    .is_none(),
+                "{db}: another school's record is not found"
+            );
+
+            // The procedure: a step once, a skip with its reason, no step that is not the procedure's.
+            store
+                .tick_step(S, id, "not-viewed", &Tick::Done, &dsl)
+                .await
+                .expect("tick");
+            invalid(
+                store
+                    .tick_step(S, id, "not-viewed", &Tick::Done, &dsl)
+                    .await,
+                "already been ticked",
+            );
+            invalid(
+                store
+                    .tick_step(
+                        S,
+                        id,
+                        "dsl-view-justified",
+                        &Tick::Skipped(" ".into()),
+                        &dsl,
+                    )
+                    .await,
+                "say why",
+            );
+            invalid(
+                store
+                    .tick_step(S, id, "view-the-image", &Tick::Done, &dsl)
+                    .await,
+                "no step",
+            );
+
+            // A referral with its reference and follow-up, and the clock that shows it.
+            let follow = jiff::civil::date(2026, 12, 10);
+            store
+                .add_referral(
+                    &NewReferral {
+                        school: S,
+                        record: id,
+                        agency: Agency::Police,
+                        made_at_ms: now,
+                        contact: "PC Dana Reed".into(),
+                        reference: "CR/0412/26".into(),
+                        follow_up_on: Some(follow),
+                    },
+                    &dsl,
+                )
+                .await
+                .expect("refer");
+            let due = store.follow_ups_due(S, follow).await.expect("due");
+            assert_eq!(
+                (due.len(), due[0].reference.as_str()),
+                (1, "CR/0412/26"),
+                "{db}"
+            );
+            assert!(store
+                .follow_ups_due(S, jiff::civil::date(2026, 12, 9))
+                .await
+                .expect("due")
+                .is_empty());
+
+            // An entry for one child stays in that child's chronology; a decision needs its rationale.
+            let contact = NewEntry {
+                school: S,
+                record: id,
+                person: Some(amara),
+                at_ms: now,
+                kind: EntryKind::ParentContact,
+                text: "Rang Amara's mother; she will collect at 3.".into(),
+                rationale: None,
+            };
+            let contact_id = store.add_entry(&contact, &dsl).await.expect("entry");
+            invalid(
+                store
+                    .add_entry(
+                        &NewEntry {
+                            kind: EntryKind::Decision,
+                            text: "Not referring to social care".into(),
+                            person: None,
+                            ..contact.clone()
+                        },
+                        &dsl,
+                    )
+                    .await,
+                "rationale",
+            );
+            invalid(
+                store
+                    .add_entry(
+                        &NewEntry {
+                            person: Some(zoe),
+                            ..contact.clone()
+                        },
+                        &dsl,
+                    )
+                    .await,
+                "not named",
+            );
+            // Back-dated: written now, happened before the concern; it sorts into place.
+            let early = store
+                .add_entry(
+                    &NewEntry {
+                        at_ms: now - 7 * 86_400_000,
+                        kind: EntryKind::Note,
+                        text: "Earlier worry about phone use".into(),
+                        person: None,
+                        ..contact.clone()
+                    },
+                    &dsl,
+                )
+                .await
+                .expect("back-dated");
+            let amaras = store.chronology(S, amara).await.expect("chronology");
+            let toms = store.chronology(S, tom).await.expect("chronology");
+            assert_eq!(
+                amaras[0].id, early,
+                "{db}: the back-dated entry sorts first"
+            );
+            assert!(amaras[0].written_at_ms > amaras[0].at_ms);
+            assert!(amaras.iter().any(|e| e.id == contact_id));
+            assert!(
+                !toms.iter().any(|e| e.id == contact_id),
+                "{db}: Amara's contact is not in Tom's chronology"
+            );
+            assert!(toms.iter().any(|e| e.kind == EntryKind::Concern));
+            assert!(store.chronology(S, zoe).await.expect("zoe").is_empty());
+
+            // Corrected, never edited: both stay, linked.
+            let fixed = store
+                .correct_entry(
+                    S,
+                    contact_id,
+                    "Rang Amara's father; he will collect at 3.",
+                    "Wrong parent named",
+                    &dsl,
+                )
+                .await
+                .expect("correct");
+            invalid(
+                store
+                    .correct_entry(S, contact_id, "again", "again", &dsl)
+                    .await,
+                "already been corrected",
+            );
+            invalid(
+                store.correct_entry(S, fixed, "x", " ", &dsl).await,
+                "reason",
+            );
+            let amaras = store.chronology(S, amara).await.expect("chronology");
+            let old = amaras
+                .iter()
+                .find(|e| e.id == contact_id)
+                .expect("old kept");
+            let new = amaras.iter().find(|e| e.id == fixed).expect("new");
+            assert_eq!(
+                (old.superseded_by, new.supersedes),
+                (Some(fixed), Some(contact_id))
+            );
+            assert!(old.text.contains("mother") && new.text.contains("father"));
+
+            // Closing: every step settled, an outcome, and the debrief this procedure asks for.
+            invalid(
+                store.close_record(S, id, "Resolved", "", &dsl).await,
+                "neither done nor skipped",
+            );
+            for step in haven_records::category::steps_for("nudes").iter().skip(1) {
+                store
+                    .tick_step(
+                        S,
+                        id,
+                        step.id,
+                        &Tick::Skipped("Not needed in this case".into()),
+                        &dsl,
+                    )
+                    .await
+                    .expect("skip");
+            }
+            invalid(store.close_record(S, id, " ", "", &dsl).await, "outcome");
+            invalid(
+                store.close_record(S, id, "Resolved", "", &dsl).await,
+                "debrief",
+            );
+            store
+                .close_record(
+                    S,
+                    id,
+                    "Resolved with the police",
+                    "Pupils need a talk on consent",
+                    &dsl,
+                )
+                .await
+                .expect("close");
+            invalid(store.add_entry(&contact, &dsl).await, "closed");
+            assert!(store.records(S, true, 10).await.expect("open").is_empty());
+
+            // An allegation about staff names the member of staff, and no child is needed.
+            let allegation = NewConcern {
+                kind: RecordKind::Staff,
+                category: "staff-conduct".into(),
+                children: vec![],
+                staff: Some(ada_id),
+                ..concern.clone()
+            };
+            invalid(
+                store
+                    .log_concern(
+                        &NewConcern {
+                            staff: None,
+                            ..allegation.clone()
+                        },
+                        &dsl,
+                    )
+                    .await,
+                "member of staff",
+            );
+            store
+                .log_concern(&allegation, &dsl)
+                .await
+                .expect("allegation");
+
+            // Every write is in the audit chain, by id, and no text of the record is.
+            assert!(
+                matches!(
+                    store.verify_audit().await.expect("verify"),
+                    AuditCheck::Intact { .. }
+                ),
+                "{db}"
+            );
+            let log = store.audit_log(None, 1000).await.expect("log");
+            assert!(log
+                .iter()
+                .any(|e| e.action == "log concern" && e.subject == format!("record {id}")));
+            for e in &log {
+                for word in ["group chat", "mother", "father", "CR/0412", "Dana"] {
+                    assert!(
+                        !e.detail.contains(word) && !e.subject.contains(word),
+                        "{db}: {e:?}"
+                    );
+                }
+            }
         }
     });
 }

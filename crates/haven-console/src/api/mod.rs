@@ -77,6 +77,13 @@ impl From<Denied> for ApiError {
                     "the store's disk is full: nothing can be saved until space is freed".into(),
                 )
             }
+            Denied::Vault(e) => {
+                tracing::error!(error = %e, "console API: vault error");
+                ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the vault could not seal or open evidence".into(),
+                )
+            }
             Denied::Store(e) => {
                 tracing::error!(error = %e, "console API: store error");
                 ApiError(

@@ -10,6 +10,7 @@ mod audit;
 mod dashboard;
 mod library;
 mod policy;
+mod records;
 mod reviews;
 mod signin;
 mod tokens;
@@ -45,9 +46,29 @@ pub const PAGES: &[Route] = &[
     route!(GET "/triage", Need(P::Triage), triage::triage).nav("Triage"),
     route!(GET "/triage/{id}", Need(P::Triage), triage::capture_page),
     route!(POST "/triage/{id}", Need(P::Triage), triage::triage_decide),
+    route!(GET "/triage/{id}/promote", Need(P::Triage), triage::promote_form),
+    route!(POST "/triage/{id}/promote", Need(P::Triage), triage::promote),
     route!(GET "/library", Need(P::Triage), library::library).nav("Risk library"),
     route!(POST "/library", Need(P::Triage), library::library_save),
     route!(POST "/library/changes/{id}", Need(P::Triage), library::library_settle),
+    route!(GET "/records", Need(P::Records), records::records).nav("Records"),
+    route!(GET "/records/{id}", Need(P::Records), records::record),
+    route!(POST "/records/{id}/open", Need(P::Records), records::record_open),
+    route!(POST "/records/{id}/steps", Need(P::Records), records::record_step),
+    route!(POST "/records/{id}/referrals", Need(P::Records), records::record_referral),
+    route!(POST "/records/{id}/entries", Need(P::Records), records::record_entry),
+    route!(POST "/records/{id}/entries/{entry}/correct", Need(P::Records), records::record_correct),
+    route!(POST "/records/{id}/close", Need(P::Records), records::record_close),
+    route!(POST "/records/{id}/share", Need(P::Records), records::record_share),
+    route!(UPLOAD "/records/{id}/evidence", Need(P::Records), records::record_evidence_add),
+    route!(GET "/records/{id}/evidence/{eid}", Need(P::Records), records::evidence_download),
+    route!(POST "/records/{id}/evidence/{eid}/view", Need(P::Records), records::evidence_view),
+    route!(GET "/records/people/{id}", Need(P::Records), records::chronology),
+    route!(POST "/records/people/{id}/open", Need(P::Records), records::chronology_open),
+    route!(GET "/concerns/new", Need(P::LogConcern), records::new_concern).nav("Log a concern"),
+    route!(UPLOAD "/concerns", Need(P::LogConcern), records::log_concern),
+    route!(GET "/concerns/mine", Need(P::LogConcern), records::my_concerns).nav("My concerns"),
+    route!(GET "/concerns/mine/{id}", Need(P::LogConcern), records::my_concern),
     route!(GET "/reviews", Need(P::Reviews), reviews::reviews).nav("Reviews"),
     route!(POST "/reviews/{id}", Need(P::Reviews), reviews::decide_review),
     route!(GET "/policy", Need(P::PolicyRead), policy::policy).nav("Policy"),

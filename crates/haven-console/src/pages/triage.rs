@@ -113,14 +113,11 @@ pub(super) async fn triage_decide(
 ) -> Result<Response, Denied> {
     let promote = crate::web::decision(&f.decision, "promote", "dismiss")?;
     let capture = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
-    let done = if promote {
-        let concern = c
-            .store
-            .promote_capture(id, &s.who.username)
-            .await?
-            .ok_or_else(|| Denied::Invalid(format!("Capture {id} was already decided.")))?;
-        format!("Capture {id} promoted to concern {concern}.")
-    } else {
+    if promote {
+        // A concern is opened with a note and a confirmation: the form asks for them first.
+        return Ok(Redirect::to(&format!("/triage/{id}/promote")).into_response());
+    }
+    let done = {
         if f.reason.trim().is_empty() {
             return Err(Denied::Invalid(
                 "Say why the capture is dismissed: the reason counts against the phrases that matched."
@@ -293,3 +290,153 @@ pub(super) async fn capture_page(
 }
 
 crate::web::csrf_field!(TriageForm);
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct PromoteQuery {
+    q: String,
+    child: String,
+}
+
+#[derive(Template)]
+#[template(path = "promote.html")]
+struct PromotePage {
+    l: Layout,
+    k: haven_store::captures::Capture,
+    when: String,
+    child: Option<(i64, String, String, String)>,
+    q: String,
+    found: Vec<(i64, String, String, String)>,
+    /// (id, name, suggested by the capture's category).
+    categories: Vec<(&'static str, &'static str, bool)>,
+}
+
+fn described(p: &haven_store::people::Person) -> (i64, String, String, String) {
+    (
+        p.id,
+        format!("{} {}", p.first_name, p.last_name),
+        haven_store::people::year_label(p.year_group.as_deref()),
+        p.class.clone().unwrap_or_default(),
+    )
+}
+
+/// The pupil a capture is about: the one chosen on the form, else the signed-in pupil who made it.
+async fn capture_child(
+    c: &Console,
+    k: &haven_store::captures::Capture,
+    chosen: &str,
+) -> Result<Option<haven_store::people::Person>, Denied> {
+    let id = match chosen.trim() {
+        "" => match &k.user {
+            Some(u) => c.store.identity(u).await?.map(|i| i.person_id),
+            None => None,
+        },
+        n => Some(
+            n.parse::<i64>()
+                .map_err(|_| Denied::Invalid("That is not a child.".into()))?,
+        ),
+    };
+    Ok(match id {
+        Some(id) => c.store.person(id).await?.filter(|p| p.kind == "pupil"),
+        None => None,
+    })
+}
+
+/// Promoting a capture: the child it is about, the category, a note and a confirmation first.
+pub(super) async fn promote_form(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    Query(q): Query<PromoteQuery>,
+) -> Result<Response, Denied> {
+    let k = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
+    if k.status != haven_store::captures::CaptureStatus::Open {
+        return Err(Denied::Invalid(format!("Capture {id} was already decided.")));
+    }
+    let child = capture_child(&c, &k, &q.child).await?;
+    let mut found = Vec::new();
+    if child.is_none() && !q.q.trim().is_empty() {
+        found = c
+            .store
+            .find_people(q.q.trim(), 40)
+            .await?
+            .iter()
+            .filter(|p| p.kind == "pupil")
+            .take(20)
+            .map(described)
+            .collect();
+        c.store
+            .audit(
+                &AuditEntry::new(&s.who.username, &s.address, AuditKind::SearchPeople, Subject::Nothing)
+                    .count("found", found.len() as i64)
+                    .word("via", "promote form"),
+            )
+            .await?;
+    }
+    let first = k.categories.split(',').next().and_then(|c| c.split(':').next()).unwrap_or("");
+    Ok(html(&PromotePage {
+        l: c.layout(&format!("Promote capture {id}"), Some(&s)),
+        when: when(k.at_ms),
+        child: child.as_ref().map(described),
+        q: q.q,
+        found,
+        categories: {
+            let suggested = haven_store::records::category_for_monitoring(first.trim());
+            haven_records::category::CATEGORIES
+                .iter()
+                .map(|c| (c.id, c.name, c.id == suggested))
+                .collect()
+        },
+        k,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PromoteForm {
+    csrf: String,
+    child: String,
+    category: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub(super) async fn promote(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<PromoteForm>,
+) -> Result<Response, Denied> {
+    if f.confirm != "yes" {
+        return Err(Denied::Invalid(
+            "Confirm that you read the capture in context and that it is a safeguarding concern.".into(),
+        ));
+    }
+    let k = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
+    let child = capture_child(&c, &k, &f.child)
+        .await?
+        .ok_or_else(|| Denied::Invalid("Choose the child the concern is about.".into()))?;
+    let record = c
+        .store
+        .promote_to_record(
+            &haven_store::records::Promotion {
+                school: haven_store::records::DEFAULT_SCHOOL,
+                capture: id,
+                child: child.id,
+                category: f.category.trim().to_owned(),
+                note: f.note,
+            },
+            &haven_store::records::Actor {
+                person: s.who.person_id,
+                username: &s.who.username,
+                address: &s.address,
+            },
+        )
+        .await?
+        .ok_or_else(|| Denied::Invalid(format!("Capture {id} was already decided.")))?;
+    let done = format!("Capture {id} is now a concern, record {record}.");
+    Ok(Redirect::to(&format!("/records/{record}?done={}", url_encode(&done))).into_response())
+}
+
+crate::web::csrf_field!(PromoteForm);

@@ -13,8 +13,8 @@ const LAYERS: &[&[&str]] = &[
     &["haven-monitor"],
     &["haven-dns", "haven-proxy", "haven-store", "haven-lists"],
     &["haven-notify"],
-    &["haven-runtime", "haven-tls"],
-    &["haven-core", "haven-model"],
+    &["haven-runtime", "haven-tls", "haven-vault"],
+    &["haven-core", "haven-model", "haven-records"],
 ];
 
 /// Each workspace crate and the crates of ours it depends on (normal dependencies).
@@ -80,15 +80,28 @@ fn only_haven_app_depends_on_the_console_and_the_core_on_nothing_of_ours() {
         Vec::<String>::new(),
         "the model is pure too"
     );
+    assert_eq!(
+        edges["haven-records"],
+        Vec::<String>::new(),
+        "the records' rules are pure too"
+    );
     // The core holds no runtime plumbing: no channels' crates, no arc-swap, no metrics.
     let core = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-core/Cargo.toml"),
     )
     .expect("core manifest");
-    for plumbing in ["tokio", "arc-swap", "prometheus-client", "tracing"] {
+    let records = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-records/Cargo.toml"),
+    )
+    .expect("records manifest");
+    for plumbing in ["tokio", "arc-swap", "prometheus-client", "tracing", "sqlx"] {
         assert!(
             !core.lines().any(|l| l.starts_with(plumbing)),
             "haven-core depends on {plumbing}"
+        );
+        assert!(
+            !records.lines().any(|l| l.starts_with(plumbing)),
+            "haven-records depends on {plumbing}"
         );
     }
 }

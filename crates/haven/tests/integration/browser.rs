@@ -484,3 +484,146 @@ fn staff_sign_in_with_a_code_triage_a_capture_find_a_search_and_approve_a_review
     assert!(super::ok(&super::haven(&p.data, &["audit", "verify"])).contains("intact"));
     let _ = std::fs::remove_dir_all(&home);
 }
+
+/// Signs `user` in at `console`: password, then (for a role with two steps) enrolment with the
+/// key shown on the page and a code made from it.
+fn sign_in(b: &Browser, console: &str, user: &str, two_step: bool) {
+    b.open(&format!("{console}/login"));
+    b.wait_for("Sign in");
+    b.type_into("input[name=username]", user);
+    b.type_into("input[name=password]", "correct-horse-9");
+    b.click("form[action='/login'] button");
+    if two_step {
+        b.wait_for("Set up two-step sign-in");
+        let secret = b.text("#secret");
+        let key = haven_console::totp::base32_decode(&secret).expect("the key on the page");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("time")
+            .as_secs();
+        let code = haven_console::totp::code_at(&key, now / haven_console::totp::STEP);
+        b.type_into("input[name=code]", &format!("{code:06}"));
+        b.click("form[action='/enrol'] button");
+        b.wait_for("Two-step sign-in is on");
+    } else {
+        b.wait_for("Hello,");
+    }
+}
+
+#[test]
+fn a_teacher_logs_a_concern_the_dsl_works_its_procedure_and_refers_it_and_the_teacher_sees_none_of_that(
+) {
+    if !have_browser() {
+        return;
+    }
+    let console_port = free_port();
+    let p = start_proxy_with(
+        "browser-records",
+        &format!("[console]\nlisten = \"127.0.0.1:{console_port}\""),
+        &demo_people,
+    );
+    let console = format!("http://127.0.0.1:{console_port}");
+    let home = scratch("browser-records-home");
+
+    // A teacher finds the child by name, gives her part, and writes what she said.
+    let teacher = Browser::direct(&home.join("teacher"));
+    sign_in(&teacher, &console, "ben.carter", false);
+    teacher.click("nav a[href='/concerns/new']");
+    teacher.wait_for("Find a child by name");
+    teacher.type_into("#find-child input[name=q]", "Ava Ahmed");
+    teacher.click("#find-child button");
+    teacher.wait_for("found-");
+    teacher.click("#found td.parts a[href*='3Asubject']");
+    let page = teacher.wait_for("id=\"chosen-");
+    assert!(page.contains("Year 1"), "{page}");
+    assert_eq!(teacher.text("#chosen td:nth-child(4)"), "subject");
+    teacher.click("select[name=category] option[value=nudes]");
+    assert!(teacher.text("#image-warning").contains("never view"));
+    teacher.type_into("input[name=place]", "Year 1 cloakroom");
+    teacher.type_into(
+        "textarea[name=account]",
+        "Ava said an older boy asked her to send a photo and said he would tell everyone if she did not.",
+    );
+    teacher.type_into(
+        "textarea[name=actions]",
+        "Did not look at her tablet; took it to the office.",
+    );
+    teacher.click("#save-concern");
+    teacher.wait_for("is logged");
+    teacher.click("#mine a");
+    let wrote = teacher.wait_for("what I wrote");
+    assert!(
+        wrote.contains("older boy") && wrote.contains("Ava Ahmed"),
+        "{wrote}"
+    );
+    let record_url = teacher.url().replace("/concerns/mine/", "/records/");
+    teacher.open(&record_url);
+    teacher.wait_for("Not for your role");
+
+    // The DSL works the nudes procedure — the image is never opened — and refers to the police.
+    let dsl = Browser::direct(&home.join("dsl"));
+    sign_in(&dsl, &console, "priya.shah", true);
+    dsl.open(&format!("{console}/records"));
+    dsl.wait_for("Open records");
+    dsl.click("#records tr[id^=record-] td:last-child a");
+    let page = dsl.wait_for("Procedure");
+    assert!(
+        page.contains("older boy") && page.contains("image-warning"),
+        "{page}"
+    );
+    dsl.click("#step-not-viewed button[value=done]");
+    dsl.wait_for("Step recorded");
+    assert!(dsl.text("#step-not-viewed").contains("Done by Priya Shah"));
+    dsl.type_into(
+        "#step-dsl-view-justified input[name=reason]",
+        "Nobody viewed the image: not needed",
+    );
+    dsl.click("#step-dsl-view-justified button[value=skip]");
+    dsl.wait_for("Step recorded");
+    assert!(dsl
+        .text("#step-dsl-view-justified")
+        .contains("Skipped by Priya Shah"));
+    dsl.click("#refer select[name=agency] option[value=police]");
+    dsl.type_into(
+        "#refer input[name=contact]",
+        "PC Dana Reed, Child Abuse Investigation Team",
+    );
+    dsl.type_into("#refer input[name=reference]", "CR/2211/26");
+    dsl.click("#refer button");
+    dsl.wait_for("Referral to the police recorded");
+    assert_eq!(dsl.text("#referrals td.reference"), "CR/2211/26");
+    assert!(dsl.text("#entry-list").contains("Referred to the police"));
+    // The child's chronology holds the concern, the steps and the referral, in order.
+    dsl.click("#concern a[href^='/records/people/']");
+    let page = dsl.wait_for("Chronology: Ava Ahmed");
+    let (concern, referral) = (
+        page.find("Concern logged").expect("concern"),
+        page.find("Referred to the police").expect("referral"),
+    );
+    assert!(concern < referral, "in the order it happened");
+
+    // The teacher still sees only what they wrote.
+    teacher.open(&format!("{console}/concerns/mine"));
+    teacher.click("#mine a");
+    let wrote = teacher.wait_for("what I wrote");
+    assert!(
+        !wrote.contains("CR/2211/26") && !wrote.contains("Dana Reed"),
+        "{wrote}"
+    );
+    drop(teacher);
+    drop(dsl);
+    let log = super::ok(&super::haven(&p.data, &["audit", "log", "--limit", "200"]));
+    for line in [
+        "ben.carter from 127.0.0.1: log concern record 1",
+        "priya.shah from 127.0.0.1: add referral referral 1",
+        "read chronology person ",
+    ] {
+        assert!(log.contains(line), "{line}: {log}");
+    }
+    assert!(
+        !log.contains("older boy") && !log.contains("CR/2211"),
+        "the audit log holds ids, not text"
+    );
+    assert!(super::ok(&super::haven(&p.data, &["audit", "verify"])).contains("intact"));
+    let _ = std::fs::remove_dir_all(&home);
+}

@@ -1,0 +1,1422 @@
+//! Safeguarding records: a concern (about one or more children, each with their own part; or
+//! an allegation about a member of staff), what followed it in the children's chronologies,
+//! its procedure's steps, its referrals, and its close. The rules (categories, procedures,
+//! who may read what, clocks) are `haven_records`'; this module keeps what they decide.
+//!
+//! Every write is one transaction with its audit entry (ids, never text): a record is kept
+//! with its entry or not at all. Entries are never edited: a correction is a new entry that
+//! supersedes the old one, with a reason, and both stay. Every table carries its school.
+
+use haven_records::procedure::{self, Tick};
+use haven_records::{category, EntryKind, Part, RecordKind};
+use sqlx::Row as _;
+
+use crate::audit::{AuditEntry, AuditKind, Subject};
+use crate::{now_ms, Store, StoreError};
+
+/// The school a store holds until trusts keep many in one (issue 18): the row the schema makes.
+pub const DEFAULT_SCHOOL: i64 = 1;
+
+/// Most children one concern names.
+pub const MAX_CHILDREN: usize = 30;
+/// Longest account, action or entry text kept (characters): a long statement fits, a pasted
+/// book does not.
+pub const MAX_TEXT: usize = 20_000;
+/// Longest short field (a place, a contact, a reference).
+pub const MAX_SHORT: usize = 200;
+/// How far ahead of now a time may be (a clock a little fast): a concern cannot be about the
+/// future.
+const FUTURE_SLACK_MS: i64 = 10 * 60_000;
+
+/// Who is writing, for the record and its audit entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Actor<'a> {
+    /// Their person id.
+    pub person: i64,
+    /// Their user name (the audit log's actor).
+    pub username: &'a str,
+    /// From where.
+    pub address: &'a str,
+}
+
+/// A child named in a concern, with their part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Child {
+    /// The pupil's person id.
+    pub person: i64,
+    /// Their part.
+    pub part: Part,
+}
+
+/// A concern as a member of staff writes it.
+#[derive(Debug, Clone)]
+pub struct NewConcern {
+    /// The school.
+    pub school: i64,
+    /// A pupil's record, or an allegation about staff.
+    pub kind: RecordKind,
+    /// A built-in category's id, or a school's own (`school:…`).
+    pub category: String,
+    /// The children and their parts (at least one for a pupil's record).
+    pub children: Vec<Child>,
+    /// The member of staff an allegation is about.
+    pub staff: Option<i64>,
+    /// When it happened (or was disclosed).
+    pub happened_at_ms: i64,
+    /// Where.
+    pub place: String,
+    /// What happened, in the child's own words where they gave them.
+    pub account: String,
+    /// What the writer did at once.
+    pub actions: String,
+    /// When they told the DSL in person, if they did.
+    pub told_dsl_at_ms: Option<i64>,
+    /// The monitoring capture it came from.
+    pub capture: Option<i64>,
+    /// Files kept with it, checked and sealed.
+    pub evidence: Vec<crate::evidence::NewEvidence>,
+}
+
+/// A child as a record shows them: full name, year and class, never a user name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamedChild {
+    /// Person id.
+    pub person: i64,
+    /// First and last name.
+    pub name: String,
+    /// Year group.
+    pub year: Option<String>,
+    /// Class.
+    pub class: Option<String>,
+    /// Their part in this record.
+    pub part: Part,
+}
+
+/// A record as lists and its page show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// Id.
+    pub id: i64,
+    /// The school.
+    pub school: i64,
+    /// Whose record it is.
+    pub kind: RecordKind,
+    /// Category id.
+    pub category: String,
+    /// The author's person id and name.
+    pub author: (i64, String),
+    /// When it happened.
+    pub happened_at_ms: i64,
+    /// When it was written.
+    pub written_at_ms: i64,
+    /// Where.
+    pub place: String,
+    /// The account.
+    pub account: String,
+    /// What the author did at once.
+    pub actions: String,
+    /// Told the DSL in person, when.
+    pub told_dsl_at_ms: Option<i64>,
+    /// The capture it came from.
+    pub capture: Option<i64>,
+    /// The member of staff an allegation is about (id and name).
+    pub staff: Option<(i64, String)>,
+    /// Who holds the case.
+    pub holder: Option<i64>,
+    /// An allegation shared with the DSL.
+    pub shared_with_dsl: bool,
+    /// Open or closed.
+    pub open: bool,
+    /// The outcome, once closed.
+    pub outcome: Option<String>,
+    /// The debrief and lessons learnt, once closed.
+    pub debrief: Option<String>,
+    /// The children named, with their parts.
+    pub children: Vec<NamedChild>,
+}
+
+impl NamedChild {
+    /// The year group as pages show it (`Year 5`, `Reception`).
+    pub fn year_label(&self) -> String {
+        crate::people::year_label(self.year.as_deref())
+    }
+}
+
+impl Record {
+    /// The record as `haven_records::access` reads it.
+    pub fn access_view(&self) -> haven_records::access::Record {
+        haven_records::access::Record {
+            kind: self.kind,
+            author: self.author.0,
+            holder: self.holder,
+            shared_with_dsl: self.shared_with_dsl,
+        }
+    }
+
+    /// The category's name: a built-in one's, else its id.
+    pub fn category_name(&self) -> &str {
+        category::find(&self.category).map_or(self.category.as_str(), |c| c.name)
+    }
+}
+
+/// A line of a chronology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Id.
+    pub id: i64,
+    /// The record it belongs to.
+    pub record: Option<i64>,
+    /// The child it is about alone (none: every child of its record).
+    pub person: Option<i64>,
+    /// When it happened.
+    pub at_ms: i64,
+    /// When it was written (later than `at_ms` for a back-dated entry).
+    pub written_at_ms: i64,
+    /// Who wrote it (name).
+    pub author: String,
+    /// What it is.
+    pub kind: EntryKind,
+    /// What it says.
+    pub text: String,
+    /// Why (a decision's rationale, a decision not to refer included).
+    pub rationale: Option<String>,
+    /// The entry it corrects.
+    pub supersedes: Option<i64>,
+    /// Why it corrects it.
+    pub reason: Option<String>,
+    /// The entry that corrects this one, if one does.
+    pub superseded_by: Option<i64>,
+}
+
+/// An entry to add.
+#[derive(Debug, Clone)]
+pub struct NewEntry {
+    /// The school.
+    pub school: i64,
+    /// Its record.
+    pub record: i64,
+    /// One child of the record alone, or every child.
+    pub person: Option<i64>,
+    /// When it happened.
+    pub at_ms: i64,
+    /// What it is (not `concern` or `checklist`: those are written by their actions).
+    pub kind: EntryKind,
+    /// What it says.
+    pub text: String,
+    /// Why.
+    pub rationale: Option<String>,
+}
+
+/// A procedure step as ticked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepTick {
+    /// The step's id.
+    pub step: String,
+    /// Who ticked it (name).
+    pub by: String,
+    /// When.
+    pub at_ms: i64,
+    /// Skipped, with the reason.
+    pub skipped: Option<String>,
+}
+
+/// A referral or escalation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Referral {
+    /// Id.
+    pub id: i64,
+    /// Its record.
+    pub record: i64,
+    /// To whom.
+    pub agency: haven_records::Agency,
+    /// When.
+    pub made_at_ms: i64,
+    /// Who made it (name).
+    pub by: String,
+    /// The person spoken to.
+    pub contact: String,
+    /// Their reference number.
+    pub reference: String,
+    /// The outcome, once known.
+    pub outcome: Option<String>,
+    /// When to follow it up (a date, `YYYY-MM-DD`).
+    pub follow_up_on: Option<String>,
+}
+
+/// A referral to record.
+#[derive(Debug, Clone)]
+pub struct NewReferral {
+    /// The school.
+    pub school: i64,
+    /// Its record.
+    pub record: i64,
+    /// To whom.
+    pub agency: haven_records::Agency,
+    /// When it was made.
+    pub made_at_ms: i64,
+    /// The person spoken to.
+    pub contact: String,
+    /// Their reference number (may be empty where none was given; say so in `contact`).
+    pub reference: String,
+    /// When to follow it up.
+    pub follow_up_on: Option<jiff::civil::Date>,
+}
+
+fn invalid(what: impl Into<String>) -> StoreError {
+    StoreError::Invalid(what.into())
+}
+
+/// A text field checked: trimmed, not empty when `needed`, at most `max` characters.
+fn field(name: &str, text: &str, needed: bool, max: usize) -> Result<String, StoreError> {
+    let t = text.trim();
+    if needed && t.is_empty() {
+        return Err(invalid(format!("{name} is needed.")));
+    }
+    let n = t.chars().count();
+    if n > max {
+        return Err(invalid(format!(
+            "{name} is {n} characters; at most {max} are kept."
+        )));
+    }
+    Ok(t.to_owned())
+}
+
+fn when_checked(name: &str, at_ms: i64, now: i64) -> Result<i64, StoreError> {
+    if at_ms > now + FUTURE_SLACK_MS {
+        return Err(invalid(format!("{name} is in the future.")));
+    }
+    if at_ms < 0 {
+        return Err(invalid(format!("{name} is not a time.")));
+    }
+    Ok(at_ms)
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+const RECORD_COLUMNS: &str = "r.id, r.school_id, r.kind, r.category, r.author_id, \
+    a.first_name || ' ' || a.last_name, r.happened_at, r.written_at, r.place, r.account, \
+    r.actions, r.told_dsl_at, r.capture_id, r.staff_id, \
+    s.first_name || ' ' || s.last_name, r.holder_id, r.shared_with_dsl, r.status, r.outcome, \
+    r.debrief";
+
+const RECORD_FROM: &str = "FROM records r JOIN people a ON a.id = r.author_id \
+    LEFT JOIN people s ON s.id = r.staff_id";
+
+fn parse<T: std::str::FromStr>(text: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    text.parse::<T>()
+        .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))
+}
+
+fn record_from(r: &sqlx::any::AnyRow) -> Result<Record, StoreError> {
+    let staff_id: Option<i64> = r.try_get(13)?;
+    let staff_name: Option<String> = r.try_get(14)?;
+    Ok(Record {
+        id: r.try_get(0)?,
+        school: r.try_get(1)?,
+        kind: parse(&r.try_get::<String, _>(2)?)?,
+        category: r.try_get(3)?,
+        author: (r.try_get(4)?, r.try_get(5)?),
+        happened_at_ms: r.try_get(6)?,
+        written_at_ms: r.try_get(7)?,
+        place: r.try_get(8)?,
+        account: r.try_get(9)?,
+        actions: r.try_get(10)?,
+        told_dsl_at_ms: r.try_get(11)?,
+        capture: r.try_get(12)?,
+        staff: staff_id.map(|id| (id, staff_name.unwrap_or_default())),
+        holder: r.try_get(15)?,
+        shared_with_dsl: r.try_get::<i64, _>(16)? != 0,
+        open: r.try_get::<String, _>(17)? == "open",
+        outcome: r.try_get(18)?,
+        debrief: r.try_get(19)?,
+        children: Vec::new(),
+    })
+}
+
+impl Store {
+    /// Whether `category` is one a concern may be filed under in `school`: built in, or the
+    /// school's own.
+    async fn category_known(
+        &self,
+        tx: &mut Tx,
+        school: i64,
+        category: &str,
+    ) -> Result<bool, StoreError> {
+        if category::find(category).is_some() {
+            return Ok(true);
+        }
+        let n: i64 =
+            sqlx::query("SELECT COUNT(*) FROM record_categories WHERE school_id = $1 AND id = $2")
+                .bind(school)
+                .bind(category)
+                .fetch_one(&mut **tx)
+                .await?
+                .try_get(0)?;
+        Ok(n > 0)
+    }
+
+    /// The school's own categories: (id, name).
+    pub async fn school_categories(
+        &self,
+        school: i64,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, name FROM record_categories WHERE school_id = $1 ORDER BY name",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Adds a category of the school's own; its id.
+    pub async fn add_school_category(
+        &self,
+        school: i64,
+        name: &str,
+        by: &Actor<'_>,
+    ) -> Result<String, StoreError> {
+        let id = category::school_category_id(name).map_err(|e| invalid(e.to_string()))?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "INSERT INTO record_categories (school_id, id, name, added_by, added_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        )
+        .bind(school)
+        .bind(&id)
+        .bind(name.trim())
+        .bind(by.person)
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(invalid(format!(
+                "The school already has the category {:?}.",
+                name.trim()
+            )));
+        }
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::AddEntry,
+                Subject::Records,
+            )
+            .word("added", "category"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Logs a concern: the record, its children and their parts, and the first line of each
+    /// child's chronology, with its audit entry, in one transaction. Anything wrong is an
+    /// [`StoreError::Invalid`] saying what, and nothing is written.
+    pub async fn log_concern(&self, c: &NewConcern, by: &Actor<'_>) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let place = field("Where it happened", &c.place, false, MAX_SHORT)?;
+        let account = field("What happened", &c.account, true, MAX_TEXT)?;
+        let actions = field("What you did", &c.actions, false, MAX_TEXT)?;
+        let happened = when_checked("When it happened", c.happened_at_ms, now)?;
+        let told = c
+            .told_dsl_at_ms
+            .map(|t| when_checked("When you told the DSL", t, now))
+            .transpose()?;
+        match c.kind {
+            RecordKind::Pupil => {
+                if c.children.is_empty() {
+                    return Err(invalid("Name at least one child the concern is about."));
+                }
+                if c.staff.is_some() {
+                    return Err(invalid(
+                        "A concern about a pupil names no member of staff; an allegation about staff is its own record.",
+                    ));
+                }
+            }
+            RecordKind::Staff | RecordKind::Headteacher => {
+                if c.staff.is_none() {
+                    return Err(invalid("Name the member of staff the allegation is about."));
+                }
+            }
+        }
+        if c.children.len() > MAX_CHILDREN {
+            return Err(invalid(format!(
+                "A concern names at most {MAX_CHILDREN} children."
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !c.children.iter().all(|ch| seen.insert(ch.person)) {
+            return Err(invalid("A child is named twice: give each child one part."));
+        }
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        if !self.category_known(&mut tx, c.school, &c.category).await? {
+            return Err(invalid(format!(
+                "{:?} is not a category of concern here.",
+                c.category.chars().take(60).collect::<String>()
+            )));
+        }
+        for ch in &c.children {
+            if !is_kind(&mut tx, ch.person, "pupil").await? {
+                return Err(invalid(format!(
+                    "Person {} is not a pupil here.",
+                    ch.person
+                )));
+            }
+        }
+        if let Some(staff) = c.staff {
+            if !is_kind(&mut tx, staff, "staff").await? {
+                return Err(invalid(format!(
+                    "Person {staff} is not a member of staff here."
+                )));
+            }
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO records (school_id, kind, category, author_id, happened_at, written_at, place, account, actions, told_dsl_at, capture_id, staff_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+        )
+        .bind(c.school)
+        .bind(c.kind.as_str())
+        .bind(&c.category)
+        .bind(by.person)
+        .bind(happened)
+        .bind(now)
+        .bind(&place)
+        .bind(&account)
+        .bind(&actions)
+        .bind(told)
+        .bind(c.capture)
+        .bind(c.staff)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        for ch in &c.children {
+            sqlx::query(
+                "INSERT INTO record_children (school_id, record_id, person_id, part) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(c.school)
+            .bind(id)
+            .bind(ch.person)
+            .bind(ch.part.as_str())
+            .execute(&mut *tx)
+            .await?;
+        }
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school: c.school,
+                record: id,
+                person: None,
+                at_ms: happened,
+                kind: EntryKind::Concern,
+                text: format!(
+                    "Concern logged: {}",
+                    category::find(&c.category).map_or(c.category.as_str(), |k| k.name)
+                ),
+                rationale: None,
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        for e in &c.evidence {
+            crate::evidence::insert(&mut tx, c.school, id, e, by.person, now).await?;
+        }
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::LogConcern,
+                Subject::Record(id),
+            )
+            .word("kind", c.kind.as_str())
+            .count("children", c.children.len() as i64)
+            .count("evidence", c.evidence.len() as i64),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// One record with its children, or `None`. Unaudited: the console records the read once
+    /// it has decided the reader may see it.
+    pub async fn record(&self, school: i64, id: i64) -> Result<Option<Record>, StoreError> {
+        let q =
+            format!("SELECT {RECORD_COLUMNS} {RECORD_FROM} WHERE r.school_id = $1 AND r.id = $2");
+        let Some(row) = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(school)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let mut r = record_from(&row)?;
+        r.children = self
+            .children_of(&[id])
+            .await?
+            .remove(&id)
+            .unwrap_or_default();
+        Ok(Some(r))
+    }
+
+    /// Records of the school: open ones (or all), newest first, at most `limit`, with their
+    /// children. The caller shows each only to those `haven_records::access` lets see it.
+    pub async fn records(
+        &self,
+        school: i64,
+        open_only: bool,
+        limit: i64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let q = format!(
+            "SELECT {RECORD_COLUMNS} {RECORD_FROM} WHERE r.school_id = $1 AND ($2 = 0 OR r.status = 'open') \
+             ORDER BY r.written_at DESC, r.id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(school)
+            .bind(i64::from(open_only))
+            .bind(limit.clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
+        self.with_children(rows).await
+    }
+
+    /// The records `author` wrote, newest first.
+    pub async fn records_written_by(
+        &self,
+        school: i64,
+        author: i64,
+        limit: i64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let q = format!(
+            "SELECT {RECORD_COLUMNS} {RECORD_FROM} WHERE r.school_id = $1 AND r.author_id = $2 \
+             ORDER BY r.written_at DESC, r.id DESC LIMIT $3"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(school)
+            .bind(author)
+            .bind(limit.clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
+        self.with_children(rows).await
+    }
+
+    /// The pupils' records naming `person`, oldest first.
+    pub async fn records_of_child(
+        &self,
+        school: i64,
+        person: i64,
+    ) -> Result<Vec<Record>, StoreError> {
+        let q = format!(
+            "SELECT {RECORD_COLUMNS} {RECORD_FROM} JOIN record_children c ON c.record_id = r.id \
+             WHERE r.school_id = $1 AND c.person_id = $2 AND r.kind = 'pupil' ORDER BY r.happened_at, r.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(school)
+            .bind(person)
+            .fetch_all(&self.pool)
+            .await?;
+        self.with_children(rows).await
+    }
+
+    async fn with_children(&self, rows: Vec<sqlx::any::AnyRow>) -> Result<Vec<Record>, StoreError> {
+        let mut out: Vec<Record> = rows.iter().map(record_from).collect::<Result<_, _>>()?;
+        let ids: Vec<i64> = out.iter().map(|r| r.id).collect();
+        let mut children = self.children_of(&ids).await?;
+        for r in &mut out {
+            r.children = children.remove(&r.id).unwrap_or_default();
+        }
+        Ok(out)
+    }
+
+    async fn children_of(
+        &self,
+        ids: &[i64],
+    ) -> Result<std::collections::HashMap<i64, Vec<NamedChild>>, StoreError> {
+        let mut out: std::collections::HashMap<i64, Vec<NamedChild>> = Default::default();
+        for chunk in ids.chunks(200) {
+            if chunk.is_empty() {
+                continue;
+            }
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let q = format!(
+                "SELECT c.record_id, c.person_id, p.first_name || ' ' || p.last_name, p.year_group, p.class, c.part \
+                 FROM record_children c JOIN people p ON p.id = c.person_id WHERE c.record_id IN ({}) \
+                 ORDER BY p.last_name, p.first_name",
+                marks.join(", ")
+            );
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(q));
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for r in query.fetch_all(&self.pool).await? {
+                out.entry(r.try_get(0)?).or_default().push(NamedChild {
+                    person: r.try_get(1)?,
+                    name: r.try_get(2)?,
+                    year: r.try_get(3)?,
+                    class: r.try_get(4)?,
+                    part: parse(&r.try_get::<String, _>(5)?)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// A child's chronology: every entry of the pupils' records naming them (those for
+    /// another child of the same record alone left out), in the order things happened.
+    pub async fn chronology(&self, school: i64, person: i64) -> Result<Vec<Entry>, StoreError> {
+        let q = format!(
+            "SELECT {ENTRY_COLUMNS} {ENTRY_FROM} \
+             WHERE e.school_id = $1 AND (e.person_id = $2 OR (e.person_id IS NULL AND e.record_id IN \
+               (SELECT c.record_id FROM record_children c JOIN records r ON r.id = c.record_id \
+                WHERE c.person_id = $2 AND r.kind = 'pupil'))) \
+             ORDER BY e.at, e.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(school)
+            .bind(person)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from).collect()
+    }
+
+    /// A record's entries, in the order things happened.
+    pub async fn record_entries(&self, school: i64, record: i64) -> Result<Vec<Entry>, StoreError> {
+        let q = format!(
+            "SELECT {ENTRY_COLUMNS} {ENTRY_FROM} WHERE e.school_id = $1 AND e.record_id = $2 ORDER BY e.at, e.id"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(school)
+            .bind(record)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(entry_from).collect()
+    }
+
+    /// Adds an entry to a record's chronology (every child's, or one child's); its id.
+    pub async fn add_entry(&self, e: &NewEntry, by: &Actor<'_>) -> Result<i64, StoreError> {
+        let now = now_ms();
+        if matches!(
+            e.kind,
+            EntryKind::Concern | EntryKind::Checklist | EntryKind::Outcome
+        ) {
+            return Err(invalid(format!(
+                "A {} entry is written by its own action, not added.",
+                e.kind.label()
+            )));
+        }
+        let text = field("The entry", &e.text, true, MAX_TEXT)?;
+        let rationale = e
+            .rationale
+            .as_deref()
+            .map(|r| field("The rationale", r, false, MAX_TEXT))
+            .transpose()?
+            .filter(|r| !r.is_empty());
+        if e.kind == EntryKind::Decision && rationale.is_none() {
+            return Err(invalid(
+                "A decision is recorded with its rationale (a decision not to refer too).",
+            ));
+        }
+        let at = when_checked("When it happened", e.at_ms, now)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        open_record(&mut tx, e.school, e.record).await?;
+        if let Some(p) = e.person {
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM record_children WHERE record_id = $1 AND person_id = $2",
+            )
+            .bind(e.record)
+            .bind(p)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if n == 0 {
+                return Err(invalid(format!(
+                    "Person {p} is not named in record {}.",
+                    e.record
+                )));
+            }
+        }
+        let id = insert_entry(
+            &mut tx,
+            &NewEntry {
+                text,
+                rationale,
+                at_ms: at,
+                ..e.clone()
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::AddEntry,
+                Subject::Entry(id),
+            )
+            .word("kind", e.kind.as_str())
+            .count("record", e.record),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Corrects an entry: a new entry with the corrected text supersedes it, with the reason;
+    /// the old one stays, marked. An entry is corrected once (correct the correction after).
+    pub async fn correct_entry(
+        &self,
+        school: i64,
+        entry: i64,
+        text: &str,
+        reason: &str,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let text = field("The corrected entry", text, true, MAX_TEXT)?;
+        let reason = field("The reason for the correction", reason, true, MAX_SHORT * 5)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let Some(row) = sqlx::query(
+            "SELECT record_id, person_id, at, kind, rationale FROM chronology WHERE school_id = $1 AND id = $2",
+        )
+        .bind(school)
+        .bind(entry)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Err(invalid(format!("There is no entry {entry}.")));
+        };
+        let record: Option<i64> = row.try_get(0)?;
+        if let Some(r) = record {
+            open_record(&mut tx, school, r).await?;
+        }
+        let already: i64 = sqlx::query("SELECT COUNT(*) FROM chronology WHERE supersedes = $1")
+            .bind(entry)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if already > 0 {
+            return Err(invalid(format!(
+                "Entry {entry} has already been corrected: correct the correction."
+            )));
+        }
+        let kind: EntryKind = parse(&row.try_get::<String, _>(3)?)?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO chronology (school_id, record_id, person_id, at, written_at, author_id, kind, text, rationale, supersedes, reason) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+        )
+        .bind(school)
+        .bind(record)
+        .bind(row.try_get::<Option<i64>, _>(1)?)
+        .bind(row.try_get::<i64, _>(2)?)
+        .bind(now)
+        .bind(by.person)
+        .bind(kind.as_str())
+        .bind(&text)
+        .bind(row.try_get::<Option<String>, _>(4)?)
+        .bind(entry)
+        .bind(&reason)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::CorrectEntry,
+                Subject::Entry(id),
+            )
+            .count("supersedes", entry),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The record's procedure steps as ticked so far.
+    pub async fn record_steps(
+        &self,
+        school: i64,
+        record: i64,
+    ) -> Result<Vec<StepTick>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.step, p.first_name || ' ' || p.last_name, t.done_at, t.skipped_reason \
+             FROM record_steps t JOIN people p ON p.id = t.done_by WHERE t.school_id = $1 AND t.record_id = $2 ORDER BY t.done_at",
+        )
+        .bind(school)
+        .bind(record)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StepTick {
+                    step: r.try_get(0)?,
+                    by: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    skipped: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Ticks a step of the record's procedure as done, or skips it with a reason; the tick is
+    /// also a line of the chronology. A step is ticked once.
+    pub async fn tick_step(
+        &self,
+        school: i64,
+        record: i64,
+        step: &str,
+        tick: &Tick,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let category = open_record(&mut tx, school, record).await?;
+        let found = procedure::check_tick(&category, category::steps_for(&category), step, tick)
+            .map_err(|e| invalid(e.to_string()))?;
+        let skipped = match tick {
+            Tick::Done => None,
+            Tick::Skipped(reason) => Some(field("The reason", reason, true, MAX_TEXT)?),
+        };
+        let done = sqlx::query(
+            "INSERT INTO record_steps (school_id, record_id, step, done_by, done_at, skipped_reason) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        )
+        .bind(school)
+        .bind(record)
+        .bind(found.id)
+        .bind(by.person)
+        .bind(now)
+        .bind(&skipped)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(invalid(format!(
+                "\"{}\" has already been ticked.",
+                found.text
+            )));
+        }
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school,
+                record,
+                person: None,
+                at_ms: now,
+                kind: EntryKind::Checklist,
+                text: match &skipped {
+                    None => format!("Done: {}", found.text),
+                    Some(_) => format!("Skipped: {}", found.text),
+                },
+                rationale: skipped.clone(),
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::TickStep,
+                Subject::Record(record),
+            )
+            .word("step", found.id)
+            .word("as", if skipped.is_some() { "skipped" } else { "done" }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The record's referrals, oldest first.
+    pub async fn referrals(&self, school: i64, record: i64) -> Result<Vec<Referral>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.record_id, f.agency, f.made_at, p.first_name || ' ' || p.last_name, f.contact, f.reference, f.outcome, f.follow_up_on \
+             FROM referrals f JOIN people p ON p.id = f.made_by WHERE f.school_id = $1 AND f.record_id = $2 ORDER BY f.made_at, f.id",
+        )
+        .bind(school)
+        .bind(record)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(referral_from).collect()
+    }
+
+    /// Open records' referrals with a follow-up date on or before `by_date` (`YYYY-MM-DD`),
+    /// soonest first.
+    pub async fn follow_ups_due(
+        &self,
+        school: i64,
+        by_date: jiff::civil::Date,
+    ) -> Result<Vec<Referral>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT f.id, f.record_id, f.agency, f.made_at, p.first_name || ' ' || p.last_name, f.contact, f.reference, f.outcome, f.follow_up_on \
+             FROM referrals f JOIN people p ON p.id = f.made_by JOIN records r ON r.id = f.record_id \
+             WHERE f.school_id = $1 AND r.status = 'open' AND f.outcome IS NULL AND f.follow_up_on IS NOT NULL AND f.follow_up_on <= $2 \
+             ORDER BY f.follow_up_on, f.id",
+        )
+        .bind(school)
+        .bind(by_date.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(referral_from).collect()
+    }
+
+    /// Records a referral (and a line of the chronology saying so); its id.
+    pub async fn add_referral(&self, f: &NewReferral, by: &Actor<'_>) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let contact = field("Who you spoke to", &f.contact, true, MAX_SHORT)?;
+        let reference = field("The reference number", &f.reference, false, MAX_SHORT)?;
+        let made = when_checked("When the referral was made", f.made_at_ms, now)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        open_record(&mut tx, f.school, f.record).await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO referrals (school_id, record_id, agency, made_at, made_by, contact, reference, follow_up_on) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(f.school)
+        .bind(f.record)
+        .bind(f.agency.as_str())
+        .bind(made)
+        .bind(by.person)
+        .bind(&contact)
+        .bind(&reference)
+        .bind(f.follow_up_on.map(|d| d.to_string()))
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let mut text = format!("Referred to {} (spoke to {contact})", f.agency.label());
+        if !reference.is_empty() {
+            text.push_str(&format!(", reference {reference}"));
+        }
+        if let Some(d) = f.follow_up_on {
+            text.push_str(&format!("; follow up on {d}"));
+        }
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school: f.school,
+                record: f.record,
+                person: None,
+                at_ms: made,
+                kind: EntryKind::Referral,
+                text,
+                rationale: None,
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::AddReferral,
+                Subject::Referral(id),
+            )
+            .word("agency", f.agency.as_str())
+            .count("record", f.record),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Closes a record with its outcome (and its debrief where the procedure asks), once every
+    /// step is done or skipped with a reason.
+    pub async fn close_record(
+        &self,
+        school: i64,
+        record: i64,
+        outcome: &str,
+        debrief: &str,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let outcome = field("The outcome", outcome, true, MAX_TEXT)?;
+        let debrief = field("The debrief", debrief, false, MAX_TEXT)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let category = open_record(&mut tx, school, record).await?;
+        let ticked: Vec<String> = sqlx::query("SELECT step FROM record_steps WHERE record_id = $1")
+            .bind(record)
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let ticked: Vec<&str> = ticked.iter().map(String::as_str).collect();
+        let needs_debrief = category::find(&category).is_some_and(|c| c.debrief);
+        procedure::check_close(
+            category::steps_for(&category),
+            &ticked,
+            &outcome,
+            needs_debrief,
+            &debrief,
+        )
+        .map_err(|e| invalid(e.to_string()))?;
+        sqlx::query(
+            "UPDATE records SET status = 'closed', outcome = $1, debrief = $2, closed_at = $3, closed_by = $4 WHERE id = $5",
+        )
+        .bind(&outcome)
+        .bind(Some(&debrief).filter(|d| !d.is_empty()))
+        .bind(now)
+        .bind(by.person)
+        .bind(record)
+        .execute(&mut *tx)
+        .await?;
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school,
+                record,
+                person: None,
+                at_ms: now,
+                kind: EntryKind::Outcome,
+                text: format!("Closed: {outcome}"),
+                rationale: Some(debrief).filter(|d| !d.is_empty()),
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::CloseRecord,
+                Subject::Record(record),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// A read outside one's own cases (a record, or a child's chronology), with its typed
+    /// reason: audited as a break-glass read, which the DSL's records page lists. The audit log
+    /// keeps no text, so the reason's length is kept there, not its words.
+    pub async fn break_glass(
+        &self,
+        school: i64,
+        record: Option<i64>,
+        person: Option<i64>,
+        reason: &str,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let reason = field("The reason", reason, true, MAX_SHORT * 5)?;
+        let subject = match (record, person) {
+            (Some(r), _) => Subject::Record(r),
+            (None, Some(p)) => Subject::Person(p),
+            (None, None) => Subject::Records,
+        };
+        self.audit(
+            &AuditEntry::new(by.username, by.address, AuditKind::BreakGlass, subject)
+                .count("school", school)
+                .count("reason characters", reason.chars().count() as i64),
+        )
+        .await
+    }
+
+    /// The headteacher (or the chair) shares an allegation with the DSL.
+    pub async fn share_with_dsl(
+        &self,
+        school: i64,
+        record: i64,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        open_record(&mut tx, school, record).await?;
+        sqlx::query("UPDATE records SET shared_with_dsl = 1 WHERE school_id = $1 AND id = $2 AND kind <> 'pupil'")
+            .bind(school)
+            .bind(record)
+            .execute(&mut *tx)
+            .await?;
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school,
+                record,
+                person: None,
+                at_ms: now_ms(),
+                kind: EntryKind::Decision,
+                text: "Shared with the DSL".into(),
+                rationale: None,
+            },
+            by.person,
+            now_ms(),
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::ShareRecord,
+                Subject::Record(record),
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// A monitoring capture made a concern: the child it is about, the category, and the DSL's note.
+#[derive(Debug, Clone)]
+pub struct Promotion {
+    /// The school.
+    pub school: i64,
+    /// The capture.
+    pub capture: i64,
+    /// The pupil it is about.
+    pub child: i64,
+    /// The category of concern.
+    pub category: String,
+    /// Why it is a concern, and what is to be done (the first decision of the record).
+    pub note: String,
+}
+
+/// The category of concern a monitoring category suggests (the DSL may choose another).
+pub fn category_for_monitoring(monitoring: &str) -> &'static str {
+    match monitoring {
+        "bullying" => "cyberbullying",
+        "exploitation" | "pornography" => "sexual-exploitation",
+        "extremism" => "radicalisation",
+        "discrimination" => "online-hate",
+        "illegal" => "misuse",
+        _ => "welfare",
+    }
+}
+
+impl Store {
+    /// Promotes an open capture to a real concern about `child`: the record (its account the
+    /// capture's text, its place where it was seen), the capture and the triage decision as the
+    /// first lines of the chronology, the capture marked promoted and its alerts acknowledged,
+    /// with the audit entry, in one transaction. `None` when the capture was not open.
+    pub async fn promote_to_record(
+        &self,
+        p: &Promotion,
+        by: &Actor<'_>,
+    ) -> Result<Option<i64>, StoreError> {
+        let now = now_ms();
+        let note = field("The note", &p.note, true, MAX_TEXT)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        if !self.category_known(&mut tx, p.school, &p.category).await? {
+            return Err(invalid(format!(
+                "{:?} is not a category of concern here.",
+                p.category.chars().take(60).collect::<String>()
+            )));
+        }
+        if !is_kind(&mut tx, p.child, "pupil").await? {
+            return Err(invalid(format!("Person {} is not a pupil here.", p.child)));
+        }
+        let done = sqlx::query(
+            "UPDATE captures SET status = 'promoted', decided_by = $1, decided_at = $2 WHERE id = $3 AND status = 'open'",
+        )
+        .bind(by.username)
+        .bind(now)
+        .bind(p.capture)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let k = sqlx::query(
+            "SELECT at, source, client, url, text, grade, categories, matched, model FROM captures WHERE id = $1",
+        )
+        .bind(p.capture)
+        .fetch_one(&mut *tx)
+        .await?;
+        let at: i64 = k.try_get(0)?;
+        let (source, client, url, text): (String, String, String, String) =
+            (k.try_get(1)?, k.try_get(2)?, k.try_get(3)?, k.try_get(4)?);
+        let (grade, categories, matched): (i64, String, String) =
+            (k.try_get(5)?, k.try_get(6)?, k.try_get(7)?);
+        let model: Option<String> = k.try_get(8)?;
+        let place: String = format!("Monitoring ({source}) on {client}")
+            .chars()
+            .take(MAX_SHORT)
+            .collect();
+        let id: i64 = sqlx::query(
+            "INSERT INTO records (school_id, kind, category, author_id, happened_at, written_at, place, account, actions, capture_id) \
+             VALUES ($1, 'pupil', $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(p.school)
+        .bind(&p.category)
+        .bind(by.person)
+        .bind(at)
+        .bind(now)
+        .bind(&place)
+        .bind(&text)
+        .bind(&note)
+        .bind(p.capture)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        sqlx::query(
+            "INSERT INTO record_children (school_id, record_id, person_id, part) VALUES ($1, $2, $3, 'subject')",
+        )
+        .bind(p.school)
+        .bind(id)
+        .bind(p.child)
+        .execute(&mut *tx)
+        .await?;
+        let mut seen = format!(
+            "Monitoring capture {}: grade {grade} ({categories}); seen at {url}",
+            p.capture
+        );
+        if !matched.is_empty() {
+            seen.push_str(&format!("; phrases: {matched}"));
+        }
+        if let Some(m) = &model {
+            seen.push_str(&format!("; model: {m}"));
+        }
+        seen.push_str(&format!("; text: \u{201c}{text}\u{201d}"));
+        for (kind, at_ms, text, rationale) in [
+            (EntryKind::Capture, at, seen, None),
+            (
+                EntryKind::Decision,
+                now,
+                format!("Capture {} promoted to this concern in triage", p.capture),
+                Some(note.clone()),
+            ),
+        ] {
+            insert_entry(
+                &mut tx,
+                &NewEntry {
+                    school: p.school,
+                    record: id,
+                    person: None,
+                    at_ms,
+                    kind,
+                    text,
+                    rationale,
+                },
+                by.person,
+                now,
+            )
+            .await?;
+        }
+        crate::alerts::acknowledge(&mut *tx, p.capture, by.username).await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(by.username, by.address, AuditKind::PromoteCapture, Subject::Capture(p.capture))
+                .count("record", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+}
+
+const ENTRY_COLUMNS: &str = "e.id, e.record_id, e.person_id, e.at, e.written_at, \
+    a.first_name || ' ' || a.last_name, e.kind, e.text, e.rationale, e.supersedes, e.reason, \
+    (SELECT n.id FROM chronology n WHERE n.supersedes = e.id)";
+
+const ENTRY_FROM: &str = "FROM chronology e JOIN people a ON a.id = e.author_id";
+
+fn entry_from(r: &sqlx::any::AnyRow) -> Result<Entry, StoreError> {
+    Ok(Entry {
+        id: r.try_get(0)?,
+        record: r.try_get(1)?,
+        person: r.try_get(2)?,
+        at_ms: r.try_get(3)?,
+        written_at_ms: r.try_get(4)?,
+        author: r.try_get(5)?,
+        kind: parse(&r.try_get::<String, _>(6)?)?,
+        text: r.try_get(7)?,
+        rationale: r.try_get(8)?,
+        supersedes: r.try_get(9)?,
+        reason: r.try_get(10)?,
+        superseded_by: r.try_get(11)?,
+    })
+}
+
+fn referral_from(r: &sqlx::any::AnyRow) -> Result<Referral, StoreError> {
+    Ok(Referral {
+        id: r.try_get(0)?,
+        record: r.try_get(1)?,
+        agency: parse(&r.try_get::<String, _>(2)?)?,
+        made_at_ms: r.try_get(3)?,
+        by: r.try_get(4)?,
+        contact: r.try_get(5)?,
+        reference: r.try_get(6)?,
+        outcome: r.try_get(7)?,
+        follow_up_on: r.try_get(8)?,
+    })
+}
+
+pub(crate) async fn insert_entry(
+    tx: &mut Tx,
+    e: &NewEntry,
+    author: i64,
+    now: i64,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query(
+        "INSERT INTO chronology (school_id, record_id, person_id, at, written_at, author_id, kind, text, rationale) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+    )
+    .bind(e.school)
+    .bind(e.record)
+    .bind(e.person)
+    .bind(e.at_ms)
+    .bind(now)
+    .bind(author)
+    .bind(e.kind.as_str())
+    .bind(&e.text)
+    .bind(&e.rationale)
+    .fetch_one(&mut **tx)
+    .await?
+    .try_get(0)?)
+}
+
+/// The category of an open record of the school; an error saying why not otherwise.
+pub(crate) async fn open_record(
+    tx: &mut Tx,
+    school: i64,
+    record: i64,
+) -> Result<String, StoreError> {
+    let row = sqlx::query("SELECT category, status FROM records WHERE school_id = $1 AND id = $2")
+        .bind(school)
+        .bind(record)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| invalid(format!("There is no record {record}.")))?;
+    if row.try_get::<String, _>(1)? != "open" {
+        return Err(invalid(format!(
+            "Record {record} is closed: nothing more is added to it."
+        )));
+    }
+    Ok(row.try_get(0)?)
+}
+
+async fn is_kind(tx: &mut Tx, person: i64, kind: &str) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM people WHERE id = $1 AND kind = $2")
+        .bind(person)
+        .bind(kind)
+        .fetch_one(&mut **tx)
+        .await?
+        .try_get(0)?;
+    Ok(n > 0)
+}
