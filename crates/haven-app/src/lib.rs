@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod model;
 pub mod phrases;
 pub mod proxy;
+pub mod records;
 pub mod reload;
 pub mod squid;
 pub mod writer;

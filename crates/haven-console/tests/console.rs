@@ -1110,31 +1110,80 @@ fn the_dsl_triages_captures_dismissals_count_against_phrases() {
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         assert_eq!(location(&headers), format!("/triage/{serious}/promote"));
-        let (status, _, page) = call(&h.app, Method::GET, &format!("/triage/{serious}/promote"), &cookie, None, &[]).await;
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/triage/{serious}/promote"),
+            &cookie,
+            None,
+            &[],
+        )
+        .await;
         assert_eq!(status, StatusCode::OK);
-        assert!(page.contains("Tom Lewis") && page.contains("value=\"welfare\" selected"), "{page}");
-        let tom = h.store.identity("tom.lewis").await.expect("db").expect("tom").person_id;
+        assert!(
+            page.contains("Tom Lewis") && page.contains("value=\"welfare\" selected"),
+            "{page}"
+        );
+        let tom = h
+            .store
+            .identity("tom.lewis")
+            .await
+            .expect("db")
+            .expect("tom")
+            .person_id;
         let promote = |extra: &str| format!("csrf={csrf}&child={tom}&category=welfare{extra}");
-        for (extra, says) in [("&note=Spoke+to+Tom", "Confirm"), ("&confirm=yes", "note is needed")] {
-            let (status, _, page) = call(&h.app, Method::POST, &format!("/triage/{serious}/promote"), &cookie, Some(&promote(extra)), &[]).await;
+        for (extra, says) in [
+            ("&note=Spoke+to+Tom", "Confirm"),
+            ("&confirm=yes", "note is needed"),
+        ] {
+            let (status, _, page) = call(
+                &h.app,
+                Method::POST,
+                &format!("/triage/{serious}/promote"),
+                &cookie,
+                Some(&promote(extra)),
+                &[],
+            )
+            .await;
             assert_eq!(status, StatusCode::BAD_REQUEST, "{extra}");
             assert!(page.contains(says), "{says}: {page}");
         }
-        assert_eq!(h.store.open_captures(1, 10).await.expect("open").len(), 1, "nothing changed yet");
+        assert_eq!(
+            h.store.open_captures(1, 10).await.expect("open").len(),
+            1,
+            "nothing changed yet"
+        );
         let (status, headers, _) = call(
             &h.app,
             Method::POST,
             &format!("/triage/{serious}/promote"),
             &cookie,
-            Some(&promote("&note=Spoke+to+Tom%3B+referring+to+CAMHS&confirm=yes")),
+            Some(&promote(
+                "&note=Spoke+to+Tom%3B+referring+to+CAMHS&confirm=yes",
+            )),
             &[],
         )
         .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        assert!(location(&headers).starts_with("/records/"), "{}", location(&headers));
+        assert!(
+            location(&headers).starts_with("/records/"),
+            "{}",
+            location(&headers)
+        );
         let chronology = h.store.chronology(1, tom).await.expect("chronology");
-        assert!(chronology[0].text.contains("how do i kill myself") && chronology[0].text.contains("suicide 5 (alert 0.93)"), "{chronology:?}");
-        assert_eq!(chronology.iter().find(|e| e.kind == haven_records::EntryKind::Decision).and_then(|e| e.rationale.clone()).as_deref(), Some("Spoke to Tom; referring to CAMHS"));
+        assert!(
+            chronology[0].text.contains("how do i kill myself")
+                && chronology[0].text.contains("suicide 5 (alert 0.93)"),
+            "{chronology:?}"
+        );
+        assert_eq!(
+            chronology
+                .iter()
+                .find(|e| e.kind == haven_records::EntryKind::Decision)
+                .and_then(|e| e.rationale.clone())
+                .as_deref(),
+            Some("Spoke to Tom; referring to CAMHS")
+        );
         assert!(h.store.open_captures(1, 10).await.expect("open").is_empty());
         // The phrase's record: two decided, one dismissed.
         let records = h.store.phrase_records().await.expect("records");
@@ -2231,7 +2280,33 @@ fn a_teacher_logs_a_concern_and_sees_only_what_they_wrote_while_the_dsl_works_it
             "another member of staff does not see it"
         );
 
-        // The DSL sees it, each child with their own part, and works it.
+        // The DSL sees it, each child with their own part, and works it; finds it by its words.
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/records?q=Posting+Ahmed",
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            page.contains(&format!("id=\"record-{id}\"")),
+            "found by its words and the child's name: {page}"
+        );
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/records?q=posting+bicycle",
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            page.contains("id=\"no-records\""),
+            "every word must be there: {page}"
+        );
         let (status, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert!(page.contains(&format!("/records/{id}")), "{page}");
@@ -2559,5 +2634,240 @@ fn a_teacher_logs_a_concern_and_sees_only_what_they_wrote_while_the_dsl_works_it
         assert!(!log
             .iter()
             .any(|e| e.detail.contains("Instagram") || e.detail.contains("posting")));
+    });
+}
+
+#[test]
+fn told_in_person_is_written_up_siblings_are_seen_together_and_the_school_adds_a_category() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let parents = "Contact ID,Forename,Surname,Email,Children,Relationship\n\
+            C900,Jo,Ahmed,jo@home.example,H800000007919;H800000015838,Mother\n";
+        let r = h
+            .store
+            .import_people(Kind::Parent, parents.as_bytes(), ImportOptions::default())
+            .await
+            .expect("parents");
+        assert!(r.errors.is_empty(), "{r:?}");
+        let pupil = |name: &'static str| {
+            let store = h.store.clone();
+            async move { store.find_people(name, 1).await.expect("find")[0].id }
+        };
+        let (ava, noah, ivy) = (
+            pupil("Ava Ahmed").await,
+            pupil("Noah Price").await,
+            pupil("Ivy Khan").await,
+        );
+        let ben_id = h
+            .store
+            .identity("ben.carter")
+            .await
+            .expect("db")
+            .expect("ben")
+            .person_id;
+        let (ben, ben_csrf) = signed_in(&h.store, "ben.carter").await;
+        let (lucy, lucy_csrf) = signed_in(&h.store, "lucy.adams").await;
+        let (priya, priya_csrf) = signed_in(&h.store, "priya.shah").await;
+        let (helen, helen_csrf) = signed_in(&h.store, "helen.marsh").await;
+
+        // The DSL notes what Ben told her in the corridor; he must write it up today.
+        let told = fields(&[
+            ("csrf", priya_csrf.as_str()),
+            ("staff", &ben_id.to_string()),
+            ("child", &ava.to_string()),
+            ("told_at", "2026-11-30T08:40"),
+        ]);
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            "/records/told",
+            &priya,
+            Some(&told),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{page}");
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert!(
+            page.contains("Ben Carter to write up what they told you in person about Ava Ahmed"),
+            "{page}"
+        );
+        assert!(
+            page.contains("clock-overdue"),
+            "told on a past day and not written: red: {page}"
+        );
+        let (_, _, page) = call(&h.app, Method::GET, "/concerns/mine", &ben, None, &[]).await;
+        let write_up = h
+            .store
+            .pending_write_ups(1, Some(ben_id))
+            .await
+            .expect("pending")[0]
+            .id;
+        assert!(
+            page.contains("To write up today") && page.contains(&format!("write_up={write_up}")),
+            "{page}"
+        );
+        let concern = |csrf: &str, child: i64, wid: i64| {
+            vec![
+                ("csrf".to_owned(), csrf.to_owned()),
+                ("kind".to_owned(), "pupil".to_owned()),
+                ("category".to_owned(), "welfare".to_owned()),
+                ("children".to_owned(), format!("{child}:subject")),
+                ("happened".to_owned(), "2026-11-30T08:30".to_owned()),
+                (
+                    "account".to_owned(),
+                    "Ava said she had no breakfast again".to_owned(),
+                ),
+                ("write_up".to_owned(), wid.to_string()),
+            ]
+        };
+        let as_pairs = |v: &[(String, String)]| {
+            v.iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<Vec<_>>()
+        };
+        // Someone else cannot write up Ben's.
+        let lucys = as_pairs(&concern(&lucy_csrf, ava, write_up));
+        let pairs: Vec<(&str, &str)> = lucys
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (status, _, _) =
+            post_multipart(&h.app, "/concerns", &lucy, multipart(&pairs, &[])).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let bens = as_pairs(&concern(&ben_csrf, ava, write_up));
+        let pairs: Vec<(&str, &str)> = bens.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let (status, _, _) =
+            post_multipart(&h.app, "/concerns", &ben, multipart(&pairs, &[])).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(
+            h.store
+                .pending_write_ups(1, None)
+                .await
+                .expect("pending")
+                .is_empty(),
+            "written up"
+        );
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert!(!page.contains("to write up what they told you"), "{page}");
+
+        // Siblings (one parent in the MIS): a combined chronology, each entry saying whose.
+        let noah_concern = h
+            .store
+            .log_concern(
+                &haven_store::records::NewConcern {
+                    school: 1,
+                    kind: haven_records::RecordKind::Pupil,
+                    category: "cyberbullying".into(),
+                    children: vec![haven_store::records::Child {
+                        person: noah,
+                        part: haven_records::Part::Victim,
+                    }],
+                    staff: None,
+                    happened_at_ms: haven_store::now_ms() - 60_000,
+                    place: "group chat".into(),
+                    account: "Noah was sent names in the class group chat".into(),
+                    actions: String::new(),
+                    told_dsl_at_ms: None,
+                    capture: None,
+                    evidence: Vec::new(),
+                    write_up: None,
+                },
+                &haven_store::records::Actor {
+                    person: ben_id,
+                    username: "ben.carter",
+                    address: "10.0.0.5",
+                },
+            )
+            .await
+            .expect("noah's concern");
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/people/{ava}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(page.contains("Combined view with 1 sibling"), "{page}");
+        let (status, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/people/{ava}/family"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("no breakfast") || page.contains("Concern logged: Welfare"),
+            "{page}"
+        );
+        assert!(
+            page.contains("Concern logged: Cyberbullying")
+                && page.contains("Noah Price")
+                && page.contains("Ava Ahmed"),
+            "{page}"
+        );
+        assert!(noah_concern > 0);
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/people/{ivy}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(!page.contains("Combined view"), "no siblings: {page}");
+        // The headteacher, for whom these are not her cases, sees no combined view without the glass.
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/people/{ava}/family"),
+            &helen,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+
+        // The school's own category: the DSL adds it, the form offers it, the headteacher cannot add one.
+        let add = fields(&[("csrf", priya_csrf.as_str()), ("name", "Vaping on site")]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/records/categories",
+            &priya,
+            Some(&add),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/concerns/new", &ben, None, &[]).await;
+        assert!(page.contains("value=\"school:vaping-on-site\""), "{page}");
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/records/categories",
+            &priya,
+            Some(&add),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "twice");
+        let head = fields(&[("csrf", helen_csrf.as_str()), ("name", "Uniform")]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/records/categories",
+            &helen,
+            Some(&head),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
     });
 }

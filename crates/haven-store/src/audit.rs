@@ -157,6 +157,12 @@ pub enum AuditKind {
     OpenEvidence,
     /// Viewed a possible nude image, with a typed justification (blurred first).
     ViewPossibleNude,
+    /// Sealed a piece of evidence again under the school's newest key.
+    ResealEvidence,
+    /// Added a key to the school's vault (a rotation).
+    RotateKey,
+    /// Noted a concern told in person, to be written up by its teller.
+    NoteToldInPerson,
 }
 
 impl AuditKind {
@@ -222,6 +228,9 @@ impl AuditKind {
             K::AddEvidence => "add evidence",
             K::OpenEvidence => "open evidence",
             K::ViewPossibleNude => "view possible nude image",
+            K::ResealEvidence => "reseal evidence",
+            K::RotateKey => "rotate key",
+            K::NoteToldInPerson => "note told in person",
         }
     }
 }

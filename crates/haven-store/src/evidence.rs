@@ -202,4 +202,52 @@ impl Store {
             .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))?;
         Ok(Some((evidence_from(&row)?, sealed)))
     }
+
+    /// The ids of the school's evidence, oldest first.
+    pub async fn evidence_ids(&self, school: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query("SELECT id FROM evidence WHERE school_id = $1 ORDER BY id")
+            .bind(school)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Replaces a value's sealed bytes with the same file sealed under another key version (a
+    /// rotation that retires the old key), audited.
+    pub async fn reseal_evidence(
+        &self,
+        school: i64,
+        id: i64,
+        key_version: i64,
+        sealed: &[u8],
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE evidence SET key_version = $1, sealed = $2 WHERE school_id = $3 AND id = $4",
+        )
+        .bind(key_version)
+        .bind(base64::engine::general_purpose::STANDARD.encode(sealed))
+        .bind(school)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::Invalid(format!("There is no evidence {id}.")));
+        }
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::ResealEvidence,
+                Subject::Evidence(id),
+            )
+            .count("key version", key_version),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }

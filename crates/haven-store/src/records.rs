@@ -75,6 +75,23 @@ pub struct NewConcern {
     pub capture: Option<i64>,
     /// Files kept with it, checked and sealed.
     pub evidence: Vec<crate::evidence::NewEvidence>,
+    /// The write-up it is: a concern the author told the DSL in person, which the DSL noted.
+    pub write_up: Option<i64>,
+}
+
+/// A concern told to the DSL in person, to be written up by its teller by the end of the day.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteUp {
+    /// Id.
+    pub id: i64,
+    /// Who told the DSL (person id and name).
+    pub staff: (i64, String),
+    /// The child it was about (person id and name).
+    pub child: (i64, String),
+    /// When they told the DSL.
+    pub told_at_ms: i64,
+    /// The record that wrote it up, once written.
+    pub record: Option<i64>,
 }
 
 /// A child as a record shows them: full name, year and class, never a user name.
@@ -157,6 +174,19 @@ impl Record {
     pub fn category_name(&self) -> &str {
         category::find(&self.category).map_or(self.category.as_str(), |c| c.name)
     }
+}
+
+/// What to search records for.
+#[derive(Debug, Clone, Default)]
+pub struct RecordQuery {
+    /// Words, each of which must be in the record (whole words, any case).
+    pub words: String,
+    /// One category only.
+    pub category: Option<String>,
+    /// Open records only.
+    pub open_only: bool,
+    /// At most this many.
+    pub limit: i64,
 }
 
 /// A line of a chronology.
@@ -525,9 +555,37 @@ impl Store {
             now,
         )
         .await?;
+        if let Some(w) = c.write_up {
+            let done = sqlx::query(
+                "UPDATE write_ups SET record_id = $1 WHERE school_id = $2 AND id = $3 AND staff_id = $4 AND record_id IS NULL",
+            )
+            .bind(id)
+            .bind(c.school)
+            .bind(w)
+            .bind(by.person)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() != 1 {
+                return Err(invalid(format!(
+                    "Write-up {w} is not one waiting for you to write."
+                )));
+            }
+        }
         for e in &c.evidence {
             crate::evidence::insert(&mut tx, c.school, id, e, by.person, now).await?;
         }
+        let names = names_of(
+            &mut tx,
+            c.children.iter().map(|ch| ch.person).chain(c.staff),
+        )
+        .await?;
+        index_words(
+            &mut tx,
+            c.school,
+            id,
+            &format!("{place} {account} {actions} {names}"),
+        )
+        .await?;
         self.audit_in(
             &mut tx,
             &AuditEntry::new(
@@ -583,6 +641,170 @@ impl Store {
             .bind(school)
             .bind(i64::from(open_only))
             .bind(limit.clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
+        self.with_children(rows).await
+    }
+
+    /// The DSL notes that `staff` told them in person about `child` at `told_at_ms`: the member
+    /// of staff must write it up by the end of that day. Its id.
+    pub async fn note_told_in_person(
+        &self,
+        school: i64,
+        staff: i64,
+        child: i64,
+        told_at_ms: i64,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let told = when_checked("When they told you", told_at_ms, now)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        if !is_kind(&mut tx, staff, "staff").await? {
+            return Err(invalid(format!(
+                "Person {staff} is not a member of staff here."
+            )));
+        }
+        if !is_kind(&mut tx, child, "pupil").await? {
+            return Err(invalid(format!("Person {child} is not a pupil here.")));
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO write_ups (school_id, staff_id, child_id, told_at, noted_by, noted_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(school)
+        .bind(staff)
+        .bind(child)
+        .bind(told)
+        .bind(by.person)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::NoteToldInPerson,
+                Subject::Person(child),
+            )
+            .count("write-up", id)
+            .count("staff", staff),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Write-ups not yet written (of one member of staff, or everyone's), oldest first.
+    pub async fn pending_write_ups(
+        &self,
+        school: i64,
+        staff: Option<i64>,
+    ) -> Result<Vec<WriteUp>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.id, w.staff_id, s.first_name || ' ' || s.last_name, w.child_id, c.first_name || ' ' || c.last_name, w.told_at, w.record_id \
+             FROM write_ups w JOIN people s ON s.id = w.staff_id JOIN people c ON c.id = w.child_id \
+             WHERE w.school_id = $1 AND w.record_id IS NULL AND ($2 = 0 OR w.staff_id = $3) ORDER BY w.told_at, w.id",
+        )
+        .bind(school)
+        .bind(i64::from(staff.is_some()))
+        .bind(staff.unwrap_or(0))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WriteUp {
+                    id: r.try_get(0)?,
+                    staff: (r.try_get(1)?, r.try_get(2)?),
+                    child: (r.try_get(3)?, r.try_get(4)?),
+                    told_at_ms: r.try_get(5)?,
+                    record: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The pupils who share a parent or carer with `person` (siblings, as the MIS links them).
+    pub async fn siblings(&self, person: i64) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT b.pupil_id FROM guardians a JOIN guardians b ON b.parent_id = a.parent_id \
+             WHERE a.pupil_id = $1 AND b.pupil_id <> $1 ORDER BY b.pupil_id",
+        )
+        .bind(person)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// Records of the school found by words (every word, whole, anywhere in the record, its
+    /// children's names or its chronology), a category, and open or all; newest written first.
+    pub async fn search_records(
+        &self,
+        school: i64,
+        q: &RecordQuery,
+    ) -> Result<Vec<Record>, StoreError> {
+        let mut words = words(&q.words);
+        // The rarest word leads: the search walks its entries in the index, newest record
+        // first, and stops at the limit; each other word is a lookup in the index. How rare is
+        // counted up to `RARE` entries, a few index steps each.
+        if words.len() > 1 {
+            let mut counted = Vec::with_capacity(words.len());
+            for w in words {
+                let n: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM record_words WHERE school_id = $1 AND word = $2 LIMIT $3) c",
+                )
+                .bind(school)
+                .bind(&w)
+                .bind(RARE)
+                .fetch_one(&self.pool)
+                .await?
+                .try_get(0)?;
+                counted.push((n, w));
+            }
+            counted.sort();
+            words = counted.into_iter().map(|(_, w)| w).collect();
+        }
+        let mut n = 1;
+        let mut sql = format!("SELECT {RECORD_COLUMNS} ");
+        if words.is_empty() {
+            sql.push_str(&format!("{RECORD_FROM} WHERE r.school_id = $1"));
+        } else {
+            n += 1;
+            sql.push_str(&format!(
+                "FROM record_words w JOIN records r ON r.id = w.record_id JOIN people a ON a.id = r.author_id \
+                 LEFT JOIN people s ON s.id = r.staff_id WHERE w.school_id = $1 AND w.word = ${n} AND r.school_id = $1"
+            ));
+            for _ in &words[1..] {
+                n += 1;
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM record_words x WHERE x.school_id = $1 AND x.word = ${n} AND x.record_id = r.id)"
+                ));
+            }
+        }
+        if q.category.is_some() {
+            n += 1;
+            sql.push_str(&format!(" AND r.category = ${n}"));
+        }
+        if q.open_only {
+            sql.push_str(" AND r.status = 'open'");
+        }
+        n += 1;
+        // Newest written first: ids are given in the order records are written.
+        if words.is_empty() {
+            sql.push_str(&format!(" ORDER BY r.id DESC LIMIT ${n}"));
+        } else {
+            sql.push_str(&format!(" ORDER BY w.record_id DESC LIMIT ${n}"));
+        }
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(school);
+        for w in &words {
+            query = query.bind(w);
+        }
+        if let Some(c) = &q.category {
+            query = query.bind(c);
+        }
+        let rows = query
+            .bind(q.limit.clamp(1, 1_000))
             .fetch_all(&self.pool)
             .await?;
         self.with_children(rows).await
@@ -672,12 +894,15 @@ impl Store {
     /// A child's chronology: every entry of the pupils' records naming them (those for
     /// another child of the same record alone left out), in the order things happened.
     pub async fn chronology(&self, school: i64, person: i64) -> Result<Vec<Entry>, StoreError> {
+        // Two parts, each found through an index (an OR of the two would read every entry of
+        // the school): the child's own entries, and their records' entries for every child.
         let q = format!(
-            "SELECT {ENTRY_COLUMNS} {ENTRY_FROM} \
-             WHERE e.school_id = $1 AND (e.person_id = $2 OR (e.person_id IS NULL AND e.record_id IN \
+            "SELECT {ENTRY_COLUMNS} {ENTRY_FROM} WHERE e.school_id = $1 AND e.person_id = $2 \
+             UNION ALL \
+             SELECT {ENTRY_COLUMNS} {ENTRY_FROM} WHERE e.person_id IS NULL AND e.record_id IN \
                (SELECT c.record_id FROM record_children c JOIN records r ON r.id = c.record_id \
-                WHERE c.person_id = $2 AND r.kind = 'pupil'))) \
-             ORDER BY e.at, e.id"
+                WHERE c.school_id = $1 AND c.person_id = $2 AND r.kind = 'pupil') \
+             ORDER BY 4, 1"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(school)
@@ -812,6 +1037,9 @@ impl Store {
             )));
         }
         let kind: EntryKind = parse(&row.try_get::<String, _>(3)?)?;
+        if let Some(r) = record {
+            index_words(&mut tx, school, r, &text).await?;
+        }
         let id: i64 = sqlx::query(
             "INSERT INTO chronology (school_id, record_id, person_id, at, written_at, author_id, kind, text, rationale, supersedes, reason) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
@@ -1318,11 +1546,24 @@ impl Store {
             )
             .await?;
         }
+        let names = names_of(&mut tx, [p.child].into_iter()).await?;
+        index_words(
+            &mut tx,
+            p.school,
+            id,
+            &format!("{place} {text} {note} {names}"),
+        )
+        .await?;
         crate::alerts::acknowledge(&mut *tx, p.capture, by.username).await?;
         self.audit_in(
             &mut tx,
-            &AuditEntry::new(by.username, by.address, AuditKind::PromoteCapture, Subject::Capture(p.capture))
-                .count("record", id),
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::PromoteCapture,
+                Subject::Capture(p.capture),
+            )
+            .count("record", id),
         )
         .await?;
         tx.commit().await?;
@@ -1367,12 +1608,65 @@ fn referral_from(r: &sqlx::any::AnyRow) -> Result<Referral, StoreError> {
     })
 }
 
+/// The words a search finds a record by: lower case, letters and digits, each once.
+pub fn words(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| w.chars().count() >= 2)
+        .map(|w| w.to_lowercase().chars().take(MAX_WORD).collect())
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out.truncate(MAX_WORDS);
+    out
+}
+
+/// Entries of a word counted to choose which of a search's words leads it.
+const RARE: i64 = 2_000;
+
+/// Longest word kept in the search index (characters), and most words a text adds to it.
+const MAX_WORD: usize = 40;
+const MAX_WORDS: usize = 2_000;
+/// Rows in one insert of words (a statement's parameters stay far under both databases' limits).
+const WORDS_A_STATEMENT: usize = 300;
+
+/// Adds `text`'s words to the search index of `record`.
+pub(crate) async fn index_words(
+    tx: &mut Tx,
+    school: i64,
+    record: i64,
+    text: &str,
+) -> Result<(), StoreError> {
+    for chunk in words(text).chunks(WORDS_A_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("($1, ${}, $2)", i + 3))
+            .collect();
+        let q = format!(
+            "INSERT INTO record_words (school_id, word, record_id) VALUES {} ON CONFLICT DO NOTHING",
+            values.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(q))
+            .bind(school)
+            .bind(record);
+        for w in chunk {
+            query = query.bind(w);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 pub(crate) async fn insert_entry(
     tx: &mut Tx,
     e: &NewEntry,
     author: i64,
     now: i64,
 ) -> Result<i64, StoreError> {
+    let text = match &e.rationale {
+        Some(r) => format!("{} {r}", e.text),
+        None => e.text.clone(),
+    };
+    index_words(tx, e.school, e.record, &text).await?;
     Ok(sqlx::query(
         "INSERT INTO chronology (school_id, record_id, person_id, at, written_at, author_id, kind, text, rationale) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -1409,6 +1703,25 @@ pub(crate) async fn open_record(
         )));
     }
     Ok(row.try_get(0)?)
+}
+
+/// The first and last names of people, as one text (for the search index).
+async fn names_of(tx: &mut Tx, people: impl Iterator<Item = i64>) -> Result<String, StoreError> {
+    let mut out = String::new();
+    for id in people {
+        if let Some(r) = sqlx::query("SELECT first_name, last_name FROM people WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+        {
+            out.push_str(&format!(
+                " {} {}",
+                r.try_get::<String, _>(0)?,
+                r.try_get::<String, _>(1)?
+            ));
+        }
+    }
+    Ok(out)
 }
 
 async fn is_kind(tx: &mut Tx, person: i64, kind: &str) -> Result<bool, StoreError> {

@@ -267,7 +267,7 @@ ALTER TABLE captures ADD COLUMN model TEXT
     },
     Migration {
         version: 7,
-        name: "schools; safeguarding records: concerns, children and their parts, chronology, procedure steps, referrals, sealed evidence",
+        name: "schools; safeguarding records: concerns, children and their parts, chronology, procedure steps, referrals, sealed evidence, write-ups due, the search index",
         sql: r#"
 CREATE TABLE schools (
     id {pk},
@@ -370,7 +370,24 @@ CREATE TABLE evidence (
     added_by BIGINT NOT NULL REFERENCES people (id),
     added_at BIGINT NOT NULL
 );
-CREATE INDEX evidence_record ON evidence (record_id)
+CREATE INDEX evidence_record ON evidence (record_id);
+CREATE TABLE write_ups (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    staff_id BIGINT NOT NULL REFERENCES people (id),
+    child_id BIGINT NOT NULL REFERENCES people (id),
+    told_at BIGINT NOT NULL,
+    noted_by BIGINT NOT NULL REFERENCES people (id),
+    noted_at BIGINT NOT NULL,
+    record_id BIGINT REFERENCES records (id)
+);
+CREATE INDEX write_ups_pending ON write_ups (school_id, staff_id) WHERE record_id IS NULL;
+CREATE TABLE record_words (
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    word TEXT NOT NULL,
+    record_id BIGINT NOT NULL REFERENCES records (id),
+    PRIMARY KEY (school_id, word, record_id)
+)
 "#,
     },
 ];

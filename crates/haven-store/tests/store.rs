@@ -1403,6 +1403,7 @@ fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_i
                 told_dsl_at_ms: Some(now - 1_800_000),
                 capture: None,
                 evidence: Vec::new(),
+                write_up: None,
             };
 
             // Bad input: a clear reason, and nothing written.
@@ -1490,6 +1491,55 @@ fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_i
                     .is_none(),
                 "{db}: another school's record is not found"
             );
+
+            // Found by the words of its account and its children's names, whole words, any case.
+            use haven_store::records::RecordQuery;
+            let find = |words: &str| RecordQuery {
+                words: words.into(),
+                limit: 10,
+                ..RecordQuery::default()
+            };
+            let found =
+                |r: Vec<haven_store::records::Record>| r.iter().map(|r| r.id).collect::<Vec<_>>();
+            assert_eq!(
+                found(
+                    store
+                        .search_records(S, &find("GROUP chat"))
+                        .await
+                        .expect("search")
+                ),
+                [id],
+                "{db}"
+            );
+            assert_eq!(
+                found(
+                    store
+                        .search_records(S, &find("ellis"))
+                        .await
+                        .expect("search")
+                ),
+                [id],
+                "{db}: by a child's name"
+            );
+            assert!(
+                store
+                    .search_records(S, &find("group bicycle"))
+                    .await
+                    .expect("search")
+                    .is_empty(),
+                "every word"
+            );
+            assert!(store
+                .search_records(
+                    S,
+                    &RecordQuery {
+                        category: Some("welfare".into()),
+                        ..find("chat")
+                    }
+                )
+                .await
+                .expect("search")
+                .is_empty());
 
             // The procedure: a step once, a skip with its reason, no step that is not the procedure's.
             store
@@ -1636,6 +1686,16 @@ fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_i
             invalid(
                 store.correct_entry(S, fixed, "x", " ", &dsl).await,
                 "reason",
+            );
+            assert_eq!(
+                found(
+                    store
+                        .search_records(S, &find("father"))
+                        .await
+                        .expect("search")
+                ),
+                [id],
+                "{db}: corrections are found"
             );
             let amaras = store.chronology(S, amara).await.expect("chronology");
             let old = amaras

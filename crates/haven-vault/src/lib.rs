@@ -41,31 +41,41 @@ const KEY_LEN: usize = 32;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum VaultError {
+    /// A vault file or directory could not be read or written.
     #[error("{}: {error}; check that it exists, belongs to the user Haven runs as, and that the disk is not full", path.display())]
     Io {
         path: PathBuf,
         error: std::io::Error,
     },
+    /// Other users could put their own key files in the vault directory.
     #[error("the vault directory {p} can be changed by other users (mode {mode:03o}); make it Haven's alone: chmod 700 {p}", p = path.display())]
     LooseDirectory { path: PathBuf, mode: u32 },
+    /// A key file other users can read or write.
     #[error("the key file {p} can be read or changed by other users (mode {mode:03o}) and was left as it is; find out who may have copied it, then chmod 600 {p} and rotate the school's key", p = path.display())]
     LooseFile { path: PathBuf, mode: u32 },
+    /// A keyring that is not `<version> <64 hex digits>` lines with distinct versions.
     #[error("the key file {} line {line}: {problem}; it was left as it is: restore it from the vault backup", path.display())]
     Malformed {
         path: PathBuf,
         line: usize,
         problem: &'static str,
     },
+    /// A signing key file that ring does not accept.
     #[error("the signing key file {} is not an Ed25519 key (PKCS#8 v2) and was left as it is; restore it from the vault backup", path.display())]
     BadSigningKey { path: PathBuf },
+    /// Too short to be a sealed value, or no `HVS1` header.
     #[error("the value is not sealed evidence (shorter than a sealed value, or no HVS1 header): it was truncated or never sealed")]
     NotSealed,
+    /// The value names a key version the school's keyring does not hold.
     #[error("the value was sealed under key version {version}, which {} does not hold; restore the vault from a backup made after that key was added", path.display())]
     UnknownVersion { path: PathBuf, version: u32 },
+    /// The AEAD refused the value: changed, truncated, another school's or record's, or another key.
     #[error("the value does not open with key version {version} of {}: it was changed or truncated, belongs to another school or record, or the key file was replaced; restore the value or the vault from backup", path.display())]
     Refused { path: PathBuf, version: u32 },
+    /// An Ed25519 signature that does not verify.
     #[error("the signature does not match this message and public key: the message was changed, or another key signed it")]
     BadSignature,
+    /// ring's random number generator or AEAD failed (not expected to happen).
     #[error(
         "{0} failed in the cryptography library; try again, and report it if it keeps failing"
     )]
@@ -110,6 +120,8 @@ struct State {
 /// and a keyring is read again when its file changes (another process's rotation).
 pub struct Vault {
     dir: PathBuf,
+    /// The directory's user and group, given to every file written (see `write_temp`).
+    owner: (u32, u32),
     rng: SystemRandom,
     state: Mutex<State>,
 }
@@ -143,6 +155,7 @@ impl Vault {
         }
         Ok(Vault {
             dir: dir.to_owned(),
+            owner: (meta.uid(), meta.gid()),
             rng: SystemRandom::new(),
             state: Mutex::default(),
         })
@@ -233,7 +246,7 @@ impl Vault {
             text.push(b'\n');
         }
         text.extend_from_slice(format!("{version} {}\n", hex(&self.random_key()?)).as_bytes());
-        let tmp = write_temp(&path, &text)?;
+        let tmp = write_temp(&path, &text, self.owner)?;
         std::fs::rename(&tmp, &path).map_err(|e| {
             let _ = std::fs::remove_file(&tmp);
             io(&path)(e)
@@ -317,11 +330,8 @@ impl Vault {
                         keys: BTreeMap::new(),
                     }));
                 }
-                create_once(
-                    &path,
-                    format!("1 {}\n", hex(&self.random_key()?)).as_bytes(),
-                    &self.dir,
-                )?;
+                let first = format!("1 {}\n", hex(&self.random_key()?));
+                create_once(&path, first.as_bytes(), self.owner, &self.dir)?;
             }
             // A keyring that vanished after it was read is an error, never a new first key.
             (Err(e), _) => return Err(io(&path)(e)),
@@ -343,7 +353,7 @@ impl Vault {
             Err(e) if e.kind() == ErrorKind::NotFound => {
                 let doc = Ed25519KeyPair::generate_pkcs8(&self.rng)
                     .map_err(|_| VaultError::Crypto("making a signing key"))?;
-                create_once(&path, doc.as_ref(), &self.dir)?;
+                create_once(&path, doc.as_ref(), self.owner, &self.dir)?;
             }
             Err(e) => return Err(io(&path)(e)),
             Ok(_) => {}
@@ -436,8 +446,10 @@ fn read_private(path: &Path) -> Result<(Vec<u8>, Stamp), VaultError> {
     Ok((bytes, stamp(&meta)))
 }
 
-/// A new file beside `path` (0600) holding `bytes`, flushed to disk.
-fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, VaultError> {
+/// A new file beside `path` (0600) holding `bytes`, flushed to disk. It belongs to the vault
+/// directory's owner, so a command run as root (`sudo haven vault rotate`) does not leave a key
+/// file that Haven's own user cannot read.
+fn write_temp(path: &Path, bytes: &[u8], owner: (u32, u32)) -> Result<PathBuf, VaultError> {
     static COUNT: AtomicU64 = AtomicU64::new(0);
     let n = COUNT.fetch_add(1, Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_owned();
@@ -449,7 +461,14 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, VaultError> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)
-        .and_then(|mut file| file.write_all(bytes).and_then(|()| file.sync_all()));
+        .and_then(|mut file| {
+            let meta = file.metadata()?;
+            if (meta.uid(), meta.gid()) != owner {
+                std::os::unix::fs::fchown(&file, Some(owner.0), Some(owner.1))?;
+            }
+            file.write_all(bytes)?;
+            file.sync_all()
+        });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
         return Err(io(&tmp)(e));
@@ -459,8 +478,8 @@ fn write_temp(path: &Path, bytes: &[u8]) -> Result<PathBuf, VaultError> {
 
 /// Puts `bytes` at `path` unless a file is there already: a hard link never replaces one that
 /// another process made meanwhile, so two processes racing agree on one key.
-fn create_once(path: &Path, bytes: &[u8], dir: &Path) -> Result<(), VaultError> {
-    let tmp = write_temp(path, bytes)?;
+fn create_once(path: &Path, bytes: &[u8], owner: (u32, u32), dir: &Path) -> Result<(), VaultError> {
+    let tmp = write_temp(path, bytes, owner)?;
     let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
@@ -700,6 +719,25 @@ mod tests {
         let err = Vault::open(vault.dir()).expect_err("a vault others can write to");
         assert!(matches!(err, VaultError::LooseDirectory { .. }), "{err}");
         assert!(names(&err, vault.dir()), "{err}");
+    }
+
+    #[test]
+    fn key_files_belong_to_the_vault_directorys_owner_even_when_root_writes_them() {
+        let s = Scratch::new("owner");
+        let dir = s.vault().dir().to_owned();
+        // Only root may give the directory away; as anyone else the files are simply theirs.
+        let _ = std::os::unix::fs::chown(&dir, Some(65534), Some(65534));
+        let vault = s.vault();
+        vault.seal(1, AAD, PHOTO).expect("seal");
+        vault.rotate(1).expect("rotate");
+        vault.sign(1, b"m").expect("sign");
+        let owner = |p: &Path| {
+            std::fs::metadata(p)
+                .map(|m| (m.uid(), m.gid()))
+                .expect("meta")
+        };
+        assert_eq!(owner(&s.file("school-1.keys")), owner(&dir));
+        assert_eq!(owner(&s.file("school-1.signing.p8")), owner(&dir));
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod lists;
 mod monitor;
 mod people;
 mod phrases;
+mod records;
 mod serve;
 mod tokens;
 
@@ -85,6 +86,13 @@ enum Command {
     /// API tokens: list, make, revoke.
     #[command(subcommand)]
     Tokens(tokens::TokensCommand),
+    /// Safeguarding records: invented ones for demonstrations and benchmarks (records are
+    /// worked in the console).
+    #[command(subcommand)]
+    Records(records::RecordsCommand),
+    /// The vault of keys that seal evidence: rotate a school's key, back the keys up.
+    #[command(subcommand)]
+    Vault(records::VaultCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -177,6 +185,8 @@ fn main() -> ExitCode {
         Command::Reviews(args) => activity::reviews(&ctx, &args),
         Command::Audit(cmd) => audit::run(&ctx, cmd),
         Command::Tokens(cmd) => tokens::run(&ctx, cmd),
+        Command::Records(cmd) => records::records(&ctx, cmd),
+        Command::Vault(cmd) => records::vault_command(&ctx, cmd),
     };
     match result {
         Ok(code) => code,

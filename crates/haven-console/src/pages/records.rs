@@ -93,6 +93,7 @@ pub struct NewQuery {
     q: String,
     c: String,
     kind: String,
+    write_up: String,
 }
 
 struct Chosen {
@@ -132,6 +133,7 @@ struct NewConcernPage {
     categories: Vec<CategoryOption>,
     staff: Vec<(i64, String)>,
     now: String,
+    write_up: String,
 }
 
 fn parse_children(c: &str) -> Result<Vec<Child>, Denied> {
@@ -272,11 +274,12 @@ pub(super) async fn new_concern(
         categories: categories(&c).await?,
         staff,
         now: now_local_input(),
+        write_up: q.write_up,
     }))
 }
 
 /// Checks and seals a file for the record: its type from its bytes, its size, its hash kept.
-fn seal_upload(
+async fn seal_upload(
     c: &Console,
     up: &crate::web::Upload,
     possible_nude: bool,
@@ -290,6 +293,14 @@ fn seal_upload(
     }
     let sha256 = haven_vault::sha256_hex(&up.bytes);
     let vault = c.vault()?;
+    if vault.versions(SCHOOL)?.is_empty() && !c.store.evidence_ids(SCHOOL).await?.is_empty() {
+        // A first key would be made now, but evidence sealed under an earlier one exists: the
+        // key file has gone. A new key would leave that evidence unopenable for good.
+        return Err(Denied::Invalid(
+            "The school's evidence key is missing from the vault, but sealed evidence exists. Nothing was saved: ask the network manager to restore the vault from its backup (docs/VAULT.md)."
+                .into(),
+        ));
+    }
     let sealed = vault.seal(
         SCHOOL,
         &haven_store::evidence::seal_context(SCHOOL, &sha256),
@@ -330,12 +341,10 @@ pub(super) async fn log_concern(
         None
     };
     let possible_nude = f.field("possible_nude") == "yes";
-    let evidence = f
-        .files
-        .iter()
-        .filter(|u| u.field == "attachment")
-        .map(|u| seal_upload(&c, u, possible_nude))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut evidence = Vec::new();
+    for u in f.files.iter().filter(|u| u.field == "attachment") {
+        evidence.push(seal_upload(&c, u, possible_nude).await?);
+    }
     let (kind, staff, children) = if f.field("kind") == "staff" {
         let id: i64 = f.field("staff").trim().parse().map_err(|_| {
             Denied::Invalid("Choose the member of staff the allegation is about.".into())
@@ -370,6 +379,12 @@ pub(super) async fn log_concern(
                 told_dsl_at_ms: told,
                 capture: None,
                 evidence,
+                write_up: match f.field("write_up").trim() {
+                    "" => None,
+                    w => Some(w.parse().map_err(|_| {
+                        Denied::Invalid(format!("{:?} is not a write-up.", clip(w)))
+                    })?),
+                },
             },
             &actor(&s),
         )
@@ -402,6 +417,8 @@ struct MinePage {
     l: Layout,
     rows: Vec<MineRow>,
     message: String,
+    /// (write-up id, child id, child's name, when told).
+    to_write: Vec<(i64, i64, String, String)>,
 }
 
 fn about(r: &rec::Record) -> String {
@@ -435,10 +452,18 @@ pub(super) async fn my_concerns(
             about: about(r),
         })
         .collect();
+    let to_write = c
+        .store
+        .pending_write_ups(SCHOOL, Some(s.who.person_id))
+        .await?
+        .into_iter()
+        .map(|w| (w.id, w.child.0, w.child.1, when(w.told_at_ms)))
+        .collect();
     Ok(html(&MinePage {
         l: c.layout("My concerns", Some(&s)),
         rows,
         message: flash.done,
+        to_write,
     }))
 }
 
@@ -502,6 +527,14 @@ struct RecordsPage {
     glass: Vec<(String, String, String)>,
     message: String,
     closed: bool,
+    q: String,
+    category: String,
+    categories: Vec<CategoryOption>,
+    own: Vec<(String, String)>,
+    dsl: bool,
+    staff: Vec<(i64, String)>,
+    pupils: Vec<(i64, String)>,
+    now: String,
 }
 
 #[derive(Deserialize, Default)]
@@ -509,6 +542,8 @@ struct RecordsPage {
 pub struct RecordsQuery {
     done: String,
     closed: String,
+    q: String,
+    category: String,
 }
 
 /// The records the reader may see, and the clocks running on them.
@@ -519,7 +554,22 @@ pub(super) async fn records(
 ) -> Result<Response, Denied> {
     let me = reader(&s);
     let closed = q.closed == "yes";
-    let all = c.store.records(SCHOOL, !closed, 1000).await?;
+    let searching = !q.q.trim().is_empty() || !q.category.is_empty();
+    let all = if searching {
+        c.store
+            .search_records(
+                SCHOOL,
+                &rec::RecordQuery {
+                    words: q.q.clone(),
+                    category: Some(q.category.clone()).filter(|k| !k.is_empty()),
+                    open_only: !closed,
+                    limit: 200,
+                },
+            )
+            .await?
+    } else {
+        c.store.records(SCHOOL, !closed, 1000).await?
+    };
     let today = today();
     let mut rows = Vec::new();
     let mut clocks = Vec::new();
@@ -595,6 +645,20 @@ pub(super) async fn records(
             state: clock::state(today, due).as_str(),
         });
     }
+    if me.dsl || me.deputy || me.headteacher {
+        for w in c.store.pending_write_ups(SCHOOL, None).await? {
+            let due = clock::write_up_due(date_of(w.told_at_ms));
+            clocks.push(ClockRow {
+                record: 0,
+                what: format!(
+                    "{} to write up what they told you in person about {}",
+                    w.staff.1, w.child.1
+                ),
+                due: due.to_string(),
+                state: clock::state(today, due).as_str(),
+            });
+        }
+    }
     clocks.sort_by(|a, b| a.due.cmp(&b.due));
     let glass = if me.dsl {
         c.store
@@ -614,6 +678,22 @@ pub(super) async fn records(
         glass,
         message: q.done,
         closed,
+        categories: categories(&c).await?,
+        own: c.store.school_categories(SCHOOL).await?,
+        dsl: me.dsl,
+        staff: if me.dsl || me.deputy {
+            people_of(&c, "staff").await?
+        } else {
+            Vec::new()
+        },
+        pupils: if me.dsl || me.deputy {
+            people_of(&c, "pupil").await?
+        } else {
+            Vec::new()
+        },
+        now: now_local_input(),
+        q: q.q,
+        category: q.category,
     }))
 }
 
@@ -1056,6 +1136,100 @@ pub(super) async fn record_share(
     Ok(back(id, "Shared with the DSL."))
 }
 
+/// Active people of a kind, by name: (id, "First Last (Year N)").
+async fn people_of(c: &Console, kind: &str) -> Result<Vec<(i64, String)>, Denied> {
+    Ok(c.store
+        .find_people("", 100_000)
+        .await?
+        .into_iter()
+        .filter(|p| p.kind == kind && p.active)
+        .map(|p| {
+            let year = haven_store::people::year_label(p.year_group.as_deref());
+            let name = format!("{} {}", p.first_name, p.last_name);
+            (
+                p.id,
+                if year.is_empty() {
+                    name
+                } else {
+                    format!("{name} ({year})")
+                },
+            )
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+pub struct ToldForm {
+    csrf: String,
+    staff: String,
+    child: String,
+    told_at: String,
+}
+
+/// The DSL (or a deputy) notes a concern told in person: its teller must write it up today.
+pub(super) async fn told_in_person(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<ToldForm>,
+) -> Result<Response, Denied> {
+    let me = reader(&s);
+    if !(me.dsl || me.deputy) {
+        return Err(Denied::Invalid(
+            "The DSL or a deputy notes what they were told.".into(),
+        ));
+    }
+    let id = |t: &str, what: &str| {
+        t.trim()
+            .parse::<i64>()
+            .map_err(|_| Denied::Invalid(format!("Choose the {what}.")))
+    };
+    c.store
+        .note_told_in_person(
+            SCHOOL,
+            id(&f.staff, "member of staff")?,
+            id(&f.child, "child")?,
+            local_ms("When they told you", &f.told_at)?,
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/records?done={}",
+        url_encode("Noted: they will see it on My concerns, to write up by the end of the day.")
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CategoryForm {
+    csrf: String,
+    name: String,
+}
+
+/// The DSL adds a category of the school's own (it follows the general procedure).
+pub(super) async fn add_category(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<CategoryForm>,
+) -> Result<Response, Denied> {
+    if !reader(&s).dsl {
+        return Err(Denied::Invalid(
+            "Only the DSL adds the school's own categories.".into(),
+        ));
+    }
+    let id = c
+        .store
+        .add_school_category(SCHOOL, &f.name, &actor(&s))
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/records?done={}",
+        url_encode(&format!(
+            "The category {:?} is added ({id}).",
+            f.name.trim()
+        ))
+    ))
+    .into_response())
+}
+
 // ---------------------------------------------------------------------------------------
 // Sealed evidence
 
@@ -1073,10 +1247,10 @@ pub(super) async fn record_evidence_add(
         return Err(Denied::Invalid("Choose a file to add.".into()));
     }
     // Every file is checked and sealed before any is kept.
-    let sealed = files
-        .iter()
-        .map(|u| seal_upload(&c, u, possible_nude))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut sealed = Vec::new();
+    for u in &files {
+        sealed.push(seal_upload(&c, u, possible_nude).await?);
+    }
     for e in &sealed {
         c.store.add_evidence(SCHOOL, id, e, &actor(&s)).await?;
     }
@@ -1280,6 +1454,7 @@ struct ChronologyPage {
     person: i64,
     records: Vec<(i64, String, String, String, bool)>,
     entries: Vec<EntryRow>,
+    siblings: usize,
 }
 
 /// What the chronology holds that the reader may see in full, or why not.
@@ -1374,10 +1549,88 @@ async fn render_chronology(c: &Console, s: &Signed, person: i64) -> Result<Respo
             })
             .collect(),
         entries,
+        siblings: c.store.siblings(person).await?.len(),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "family.html")]
+struct FamilyPage {
+    l: Layout,
+    children: Vec<(i64, String, String, String)>,
+    /// (child or children, the entry).
+    entries: Vec<(String, EntryRow)>,
+}
+
+/// A child's chronology combined with their siblings' (pupils who share a parent or carer), in
+/// the order things happened, each entry saying whose it is; only when the reader may see every
+/// one of them in full.
+pub(super) async fn family(
+    State(c): State<Console>,
+    s: Signed,
+    Path(person): Path<i64>,
+) -> Result<Response, Denied> {
+    if chronology_access(&c, &s, person).await? == Access::None {
+        return Err(Denied::NotFound);
+    }
+    let mut people = vec![person];
+    people.extend(c.store.siblings(person).await?);
+    let mut children = Vec::new();
+    let mut rows: Vec<(i64, i64, Vec<String>, rec::Entry)> = Vec::new();
+    for &p in &people {
+        if chronology_access(&c, &s, p).await? != Access::Full {
+            return Err(Denied::Invalid(
+                "The combined view shows only children whose records you may see in full: open each child's chronology first."
+                    .into(),
+            ));
+        }
+        let who = c.store.person(p).await?.ok_or(Denied::NotFound)?;
+        let name = format!("{} {}", who.first_name, who.last_name);
+        children.push((
+            p,
+            name.clone(),
+            haven_store::people::year_label(who.year_group.as_deref()),
+            who.class.unwrap_or_default(),
+        ));
+        for e in c.store.chronology(SCHOOL, p).await? {
+            match rows.iter_mut().find(|r| r.3.id == e.id) {
+                Some(r) => r.2.push(name.clone()),
+                None => rows.push((e.at_ms, e.id, vec![name.clone()], e)),
+            }
+        }
+    }
+    rows.sort_by_key(|r| (r.0, r.1));
+    for &p in &people {
+        c.store
+            .audit(
+                &AuditEntry::new(
+                    &s.who.username,
+                    &s.address,
+                    AuditKind::ReadChronology,
+                    Subject::Person(p),
+                )
+                .word("view", "family"),
+            )
+            .await?;
+    }
+    let entries = rows
+        .into_iter()
+        .map(|(_, _, names, e)| {
+            let row = entry_rows(vec![e], &[]).pop();
+            (names.join(", "), row)
+        })
+        .filter_map(|(n, r)| r.map(|r| (n, r)))
+        .collect();
+    Ok(html(&FamilyPage {
+        l: c.layout("Chronology with siblings", Some(&s)),
+        children,
+        entries,
     }))
 }
 
 crate::web::csrf_field!(
+    ToldForm,
+    CategoryForm,
     ViewForm,
     ReasonForm,
     StepForm,

@@ -351,7 +351,9 @@ pub(super) async fn promote_form(
 ) -> Result<Response, Denied> {
     let k = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
     if k.status != haven_store::captures::CaptureStatus::Open {
-        return Err(Denied::Invalid(format!("Capture {id} was already decided.")));
+        return Err(Denied::Invalid(format!(
+            "Capture {id} was already decided."
+        )));
     }
     let child = capture_child(&c, &k, &q.child).await?;
     let mut found = Vec::new();
@@ -367,13 +369,23 @@ pub(super) async fn promote_form(
             .collect();
         c.store
             .audit(
-                &AuditEntry::new(&s.who.username, &s.address, AuditKind::SearchPeople, Subject::Nothing)
-                    .count("found", found.len() as i64)
-                    .word("via", "promote form"),
+                &AuditEntry::new(
+                    &s.who.username,
+                    &s.address,
+                    AuditKind::SearchPeople,
+                    Subject::Nothing,
+                )
+                .count("found", found.len() as i64)
+                .word("via", "promote form"),
             )
             .await?;
     }
-    let first = k.categories.split(',').next().and_then(|c| c.split(':').next()).unwrap_or("");
+    let first = k
+        .categories
+        .split(',')
+        .next()
+        .and_then(|c| c.split(':').next())
+        .unwrap_or("");
     Ok(html(&PromotePage {
         l: c.layout(&format!("Promote capture {id}"), Some(&s)),
         when: when(k.at_ms),
@@ -410,7 +422,8 @@ pub(super) async fn promote(
 ) -> Result<Response, Denied> {
     if f.confirm != "yes" {
         return Err(Denied::Invalid(
-            "Confirm that you read the capture in context and that it is a safeguarding concern.".into(),
+            "Confirm that you read the capture in context and that it is a safeguarding concern."
+                .into(),
         ));
     }
     let k = c.store.capture(id).await?.ok_or(Denied::NotFound)?;
