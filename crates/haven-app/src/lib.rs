@@ -180,7 +180,7 @@ impl App {
                 .block_on(demo::ensure_people(&store))
                 .context("creating the demo school")?;
             if seeded {
-                println!("Created the demo school: invented pupils, staff and parents, and a week of activity.");
+                println!("Created the demo school: invented pupils, staff and parents, a week of activity and some safeguarding records.");
             }
         }
         let people = runtime.block_on(store.count_people())?;

@@ -63,9 +63,10 @@ const DONE: &[&str] = &[
     "Stayed with them until the DSL came.",
 ];
 
-/// Writes `count` invented concerns about the store's pupils, and gives one pupil a chronology
-/// of `long` entries: (concerns written, that pupil's id, seconds taken).
-pub async fn generate(store: &Store, count: u64, long: u64) -> Result<(u64, i64, f64)> {
+/// Writes `count` invented concerns about the store's pupils, spread over the last `days` days,
+/// and (when `long` is more than none) gives one pupil a chronology of `long` entries: (concerns
+/// written, that pupil's id, seconds taken).
+pub async fn generate(store: &Store, count: u64, long: u64, days: u64) -> Result<(u64, i64, f64)> {
     let people = store.find_people("", 100_000).await?;
     let pupils: Vec<i64> = people
         .iter()
@@ -116,11 +117,14 @@ pub async fn generate(store: &Store, count: u64, long: u64) -> Result<(u64, i64,
                 &NewConcern {
                     school: DEFAULT_SCHOOL,
                     kind: RecordKind::Pupil,
-                    category: dice.pick(category::CATEGORIES).id.to_owned(),
+                    // Allegations about staff are records of their own, not pupils'.
+                    category: dice
+                        .pick(&category::CATEGORIES[..category::CATEGORIES.len() - 1])
+                        .id
+                        .to_owned(),
                     children,
                     staff: None,
-                    // Spread over the last two years.
-                    happened_at_ms: now - (dice.next() % (730 * 86_400_000)) as i64,
+                    happened_at_ms: now - (dice.next() % (days.max(1) * 86_400_000)) as i64,
                     place: (*place).to_owned(),
                     account,
                     actions: (*dice.pick(DONE)).to_owned(),
@@ -135,6 +139,9 @@ pub async fn generate(store: &Store, count: u64, long: u64) -> Result<(u64, i64,
     }
     // One child with a long chronology.
     let child = pupils[0];
+    if long == 0 {
+        return Ok((count, child, started.elapsed().as_secs_f64()));
+    }
     let record = store
         .log_concern(
             &NewConcern {

@@ -33,11 +33,13 @@ pub enum Permission {
     LogConcern,
     /// Work safeguarding records: cases, chronologies, referrals (which records, `haven_records::access` decides).
     Records,
+    /// Read the governors' report: counts only, small numbers suppressed.
+    Reports,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 12] = [
+    pub const ALL: [Permission; 13] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -50,6 +52,7 @@ impl Permission {
         Permission::Ingest,
         Permission::LogConcern,
         Permission::Records,
+        Permission::Reports,
     ];
 
     /// Its name, for pages and the API.
@@ -67,6 +70,7 @@ impl Permission {
             Permission::Ingest => "ingest",
             Permission::LogConcern => "log-concern",
             Permission::Records => "records",
+            Permission::Reports => "reports",
         }
     }
 }
@@ -118,6 +122,10 @@ pub fn allowed(role: Role, p: Permission) -> bool {
                 | R::Administrator
         ),
         P::Records => matches!(role, R::Dsl | R::DeputyDsl | R::Headteacher | R::Chair),
+        P::Reports => matches!(
+            role,
+            R::Dsl | R::DeputyDsl | R::Headteacher | R::Governor | R::Chair | R::Dpo
+        ),
     }
 }
 

@@ -2871,3 +2871,115 @@ fn told_in_person_is_written_up_siblings_are_seen_together_and_the_school_adds_a
         assert_eq!(status, StatusCode::BAD_REQUEST);
     });
 }
+
+#[test]
+fn governors_see_counts_with_small_numbers_suppressed_and_no_names() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let ben = h
+            .store
+            .identity("ben.carter")
+            .await
+            .expect("db")
+            .expect("ben")
+            .person_id;
+        let pupils: Vec<(i64, String)> = h
+            .store
+            .find_people("", 1000)
+            .await
+            .expect("people")
+            .into_iter()
+            .filter(|p| p.kind == "pupil")
+            .map(|p| (p.id, p.last_name))
+            .collect();
+        let now = haven_store::now_ms();
+        for (i, (category, n)) in [("cyberbullying", 8), ("welfare", 2)]
+            .into_iter()
+            .enumerate()
+        {
+            for j in 0..n {
+                h.store
+                    .log_concern(
+                        &haven_store::records::NewConcern {
+                            school: 1,
+                            kind: haven_records::RecordKind::Pupil,
+                            category: category.into(),
+                            children: vec![haven_store::records::Child {
+                                person: pupils[i * 10 + j].0,
+                                part: haven_records::Part::Subject,
+                            }],
+                            staff: None,
+                            happened_at_ms: now - 86_400_000,
+                            place: "playground".into(),
+                            account: "invented".into(),
+                            actions: String::new(),
+                            told_dsl_at_ms: None,
+                            capture: None,
+                            evidence: Vec::new(),
+                            write_up: None,
+                        },
+                        &haven_store::records::Actor {
+                            person: ben,
+                            username: "ben.carter",
+                            address: "10.0.0.5",
+                        },
+                    )
+                    .await
+                    .expect("concern");
+            }
+        }
+        let (ruth, _) = signed_in(&h.store, "ruth.ellison").await;
+        let (status, _, page) = call(&h.app, Method::GET, "/reports", &ruth, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let row = between(&page, "<td>Cyberbullying</td>", "</tr>");
+        assert!(row.contains(">8<"), "{row}");
+        let row = between(&page, "<td>Welfare</td>", "</tr>");
+        assert!(
+            row.contains("fewer than 5") && !row.contains(">2<"),
+            "{row}"
+        );
+        assert!(
+            page.contains("<svg") && page.contains("url(#withheld)"),
+            "charts drawn on the server"
+        );
+        for (_, surname) in pupils.iter().take(25) {
+            assert!(
+                !page.contains(&format!(">{surname}<")),
+                "no names: {surname}"
+            );
+        }
+        let (status, headers, csv) =
+            call(&h.app, Method::GET, "/reports.csv", &ruth, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers[header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/csv"));
+        assert!(
+            csv.contains("category,Cyberbullying,8,0,up")
+                && csv.contains("category,Welfare,fewer than 5,0,—"),
+            "{csv}"
+        );
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            "/reports?from=2026-12-31&to=2026-01-01",
+            &ruth,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "a period that ends before it begins"
+        );
+        // Governors see the report and nothing of the records.
+        let (status, _, _) = call(&h.app, Method::GET, "/records", &ruth, None, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let log = h.store.audit_log(None, 50).await.expect("audit");
+        assert!(log
+            .iter()
+            .any(|e| e.action == "read report" && e.actor == "ruth.ellison"));
+    });
+}

@@ -18,6 +18,7 @@ pub mod category;
 pub mod clock;
 pub mod evidence;
 pub mod procedure;
+pub mod report;
 pub mod retention;
 
 mod words;

@@ -163,6 +163,8 @@ pub enum AuditKind {
     RotateKey,
     /// Noted a concern told in person, to be written up by its teller.
     NoteToldInPerson,
+    /// Read the governors' report (counts only).
+    ReadReport,
 }
 
 impl AuditKind {
@@ -231,6 +233,7 @@ impl AuditKind {
             K::ResealEvidence => "reseal evidence",
             K::RotateKey => "rotate key",
             K::NoteToldInPerson => "note told in person",
+            K::ReadReport => "read report",
         }
     }
 }

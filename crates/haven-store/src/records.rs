@@ -176,6 +176,23 @@ impl Record {
     }
 }
 
+/// One record as the governors' report counts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    /// Its id (not shown).
+    pub record: i64,
+    /// Its category id.
+    pub category: String,
+    /// When it happened.
+    pub happened_at_ms: i64,
+    /// Closed.
+    pub closed: bool,
+    /// The year group of the child it is about.
+    pub year: Option<String>,
+    /// Agencies referred to.
+    pub referred: Vec<haven_records::Agency>,
+}
+
 /// What to search records for.
 #[derive(Debug, Clone, Default)]
 pub struct RecordQuery {
@@ -725,6 +742,63 @@ impl Store {
             .collect()
     }
 
+    /// What the governors' report counts of the pupils' records that happened in
+    /// `[from_ms, to_ms)`: for each, its category, when, the year group of the child it is
+    /// about (the subject, else its first child), closed or not, and the agencies referred to.
+    /// Nothing that names anyone.
+    pub async fn report_rows(
+        &self,
+        school: i64,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.category, r.happened_at, r.status, \
+               (SELECT p.year_group FROM record_children c JOIN people p ON p.id = c.person_id \
+                WHERE c.record_id = r.id ORDER BY CASE WHEN c.part = 'subject' THEN 0 ELSE 1 END, c.person_id LIMIT 1) \
+             FROM records r WHERE r.school_id = $1 AND r.kind = 'pupil' AND r.happened_at >= $2 AND r.happened_at < $3",
+        )
+        .bind(school)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<ReportRow> = rows
+            .iter()
+            .map(|r| {
+                Ok(ReportRow {
+                    record: r.try_get(0)?,
+                    category: r.try_get(1)?,
+                    happened_at_ms: r.try_get(2)?,
+                    closed: r.try_get::<String, _>(3)? == "closed",
+                    year: r.try_get(4)?,
+                    referred: Vec::new(),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let referrals = sqlx::query(
+            "SELECT f.record_id, f.agency FROM referrals f JOIN records r ON r.id = f.record_id \
+             WHERE f.school_id = $1 AND r.kind = 'pupil' AND r.happened_at >= $2 AND r.happened_at < $3",
+        )
+        .bind(school)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let index: std::collections::HashMap<i64, usize> =
+            out.iter().enumerate().map(|(i, r)| (r.record, i)).collect();
+        for f in referrals {
+            let record: i64 = f.try_get(0)?;
+            let agency: haven_records::Agency = parse(&f.try_get::<String, _>(1)?)?;
+            if let Some(&i) = index.get(&record) {
+                if !out[i].referred.contains(&agency) {
+                    out[i].referred.push(agency);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The pupils who share a parent or carer with `person` (siblings, as the MIS links them).
     pub async fn siblings(&self, person: i64) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(
@@ -838,7 +912,7 @@ impl Store {
     ) -> Result<Vec<Record>, StoreError> {
         let q = format!(
             "SELECT {RECORD_COLUMNS} {RECORD_FROM} JOIN record_children c ON c.record_id = r.id \
-             WHERE r.school_id = $1 AND c.person_id = $2 AND r.kind = 'pupil' ORDER BY r.happened_at, r.id"
+             WHERE r.school_id = $1 AND c.school_id = $1 AND c.person_id = $2 AND r.kind = 'pupil' ORDER BY r.happened_at, r.id"
         );
         let rows = sqlx::query(sqlx::AssertSqlSafe(q))
             .bind(school)

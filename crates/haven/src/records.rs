@@ -31,9 +31,12 @@ pub struct GenerateArgs {
     /// How many concerns.
     #[arg(long, default_value_t = 1_000)]
     count: u64,
-    /// Entries in the one long chronology.
+    /// Entries in the one long chronology (0: none).
     #[arg(long, default_value_t = 500)]
     long: u64,
+    /// Spread over this many days, ending now.
+    #[arg(long, default_value_t = 730)]
+    days: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -70,8 +73,9 @@ fn vault(ctx: &Context) -> Result<haven_vault::Vault> {
 pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
     match cmd {
         RecordsCommand::Generate(g) => {
-            let (n, child, secs) =
-                ctx.with_store(async |s| haven_app::records::generate(&s, g.count, g.long).await)?;
+            let (n, child, secs) = ctx.with_store(async |s| {
+                haven_app::records::generate(&s, g.count, g.long, g.days).await
+            })?;
             outln!(
                 "wrote {n} concerns and a chronology of {} entries for pupil {child} in {secs:.1} s",
                 g.long

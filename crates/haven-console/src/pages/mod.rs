@@ -11,6 +11,7 @@ mod dashboard;
 mod library;
 mod policy;
 mod records;
+mod reports;
 mod reviews;
 mod signin;
 mod tokens;
@@ -68,6 +69,8 @@ pub const PAGES: &[Route] = &[
     route!(GET "/records/people/{id}", Need(P::Records), records::chronology),
     route!(GET "/records/people/{id}/family", Need(P::Records), records::family),
     route!(POST "/records/people/{id}/open", Need(P::Records), records::chronology_open),
+    route!(GET "/reports", Need(P::Reports), reports::reports).nav("Report"),
+    route!(GET "/reports.csv", Need(P::Reports), reports::reports_csv),
     route!(GET "/concerns/new", Need(P::LogConcern), records::new_concern).nav("Log a concern"),
     route!(UPLOAD "/concerns", Need(P::LogConcern), records::log_concern),
     route!(GET "/concerns/mine", Need(P::LogConcern), records::my_concerns).nav("My concerns"),
