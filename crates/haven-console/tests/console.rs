@@ -2558,7 +2558,12 @@ fn a_teacher_logs_a_concern_and_sees_only_what_they_wrote_while_the_dsl_works_it
         )
         .await;
         assert_eq!(status, StatusCode::OK);
-        assert!(page.contains("keeps posting"), "{page}");
+        assert!(
+            page.contains("keeps posting")
+                && page.contains("id=\"read-only\"")
+                && !page.contains("id=\"add-entry\""),
+            "read, not write: {page}"
+        );
         let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
         assert!(
             page.contains("Opened outside their cases") && page.contains("gareth.lloyd"),

@@ -747,6 +747,8 @@ struct RecordPage {
     may_share: bool,
     evidence: Vec<haven_store::evidence::Evidence>,
     may_view_nude: bool,
+    /// Whether the reader may add to it (not a break-glass reader).
+    may_write: bool,
 }
 
 #[derive(Template)]
@@ -846,7 +848,8 @@ async fn render_record(
         now: now_local_input(),
         message,
         evidence: c.store.evidence_of(SCHOOL, r.id).await?,
-        may_view_nude: me.dsl || me.deputy,
+        may_view_nude: (me.dsl || me.deputy) && access(me, r.access_view()) == Access::Full,
+        may_write: access(me, r.access_view()) == Access::Full,
         may_share: r.open
             && !r.shared_with_dsl
             && ((r.kind == RecordKind::Staff && me.headteacher)

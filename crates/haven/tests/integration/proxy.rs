@@ -675,12 +675,16 @@ fn image_search_is_blocked_for_pupils_with_the_reason() {
     }
     // Only staff's five image searches and the three web searches reached the website.
     assert_eq!(origin.seen().len(), 8, "{:?}", origin.seen());
+    // Events are written in batches: wait for all five, not the first.
     let all = events(&p, |e| {
-        e.iter().any(|e| {
-            e["reason"]
-                .as_str()
-                .is_some_and(|r| r.contains("image_search"))
-        })
+        e.iter()
+            .filter(|e| {
+                e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("image_search"))
+            })
+            .count()
+            >= 5
     });
     let blocked = all
         .iter()
