@@ -2988,3 +2988,73 @@ fn governors_see_counts_with_small_numbers_suppressed_and_no_names() {
             .any(|e| e.action == "read report" && e.actor == "ruth.ellison"));
     });
 }
+
+#[test]
+fn the_dsl_gives_a_case_to_a_deputy_and_a_referrals_outcome_stops_its_clock() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let ben = h.store.identity("ben.carter").await.expect("db").expect("ben").person_id;
+        let gareth_id = h.store.identity("gareth.lloyd").await.expect("db").expect("gareth").person_id;
+        let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
+        let id = h
+            .store
+            .log_concern(
+                &haven_store::records::NewConcern {
+                    school: 1,
+                    kind: haven_records::RecordKind::Pupil,
+                    category: "welfare".into(),
+                    children: vec![haven_store::records::Child { person: ava, part: haven_records::Part::Subject }],
+                    staff: None,
+                    happened_at_ms: haven_store::now_ms() - 60_000,
+                    place: "classroom".into(),
+                    account: "Ava fell asleep in class again".into(),
+                    actions: String::new(),
+                    told_dsl_at_ms: None,
+                    capture: None,
+                    evidence: Vec::new(),
+                    write_up: None,
+                },
+                &haven_store::records::Actor { person: ben, username: "ben.carter", address: "10.0.0.5" },
+            )
+            .await
+            .expect("concern");
+        let (priya, priya_csrf) = signed_in(&h.store, "priya.shah").await;
+        let (gareth, gareth_csrf) = signed_in(&h.store, "gareth.lloyd").await;
+        // Not his case: the glass. Given to him: his.
+        let (_, _, page) = call(&h.app, Method::GET, &format!("/records/{id}"), &gareth, None, &[]).await;
+        assert!(page.contains("Not one of your cases"), "{page}");
+        let give = fields(&[("csrf", gareth_csrf.as_str()), ("holder", &gareth_id.to_string())]);
+        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/assign"), &gareth, Some(&give), &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "a deputy does not give himself a case");
+        let give = fields(&[("csrf", priya_csrf.as_str()), ("holder", &gareth_id.to_string())]);
+        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/assign"), &priya, Some(&give), &[]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, &format!("/records/{id}"), &gareth, None, &[]).await;
+        assert!(page.contains("Ava fell asleep") && page.contains("Held by <strong>Gareth Lloyd</strong>"), "{page}");
+        // His referral, with a follow-up: a clock until its outcome is recorded.
+        let refer = fields(&[
+            ("csrf", gareth_csrf.as_str()),
+            ("agency", "social-care"),
+            ("made", "2026-11-30T11:00"),
+            ("contact", "Duty social worker"),
+            ("reference", "SC-7781"),
+            ("follow_up", "2026-12-01"),
+        ]);
+        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/referrals"), &gareth, Some(&refer), &[]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &gareth, None, &[]).await;
+        assert!(page.contains("Follow up the referral to children&#39;s social care (SC-7781)") || page.contains("SC-7781"), "{page}");
+        assert!(page.contains("clock-overdue"), "a past follow-up date is red: {page}");
+        let referral = h.store.referrals(1, id).await.expect("referrals")[0].id;
+        let outcome = fields(&[("csrf", gareth_csrf.as_str()), ("outcome", "Early help assessment agreed")]);
+        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/referrals/{referral}/outcome"), &gareth, Some(&outcome), &[]).await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/referrals/{referral}/outcome"), &gareth, Some(&outcome), &[]).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "once");
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &gareth, None, &[]).await;
+        assert!(!page.contains("SC-7781"), "the clock stopped: {page}");
+        let entries = h.store.record_entries(1, id).await.expect("entries");
+        assert!(entries.iter().any(|e| e.text.contains("Case given to Gareth Lloyd")));
+        assert!(entries.iter().any(|e| e.text.contains("Outcome of the referral to children's social care: Early help assessment agreed")));
+    });
+}

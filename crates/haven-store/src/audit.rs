@@ -165,6 +165,8 @@ pub enum AuditKind {
     NoteToldInPerson,
     /// Read the governors' report (counts only).
     ReadReport,
+    /// Gave a pupil's case to a holder.
+    AssignCase,
 }
 
 impl AuditKind {
@@ -234,6 +236,7 @@ impl AuditKind {
             K::RotateKey => "rotate key",
             K::NoteToldInPerson => "note told in person",
             K::ReadReport => "read report",
+            K::AssignCase => "assign case",
         }
     }
 }

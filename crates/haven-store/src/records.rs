@@ -799,6 +799,131 @@ impl Store {
         Ok(out)
     }
 
+    /// Records the outcome of a referral (once), and a line of the chronology saying so; its
+    /// follow-up clock stops.
+    pub async fn record_referral_outcome(
+        &self,
+        school: i64,
+        referral: i64,
+        outcome: &str,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let outcome = field("The outcome", outcome, true, MAX_TEXT)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT record_id, agency, outcome FROM referrals WHERE school_id = $1 AND id = $2")
+            .bind(school)
+            .bind(referral)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| invalid(format!("There is no referral {referral}.")))?;
+        let record: i64 = row.try_get(0)?;
+        open_record(&mut tx, school, record).await?;
+        if row.try_get::<Option<String>, _>(2)?.is_some() {
+            return Err(invalid(format!(
+                "Referral {referral} already has its outcome: add a note to the chronology for what followed."
+            )));
+        }
+        let agency: haven_records::Agency = parse(&row.try_get::<String, _>(1)?)?;
+        sqlx::query("UPDATE referrals SET outcome = $1 WHERE id = $2")
+            .bind(&outcome)
+            .bind(referral)
+            .execute(&mut *tx)
+            .await?;
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school,
+                record,
+                person: None,
+                at_ms: now,
+                kind: EntryKind::Referral,
+                text: format!("Outcome of the referral to {}: {outcome}", agency.label()),
+                rationale: None,
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(by.username, by.address, AuditKind::UpdateReferral, Subject::Referral(referral))
+                .count("record", record),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Gives a pupil's case to a holder (a deputy, or the DSL again with `None`), with a line of
+    /// the chronology saying so.
+    pub async fn assign_case(
+        &self,
+        school: i64,
+        record: i64,
+        holder: Option<i64>,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        open_record(&mut tx, school, record).await?;
+        let name = match holder {
+            Some(h) => {
+                if !is_kind(&mut tx, h, "staff").await? {
+                    return Err(invalid(format!("Person {h} is not a member of staff here.")));
+                }
+                names_of(&mut tx, [h].into_iter()).await?.trim().to_owned()
+            }
+            None => "the DSL".to_owned(),
+        };
+        let done = sqlx::query("UPDATE records SET holder_id = $1 WHERE school_id = $2 AND id = $3 AND kind = 'pupil'")
+            .bind(holder)
+            .bind(school)
+            .bind(record)
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() != 1 {
+            return Err(invalid("Only a pupil's record is given to a holder.".to_owned()));
+        }
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school,
+                record,
+                person: None,
+                at_ms: now,
+                kind: EntryKind::Decision,
+                text: format!("Case given to {name}"),
+                rationale: None,
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(by.username, by.address, AuditKind::AssignCase, Subject::Record(record))
+                .count("holder", holder.unwrap_or(0)),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Active staff who hold `role` (id, name), by name.
+    pub async fn staff_with_role(&self, role: &str) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT p.id, p.first_name || ' ' || p.last_name FROM people p JOIN person_roles r ON r.person_id = p.id \
+             WHERE r.role = $1 AND p.active = 1 ORDER BY p.last_name, p.first_name",
+        )
+        .bind(role)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+
     /// The pupils who share a parent or carer with `person` (siblings, as the MIS links them).
     pub async fn siblings(&self, person: i64) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(

@@ -63,6 +63,8 @@ pub const PAGES: &[Route] = &[
     route!(POST "/records/{id}/entries/{entry}/correct", Need(P::Records), records::record_correct),
     route!(POST "/records/{id}/close", Need(P::Records), records::record_close),
     route!(POST "/records/{id}/share", Need(P::Records), records::record_share),
+    route!(POST "/records/{id}/assign", Need(P::Records), records::record_assign),
+    route!(POST "/records/{id}/referrals/{referral}/outcome", Need(P::Records), records::referral_outcome),
     route!(UPLOAD "/records/{id}/evidence", Need(P::Records), records::record_evidence_add),
     route!(GET "/records/{id}/evidence/{eid}", Need(P::Records), records::evidence_download),
     route!(POST "/records/{id}/evidence/{eid}/view", Need(P::Records), records::evidence_view),

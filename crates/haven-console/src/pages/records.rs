@@ -718,6 +718,8 @@ struct EntryRow {
 }
 
 struct ReferralRow {
+    id: i64,
+    outcome: Option<String>,
     made: String,
     agency: &'static str,
     by: String,
@@ -749,6 +751,9 @@ struct RecordPage {
     may_view_nude: bool,
     /// Whether the reader may add to it (not a break-glass reader).
     may_write: bool,
+    /// Who may hold the case (for the DSL's form), and who holds it.
+    holders: Vec<(i64, String)>,
+    holder: String,
 }
 
 #[derive(Template)]
@@ -809,6 +814,8 @@ async fn render_record(
         .await?
         .into_iter()
         .map(|f| ReferralRow {
+            id: f.id,
+            outcome: f.outcome,
             made: when(f.made_at_ms),
             agency: f.agency.label(),
             by: f.by,
@@ -850,6 +857,20 @@ async fn render_record(
         evidence: c.store.evidence_of(SCHOOL, r.id).await?,
         may_view_nude: (me.dsl || me.deputy) && access(me, r.access_view()) == Access::Full,
         may_write: access(me, r.access_view()) == Access::Full,
+        holders: if me.dsl && r.kind == RecordKind::Pupil {
+            c.store.staff_with_role("deputy-dsl").await?
+        } else {
+            Vec::new()
+        },
+        holder: match r.holder {
+            Some(h) => c
+                .store
+                .person(h)
+                .await?
+                .map(|p| format!("{} {}", p.first_name, p.last_name))
+                .unwrap_or_default(),
+            None => String::new(),
+        },
         may_share: r.open
             && !r.shared_with_dsl
             && ((r.kind == RecordKind::Staff && me.headteacher)
@@ -1016,6 +1037,62 @@ pub(super) async fn record_referral(
         id,
         &format!("Referral to {} recorded.", agency.label()),
     ))
+}
+
+#[derive(Deserialize)]
+pub struct OutcomeForm {
+    csrf: String,
+    outcome: String,
+}
+
+pub(super) async fn referral_outcome(
+    State(c): State<Console>,
+    s: Signed,
+    Path((id, referral)): Path<(i64, i64)>,
+    SessionForm(f): SessionForm<OutcomeForm>,
+) -> Result<Response, Denied> {
+    writable(&c, &s, id).await?;
+    if !c.store.referrals(SCHOOL, id).await?.iter().any(|r| r.id == referral) {
+        return Err(Denied::NotFound);
+    }
+    c.store
+        .record_referral_outcome(SCHOOL, referral, &f.outcome, &actor(&s))
+        .await?;
+    Ok(back(id, "The referral's outcome is recorded."))
+}
+
+#[derive(Deserialize)]
+pub struct AssignForm {
+    csrf: String,
+    #[serde(default)]
+    holder: String,
+}
+
+/// The DSL gives a pupil's case to a deputy (or takes it back).
+pub(super) async fn record_assign(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<AssignForm>,
+) -> Result<Response, Denied> {
+    writable(&c, &s, id).await?;
+    if !reader(&s).dsl {
+        return Err(Denied::Invalid("Only the DSL gives a case to someone.".into()));
+    }
+    let holder = match f.holder.trim() {
+        "" => None,
+        h => {
+            let h: i64 = h
+                .parse()
+                .map_err(|_| Denied::Invalid("Choose who holds the case.".into()))?;
+            if !c.store.roles(h).await?.iter().any(|r| matches!(r, Role::DeputyDsl | Role::Dsl | Role::Headteacher)) {
+                return Err(Denied::Invalid("A case goes to a deputy DSL, the DSL or the headteacher.".into()));
+            }
+            Some(h)
+        }
+    };
+    c.store.assign_case(SCHOOL, id, holder, &actor(&s)).await?;
+    Ok(back(id, "The case's holder is changed."))
 }
 
 #[derive(Deserialize)]
@@ -1632,6 +1709,8 @@ pub(super) async fn family(
 }
 
 crate::web::csrf_field!(
+    OutcomeForm,
+    AssignForm,
     ToldForm,
     CategoryForm,
     ViewForm,
