@@ -2993,8 +2993,20 @@ fn governors_see_counts_with_small_numbers_suppressed_and_no_names() {
 fn the_dsl_gives_a_case_to_a_deputy_and_a_referrals_outcome_stops_its_clock() {
     rt().block_on(async {
         let h = harness(config()).await;
-        let ben = h.store.identity("ben.carter").await.expect("db").expect("ben").person_id;
-        let gareth_id = h.store.identity("gareth.lloyd").await.expect("db").expect("gareth").person_id;
+        let ben = h
+            .store
+            .identity("ben.carter")
+            .await
+            .expect("db")
+            .expect("ben")
+            .person_id;
+        let gareth_id = h
+            .store
+            .identity("gareth.lloyd")
+            .await
+            .expect("db")
+            .expect("gareth")
+            .person_id;
         let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
         let id = h
             .store
@@ -3003,7 +3015,10 @@ fn the_dsl_gives_a_case_to_a_deputy_and_a_referrals_outcome_stops_its_clock() {
                     school: 1,
                     kind: haven_records::RecordKind::Pupil,
                     category: "welfare".into(),
-                    children: vec![haven_store::records::Child { person: ava, part: haven_records::Part::Subject }],
+                    children: vec![haven_store::records::Child {
+                        person: ava,
+                        part: haven_records::Part::Subject,
+                    }],
                     staff: None,
                     happened_at_ms: haven_store::now_ms() - 60_000,
                     place: "classroom".into(),
@@ -3014,23 +3029,73 @@ fn the_dsl_gives_a_case_to_a_deputy_and_a_referrals_outcome_stops_its_clock() {
                     evidence: Vec::new(),
                     write_up: None,
                 },
-                &haven_store::records::Actor { person: ben, username: "ben.carter", address: "10.0.0.5" },
+                &haven_store::records::Actor {
+                    person: ben,
+                    username: "ben.carter",
+                    address: "10.0.0.5",
+                },
             )
             .await
             .expect("concern");
         let (priya, priya_csrf) = signed_in(&h.store, "priya.shah").await;
         let (gareth, gareth_csrf) = signed_in(&h.store, "gareth.lloyd").await;
         // Not his case: the glass. Given to him: his.
-        let (_, _, page) = call(&h.app, Method::GET, &format!("/records/{id}"), &gareth, None, &[]).await;
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}"),
+            &gareth,
+            None,
+            &[],
+        )
+        .await;
         assert!(page.contains("Not one of your cases"), "{page}");
-        let give = fields(&[("csrf", gareth_csrf.as_str()), ("holder", &gareth_id.to_string())]);
-        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/assign"), &gareth, Some(&give), &[]).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "a deputy does not give himself a case");
-        let give = fields(&[("csrf", priya_csrf.as_str()), ("holder", &gareth_id.to_string())]);
-        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/assign"), &priya, Some(&give), &[]).await;
+        let give = fields(&[
+            ("csrf", gareth_csrf.as_str()),
+            ("holder", &gareth_id.to_string()),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/assign"),
+            &gareth,
+            Some(&give),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "a deputy does not give himself a case"
+        );
+        let give = fields(&[
+            ("csrf", priya_csrf.as_str()),
+            ("holder", &gareth_id.to_string()),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/assign"),
+            &priya,
+            Some(&give),
+            &[],
+        )
+        .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        let (_, _, page) = call(&h.app, Method::GET, &format!("/records/{id}"), &gareth, None, &[]).await;
-        assert!(page.contains("Ava fell asleep") && page.contains("Held by <strong>Gareth Lloyd</strong>"), "{page}");
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/{id}"),
+            &gareth,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            page.contains("Ava fell asleep")
+                && page.contains("Held by <strong>Gareth Lloyd</strong>"),
+            "{page}"
+        );
         // His referral, with a follow-up: a clock until its outcome is recorded.
         let refer = fields(&[
             ("csrf", gareth_csrf.as_str()),
@@ -3040,21 +3105,229 @@ fn the_dsl_gives_a_case_to_a_deputy_and_a_referrals_outcome_stops_its_clock() {
             ("reference", "SC-7781"),
             ("follow_up", "2026-12-01"),
         ]);
-        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/referrals"), &gareth, Some(&refer), &[]).await;
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/referrals"),
+            &gareth,
+            Some(&refer),
+            &[],
+        )
+        .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
         let (_, _, page) = call(&h.app, Method::GET, "/records", &gareth, None, &[]).await;
-        assert!(page.contains("Follow up the referral to children&#39;s social care (SC-7781)") || page.contains("SC-7781"), "{page}");
-        assert!(page.contains("clock-overdue"), "a past follow-up date is red: {page}");
+        assert!(
+            page.contains("Follow up the referral to children&#39;s social care (SC-7781)")
+                || page.contains("SC-7781"),
+            "{page}"
+        );
+        assert!(
+            page.contains("clock-overdue"),
+            "a past follow-up date is red: {page}"
+        );
         let referral = h.store.referrals(1, id).await.expect("referrals")[0].id;
-        let outcome = fields(&[("csrf", gareth_csrf.as_str()), ("outcome", "Early help assessment agreed")]);
-        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/referrals/{referral}/outcome"), &gareth, Some(&outcome), &[]).await;
+        let outcome = fields(&[
+            ("csrf", gareth_csrf.as_str()),
+            ("outcome", "Early help assessment agreed"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/referrals/{referral}/outcome"),
+            &gareth,
+            Some(&outcome),
+            &[],
+        )
+        .await;
         assert_eq!(status, StatusCode::SEE_OTHER);
-        let (status, _, _) = call(&h.app, Method::POST, &format!("/records/{id}/referrals/{referral}/outcome"), &gareth, Some(&outcome), &[]).await;
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{id}/referrals/{referral}/outcome"),
+            &gareth,
+            Some(&outcome),
+            &[],
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "once");
         let (_, _, page) = call(&h.app, Method::GET, "/records", &gareth, None, &[]).await;
         assert!(!page.contains("SC-7781"), "the clock stopped: {page}");
         let entries = h.store.record_entries(1, id).await.expect("entries");
-        assert!(entries.iter().any(|e| e.text.contains("Case given to Gareth Lloyd")));
-        assert!(entries.iter().any(|e| e.text.contains("Outcome of the referral to children's social care: Early help assessment agreed")));
+        assert!(entries
+            .iter()
+            .any(|e| e.text.contains("Case given to Gareth Lloyd")));
+        assert!(entries.iter().any(|e| e.text.contains(
+            "Outcome of the referral to children's social care: Early help assessment agreed"
+        )));
+    });
+}
+
+#[test]
+fn a_record_past_its_retention_is_kept_on_legal_hold_or_deleted_leaving_a_tombstone() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        // A pupil who left long ago: born in 1995, so their records were due at 25, in 2020.
+        let old = format!(
+            "{}Z900000000001,Rowan,Old,1995-01-01,Year 6,6A\n",
+            include_str!("../../../config/demo-people/pupils.csv")
+        );
+        let r = h
+            .store
+            .import_people(Kind::Pupil, old.as_bytes(), ImportOptions::default())
+            .await
+            .expect("import");
+        assert!(r.errors.is_empty(), "{r:?}");
+        let rowan = h.store.find_people("Rowan Old", 1).await.expect("find")[0].id;
+        let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
+        let ben = h
+            .store
+            .identity("ben.carter")
+            .await
+            .expect("db")
+            .expect("ben")
+            .person_id;
+        let mut ids = Vec::new();
+        for child in [rowan, ava] {
+            ids.push(
+                h.store
+                    .log_concern(
+                        &haven_store::records::NewConcern {
+                            school: 1,
+                            kind: haven_records::RecordKind::Pupil,
+                            category: "welfare".into(),
+                            children: vec![haven_store::records::Child {
+                                person: child,
+                                part: haven_records::Part::Subject,
+                            }],
+                            staff: None,
+                            happened_at_ms: haven_store::now_ms() - 60_000,
+                            place: "classroom".into(),
+                            account: "an old concern".into(),
+                            actions: String::new(),
+                            told_dsl_at_ms: None,
+                            capture: None,
+                            evidence: Vec::new(),
+                            write_up: None,
+                        },
+                        &haven_store::records::Actor {
+                            person: ben,
+                            username: "ben.carter",
+                            address: "10.0.0.5",
+                        },
+                    )
+                    .await
+                    .expect("concern"),
+            );
+        }
+        let (old_id, young_id) = (ids[0], ids[1]);
+        let (priya, csrf) = signed_in(&h.store, "priya.shah").await;
+        let (_, _, page) = call(&h.app, Method::GET, "/records/retention", &priya, None, &[]).await;
+        assert!(
+            page.contains(&format!("id=\"due-{old_id}\"")) && page.contains("2020-01-01"),
+            "{page}"
+        );
+        assert!(
+            !page.contains(&format!("id=\"due-{young_id}\"")),
+            "a young child's record is not due"
+        );
+        // On legal hold, it cannot be deleted.
+        let hold = fields(&[
+            ("csrf", csrf.as_str()),
+            ("hold", "on"),
+            ("reason", "The inquiry asked us to keep it"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{old_id}/hold"),
+            &priya,
+            Some(&hold),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let delete = fields(&[("csrf", csrf.as_str()), ("confirm", "delete")]);
+        let (status, _, page) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{old_id}/delete"),
+            &priya,
+            Some(&delete),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(page.contains("legal hold"), "{page}");
+        let lift = fields(&[
+            ("csrf", csrf.as_str()),
+            ("hold", "off"),
+            ("reason", "The inquiry has closed"),
+        ]);
+        call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{old_id}/hold"),
+            &priya,
+            Some(&lift),
+            &[],
+        )
+        .await;
+        // Not yet due, or not confirmed: refused.
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{young_id}/delete"),
+            &priya,
+            Some(&delete),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "not due");
+        let unconfirmed = fields(&[("csrf", csrf.as_str()), ("confirm", "yes")]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{old_id}/delete"),
+            &priya,
+            Some(&unconfirmed),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "the word must be typed");
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/{old_id}/delete"),
+            &priya,
+            Some(&delete),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(h.store.record(1, old_id).await.expect("read").is_none());
+        assert!(
+            h.store
+                .chronology(1, rowan)
+                .await
+                .expect("chronology")
+                .is_empty(),
+            "nothing of it is left"
+        );
+        assert!(h.store.record(1, young_id).await.expect("read").is_some());
+        let log = h.store.audit_log(None, 100).await.expect("log");
+        let tomb = log
+            .iter()
+            .find(|e| e.action == "delete record")
+            .expect("a tombstone");
+        assert_eq!(tomb.subject, format!("record {old_id}"));
+        assert!(
+            tomb.detail.contains("entries=") && tomb.detail.contains("record=1"),
+            "{}",
+            tomb.detail
+        );
+        assert!(matches!(
+            h.store.verify_audit().await.expect("verify"),
+            haven_store::audit::AuditCheck::Intact { .. }
+        ));
     });
 }

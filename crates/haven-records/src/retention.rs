@@ -34,6 +34,22 @@ pub fn allegation_review_on(staff_date_of_birth: Option<Date>, allegation: Date)
     }
 }
 
+/// When a record comes up for review: a pupil's record when the youngest child it names turns
+/// 25 (without any date of birth, 25 years from when it was written, so nothing goes early);
+/// an allegation by the member of staff's retirement or ten years, whichever is later.
+pub fn record_review_on(kind: crate::RecordKind, births: &[Date], written: Date) -> Date {
+    match kind {
+        crate::RecordKind::Pupil => births
+            .iter()
+            .map(|d| pupil_review_on(*d))
+            .max()
+            .unwrap_or_else(|| plus_years(written, PUPIL_YEARS)),
+        crate::RecordKind::Staff | crate::RecordKind::Headteacher => {
+            allegation_review_on(births.first().copied(), written)
+        }
+    }
+}
+
 /// Whether a record due for review on `due` may be deleted today: only when due and not on
 /// legal hold.
 pub fn may_delete(today: Date, due: Date, legal_hold: bool) -> bool {
@@ -53,6 +69,28 @@ mod tests {
         assert!(!may_delete(date(2039, 2, 27), due, false));
         assert!(may_delete(date(2039, 2, 28), due, false));
         assert!(!may_delete(date(2040, 1, 1), due, true));
+    }
+
+    #[test]
+    fn a_record_naming_several_children_waits_for_the_youngest() {
+        use crate::RecordKind;
+        let written = date(2026, 12, 2);
+        assert_eq!(
+            record_review_on(
+                RecordKind::Pupil,
+                &[date(2010, 1, 1), date(2014, 6, 1)],
+                written
+            ),
+            date(2039, 6, 1)
+        );
+        assert_eq!(
+            record_review_on(RecordKind::Pupil, &[], written),
+            date(2051, 12, 2)
+        );
+        assert_eq!(
+            record_review_on(RecordKind::Staff, &[], written),
+            date(2036, 12, 2)
+        );
     }
 
     #[test]

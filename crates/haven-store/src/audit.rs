@@ -167,6 +167,12 @@ pub enum AuditKind {
     ReadReport,
     /// Gave a pupil's case to a holder.
     AssignCase,
+    /// Put a record on legal hold, or lifted the hold.
+    LegalHold,
+    /// Deleted a record past its retention: the tombstone.
+    DeleteRecord,
+    /// Read the retention review queue.
+    ReadRetention,
 }
 
 impl AuditKind {
@@ -237,6 +243,9 @@ impl AuditKind {
             K::NoteToldInPerson => "note told in person",
             K::ReadReport => "read report",
             K::AssignCase => "assign case",
+            K::LegalHold => "legal hold",
+            K::DeleteRecord => "delete record",
+            K::ReadRetention => "read retention queue",
         }
     }
 }

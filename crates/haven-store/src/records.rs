@@ -193,6 +193,24 @@ pub struct ReportRow {
     pub referred: Vec<haven_records::Agency>,
 }
 
+/// What the retention review needs of a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetentionFacts {
+    /// The record.
+    pub record: i64,
+    /// A pupil's record or an allegation.
+    pub kind: RecordKind,
+    /// Its category.
+    pub category: String,
+    /// When it was written.
+    pub written_at_ms: i64,
+    /// On legal hold.
+    pub legal_hold: bool,
+    /// Dates of birth (`YYYY-MM-DD`) of the children it names, or of the member of staff an
+    /// allegation is about.
+    pub births: Vec<String>,
+}
+
 /// What to search records for.
 #[derive(Debug, Clone, Default)]
 pub struct RecordQuery {
@@ -812,12 +830,14 @@ impl Store {
         let outcome = field("The outcome", outcome, true, MAX_TEXT)?;
         let _one = self.audit_guard().await;
         let mut tx = self.write_tx().await?;
-        let row = sqlx::query("SELECT record_id, agency, outcome FROM referrals WHERE school_id = $1 AND id = $2")
-            .bind(school)
-            .bind(referral)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| invalid(format!("There is no referral {referral}.")))?;
+        let row = sqlx::query(
+            "SELECT record_id, agency, outcome FROM referrals WHERE school_id = $1 AND id = $2",
+        )
+        .bind(school)
+        .bind(referral)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| invalid(format!("There is no referral {referral}.")))?;
         let record: i64 = row.try_get(0)?;
         open_record(&mut tx, school, record).await?;
         if row.try_get::<Option<String>, _>(2)?.is_some() {
@@ -848,8 +868,13 @@ impl Store {
         .await?;
         self.audit_in(
             &mut tx,
-            &AuditEntry::new(by.username, by.address, AuditKind::UpdateReferral, Subject::Referral(referral))
-                .count("record", record),
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::UpdateReferral,
+                Subject::Referral(referral),
+            )
+            .count("record", record),
         )
         .await?;
         tx.commit().await?;
@@ -872,20 +897,26 @@ impl Store {
         let name = match holder {
             Some(h) => {
                 if !is_kind(&mut tx, h, "staff").await? {
-                    return Err(invalid(format!("Person {h} is not a member of staff here.")));
+                    return Err(invalid(format!(
+                        "Person {h} is not a member of staff here."
+                    )));
                 }
                 names_of(&mut tx, [h].into_iter()).await?.trim().to_owned()
             }
             None => "the DSL".to_owned(),
         };
-        let done = sqlx::query("UPDATE records SET holder_id = $1 WHERE school_id = $2 AND id = $3 AND kind = 'pupil'")
-            .bind(holder)
-            .bind(school)
-            .bind(record)
-            .execute(&mut *tx)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE records SET holder_id = $1 WHERE school_id = $2 AND id = $3 AND kind = 'pupil'",
+        )
+        .bind(holder)
+        .bind(school)
+        .bind(record)
+        .execute(&mut *tx)
+        .await?;
         if done.rows_affected() != 1 {
-            return Err(invalid("Only a pupil's record is given to a holder.".to_owned()));
+            return Err(invalid(
+                "Only a pupil's record is given to a holder.".to_owned(),
+            ));
         }
         insert_entry(
             &mut tx,
@@ -904,8 +935,13 @@ impl Store {
         .await?;
         self.audit_in(
             &mut tx,
-            &AuditEntry::new(by.username, by.address, AuditKind::AssignCase, Subject::Record(record))
-                .count("holder", holder.unwrap_or(0)),
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::AssignCase,
+                Subject::Record(record),
+            )
+            .count("holder", holder.unwrap_or(0)),
         )
         .await?;
         tx.commit().await?;
@@ -921,7 +957,176 @@ impl Store {
         .bind(role)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    /// Every record's retention facts, for the review queue: (record, kind, category, when it
+    /// was written, the dates of birth of the children it names or of the member of staff an
+    /// allegation is about, legal hold). The rules (`haven_records::retention`) say when each
+    /// comes up for review.
+    pub async fn retention_facts(&self, school: i64) -> Result<Vec<RetentionFacts>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.kind, r.category, r.written_at, r.legal_hold, s.date_of_birth \
+             FROM records r LEFT JOIN people s ON s.id = r.staff_id WHERE r.school_id = $1 ORDER BY r.id",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: Vec<RetentionFacts> = rows
+            .iter()
+            .map(|r| {
+                let staff_dob: Option<String> = r.try_get(5)?;
+                Ok(RetentionFacts {
+                    record: r.try_get(0)?,
+                    kind: parse(&r.try_get::<String, _>(1)?)?,
+                    category: r.try_get(2)?,
+                    written_at_ms: r.try_get(3)?,
+                    legal_hold: r.try_get::<i64, _>(4)? != 0,
+                    births: staff_dob.into_iter().collect(),
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let index: std::collections::HashMap<i64, usize> =
+            out.iter().enumerate().map(|(i, f)| (f.record, i)).collect();
+        for r in sqlx::query(
+            "SELECT c.record_id, p.date_of_birth FROM record_children c JOIN people p ON p.id = c.person_id WHERE c.school_id = $1",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?
+        {
+            let record: i64 = r.try_get(0)?;
+            if let (Some(&i), Some(dob)) = (index.get(&record), r.try_get::<Option<String>, _>(1)?) {
+                out[i].births.push(dob);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Puts a record on legal hold (it cannot be deleted, whatever its dates) or takes it off,
+    /// with the reason in its chronology.
+    pub async fn set_legal_hold(
+        &self,
+        school: i64,
+        record: i64,
+        hold: bool,
+        reason: &str,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let reason = field("The reason", reason, true, MAX_SHORT * 5)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let done =
+            sqlx::query("UPDATE records SET legal_hold = $1 WHERE school_id = $2 AND id = $3")
+                .bind(i64::from(hold))
+                .bind(school)
+                .bind(record)
+                .execute(&mut *tx)
+                .await?;
+        if done.rows_affected() != 1 {
+            return Err(invalid(format!("There is no record {record}.")));
+        }
+        insert_entry(
+            &mut tx,
+            &NewEntry {
+                school,
+                record,
+                person: None,
+                at_ms: now,
+                kind: EntryKind::Decision,
+                text: if hold {
+                    "Put on legal hold: it is kept whatever its dates".into()
+                } else {
+                    "Legal hold lifted".into()
+                },
+                rationale: Some(reason),
+            },
+            by.person,
+            now,
+        )
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::LegalHold,
+                Subject::Record(record),
+            )
+            .word("hold", if hold { "on" } else { "off" }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a record past its retention (the caller has checked the dates with
+    /// `haven_records::retention`), and everything of it: its children's parts, chronology,
+    /// steps, referrals, evidence and search words. Refused on legal hold. What remains is a
+    /// tombstone in the audit chain: the record's id and how many of each were deleted.
+    pub async fn delete_record(
+        &self,
+        school: i64,
+        record: i64,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query("SELECT legal_hold FROM records WHERE school_id = $1 AND id = $2")
+            .bind(school)
+            .bind(record)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| invalid(format!("There is no record {record}.")))?;
+        if row.try_get::<i64, _>(0)? != 0 {
+            return Err(invalid(format!(
+                "Record {record} is on legal hold: it is not deleted until the hold is lifted."
+            )));
+        }
+        sqlx::query("UPDATE write_ups SET record_id = NULL WHERE record_id = $1")
+            .bind(record)
+            .execute(&mut *tx)
+            .await?;
+        let mut counts = Vec::new();
+        for (what, sql) in [
+            ("evidence", "DELETE FROM evidence WHERE record_id = $1"),
+            ("steps", "DELETE FROM record_steps WHERE record_id = $1"),
+            ("referrals", "DELETE FROM referrals WHERE record_id = $1"),
+            ("words", "DELETE FROM record_words WHERE record_id = $1"),
+            (
+                "children",
+                "DELETE FROM record_children WHERE record_id = $1",
+            ),
+            // Corrections point at the entries they supersede: those go first.
+            (
+                "corrections",
+                "DELETE FROM chronology WHERE record_id = $1 AND supersedes IS NOT NULL",
+            ),
+            ("entries", "DELETE FROM chronology WHERE record_id = $1"),
+            ("record", "DELETE FROM records WHERE id = $1"),
+        ] {
+            let n = sqlx::query(sql)
+                .bind(record)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            counts.push((what, i64::try_from(n).unwrap_or(i64::MAX)));
+        }
+        let mut entry = AuditEntry::new(
+            by.username,
+            by.address,
+            AuditKind::DeleteRecord,
+            Subject::Record(record),
+        );
+        for (what, n) in counts {
+            entry = entry.count(what, n);
+        }
+        self.audit_in(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// The pupils who share a parent or carer with `person` (siblings, as the MIS links them).

@@ -1769,6 +1769,48 @@ fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_i
                 .await
                 .expect("allegation");
 
+            // Retention: a legal hold stops deletion; deleting takes everything of the record and
+            // leaves a tombstone in the chain.
+            let facts = store.retention_facts(S).await.expect("facts");
+            assert!(
+                facts.iter().any(|f| f.record == id && f.births.len() == 2),
+                "{db}: {facts:?}"
+            );
+            store
+                .set_legal_hold(S, id, true, "An inquiry", &dsl)
+                .await
+                .expect("hold");
+            invalid(store.delete_record(S, id, &dsl).await, "legal hold");
+            store
+                .set_legal_hold(S, id, false, "The inquiry closed", &dsl)
+                .await
+                .expect("lift");
+            store.delete_record(S, id, &dsl).await.expect("delete");
+            assert!(store.record(S, id).await.expect("read").is_none(), "{db}");
+            assert!(
+                store
+                    .chronology(S, amara)
+                    .await
+                    .expect("chronology")
+                    .is_empty(),
+                "{db}: {:?}",
+                store.chronology(S, amara).await
+            );
+            assert!(
+                !found(
+                    store
+                        .search_records(S, &find("chat"))
+                        .await
+                        .expect("search")
+                )
+                .contains(&id),
+                "{db}"
+            );
+            assert!(
+                store.referrals(S, id).await.expect("referrals").is_empty(),
+                "{db}"
+            );
+
             // Every write is in the audit chain, by id, and no text of the record is.
             assert!(
                 matches!(

@@ -1039,6 +1039,165 @@ pub(super) async fn record_referral(
     ))
 }
 
+struct RetentionRow {
+    id: i64,
+    kind: &'static str,
+    category: String,
+    written: String,
+    review_on: String,
+}
+
+#[derive(Template)]
+#[template(path = "retention.html")]
+struct RetentionPage {
+    l: Layout,
+    due: Vec<RetentionRow>,
+    held: Vec<RetentionRow>,
+    message: String,
+    later: usize,
+}
+
+fn dates(births: &[String]) -> Vec<jiff::civil::Date> {
+    births.iter().filter_map(|b| b.parse().ok()).collect()
+}
+
+/// The retention review queue (the DSL and the headteacher): records past their retention
+/// date, to keep (a legal hold, with its reason) or delete (a tombstone stays in the audit
+/// chain); and the records on legal hold.
+pub(super) async fn retention(
+    State(c): State<Console>,
+    s: Signed,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let me = reader(&s);
+    if !(me.dsl || me.headteacher) {
+        return Err(Denied::Invalid(
+            "The retention review is the DSL's and the headteacher's.".into(),
+        ));
+    }
+    let today = today();
+    let mut due = Vec::new();
+    let mut held = Vec::new();
+    let mut later = 0;
+    for f in c.store.retention_facts(SCHOOL).await? {
+        let on = haven_records::retention::record_review_on(
+            f.kind,
+            &dates(&f.births),
+            date_of(f.written_at_ms),
+        );
+        let row = RetentionRow {
+            id: f.record,
+            kind: f.kind.label(),
+            category: category::find(&f.category).map_or(f.category.clone(), |k| k.name.to_owned()),
+            written: when(f.written_at_ms),
+            review_on: on.to_string(),
+        };
+        if f.legal_hold {
+            held.push(row);
+        } else if on <= today {
+            due.push(row);
+        } else {
+            later += 1;
+        }
+    }
+    audit(&c, &s, AuditKind::ReadRetention, Subject::Records).await?;
+    Ok(html(&RetentionPage {
+        l: c.layout("Retention review", Some(&s)),
+        due,
+        held,
+        message: flash.done,
+        later,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct HoldForm {
+    csrf: String,
+    hold: String,
+    reason: String,
+}
+
+pub(super) async fn legal_hold(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<HoldForm>,
+) -> Result<Response, Denied> {
+    let me = reader(&s);
+    if !(me.dsl || me.headteacher) {
+        return Err(Denied::Invalid(
+            "A legal hold is set by the DSL or the headteacher.".into(),
+        ));
+    }
+    let hold = crate::web::decision(&f.hold, "on", "off")?;
+    c.store
+        .set_legal_hold(SCHOOL, id, hold, &f.reason, &actor(&s))
+        .await?;
+    let done = if hold {
+        "The record is on legal hold."
+    } else {
+        "The legal hold is lifted."
+    };
+    Ok(Redirect::to(&format!("/records/retention?done={}", url_encode(done))).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct DeleteForm {
+    csrf: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Deletes a record past its retention date, after the word "delete" is typed.
+pub(super) async fn delete_record(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<DeleteForm>,
+) -> Result<Response, Denied> {
+    let me = reader(&s);
+    if !(me.dsl || me.headteacher) {
+        return Err(Denied::Invalid(
+            "Records are deleted by the DSL or the headteacher.".into(),
+        ));
+    }
+    if f.confirm.trim() != "delete" {
+        return Err(Denied::Invalid(
+            "Type the word delete to confirm: a deleted record cannot be brought back.".into(),
+        ));
+    }
+    let facts = c
+        .store
+        .retention_facts(SCHOOL)
+        .await?
+        .into_iter()
+        .find(|r| r.record == id)
+        .ok_or(Denied::NotFound)?;
+    let on = haven_records::retention::record_review_on(
+        facts.kind,
+        &dates(&facts.births),
+        date_of(facts.written_at_ms),
+    );
+    if !haven_records::retention::may_delete(today(), on, facts.legal_hold) {
+        return Err(Denied::Invalid(format!(
+            "Record {id} is kept until {on}{}: it is not deleted.",
+            if facts.legal_hold {
+                " and is on legal hold"
+            } else {
+                ""
+            }
+        )));
+    }
+    c.store.delete_record(SCHOOL, id, &actor(&s)).await?;
+    Ok(Redirect::to(&format!(
+        "/records/retention?done={}",
+        url_encode(&format!(
+            "Record {id} is deleted; the audit log keeps its tombstone."
+        ))
+    ))
+    .into_response())
+}
+
 #[derive(Deserialize)]
 pub struct OutcomeForm {
     csrf: String,
@@ -1052,7 +1211,13 @@ pub(super) async fn referral_outcome(
     SessionForm(f): SessionForm<OutcomeForm>,
 ) -> Result<Response, Denied> {
     writable(&c, &s, id).await?;
-    if !c.store.referrals(SCHOOL, id).await?.iter().any(|r| r.id == referral) {
+    if !c
+        .store
+        .referrals(SCHOOL, id)
+        .await?
+        .iter()
+        .any(|r| r.id == referral)
+    {
         return Err(Denied::NotFound);
     }
     c.store
@@ -1077,7 +1242,9 @@ pub(super) async fn record_assign(
 ) -> Result<Response, Denied> {
     writable(&c, &s, id).await?;
     if !reader(&s).dsl {
-        return Err(Denied::Invalid("Only the DSL gives a case to someone.".into()));
+        return Err(Denied::Invalid(
+            "Only the DSL gives a case to someone.".into(),
+        ));
     }
     let holder = match f.holder.trim() {
         "" => None,
@@ -1085,8 +1252,16 @@ pub(super) async fn record_assign(
             let h: i64 = h
                 .parse()
                 .map_err(|_| Denied::Invalid("Choose who holds the case.".into()))?;
-            if !c.store.roles(h).await?.iter().any(|r| matches!(r, Role::DeputyDsl | Role::Dsl | Role::Headteacher)) {
-                return Err(Denied::Invalid("A case goes to a deputy DSL, the DSL or the headteacher.".into()));
+            if !c
+                .store
+                .roles(h)
+                .await?
+                .iter()
+                .any(|r| matches!(r, Role::DeputyDsl | Role::Dsl | Role::Headteacher))
+            {
+                return Err(Denied::Invalid(
+                    "A case goes to a deputy DSL, the DSL or the headteacher.".into(),
+                ));
             }
             Some(h)
         }
@@ -1709,6 +1884,8 @@ pub(super) async fn family(
 }
 
 crate::web::csrf_field!(
+    HoldForm,
+    DeleteForm,
     OutcomeForm,
     AssignForm,
     ToldForm,
