@@ -132,6 +132,7 @@ pub async fn generate(store: &Store, count: u64, long: u64, days: u64) -> Result
                     capture: None,
                     evidence: Vec::new(),
                     write_up: None,
+                    body_map: Vec::new(),
                 },
                 &actor,
             )
@@ -161,6 +162,7 @@ pub async fn generate(store: &Store, count: u64, long: u64, days: u64) -> Result
                 capture: None,
                 evidence: Vec::new(),
                 write_up: None,
+                body_map: Vec::new(),
             },
             &actor,
         )

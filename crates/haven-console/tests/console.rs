@@ -2163,6 +2163,8 @@ fn a_teacher_logs_a_concern_and_sees_only_what_they_wrote_while_the_dsl_works_it
                 "Ava said <script>alert(1)</script> \"he keeps posting about me\"",
             ),
             ("actions", "Reassured her"),
+            ("region-left-arm-front", "yes"),
+            ("region-chest", "yes"),
         ];
         let note: &[u8] = b"Screenshot text: you're such a loser (sealed-marker-41)";
         let (status, headers, page) = post_multipart(
@@ -2324,6 +2326,12 @@ fn a_teacher_logs_a_concern_and_sees_only_what_they_wrote_while_the_dsl_works_it
             page.contains("Ava Ahmed")
                 && page.contains("victim")
                 && page.contains("alleged perpetrator")
+        );
+        assert!(
+            page.contains("id=\"body-map\"")
+                && (page.contains("left arm (front), chest")
+                    || page.contains("chest, left arm (front)")),
+            "{page}"
         );
         // The file: listed with its hash, downloaded only as a download, opened from its seal.
         let evidence = h.store.evidence_of(1, id).await.expect("evidence");
@@ -2777,6 +2785,7 @@ fn told_in_person_is_written_up_siblings_are_seen_together_and_the_school_adds_a
                     capture: None,
                     evidence: Vec::new(),
                     write_up: None,
+                    body_map: Vec::new(),
                 },
                 &haven_store::records::Actor {
                     person: ben_id,
@@ -2922,6 +2931,7 @@ fn governors_see_counts_with_small_numbers_suppressed_and_no_names() {
                             capture: None,
                             evidence: Vec::new(),
                             write_up: None,
+                            body_map: Vec::new(),
                         },
                         &haven_store::records::Actor {
                             person: ben,
@@ -3028,6 +3038,7 @@ fn the_dsl_gives_a_case_to_a_deputy_and_a_referrals_outcome_stops_its_clock() {
                     capture: None,
                     evidence: Vec::new(),
                     write_up: None,
+                    body_map: Vec::new(),
                 },
                 &haven_store::records::Actor {
                     person: ben,
@@ -3208,6 +3219,7 @@ fn a_record_past_its_retention_is_kept_on_legal_hold_or_deleted_leaving_a_tombst
                             capture: None,
                             evidence: Vec::new(),
                             write_up: None,
+                            body_map: Vec::new(),
                         },
                         &haven_store::records::Actor {
                             person: ben,

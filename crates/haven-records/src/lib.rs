@@ -14,6 +14,7 @@
 //! The store keeps what these rules decide; the console shows it.
 
 pub mod access;
+pub mod body;
 pub mod category;
 pub mod clock;
 pub mod evidence;

@@ -77,6 +77,8 @@ pub struct NewConcern {
     pub evidence: Vec<crate::evidence::NewEvidence>,
     /// The write-up it is: a concern the author told the DSL in person, which the DSL noted.
     pub write_up: Option<i64>,
+    /// Where an injury was seen: body-map region ids (`haven_records::body`).
+    pub body_map: Vec<String>,
 }
 
 /// A concern told to the DSL in person, to be written up by its teller by the end of the day.
@@ -150,6 +152,8 @@ pub struct Record {
     pub debrief: Option<String>,
     /// The children named, with their parts.
     pub children: Vec<NamedChild>,
+    /// Where an injury was seen: body-map region ids, comma-separated ("" for none).
+    pub body_map: String,
 }
 
 impl NamedChild {
@@ -362,7 +366,7 @@ const RECORD_COLUMNS: &str = "r.id, r.school_id, r.kind, r.category, r.author_id
     a.first_name || ' ' || a.last_name, r.happened_at, r.written_at, r.place, r.account, \
     r.actions, r.told_dsl_at, r.capture_id, r.staff_id, \
     s.first_name || ' ' || s.last_name, r.holder_id, r.shared_with_dsl, r.status, r.outcome, \
-    r.debrief";
+    r.debrief, r.body_map";
 
 const RECORD_FROM: &str = "FROM records r JOIN people a ON a.id = r.author_id \
     LEFT JOIN people s ON s.id = r.staff_id";
@@ -398,6 +402,7 @@ fn record_from(r: &sqlx::any::AnyRow) -> Result<Record, StoreError> {
         outcome: r.try_get(18)?,
         debrief: r.try_get(19)?,
         children: Vec::new(),
+        body_map: r.try_get(20)?,
     })
 }
 
@@ -515,6 +520,12 @@ impl Store {
                 "A concern names at most {MAX_CHILDREN} children."
             )));
         }
+        let body_map = haven_records::body::parse(&c.body_map.join(","))
+            .map_err(|e| invalid(format!("The body map: {e}.")))?
+            .iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+            .join(",");
         let mut seen = std::collections::HashSet::new();
         if !c.children.iter().all(|ch| seen.insert(ch.person)) {
             return Err(invalid("A child is named twice: give each child one part."));
@@ -543,8 +554,8 @@ impl Store {
             }
         }
         let id: i64 = sqlx::query(
-            "INSERT INTO records (school_id, kind, category, author_id, happened_at, written_at, place, account, actions, told_dsl_at, capture_id, staff_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+            "INSERT INTO records (school_id, kind, category, author_id, happened_at, written_at, place, account, actions, told_dsl_at, capture_id, staff_id, body_map) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
         )
         .bind(c.school)
         .bind(c.kind.as_str())
@@ -558,6 +569,7 @@ impl Store {
         .bind(told)
         .bind(c.capture)
         .bind(c.staff)
+        .bind(&body_map)
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;

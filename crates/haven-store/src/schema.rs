@@ -304,7 +304,8 @@ CREATE TABLE records (
     debrief TEXT,
     closed_at BIGINT,
     closed_by BIGINT REFERENCES people (id),
-    legal_hold BIGINT NOT NULL DEFAULT 0
+    legal_hold BIGINT NOT NULL DEFAULT 0,
+    body_map TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX records_open ON records (school_id, status, written_at);
 CREATE INDEX records_author ON records (school_id, author_id, written_at);

@@ -1404,6 +1404,7 @@ fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_i
                 capture: None,
                 evidence: Vec::new(),
                 write_up: None,
+                body_map: Vec::new(),
             };
 
             // Bad input: a clear reason, and nothing written.
@@ -1442,6 +1443,12 @@ fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_i
                     .log_concern(&bad(|c| c.children[1].person = c.children[0].person), &ada)
                     .await,
                 "named twice",
+            );
+            invalid(
+                store
+                    .log_concern(&bad(|c| c.body_map = vec!["elbow".into()]), &ada)
+                    .await,
+                "body map",
             );
             let mut not_a_pupil = concern.clone();
             not_a_pupil.children[1].person = dsl_id;

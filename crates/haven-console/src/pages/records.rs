@@ -134,6 +134,9 @@ struct NewConcernPage {
     staff: Vec<(i64, String)>,
     now: String,
     write_up: String,
+    /// The body map's regions (id, name), front then back, and the figure.
+    regions: Vec<(&'static str, &'static str)>,
+    figure: String,
 }
 
 fn parse_children(c: &str) -> Result<Vec<Child>, Denied> {
@@ -275,6 +278,11 @@ pub(super) async fn new_concern(
         staff,
         now: now_local_input(),
         write_up: q.write_up,
+        regions: haven_records::body::REGIONS
+            .iter()
+            .map(|r| (r.id, r.label))
+            .collect(),
+        figure: haven_records::body::svg(&[]),
     }))
 }
 
@@ -379,6 +387,12 @@ pub(super) async fn log_concern(
                 told_dsl_at_ms: told,
                 capture: None,
                 evidence,
+                body_map: f
+                    .fields
+                    .iter()
+                    .filter(|(k, v)| k.starts_with("region-") && v.as_str() == "yes")
+                    .map(|(k, _)| k.trim_start_matches("region-").to_owned())
+                    .collect(),
                 write_up: match f.field("write_up").trim() {
                     "" => None,
                     w => Some(w.parse().map_err(|_| {
@@ -754,6 +768,9 @@ struct RecordPage {
     /// Who may hold the case (for the DSL's form), and who holds it.
     holders: Vec<(i64, String)>,
     holder: String,
+    /// The body map with the marked regions, and their names ("" when none).
+    body_svg: String,
+    body_list: String,
 }
 
 #[derive(Template)]
@@ -857,6 +874,20 @@ async fn render_record(
         evidence: c.store.evidence_of(SCHOOL, r.id).await?,
         may_view_nude: (me.dsl || me.deputy) && access(me, r.access_view()) == Access::Full,
         may_write: access(me, r.access_view()) == Access::Full,
+        body_svg: {
+            let marked = haven_records::body::parse(&r.body_map).unwrap_or_default();
+            if marked.is_empty() {
+                String::new()
+            } else {
+                haven_records::body::svg(&marked)
+            }
+        },
+        body_list: haven_records::body::parse(&r.body_map)
+            .unwrap_or_default()
+            .iter()
+            .map(|m| m.label)
+            .collect::<Vec<_>>()
+            .join(", "),
         holders: if me.dsl && r.kind == RecordKind::Pupil {
             c.store.staff_with_role("deputy-dsl").await?
         } else {
