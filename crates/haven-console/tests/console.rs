@@ -3343,3 +3343,128 @@ fn a_record_past_its_retention_is_kept_on_legal_hold_or_deleted_leaving_a_tombst
         ));
     });
 }
+
+#[test]
+fn a_leavers_file_has_five_school_days_to_reach_the_new_school_and_its_receipt_stops_the_clock() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let ben = h
+            .store
+            .identity("ben.carter")
+            .await
+            .expect("db")
+            .expect("ben")
+            .person_id;
+        let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
+        h.store
+            .log_concern(
+                &haven_store::records::NewConcern {
+                    school: 1,
+                    kind: haven_records::RecordKind::Pupil,
+                    category: "welfare".into(),
+                    children: vec![haven_store::records::Child {
+                        person: ava,
+                        part: haven_records::Part::Subject,
+                    }],
+                    staff: None,
+                    happened_at_ms: haven_store::now_ms() - 60_000,
+                    place: "classroom".into(),
+                    account: "a concern".into(),
+                    actions: String::new(),
+                    told_dsl_at_ms: None,
+                    capture: None,
+                    evidence: Vec::new(),
+                    write_up: None,
+                    body_map: Vec::new(),
+                },
+                &haven_store::records::Actor {
+                    person: ben,
+                    username: "ben.carter",
+                    address: "10.0.0.5",
+                },
+            )
+            .await
+            .expect("concern");
+        // Ava leaves: the next MIS export no longer has her.
+        let without: String = include_str!("../../../config/demo-people/pupils.csv")
+            .lines()
+            .filter(|l| !l.contains("Ava,Ahmed"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        h.store
+            .import_people(Kind::Pupil, without.as_bytes(), ImportOptions::default())
+            .await
+            .expect("import");
+        let (priya, csrf) = signed_in(&h.store, "priya.shah").await;
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert!(
+            page.contains("Send Ava Ahmed&#39;s file") || page.contains("Send Ava Ahmed's file"),
+            "{page}"
+        );
+        let sent = fields(&[
+            ("csrf", csrf.as_str()),
+            ("to_school", "Hillside Academy"),
+            ("method", "secure transfer"),
+            ("sent", "2026-11-30T09:00"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/people/{ava}/transfers"),
+            &priya,
+            Some(&sent),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert!(
+            page.contains("awaiting the receipt"),
+            "sent is not received: {page}"
+        );
+        let transfer = h.store.transfers_of(1, ava).await.expect("transfers")[0].id;
+        let got = fields(&[
+            ("csrf", csrf.as_str()),
+            ("from", "Mr Cole, DSL at Hillside"),
+            ("at", "2026-12-01T10:00"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/people/{ava}/transfers/{transfer}/receipt"),
+            &priya,
+            Some(&got),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/records/people/{ava}/transfers/{transfer}/receipt"),
+            &priya,
+            Some(&got),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "once");
+        let (_, _, page) = call(&h.app, Method::GET, "/records", &priya, None, &[]).await;
+        assert!(
+            !page.contains("file to their new school"),
+            "the clock stopped: {page}"
+        );
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            &format!("/records/people/{ava}"),
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            page.contains("Hillside Academy") && page.contains("Mr Cole"),
+            "{page}"
+        );
+    });
+}

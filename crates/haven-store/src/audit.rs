@@ -173,6 +173,10 @@ pub enum AuditKind {
     DeleteRecord,
     /// Read the retention review queue.
     ReadRetention,
+    /// Recorded a child's file sent to their new school.
+    TransferFile,
+    /// Recorded the new school's receipt of a file.
+    TransferReceipt,
 }
 
 impl AuditKind {
@@ -246,6 +250,8 @@ impl AuditKind {
             K::LegalHold => "legal hold",
             K::DeleteRecord => "delete record",
             K::ReadRetention => "read retention queue",
+            K::TransferFile => "transfer file",
+            K::TransferReceipt => "transfer receipt",
         }
     }
 }

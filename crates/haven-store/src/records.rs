@@ -215,6 +215,34 @@ pub struct RetentionFacts {
     pub births: Vec<String>,
 }
 
+/// A child protection file sent to a child's new school.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transfer {
+    /// Id.
+    pub id: i64,
+    /// The new school.
+    pub to_school: String,
+    /// How it went (secure transfer, by hand…).
+    pub method: String,
+    /// When it was sent.
+    pub sent_at_ms: i64,
+    /// When the new school confirmed receiving it, and who there.
+    pub receipt: Option<(i64, String)>,
+}
+
+/// A pupil who has left with safeguarding records: when, and the transfers of their file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leaver {
+    /// Person id.
+    pub person: i64,
+    /// Their name.
+    pub name: String,
+    /// When the MIS import marked them as left.
+    pub left_at_ms: i64,
+    /// Their file's transfers, oldest first.
+    pub transfers: Vec<Transfer>,
+}
+
 /// What to search records for.
 #[derive(Debug, Clone, Default)]
 pub struct RecordQuery {
@@ -1137,6 +1165,147 @@ impl Store {
             entry = entry.count(what, n);
         }
         self.audit_in(&mut tx, &entry).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Pupils who have left (the MIS import marked them) and whom pupils' records name, with
+    /// their file's transfers: the transfer clock's facts.
+    pub async fn leavers_with_records(&self, school: i64) -> Result<Vec<Leaver>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT p.id, p.first_name || ' ' || p.last_name, p.left_at FROM people p \
+             JOIN record_children c ON c.person_id = p.id JOIN records r ON r.id = c.record_id \
+             WHERE c.school_id = $1 AND r.kind = 'pupil' AND p.active = 0 AND p.left_at IS NOT NULL ORDER BY p.left_at",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let person: i64 = r.try_get(0)?;
+            out.push(Leaver {
+                person,
+                name: r.try_get(1)?,
+                left_at_ms: r.try_get(2)?,
+                transfers: self.transfers_of(school, person).await?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A child's file's transfers, oldest first.
+    pub async fn transfers_of(
+        &self,
+        school: i64,
+        person: i64,
+    ) -> Result<Vec<Transfer>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, to_school, method, sent_at, receipt_at, receipt_from FROM transfers WHERE school_id = $1 AND person_id = $2 ORDER BY sent_at, id",
+        )
+        .bind(school)
+        .bind(person)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let at: Option<i64> = r.try_get(4)?;
+                let from: Option<String> = r.try_get(5)?;
+                Ok(Transfer {
+                    id: r.try_get(0)?,
+                    to_school: r.try_get(1)?,
+                    method: r.try_get(2)?,
+                    sent_at_ms: r.try_get(3)?,
+                    receipt: at.map(|a| (a, from.unwrap_or_default())),
+                })
+            })
+            .collect()
+    }
+
+    /// Records that a child's file was sent to their new school (the school keeps its copy).
+    pub async fn record_transfer(
+        &self,
+        school: i64,
+        person: i64,
+        to_school: &str,
+        method: &str,
+        sent_at_ms: i64,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let to_school = field("The new school", to_school, true, MAX_SHORT)?;
+        let method = field("How it was sent", method, true, MAX_SHORT)?;
+        let sent = when_checked("When it was sent", sent_at_ms, now)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        if !is_kind(&mut tx, person, "pupil").await? {
+            return Err(invalid(format!("Person {person} is not a pupil here.")));
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO transfers (school_id, person_id, to_school, method, sent_at, sent_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(school)
+        .bind(person)
+        .bind(&to_school)
+        .bind(&method)
+        .bind(sent)
+        .bind(by.person)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::TransferFile,
+                Subject::Person(person),
+            )
+            .count("transfer", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Records the new school's receipt of a transfer, which stops the transfer clock.
+    pub async fn confirm_receipt(
+        &self,
+        school: i64,
+        transfer: i64,
+        from: &str,
+        at_ms: i64,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let from = field("Who confirmed it", from, true, MAX_SHORT)?;
+        let at = when_checked("When it was received", at_ms, now)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE transfers SET receipt_at = $1, receipt_from = $2 WHERE school_id = $3 AND id = $4 AND receipt_at IS NULL",
+        )
+        .bind(at)
+        .bind(&from)
+        .bind(school)
+        .bind(transfer)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(invalid(format!(
+                "Transfer {transfer} does not exist or already has its receipt."
+            )));
+        }
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::TransferReceipt,
+                Subject::Records,
+            )
+            .count("transfer", transfer),
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }

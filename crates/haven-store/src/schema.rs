@@ -383,6 +383,18 @@ CREATE TABLE write_ups (
     record_id BIGINT REFERENCES records (id)
 );
 CREATE INDEX write_ups_pending ON write_ups (school_id, staff_id) WHERE record_id IS NULL;
+CREATE TABLE transfers (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    to_school TEXT NOT NULL,
+    method TEXT NOT NULL,
+    sent_at BIGINT NOT NULL,
+    sent_by BIGINT NOT NULL REFERENCES people (id),
+    receipt_at BIGINT,
+    receipt_from TEXT
+);
+CREATE INDEX transfers_person ON transfers (school_id, person_id);
 CREATE TABLE record_words (
     school_id BIGINT NOT NULL REFERENCES schools (id),
     word TEXT NOT NULL,

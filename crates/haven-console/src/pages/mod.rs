@@ -74,6 +74,8 @@ pub const PAGES: &[Route] = &[
     route!(GET "/records/people/{id}", Need(P::Records), records::chronology),
     route!(GET "/records/people/{id}/family", Need(P::Records), records::family),
     route!(POST "/records/people/{id}/open", Need(P::Records), records::chronology_open),
+    route!(POST "/records/people/{id}/transfers", Need(P::Records), records::transfer),
+    route!(POST "/records/people/{id}/transfers/{transfer}/receipt", Need(P::Records), records::receipt),
     route!(GET "/reports", Need(P::Reports), reports::reports).nav("Report"),
     route!(GET "/reports.csv", Need(P::Reports), reports::reports_csv),
     route!(GET "/concerns/new", Need(P::LogConcern), records::new_concern).nav("Log a concern"),

@@ -673,6 +673,24 @@ pub(super) async fn records(
             });
         }
     }
+    if me.dsl {
+        for l in c.store.leavers_with_records(SCHOOL).await? {
+            if l.transfers.iter().any(|t| t.receipt.is_some()) {
+                continue;
+            }
+            let due = clock::transfer_due(date_of(l.left_at_ms), &[]);
+            clocks.push(ClockRow {
+                record: 0,
+                what: format!(
+                    "Send {}'s file to their new school and get its receipt (five school days after leaving){}",
+                    l.name,
+                    if l.transfers.is_empty() { "" } else { ": sent, awaiting the receipt" }
+                ),
+                due: due.to_string(),
+                state: clock::state(today, due).as_str(),
+            });
+        }
+    }
     clocks.sort_by(|a, b| a.due.cmp(&b.due));
     let glass = if me.dsl {
         c.store
@@ -1230,6 +1248,75 @@ pub(super) async fn delete_record(
 }
 
 #[derive(Deserialize)]
+pub struct TransferForm {
+    csrf: String,
+    to_school: String,
+    method: String,
+    sent: String,
+}
+
+/// The DSL records that a leaver's file went to their new school.
+pub(super) async fn transfer(
+    State(c): State<Console>,
+    s: Signed,
+    Path(person): Path<i64>,
+    SessionForm(f): SessionForm<TransferForm>,
+) -> Result<Response, Denied> {
+    if !reader(&s).dsl {
+        return Err(Denied::Invalid("The DSL sends a child's file on.".into()));
+    }
+    c.store
+        .record_transfer(
+            SCHOOL,
+            person,
+            &f.to_school,
+            &f.method,
+            local_ms("When it was sent", &f.sent)?,
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/records/people/{person}")).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ReceiptForm {
+    csrf: String,
+    from: String,
+    at: String,
+}
+
+/// The DSL records the new school's receipt, which stops the transfer clock.
+pub(super) async fn receipt(
+    State(c): State<Console>,
+    s: Signed,
+    Path((person, transfer)): Path<(i64, i64)>,
+    SessionForm(f): SessionForm<ReceiptForm>,
+) -> Result<Response, Denied> {
+    if !reader(&s).dsl {
+        return Err(Denied::Invalid("The DSL records the receipt.".into()));
+    }
+    if !c
+        .store
+        .transfers_of(SCHOOL, person)
+        .await?
+        .iter()
+        .any(|t| t.id == transfer)
+    {
+        return Err(Denied::NotFound);
+    }
+    c.store
+        .confirm_receipt(
+            SCHOOL,
+            transfer,
+            &f.from,
+            local_ms("When it was received", &f.at)?,
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!("/records/people/{person}")).into_response())
+}
+
+#[derive(Deserialize)]
 pub struct OutcomeForm {
     csrf: String,
     outcome: String,
@@ -1741,6 +1828,9 @@ struct ChronologyPage {
     records: Vec<(i64, String, String, String, bool)>,
     entries: Vec<EntryRow>,
     siblings: usize,
+    /// (id, to, how, sent, receipt).
+    transfers: Vec<(i64, String, String, String, Option<String>)>,
+    now: String,
 }
 
 /// What the chronology holds that the reader may see in full, or why not.
@@ -1836,6 +1926,22 @@ async fn render_chronology(c: &Console, s: &Signed, person: i64) -> Result<Respo
             .collect(),
         entries,
         siblings: c.store.siblings(person).await?.len(),
+        transfers: c
+            .store
+            .transfers_of(SCHOOL, person)
+            .await?
+            .into_iter()
+            .map(|t| {
+                (
+                    t.id,
+                    t.to_school,
+                    t.method,
+                    when(t.sent_at_ms),
+                    t.receipt.map(|(at, from)| format!("{} ({from})", when(at))),
+                )
+            })
+            .collect(),
+        now: now_local_input(),
     }))
 }
 
@@ -1915,6 +2021,8 @@ pub(super) async fn family(
 }
 
 crate::web::csrf_field!(
+    TransferForm,
+    ReceiptForm,
     HoldForm,
     DeleteForm,
     OutcomeForm,
