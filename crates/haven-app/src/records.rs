@@ -10,21 +10,7 @@ use haven_records::{category, EntryKind, Part, RecordKind};
 use haven_store::records::{Actor, Child, NewConcern, NewEntry, RecordQuery, DEFAULT_SCHOOL};
 use haven_store::Store;
 
-struct Dice(u64);
-
-impl Dice {
-    fn next(&mut self) -> u64 {
-        // xorshift64*
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[(self.next() % items.len() as u64) as usize]
-    }
-}
+use crate::demo::Dice;
 
 /// Invented words of accounts: places, things said, things done.
 const PLACES: &[&str] = &[

@@ -2116,6 +2116,49 @@ async fn post_multipart(
     )
 }
 
+/// A concern Ben Carter (`author`) logs about `child`, through the store: its id.
+#[allow(clippy::too_many_arguments)]
+async fn concern(
+    store: &Store,
+    author: i64,
+    child: i64,
+    part: haven_records::Part,
+    category: &str,
+    place: &str,
+    account: &str,
+    happened_at_ms: i64,
+) -> i64 {
+    store
+        .log_concern(
+            &haven_store::records::NewConcern {
+                school: 1,
+                kind: haven_records::RecordKind::Pupil,
+                category: category.into(),
+                children: vec![haven_store::records::Child {
+                    person: child,
+                    part,
+                }],
+                staff: None,
+                happened_at_ms,
+                place: place.into(),
+                account: account.into(),
+                actions: String::new(),
+                told_dsl_at_ms: None,
+                capture: None,
+                evidence: Vec::new(),
+                write_up: None,
+                body_map: Vec::new(),
+            },
+            &haven_store::records::Actor {
+                person: author,
+                username: "ben.carter",
+                address: "10.0.0.5",
+            },
+        )
+        .await
+        .expect("a concern")
+}
+
 fn fields(pairs: &[(&str, &str)]) -> String {
     pairs
         .iter()
@@ -2720,7 +2763,7 @@ fn told_in_person_is_written_up_siblings_are_seen_together_and_the_school_adds_a
             page.contains("To write up today") && page.contains(&format!("write_up={write_up}")),
             "{page}"
         );
-        let concern = |csrf: &str, child: i64, wid: i64| {
+        let concern_form = |csrf: &str, child: i64, wid: i64| {
             vec![
                 ("csrf".to_owned(), csrf.to_owned()),
                 ("kind".to_owned(), "pupil".to_owned()),
@@ -2740,7 +2783,7 @@ fn told_in_person_is_written_up_siblings_are_seen_together_and_the_school_adds_a
                 .collect::<Vec<_>>()
         };
         // Someone else cannot write up Ben's.
-        let lucys = as_pairs(&concern(&lucy_csrf, ava, write_up));
+        let lucys = as_pairs(&concern_form(&lucy_csrf, ava, write_up));
         let pairs: Vec<(&str, &str)> = lucys
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -2748,7 +2791,7 @@ fn told_in_person_is_written_up_siblings_are_seen_together_and_the_school_adds_a
         let (status, _, _) =
             post_multipart(&h.app, "/concerns", &lucy, multipart(&pairs, &[])).await;
         assert_eq!(status, StatusCode::BAD_REQUEST);
-        let bens = as_pairs(&concern(&ben_csrf, ava, write_up));
+        let bens = as_pairs(&concern_form(&ben_csrf, ava, write_up));
         let pairs: Vec<(&str, &str)> = bens.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let (status, _, _) =
             post_multipart(&h.app, "/concerns", &ben, multipart(&pairs, &[])).await;
@@ -2765,36 +2808,17 @@ fn told_in_person_is_written_up_siblings_are_seen_together_and_the_school_adds_a
         assert!(!page.contains("to write up what they told you"), "{page}");
 
         // Siblings (one parent in the MIS): a combined chronology, each entry saying whose.
-        let noah_concern = h
-            .store
-            .log_concern(
-                &haven_store::records::NewConcern {
-                    school: 1,
-                    kind: haven_records::RecordKind::Pupil,
-                    category: "cyberbullying".into(),
-                    children: vec![haven_store::records::Child {
-                        person: noah,
-                        part: haven_records::Part::Victim,
-                    }],
-                    staff: None,
-                    happened_at_ms: haven_store::now_ms() - 60_000,
-                    place: "group chat".into(),
-                    account: "Noah was sent names in the class group chat".into(),
-                    actions: String::new(),
-                    told_dsl_at_ms: None,
-                    capture: None,
-                    evidence: Vec::new(),
-                    write_up: None,
-                    body_map: Vec::new(),
-                },
-                &haven_store::records::Actor {
-                    person: ben_id,
-                    username: "ben.carter",
-                    address: "10.0.0.5",
-                },
-            )
-            .await
-            .expect("noah's concern");
+        let noah_concern = concern(
+            &h.store,
+            ben_id,
+            noah,
+            haven_records::Part::Victim,
+            "cyberbullying",
+            "group chat",
+            "Noah was sent names in the class group chat",
+            haven_store::now_ms() - 60_000,
+        )
+        .await;
         let (_, _, page) = call(
             &h.app,
             Method::GET,
@@ -2912,35 +2936,17 @@ fn governors_see_counts_with_small_numbers_suppressed_and_no_names() {
             .enumerate()
         {
             for j in 0..n {
-                h.store
-                    .log_concern(
-                        &haven_store::records::NewConcern {
-                            school: 1,
-                            kind: haven_records::RecordKind::Pupil,
-                            category: category.into(),
-                            children: vec![haven_store::records::Child {
-                                person: pupils[i * 10 + j].0,
-                                part: haven_records::Part::Subject,
-                            }],
-                            staff: None,
-                            happened_at_ms: now - 86_400_000,
-                            place: "playground".into(),
-                            account: "invented".into(),
-                            actions: String::new(),
-                            told_dsl_at_ms: None,
-                            capture: None,
-                            evidence: Vec::new(),
-                            write_up: None,
-                            body_map: Vec::new(),
-                        },
-                        &haven_store::records::Actor {
-                            person: ben,
-                            username: "ben.carter",
-                            address: "10.0.0.5",
-                        },
-                    )
-                    .await
-                    .expect("concern");
+                concern(
+                    &h.store,
+                    ben,
+                    pupils[i * 10 + j].0,
+                    haven_records::Part::Subject,
+                    category,
+                    "playground",
+                    "invented",
+                    now - 86_400_000,
+                )
+                .await;
             }
         }
         let (ruth, _) = signed_in(&h.store, "ruth.ellison").await;
@@ -3018,36 +3024,17 @@ fn the_dsl_gives_a_case_to_a_deputy_and_a_referrals_outcome_stops_its_clock() {
             .expect("gareth")
             .person_id;
         let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
-        let id = h
-            .store
-            .log_concern(
-                &haven_store::records::NewConcern {
-                    school: 1,
-                    kind: haven_records::RecordKind::Pupil,
-                    category: "welfare".into(),
-                    children: vec![haven_store::records::Child {
-                        person: ava,
-                        part: haven_records::Part::Subject,
-                    }],
-                    staff: None,
-                    happened_at_ms: haven_store::now_ms() - 60_000,
-                    place: "classroom".into(),
-                    account: "Ava fell asleep in class again".into(),
-                    actions: String::new(),
-                    told_dsl_at_ms: None,
-                    capture: None,
-                    evidence: Vec::new(),
-                    write_up: None,
-                    body_map: Vec::new(),
-                },
-                &haven_store::records::Actor {
-                    person: ben,
-                    username: "ben.carter",
-                    address: "10.0.0.5",
-                },
-            )
-            .await
-            .expect("concern");
+        let id = concern(
+            &h.store,
+            ben,
+            ava,
+            haven_records::Part::Subject,
+            "welfare",
+            "classroom",
+            "Ava fell asleep in class again",
+            haven_store::now_ms() - 60_000,
+        )
+        .await;
         let (priya, priya_csrf) = signed_in(&h.store, "priya.shah").await;
         let (gareth, gareth_csrf) = signed_in(&h.store, "gareth.lloyd").await;
         // Not his case: the glass. Given to him: his.
@@ -3200,35 +3187,17 @@ fn a_record_past_its_retention_is_kept_on_legal_hold_or_deleted_leaving_a_tombst
         let mut ids = Vec::new();
         for child in [rowan, ava] {
             ids.push(
-                h.store
-                    .log_concern(
-                        &haven_store::records::NewConcern {
-                            school: 1,
-                            kind: haven_records::RecordKind::Pupil,
-                            category: "welfare".into(),
-                            children: vec![haven_store::records::Child {
-                                person: child,
-                                part: haven_records::Part::Subject,
-                            }],
-                            staff: None,
-                            happened_at_ms: haven_store::now_ms() - 60_000,
-                            place: "classroom".into(),
-                            account: "an old concern".into(),
-                            actions: String::new(),
-                            told_dsl_at_ms: None,
-                            capture: None,
-                            evidence: Vec::new(),
-                            write_up: None,
-                            body_map: Vec::new(),
-                        },
-                        &haven_store::records::Actor {
-                            person: ben,
-                            username: "ben.carter",
-                            address: "10.0.0.5",
-                        },
-                    )
-                    .await
-                    .expect("concern"),
+                concern(
+                    &h.store,
+                    ben,
+                    child,
+                    haven_records::Part::Subject,
+                    "welfare",
+                    "classroom",
+                    "an old concern",
+                    haven_store::now_ms() - 60_000,
+                )
+                .await,
             );
         }
         let (old_id, young_id) = (ids[0], ids[1]);
@@ -3356,35 +3325,17 @@ fn a_leavers_file_has_five_school_days_to_reach_the_new_school_and_its_receipt_s
             .expect("ben")
             .person_id;
         let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
-        h.store
-            .log_concern(
-                &haven_store::records::NewConcern {
-                    school: 1,
-                    kind: haven_records::RecordKind::Pupil,
-                    category: "welfare".into(),
-                    children: vec![haven_store::records::Child {
-                        person: ava,
-                        part: haven_records::Part::Subject,
-                    }],
-                    staff: None,
-                    happened_at_ms: haven_store::now_ms() - 60_000,
-                    place: "classroom".into(),
-                    account: "a concern".into(),
-                    actions: String::new(),
-                    told_dsl_at_ms: None,
-                    capture: None,
-                    evidence: Vec::new(),
-                    write_up: None,
-                    body_map: Vec::new(),
-                },
-                &haven_store::records::Actor {
-                    person: ben,
-                    username: "ben.carter",
-                    address: "10.0.0.5",
-                },
-            )
-            .await
-            .expect("concern");
+        concern(
+            &h.store,
+            ben,
+            ava,
+            haven_records::Part::Subject,
+            "welfare",
+            "classroom",
+            "a concern",
+            haven_store::now_ms() - 60_000,
+        )
+        .await;
         // Ava leaves: the next MIS export no longer has her.
         let without: String = include_str!("../../../config/demo-people/pupils.csv")
             .lines()

@@ -416,6 +416,30 @@ impl<'a> AuditEntry<'a> {
     }
 }
 
+/// An entry from its row (`id, at, actor, address, action, subject, detail, hash`), its subject
+/// and details withheld when it is of the unkeyed era (`id <= through`).
+fn audit_record(r: &sqlx::any::AnyRow, through: i64) -> Result<AuditRecord, StoreError> {
+    let id: i64 = r.try_get(0)?;
+    let unkeyed = id <= through;
+    let shown = |i: usize| -> Result<String, StoreError> {
+        Ok(if unkeyed {
+            WITHHELD.to_owned()
+        } else {
+            r.try_get(i)?
+        })
+    };
+    Ok(AuditRecord {
+        id,
+        at_ms: r.try_get(1)?,
+        actor: r.try_get(2)?,
+        address: r.try_get(3)?,
+        action: r.try_get(4)?,
+        subject: shown(5)?,
+        detail: shown(6)?,
+        hash: r.try_get(7)?,
+    })
+}
+
 /// One entry as stored. Entries of the unkeyed era show [`WITHHELD`] for their subject and
 /// details.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -789,20 +813,7 @@ impl Store {
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AuditRecord {
-                    id: r.try_get(0)?,
-                    at_ms: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    address: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    subject: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                    hash: r.try_get(7)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| audit_record(r, through)).collect()
     }
 
     /// Entries, newest first, older than `before_id` when given. Unrecorded: a person reading
@@ -823,30 +834,7 @@ impl Store {
         .bind(limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let id: i64 = r.try_get(0)?;
-                let unkeyed = id <= through;
-                Ok(AuditRecord {
-                    id,
-                    at_ms: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    address: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    subject: if unkeyed {
-                        WITHHELD.to_owned()
-                    } else {
-                        r.try_get(5)?
-                    },
-                    detail: if unkeyed {
-                        WITHHELD.to_owned()
-                    } else {
-                        r.try_get(6)?
-                    },
-                    hash: r.try_get(7)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|r| audit_record(r, through)).collect()
     }
 
     /// Entries as [`Store::audit_log`], the read itself recorded first (by `actor` from
