@@ -35,11 +35,13 @@ pub enum Permission {
     Records,
     /// Read the governors' report: counts only, small numbers suppressed.
     Reports,
+    /// Export one person's records for a subject-access request, other people redacted (the DPO).
+    SubjectAccess,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 13] = [
+    pub const ALL: [Permission; 14] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -53,6 +55,7 @@ impl Permission {
         Permission::LogConcern,
         Permission::Records,
         Permission::Reports,
+        Permission::SubjectAccess,
     ];
 
     /// Its name, for pages and the API.
@@ -71,6 +74,7 @@ impl Permission {
             Permission::LogConcern => "log-concern",
             Permission::Records => "records",
             Permission::Reports => "reports",
+            Permission::SubjectAccess => "subject-access",
         }
     }
 }
@@ -126,6 +130,7 @@ pub fn allowed(role: Role, p: Permission) -> bool {
             role,
             R::Dsl | R::DeputyDsl | R::Headteacher | R::Governor | R::Chair | R::Dpo
         ),
+        P::SubjectAccess => matches!(role, R::Dpo),
     }
 }
 
@@ -154,21 +159,24 @@ mod tests {
     /// api-tokens, triage, ingest, log-concern, records). Changing who may do what means
     /// changing this table on purpose.
     const MATRIX: &[(Role, [u8; 12])] = &[
-        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+        (Role::Pupil, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0]),
         (
             Role::TeachingAssistant,
             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0],
         ),
-        (Role::NetworkManager, [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0]),
-        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1]),
-        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1]),
-        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1]),
-        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Chair, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0]),
-        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0]),
-        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (
+            Role::NetworkManager,
+            [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0],
+        ),
+        (Role::Dsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 0]),
+        (Role::DeputyDsl, [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 0]),
+        (Role::Headteacher, [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 0]),
+        (Role::Governor, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Chair, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
+        (Role::Dpo, [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1]),
+        (Role::Administrator, [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0]),
+        (Role::Parent, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
 
     #[test]

@@ -3419,3 +3419,130 @@ fn a_leavers_file_has_five_school_days_to_reach_the_new_school_and_its_receipt_s
         );
     });
 }
+
+#[test]
+fn the_dpo_exports_a_pupils_records_with_other_childrens_names_taken_out() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let ben = h
+            .store
+            .identity("ben.carter")
+            .await
+            .expect("db")
+            .expect("ben")
+            .person_id;
+        let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
+        let noah = h.store.find_people("Noah Price", 1).await.expect("find")[0].id;
+        let id = h
+            .store
+            .log_concern(
+                &haven_store::records::NewConcern {
+                    school: 1,
+                    kind: haven_records::RecordKind::Pupil,
+                    category: "child-on-child".into(),
+                    children: vec![
+                        haven_store::records::Child {
+                            person: ava,
+                            part: haven_records::Part::Victim,
+                        },
+                        haven_store::records::Child {
+                            person: noah,
+                            part: haven_records::Part::AllegedPerpetrator,
+                        },
+                    ],
+                    staff: None,
+                    happened_at_ms: haven_store::now_ms() - 60_000,
+                    place: "playground".into(),
+                    account: "Ava said NOAH PRICE pushed her; Noah laughed".into(),
+                    actions: "Separated them".into(),
+                    told_dsl_at_ms: None,
+                    capture: None,
+                    evidence: Vec::new(),
+                    write_up: None,
+                    body_map: Vec::new(),
+                },
+                &haven_store::records::Actor {
+                    person: ben,
+                    username: "ben.carter",
+                    address: "10.0.0.5",
+                },
+            )
+            .await
+            .expect("concern");
+        let priya = h
+            .store
+            .identity("priya.shah")
+            .await
+            .expect("db")
+            .expect("priya")
+            .person_id;
+        let dsl = haven_store::records::Actor {
+            person: priya,
+            username: "priya.shah",
+            address: "10.0.0.6",
+        };
+        let about_noah = haven_store::records::NewEntry {
+            school: 1,
+            record: id,
+            person: Some(noah),
+            at_ms: haven_store::now_ms() - 30_000,
+            kind: haven_records::EntryKind::ParentContact,
+            text: "Spoke to Noah's father about his temper".into(),
+            rationale: None,
+        };
+        h.store.add_entry(&about_noah, &dsl).await.expect("entry");
+        let (dev, _) = signed_in(&h.store, "dev.mistry").await;
+        let (status, _, page) =
+            call(&h.app, Method::GET, "/sar?q=Ava+Ahmed", &dev, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(page.contains(&format!("/sar/{ava}")), "{page}");
+        let (status, _, page) =
+            call(&h.app, Method::GET, &format!("/sar/{ava}"), &dev, None, &[]).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("Ava said [another person] pushed her; [another person] laughed"),
+            "{page}"
+        );
+        assert!(
+            !page.contains("Noah") && !page.contains("NOAH") && !page.contains("temper"),
+            "{page}"
+        );
+        assert!(
+            page.contains("victim") && !page.contains("alleged perpetrator"),
+            "only her part"
+        );
+        let (status, headers, json) = call(
+            &h.app,
+            Method::GET,
+            &format!("/sar/{ava}/json"),
+            &dev,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii")
+            .starts_with("attachment"));
+        let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+        assert_eq!(v["records"][0]["part"], "victim");
+        assert!(!json.contains("Noah"));
+        // The DSL works records; the export is the DPO's.
+        let (priya_cookie, _) = signed_in(&h.store, "priya.shah").await;
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            &format!("/sar/{ava}"),
+            &priya_cookie,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let log = h.store.audit_log(None, 50).await.expect("audit");
+        assert!(log
+            .iter()
+            .any(|e| e.action == "subject-access export" && e.subject == format!("person {ava}")));
+    });
+}

@@ -19,6 +19,7 @@ pub mod category;
 pub mod clock;
 pub mod evidence;
 pub mod procedure;
+pub mod redact;
 pub mod report;
 pub mod retention;
 

@@ -177,6 +177,8 @@ pub enum AuditKind {
     TransferFile,
     /// Recorded the new school's receipt of a file.
     TransferReceipt,
+    /// Exported a person's records for a subject-access request.
+    SubjectAccessExport,
 }
 
 impl AuditKind {
@@ -252,6 +254,7 @@ impl AuditKind {
             K::ReadRetention => "read retention queue",
             K::TransferFile => "transfer file",
             K::TransferReceipt => "transfer receipt",
+            K::SubjectAccessExport => "subject-access export",
         }
     }
 }

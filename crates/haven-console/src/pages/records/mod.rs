@@ -26,8 +26,11 @@ mod chronology;
 mod concern;
 mod evidence;
 mod retention;
+mod sar;
 
-pub(in crate::pages) use self::{cases::*, chronology::*, concern::*, evidence::*, retention::*};
+pub(in crate::pages) use self::{
+    cases::*, chronology::*, concern::*, evidence::*, retention::*, sar::*,
+};
 
 const SCHOOL: i64 = rec::DEFAULT_SCHOOL;
 
