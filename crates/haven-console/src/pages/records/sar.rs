@@ -131,7 +131,7 @@ async fn export(c: &Console, s: &Signed, person: i64) -> Result<Export, Denied> 
                 when: when(e.at_ms),
                 kind: e.kind.label().to_owned(),
                 text: hide(&e.text),
-                why: e.rationale.as_deref().map(|w| hide(w)),
+                why: e.rationale.as_deref().map(&hide),
             })
             .collect();
         let referrals = c
@@ -146,7 +146,7 @@ async fn export(c: &Console, s: &Signed, person: i64) -> Result<Export, Denied> 
                     f.agency.label(),
                     f.outcome
                         .as_deref()
-                        .map_or("outcome awaited".to_owned(), |o| hide(o))
+                        .map_or("outcome awaited".to_owned(), &hide)
                 )
             })
             .collect();
