@@ -705,6 +705,11 @@ impl Policy {
         self.groups.iter().find(|g| g.name == name)
     }
 
+    /// Whether the policy gives term dates at all.
+    pub fn has_terms(&self) -> bool {
+        !self.terms.is_empty()
+    }
+
     /// Whether a date is a school day in term (not a closure).
     pub fn in_term(&self, date: Date) -> bool {
         self.terms.iter().any(|(_, s, e)| *s <= date && date <= *e)

@@ -62,6 +62,28 @@ pub fn days_after(from: Date, n: u32, closed: &[Date]) -> Date {
     d
 }
 
+/// The `n`th weekday after `from` that `counts` (a school day: in term and not a closure, as
+/// the policy's term calendar says). Past a year of days that do not count, weekdays alone.
+pub fn days_after_where(from: Date, n: u32, counts: impl Fn(Date) -> bool) -> Date {
+    let mut d = from;
+    let mut left = n;
+    let mut guard = 0;
+    while left > 0 {
+        d = d.tomorrow().unwrap_or(d);
+        guard += 1;
+        if weekday(d) && (guard > 366 || counts(d)) {
+            left -= 1;
+        }
+    }
+    d
+}
+
+/// The file must reach the new school within five school days of the child leaving, school
+/// days as `is_school_day` says (the policy's terms and closures).
+pub fn transfer_due_where(left: Date, is_school_day: impl Fn(Date) -> bool) -> Date {
+    days_after_where(left, TRANSFER_SCHOOL_DAYS, is_school_day)
+}
+
 /// The LADO must hear of an allegation by the end of the working day after the one it was made.
 pub fn lado_due(allegation: Date, bank_holidays: &[Date]) -> Date {
     days_after(allegation, 1, bank_holidays)
@@ -112,6 +134,26 @@ mod tests {
         assert_eq!(
             transfer_due(date(2026, 12, 18), &christmas),
             date(2027, 1, 8)
+        );
+    }
+
+    #[test]
+    fn school_days_come_from_the_term_calendar() {
+        // Term ends Friday 18 December and starts again on Tuesday 5 January (an INSET day on
+        // the Monday): left on Wednesday 16 December, the five school days are 17 and 18
+        // December and 5, 6 and 7 January.
+        let in_term = |d: Date| {
+            (d >= date(2026, 9, 1) && d <= date(2026, 12, 18))
+                || (d >= date(2027, 1, 5) && d <= date(2027, 3, 26))
+        };
+        assert_eq!(
+            transfer_due_where(date(2026, 12, 16), in_term),
+            date(2027, 1, 7)
+        );
+        // No term dates at all: weekdays.
+        assert_eq!(
+            transfer_due_where(date(2026, 12, 16), |_| true),
+            date(2026, 12, 23)
         );
     }
 

@@ -168,7 +168,13 @@ pub(in crate::pages) async fn records(
             if l.transfers.iter().any(|t| t.receipt.is_some()) {
                 continue;
             }
-            let due = clock::transfer_due(date_of(l.left_at_ms), &[]);
+            // School days as the policy's term calendar says (terms, closures); none given:
+            // weekdays.
+            let engine = c.engine.current();
+            let policy = engine.policy();
+            let due = clock::transfer_due_where(date_of(l.left_at_ms), |d| {
+                !policy.has_terms() || policy.in_term(d)
+            });
             clocks.push(ClockRow {
                 record: 0,
                 what: format!(
