@@ -2569,6 +2569,17 @@ fn a_teacher_logs_a_concern_and_sees_only_what_they_wrote_while_the_dsl_works_it
             "{page}"
         );
 
+        // A deputy sees that the record exists, not whom it is about, until he breaks the glass.
+        let (_, _, list) = call(&h.app, Method::GET, "/records", &gareth, None, &[]).await;
+        assert!(
+            list.contains(&format!("id=\"record-{id}\"")) && list.contains("(not your case)"),
+            "{list}"
+        );
+        let row = between(&list, &format!("id=\"record-{id}\""), "</tr>");
+        assert!(
+            !row.contains("Ava") && !row.contains("Noah") && !row.contains("Ben Carter"),
+            "{row}"
+        );
         // A deputy breaks the glass with a reason, and the DSL sees that they did.
         let (status, _, page) = call(
             &h.app,

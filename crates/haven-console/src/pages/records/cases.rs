@@ -82,19 +82,33 @@ pub(in crate::pages) async fn records(
         if matches!(a, Access::None | Access::Authored) {
             continue;
         }
+        let glass = a == Access::BreakGlass;
         rows.push(RecordRow {
             id: r.id,
             written: when(r.written_at_ms),
             category: r.category_name().to_owned(),
             kind: r.kind.label(),
-            about: about(r),
-            children: r
-                .children
-                .iter()
-                .map(|ch| (ch.person, ch.name.clone(), ch.part.label().to_owned()))
-                .collect(),
-            author: r.author.1.clone(),
-            glass: a == Access::BreakGlass,
+            // A record outside the reader's cases is listed without who it is about or who
+            // wrote it: that is for those who open it, with a reason.
+            about: if glass {
+                "(not your case)".to_owned()
+            } else {
+                about(r)
+            },
+            children: if glass {
+                Vec::new()
+            } else {
+                r.children
+                    .iter()
+                    .map(|ch| (ch.person, ch.name.clone(), ch.part.label().to_owned()))
+                    .collect()
+            },
+            author: if glass {
+                String::new()
+            } else {
+                r.author.1.clone()
+            },
+            glass,
         });
         if !r.open || a != Access::Full {
             continue;
