@@ -73,6 +73,10 @@ pub async fn generate(store: &Store, count: u64, long: u64, days: u64) -> Result
         address: "cli",
     };
     let mut dice = Dice(7);
+    let pupil_categories: Vec<&category::Category> = category::CATEGORIES
+        .iter()
+        .filter(|k| k.id != "staff-conduct")
+        .collect();
     let now = haven_store::now_ms();
     let started = haven_runtime::clock::instant();
     for i in 0..count {
@@ -104,10 +108,7 @@ pub async fn generate(store: &Store, count: u64, long: u64, days: u64) -> Result
                     school: DEFAULT_SCHOOL,
                     kind: RecordKind::Pupil,
                     // Allegations about staff are records of their own, not pupils'.
-                    category: dice
-                        .pick(&category::CATEGORIES[..category::CATEGORIES.len() - 1])
-                        .id
-                        .to_owned(),
+                    category: dice.pick(&pupil_categories).id.to_owned(),
                     children,
                     staff: None,
                     happened_at_ms: now - (dice.next() % (days.max(1) * 86_400_000)) as i64,

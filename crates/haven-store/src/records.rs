@@ -1007,11 +1007,33 @@ impl Store {
     /// allegation is about, legal hold). The rules (`haven_records::retention`) say when each
     /// comes up for review.
     pub async fn retention_facts(&self, school: i64) -> Result<Vec<RetentionFacts>, StoreError> {
+        self.retention_facts_where(school, None).await
+    }
+
+    /// One record's retention facts (for deleting it: its dates checked again).
+    pub async fn retention_facts_of(
+        &self,
+        school: i64,
+        record: i64,
+    ) -> Result<Option<RetentionFacts>, StoreError> {
+        Ok(self
+            .retention_facts_where(school, Some(record))
+            .await?
+            .pop())
+    }
+
+    async fn retention_facts_where(
+        &self,
+        school: i64,
+        record: Option<i64>,
+    ) -> Result<Vec<RetentionFacts>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.kind, r.category, r.written_at, r.legal_hold, s.date_of_birth \
-             FROM records r LEFT JOIN people s ON s.id = r.staff_id WHERE r.school_id = $1 ORDER BY r.id",
+             FROM records r LEFT JOIN people s ON s.id = r.staff_id WHERE r.school_id = $1 AND ($2 = 0 OR r.id = $3) ORDER BY r.id",
         )
         .bind(school)
+        .bind(i64::from(record.is_some()))
+        .bind(record.unwrap_or(0))
         .fetch_all(&self.pool)
         .await?;
         let mut out: Vec<RetentionFacts> = rows
@@ -1031,9 +1053,11 @@ impl Store {
         let index: std::collections::HashMap<i64, usize> =
             out.iter().enumerate().map(|(i, f)| (f.record, i)).collect();
         for r in sqlx::query(
-            "SELECT c.record_id, p.date_of_birth FROM record_children c JOIN people p ON p.id = c.person_id WHERE c.school_id = $1",
+            "SELECT c.record_id, p.date_of_birth FROM record_children c JOIN people p ON p.id = c.person_id WHERE c.school_id = $1 AND ($2 = 0 OR c.record_id = $3)",
         )
         .bind(school)
+        .bind(i64::from(record.is_some()))
+        .bind(record.unwrap_or(0))
         .fetch_all(&self.pool)
         .await?
         {

@@ -19,21 +19,27 @@ struct ChronologyPage {
 }
 
 /// What the chronology holds that the reader may see in full, or why not.
-async fn chronology_access(c: &Console, s: &Signed, person: i64) -> Result<Access, Denied> {
+/// The reader's access to a child's chronology, with the child's records it was judged on
+/// (read once, for the page too).
+async fn chronology_access(
+    c: &Console,
+    s: &Signed,
+    person: i64,
+) -> Result<(Access, Vec<rec::Record>), Denied> {
     let me = reader(s);
     let records = c.store.records_of_child(SCHOOL, person).await?;
+    if !(me.dsl || me.deputy || me.headteacher) {
+        return Ok((Access::None, records));
+    }
     let mut worst = Access::Full;
     for r in &records {
         match access(me, r.access_view()) {
             Access::Full => {}
             Access::BreakGlass => worst = Access::BreakGlass,
-            Access::Authored | Access::None => return Ok(Access::None),
+            Access::Authored | Access::None => return Ok((Access::None, records)),
         }
     }
-    if !(me.dsl || me.deputy || me.headteacher) {
-        return Ok(Access::None);
-    }
-    Ok(worst)
+    Ok((worst, records))
 }
 
 pub(in crate::pages) async fn chronology(
@@ -42,13 +48,13 @@ pub(in crate::pages) async fn chronology(
     Path(person): Path<i64>,
 ) -> Result<Response, Denied> {
     match chronology_access(&c, &s, person).await? {
-        Access::Full => render_chronology(&c, &s, person).await,
-        Access::BreakGlass => Ok(html(&BreakGlassPage {
+        (Access::Full, records) => render_chronology(&c, &s, person, records).await,
+        (Access::BreakGlass, _) => Ok(html(&BreakGlassPage {
             l: c.layout("Not one of your cases", Some(&s)),
             action: format!("/records/people/{person}/open"),
             what: "this child's chronology".into(),
         })),
-        Access::Authored | Access::None => Err(Denied::NotFound),
+        (Access::Authored | Access::None, _) => Err(Denied::NotFound),
     }
 }
 
@@ -58,7 +64,8 @@ pub(in crate::pages) async fn chronology_open(
     Path(person): Path<i64>,
     SessionForm(f): SessionForm<ReasonForm>,
 ) -> Result<Response, Denied> {
-    match chronology_access(&c, &s, person).await? {
+    let (a, records) = chronology_access(&c, &s, person).await?;
+    match a {
         Access::Full => {}
         Access::BreakGlass => {
             reason_given(&f.reason)?;
@@ -68,15 +75,19 @@ pub(in crate::pages) async fn chronology_open(
         }
         Access::Authored | Access::None => return Err(Denied::NotFound),
     }
-    render_chronology(&c, &s, person).await
+    render_chronology(&c, &s, person, records).await
 }
 
-async fn render_chronology(c: &Console, s: &Signed, person: i64) -> Result<Response, Denied> {
+async fn render_chronology(
+    c: &Console,
+    s: &Signed,
+    person: i64,
+    records: Vec<rec::Record>,
+) -> Result<Response, Denied> {
     let p = c.store.person(person).await?.ok_or(Denied::NotFound)?;
     if p.kind != "pupil" {
         return Err(Denied::NotFound);
     }
-    let records = c.store.records_of_child(SCHOOL, person).await?;
     let mut children: Vec<rec::NamedChild> = Vec::new();
     for r in &records {
         children.extend(r.children.iter().filter(|ch| ch.person == person).cloned());
@@ -147,7 +158,7 @@ pub(in crate::pages) async fn family(
     s: Signed,
     Path(person): Path<i64>,
 ) -> Result<Response, Denied> {
-    if chronology_access(&c, &s, person).await? == Access::None {
+    if chronology_access(&c, &s, person).await?.0 == Access::None {
         return Err(Denied::NotFound);
     }
     let mut people = vec![person];
@@ -155,7 +166,7 @@ pub(in crate::pages) async fn family(
     let mut children = Vec::new();
     let mut rows: Vec<(i64, i64, Vec<String>, rec::Entry)> = Vec::new();
     for &p in &people {
-        if chronology_access(&c, &s, p).await? != Access::Full {
+        if chronology_access(&c, &s, p).await?.0 != Access::Full {
             return Err(Denied::Invalid(
                 "The combined view shows only children whose records you may see in full: open each child's chronology first."
                     .into(),

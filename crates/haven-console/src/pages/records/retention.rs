@@ -127,10 +127,8 @@ pub(in crate::pages) async fn delete_record(
     }
     let facts = c
         .store
-        .retention_facts(SCHOOL)
+        .retention_facts_of(SCHOOL, id)
         .await?
-        .into_iter()
-        .find(|r| r.record == id)
         .ok_or(Denied::NotFound)?;
     let on = haven_records::retention::record_review_on(
         facts.kind,
