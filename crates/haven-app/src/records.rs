@@ -392,7 +392,10 @@ pub fn backup(
         let entry = entry?;
         let name = entry.file_name();
         let text = name.to_string_lossy();
-        if !(text.ends_with(".keys") || text.ends_with(".signing.p8")) {
+        if !(text.ends_with(".keys")
+            || text.ends_with(".signing.p8")
+            || text.ends_with(".transfer.key"))
+        {
             continue;
         }
         let bytes = std::fs::read(entry.path())
@@ -413,4 +416,151 @@ pub fn backup(
         vault_dir.display()
     );
     Ok((out, n))
+}
+
+/// The DSL a command run at the server acts as: the one named (a person id), or the school's
+/// only DSL. (id, full name.)
+pub async fn dsl_for(store: &Store, named: Option<i64>) -> Result<(i64, String)> {
+    let dsls = store.staff_with_role("dsl").await?;
+    match named {
+        Some(id) => dsls.into_iter().find(|d| d.0 == id).with_context(|| {
+            format!("person {id} is not a DSL here (the DSL sends and receives a child's file)")
+        }),
+        None => match dsls.as_slice() {
+            [one] => Ok(one.clone()),
+            [] => {
+                anyhow::bail!("this school has no DSL: give a member of staff the DSL role first")
+            }
+            _ => anyhow::bail!(
+                "this school has {} DSLs: say which one is acting with --dsl ID ({})",
+                dsls.len(),
+                dsls.iter()
+                    .map(|d| format!("{} {}", d.0, d.1))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        },
+    }
+}
+
+/// Names the school, if `name` is given, and gives its transfer identity.
+pub async fn identity(
+    store: &Store,
+    vault: &haven_vault::Vault,
+    school: i64,
+    name: Option<&str>,
+) -> Result<haven_vault::Identity> {
+    if let Some(name) = name {
+        let operator = crate::admin::operator();
+        let actor = Actor {
+            person: operator_person(store).await?,
+            username: &operator,
+            address: "cli",
+        };
+        store.set_school_name(school, name, &actor).await?;
+    }
+    let name = store.school_name(school).await?;
+    Ok(vault.identity(school, &name)?)
+}
+
+/// Seals a child's file to the school whose identity line is `to`, writes it to `out` (a new
+/// file, the owner's only), and records the transfer: the transfer's id and the file's size.
+pub async fn send(
+    store: &Store,
+    vault: &haven_vault::Vault,
+    school: i64,
+    person: i64,
+    to: &str,
+    dsl: Option<i64>,
+    out: &std::path::Path,
+) -> Result<(i64, usize)> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let to = haven_vault::Identity::parse(to)?;
+    let (id, name) = dsl_for(store, dsl).await?;
+    let operator = crate::admin::operator();
+    let actor = Actor {
+        person: id,
+        username: &operator,
+        address: "cli",
+    };
+    // The file is made first (refusing one that exists), so a transfer is recorded only when
+    // its file can be written.
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| format!("writing {} (it must not exist yet)", out.display()))?;
+    let sent = store
+        .send_transfer(vault, school, person, &to, &actor, &name)
+        .await;
+    let (bytes, transfer) = match sent {
+        Ok(s) => s,
+        Err(e) => {
+            drop(f);
+            let _ = std::fs::remove_file(out);
+            return Err(e.into());
+        }
+    };
+    std::io::Write::write_all(&mut f, &bytes)?;
+    f.sync_all()?;
+    Ok((transfer, bytes.len()))
+}
+
+/// Imports a sealed file sent to this school; writes the signed receipt to `receipt_out`.
+#[allow(clippy::too_many_arguments)]
+pub async fn receive(
+    store: &Store,
+    vault: &haven_vault::Vault,
+    school: i64,
+    file: &std::path::Path,
+    from: Option<&str>,
+    person: Option<i64>,
+    dsl: Option<i64>,
+    receipt_out: &std::path::Path,
+) -> Result<haven_store::transfer::Imported> {
+    let sealed = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let from = from.map(haven_vault::Identity::parse).transpose()?;
+    let (id, name) = dsl_for(store, dsl).await?;
+    let operator = crate::admin::operator();
+    let actor = Actor {
+        person: id,
+        username: &operator,
+        address: "cli",
+    };
+    let got = store
+        .import_transfer(
+            vault,
+            school,
+            &sealed,
+            from.as_ref().map(|f| &f.signing),
+            person,
+            &actor,
+            &name,
+        )
+        .await?;
+    std::fs::write(receipt_out, &got.receipt)
+        .with_context(|| format!("writing the receipt to {}", receipt_out.display()))?;
+    Ok(got)
+}
+
+/// Records a receipt returned by the new school (checked against its key): the transfer's id.
+pub async fn receipt(
+    store: &Store,
+    school: i64,
+    file: &std::path::Path,
+) -> Result<(i64, haven_vault::Receipt)> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let operator = crate::admin::operator();
+    let actor = Actor {
+        person: match dsl_for(store, None).await {
+            Ok(d) => d.0,
+            Err(_) => operator_person(store).await?,
+        },
+        username: &operator,
+        address: "cli",
+    };
+    let (id, _, r) = store.accept_receipt(school, &text, &actor).await?;
+    Ok((id, r))
 }

@@ -9,7 +9,8 @@
 //! - [`clock`]: the statutory clocks (the LADO within one working day, a file transferred
 //!   within five school days, a concern told in person written up by the end of the day);
 //! - [`retention`]: how long a record is kept before it is reviewed;
-//! - [`suppress`]: small numbers in reports for governors.
+//! - [`suppress`]: small numbers in reports for governors;
+//! - [`transfer`]: a child's file as it travels to their new school (`haven-file/1`).
 //!
 //! The store keeps what these rules decide; the console shows it.
 
@@ -22,6 +23,7 @@ pub mod procedure;
 pub mod redact;
 pub mod report;
 pub mod retention;
+pub mod transfer;
 
 mod words;
 

@@ -179,6 +179,12 @@ pub enum AuditKind {
     TransferReceipt,
     /// Exported a person's records for a subject-access request.
     SubjectAccessExport,
+    /// Imported a child's file sent by their previous school.
+    ImportTransfer,
+    /// Printed a child's chronology, or a paper transfer pack, to PDF.
+    PrintChronology,
+    /// Named the school (its name on transfers and reports).
+    NameSchool,
 }
 
 impl AuditKind {
@@ -255,6 +261,9 @@ impl AuditKind {
             K::TransferFile => "transfer file",
             K::TransferReceipt => "transfer receipt",
             K::SubjectAccessExport => "subject-access export",
+            K::ImportTransfer => "import transfer",
+            K::PrintChronology => "print chronology",
+            K::NameSchool => "name school",
         }
     }
 }

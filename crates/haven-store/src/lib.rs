@@ -21,6 +21,7 @@ mod schema;
 pub mod sealed;
 pub mod sessions;
 pub mod tokens;
+pub mod transfer;
 
 pub use stored::UnknownText;
 

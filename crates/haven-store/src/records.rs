@@ -391,7 +391,7 @@ fn when_checked(name: &str, at_ms: i64, now: i64) -> Result<i64, StoreError> {
 type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
 const RECORD_COLUMNS: &str = "r.id, r.school_id, r.kind, r.category, r.author_id, \
-    a.first_name || ' ' || a.last_name, r.happened_at, r.written_at, r.place, r.account, \
+    COALESCE(r.origin, a.first_name || ' ' || a.last_name), r.happened_at, r.written_at, r.place, r.account, \
     r.actions, r.told_dsl_at, r.capture_id, r.staff_id, \
     s.first_name || ' ' || s.last_name, r.holder_id, r.shared_with_dsl, r.status, r.outcome, \
     r.debrief, r.body_map";
@@ -1255,6 +1255,23 @@ impl Store {
         sent_at_ms: i64,
         by: &Actor<'_>,
     ) -> Result<i64, StoreError> {
+        self.record_transfer_sealed(school, person, to_school, method, sent_at_ms, None, by)
+            .await
+    }
+
+    /// A transfer, with (for a sealed one) the sealed file's SHA-256 and the signing key of the
+    /// school it was sealed for, which its receipt must be signed with.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn record_transfer_sealed(
+        &self,
+        school: i64,
+        person: i64,
+        to_school: &str,
+        method: &str,
+        sent_at_ms: i64,
+        sealed: Option<(&str, &str)>,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
         let now = now_ms();
         let to_school = field("The new school", to_school, true, MAX_SHORT)?;
         let method = field("How it was sent", method, true, MAX_SHORT)?;
@@ -1265,7 +1282,7 @@ impl Store {
             return Err(invalid(format!("Person {person} is not a pupil here.")));
         }
         let id: i64 = sqlx::query(
-            "INSERT INTO transfers (school_id, person_id, to_school, method, sent_at, sent_by) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            "INSERT INTO transfers (school_id, person_id, to_school, method, sent_at, sent_by, package_sha256, to_signing_key) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
         )
         .bind(school)
         .bind(person)
@@ -1273,6 +1290,8 @@ impl Store {
         .bind(&method)
         .bind(sent)
         .bind(by.person)
+        .bind(sealed.map(|s| s.0))
+        .bind(sealed.map(|s| s.1))
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;
@@ -1284,7 +1303,8 @@ impl Store {
                 AuditKind::TransferFile,
                 Subject::Person(person),
             )
-            .count("transfer", id),
+            .count("transfer", id)
+            .word("sealed", if sealed.is_some() { "yes" } else { "no" }),
         )
         .await?;
         tx.commit().await?;
@@ -1689,7 +1709,7 @@ impl Store {
         record: i64,
     ) -> Result<Vec<StepTick>, StoreError> {
         let rows = sqlx::query(
-            "SELECT t.step, p.first_name || ' ' || p.last_name, t.done_at, t.skipped_reason \
+            "SELECT t.step, COALESCE(t.origin, p.first_name || ' ' || p.last_name), t.done_at, t.skipped_reason \
              FROM record_steps t JOIN people p ON p.id = t.done_by WHERE t.school_id = $1 AND t.record_id = $2 ORDER BY t.done_at",
         )
         .bind(school)
@@ -1782,7 +1802,7 @@ impl Store {
     /// The record's referrals, oldest first.
     pub async fn referrals(&self, school: i64, record: i64) -> Result<Vec<Referral>, StoreError> {
         let rows = sqlx::query(
-            "SELECT f.id, f.record_id, f.agency, f.made_at, p.first_name || ' ' || p.last_name, f.contact, f.reference, f.outcome, f.follow_up_on \
+            "SELECT f.id, f.record_id, f.agency, f.made_at, COALESCE(f.origin, p.first_name || ' ' || p.last_name), f.contact, f.reference, f.outcome, f.follow_up_on \
              FROM referrals f JOIN people p ON p.id = f.made_by WHERE f.school_id = $1 AND f.record_id = $2 ORDER BY f.made_at, f.id",
         )
         .bind(school)
@@ -1800,7 +1820,7 @@ impl Store {
         by_date: jiff::civil::Date,
     ) -> Result<Vec<Referral>, StoreError> {
         let rows = sqlx::query(
-            "SELECT f.id, f.record_id, f.agency, f.made_at, p.first_name || ' ' || p.last_name, f.contact, f.reference, f.outcome, f.follow_up_on \
+            "SELECT f.id, f.record_id, f.agency, f.made_at, COALESCE(f.origin, p.first_name || ' ' || p.last_name), f.contact, f.reference, f.outcome, f.follow_up_on \
              FROM referrals f JOIN people p ON p.id = f.made_by JOIN records r ON r.id = f.record_id \
              WHERE f.school_id = $1 AND r.status = 'open' AND f.outcome IS NULL AND f.follow_up_on IS NOT NULL AND f.follow_up_on <= $2 \
              ORDER BY f.follow_up_on, f.id",
@@ -2181,7 +2201,7 @@ impl Store {
 }
 
 const ENTRY_COLUMNS: &str = "e.id, e.record_id, e.person_id, e.at, e.written_at, \
-    a.first_name || ' ' || a.last_name, e.kind, e.text, e.rationale, e.supersedes, e.reason, \
+    COALESCE(e.origin, a.first_name || ' ' || a.last_name), e.kind, e.text, e.rationale, e.supersedes, e.reason, \
     (SELECT n.id FROM chronology n WHERE n.supersedes = e.id)";
 
 const ENTRY_FROM: &str = "FROM chronology e JOIN people a ON a.id = e.author_id";

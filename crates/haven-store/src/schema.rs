@@ -403,6 +403,32 @@ CREATE TABLE record_words (
 )
 "#,
     },
+    Migration {
+        version: 8,
+        name: "records that arrived from another school (who wrote them there); transfers sealed to a school's key, and files received",
+        sql: r#"
+ALTER TABLE records ADD COLUMN origin TEXT;
+ALTER TABLE chronology ADD COLUMN origin TEXT;
+ALTER TABLE record_steps ADD COLUMN origin TEXT;
+ALTER TABLE referrals ADD COLUMN origin TEXT;
+ALTER TABLE transfers ADD COLUMN package_sha256 TEXT;
+ALTER TABLE transfers ADD COLUMN to_signing_key TEXT;
+CREATE TABLE transfers_in (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    from_school TEXT NOT NULL,
+    from_key TEXT NOT NULL,
+    package_sha256 TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    received_by BIGINT NOT NULL REFERENCES people (id),
+    records BIGINT NOT NULL,
+    evidence BIGINT NOT NULL,
+    receipt TEXT NOT NULL
+);
+CREATE UNIQUE INDEX transfers_in_package ON transfers_in (school_id, package_sha256)
+"#,
+    },
 ];
 
 impl Backend {

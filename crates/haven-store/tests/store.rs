@@ -93,7 +93,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 7, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 8, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -104,7 +104,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 7);
+        assert_eq!(store.schema_version().await.expect("version"), 8);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -119,7 +119,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 7,
+                known: 8,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
@@ -1838,6 +1838,309 @@ fn a_concern_keeps_each_childs_part_its_chronology_supersedes_and_it_closes_by_i
                     );
                 }
             }
+        }
+    });
+}
+
+#[test]
+fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt() {
+    use haven_records::{Agency, EntryKind, Part, RecordKind};
+    use haven_store::evidence::{seal_context, NewEvidence};
+    use haven_store::records::{Actor, Child, NewConcern, NewEntry, NewReferral, DEFAULT_SCHOOL};
+    const S: i64 = DEFAULT_SCHOOL;
+    rt().block_on(async {
+        let olds = stores("transfer-old").await;
+        let news = stores("transfer-new").await;
+        for ((db, old), (_, new)) in olds.into_iter().zip(news) {
+            let scratch = std::env::temp_dir().join(format!(
+                "haven-store-transfer-vaults-{}-{db}",
+                std::process::id()
+            ));
+            let _ = std::fs::remove_dir_all(&scratch);
+            std::fs::create_dir_all(&scratch).expect("scratch");
+            let old_vault = haven_vault::Vault::open(&scratch.join("old")).expect("vault");
+            let new_vault = haven_vault::Vault::open(&scratch.join("new")).expect("vault");
+            let other_vault = haven_vault::Vault::open(&scratch.join("other")).expect("vault");
+            let staff = "Staff ID,First Name,Last Name,Email,Roles\n\
+                S1,Priya,Shah,p.shah@demo-school.example,DSL\n\
+                S4,Ada,Teach,a.teach@demo-school.example,Teacher\n";
+            for s in [&old, &new] {
+                s.import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                    .await
+                    .expect("pupils");
+                s.import_people(Kind::Staff, staff.as_bytes(), ImportOptions::default())
+                    .await
+                    .expect("staff");
+            }
+            let id_of = |s: &Store, name: &'static str| {
+                let s = s.clone();
+                async move { s.find_people(name, 1).await.expect("find")[0].id }
+            };
+            let (amara, tom) = (id_of(&old, "Amara").await, id_of(&old, "Tom Ellis").await);
+            let dsl = Actor {
+                person: id_of(&old, "Priya").await,
+                username: "priya.shah",
+                address: "10.0.0.6",
+            };
+            let ada = Actor {
+                person: id_of(&old, "Ada Teach").await,
+                username: "ada.teach",
+                address: "10.0.0.5",
+            };
+            let their_dsl = Actor {
+                person: id_of(&new, "Priya").await,
+                username: "priya.shah",
+                address: "10.1.0.6",
+            };
+            old.set_school_name(S, "Elm Park Primary", &dsl)
+                .await
+                .expect("name");
+            new.set_school_name(S, "Oak Hill Academy", &their_dsl)
+                .await
+                .expect("name");
+            // The sending school: a concern with an attachment, a correction, a referral.
+            let photo = b"\x89PNG\r\n\x1a\n invented screenshot bytes".to_vec();
+            let sha = haven_vault::sha256_hex(&photo);
+            let sealed = old_vault
+                .seal(S, &seal_context(S, &sha), &photo)
+                .expect("seal");
+            let now = haven_store::now_ms();
+            let record = old
+                .log_concern(
+                    &NewConcern {
+                        school: S,
+                        kind: RecordKind::Pupil,
+                        category: "cyberbullying".into(),
+                        children: vec![
+                            Child {
+                                person: amara,
+                                part: Part::Victim,
+                            },
+                            Child {
+                                person: tom,
+                                part: Part::AllegedPerpetrator,
+                            },
+                        ],
+                        staff: None,
+                        happened_at_ms: now - 86_400_000,
+                        place: "Class chat".into(),
+                        account: "Amara said the group laughed at her photo.".into(),
+                        actions: "Kept the screenshot; told the DSL.".into(),
+                        told_dsl_at_ms: None,
+                        capture: None,
+                        evidence: vec![NewEvidence {
+                            name: "chat.png".into(),
+                            media_type: "image/png".into(),
+                            size_bytes: photo.len() as i64,
+                            sha256: sha.clone(),
+                            possible_nude: false,
+                            key_version: i64::from(
+                                haven_vault::Vault::version_of(&sealed).expect("v"),
+                            ),
+                            sealed,
+                        }],
+                        write_up: None,
+                        body_map: vec![],
+                    },
+                    &ada,
+                )
+                .await
+                .expect("concern");
+            let entry = NewEntry {
+                school: S,
+                record,
+                person: Some(amara),
+                at_ms: now - 3_600_000,
+                kind: EntryKind::ParentContact,
+                text: "Rang Amara's aunt.".into(),
+                rationale: None,
+            };
+            let wrong = old.add_entry(&entry, &dsl).await.expect("entry");
+            old.correct_entry(
+                S,
+                wrong,
+                "Rang Amara's mother.",
+                "Wrong relative named",
+                &dsl,
+            )
+            .await
+            .expect("correct");
+            // A line for Tom alone does not travel in Amara's file.
+            old.add_entry(
+                &NewEntry {
+                    person: Some(tom),
+                    text: "Spoke to Tom's father about the chat.".into(),
+                    ..entry.clone()
+                },
+                &dsl,
+            )
+            .await
+            .expect("tom's line");
+            old.add_referral(
+                &NewReferral {
+                    school: S,
+                    record,
+                    agency: Agency::Parents,
+                    made_at_ms: now - 1_800_000,
+                    contact: "Mother".into(),
+                    reference: String::new(),
+                    follow_up_on: None,
+                },
+                &dsl,
+            )
+            .await
+            .expect("referral");
+
+            // Sealed to the new school's key; the sealed file does not show the child's name.
+            let to = new_vault.identity(S, "Oak Hill Academy").expect("identity");
+            let (file, transfer) = old
+                .send_transfer(&old_vault, S, amara, &to, &dsl, "Priya Shah")
+                .await
+                .expect("send");
+            assert!(
+                !file.windows(6).any(|w| w == b"Okafor"),
+                "{db}: the file is sealed"
+            );
+            let sent = old.transfers_of(S, amara).await.expect("transfers");
+            assert_eq!(sent.len(), 1);
+            assert_eq!(sent[0].to_school, "Oak Hill Academy");
+            assert!(
+                sent[0].receipt.is_none(),
+                "{db}: the clock runs until the receipt"
+            );
+            // Another school cannot open it, and nothing is written there.
+            let err = new
+                .import_transfer(&other_vault, S, &file, None, None, &their_dsl, "X")
+                .await
+                .expect_err("sealed for Oak Hill only");
+            assert!(err.to_string().contains("another school"), "{db}: {err}");
+            // A changed byte is refused whole.
+            let mut changed = file.clone();
+            let mid = changed.len() / 2;
+            changed[mid] ^= 1;
+            assert!(new
+                .import_transfer(&new_vault, S, &changed, None, None, &their_dsl, "X")
+                .await
+                .is_err());
+            assert!(new.records(S, false, 10).await.expect("records").is_empty());
+
+            // The new school imports it: the pupil is found by name and date of birth.
+            let from = old_vault.identity(S, "").expect("id").signing;
+            let got = new
+                .import_transfer(
+                    &new_vault,
+                    S,
+                    &file,
+                    Some(&from),
+                    None,
+                    &their_dsl,
+                    "Priya Shah",
+                )
+                .await
+                .expect("import");
+            let their_amara = id_of(&new, "Amara").await;
+            assert_eq!(
+                (got.person, got.records, got.evidence, got.again),
+                (their_amara, 1, 1, false)
+            );
+            assert_eq!(got.from_school, "Elm Park Primary");
+            let recs = new.records_of_child(S, their_amara).await.expect("records");
+            assert_eq!(recs.len(), 1, "{db}");
+            let r = &recs[0];
+            assert_eq!(r.author.1, "Ada Teach (Elm Park Primary)", "{db}");
+            assert_eq!(
+                r.children.len(),
+                1,
+                "{db}: only Amara travels, with her own part"
+            );
+            assert_eq!(r.children[0].part, Part::Victim);
+            let lines = new.chronology(S, their_amara).await.expect("chronology");
+            let texts: Vec<&str> = lines.iter().map(|e| e.text.as_str()).collect();
+            assert!(texts.contains(&"Rang Amara's mother."), "{db}: {texts:?}");
+            assert!(
+                !texts.iter().any(|t| t.contains("Tom's father")),
+                "{db}: {texts:?}"
+            );
+            assert!(texts
+                .iter()
+                .any(|t| t.starts_with("Received from Elm Park Primary")));
+            let aunt = lines
+                .iter()
+                .find(|e| e.text == "Rang Amara's aunt.")
+                .expect("kept");
+            let mother = lines
+                .iter()
+                .find(|e| e.text == "Rang Amara's mother.")
+                .expect("kept");
+            assert_eq!(
+                aunt.superseded_by,
+                Some(mother.id),
+                "{db}: the correction still supersedes"
+            );
+            assert_eq!(mother.author, "Priya Shah (Elm Park Primary)");
+            assert_eq!(
+                new.referrals(S, r.id).await.expect("refs")[0].agency,
+                Agency::Parents
+            );
+            let ev = new.evidence_of(S, r.id).await.expect("evidence");
+            let (e, sealed) = new
+                .evidence_sealed(S, ev[0].id)
+                .await
+                .expect("q")
+                .expect("there");
+            let opened = new_vault
+                .open_sealed(S, &seal_context(S, &e.sha256), &sealed)
+                .expect("sealed under the new school's key");
+            assert_eq!(opened, photo);
+            assert!(!new
+                .search_records(
+                    S,
+                    &haven_store::records::RecordQuery {
+                        words: "laughed".into(),
+                        limit: 10,
+                        ..Default::default()
+                    }
+                )
+                .await
+                .expect("search")
+                .is_empty());
+            // Importing again writes nothing and gives the same receipt.
+            let again = new
+                .import_transfer(&new_vault, S, &file, None, None, &their_dsl, "Priya Shah")
+                .await
+                .expect("again");
+            assert!(again.again);
+            assert_eq!(again.receipt, got.receipt);
+            assert_eq!(
+                new.records_of_child(S, their_amara).await.expect("r").len(),
+                1
+            );
+
+            // The receipt: a changed one is refused; the real one stops the clock, once.
+            let forged = got.receipt.replace("records: 1", "records: 2");
+            assert!(old.accept_receipt(S, &forged, &dsl).await.is_err());
+            assert!(old.transfers_of(S, amara).await.expect("t")[0]
+                .receipt
+                .is_none());
+            let (id, person, receipt) = old
+                .accept_receipt(S, &got.receipt, &dsl)
+                .await
+                .expect("receipt");
+            assert_eq!((id, person), (transfer, amara));
+            assert_eq!(receipt.school, "Oak Hill Academy");
+            let done = old.transfers_of(S, amara).await.expect("t");
+            assert!(
+                done[0]
+                    .receipt
+                    .as_ref()
+                    .is_some_and(|r| r.1.contains("Oak Hill Academy")),
+                "{db}"
+            );
+            assert!(
+                old.accept_receipt(S, &got.receipt, &dsl).await.is_err(),
+                "recorded once"
+            );
+            let _ = std::fs::remove_dir_all(&scratch);
         }
     });
 }

@@ -7,6 +7,8 @@
 //!   rename) under the vault's lock: two rotations in one process never lose a version, but two
 //!   *processes* rotating the same school at once are not supported.
 //! - `school-<id>.signing.p8` (0600): the school's Ed25519 signing key (PKCS#8 v2).
+//! - `school-<id>.transfer.key` (0600): the school's X25519 key for receiving a child's file
+//!   from another school ([`transfer`]).
 //!
 //! A sealed value is `HVS1`, the key version (u32 big-endian), a random 96-bit nonce, then the
 //! ciphertext and its 16-byte tag. The header, the school id (i64 big-endian) and the caller's
@@ -23,6 +25,10 @@ use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+
+pub mod transfer;
+
+pub use transfer::{Identity, Receipt, TransferError};
 
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom as _, SystemRandom};

@@ -14,6 +14,54 @@ pub enum RecordsCommand {
     /// Write invented concerns about the store's pupils (for demonstrations and benchmarks),
     /// each as a member of staff writes one, and give one pupil a long chronology.
     Generate(GenerateArgs),
+    /// Print this school's transfer identity: the line a child's previous school needs to seal
+    /// the child's file to this school, and its fingerprint to check by phone. With --name,
+    /// name the school first (the name the other school sees).
+    Identity {
+        /// The school's name.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Seal a leaver's file to their new school (its identity line, from `haven records
+    /// identity` there) and write it to OUT; records the transfer (the five-day clock's "sent").
+    Transfer {
+        /// The pupil (person id).
+        #[arg(long)]
+        person: i64,
+        /// The new school's identity line, or a file holding it.
+        #[arg(long)]
+        to: String,
+        /// Where to write the sealed file (must not exist).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        /// The DSL sending it (person id), where the school has more than one.
+        #[arg(long)]
+        dsl: Option<i64>,
+    },
+    /// Import a child's file sealed to this school by their previous school, and write the
+    /// signed receipt to send back.
+    Import {
+        /// The sealed file.
+        file: std::path::PathBuf,
+        /// The sending school's identity line (or a file holding it): refuse a file it did not sign.
+        #[arg(long)]
+        from: Option<String>,
+        /// The pupil it is for (person id); by default the one pupil with the file's name and date of birth.
+        #[arg(long)]
+        person: Option<i64>,
+        /// The DSL receiving it (person id), where the school has more than one.
+        #[arg(long)]
+        dsl: Option<i64>,
+        /// Where to write the receipt.
+        #[arg(long)]
+        receipt: std::path::PathBuf,
+    },
+    /// Record the receipt the new school sent back (checked against its key): stops the
+    /// transfer clock.
+    Receipt {
+        /// The receipt file.
+        file: std::path::PathBuf,
+    },
     /// Time record searches and a chronology page (p50, p99).
     #[command(hide = true)]
     Bench {
@@ -66,6 +114,21 @@ pub enum VaultCommand {
     },
 }
 
+/// An identity line given on the command line, or the path of a file holding one.
+fn line_or_file(text: &str) -> Result<String> {
+    if text
+        .trim_start()
+        .starts_with(haven_vault::transfer::IDENTITY_TAG)
+    {
+        return Ok(text.to_owned());
+    }
+    std::fs::read_to_string(text).map_err(|e| {
+        anyhow::anyhow!("{text}: not a haven-school-key/1 line, and not a file holding one ({e})")
+    })
+}
+
+const DEFAULT_SCHOOL: i64 = haven_store::records::DEFAULT_SCHOOL;
+
 fn vault(ctx: &Context) -> Result<haven_vault::Vault> {
     Ok(haven_vault::Vault::open(&ctx.data_dir.join("vault"))?)
 }
@@ -79,6 +142,89 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
             outln!(
                 "wrote {n} concerns and a chronology of {} entries for pupil {child} in {secs:.1} s",
                 g.long
+            );
+        }
+        RecordsCommand::Identity { name } => {
+            let v = vault(ctx)?;
+            let id = ctx.with_store(async |s| {
+                haven_app::records::identity(&s, &v, DEFAULT_SCHOOL, name.as_deref()).await
+            })?;
+            outln!("{}", id.to_line());
+            outln!("fingerprint: {}", id.fingerprint());
+            outln!(
+                "give the line to the sending school's DSL; read the fingerprint to them by phone"
+            );
+        }
+        RecordsCommand::Transfer {
+            person,
+            to,
+            out,
+            dsl,
+        } => {
+            let v = vault(ctx)?;
+            let to = line_or_file(&to)?;
+            let (id, size) = ctx.with_store(async |s| {
+                haven_app::records::send(&s, &v, DEFAULT_SCHOOL, person, &to, dsl, &out).await
+            })?;
+            outln!(
+                "sealed pupil {person}'s file ({size} bytes) to {}; transfer {id} recorded",
+                out.display()
+            );
+            outln!("send it to the new school; the transfer clock stops when their receipt is recorded (haven records receipt FILE)");
+        }
+        RecordsCommand::Import {
+            file,
+            from,
+            person,
+            dsl,
+            receipt,
+        } => {
+            let v = vault(ctx)?;
+            let from = from.as_deref().map(line_or_file).transpose()?;
+            let got = ctx.with_store(async |s| {
+                haven_app::records::receive(
+                    &s,
+                    &v,
+                    DEFAULT_SCHOOL,
+                    &file,
+                    from.as_deref(),
+                    person,
+                    dsl,
+                    &receipt,
+                )
+                .await
+            })?;
+            if got.again {
+                outln!(
+                    "this file was imported before: nothing was written; its receipt is in {}",
+                    receipt.display()
+                );
+            } else {
+                outln!(
+                    "imported {} record(s) and {} attachment(s) from {} for pupil {}",
+                    got.records,
+                    got.evidence,
+                    got.from_school,
+                    got.person
+                );
+                outln!(
+                    "send the receipt in {} back to {}",
+                    receipt.display(),
+                    got.from_school
+                );
+            }
+        }
+        RecordsCommand::Receipt { file } => {
+            let (id, r) = ctx.with_store(async |s| {
+                haven_app::records::receipt(&s, DEFAULT_SCHOOL, &file).await
+            })?;
+            outln!(
+                "transfer {id}: received by {} at {} on {} ({} records, {} attachments); the clock has stopped",
+                r.school,
+                r.received_by,
+                r.received_at,
+                r.records,
+                r.evidence
             );
         }
         RecordsCommand::Bench { child, rounds } => {
