@@ -10,7 +10,8 @@
 //!   within five school days, a concern told in person written up by the end of the day);
 //! - [`retention`]: how long a record is kept before it is reviewed;
 //! - [`suppress`]: small numbers in reports for governors;
-//! - [`transfer`]: a child's file as it travels to their new school (`haven-file/1`).
+//! - [`transfer`]: a child's file as it travels to their new school (`haven-file/1`);
+//! - [`pdf`]: printed records (chronologies, reports for governors, transfer packs) as PDF.
 //!
 //! The store keeps what these rules decide; the console shows it.
 
@@ -19,6 +20,7 @@ pub mod body;
 pub mod category;
 pub mod clock;
 pub mod evidence;
+pub mod pdf;
 pub mod procedure;
 pub mod redact;
 pub mod report;
