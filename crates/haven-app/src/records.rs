@@ -443,32 +443,14 @@ pub async fn dsl_for(store: &Store, named: Option<i64>) -> Result<(i64, String)>
     }
 }
 
-/// Names the school, if `name` is given, and gives its transfer identity.
-pub async fn identity(
-    store: &Store,
-    vault: &haven_vault::Vault,
-    school: i64,
-    name: Option<&str>,
-) -> Result<haven_vault::Identity> {
-    if let Some(name) = name {
-        let operator = crate::admin::operator();
-        let actor = Actor {
-            person: operator_person(store).await?,
-            username: &operator,
-            address: "cli",
-        };
-        store.set_school_name(school, name, &actor).await?;
-    }
-    let name = store.school_name(school).await?;
-    Ok(vault.identity(school, &name)?)
-}
-
 /// Seals a child's file to the school whose identity line is `to`, writes it to `out` (a new
 /// file, the owner's only), and records the transfer: the transfer's id and the file's size.
+#[allow(clippy::too_many_arguments)]
 pub async fn send(
     store: &Store,
     vault: &haven_vault::Vault,
     school: i64,
+    school_name: &str,
     person: i64,
     to: &str,
     dsl: Option<i64>,
@@ -491,8 +473,13 @@ pub async fn send(
         .mode(0o600)
         .open(out)
         .with_context(|| format!("writing {} (it must not exist yet)", out.display()))?;
+    let acting = haven_store::transfer::Acting {
+        actor,
+        name: &name,
+        school: school_name,
+    };
     let sent = store
-        .send_transfer(vault, school, person, &to, &actor, &name)
+        .send_transfer(vault, school, person, &to, &acting)
         .await;
     let (bytes, transfer) = match sent {
         Ok(s) => s,
@@ -513,6 +500,7 @@ pub async fn receive(
     store: &Store,
     vault: &haven_vault::Vault,
     school: i64,
+    school_name: &str,
     file: &std::path::Path,
     from: Option<&str>,
     person: Option<i64>,
@@ -535,8 +523,11 @@ pub async fn receive(
             &sealed,
             from.as_ref().map(|f| &f.signing),
             person,
-            &actor,
-            &name,
+            &haven_store::transfer::Acting {
+                actor,
+                name: &name,
+                school: school_name,
+            },
         )
         .await?;
     std::fs::write(receipt_out, &got.receipt)

@@ -21,6 +21,7 @@ pub mod category;
 pub mod clock;
 pub mod evidence;
 pub mod pdf;
+pub mod printed;
 pub mod procedure;
 pub mod redact;
 pub mod report;

@@ -730,7 +730,7 @@ fn fit(text: &[u8], style: Style, max: f32) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::process::Command;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -739,7 +739,7 @@ mod tests {
 
     /// Runs a poppler-utils tool on the PDF (written to a temp file) and returns what it
     /// prints; `after` comes after the file name.
-    fn poppler(tool: &str, args: &[&str], after: &[&str], pdf: &[u8]) -> String {
+    pub(crate) fn poppler(tool: &str, args: &[&str], after: &[&str], pdf: &[u8]) -> String {
         let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
         let path =
             std::env::temp_dir().join(format!("haven-pdf-test-{}-{n}.pdf", std::process::id()));
@@ -766,7 +766,7 @@ mod tests {
     }
 
     /// The text of each page as `pdftotext -layout` reads it, runs of spaces made one.
-    fn pages(pdf: &[u8]) -> Vec<String> {
+    pub(crate) fn pages(pdf: &[u8]) -> Vec<String> {
         let text = poppler("pdftotext", &["-layout", "-enc", "UTF-8"], &["-"], pdf);
         let mut pages: Vec<String> = text.split('\x0c').map(squash).collect();
         if pages.last().is_some_and(|p| p.trim().is_empty()) {

@@ -56,7 +56,12 @@ impl Cell {
         suppress(self.n)
     }
 
-    /// Whether the count is withheld.
+    /// The count itself (for a chart that draws withheld counts as words, not bars).
+    pub fn count(&self) -> u64 {
+        self.n
+    }
+
+    /// Whether the count is withheld (from 1 to 4).
     pub fn suppressed(&self) -> bool {
         (1..SMALL_NUMBER).contains(&self.n)
     }

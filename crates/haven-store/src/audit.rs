@@ -183,8 +183,6 @@ pub enum AuditKind {
     ImportTransfer,
     /// Printed a child's chronology, or a paper transfer pack, to PDF.
     PrintChronology,
-    /// Named the school (its name on transfers and reports).
-    NameSchool,
 }
 
 impl AuditKind {
@@ -263,7 +261,6 @@ impl AuditKind {
             K::SubjectAccessExport => "subject-access export",
             K::ImportTransfer => "import transfer",
             K::PrintChronology => "print chronology",
-            K::NameSchool => "name school",
         }
     }
 }

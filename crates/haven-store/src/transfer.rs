@@ -41,61 +41,22 @@ fn invalid(what: impl Into<String>) -> StoreError {
     StoreError::Invalid(what.into())
 }
 
+/// Who is acting, by name, for a school named as its policy names it.
+#[derive(Debug, Clone, Copy)]
+pub struct Acting<'a> {
+    /// The DSL, for the record and the audit entry.
+    pub actor: Actor<'a>,
+    /// Their full name (on the file, or on the receipt).
+    pub name: &'a str,
+    /// The school's name (the policy's `school`).
+    pub school: &'a str,
+}
+
 fn vault_err(e: haven_vault::VaultError) -> StoreError {
     invalid(format!("The vault: {e}"))
 }
 
 impl Store {
-    /// The school's name as transfers and reports give it.
-    pub async fn school_name(&self, school: i64) -> Result<String, StoreError> {
-        let row = sqlx::query("SELECT name FROM schools WHERE id = $1")
-            .bind(school)
-            .fetch_optional(&self.pool)
-            .await?;
-        match row {
-            Some(r) => Ok(r.try_get(0)?),
-            None => Err(invalid(format!("There is no school {school}."))),
-        }
-    }
-
-    /// Names the school (what the new school sees as the sender of a file).
-    pub async fn set_school_name(
-        &self,
-        school: i64,
-        name: &str,
-        by: &Actor<'_>,
-    ) -> Result<(), StoreError> {
-        let name = name.trim();
-        if !(2..=120).contains(&name.chars().count()) || name.chars().any(char::is_control) {
-            return Err(invalid(
-                "A school's name is 2 to 120 characters on one line.",
-            ));
-        }
-        let _one = self.audit_guard().await;
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query("UPDATE schools SET name = $1 WHERE id = $2")
-            .bind(name)
-            .bind(school)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            return Err(invalid(format!("There is no school {school}.")));
-        }
-        self.audit_in(
-            &mut tx,
-            &AuditEntry::new(
-                by.username,
-                by.address,
-                AuditKind::NameSchool,
-                Subject::Records,
-            )
-            .count("school", school),
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     /// The child's file as `haven-file/1`, attachments opened from the vault. Unaudited: the
     /// caller seals and records it ([`Store::send_transfer`]) or prints it.
     pub async fn transfer_file(
@@ -103,6 +64,7 @@ impl Store {
         vault: &Vault,
         school: i64,
         person: i64,
+        from_school: &str,
         sent_by: &str,
     ) -> Result<File, StoreError> {
         let p = self
@@ -224,7 +186,7 @@ impl Store {
         }
         Ok(File {
             format: fmt::FORMAT.into(),
-            from_school: self.school_name(school).await?,
+            from_school: from_school.to_owned(),
             sent_at: fmt::time(now_ms()),
             sent_by: sent_by.to_owned(),
             child: fmt::Child {
@@ -245,10 +207,11 @@ impl Store {
         school: i64,
         person: i64,
         to: &Identity,
-        by: &Actor<'_>,
-        by_name: &str,
+        by: &Acting<'_>,
     ) -> Result<(Vec<u8>, i64), StoreError> {
-        let file = self.transfer_file(vault, school, person, by_name).await?;
+        let file = self
+            .transfer_file(vault, school, person, by.school, by.name)
+            .await?;
         let sealed = vault
             .seal_transfer(school, to, &file.to_json())
             .map_err(vault_err)?;
@@ -267,7 +230,7 @@ impl Store {
                 "Haven sealed transfer",
                 now_ms(),
                 Some((&sha, &key)),
-                by,
+                &by.actor,
             )
             .await?;
         Ok((sealed, id))
@@ -359,7 +322,6 @@ impl Store {
     /// Opens a sealed transfer addressed to `school`, checks it whole, and files it under
     /// `person` (or the one pupil whose name and date of birth it gives). With `from`, the file
     /// must be signed by that school's key.
-    #[allow(clippy::too_many_arguments)]
     pub async fn import_transfer(
         &self,
         vault: &Vault,
@@ -367,9 +329,9 @@ impl Store {
         sealed: &[u8],
         from: Option<&[u8; 32]>,
         person: Option<i64>,
-        by: &Actor<'_>,
-        by_name: &str,
+        acting: &Acting<'_>,
     ) -> Result<Imported, StoreError> {
+        let by = &acting.actor;
         let opened = vault
             .open_transfer(school, sealed, from)
             .map_err(vault_err)?
@@ -429,8 +391,8 @@ impl Store {
         let receipt = Receipt {
             transfer_sha256: sha.clone(),
             received_at: fmt::time(now),
-            school: self.school_name(school).await?,
-            received_by: by_name.to_owned(),
+            school: acting.school.to_owned(),
+            received_by: acting.name.to_owned(),
             records: file.records.len() as u64,
             evidence: sealed_evidence.len() as u64,
         };

@@ -1892,12 +1892,16 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                 username: "priya.shah",
                 address: "10.1.0.6",
             };
-            old.set_school_name(S, "Elm Park Primary", &dsl)
-                .await
-                .expect("name");
-            new.set_school_name(S, "Oak Hill Academy", &their_dsl)
-                .await
-                .expect("name");
+            let sender = haven_store::transfer::Acting {
+                actor: dsl,
+                name: "Priya Shah",
+                school: "Elm Park Primary",
+            };
+            let receiver = haven_store::transfer::Acting {
+                actor: their_dsl,
+                name: "Priya Shah",
+                school: "Oak Hill Academy",
+            };
             // The sending school: a concern with an attachment, a correction, a referral.
             let photo = b"\x89PNG\r\n\x1a\n invented screenshot bytes".to_vec();
             let sha = haven_vault::sha256_hex(&photo);
@@ -1994,7 +1998,7 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
             // Sealed to the new school's key; the sealed file does not show the child's name.
             let to = new_vault.identity(S, "Oak Hill Academy").expect("identity");
             let (file, transfer) = old
-                .send_transfer(&old_vault, S, amara, &to, &dsl, "Priya Shah")
+                .send_transfer(&old_vault, S, amara, &to, &sender)
                 .await
                 .expect("send");
             assert!(
@@ -2010,7 +2014,7 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
             );
             // Another school cannot open it, and nothing is written there.
             let err = new
-                .import_transfer(&other_vault, S, &file, None, None, &their_dsl, "X")
+                .import_transfer(&other_vault, S, &file, None, None, &receiver)
                 .await
                 .expect_err("sealed for Oak Hill only");
             assert!(err.to_string().contains("another school"), "{db}: {err}");
@@ -2019,7 +2023,7 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
             let mid = changed.len() / 2;
             changed[mid] ^= 1;
             assert!(new
-                .import_transfer(&new_vault, S, &changed, None, None, &their_dsl, "X")
+                .import_transfer(&new_vault, S, &changed, None, None, &receiver)
                 .await
                 .is_err());
             assert!(new.records(S, false, 10).await.expect("records").is_empty());
@@ -2027,15 +2031,7 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
             // The new school imports it: the pupil is found by name and date of birth.
             let from = old_vault.identity(S, "").expect("id").signing;
             let got = new
-                .import_transfer(
-                    &new_vault,
-                    S,
-                    &file,
-                    Some(&from),
-                    None,
-                    &their_dsl,
-                    "Priya Shah",
-                )
+                .import_transfer(&new_vault, S, &file, Some(&from), None, &receiver)
                 .await
                 .expect("import");
             let their_amara = id_of(&new, "Amara").await;
@@ -2106,7 +2102,7 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                 .is_empty());
             // Importing again writes nothing and gives the same receipt.
             let again = new
-                .import_transfer(&new_vault, S, &file, None, None, &their_dsl, "Priya Shah")
+                .import_transfer(&new_vault, S, &file, None, None, &receiver)
                 .await
                 .expect("again");
             assert!(again.again);

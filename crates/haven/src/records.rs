@@ -15,13 +15,9 @@ pub enum RecordsCommand {
     /// each as a member of staff writes one, and give one pupil a long chronology.
     Generate(GenerateArgs),
     /// Print this school's transfer identity: the line a child's previous school needs to seal
-    /// the child's file to this school, and its fingerprint to check by phone. With --name,
-    /// name the school first (the name the other school sees).
-    Identity {
-        /// The school's name.
-        #[arg(long)]
-        name: Option<String>,
-    },
+    /// the child's file to this school, and its fingerprint to check by phone. The school's
+    /// name is the policy's `school`.
+    Identity,
     /// Seal a leaver's file to their new school (its identity line, from `haven records
     /// identity` there) and write it to OUT; records the transfer (the five-day clock's "sent").
     Transfer {
@@ -127,6 +123,11 @@ fn line_or_file(text: &str) -> Result<String> {
     })
 }
 
+/// The school's name, as its policy gives it (the name the other school sees).
+fn school_name(ctx: &Context) -> Result<String> {
+    Ok(ctx.load_policy(None)?.0.school)
+}
+
 const DEFAULT_SCHOOL: i64 = haven_store::records::DEFAULT_SCHOOL;
 
 fn vault(ctx: &Context) -> Result<haven_vault::Vault> {
@@ -144,11 +145,8 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
                 g.long
             );
         }
-        RecordsCommand::Identity { name } => {
-            let v = vault(ctx)?;
-            let id = ctx.with_store(async |s| {
-                haven_app::records::identity(&s, &v, DEFAULT_SCHOOL, name.as_deref()).await
-            })?;
+        RecordsCommand::Identity => {
+            let id = vault(ctx)?.identity(DEFAULT_SCHOOL, &school_name(ctx)?)?;
             outln!("{}", id.to_line());
             outln!("fingerprint: {}", id.fingerprint());
             outln!(
@@ -163,8 +161,10 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
         } => {
             let v = vault(ctx)?;
             let to = line_or_file(&to)?;
+            let name = school_name(ctx)?;
             let (id, size) = ctx.with_store(async |s| {
-                haven_app::records::send(&s, &v, DEFAULT_SCHOOL, person, &to, dsl, &out).await
+                haven_app::records::send(&s, &v, DEFAULT_SCHOOL, &name, person, &to, dsl, &out)
+                    .await
             })?;
             outln!(
                 "sealed pupil {person}'s file ({size} bytes) to {}; transfer {id} recorded",
@@ -181,11 +181,13 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
         } => {
             let v = vault(ctx)?;
             let from = from.as_deref().map(line_or_file).transpose()?;
+            let name = school_name(ctx)?;
             let got = ctx.with_store(async |s| {
                 haven_app::records::receive(
                     &s,
                     &v,
                     DEFAULT_SCHOOL,
+                    &name,
                     &file,
                     from.as_deref(),
                     person,

@@ -217,3 +217,4 @@ mod dns;
 mod lists;
 mod monitor;
 mod proxy;
+mod records;
