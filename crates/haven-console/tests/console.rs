@@ -3557,3 +3557,312 @@ fn the_dpo_exports_a_pupils_records_with_other_childrens_names_taken_out() {
             .any(|e| e.action == "subject-access export" && e.subject == format!("person {ava}")));
     });
 }
+
+/// A form posted, the answer's bytes kept as they are (a PDF, a sealed file).
+async fn post_bytes(
+    app: &Router,
+    uri: &str,
+    cookies: &str,
+    form: &str,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::COOKIE, cookies)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form.to_owned()))
+        .expect("request");
+    let resp = app.clone().oneshot(req).await.expect("response");
+    let (parts, body) = resp.into_parts();
+    (
+        parts.status,
+        parts.headers,
+        body.collect().await.expect("body").to_bytes().to_vec(),
+    )
+}
+
+/// A PDF's text as poppler's pdftotext reads it (an independent PDF reader).
+fn pdf_text(pdf: &[u8]) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let path = std::env::temp_dir().join(format!(
+        "haven-console-pdf-{}-{}.pdf",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::write(&path, pdf).expect("write the PDF");
+    let out = std::process::Command::new("pdftotext")
+        .args(["-layout", "-enc", "UTF-8"])
+        .arg(&path)
+        .arg("-")
+        .output()
+        .expect("pdftotext (Debian package poppler-utils) reads the PDF");
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "pdftotext: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // One space between words, as a reader sees them.
+    text.split('\n')
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Text as a page escaped it, unescaped.
+fn unescape(html: &str) -> String {
+    html.replace("&#x2f;", "/")
+        .replace("&#39;", "'")
+        .replace("&quot;", "\"")
+        .replace("&#34;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+#[test]
+fn a_chronology_prints_to_pdf_and_a_file_goes_sealed_from_one_schools_console_to_anothers() {
+    rt().block_on(async {
+        let old = harness(config()).await;
+        let new = harness(config()).await;
+        let id_of = |h: &Harness, name: &'static str| {
+            let store = h.store.clone();
+            async move { store.find_people(name, 1).await.expect("find")[0].id }
+        };
+        let (ben, ava) = (
+            id_of(&old, "Ben Carter").await,
+            id_of(&old, "Ava Ahmed").await,
+        );
+        concern(
+            &old.store,
+            ben,
+            ava,
+            haven_records::Part::Victim,
+            "cyberbullying",
+            "Year 1 classroom",
+            "Ava said the older pupils took her snack and laughed at her.",
+            haven_store::now_ms() - 3_600_000,
+        )
+        .await;
+        let (priya, csrf) = signed_in(&old.store, "priya.shah").await;
+        let form = fields(&[("csrf", csrf.as_str())]);
+
+        // The DSL prints Ava's chronology: a PDF whose text a PDF reader gives back.
+        let (status, headers, pdf) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/print"),
+            &priya,
+            &form,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&pdf));
+        assert_eq!(headers[header::CONTENT_TYPE], "application/pdf");
+        assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+        let text = pdf_text(&pdf);
+        assert!(text.contains("Chronology: Ava Ahmed"), "{text}");
+        assert!(text.contains("took her snack"), "{text}");
+        assert!(
+            text.contains("Ben Carter") && text.contains("OFFICIAL-SENSITIVE"),
+            "{text}"
+        );
+        // Without its token it is refused; a teacher (who wrote the concern) cannot print it.
+        let (status, _, _) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/print"),
+            &priya,
+            "csrf=x",
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (ben_cookie, ben_csrf) = signed_in(&old.store, "ben.carter").await;
+        let (status, _, body) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/print"),
+            &ben_cookie,
+            &fields(&[("csrf", ben_csrf.as_str())]),
+        )
+        .await;
+        assert_ne!(status, StatusCode::OK);
+        assert!(!String::from_utf8_lossy(&body).contains("snack"));
+
+        // The governors' report as PDF: one concern, so its count is withheld; no name in it.
+        let (status, _, body) =
+            call(&old.app, Method::GET, "/reports.pdf", &priya, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        let req = Request::builder()
+            .uri("/reports.pdf")
+            .header(header::COOKIE, &priya)
+            .body(Body::empty())
+            .expect("request");
+        let resp = old.app.clone().oneshot(req).await.expect("response");
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let text = pdf_text(&bytes);
+        assert!(text.contains("Safeguarding report for governors"), "{text}");
+        assert!(text.contains("fewer than 5"), "{text}");
+        assert!(!text.contains("Ava") && !text.contains("Ahmed"), "{text}");
+        drop(body);
+
+        // The new school's DSL gives their key line; the old school's DSL seals Ava's file to it.
+        let (their_priya, their_csrf) = signed_in(&new.store, "priya.shah").await;
+        let (_, _, page) = call(
+            &new.app,
+            Method::GET,
+            "/records/transfers",
+            &their_priya,
+            None,
+            &[],
+        )
+        .await;
+        let line = unescape(between(
+            &page,
+            "<pre id=\"identity-line\" class=\"wrap\">",
+            "</pre>",
+        ));
+        assert!(line.starts_with("haven-school-key/1 "), "{page}");
+        let (_, _, page) = call(
+            &old.app,
+            Method::GET,
+            "/records/transfers",
+            &priya,
+            None,
+            &[],
+        )
+        .await;
+        let old_line = unescape(between(
+            &page,
+            "<pre id=\"identity-line\" class=\"wrap\">",
+            "</pre>",
+        ));
+        let bad = fields(&[
+            ("csrf", csrf.as_str()),
+            ("to", "haven-school-key/1 nonsense"),
+        ]);
+        let (status, _, _) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/transfers/sealed"),
+            &priya,
+            &bad,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            old.store.transfers_of(1, ava).await.expect("t").is_empty(),
+            "nothing recorded"
+        );
+        let (status, headers, sealed) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/transfers/sealed"),
+            &priya,
+            &fields(&[("csrf", csrf.as_str()), ("to", &line)]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(headers[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii")
+            .contains(".haven"));
+        assert!(sealed.starts_with(b"HVT1"));
+        assert!(!sealed.windows(5).any(|w| w == b"snack"), "sealed");
+
+        // The new school imports it: Ava is found by name and date of birth.
+        let (status, _, page) = post_multipart(
+            &new.app,
+            "/records/transfers/import",
+            &their_priya,
+            multipart(
+                &[
+                    ("csrf", their_csrf.as_str()),
+                    ("from", &old_line),
+                    ("person", ""),
+                ],
+                &[("file", "transfer-1.haven", &sealed)],
+            ),
+        )
+        .await;
+        let page = String::from_utf8_lossy(&page).into_owned();
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(page.contains("Imported 1 record(s)"), "{page}");
+        let receipt = unescape(between(
+            &page,
+            "<pre id=\"receipt\" class=\"wrap\">",
+            "</pre>",
+        ));
+        assert!(receipt.starts_with("haven-receipt/1"), "{page}");
+        let their_ava = id_of(&new, "Ava Ahmed").await;
+        let (_, _, chron) = call(
+            &new.app,
+            Method::GET,
+            &format!("/records/people/{their_ava}"),
+            &their_priya,
+            None,
+            &[],
+        )
+        .await;
+        assert!(chron.contains("Received from"), "{chron}");
+        let recs = new
+            .store
+            .records_of_child(1, their_ava)
+            .await
+            .expect("records");
+        assert!(recs[0].account.contains("took her snack"));
+        assert!(
+            recs[0].author.1.starts_with("Ben Carter ("),
+            "{:?}",
+            recs[0].author
+        );
+
+        // The receipt goes back: a changed one is refused; the real one stops the clock.
+        let forged = receipt.replace("records: 1", "records: 9");
+        let (status, _, _) = call(
+            &old.app,
+            Method::POST,
+            "/records/transfers/receipt",
+            &priya,
+            Some(&fields(&[("csrf", csrf.as_str()), ("receipt", &forged)])),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(old.store.transfers_of(1, ava).await.expect("t")[0]
+            .receipt
+            .is_none());
+        let (status, headers, _) = call(
+            &old.app,
+            Method::POST,
+            "/records/transfers/receipt",
+            &priya,
+            Some(&fields(&[("csrf", csrf.as_str()), ("receipt", &receipt)])),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(location(&headers).starts_with("/records/transfers?done="));
+        let t = &old.store.transfers_of(1, ava).await.expect("t")[0];
+        assert!(
+            t.receipt
+                .as_ref()
+                .is_some_and(|r| r.1.contains("signed receipt")),
+            "{t:?}"
+        );
+
+        // The paper pack for the same transfer ends with a receipt page to sign.
+        let (status, _, pack) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/transfers/{}/pack", t.id),
+            &priya,
+            &form,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        let text = pdf_text(&pack);
+        let last = text
+            .rsplit('\u{c}')
+            .find(|p| !p.trim().is_empty())
+            .unwrap_or("");
+        assert!(
+            last.contains("Receipt") && last.contains("Signature"),
+            "{last}"
+        );
+    });
+}

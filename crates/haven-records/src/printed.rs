@@ -66,12 +66,23 @@ fn child_fields(doc: &mut Doc, f: &File) {
 
 /// One chronology line as a table row: when, who, what (with its rationale, and what corrects
 /// it or what it corrects).
-fn entry_rows(f: &File, tz: &TimeZone) -> Vec<(String, Vec<String>)> {
+/// With `accounts`, the line that logged a concern carries what it said (where, the account,
+/// what was done at once), as a chronology on its own must.
+fn entry_rows(f: &File, tz: &TimeZone, accounts: bool) -> Vec<(String, Vec<String>)> {
     let mut rows = Vec::new();
     for r in &f.records {
         let corrected: Vec<Option<usize>> = r.entries.iter().map(|e| e.corrects).collect();
         for (i, e) in r.entries.iter().enumerate() {
             let mut what = format!("{}: {}", kind(&e.kind), e.text);
+            if accounts && e.kind == EntryKind::Concern.as_str() {
+                if !r.place.is_empty() {
+                    what.push_str(&format!("\nWhere: {}", r.place));
+                }
+                what.push_str(&format!("\nWhat happened: {}", r.account));
+                if !r.actions.is_empty() {
+                    what.push_str(&format!("\nDone at once: {}", r.actions));
+                }
+            }
             if let Some(why) = &e.rationale {
                 what.push_str(&format!("\nRationale: {why}"));
             }
@@ -136,7 +147,7 @@ pub fn chronology(f: &File, printed_by: &str, printed_at: &str, tz: &TimeZone) -
         &records,
     );
     doc.subheading("Chronology");
-    let rows: Vec<Vec<String>> = entry_rows(f, tz).into_iter().map(|r| r.1).collect();
+    let rows: Vec<Vec<String>> = entry_rows(f, tz, true).into_iter().map(|r| r.1).collect();
     if rows.is_empty() {
         doc.para("No entries.");
     } else {
@@ -253,7 +264,7 @@ pub fn paper_pack(f: &File, to_school: &str, transfer: i64, tz: &TimeZone) -> Ve
             records: vec![r.clone()],
             ..f.clone()
         };
-        let rows: Vec<Vec<String>> = entry_rows(&one, tz)
+        let rows: Vec<Vec<String>> = entry_rows(&one, tz, false)
             .into_iter()
             .map(|(_, mut row)| {
                 row.remove(2);

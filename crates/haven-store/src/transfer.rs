@@ -37,6 +37,27 @@ pub struct Imported {
     pub from_school: String,
 }
 
+/// A file received from a child's previous school.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferIn {
+    /// Id.
+    pub id: i64,
+    /// The pupil it was filed under.
+    pub person: i64,
+    /// Their name.
+    pub child: String,
+    /// The sending school.
+    pub from_school: String,
+    /// When it was imported.
+    pub received_at_ms: i64,
+    /// Records imported.
+    pub records: i64,
+    /// Attachments imported.
+    pub evidence: i64,
+    /// The signed receipt.
+    pub receipt: String,
+}
+
 fn invalid(what: impl Into<String>) -> StoreError {
     StoreError::Invalid(what.into())
 }
@@ -57,6 +78,31 @@ fn vault_err(e: haven_vault::VaultError) -> StoreError {
 }
 
 impl Store {
+    /// Files received from children's previous schools, newest first.
+    pub async fn transfers_in(&self, school: i64) -> Result<Vec<TransferIn>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT t.id, t.person_id, p.first_name || ' ' || p.last_name, t.from_school, t.received_at, t.records, t.evidence, t.receipt \
+             FROM transfers_in t JOIN people p ON p.id = t.person_id WHERE t.school_id = $1 ORDER BY t.received_at DESC, t.id DESC",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TransferIn {
+                    id: r.try_get(0)?,
+                    person: r.try_get(1)?,
+                    child: r.try_get(2)?,
+                    from_school: r.try_get(3)?,
+                    received_at_ms: r.try_get(4)?,
+                    records: r.try_get(5)?,
+                    evidence: r.try_get(6)?,
+                    receipt: r.try_get(7)?,
+                })
+            })
+            .collect()
+    }
+
     /// The child's file as `haven-file/1`, attachments opened from the vault. Unaudited: the
     /// caller seals and records it ([`Store::send_transfer`]) or prints it.
     pub async fn transfer_file(

@@ -76,11 +76,19 @@ pub const PAGES: &[Route] = &[
     route!(POST "/records/people/{id}/open", Need(P::Records), records::chronology_open),
     route!(POST "/records/people/{id}/transfers", Need(P::Records), records::transfer),
     route!(POST "/records/people/{id}/transfers/{transfer}/receipt", Need(P::Records), records::receipt),
+    route!(POST "/records/people/{id}/print", Need(P::Records), records::chronology_pdf),
+    route!(POST "/records/people/{id}/transfers/sealed", Need(P::Records), records::transfer_sealed),
+    route!(POST "/records/people/{id}/transfers/{transfer}/pack", Need(P::Records), records::paper_pack),
+    route!(GET "/records/transfers", Need(P::Records), records::transfers),
+    route!(UPLOAD "/records/transfers/import", Need(P::Records), records::transfer_import),
+    route!(GET "/records/transfers/in/{id}/receipt", Need(P::Records), records::transfer_in_receipt),
+    route!(POST "/records/transfers/receipt", Need(P::Records), records::transfer_receipt),
     route!(GET "/reports", Need(P::Reports), reports::reports).nav("Report"),
     route!(GET "/sar", Need(P::SubjectAccess), records::sar_find).nav("Subject access"),
     route!(GET "/sar/{id}", Need(P::SubjectAccess), records::sar),
     route!(GET "/sar/{id}/json", Need(P::SubjectAccess), records::sar_json),
     route!(GET "/reports.csv", Need(P::Reports), reports::reports_csv),
+    route!(GET "/reports.pdf", Need(P::Reports), reports::reports_pdf),
     route!(GET "/concerns/new", Need(P::LogConcern), records::new_concern).nav("Log a concern"),
     route!(UPLOAD "/concerns", Need(P::LogConcern), records::log_concern),
     route!(GET "/concerns/mine", Need(P::LogConcern), records::my_concerns).nav("My concerns"),
@@ -239,8 +247,8 @@ fn status_for(error: &str) -> axum::http::StatusCode {
 /// A message passed to the page a form redirects to (`?done=…`).
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct Flash {
-    done: String,
+pub(crate) struct Flash {
+    pub(crate) done: String,
 }
 
 /// A form with nothing but its token.

@@ -182,3 +182,34 @@ pub(super) async fn reports_csv(
     )
         .into_response())
 }
+
+/// The same report as PDF (charts and tables, counts as shown), as a download.
+pub(super) async fn reports_pdf(
+    State(c): State<Console>,
+    s: Signed,
+    Query(p): Query<Period>,
+) -> Result<Response, Denied> {
+    let period = chosen(&p)?;
+    let r = build(&c, &s, &period, "pdf").await?;
+    let bytes = haven_records::printed::report(
+        &r,
+        &c.school(),
+        &period.from.to_string(),
+        &period.to.to_string(),
+        &period.before.to_string(),
+    );
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"safeguarding-{}-to-{}.pdf\"",
+                    period.from, period.to
+                ),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

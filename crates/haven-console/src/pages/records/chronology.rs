@@ -21,7 +21,7 @@ struct ChronologyPage {
 /// What the chronology holds that the reader may see in full, or why not.
 /// The reader's access to a child's chronology, with the child's records it was judged on
 /// (read once, for the page too).
-async fn chronology_access(
+pub(super) async fn chronology_access(
     c: &Console,
     s: &Signed,
     person: i64,

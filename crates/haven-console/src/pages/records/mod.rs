@@ -27,9 +27,10 @@ mod concern;
 mod evidence;
 mod retention;
 mod sar;
+mod transfer;
 
 pub(in crate::pages) use self::{
-    cases::*, chronology::*, concern::*, evidence::*, retention::*, sar::*,
+    cases::*, chronology::*, concern::*, evidence::*, retention::*, sar::*, transfer::*,
 };
 
 const SCHOOL: i64 = rec::DEFAULT_SCHOOL;
