@@ -453,11 +453,20 @@ pub async fn send(
     school_name: &str,
     person: i64,
     to: &str,
+    fingerprint: &str,
     dsl: Option<i64>,
     out: &std::path::Path,
 ) -> Result<(i64, usize)> {
     use std::os::unix::fs::OpenOptionsExt as _;
     let to = haven_vault::Identity::parse(to)?;
+    // The key line came by email; its fingerprint, read over the phone by the new school's
+    // DSL, is what shows the line is theirs.
+    anyhow::ensure!(
+        fingerprint.trim().eq_ignore_ascii_case(&to.fingerprint()),
+        "the key line's fingerprint is {}, not {}: check the line with the new school's DSL by phone before sealing the file to it",
+        to.fingerprint(),
+        fingerprint.trim()
+    );
     let (id, name) = dsl_for(store, dsl).await?;
     let operator = crate::admin::operator();
     let actor = Actor {
@@ -502,13 +511,14 @@ pub async fn receive(
     school: i64,
     school_name: &str,
     file: &std::path::Path,
-    from: Option<&str>,
+    from: &str,
     person: Option<i64>,
+    despite_mismatch: bool,
     dsl: Option<i64>,
     receipt_out: &std::path::Path,
 ) -> Result<haven_store::transfer::Imported> {
     let sealed = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-    let from = from.map(haven_vault::Identity::parse).transpose()?;
+    let from = haven_vault::Identity::parse(from)?;
     let (id, name) = dsl_for(store, dsl).await?;
     let operator = crate::admin::operator();
     let actor = Actor {
@@ -521,8 +531,11 @@ pub async fn receive(
             vault,
             school,
             &sealed,
-            from.as_ref().map(|f| &f.signing),
-            person,
+            &haven_store::transfer::Receiving {
+                from: from.signing,
+                person,
+                despite_mismatch,
+            },
             &haven_store::transfer::Acting {
                 actor,
                 name: &name,
@@ -538,6 +551,7 @@ pub async fn receive(
 /// Records a receipt returned by the new school (checked against its key): the transfer's id.
 pub async fn receipt(
     store: &Store,
+    vault: &haven_vault::Vault,
     school: i64,
     file: &std::path::Path,
 ) -> Result<(i64, haven_vault::Receipt)> {
@@ -552,6 +566,6 @@ pub async fn receipt(
         username: &operator,
         address: "cli",
     };
-    let (id, _, r) = store.accept_receipt(school, &text, &actor).await?;
+    let (id, _, r) = store.accept_receipt(vault, school, &text, &actor).await?;
     Ok((id, r))
 }

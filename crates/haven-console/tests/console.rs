@@ -3750,11 +3750,56 @@ fn a_chronology_prints_to_pdf_and_a_file_goes_sealed_from_one_schools_console_to
             old.store.transfers_of(1, ava).await.expect("t").is_empty(),
             "nothing recorded"
         );
-        let (status, headers, sealed) = post_bytes(
+        // First the line's fingerprint, to read back with the new school's DSL: nothing is
+        // sealed or recorded until it is confirmed.
+        let (status, _, page) = post_bytes(
             &old.app,
             &format!("/records/people/{ava}/transfers/sealed"),
             &priya,
             &fields(&[("csrf", csrf.as_str()), ("to", &line)]),
+        )
+        .await;
+        let page = String::from_utf8_lossy(&page).into_owned();
+        assert_eq!(status, StatusCode::OK);
+        let (_, _, theirs) = call(
+            &new.app,
+            Method::GET,
+            "/records/transfers",
+            &their_priya,
+            None,
+            &[],
+        )
+        .await;
+        let fingerprint = between(&theirs, "<strong id=\"fingerprint\">", "</strong>").to_owned();
+        assert_eq!(fingerprint.len(), 23, "{theirs}");
+        assert!(
+            page.contains(&fingerprint) && page.contains("Check the new school"),
+            "{page}"
+        );
+        assert!(old.store.transfers_of(1, ava).await.expect("t").is_empty());
+        let (status, _, page) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/transfers/sealed"),
+            &priya,
+            &fields(&[
+                ("csrf", csrf.as_str()),
+                ("to", &line),
+                ("confirm", "00000-00000-00000-00000"),
+            ]),
+        )
+        .await;
+        assert!(String::from_utf8_lossy(&page).contains("Check the new school"));
+        assert_eq!(status, StatusCode::OK);
+        assert!(old.store.transfers_of(1, ava).await.expect("t").is_empty());
+        let (status, headers, sealed) = post_bytes(
+            &old.app,
+            &format!("/records/people/{ava}/transfers/sealed"),
+            &priya,
+            &fields(&[
+                ("csrf", csrf.as_str()),
+                ("to", &line),
+                ("confirm", &fingerprint),
+            ]),
         )
         .await;
         assert_eq!(status, StatusCode::OK);
@@ -3765,6 +3810,19 @@ fn a_chronology_prints_to_pdf_and_a_file_goes_sealed_from_one_schools_console_to
         assert!(sealed.starts_with(b"HVT1"));
         assert!(!sealed.windows(5).any(|w| w == b"snack"), "sealed");
 
+        // Without the sending school's key line it is not imported.
+        let (status, _, _) = post_multipart(
+            &new.app,
+            "/records/transfers/import",
+            &their_priya,
+            multipart(
+                &[("csrf", their_csrf.as_str()), ("from", ""), ("person", "")],
+                &[("file", "transfer-1.haven", &sealed)],
+            ),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(new.store.transfers_in(1).await.expect("in").is_empty());
         // The new school imports it: Ava is found by name and date of birth.
         let (status, _, page) = post_multipart(
             &new.app,

@@ -48,6 +48,16 @@ fn step_text(category: &str, step: &str) -> String {
         .map_or_else(|| step.to_owned(), |s| s.text.to_owned())
 }
 
+/// A note when some of the file's text cannot be printed in the PDF's character set.
+fn unprintable_note(doc: &mut Doc, f: &File) {
+    let n = crate::pdf::unprintable(&String::from_utf8_lossy(&f.to_json()));
+    if n > 0 {
+        doc.note(&format!(
+            "{n} character(s) in this file are outside the PDF's character set (Western European) and print as \"?\"; the console shows them as written."
+        ));
+    }
+}
+
 fn child_fields(doc: &mut Doc, f: &File) {
     doc.field(
         "Child",
@@ -124,6 +134,7 @@ pub fn chronology(f: &File, printed_by: &str, printed_at: &str, tz: &TimeZone) -
     doc.heading(&format!("Chronology: {name}"));
     child_fields(&mut doc, f);
     doc.field("Printed", &format!("{printed_at} by {printed_by}"));
+    unprintable_note(&mut doc, f);
     doc.subheading("Records");
     let records: Vec<Vec<String>> = f
         .records
@@ -178,6 +189,7 @@ pub fn paper_pack(f: &File, to_school: &str, transfer: i64, tz: &TimeZone) -> Ve
             f.sent_by
         ),
     );
+    unprintable_note(&mut doc, f);
     doc.note("Keeping children safe in education: a child protection file is transferred within five school days, separately from the main pupil file, and its receipt confirmed. Please sign and return the last page.");
     for (i, r) in f.records.iter().enumerate() {
         doc.page_break();
@@ -284,6 +296,11 @@ pub fn paper_pack(f: &File, to_school: &str, transfer: i64, tz: &TimeZone) -> Ve
                     vec![
                         if a.possible_nude {
                             "Possible nude image: never copied or printed".to_owned()
+                        } else if a.withheld {
+                            format!(
+                                "{} ({}; not sent: the record names other children)",
+                                a.name, a.media_type
+                            )
                         } else {
                             format!("{} ({})", a.name, a.media_type)
                         },
@@ -486,6 +503,7 @@ mod tests {
                     media_type: "image/jpeg".into(),
                     sha256: "ab".repeat(32),
                     possible_nude: true,
+                    withheld: true,
                     content: String::new(),
                 }],
             }],
@@ -532,6 +550,15 @@ mod tests {
         assert!(text.contains("Superseded by a correction"), "{text}");
         assert!(text.contains("Corrects an earlier entry: Wrong relative named"));
         assert!(text.contains("Rationale: Family engaged"), "{text}");
+        assert!(!text.contains("outside the PDF's character set"));
+        let mut f = file();
+        f.child.first_name = "Łucja".into();
+        let text = pages(&chronology(&f, "R", "now", &tz)).join("\n");
+        assert!(text.contains("Chronology: ?ucja Castellan"), "{text}");
+        assert!(
+            text.contains("1 character(s) in this file are outside"),
+            "{text}"
+        );
     }
 
     #[test]

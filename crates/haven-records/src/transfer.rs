@@ -19,8 +19,12 @@ use crate::{Agency, EntryKind, Part};
 pub const FORMAT: &str = "haven-file/1";
 /// Most records one file may hold.
 pub const MAX_RECORDS: usize = 2_000;
-/// Most characters in one text field.
-pub const MAX_TEXT: usize = 20_000;
+/// Most characters in one text field (above what Haven keeps in one, with the words its own
+/// lines add, so that every file Haven makes is one it accepts).
+pub const MAX_TEXT: usize = 25_000;
+/// Most characters in a short field (a name, a place, a reference; a line's author with the
+/// school they wrote at).
+pub const MAX_SHORT: usize = 400;
 
 /// A child's file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,9 +157,14 @@ pub struct Attachment {
     pub media_type: String,
     /// SHA-256 of the bytes, hex.
     pub sha256: String,
-    /// Marked as a possible nude image: never shown, at either school.
+    /// Marked as a possible nude image: never shown, at either school, and never sent.
     pub possible_nude: bool,
-    /// The bytes, base64.
+    /// Kept at the sending school and not sent (a possible nude image always; any file of a
+    /// record that names other children): `content` is empty, and the receiver asks the
+    /// sender's DSL for it, checking it against `sha256`.
+    #[serde(default)]
+    pub withheld: bool,
+    /// The bytes, base64 (empty when withheld).
     pub content: String,
 }
 
@@ -256,6 +265,14 @@ impl File {
                 long(&w("text"), &e.text, true)?;
                 opt_long(&w("rationale"), &e.rationale)?;
                 opt_long(&w("reason"), &e.reason)?;
+                if e.kind == EntryKind::Decision.as_str()
+                    && e.rationale.as_deref().is_none_or(|r| r.trim().is_empty())
+                {
+                    return Err(bad(format!(
+                        "{} is a decision with no rationale",
+                        w("kind")
+                    )));
+                }
                 match e.corrects {
                     Some(k) if k >= j => {
                         return Err(bad(format!(
@@ -269,6 +286,17 @@ impl File {
                     _ => {}
                 }
             }
+            for (j, e) in r.entries.iter().enumerate() {
+                let original = e.corrects.and_then(|k| r.entries.get(k));
+                if let Some(o) = original {
+                    if millis(&e.at) < millis(&o.at) {
+                        return Err(bad(format!(
+                            "record {n} entry {} corrects a line but is dated before it",
+                            j + 1
+                        )));
+                    }
+                }
+            }
             let mut corrected = std::collections::HashSet::new();
             if !r
                 .entries
@@ -278,9 +306,18 @@ impl File {
             {
                 return Err(bad(format!("record {n} corrects one line twice")));
             }
+            let procedure = crate::category::steps_for(&r.category);
             for (j, s) in r.steps.iter().enumerate() {
                 let w = |field: &str| format!("record {n} step {} {field}", j + 1);
                 short(&w("step"), &s.step, true)?;
+                if !procedure.iter().any(|p| p.id == s.step) {
+                    return Err(bad(format!(
+                        "{} {:?} is not a step of the {} procedure",
+                        w("step"),
+                        cut(&s.step),
+                        cut(&r.category_name)
+                    )));
+                }
                 short(&w("by"), &s.by, true)?;
                 at(&w("at"), &s.at)?;
                 opt_long(&w("skipped"), &s.skipped)?;
@@ -307,6 +344,26 @@ impl File {
             for (j, a) in r.evidence.iter().enumerate() {
                 let w = format!("record {n} attachment {}", j + 1);
                 short(&format!("{w} name"), &a.name, true)?;
+                if a.possible_nude && !a.media_type.starts_with("image/") {
+                    return Err(bad(format!(
+                        "{w} is marked as a possible nude image but is not an image"
+                    )));
+                }
+                if a.possible_nude && !a.withheld {
+                    return Err(bad(format!(
+                        "{w} is marked as a possible nude image but was sent: such an image never travels"
+                    )));
+                }
+                if a.withheld {
+                    if !a.content.is_empty() {
+                        return Err(bad(format!("{w} is withheld but has content")));
+                    }
+                    short(&format!("{w} media_type"), &a.media_type, true)?;
+                    if a.sha256.len() != 64 || !a.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                        return Err(bad(format!("{w}'s sha256 is not 64 hex digits")));
+                    }
+                    continue;
+                }
                 let bytes = a
                     .bytes()
                     .ok_or_else(|| bad(format!("{w}'s content is not base64")))?;
@@ -341,7 +398,7 @@ fn cut(s: &str) -> String {
 }
 
 fn short(name: &str, text: &str, needed: bool) -> Result<(), FileError> {
-    bounded(name, text, needed, 200)
+    bounded(name, text, needed, MAX_SHORT)
 }
 
 fn long(name: &str, text: &str, needed: bool) -> Result<(), FileError> {
@@ -480,6 +537,25 @@ mod tests {
                 "longer than",
             ),
             (|f| f.records[0].body_map = vec!["tail".into()], "body map"),
+            (
+                |f| f.records[0].entries[1].kind = "decision".into(),
+                "no rationale",
+            ),
+            (
+                |f| f.records[0].entries[1].at = time(1_760_000_000_000),
+                "dated before it",
+            ),
+            (
+                |f| {
+                    f.records[0].steps.push(Step {
+                        step: "<img src=x onerror=alert(1)>".into(),
+                        by: "Dee Esel".into(),
+                        at: time(1_770_000_300_000),
+                        skipped: None,
+                    })
+                },
+                "is not a step of",
+            ),
         ];
         for (break_it, says) in cases {
             let mut f = file();
@@ -500,6 +576,7 @@ mod tests {
             media_type: "image/png".into(),
             sha256: "0".repeat(64),
             possible_nude: false,
+            withheld: false,
             content: base64::engine::general_purpose::STANDARD.encode(png),
         });
         assert!(File::from_json(&f.to_json()).is_ok());
@@ -510,5 +587,24 @@ mod tests {
             .contains("its bytes are image/png"));
         f.records[0].evidence[0].content = "***".into();
         assert!(File::from_json(&f.to_json()).is_err());
+        // A possible nude image never travels: sent, it refuses the file; withheld, it is
+        // listed by its hash alone; and only an image can be one.
+        let a = &mut f.records[0].evidence[0];
+        a.media_type = "image/png".into();
+        a.content = base64::engine::general_purpose::STANDARD.encode(png);
+        a.possible_nude = true;
+        assert!(File::from_json(&f.to_json())
+            .expect_err("sent")
+            .to_string()
+            .contains("never travels"));
+        let a = &mut f.records[0].evidence[0];
+        a.withheld = true;
+        a.content = String::new();
+        assert!(File::from_json(&f.to_json()).is_ok());
+        f.records[0].evidence[0].media_type = "text/plain".into();
+        assert!(File::from_json(&f.to_json())
+            .expect_err("not an image")
+            .to_string()
+            .contains("not an image"));
     }
 }

@@ -228,6 +228,10 @@ pub struct Transfer {
     pub sent_at_ms: i64,
     /// When the new school confirmed receiving it, and who there.
     pub receipt: Option<(i64, String)>,
+    /// Who sent it (name).
+    pub sent_by: String,
+    /// Sealed to a Haven school's key: only its signed receipt stops the clock.
+    pub sealed: bool,
 }
 
 /// A pupil who has left with safeguarding records: when, and the transfers of their file.
@@ -1224,7 +1228,8 @@ impl Store {
         person: i64,
     ) -> Result<Vec<Transfer>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, to_school, method, sent_at, receipt_at, receipt_from FROM transfers WHERE school_id = $1 AND person_id = $2 ORDER BY sent_at, id",
+            "SELECT t.id, t.to_school, t.method, t.sent_at, t.receipt_at, t.receipt_from, p.first_name || ' ' || p.last_name, t.package_sha256 \
+             FROM transfers t JOIN people p ON p.id = t.sent_by WHERE t.school_id = $1 AND t.person_id = $2 ORDER BY t.sent_at, t.id",
         )
         .bind(school)
         .bind(person)
@@ -1240,6 +1245,8 @@ impl Store {
                     method: r.try_get(2)?,
                     sent_at_ms: r.try_get(3)?,
                     receipt: at.map(|a| (a, from.unwrap_or_default())),
+                    sent_by: r.try_get(6)?,
+                    sealed: r.try_get::<Option<String>, _>(7)?.is_some(),
                 })
             })
             .collect()
@@ -1311,7 +1318,9 @@ impl Store {
         Ok(id)
     }
 
-    /// Records the new school's receipt of a transfer, which stops the transfer clock.
+    /// Records the new school's receipt of a transfer sent some other way than sealed, which
+    /// stops the transfer clock. A sealed transfer's clock stops only on its signed receipt
+    /// (`Store::accept_receipt`).
     pub async fn confirm_receipt(
         &self,
         school: i64,
@@ -1320,21 +1329,49 @@ impl Store {
         at_ms: i64,
         by: &Actor<'_>,
     ) -> Result<(), StoreError> {
+        self.confirm_receipt_as(school, transfer, from, at_ms, false, by)
+            .await
+    }
+
+    pub(crate) async fn confirm_receipt_as(
+        &self,
+        school: i64,
+        transfer: i64,
+        from: &str,
+        at_ms: i64,
+        signed: bool,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
         let now = now_ms();
         let from = field("Who confirmed it", from, true, MAX_SHORT)?;
         let at = when_checked("When it was received", at_ms, now)?;
         let _one = self.audit_guard().await;
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "UPDATE transfers SET receipt_at = $1, receipt_from = $2 WHERE school_id = $3 AND id = $4 AND receipt_at IS NULL",
+            "UPDATE transfers SET receipt_at = $1, receipt_from = $2 WHERE school_id = $3 AND id = $4 AND receipt_at IS NULL AND (package_sha256 IS NULL OR $5 = 1)",
         )
         .bind(at)
         .bind(&from)
         .bind(school)
         .bind(transfer)
+        .bind(i64::from(signed))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
+            let sealed: Option<Option<String>> = sqlx::query(
+                "SELECT package_sha256 FROM transfers WHERE school_id = $1 AND id = $2",
+            )
+            .bind(school)
+            .bind(transfer)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            if !signed && matches!(sealed, Some(Some(_))) {
+                return Err(invalid(format!(
+                    "Transfer {transfer} was sealed to the new school's key: its clock stops on the receipt their Haven signed (Files between schools, Record a receipt)."
+                )));
+            }
             return Err(invalid(format!(
                 "Transfer {transfer} does not exist or already has its receipt."
             )));

@@ -62,6 +62,19 @@ fn invalid(what: impl Into<String>) -> StoreError {
     StoreError::Invalid(what.into())
 }
 
+/// How a file is received: the sending school's signing key (from its key line; a file
+/// signed by any other key is refused), and the pupil it is for when the DSL chooses (a
+/// different name or date of birth is refused unless `despite_mismatch`).
+#[derive(Debug, Clone, Copy)]
+pub struct Receiving {
+    /// The sender's signing key.
+    pub from: [u8; 32],
+    /// The pupil, when chosen.
+    pub person: Option<i64>,
+    /// File it under the chosen pupil although their name or date of birth differ.
+    pub despite_mismatch: bool,
+}
+
 /// Who is acting, by name, for a school named as its policy names it.
 #[derive(Debug, Clone, Copy)]
 pub struct Acting<'a> {
@@ -134,6 +147,23 @@ impl Store {
                 .find(|c| c.person == person)
                 .map(|c| c.part)
                 .ok_or_else(|| invalid(format!("Record {} does not name the child.", r.id)))?;
+            // The other children a record names are theirs: their names are taken out of every
+            // text that travels, and the record's files stay here (listed by their hash).
+            let others: Vec<String> = r
+                .children
+                .iter()
+                .filter(|c| c.person != person)
+                .map(|c| c.name.clone())
+                .collect();
+            let shared = !others.is_empty();
+            let clean = |t: &str| {
+                if shared {
+                    haven_records::redact::redact(t, &others)
+                } else {
+                    t.to_owned()
+                }
+            };
+            let clean_opt = |t: &Option<String>| t.as_deref().map(clean);
             let all = self.record_entries(school, r.id).await?;
             let mine: Vec<_> = all
                 .into_iter()
@@ -146,12 +176,12 @@ impl Store {
                     written_at: fmt::time(e.written_at_ms),
                     author: e.author.clone(),
                     kind: e.kind.as_str().to_owned(),
-                    text: e.text.clone(),
-                    rationale: e.rationale.clone(),
+                    text: clean(&e.text),
+                    rationale: clean_opt(&e.rationale),
                     corrects: e
                         .supersedes
                         .and_then(|s| mine.iter().position(|o| o.id == s)),
-                    reason: e.reason.clone(),
+                    reason: clean_opt(&e.reason),
                 })
                 .collect();
             let steps = self
@@ -173,14 +203,29 @@ impl Store {
                     agency: f.agency.as_str().to_owned(),
                     made_at: fmt::time(f.made_at_ms),
                     by: f.by,
-                    contact: f.contact,
-                    reference: f.reference,
-                    outcome: f.outcome,
+                    contact: clean(&f.contact),
+                    reference: clean(&f.reference),
+                    outcome: clean_opt(&f.outcome),
                     follow_up_on: f.follow_up_on,
                 })
                 .collect();
             let mut evidence = Vec::new();
             for e in self.evidence_of(school, r.id).await? {
+                if e.possible_nude || shared {
+                    evidence.push(fmt::Attachment {
+                        name: if e.possible_nude {
+                            "possible nude image".into()
+                        } else {
+                            e.name
+                        },
+                        media_type: e.media_type,
+                        sha256: e.sha256,
+                        possible_nude: e.possible_nude,
+                        withheld: true,
+                        content: String::new(),
+                    });
+                    continue;
+                }
                 let Some((e, sealed)) = self.evidence_sealed(school, e.id).await? else {
                     continue;
                 };
@@ -196,7 +241,8 @@ impl Store {
                     name: e.name,
                     media_type: e.media_type,
                     sha256: e.sha256,
-                    possible_nude: e.possible_nude,
+                    possible_nude: false,
+                    withheld: false,
                     content: base64::engine::general_purpose::STANDARD.encode(bytes),
                 });
             }
@@ -207,12 +253,12 @@ impl Store {
                 happened_at: fmt::time(r.happened_at_ms),
                 written_at: fmt::time(r.written_at_ms),
                 author: r.author.1.clone(),
-                place: r.place.clone(),
-                account: r.account.clone(),
-                actions: r.actions.clone(),
+                place: clean(&r.place),
+                account: clean(&r.account),
+                actions: clean(&r.actions),
                 closed: !r.open,
-                outcome: r.outcome.clone(),
-                debrief: r.debrief.clone(),
+                outcome: clean_opt(&r.outcome),
+                debrief: clean_opt(&r.debrief),
                 body_map: r
                     .body_map
                     .split(',')
@@ -255,9 +301,16 @@ impl Store {
         to: &Identity,
         by: &Acting<'_>,
     ) -> Result<(Vec<u8>, i64), StoreError> {
+        if vault.public_signing_key(school).map_err(vault_err)? == to.signing {
+            return Err(invalid(
+                "That is this school's own key line: seal the file to the new school's line, from their DSL.",
+            ));
+        }
         let file = self
             .transfer_file(vault, school, person, by.school, by.name)
             .await?;
+        // A file Haven would refuse at the other end is never sent (nor its clock started).
+        file.check().map_err(|e| invalid(format!("{e}.")))?;
         let sealed = vault
             .seal_transfer(school, to, &file.to_json())
             .map_err(vault_err)?;
@@ -286,10 +339,13 @@ impl Store {
     /// and records it, stopping the transfer clock; the transfer's id and child.
     pub async fn accept_receipt(
         &self,
+        vault: &Vault,
         school: i64,
         text: &str,
         by: &Actor<'_>,
     ) -> Result<(i64, i64, Receipt), StoreError> {
+        let own_key = vault.public_signing_key(school).map_err(vault_err)?;
+        let own_key = own_key.as_slice();
         let sha = text
             .lines()
             .find_map(|l| l.strip_prefix("transfer-sha256: "))
@@ -312,6 +368,11 @@ impl Store {
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| invalid("The transfer's recorded key is damaged."))?;
         let receipt = Receipt::verify(text, &key).map_err(|e| invalid(format!("{e}.")))?;
+        if vault_key_is(&key, own_key) {
+            return Err(invalid(
+                "This receipt is signed with this school's own key: only the new school's receipt stops the clock.",
+            ));
+        }
         if row.try_get::<Option<i64>, _>(3)?.is_some() {
             return Err(invalid(format!(
                 "Transfer {id}'s receipt is already recorded."
@@ -320,7 +381,7 @@ impl Store {
         let at = fmt::millis(&receipt.received_at)
             .unwrap_or_else(now_ms)
             .min(now_ms());
-        self.confirm_receipt(
+        self.confirm_receipt_as(
             school,
             id,
             &format!(
@@ -328,6 +389,7 @@ impl Store {
                 receipt.received_by, receipt.school
             ),
             at,
+            true,
             by,
         )
         .await?;
@@ -373,13 +435,12 @@ impl Store {
         vault: &Vault,
         school: i64,
         sealed: &[u8],
-        from: Option<&[u8; 32]>,
-        person: Option<i64>,
+        how: &Receiving,
         acting: &Acting<'_>,
     ) -> Result<Imported, StoreError> {
         let by = &acting.actor;
         let opened = vault
-            .open_transfer(school, sealed, from)
+            .open_transfer(school, sealed, Some(&how.from))
             .map_err(vault_err)?
             .map_err(|e| invalid(format!("{e}.")))?;
         let file = File::from_json(&opened.payload).map_err(|e| invalid(format!("{e}.")))?;
@@ -401,12 +462,40 @@ impl Store {
                 from_school: file.from_school,
             });
         }
-        let person = match person {
+        let person = match how.person {
             Some(p) => {
-                self.person(p)
+                let here = self
+                    .person(p)
                     .await?
                     .filter(|x| x.kind == "pupil")
                     .ok_or_else(|| invalid(format!("Person {p} is not a pupil here.")))?;
+                let dob: Option<String> =
+                    sqlx::query("SELECT date_of_birth FROM people WHERE id = $1")
+                        .bind(p)
+                        .fetch_one(&self.pool)
+                        .await?
+                        .try_get(0)?;
+                let same = here
+                    .first_name
+                    .trim()
+                    .eq_ignore_ascii_case(file.child.first_name.trim())
+                    && here
+                        .last_name
+                        .trim()
+                        .eq_ignore_ascii_case(file.child.last_name.trim())
+                    && dob.is_some()
+                    && dob == file.child.date_of_birth;
+                if !same && !how.despite_mismatch {
+                    return Err(invalid(format!(
+                        "The file is about {} {} (born {}); pupil {p} here is {} {} (born {}). Nothing was imported. If they are the same child (a change of name, say), import it again saying so.",
+                        file.child.first_name,
+                        file.child.last_name,
+                        file.child.date_of_birth.as_deref().unwrap_or("date not given"),
+                        here.first_name,
+                        here.last_name,
+                        dob.as_deref().unwrap_or("date not recorded"),
+                    )));
+                }
                 p
             }
             None => self.match_pupil(&file.child).await?,
@@ -414,7 +503,7 @@ impl Store {
         // Every attachment's hash and seal, before anything is written.
         let mut sealed_evidence = Vec::new();
         for (i, r) in file.records.iter().enumerate() {
-            for a in &r.evidence {
+            for a in r.evidence.iter().filter(|a| !a.withheld) {
                 let bytes = a
                     .bytes()
                     .ok_or_else(|| invalid("An attachment is not base64."))?;
@@ -530,6 +619,18 @@ impl Store {
                     r.category_name
                 ));
             }
+            for a in r.evidence.iter().filter(|a| a.withheld) {
+                note.push_str(&format!(
+                    " Kept at {from_school}, not sent: {} ({}, SHA-256 {}); ask their DSL if it is needed.",
+                    if a.possible_nude {
+                        "a possible nude image".to_owned()
+                    } else {
+                        format!("{:?}", a.name)
+                    },
+                    a.media_type,
+                    a.sha256
+                ));
+            }
             sqlx::query(
                 "INSERT INTO chronology (school_id, record_id, person_id, at, written_at, author_id, kind, text) VALUES ($1, $2, NULL, $3, $3, $4, $5, $6)",
             )
@@ -636,7 +737,15 @@ impl Store {
                 Subject::Person(person),
             )
             .count("records", file.records.len() as i64)
-            .count("evidence", sealed_evidence.len() as i64),
+            .count("evidence", sealed_evidence.len() as i64)
+            .word(
+                "pupil",
+                match (how.person, how.despite_mismatch) {
+                    (None, _) => "matched by name and date of birth",
+                    (Some(_), false) => "chosen, name and date of birth agree",
+                    (Some(_), true) => "chosen despite a different name or date of birth",
+                },
+            ),
         )
         .await?;
         tx.commit().await?;
@@ -654,6 +763,10 @@ impl Store {
 /// An RFC 3339 time as a date for a note (`2026-11-30`).
 fn day(t: &str) -> String {
     t.get(..10).unwrap_or(t).to_owned()
+}
+
+fn vault_key_is(key: &[u8; 32], own: &[u8]) -> bool {
+    key.as_slice() == own
 }
 
 fn hex(bytes: &[u8]) -> String {

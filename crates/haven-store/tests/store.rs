@@ -1928,7 +1928,7 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                         staff: None,
                         happened_at_ms: now - 86_400_000,
                         place: "Class chat".into(),
-                        account: "Amara said the group laughed at her photo.".into(),
+                        account: "Amara said Tom Ellis laughed at her photo.".into(),
                         actions: "Kept the screenshot; told the DSL.".into(),
                         told_dsl_at_ms: None,
                         capture: None,
@@ -1986,7 +1986,7 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                     record,
                     agency: Agency::Parents,
                     made_at_ms: now - 1_800_000,
-                    contact: "Mother".into(),
+                    contact: "Mother; Tom's mother told too".into(),
                     reference: String::new(),
                     follow_up_on: None,
                 },
@@ -1994,6 +1994,51 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
             )
             .await
             .expect("referral");
+            // A second record, about Amara alone, whose attachment travels.
+            let note = b"A note Amara wrote in class.".to_vec();
+            let note_sha = haven_vault::sha256_hex(&note);
+            let note_sealed = old_vault
+                .seal(S, &seal_context(S, &note_sha), &note)
+                .expect("seal");
+            old.log_concern(
+                &NewConcern {
+                    school: S,
+                    kind: RecordKind::Pupil,
+                    category: "welfare".into(),
+                    children: vec![Child {
+                        person: amara,
+                        part: Part::Subject,
+                    }],
+                    staff: None,
+                    happened_at_ms: now - 7_200_000,
+                    place: "Year 5 classroom".into(),
+                    account: "Amara wrote that she is scared of the bus.".into(),
+                    actions: String::new(),
+                    told_dsl_at_ms: None,
+                    capture: None,
+                    evidence: vec![NewEvidence {
+                        name: "note.txt".into(),
+                        media_type: "text/plain".into(),
+                        size_bytes: note.len() as i64,
+                        sha256: note_sha,
+                        possible_nude: false,
+                        key_version: 1,
+                        sealed: note_sealed,
+                    }],
+                    write_up: None,
+                    body_map: vec![],
+                },
+                &ada,
+            )
+            .await
+            .expect("second concern");
+            // Sealing to this school's own key line is refused.
+            let own = old_vault.identity(S, "Oak Hill Academy").expect("own");
+            let err = old
+                .send_transfer(&old_vault, S, amara, &own, &sender)
+                .await
+                .expect_err("own key");
+            assert!(err.to_string().contains("own key line"), "{err}");
 
             // Sealed to the new school's key; the sealed file does not show the child's name.
             let to = new_vault.identity(S, "Oak Hill Academy").expect("identity");
@@ -2012,9 +2057,21 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                 sent[0].receipt.is_none(),
                 "{db}: the clock runs until the receipt"
             );
+            // A hand-written receipt does not stop a sealed transfer's clock.
+            let err = old
+                .confirm_receipt(S, transfer, "anyone at all", now, &dsl)
+                .await
+                .expect_err("a sealed transfer needs its signed receipt");
+            assert!(err.to_string().contains("signed"), "{err}");
+            let from = old_vault.identity(S, "").expect("id").signing;
+            let pinned = |from: [u8; 32]| haven_store::transfer::Receiving {
+                from,
+                person: None,
+                despite_mismatch: false,
+            };
             // Another school cannot open it, and nothing is written there.
             let err = new
-                .import_transfer(&other_vault, S, &file, None, None, &receiver)
+                .import_transfer(&other_vault, S, &file, &pinned(from), &receiver)
                 .await
                 .expect_err("sealed for Oak Hill only");
             assert!(err.to_string().contains("another school"), "{db}: {err}");
@@ -2023,26 +2080,64 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
             let mid = changed.len() / 2;
             changed[mid] ^= 1;
             assert!(new
-                .import_transfer(&new_vault, S, &changed, None, None, &receiver)
+                .import_transfer(&new_vault, S, &changed, &pinned(from), &receiver)
                 .await
                 .is_err());
+            // Pinned to another sender, it is refused.
+            let stranger = other_vault.identity(S, "").expect("id").signing;
+            let err = new
+                .import_transfer(&new_vault, S, &file, &pinned(stranger), &receiver)
+                .await
+                .expect_err("not from the stranger");
+            assert!(
+                err.to_string().contains("not by the school key you gave"),
+                "{err}"
+            );
+            // Filed under a pupil whose name and date of birth differ: refused unless the DSL
+            // says they are the same child.
+            let their_tom = id_of(&new, "Tom Ellis").await;
+            let err = new
+                .import_transfer(
+                    &new_vault,
+                    S,
+                    &file,
+                    &haven_store::transfer::Receiving {
+                        person: Some(their_tom),
+                        ..pinned(from)
+                    },
+                    &receiver,
+                )
+                .await
+                .expect_err("Amara's file is not Tom's");
+            assert!(
+                err.to_string().contains("The file is about Amara Okafor"),
+                "{err}"
+            );
             assert!(new.records(S, false, 10).await.expect("records").is_empty());
 
             // The new school imports it: the pupil is found by name and date of birth.
-            let from = old_vault.identity(S, "").expect("id").signing;
             let got = new
-                .import_transfer(&new_vault, S, &file, Some(&from), None, &receiver)
+                .import_transfer(&new_vault, S, &file, &pinned(from), &receiver)
                 .await
                 .expect("import");
             let their_amara = id_of(&new, "Amara").await;
             assert_eq!(
                 (got.person, got.records, got.evidence, got.again),
-                (their_amara, 1, 1, false)
+                (their_amara, 2, 1, false),
+                "{db}: the shared record's file stays behind"
             );
             assert_eq!(got.from_school, "Elm Park Primary");
             let recs = new.records_of_child(S, their_amara).await.expect("records");
-            assert_eq!(recs.len(), 1, "{db}");
-            let r = &recs[0];
+            assert_eq!(recs.len(), 2, "{db}");
+            let r = recs
+                .iter()
+                .find(|r| r.category == "cyberbullying")
+                .expect("the shared record");
+            // Tom's name is taken out of what travels; his part is not listed.
+            assert_eq!(
+                r.account, "Amara said [another person] laughed at her photo.",
+                "{db}"
+            );
             assert_eq!(r.author.1, "Ada Teach (Elm Park Primary)", "{db}");
             assert_eq!(
                 r.children.len(),
@@ -2074,10 +2169,20 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                 "{db}: the correction still supersedes"
             );
             assert_eq!(mother.author, "Priya Shah (Elm Park Primary)");
-            assert_eq!(
-                new.referrals(S, r.id).await.expect("refs")[0].agency,
-                Agency::Parents
+            let refs = new.referrals(S, r.id).await.expect("refs");
+            assert_eq!(refs[0].agency, Agency::Parents);
+            assert!(!refs[0].contact.contains("Tom"), "{:?}", refs[0]);
+            assert!(new.evidence_of(S, r.id).await.expect("e").is_empty());
+            assert!(
+                texts
+                    .iter()
+                    .any(|t| t.contains("Kept at Elm Park Primary, not sent: \"chat.png\"")),
+                "{db}: {texts:?}"
             );
+            let r = recs
+                .iter()
+                .find(|r| r.category == "welfare")
+                .expect("Amara's own record");
             let ev = new.evidence_of(S, r.id).await.expect("evidence");
             let (e, sealed) = new
                 .evidence_sealed(S, ev[0].id)
@@ -2087,12 +2192,12 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
             let opened = new_vault
                 .open_sealed(S, &seal_context(S, &e.sha256), &sealed)
                 .expect("sealed under the new school's key");
-            assert_eq!(opened, photo);
+            assert_eq!(opened, note);
             assert!(!new
                 .search_records(
                     S,
                     &haven_store::records::RecordQuery {
-                        words: "laughed".into(),
+                        words: "scared".into(),
                         limit: 10,
                         ..Default::default()
                     }
@@ -2102,24 +2207,46 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                 .is_empty());
             // Importing again writes nothing and gives the same receipt.
             let again = new
-                .import_transfer(&new_vault, S, &file, None, None, &receiver)
+                .import_transfer(&new_vault, S, &file, &pinned(from), &receiver)
                 .await
                 .expect("again");
             assert!(again.again);
             assert_eq!(again.receipt, got.receipt);
             assert_eq!(
                 new.records_of_child(S, their_amara).await.expect("r").len(),
-                1
+                2
             );
 
             // The receipt: a changed one is refused; the real one stops the clock, once.
-            let forged = got.receipt.replace("records: 1", "records: 2");
-            assert!(old.accept_receipt(S, &forged, &dsl).await.is_err());
+            let forged = got.receipt.replace("records: 2", "records: 3");
+            assert_ne!(forged, got.receipt);
+            // A receipt this school signed itself is refused.
+            let own_receipt = old_vault
+                .sign_receipt(
+                    S,
+                    &haven_vault::Receipt {
+                        transfer_sha256: haven_vault::sha256_hex(&file),
+                        received_at: "2026-12-01T10:00:00Z".into(),
+                        school: "Oak Hill Academy".into(),
+                        received_by: "Nobody".into(),
+                        records: 2,
+                        evidence: 1,
+                    },
+                )
+                .expect("sign");
+            assert!(old
+                .accept_receipt(&old_vault, S, &own_receipt, &dsl)
+                .await
+                .is_err());
+            assert!(old
+                .accept_receipt(&old_vault, S, &forged, &dsl)
+                .await
+                .is_err());
             assert!(old.transfers_of(S, amara).await.expect("t")[0]
                 .receipt
                 .is_none());
             let (id, person, receipt) = old
-                .accept_receipt(S, &got.receipt, &dsl)
+                .accept_receipt(&old_vault, S, &got.receipt, &dsl)
                 .await
                 .expect("receipt");
             assert_eq!((id, person), (transfer, amara));
@@ -2133,7 +2260,9 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                 "{db}"
             );
             assert!(
-                old.accept_receipt(S, &got.receipt, &dsl).await.is_err(),
+                old.accept_receipt(&old_vault, S, &got.receipt, &dsl)
+                    .await
+                    .is_err(),
                 "recorded once"
             );
             let _ = std::fs::remove_dir_all(&scratch);

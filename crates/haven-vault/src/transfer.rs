@@ -103,10 +103,12 @@ impl Identity {
         let signing = parts
             .next()
             .and_then(key32)
+            .filter(sound_signing_key)
             .ok_or(TransferError::BadIdentity)?;
         let receiving = parts
             .next()
             .and_then(key32)
+            .filter(sound_receiving_key)
             .ok_or(TransferError::BadIdentity)?;
         let school = parts.next().unwrap_or("").trim().to_owned();
         Ok(Identity {
@@ -139,6 +141,23 @@ fn fingerprint(signing: &[u8], receiving: &[u8]) -> String {
 pub fn key_fingerprint(signing: &[u8]) -> String {
     let h = crate::sha256_hex(signing);
     h.get(..20).unwrap_or(&h).to_owned()
+}
+
+/// An Ed25519 public key that is a point of the curve and not of small order: a small-order
+/// key (the identity point, say) verifies signatures nobody made.
+pub fn sound_signing_key(key: &[u8; KEY]) -> bool {
+    curve25519_dalek::edwards::CompressedEdwardsY(*key)
+        .decompress()
+        .is_some_and(|p| !p.is_small_order())
+}
+
+/// An X25519 public key that gives a shared secret depending on both sides (not one of the
+/// small-order points, which make every shared secret the same).
+fn sound_receiving_key(key: &[u8; KEY]) -> bool {
+    let probe = StaticSecret::from([7u8; KEY]);
+    probe
+        .diffie_hellman(&PublicKey::from(*key))
+        .was_contributory()
 }
 
 fn key32(text: &str) -> Option<[u8; KEY]> {
@@ -237,7 +256,7 @@ impl Receipt {
                 .map_err(|_| TransferError::BadReceipt("evidence is not a number"))?,
         };
         let key = get("signing-key")?;
-        if key != hex(signer) || r.body(signer) != body {
+        if !sound_signing_key(signer) || key != hex(signer) || r.body(signer) != body {
             return Err(TransferError::BadReceiptSignature);
         }
         verify(signer, body.as_bytes(), &sig).map_err(|_| TransferError::BadReceiptSignature)?;
@@ -316,7 +335,7 @@ impl Vault {
             .get(4..4 + KEY)
             .and_then(|s| s.try_into().ok())
             .ok_or(VaultError::Crypto("reading the sender"))?;
-        if verify(&sender, signed, sig).is_err() {
+        if !sound_signing_key(&sender) || verify(&sender, signed, sig).is_err() {
             return Ok(Err(TransferError::BadSignature));
         }
         if let Some(expected) = from {
@@ -555,6 +574,37 @@ mod tests {
             Receipt::verify("hello", &key),
             Err(TransferError::BadReceipt(_))
         ));
+    }
+
+    #[test]
+    fn a_key_line_with_a_small_order_key_is_refused_and_so_is_a_receipt_signed_by_one() {
+        // The Ed25519 identity point as a signing key verifies R = identity, S = 0 for any
+        // message: a receipt "signed" by nobody.
+        let mut ident = [0u8; 32];
+        ident[0] = 1;
+        let good = "9".repeat(64);
+        let line = format!("haven-school-key/1 {} {good} Oak Hill", hex(&ident));
+        assert_eq!(Identity::parse(&line), Err(TransferError::BadIdentity));
+        let body = format!(
+            "haven-receipt/1\ntransfer-sha256: {}\nreceived-at: 2026-12-03T08:41:12Z\nschool: Oak Hill\nreceived-by: Nobody\nrecords: 3\nevidence: 0\nsigning-key: {}\n",
+            "ab".repeat(32),
+            hex(&ident)
+        );
+        let forged = format!("{body}signature: {}{}\n", hex(&ident), "00".repeat(32));
+        assert_eq!(
+            Receipt::verify(&forged, &ident),
+            Err(TransferError::BadReceiptSignature)
+        );
+        // An X25519 receiving key of small order (zero) is refused too.
+        let s = Scratch::new("small");
+        let real = s.vault("v").identity(1, "").expect("id");
+        let zero = format!(
+            "haven-school-key/1 {} {} X",
+            hex(&real.signing),
+            "0".repeat(64)
+        );
+        assert_eq!(Identity::parse(&zero), Err(TransferError::BadIdentity));
+        assert!(Identity::parse(&real.to_line()).is_ok());
     }
 
     #[test]

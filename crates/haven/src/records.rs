@@ -27,6 +27,10 @@ pub enum RecordsCommand {
         /// The new school's identity line, or a file holding it.
         #[arg(long)]
         to: String,
+        /// The line's fingerprint, as the new school's DSL read it to you by phone (so you know
+        /// the line is theirs; `haven records identity` prints it there).
+        #[arg(long)]
+        fingerprint: String,
         /// Where to write the sealed file (must not exist).
         #[arg(long)]
         out: std::path::PathBuf,
@@ -39,12 +43,16 @@ pub enum RecordsCommand {
     Import {
         /// The sealed file.
         file: std::path::PathBuf,
-        /// The sending school's identity line (or a file holding it): refuse a file it did not sign.
+        /// The sending school's key line (or a file holding it), from their DSL: a file it did
+        /// not sign is refused.
         #[arg(long)]
-        from: Option<String>,
+        from: String,
         /// The pupil it is for (person id); by default the one pupil with the file's name and date of birth.
         #[arg(long)]
         person: Option<i64>,
+        /// File it under --person although their name or date of birth differ from the file's.
+        #[arg(long)]
+        despite_mismatch: bool,
         /// The DSL receiving it (person id), where the school has more than one.
         #[arg(long)]
         dsl: Option<i64>,
@@ -111,6 +119,8 @@ pub enum VaultCommand {
 }
 
 /// An identity line given on the command line, or the path of a file holding one.
+/// (A file may be what `haven records identity` printed: the line is the one that starts with
+/// the tag.)
 fn line_or_file(text: &str) -> Result<String> {
     if text
         .trim_start()
@@ -118,9 +128,16 @@ fn line_or_file(text: &str) -> Result<String> {
     {
         return Ok(text.to_owned());
     }
-    std::fs::read_to_string(text).map_err(|e| {
+    let held = std::fs::read_to_string(text).map_err(|e| {
         anyhow::anyhow!("{text}: not a haven-school-key/1 line, and not a file holding one ({e})")
-    })
+    })?;
+    held.lines()
+        .find(|l| {
+            l.trim_start()
+                .starts_with(haven_vault::transfer::IDENTITY_TAG)
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("{text} holds no haven-school-key/1 line"))
 }
 
 /// The school's name, as its policy gives it (the name the other school sees).
@@ -156,6 +173,7 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
         RecordsCommand::Transfer {
             person,
             to,
+            fingerprint,
             out,
             dsl,
         } => {
@@ -163,8 +181,18 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
             let to = line_or_file(&to)?;
             let name = school_name(ctx)?;
             let (id, size) = ctx.with_store(async |s| {
-                haven_app::records::send(&s, &v, DEFAULT_SCHOOL, &name, person, &to, dsl, &out)
-                    .await
+                haven_app::records::send(
+                    &s,
+                    &v,
+                    DEFAULT_SCHOOL,
+                    &name,
+                    person,
+                    &to,
+                    &fingerprint,
+                    dsl,
+                    &out,
+                )
+                .await
             })?;
             outln!(
                 "sealed pupil {person}'s file ({size} bytes) to {}; transfer {id} recorded",
@@ -176,11 +204,12 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
             file,
             from,
             person,
+            despite_mismatch,
             dsl,
             receipt,
         } => {
             let v = vault(ctx)?;
-            let from = from.as_deref().map(line_or_file).transpose()?;
+            let from = line_or_file(&from)?;
             let name = school_name(ctx)?;
             let got = ctx.with_store(async |s| {
                 haven_app::records::receive(
@@ -189,8 +218,9 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
                     DEFAULT_SCHOOL,
                     &name,
                     &file,
-                    from.as_deref(),
+                    &from,
                     person,
+                    despite_mismatch,
                     dsl,
                     &receipt,
                 )
@@ -217,13 +247,14 @@ pub fn records(ctx: &Context, cmd: RecordsCommand) -> Result<ExitCode> {
             }
         }
         RecordsCommand::Receipt { file } => {
+            let v = vault(ctx)?;
             let (id, r) = ctx.with_store(async |s| {
-                haven_app::records::receipt(&s, DEFAULT_SCHOOL, &file).await
+                haven_app::records::receipt(&s, &v, DEFAULT_SCHOOL, &file).await
             })?;
             outln!(
                 "transfer {id}: received by {} at {} on {} ({} records, {} attachments); the clock has stopped",
-                r.school,
                 r.received_by,
+                r.school,
                 r.received_at,
                 r.records,
                 r.evidence

@@ -40,8 +40,37 @@ fn a_leavers_file_goes_between_two_data_directories_and_its_receipt_stops_the_cl
     let identity = ok(&haven(&new, &["records", "identity"]));
     let line = identity.lines().next().expect("the identity line");
     assert!(line.starts_with("haven-school-key/1 "), "{identity}");
-    assert!(identity.contains("fingerprint: "), "{identity}");
+    let fingerprint = identity
+        .split("fingerprint: ")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .expect("the fingerprint")
+        .to_owned();
+    // The line travels as the file `haven records identity` printed (three lines).
+    let key_file = root.join("oak-hill-key.txt");
+    std::fs::write(&key_file, &identity).expect("key file");
     let sent = root.join("file.haven");
+    // A fingerprint that is not the line's (a swapped line, say) seals nothing.
+    let err = fails(&haven(
+        &old,
+        &[
+            "records",
+            "transfer",
+            "--person",
+            &child,
+            "--to",
+            key_file.to_str().expect("p"),
+            "--fingerprint",
+            "00000-00000-00000-00000",
+            "--out",
+            sent.to_str().expect("p"),
+        ],
+    ));
+    assert!(
+        err.contains("check the line with the new school's DSL"),
+        "{err}"
+    );
+    assert!(!sent.exists());
     let out = ok(&haven(
         &old,
         &[
@@ -50,7 +79,9 @@ fn a_leavers_file_goes_between_two_data_directories_and_its_receipt_stops_the_cl
             "--person",
             &child,
             "--to",
-            line,
+            key_file.to_str().expect("p"),
+            "--fingerprint",
+            &fingerprint,
             "--out",
             sent.to_str().expect("p"),
         ],
@@ -66,6 +97,8 @@ fn a_leavers_file_goes_between_two_data_directories_and_its_receipt_stops_the_cl
             &child,
             "--to",
             line,
+            "--fingerprint",
+            &fingerprint,
             "--out",
             sent.to_str().expect("p"),
         ],
@@ -74,23 +107,22 @@ fn a_leavers_file_goes_between_two_data_directories_and_its_receipt_stops_the_cl
 
     // A third school cannot import it; a file pinned to another sender is refused.
     let receipt = root.join("receipt.txt");
+    let old_identity = ok(&haven(&old, &["records", "identity"]));
+    let old_line = old_identity.lines().next().expect("line").to_owned();
     let err = fails(&haven(
         &third,
         &[
             "records",
             "import",
             sent.to_str().expect("p"),
+            "--from",
+            &old_line,
             "--receipt",
             receipt.to_str().expect("p"),
         ],
     ));
-    assert!(
-        err.contains("another school's key") || err.contains("DSL"),
-        "{err}"
-    );
+    assert!(err.contains("sealed for another school's key"), "{err}");
     assert!(!receipt.exists());
-    let old_identity = ok(&haven(&old, &["records", "identity"]));
-    let old_line = old_identity.lines().next().expect("line").to_owned();
     let err = fails(&haven(
         &new,
         &[
@@ -142,7 +174,8 @@ fn a_leavers_file_goes_between_two_data_directories_and_its_receipt_stops_the_cl
         &["records", "receipt", receipt.to_str().expect("p")],
     ));
     assert!(
-        done.contains("transfer 1: received by") && done.contains("the clock has stopped"),
+        done.contains("transfer 1: received by Priya Shah at ")
+            && done.contains("the clock has stopped"),
         "{done}"
     );
     let twice = fails(&haven(

@@ -13,8 +13,8 @@ struct ChronologyPage {
     records: Vec<(i64, String, String, String, bool)>,
     entries: Vec<EntryRow>,
     siblings: usize,
-    /// (id, to, how, sent, receipt).
-    transfers: Vec<(i64, String, String, String, Option<String>)>,
+    /// (id, to, how, sent, receipt, sealed).
+    transfers: Vec<(i64, String, String, String, Option<String>, bool)>,
     now: String,
 }
 
@@ -134,6 +134,7 @@ async fn render_chronology(
                     t.method,
                     when(t.sent_at_ms),
                     t.receipt.map(|(at, from)| format!("{} ({from})", when(at))),
+                    t.sealed,
                 )
             })
             .collect(),

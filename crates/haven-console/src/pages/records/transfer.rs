@@ -130,10 +130,13 @@ pub(in crate::pages) async fn paper_pack(
         .into_iter()
         .find(|t| t.id == transfer)
         .ok_or(Denied::NotFound)?;
-    let file = c
+    let mut file = c
         .store
         .transfer_file(c.vault()?, SCHOOL, person, &c.school(), &s.who.display_name)
         .await?;
+    // The pack says when the file was sent and by whom, not when it was printed.
+    file.sent_at = haven_records::transfer::time(t.sent_at_ms);
+    file.sent_by = t.sent_by.clone();
     c.store
         .audit(
             &AuditEntry::new(
@@ -166,6 +169,20 @@ pub(in crate::pages) async fn paper_pack(
 pub struct SealForm {
     csrf: String,
     to: String,
+    /// The fingerprint the DSL confirms they read with the new school's DSL (the second step).
+    #[serde(default)]
+    confirm: String,
+}
+
+#[derive(Template)]
+#[template(path = "transfer_confirm.html")]
+struct ConfirmSealPage {
+    l: Layout,
+    person: i64,
+    child: String,
+    to: String,
+    school: String,
+    fingerprint: String,
 }
 
 /// Seals the child's file to the new school's identity and records the transfer; the sealed
@@ -179,6 +196,23 @@ pub(in crate::pages) async fn transfer_sealed(
     dsl_only(&s, "sends a child's file on")?;
     let to = haven_vault::Identity::parse(&f.to)
         .map_err(|e| Denied::Invalid(format!("The new school's key: {e}.")))?;
+    // First the line's school and fingerprint, to check with their DSL by phone; only a
+    // confirmed fingerprint seals the file.
+    if f.confirm.trim() != to.fingerprint() {
+        let p = c.store.person(person).await?.ok_or(Denied::NotFound)?;
+        return Ok(html(&ConfirmSealPage {
+            l: c.layout("Check the new school's key", Some(&s)),
+            person,
+            child: format!("{} {}", p.first_name, p.last_name),
+            to: to.to_line(),
+            school: if to.school.is_empty() {
+                "(the line names no school)".into()
+            } else {
+                to.school.clone()
+            },
+            fingerprint: to.fingerprint(),
+        }));
+    }
     let school = c.school();
     let (bytes, id) = c
         .store
@@ -275,11 +309,13 @@ pub(in crate::pages) async fn transfer_import(
         .find(|u| u.field == "file" && !u.bytes.is_empty())
         .ok_or_else(|| Denied::Invalid("Choose the sealed file (.haven) to import.".into()))?;
     let from = match f.field("from").trim() {
-        "" => None,
-        line => Some(
-            haven_vault::Identity::parse(line)
-                .map_err(|e| Denied::Invalid(format!("The sending school's key: {e}.")))?,
-        ),
+        "" => {
+            return Err(Denied::Invalid(
+                "Paste the sending school's key line (from their DSL): a file is imported only when that school signed it.".into(),
+            ))
+        }
+        line => haven_vault::Identity::parse(line)
+            .map_err(|e| Denied::Invalid(format!("The sending school's key: {e}.")))?,
     };
     let person = match f.field("person").trim() {
         "" => None,
@@ -294,8 +330,11 @@ pub(in crate::pages) async fn transfer_import(
             c.vault()?,
             SCHOOL,
             &file.bytes,
-            from.as_ref().map(|f| &f.signing),
-            person,
+            &haven_store::transfer::Receiving {
+                from: from.signing,
+                person,
+                despite_mismatch: f.field("despite_mismatch") == "yes",
+            },
             &acting(&c, &s, &school),
         )
         .await?;
@@ -364,7 +403,7 @@ pub(in crate::pages) async fn transfer_receipt(
     dsl_only(&s, "records the receipt")?;
     let (id, person, r) = c
         .store
-        .accept_receipt(SCHOOL, &f.receipt, &actor(&s))
+        .accept_receipt(c.vault()?, SCHOOL, &f.receipt, &actor(&s))
         .await?;
     let _ = person;
     Ok(Redirect::to(&format!(
