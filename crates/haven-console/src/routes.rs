@@ -126,6 +126,23 @@ macro_rules! route {
             },
         }
     };
+    (UPLOAD_TRANSFER $path:literal, $guard:expr, $handler:path) => {
+        $crate::routes::Route {
+            method: "POST",
+            path: $path,
+            guard: $guard,
+            nav: None,
+            handler: || {
+                ::axum::routing::post::<_, _, $crate::Console>($handler)
+                    .layer::<_, ::std::convert::Infallible>(::axum::extract::DefaultBodyLimit::max(
+                        $crate::routes::TRANSFER_LIMIT_BYTES + 1024 * 1024,
+                    ))
+                    .layer(::axum::Extension($crate::web::FileCap(
+                        $crate::routes::TRANSFER_LIMIT_BYTES,
+                    )))
+            },
+        }
+    };
     (POST $path:literal, $guard:expr, $handler:path) => {
         $crate::routes::Route {
             method: "POST",
@@ -141,6 +158,10 @@ macro_rules! route {
 /// The most a form with files may send (`route!(UPLOAD …)`): a 10 MiB attachment and the
 /// form around it. Every other route keeps axum's 2 MB.
 pub const UPLOAD_LIMIT_BYTES: usize = haven_records::evidence::MAX_BYTES + 1024 * 1024;
+
+/// The largest sealed transfer the console imports (`route!(UPLOAD_TRANSFER …)`): a child's
+/// file with a few full-size attachments. A larger one is imported with `haven records import`.
+pub const TRANSFER_LIMIT_BYTES: usize = 48 * 1024 * 1024;
 
 pub(crate) fn router(table: &[Route], console: &Console) -> Router<Console> {
     table.iter().fold(Router::new(), |router, route| {

@@ -237,6 +237,11 @@ fn unreadable(e: impl std::fmt::Display) -> Response {
     Denied::Invalid(format!("The form could not be read: {e}.")).into_response()
 }
 
+/// The largest file a form with files takes on its route, when it is not an attachment's
+/// 10 MiB (a sealed transfer holds several attachments): set by `route!(UPLOAD_TRANSFER …)`.
+#[derive(Debug, Clone, Copy)]
+pub struct FileCap(pub usize);
+
 impl axum::extract::FromRequest<Console> for SessionMultipart {
     type Rejection = Response;
 
@@ -246,6 +251,10 @@ impl axum::extract::FromRequest<Console> for SessionMultipart {
             .await
             .map_err(IntoResponse::into_response)?;
         let headers = parts.headers.clone();
+        let cap = parts
+            .extensions
+            .get::<FileCap>()
+            .map_or(haven_records::evidence::MAX_BYTES, |c| c.0);
         let req = axum::extract::Request::from_parts(parts, body);
         let mut form = axum::extract::Multipart::from_request(req, c)
             .await
@@ -275,10 +284,11 @@ impl axum::extract::FromRequest<Console> for SessionMultipart {
                     let mut bytes = Vec::new();
                     while let Some(chunk) = field.chunk().await.map_err(unreadable)? {
                         bytes.extend_from_slice(&chunk);
-                        if bytes.len() > haven_records::evidence::MAX_BYTES {
+                        if bytes.len() > cap {
                             return Err(Denied::Invalid(format!(
-                                "The file {:?} is over 10 MiB, the most Haven keeps.",
-                                haven_records::evidence::clean_name(&file_name)
+                                "The file {:?} is over {} MiB, the most this form takes.",
+                                haven_records::evidence::clean_name(&file_name),
+                                cap / (1024 * 1024)
                             ))
                             .into_response());
                         }

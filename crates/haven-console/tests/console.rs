@@ -3924,3 +3924,101 @@ fn a_chronology_prints_to_pdf_and_a_file_goes_sealed_from_one_schools_console_to
         );
     });
 }
+
+#[test]
+fn a_sealed_file_larger_than_one_attachment_imports_through_the_page() {
+    use base64::Engine as _;
+    use haven_records::transfer::{time, Attachment, Child, File, Record, FORMAT};
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (priya, csrf) = signed_in(&h.store, "priya.shah").await;
+        let (_, _, page) = call(&h.app, Method::GET, "/records/transfers", &priya, None, &[]).await;
+        let ours = haven_vault::Identity::parse(&unescape(between(
+            &page,
+            "<pre id=\"identity-line\" class=\"wrap\">",
+            "</pre>",
+        )))
+        .expect("our key line");
+        // Another school's vault seals a file with a near-full-size attachment: more than the
+        // 10 MiB an attachment form takes once it is base64 inside the sealed file.
+        let sender_dir = h.dir.join("sender-vault");
+        let sender = haven_vault::Vault::open(&sender_dir).expect("vault");
+        let big = vec![b'a'; 8 * 1024 * 1024];
+        let now = haven_store::now_ms();
+        let file = File {
+            format: FORMAT.into(),
+            from_school: "Larchfield Primary".into(),
+            sent_at: time(now),
+            sent_by: "Rhiannon Vale".into(),
+            child: Child {
+                first_name: "Ava".into(),
+                last_name: "Ahmed".into(),
+                date_of_birth: Some("2021-04-06".into()),
+                year_group: Some("1".into()),
+            },
+            records: vec![Record {
+                category: "welfare".into(),
+                category_name: "Welfare".into(),
+                part: "subject".into(),
+                happened_at: time(now - 86_400_000),
+                written_at: time(now - 86_400_000),
+                author: "Owain Teague".into(),
+                place: "Reception class".into(),
+                account: "Ava was hungry every morning this week.".into(),
+                actions: String::new(),
+                closed: false,
+                outcome: None,
+                debrief: None,
+                body_map: vec![],
+                entries: vec![],
+                steps: vec![],
+                referrals: vec![],
+                evidence: vec![Attachment {
+                    name: "log.txt".into(),
+                    media_type: "text/plain".into(),
+                    sha256: haven_vault::sha256_hex(&big),
+                    possible_nude: false,
+                    withheld: false,
+                    content: base64::engine::general_purpose::STANDARD.encode(&big),
+                }],
+            }],
+        };
+        let sealed = sender
+            .seal_transfer(1, &ours, &file.to_json())
+            .expect("seal");
+        assert!(sealed.len() > 10 * 1024 * 1024, "{}", sealed.len());
+        let from = sender
+            .identity(1, "Larchfield Primary")
+            .expect("id")
+            .to_line();
+        let (status, _, page) = post_multipart(
+            &h.app,
+            "/records/transfers/import",
+            &priya,
+            multipart(
+                &[("csrf", csrf.as_str()), ("from", &from), ("person", "")],
+                &[("file", "transfer-9.haven", &sealed)],
+            ),
+        )
+        .await;
+        let page = String::from_utf8_lossy(&page).into_owned();
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            page.contains("Imported 1 record(s) and 1 attachment(s)"),
+            "{page}"
+        );
+        // Other forms with files keep their 10 MiB: the larger cap is this route's alone.
+        let record = h.store.records(1, false, 10).await.expect("records")[0].id;
+        let (status, _, page) = post_multipart(
+            &h.app,
+            &format!("/records/{record}/evidence"),
+            &priya,
+            multipart(
+                &[("csrf", csrf.as_str())],
+                &[("attachment", "big.txt", &vec![b'a'; 11 * 1024 * 1024])],
+            ),
+        )
+        .await;
+        assert_ne!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&page));
+    });
+}

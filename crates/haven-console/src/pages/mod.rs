@@ -80,7 +80,7 @@ pub const PAGES: &[Route] = &[
     route!(POST "/records/people/{id}/transfers/sealed", Need(P::Records), records::transfer_sealed),
     route!(POST "/records/people/{id}/transfers/{transfer}/pack", Need(P::Records), records::paper_pack),
     route!(GET "/records/transfers", Need(P::Records), records::transfers),
-    route!(UPLOAD "/records/transfers/import", Need(P::Records), records::transfer_import),
+    route!(UPLOAD_TRANSFER "/records/transfers/import", Need(P::Records), records::transfer_import),
     route!(GET "/records/transfers/in/{id}/receipt", Need(P::Records), records::transfer_in_receipt),
     route!(POST "/records/transfers/receipt", Need(P::Records), records::transfer_receipt),
     route!(GET "/reports", Need(P::Reports), reports::reports).nav("Report"),
