@@ -183,6 +183,20 @@ pub enum AuditKind {
     ImportTransfer,
     /// Printed a child's chronology, or a paper transfer pack, to PDF.
     PrintChronology,
+    /// Recorded an image-consent decision.
+    RecordConsent,
+    /// Read pupils' image consents (a register, a photo check, an export).
+    ReadConsents,
+    /// Logged a data breach.
+    LogBreach,
+    /// Changed a data breach's entry (the reporting decision, the report, actions, sign-off).
+    UpdateBreach,
+    /// Read the data-breach log.
+    ReadBreaches,
+    /// Recorded staff training (one completion or a file of them).
+    RecordTraining,
+    /// Read the training register.
+    ReadTraining,
 }
 
 impl AuditKind {
@@ -261,6 +275,13 @@ impl AuditKind {
             K::SubjectAccessExport => "subject-access export",
             K::ImportTransfer => "import transfer",
             K::PrintChronology => "print chronology",
+            K::RecordConsent => "record consent",
+            K::ReadConsents => "read consents",
+            K::LogBreach => "log breach",
+            K::UpdateBreach => "update breach",
+            K::ReadBreaches => "read breaches",
+            K::RecordTraining => "record training",
+            K::ReadTraining => "read training",
         }
     }
 }
@@ -313,6 +334,10 @@ pub enum Subject {
     Records,
     /// A piece of evidence.
     Evidence(i64),
+    /// An entry of the data-breach log.
+    Breach(i64),
+    /// A register of the school (consents, breaches, training), as a whole.
+    Register(&'static str),
 }
 
 impl Subject {
@@ -355,6 +380,8 @@ impl fmt::Display for Subject {
             Subject::Referral(id) => write!(f, "referral {id}"),
             Subject::Records => f.write_str("safeguarding records"),
             Subject::Evidence(id) => write!(f, "evidence {id}"),
+            Subject::Breach(id) => write!(f, "breach {id}"),
+            Subject::Register(name) => write!(f, "{name} register"),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod events;
 pub mod evidence;
 pub mod people;
 pub mod records;
+pub mod registers;
 pub mod reviews;
 mod schema;
 pub mod sealed;

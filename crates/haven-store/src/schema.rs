@@ -429,6 +429,54 @@ CREATE TABLE transfers_in (
 CREATE UNIQUE INDEX transfers_in_package ON transfers_in (school_id, package_sha256)
 "#,
     },
+    Migration {
+        version: 9,
+        name: "registers: image consent decisions, the data-breach log, staff training",
+        sql: r#"
+CREATE TABLE consents (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    purpose TEXT NOT NULL,
+    given BIGINT NOT NULL,
+    decided_by TEXT NOT NULL,
+    note TEXT NOT NULL,
+    recorded_by BIGINT NOT NULL REFERENCES people (id),
+    recorded_at BIGINT NOT NULL
+);
+CREATE INDEX consents_person ON consents (school_id, person_id, purpose, recorded_at);
+CREATE TABLE breaches (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    title TEXT NOT NULL,
+    what TEXT NOT NULL,
+    discovered_at BIGINT NOT NULL,
+    data_involved TEXT NOT NULL,
+    people_affected BIGINT NOT NULL,
+    risk TEXT NOT NULL,
+    reportable BIGINT,
+    decision_reason TEXT,
+    reported_at BIGINT,
+    ico_reference TEXT,
+    actions TEXT NOT NULL DEFAULT '',
+    signed_off_by BIGINT REFERENCES people (id),
+    signed_off_at BIGINT,
+    recorded_by BIGINT NOT NULL REFERENCES people (id),
+    recorded_at BIGINT NOT NULL
+);
+CREATE INDEX breaches_school ON breaches (school_id, discovered_at);
+CREATE TABLE training (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    course TEXT NOT NULL,
+    completed_on TEXT NOT NULL,
+    recorded_by BIGINT NOT NULL REFERENCES people (id),
+    recorded_at BIGINT NOT NULL
+);
+CREATE INDEX training_person ON training (school_id, person_id, course, completed_on)
+"#,
+    },
 ];
 
 impl Backend {

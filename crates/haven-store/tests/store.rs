@@ -93,7 +93,7 @@ E123456789012,No,Year,2016-01-01,Year 15,5B\n";
 fn schema_migrates_once_and_refuses_a_newer_database() {
     rt().block_on(async {
         for (db, store) in stores("schema").await {
-            assert_eq!(store.schema_version().await.expect("version"), 8, "{db}");
+            assert_eq!(store.schema_version().await.expect("version"), 9, "{db}");
             store.close().await;
         }
         // Reopening a migrated file is a no-op; a file from a newer Haven is refused.
@@ -104,7 +104,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         let store = Store::open_sqlite(&path).await.expect("first open");
         store.close().await;
         let store = Store::open_sqlite(&path).await.expect("second open");
-        assert_eq!(store.schema_version().await.expect("version"), 8);
+        assert_eq!(store.schema_version().await.expect("version"), 9);
         store.close().await;
         let raw = Store::raw(&format!("sqlite://{}", path.display()))
             .await
@@ -119,7 +119,7 @@ fn schema_migrates_once_and_refuses_a_newer_database() {
         match Store::open_sqlite(&path).await {
             Err(StoreError::TooNew {
                 found: 99,
-                known: 8,
+                known: 9,
             }) => {}
             other => panic!("expected TooNew, got {other:?}"),
         }
@@ -2266,6 +2266,232 @@ fn a_childs_file_goes_sealed_to_their_new_school_which_returns_a_signed_receipt(
                 "recorded once"
             );
             let _ = std::fs::remove_dir_all(&scratch);
+        }
+    });
+}
+
+#[test]
+fn registers_keep_consent_history_the_breach_log_in_order_and_training_all_or_none() {
+    use haven_registers::consent::{may_use, Answer};
+    use haven_registers::{breach, Course, Purpose, Risk};
+    use haven_store::records::{Actor, DEFAULT_SCHOOL};
+    use haven_store::registers::{BreachStep, NewBreach};
+    const S: i64 = DEFAULT_SCHOOL;
+    rt().block_on(async {
+        for (db, store) in stores("registers").await {
+            store
+                .import_people(Kind::Pupil, PUPILS.as_bytes(), ImportOptions::default())
+                .await
+                .expect("pupils");
+            let staff = "Staff ID,First Name,Last Name,Email,Roles\n\
+                S1,Priya,Shah,p.shah@demo-school.example,DSL\n\
+                S7,Dee,Poe,d.poe@demo-school.example,DPO\n";
+            store
+                .import_people(Kind::Staff, staff.as_bytes(), ImportOptions::default())
+                .await
+                .expect("staff");
+            let amara = store.find_people("Amara", 1).await.expect("find")[0].id;
+            let dpo_id = store.find_people("Dee Poe", 1).await.expect("find")[0].id;
+            let dpo = Actor {
+                person: dpo_id,
+                username: "dee.poe",
+                address: "10.0.0.9",
+            };
+            // Consent given, then withdrawn: the photo check says no at once.
+            store
+                .record_consent(S, amara, Purpose::Website, true, "Mrs Okafor", "form", &dpo)
+                .await
+                .expect("given");
+            let history: Vec<_> = store
+                .consents_of(S, amara)
+                .await
+                .expect("history")
+                .into_iter()
+                .map(|c| c.decision)
+                .collect();
+            assert!(may_use(&history, Purpose::Website).yes(), "{db}");
+            store
+                .record_consent(
+                    S,
+                    amara,
+                    Purpose::Website,
+                    false,
+                    "Mrs Okafor",
+                    "phone call",
+                    &dpo,
+                )
+                .await
+                .expect("withdrawn");
+            let history: Vec<_> = store
+                .consents_of(S, amara)
+                .await
+                .expect("history")
+                .into_iter()
+                .map(|c| c.decision)
+                .collect();
+            assert!(
+                matches!(
+                    may_use(&history, Purpose::Website),
+                    Answer::Refused {
+                        withdrawn: true,
+                        ..
+                    }
+                ),
+                "{db}: {history:?}"
+            );
+            assert_eq!(history.len(), 2, "both decisions are kept");
+            // A staff member is not a pupil; an empty "who decided" is refused.
+            assert!(store
+                .record_consent(S, dpo_id, Purpose::Website, true, "x", "", &dpo)
+                .await
+                .is_err());
+            assert!(store
+                .record_consent(S, amara, Purpose::Newsletter, true, "  ", "", &dpo)
+                .await
+                .is_err());
+            assert_eq!(store.consents_of(S, amara).await.expect("h").len(), 2);
+
+            // A breach: decided reportable, reported, signed off, in that order only.
+            let now = haven_store::now_ms();
+            let id = store
+                .log_breach(
+                    &NewBreach {
+                        school: S,
+                        title: "Class list emailed to the wrong parent".into(),
+                        what: "A teacher sent Year 5's reading levels to one parent.".into(),
+                        discovered_at_ms: now - 50 * 3_600_000,
+                        data_involved: "names, reading levels".into(),
+                        people_affected: 28,
+                        risk: Risk::Medium,
+                    },
+                    &dpo,
+                )
+                .await
+                .expect("logged");
+            let b = &store.breaches(S).await.expect("log")[0];
+            assert!(
+                matches!(
+                    breach::clock(b.discovered_at_ms, now, b.reportable, None),
+                    breach::Clock::Warning { .. }
+                ),
+                "{db}: 50 hours in, the clock warns"
+            );
+            for (step, says) in [
+                (BreachStep::SignOff, "reportable first"),
+                (
+                    BreachStep::Reported {
+                        at_ms: now,
+                        reference: "ICO-1".into(),
+                    },
+                    "decision that it is reportable",
+                ),
+            ] {
+                let err = store.breach_step(S, id, &step, &dpo).await.expect_err(says);
+                assert!(err.to_string().contains(says), "{db}: {err}");
+            }
+            store
+                .breach_step(
+                    S,
+                    id,
+                    &BreachStep::Decide {
+                        reportable: true,
+                        reason: "Children's attainment sent to a stranger to them".into(),
+                    },
+                    &dpo,
+                )
+                .await
+                .expect("decide");
+            store
+                .breach_step(
+                    S,
+                    id,
+                    &BreachStep::Action("Asked the parent to delete it".into()),
+                    &dpo,
+                )
+                .await
+                .expect("action");
+            assert!(store
+                .breach_step(S, id, &BreachStep::SignOff, &dpo)
+                .await
+                .is_err());
+            store
+                .breach_step(
+                    S,
+                    id,
+                    &BreachStep::Reported {
+                        at_ms: now,
+                        reference: "ICO-00912".into(),
+                    },
+                    &dpo,
+                )
+                .await
+                .expect("reported");
+            store
+                .breach_step(S, id, &BreachStep::SignOff, &dpo)
+                .await
+                .expect("signed off");
+            assert!(store
+                .breach_step(S, id, &BreachStep::Action("more".into()), &dpo)
+                .await
+                .is_err());
+            let b = &store.breaches(S).await.expect("log")[0];
+            assert_eq!(b.reported.as_ref().map(|r| r.1.as_str()), Some("ICO-00912"));
+            assert!(
+                b.actions.ends_with("Asked the parent to delete it"),
+                "{:?}",
+                b.actions
+            );
+            assert_eq!(b.signed_off.as_ref().map(|s| s.0.as_str()), Some("Dee Poe"));
+            assert_eq!(
+                breach::clock(
+                    b.discovered_at_ms,
+                    now,
+                    b.reportable,
+                    b.reported.as_ref().map(|r| r.0)
+                ),
+                breach::Clock::Reported { in_time: true }
+            );
+
+            // Training: a row naming nobody here records nothing of the file.
+            let d = jiff::civil::date(2026, 9, 3);
+            let err = store
+                .record_training(
+                    S,
+                    &[
+                        ("S1".into(), Course::Dsl, d),
+                        ("nobody@example.org".into(), Course::Prevent, d),
+                    ],
+                    &dpo,
+                )
+                .await
+                .expect_err("nobody");
+            assert!(err.to_string().contains("nobody@example.org"), "{err}");
+            let n = store
+                .record_training(
+                    S,
+                    &[
+                        ("S1".into(), Course::Dsl, d),
+                        (
+                            "d.poe@demo-school.example".into(),
+                            Course::SafeguardingUpdate,
+                            d,
+                        ),
+                        ("S1".into(), Course::Dsl, jiff::civil::date(2024, 9, 1)),
+                    ],
+                    &dpo,
+                )
+                .await
+                .expect("recorded");
+            assert_eq!(n, 3);
+            let t = store.training(S).await.expect("training");
+            let priya = t.iter().find(|s| s.name == "Priya Shah").expect("Priya");
+            assert!(priya.dsl);
+            assert_eq!(
+                priya.latest,
+                vec![(Course::Dsl, d)],
+                "{db}: the latest completion"
+            );
+            assert!(!t.iter().find(|s| s.name == "Dee Poe").expect("Dee").dsl);
         }
     });
 }

@@ -14,7 +14,12 @@ const LAYERS: &[&[&str]] = &[
     &["haven-dns", "haven-proxy", "haven-store", "haven-lists"],
     &["haven-notify"],
     &["haven-runtime", "haven-tls", "haven-vault"],
-    &["haven-core", "haven-model", "haven-records"],
+    &[
+        "haven-core",
+        "haven-model",
+        "haven-records",
+        "haven-registers",
+    ],
 ];
 
 /// Each workspace crate and the crates of ours it depends on (normal dependencies).
@@ -85,6 +90,11 @@ fn only_haven_app_depends_on_the_console_and_the_core_on_nothing_of_ours() {
         Vec::<String>::new(),
         "the records' rules are pure too"
     );
+    assert_eq!(
+        edges["haven-registers"],
+        Vec::<String>::new(),
+        "the registers' rules are pure too"
+    );
     // The core holds no runtime plumbing: no channels' crates, no arc-swap, no metrics.
     let core = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-core/Cargo.toml"),
@@ -94,6 +104,10 @@ fn only_haven_app_depends_on_the_console_and_the_core_on_nothing_of_ours() {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-records/Cargo.toml"),
     )
     .expect("records manifest");
+    let registers = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../haven-registers/Cargo.toml"),
+    )
+    .expect("registers manifest");
     for plumbing in ["tokio", "arc-swap", "prometheus-client", "tracing", "sqlx"] {
         assert!(
             !core.lines().any(|l| l.starts_with(plumbing)),
@@ -102,6 +116,10 @@ fn only_haven_app_depends_on_the_console_and_the_core_on_nothing_of_ours() {
         assert!(
             !records.lines().any(|l| l.starts_with(plumbing)),
             "haven-records depends on {plumbing}"
+        );
+        assert!(
+            !registers.lines().any(|l| l.starts_with(plumbing)),
+            "haven-registers depends on {plumbing}"
         );
     }
 }

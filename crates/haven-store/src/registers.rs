@@ -1,0 +1,614 @@
+//! The registers: image-consent decisions (a history: the latest for a pupil and purpose
+//! counts, so a withdrawal takes effect at once), the data-breach log, and staff training
+//! completions. The rules are `haven_registers`'; this module keeps what they read. Every write
+//! is one transaction with its audit entry (ids, never text); every table carries its school.
+
+use haven_registers::consent::Decision;
+use haven_registers::{Course, Purpose, Risk};
+use sqlx::Row as _;
+
+use crate::audit::{AuditEntry, AuditKind, Subject};
+use crate::records::Actor;
+use crate::{now_ms, Store, StoreError};
+
+fn invalid(what: impl Into<String>) -> StoreError {
+    StoreError::Invalid(what.into())
+}
+
+fn text(name: &str, t: &str, needed: bool, max: usize) -> Result<String, StoreError> {
+    let t = t.trim();
+    if needed && t.is_empty() {
+        return Err(invalid(format!("{name} is needed.")));
+    }
+    if t.chars().count() > max {
+        return Err(invalid(format!("{name} is longer than {max} characters.")));
+    }
+    Ok(t.to_owned())
+}
+
+fn parse<T: std::str::FromStr>(t: &str) -> Result<T, StoreError>
+where
+    T::Err: std::fmt::Display,
+{
+    t.parse::<T>()
+        .map_err(|e| StoreError::Database(sqlx::Error::Decode(e.to_string().into())))
+}
+
+/// A consent decision as the register lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsentRow {
+    /// The decision.
+    pub decision: Decision,
+    /// A note (how it came: the form, an email, a phone call).
+    pub note: String,
+    /// Who recorded it (name).
+    pub recorded_by: String,
+}
+
+/// An entry of the data-breach log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Breach {
+    /// Id.
+    pub id: i64,
+    /// A short title.
+    pub title: String,
+    /// What happened.
+    pub what: String,
+    /// When the school became aware of it.
+    pub discovered_at_ms: i64,
+    /// What data was involved.
+    pub data_involved: String,
+    /// How many people's data.
+    pub people_affected: i64,
+    /// The risk to them.
+    pub risk: Risk,
+    /// The DPO's decision: reportable to the ICO or not (none yet).
+    pub reportable: Option<bool>,
+    /// Why.
+    pub decision_reason: Option<String>,
+    /// When it was reported to the ICO, and their reference.
+    pub reported: Option<(i64, String)>,
+    /// Actions taken.
+    pub actions: String,
+    /// The DPO's sign-off: who and when.
+    pub signed_off: Option<(String, i64)>,
+    /// Who logged it (name), and when.
+    pub recorded: (String, i64),
+}
+
+/// A breach to log.
+#[derive(Debug, Clone)]
+pub struct NewBreach {
+    /// The school.
+    pub school: i64,
+    /// A short title.
+    pub title: String,
+    /// What happened.
+    pub what: String,
+    /// When the school became aware of it.
+    pub discovered_at_ms: i64,
+    /// What data was involved.
+    pub data_involved: String,
+    /// How many people's data.
+    pub people_affected: i64,
+    /// The risk to them.
+    pub risk: Risk,
+}
+
+/// What happens next to a breach.
+#[derive(Debug, Clone)]
+pub enum BreachStep {
+    /// The DPO decides whether it is reportable, with the reason.
+    Decide {
+        /// Reportable to the ICO.
+        reportable: bool,
+        /// Why.
+        reason: String,
+    },
+    /// Reported to the ICO, when, with their reference.
+    Reported {
+        /// When.
+        at_ms: i64,
+        /// The ICO's reference.
+        reference: String,
+    },
+    /// Actions taken (added to what is there, dated).
+    Action(String),
+    /// The DPO signs the entry off (it takes nothing more).
+    SignOff,
+}
+
+/// A member of staff's training, course by course (the latest completion of each).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffTraining {
+    /// Person id.
+    pub person: i64,
+    /// Name.
+    pub name: String,
+    /// Whether they hold the DSL or deputy DSL role (DSL training is theirs to keep).
+    pub dsl: bool,
+    /// Latest completion of each course done.
+    pub latest: Vec<(Course, jiff::civil::Date)>,
+}
+
+const MAX_SHORT: usize = 200;
+const MAX_TEXT: usize = 10_000;
+
+impl Store {
+    /// Records a consent decision for a pupil and purpose (given, or refused or withdrawn),
+    /// as told by `decided_by`; the latest for the purpose counts from now.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_consent(
+        &self,
+        school: i64,
+        person: i64,
+        purpose: Purpose,
+        given: bool,
+        decided_by: &str,
+        note: &str,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
+        let decided_by = text("Who decided", decided_by, true, MAX_SHORT)?;
+        let note = text("The note", note, false, MAX_SHORT)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let kind: Option<String> = sqlx::query("SELECT kind FROM people WHERE id = $1")
+            .bind(person)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if kind.as_deref() != Some("pupil") {
+            return Err(invalid(format!("Person {person} is not a pupil here.")));
+        }
+        // Strictly later than the pupil's last decision, so that the order of decisions is the
+        // order they were recorded in, even within one millisecond.
+        let last: Option<i64> = sqlx::query(
+            "SELECT MAX(recorded_at) FROM consents WHERE school_id = $1 AND person_id = $2",
+        )
+        .bind(school)
+        .bind(person)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let at = now_ms().max(last.map_or(0, |l| l + 1));
+        let id: i64 = sqlx::query(
+            "INSERT INTO consents (school_id, person_id, purpose, given, decided_by, note, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(school)
+        .bind(person)
+        .bind(purpose.as_str())
+        .bind(i64::from(given))
+        .bind(&decided_by)
+        .bind(&note)
+        .bind(by.person)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::RecordConsent,
+                Subject::Person(person),
+            )
+            .word("purpose", purpose.as_str())
+            .word(
+                "consent",
+                if given {
+                    "given"
+                } else {
+                    "refused or withdrawn"
+                },
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// A pupil's consent decisions, oldest first. Unaudited: the caller records the read.
+    pub async fn consents_of(
+        &self,
+        school: i64,
+        person: i64,
+    ) -> Result<Vec<ConsentRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.purpose, c.given, c.recorded_at, c.decided_by, c.note, p.first_name || ' ' || p.last_name \
+             FROM consents c JOIN people p ON p.id = c.recorded_by \
+             WHERE c.school_id = $1 AND c.person_id = $2 ORDER BY c.recorded_at, c.id",
+        )
+        .bind(school)
+        .bind(person)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ConsentRow {
+                    decision: Decision {
+                        purpose: parse(&r.try_get::<String, _>(0)?)?,
+                        given: r.try_get::<i64, _>(1)? != 0,
+                        at_ms: r.try_get(2)?,
+                        by: r.try_get(3)?,
+                    },
+                    note: r.try_get(4)?,
+                    recorded_by: r.try_get(5)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every pupil's decisions (for the register's export and its "who has not answered"),
+    /// as (person, decisions) for pupils with any.
+    pub async fn all_consents(
+        &self,
+        school: i64,
+    ) -> Result<std::collections::BTreeMap<i64, Vec<Decision>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT person_id, purpose, given, recorded_at, decided_by FROM consents WHERE school_id = $1 ORDER BY recorded_at, id",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: std::collections::BTreeMap<i64, Vec<Decision>> = Default::default();
+        for r in rows {
+            out.entry(r.try_get(0)?).or_default().push(Decision {
+                purpose: parse(&r.try_get::<String, _>(1)?)?,
+                given: r.try_get::<i64, _>(2)? != 0,
+                at_ms: r.try_get(3)?,
+                by: r.try_get(4)?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Logs a data breach (its 72-hour clock runs from `discovered_at_ms`); its id.
+    pub async fn log_breach(&self, b: &NewBreach, by: &Actor<'_>) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let title = text("The title", &b.title, true, MAX_SHORT)?;
+        let what = text("What happened", &b.what, true, MAX_TEXT)?;
+        let data = text("The data involved", &b.data_involved, true, MAX_TEXT)?;
+        if b.discovered_at_ms > now + 10 * 60_000 || b.discovered_at_ms < 0 {
+            return Err(invalid("When it was discovered is in the future."));
+        }
+        if !(0..=10_000_000).contains(&b.people_affected) {
+            return Err(invalid("How many people: a number from 0."));
+        }
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO breaches (school_id, title, what, discovered_at, data_involved, people_affected, risk, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        )
+        .bind(b.school)
+        .bind(&title)
+        .bind(&what)
+        .bind(b.discovered_at_ms)
+        .bind(&data)
+        .bind(b.people_affected)
+        .bind(b.risk.as_str())
+        .bind(by.person)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::LogBreach,
+                Subject::Breach(id),
+            )
+            .word("risk", b.risk.as_str()),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// The next step of a breach's entry. A signed-off entry takes nothing more; it is
+    /// reported only once decided reportable; it is signed off only once decided (and, when
+    /// reportable, reported).
+    pub async fn breach_step(
+        &self,
+        school: i64,
+        id: i64,
+        step: &BreachStep,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let now = now_ms();
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(
+            "SELECT reportable, reported_at, signed_off_at, discovered_at FROM breaches WHERE school_id = $1 AND id = $2",
+        )
+        .bind(school)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| invalid(format!("There is no breach {id}.")))?;
+        let reportable: Option<i64> = row.try_get(0)?;
+        let reported: Option<i64> = row.try_get(1)?;
+        let signed: Option<i64> = row.try_get(2)?;
+        let discovered: i64 = row.try_get(3)?;
+        if signed.is_some() {
+            return Err(invalid(format!(
+                "Breach {id} is signed off: it takes nothing more."
+            )));
+        }
+        let word = match step {
+            BreachStep::Decide {
+                reportable: r,
+                reason,
+            } => {
+                let reason = text("The reason", reason, true, MAX_TEXT)?;
+                if reported.is_some() {
+                    return Err(invalid("It has been reported: the decision stands."));
+                }
+                sqlx::query(
+                    "UPDATE breaches SET reportable = $1, decision_reason = $2 WHERE school_id = $3 AND id = $4",
+                )
+                .bind(i64::from(*r))
+                .bind(&reason)
+                .bind(school)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                if *r {
+                    "decided reportable"
+                } else {
+                    "decided not reportable"
+                }
+            }
+            BreachStep::Reported { at_ms, reference } => {
+                let reference = text("The ICO's reference", reference, true, MAX_SHORT)?;
+                if reportable != Some(1) {
+                    return Err(invalid(
+                        "Record the decision that it is reportable first (with the reason).",
+                    ));
+                }
+                if reported.is_some() {
+                    return Err(invalid("It is already recorded as reported."));
+                }
+                if *at_ms > now + 10 * 60_000 || *at_ms < discovered {
+                    return Err(invalid(
+                        "When it was reported: not in the future, and not before it was discovered.",
+                    ));
+                }
+                sqlx::query(
+                    "UPDATE breaches SET reported_at = $1, ico_reference = $2 WHERE school_id = $3 AND id = $4",
+                )
+                .bind(at_ms)
+                .bind(&reference)
+                .bind(school)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                "reported"
+            }
+            BreachStep::Action(action) => {
+                let action = text("The action", action, true, MAX_TEXT)?;
+                let stamp = jiff::Timestamp::from_millisecond(now)
+                    .map(|t| t.strftime("%Y-%m-%d").to_string())
+                    .unwrap_or_default();
+                let current: String =
+                    sqlx::query("SELECT actions FROM breaches WHERE school_id = $1 AND id = $2")
+                        .bind(school)
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?
+                        .try_get(0)?;
+                let line = format!("{stamp}: {action}");
+                let all = if current.is_empty() {
+                    line
+                } else {
+                    format!("{current}\n{line}")
+                };
+                sqlx::query("UPDATE breaches SET actions = $1 WHERE school_id = $2 AND id = $3")
+                    .bind(&all)
+                    .bind(school)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                "action"
+            }
+            BreachStep::SignOff => {
+                match (reportable, reported) {
+                    (None, _) => {
+                        return Err(invalid(
+                            "Record whether it is reportable first: the entry is signed off once decided.",
+                        ))
+                    }
+                    (Some(1), None) => {
+                        return Err(invalid(
+                            "It was decided reportable: record the report to the ICO before signing off.",
+                        ))
+                    }
+                    _ => {}
+                }
+                sqlx::query(
+                    "UPDATE breaches SET signed_off_by = $1, signed_off_at = $2 WHERE school_id = $3 AND id = $4",
+                )
+                .bind(by.person)
+                .bind(now)
+                .bind(school)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                "signed off"
+            }
+        };
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::UpdateBreach,
+                Subject::Breach(id),
+            )
+            .word("step", word),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The breach log, newest first. Unaudited: the caller records the read.
+    pub async fn breaches(&self, school: i64) -> Result<Vec<Breach>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT b.id, b.title, b.what, b.discovered_at, b.data_involved, b.people_affected, b.risk, b.reportable, \
+             b.decision_reason, b.reported_at, b.ico_reference, b.actions, s.first_name || ' ' || s.last_name, b.signed_off_at, \
+             r.first_name || ' ' || r.last_name, b.recorded_at \
+             FROM breaches b JOIN people r ON r.id = b.recorded_by LEFT JOIN people s ON s.id = b.signed_off_by \
+             WHERE b.school_id = $1 ORDER BY b.discovered_at DESC, b.id DESC",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let reported_at: Option<i64> = r.try_get(9)?;
+                let signed_at: Option<i64> = r.try_get(13)?;
+                Ok(Breach {
+                    id: r.try_get(0)?,
+                    title: r.try_get(1)?,
+                    what: r.try_get(2)?,
+                    discovered_at_ms: r.try_get(3)?,
+                    data_involved: r.try_get(4)?,
+                    people_affected: r.try_get(5)?,
+                    risk: parse(&r.try_get::<String, _>(6)?)?,
+                    reportable: r.try_get::<Option<i64>, _>(7)?.map(|v| v != 0),
+                    decision_reason: r.try_get(8)?,
+                    reported: reported_at
+                        .map(|at| {
+                            Ok::<_, StoreError>((
+                                at,
+                                r.try_get::<Option<String>, _>(10)?.unwrap_or_default(),
+                            ))
+                        })
+                        .transpose()?,
+                    actions: r.try_get(11)?,
+                    signed_off: signed_at
+                        .map(|at| {
+                            Ok::<_, StoreError>((
+                                r.try_get::<Option<String>, _>(12)?.unwrap_or_default(),
+                                at,
+                            ))
+                        })
+                        .transpose()?,
+                    recorded: (r.try_get(14)?, r.try_get(15)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Records training completions, all or none: each `(who, course, completed)` names a
+    /// member of staff by id, MIS staff id or email. Returns how many were recorded.
+    pub async fn record_training(
+        &self,
+        school: i64,
+        rows: &[(String, Course, jiff::civil::Date)],
+        by: &Actor<'_>,
+    ) -> Result<usize, StoreError> {
+        let now = now_ms();
+        if rows.is_empty() {
+            return Err(invalid("There is nothing to record."));
+        }
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let mut missing = Vec::new();
+        let mut people = Vec::new();
+        for (who, _, _) in rows {
+            let w = who.trim();
+            let found: Option<i64> = sqlx::query(
+                "SELECT id FROM people WHERE kind = 'staff' AND (CAST(id AS TEXT) = $1 OR LOWER(mis_id) = LOWER($1) OR LOWER(email) = LOWER($1))",
+            )
+            .bind(w)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+            match found {
+                Some(id) => people.push(id),
+                None => missing.push(w.chars().take(60).collect::<String>()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(invalid(format!(
+                "No member of staff here is {}: nothing was recorded.",
+                missing
+                    .iter()
+                    .map(|m| format!("{m:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+        for ((_, course, done), person) in rows.iter().zip(&people) {
+            sqlx::query(
+                "INSERT INTO training (school_id, person_id, course, completed_on, recorded_by, recorded_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(school)
+            .bind(person)
+            .bind(course.as_str())
+            .bind(done.to_string())
+            .bind(by.person)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::RecordTraining,
+                Subject::Register("training"),
+            )
+            .count("completions", rows.len() as i64),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
+
+    /// Every current member of staff with the latest completion of each course they have done.
+    pub async fn training(&self, school: i64) -> Result<Vec<StaffTraining>, StoreError> {
+        let staff = sqlx::query(
+            "SELECT p.id, p.first_name || ' ' || p.last_name, \
+             (SELECT COUNT(*) FROM person_roles r WHERE r.person_id = p.id AND r.role IN ('dsl', 'deputy-dsl')) \
+             FROM people p WHERE p.kind = 'staff' AND p.active = 1 ORDER BY p.last_name, p.first_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let done = sqlx::query(
+            "SELECT person_id, course, MAX(completed_on) FROM training WHERE school_id = $1 GROUP BY person_id, course",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut latest: std::collections::HashMap<i64, Vec<(Course, jiff::civil::Date)>> =
+            Default::default();
+        for r in done {
+            latest.entry(r.try_get(0)?).or_default().push((
+                parse(&r.try_get::<String, _>(1)?)?,
+                parse(&r.try_get::<String, _>(2)?)?,
+            ));
+        }
+        staff
+            .iter()
+            .map(|r| {
+                let person: i64 = r.try_get(0)?;
+                Ok(StaffTraining {
+                    person,
+                    name: r.try_get(1)?,
+                    dsl: r.try_get::<i64, _>(2)? > 0,
+                    latest: latest.remove(&person).unwrap_or_default(),
+                })
+            })
+            .collect()
+    }
+}
