@@ -37,11 +37,18 @@ pub enum Permission {
     Reports,
     /// Export one person's records for a subject-access request, other people redacted (the DPO).
     SubjectAccess,
+    /// Keep pupils' image consents and answer "can I use this photo?" (the office, the DPO,
+    /// the headteacher, the DSL team).
+    Consents,
+    /// Keep the data-breach log (the DPO and the headteacher).
+    Breaches,
+    /// Keep the staff training register (the DSL, the headteacher, the office).
+    Training,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 14] = [
+    pub const ALL: [Permission; 17] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -56,6 +63,9 @@ impl Permission {
         Permission::Records,
         Permission::Reports,
         Permission::SubjectAccess,
+        Permission::Consents,
+        Permission::Breaches,
+        Permission::Training,
     ];
 
     /// Its name, for pages and the API.
@@ -75,6 +85,9 @@ impl Permission {
             Permission::Records => "records",
             Permission::Reports => "reports",
             Permission::SubjectAccess => "subject-access",
+            Permission::Consents => "consents",
+            Permission::Breaches => "breaches",
+            Permission::Training => "training",
         }
     }
 }
@@ -124,6 +137,7 @@ pub fn allowed(role: Role, p: Permission) -> bool {
                 | R::Headteacher
                 | R::Dpo
                 | R::Administrator
+                | R::Office
         ),
         P::Records => matches!(role, R::Dsl | R::DeputyDsl | R::Headteacher | R::Chair),
         P::Reports => matches!(
@@ -131,6 +145,12 @@ pub fn allowed(role: Role, p: Permission) -> bool {
             R::Dsl | R::DeputyDsl | R::Headteacher | R::Governor | R::Chair | R::Dpo
         ),
         P::SubjectAccess => matches!(role, R::Dpo),
+        P::Consents => matches!(
+            role,
+            R::Office | R::Dpo | R::Headteacher | R::Dsl | R::DeputyDsl
+        ),
+        P::Breaches => matches!(role, R::Dpo | R::Headteacher),
+        P::Training => matches!(role, R::Dsl | R::Headteacher | R::Office),
     }
 }
 
@@ -156,23 +176,25 @@ mod tests {
 
     /// The matrix as a table: a row per role, a column per permission (in `Permission::ALL`
     /// order: dashboard, activity, policy-read, policy-edit, policy-approve, reviews, audit,
-    /// api-tokens, triage, ingest, log-concern, records, reports, subject-access). A row is as
+    /// api-tokens, triage, ingest, log-concern, records, reports, subject-access, consents,
+    /// breaches, training). A row is as
     /// long as `Permission::ALL`, so a new permission cannot go unchecked. Changing who may do
     /// what means changing this table on purpose.
     #[rustfmt::skip]
     const MATRIX: &[(Role, [u8; Permission::ALL.len()])] = &[
-        (Role::Pupil,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Teacher,           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]),
-        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0]),
-        (Role::NetworkManager,    [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0]),
-        (Role::Dsl,               [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0]),
-        (Role::DeputyDsl,         [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0]),
-        (Role::Headteacher,       [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0]),
-        (Role::Governor,          [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0]),
-        (Role::Chair,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0]),
-        (Role::Dpo,               [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1]),
-        (Role::Administrator,     [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0]),
-        (Role::Parent,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Pupil,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher,           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
+        (Role::NetworkManager,    [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]),
+        (Role::Dsl,               [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1]),
+        (Role::DeputyDsl,         [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0]),
+        (Role::Headteacher,       [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 1]),
+        (Role::Governor,          [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]),
+        (Role::Chair,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0]),
+        (Role::Dpo,               [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0]),
+        (Role::Administrator,     [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]),
+        (Role::Office,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1]),
+        (Role::Parent,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
 
     #[test]

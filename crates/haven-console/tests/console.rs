@@ -80,6 +80,7 @@ async fn harness(config: ConsoleConfig) -> Harness {
         "ruth.ellison",
         "sam.idris",
         "tom.lewis",
+        "nia.ormerod",
     ] {
         store.set_password(user, PASSWORD).await.expect("password");
     }
@@ -367,6 +368,7 @@ const HOLDERS: &[(&str, haven_store::accounts::Role)] = &[
     ("dev.mistry", haven_store::accounts::Role::Dpo),
     ("sam.idris", haven_store::accounts::Role::Administrator),
     ("grace.whitfield", haven_store::accounts::Role::Chair),
+    ("nia.ormerod", haven_store::accounts::Role::Office),
 ];
 
 #[test]
@@ -4020,5 +4022,182 @@ fn a_sealed_file_larger_than_one_attachment_imports_through_the_page() {
         )
         .await;
         assert_ne!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&page));
+    });
+}
+
+#[test]
+fn the_office_checks_a_photo_a_withdrawal_says_no_at_once_and_the_breach_clock_warns_then_runs_out()
+{
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (nia, csrf) = signed_in(&h.store, "nia.ormerod").await;
+        let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
+        let check = "/registers/consent?purpose=website&pupils=Ava%20Ahmed%0AIvy%20Khan%0ANobody%20Here";
+        let (status, _, page) = call(&h.app, Method::GET, check, &nia, None, &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        let result = between(&page, "id=\"check-result\"", "</table>");
+        assert!(result.contains("nobody has given consent"), "{result}");
+        assert!(result.contains("no pupil here has that name"), "{result}");
+        // Consent given by Ava's mother: yes for the website, still no for social media.
+        let given = fields(&[
+            ("csrf", csrf.as_str()),
+            ("purpose", "website"),
+            ("decision", "given"),
+            ("decided_by", "Mrs Ahmed (mother)"),
+            ("note", "consent form, September"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/registers/consent/{ava}"),
+            &nia,
+            Some(&given),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, check, &nia, None, &[]).await;
+        let result = between(&page, "id=\"check-result\"", "</table>");
+        let ava_row = between(result, "Ava Ahmed", "</tr>");
+        assert!(ava_row.contains("Yes") && ava_row.contains("Mrs Ahmed"), "{ava_row}");
+        assert!(page.contains("Do not use the photo as it is"), "Ivy has no consent");
+        // Withdrawn by phone: the very next check says no.
+        let withdrawn = given
+            .replace("decision=given", "decision=withdrawn")
+            .replace("September", "phone%20call");
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/registers/consent/{ava}"),
+            &nia,
+            Some(&withdrawn),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, check, &nia, None, &[]).await;
+        let ava_row = between(between(&page, "id=\"check-result\"", "</table>"), "Ava Ahmed", "</tr>");
+        assert!(ava_row.contains("No") && ava_row.contains("withdrawn by Mrs Ahmed"), "{ava_row}");
+        // A purpose Haven does not know, or a decision that is neither, changes nothing.
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/registers/consent/{ava}"),
+            &nia,
+            Some(&given.replace("purpose=website", "purpose=billboard")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(h.store.consents_of(1, ava).await.expect("h").len(), 2);
+        let (_, _, export) = call(&h.app, Method::GET, "/registers/consent.csv", &nia, None, &[]).await;
+        let line = export.lines().find(|l| l.starts_with("Ava Ahmed")).expect("Ava's row");
+        assert!(line.contains("withdrawn"), "{line}");
+        // A teacher has no consent register; the office has no breach log.
+        let (ben, _) = signed_in(&h.store, "ben.carter").await;
+        let (status, _, _) = call(&h.app, Method::GET, "/registers/consent", &ben, None, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, _, _) = call(&h.app, Method::GET, "/registers/breaches", &nia, None, &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+
+        // The DPO logs two breaches, found 49 and 73 hours ago (the clock is the store's time).
+        let (dev, dev_csrf) = signed_in(&h.store, "dev.mistry").await;
+        let local = |hours_ago: i64| {
+            jiff::Timestamp::from_millisecond(haven_store::now_ms() - hours_ago * 3_600_000)
+                .expect("time")
+                .to_zoned(jiff::tz::TimeZone::system())
+                .strftime("%Y-%m-%dT%H:%M")
+                .to_string()
+        };
+        for (title, ago) in [("Laptop left on a train", 49), ("Spreadsheet on the website", 73)] {
+            let form = fields(&[
+                ("csrf", dev_csrf.as_str()),
+                ("title", title),
+                ("what", "Invented for the test."),
+                ("discovered", &local(ago)),
+                ("data", "names and dates of birth"),
+                ("people", "30"),
+                ("risk", "high"),
+            ]);
+            let (status, _, _) =
+                call(&h.app, Method::POST, "/registers/breaches", &dev, Some(&form), &[]).await;
+            assert_eq!(status, StatusCode::SEE_OTHER);
+        }
+        let (_, _, page) = call(&h.app, Method::GET, "/registers/breaches", &dev, None, &[]).await;
+        let laptop = between(&page, "Laptop left on a train", "</section>");
+        assert!(laptop.contains("hours left to report to the ICO: decide now"), "{laptop}");
+        let sheet = between(&page, "Spreadsheet on the website", "</section>");
+        assert!(sheet.contains("hours past the 72 allowed"), "{sheet}");
+        // Decided not reportable, with the reason: the clock stops; the DPO signs it off.
+        let id = h.store.breaches(1).await.expect("log")[0].id;
+        let decide = fields(&[
+            ("csrf", dev_csrf.as_str()),
+            ("step", "decide"),
+            ("reportable", "no"),
+            ("text", "Encrypted laptop, recovered the same day"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/registers/breaches/{id}"),
+            &dev,
+            Some(&decide),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/registers/breaches", &dev, None, &[]).await;
+        assert!(page.contains("not reportable (the DPO"), "{page}");
+        // The headteacher may read the log but not sign an entry off.
+        let (helen, helen_csrf) = signed_in(&h.store, "helen.marsh").await;
+        let sign = |csrf: &str| fields(&[("csrf", csrf), ("step", "sign-off")]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/registers/breaches/{id}"),
+            &helen,
+            Some(&sign(&helen_csrf)),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/registers/breaches/{id}"),
+            &dev,
+            Some(&sign(&dev_csrf)),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(h.store.breaches(1).await.expect("log").iter().any(|b| b.signed_off.is_some()));
+
+        // Training: a file with a bad row records nothing; a good one records every row.
+        let (priya, priya_csrf) = signed_in(&h.store, "priya.shah").await;
+        let bad = "Staff,Course,Completed\nT001,dsl,2026-09-01\nT005,first aid,2026-09-01\n";
+        let (status, _, body) = post_multipart(
+            &h.app,
+            "/registers/training/import",
+            &priya,
+            multipart(&[("csrf", priya_csrf.as_str())], &[("file", "t.csv", bad.as_bytes())]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(String::from_utf8_lossy(&body).contains("line 3"), "{}", String::from_utf8_lossy(&body));
+        assert!(h.store.training(1).await.expect("t").iter().all(|s| s.latest.is_empty()));
+        let good = "Staff,Course,Completed\nT001,dsl,2026-09-01\ns.rossi@demo-school.example,safeguarding-update,01/09/2026\n";
+        let (status, _, _) = post_multipart(
+            &h.app,
+            "/registers/training/import",
+            &priya,
+            multipart(&[("csrf", priya_csrf.as_str())], &[("file", "t.csv", good.as_bytes())]),
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/registers/training", &priya, None, &[]).await;
+        let sofia = between(&page, "Sofia Rossi", "</tr>");
+        assert!(sofia.contains("2026-09-01 (until 2027-09-01)"), "{sofia}");
+        assert!(sofia.contains("training missing"), "her induction is missing: {sofia}");
     });
 }

@@ -44,11 +44,13 @@ pub enum Role {
     Administrator,
     /// A parent or carer.
     Parent,
+    /// The school office: image consents and acceptable-use agreements.
+    Office,
 }
 
 impl Role {
     /// Every role.
-    pub const ALL: [Role; 12] = [
+    pub const ALL: [Role; 13] = [
         Role::Pupil,
         Role::Teacher,
         Role::TeachingAssistant,
@@ -61,6 +63,7 @@ impl Role {
         Role::Dpo,
         Role::Administrator,
         Role::Parent,
+        Role::Office,
     ];
 
     /// The role's id, as written in CSV files and stored.
@@ -78,6 +81,7 @@ impl Role {
             Role::Dpo => "dpo",
             Role::Administrator => "administrator",
             Role::Parent => "parent",
+            Role::Office => "office",
         }
     }
 
@@ -101,6 +105,7 @@ impl Role {
             "designated-safeguarding-lead" => "dsl",
             "admin" => "administrator",
             "carer" => "parent",
+            "school-office" | "office-manager" | "administration" => "office",
             "chair" | "chair-of-the-governors" | "chair-of-governing-body" => "chair-of-governors",
             other => other,
         };

@@ -11,6 +11,7 @@ mod dashboard;
 mod library;
 mod policy;
 mod records;
+mod registers;
 mod reports;
 mod reviews;
 mod signin;
@@ -89,6 +90,18 @@ pub const PAGES: &[Route] = &[
     route!(GET "/sar/{id}/json", Need(P::SubjectAccess), records::sar_json),
     route!(GET "/reports.csv", Need(P::Reports), reports::reports_csv),
     route!(GET "/reports.pdf", Need(P::Reports), reports::reports_pdf),
+    route!(GET "/registers/consent", Need(P::Consents), registers::consent).nav("Consent"),
+    route!(GET "/registers/consent.csv", Need(P::Consents), registers::consent_csv),
+    route!(GET "/registers/consent/{id}", Need(P::Consents), registers::consent_pupil),
+    route!(POST "/registers/consent/{id}", Need(P::Consents), registers::consent_record),
+    route!(GET "/registers/breaches", Need(P::Breaches), registers::breaches).nav("Breaches"),
+    route!(GET "/registers/breaches.csv", Need(P::Breaches), registers::breaches_csv),
+    route!(POST "/registers/breaches", Need(P::Breaches), registers::breach_new),
+    route!(POST "/registers/breaches/{id}", Need(P::Breaches), registers::breach_step),
+    route!(GET "/registers/training", Need(P::Training), registers::training).nav("Training"),
+    route!(GET "/registers/training.csv", Need(P::Training), registers::training_csv),
+    route!(POST "/registers/training", Need(P::Training), registers::training_add),
+    route!(UPLOAD "/registers/training/import", Need(P::Training), registers::training_import),
     route!(GET "/concerns/new", Need(P::LogConcern), records::new_concern).nav("Log a concern"),
     route!(UPLOAD "/concerns", Need(P::LogConcern), records::log_concern),
     route!(GET "/concerns/mine", Need(P::LogConcern), records::my_concerns).nav("My concerns"),

@@ -1,0 +1,833 @@
+//! The registers in the console: pupils' image consent and "can I use this photo?" (the office,
+//! the DPO, the headteacher, the DSL team), the data-breach log with its 72-hour clock (the
+//! DPO and the headteacher), and the staff training register (the DSL, the headteacher, the
+//! office). The rules are `haven_registers`'; every read and write is audited by id.
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Redirect, Response};
+use haven_registers::consent::{may_use, Answer};
+use haven_registers::training::{self, Standing};
+use haven_registers::{breach, Course, Purpose, Risk};
+use haven_store::audit::{AuditEntry, AuditKind, Subject};
+use haven_store::records::{Actor, DEFAULT_SCHOOL as SCHOOL};
+use haven_store::registers::{BreachStep, NewBreach};
+use serde::Deserialize;
+
+use super::{url_encode, Flash, Layout};
+use crate::web::{html, when, Denied, SessionForm, Signed};
+use crate::Console;
+
+fn actor(s: &Signed) -> Actor<'_> {
+    Actor {
+        person: s.who.person_id,
+        username: &s.who.username,
+        address: &s.address,
+    }
+}
+
+async fn audit(c: &Console, s: &Signed, kind: AuditKind, subject: Subject) -> Result<(), Denied> {
+    c.store
+        .audit(&AuditEntry::new(&s.who.username, &s.address, kind, subject))
+        .await?;
+    Ok(())
+}
+
+fn today() -> jiff::civil::Date {
+    haven_runtime::clock::local().date()
+}
+
+/// A CSV cell: quoted when needed; a leading formula character defused for spreadsheets.
+fn cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with('\'') {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn csv(name: &str, rows: Vec<Vec<String>>) -> Response {
+    let mut out = String::new();
+    for r in rows {
+        out.push_str(&r.iter().map(|c| cell(c)).collect::<Vec<_>>().join(","));
+        out.push_str("\r\n");
+    }
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        out,
+    )
+        .into_response()
+}
+
+fn answer_words(a: &Answer) -> (bool, String) {
+    match a {
+        Answer::Yes { at_ms, by } => (true, format!("Yes: given by {by} ({})", when(*at_ms))),
+        Answer::Refused {
+            at_ms,
+            by,
+            withdrawn: true,
+        } => (false, format!("No: withdrawn by {by} ({})", when(*at_ms))),
+        Answer::Refused { at_ms, by, .. } => {
+            (false, format!("No: refused by {by} ({})", when(*at_ms)))
+        }
+        Answer::NotAsked => (false, "No: nobody has given consent for this".into()),
+    }
+}
+
+// ---- Image consent -------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ConsentQuery {
+    q: String,
+    purpose: String,
+    pupils: String,
+    done: String,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage {
+    l: Layout,
+    message: String,
+    q: String,
+    /// (id, name, year, class).
+    found: Vec<(i64, String, String, String)>,
+    purposes: Vec<(&'static str, &'static str)>,
+    purpose: String,
+    pupils: String,
+    /// (name, yes, why).
+    check: Vec<(String, bool, String)>,
+    /// Some pupil in the photo may not appear.
+    any_no: bool,
+    checked_purpose: String,
+}
+
+/// The consent register: find a pupil, or check a photo's pupils for a purpose.
+pub(super) async fn consent(
+    State(c): State<Console>,
+    s: Signed,
+    Query(q): Query<ConsentQuery>,
+) -> Result<Response, Denied> {
+    let mut found = Vec::new();
+    if !q.q.trim().is_empty() {
+        for p in c.store.find_people(q.q.trim(), 30).await? {
+            if p.kind == "pupil" && p.active {
+                found.push((
+                    p.id,
+                    format!("{} {}", p.first_name, p.last_name),
+                    haven_store::people::year_label(p.year_group.as_deref()),
+                    p.class.unwrap_or_default(),
+                ));
+            }
+        }
+        audit(
+            &c,
+            &s,
+            AuditKind::SearchPeople,
+            Subject::Register("consent"),
+        )
+        .await?;
+    }
+    let mut check = Vec::new();
+    let mut checked_purpose = String::new();
+    if !q.purpose.is_empty() {
+        let purpose: Purpose = q
+            .purpose
+            .parse()
+            .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+        checked_purpose = purpose.label().to_owned();
+        let names: Vec<&str> = q
+            .pupils
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .take(60)
+            .collect();
+        if names.is_empty() {
+            return Err(Denied::Invalid(
+                "Name the pupils in the photo, one a line.".into(),
+            ));
+        }
+        for name in names {
+            let matches: Vec<_> = c
+                .store
+                .find_people(name, 5)
+                .await?
+                .into_iter()
+                .filter(|p| p.kind == "pupil" && p.active)
+                .collect();
+            match matches.as_slice() {
+                [p] => {
+                    let history: Vec<_> = c
+                        .store
+                        .consents_of(SCHOOL, p.id)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.decision)
+                        .collect();
+                    let (yes, why) = answer_words(&may_use(&history, purpose));
+                    check.push((format!("{} {}", p.first_name, p.last_name), yes, why));
+                    audit(&c, &s, AuditKind::ReadConsents, Subject::Person(p.id)).await?;
+                }
+                [] => check.push((
+                    name.to_owned(),
+                    false,
+                    "No: no pupil here has that name".into(),
+                )),
+                _ => check.push((
+                    name.to_owned(),
+                    false,
+                    format!(
+                        "No answer: {} pupils match; give the full name",
+                        matches.len()
+                    ),
+                )),
+            }
+        }
+    }
+    Ok(html(&ConsentPage {
+        l: c.layout("Image consent", Some(&s)),
+        message: q.done,
+        q: q.q,
+        found,
+        purposes: Purpose::ALL
+            .iter()
+            .map(|p| (p.as_str(), p.label()))
+            .collect(),
+        purpose: q.purpose,
+        pupils: q.pupils,
+        any_no: check.iter().any(|c| !c.1),
+        check,
+        checked_purpose,
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "consent_pupil.html")]
+struct ConsentPupilPage {
+    l: Layout,
+    message: String,
+    id: i64,
+    name: String,
+    year: String,
+    class: String,
+    /// (purpose id, label, yes, why).
+    now: Vec<(&'static str, &'static str, bool, String)>,
+    /// (when, purpose, decision, by, note, recorded by).
+    history: Vec<(String, &'static str, &'static str, String, String, String)>,
+}
+
+/// One pupil's consent: each purpose's answer now, and every decision.
+pub(super) async fn consent_pupil(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let p = c
+        .store
+        .person(id)
+        .await?
+        .filter(|p| p.kind == "pupil")
+        .ok_or(Denied::NotFound)?;
+    let rows = c.store.consents_of(SCHOOL, id).await?;
+    audit(&c, &s, AuditKind::ReadConsents, Subject::Person(id)).await?;
+    let decisions: Vec<_> = rows.iter().map(|r| r.decision.clone()).collect();
+    Ok(html(&ConsentPupilPage {
+        l: c.layout("Image consent", Some(&s)),
+        message: flash.done,
+        id,
+        name: format!("{} {}", p.first_name, p.last_name),
+        year: haven_store::people::year_label(p.year_group.as_deref()),
+        class: p.class.unwrap_or_default(),
+        now: Purpose::ALL
+            .iter()
+            .map(|purpose| {
+                let (yes, why) = answer_words(&may_use(&decisions, *purpose));
+                (purpose.as_str(), purpose.label(), yes, why)
+            })
+            .collect(),
+        history: rows
+            .into_iter()
+            .rev()
+            .map(|r| {
+                (
+                    when(r.decision.at_ms),
+                    r.decision.purpose.label(),
+                    if r.decision.given {
+                        "given"
+                    } else {
+                        "refused or withdrawn"
+                    },
+                    r.decision.by,
+                    r.note,
+                    r.recorded_by,
+                )
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct ConsentForm {
+    csrf: String,
+    purpose: String,
+    decision: String,
+    decided_by: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// Records a decision for one purpose (a withdrawal counts at once).
+pub(super) async fn consent_record(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<ConsentForm>,
+) -> Result<Response, Denied> {
+    let purpose: Purpose = f
+        .purpose
+        .parse()
+        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let given = crate::web::decision(&f.decision, "given", "withdrawn")?;
+    c.store
+        .record_consent(
+            SCHOOL,
+            id,
+            purpose,
+            given,
+            &f.decided_by,
+            &f.note,
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/registers/consent/{id}?done={}",
+        url_encode(&format!(
+            "Recorded: {} {}.",
+            purpose.label(),
+            if given {
+                "given"
+            } else {
+                "refused or withdrawn"
+            }
+        ))
+    ))
+    .into_response())
+}
+
+/// Every pupil's answer for every purpose, as CSV.
+pub(super) async fn consent_csv(State(c): State<Console>, s: Signed) -> Result<Response, Denied> {
+    let all = c.store.all_consents(SCHOOL).await?;
+    audit(
+        &c,
+        &s,
+        AuditKind::ReadConsents,
+        Subject::Register("consent"),
+    )
+    .await?;
+    let mut rows = vec![{
+        let mut h = vec!["pupil".to_owned(), "year".to_owned(), "class".to_owned()];
+        h.extend(Purpose::ALL.iter().map(|p| p.as_str().to_owned()));
+        h
+    }];
+    for p in c.store.find_people("", 100_000).await? {
+        if p.kind != "pupil" || !p.active {
+            continue;
+        }
+        let decisions = all.get(&p.id).cloned().unwrap_or_default();
+        let mut row = vec![
+            format!("{} {}", p.first_name, p.last_name),
+            haven_store::people::year_label(p.year_group.as_deref()),
+            p.class.clone().unwrap_or_default(),
+        ];
+        row.extend(Purpose::ALL.iter().map(|purpose| {
+            match may_use(&decisions, *purpose) {
+                Answer::Yes { .. } => "yes",
+                Answer::Refused {
+                    withdrawn: true, ..
+                } => "withdrawn",
+                Answer::Refused { .. } => "refused",
+                Answer::NotAsked => "not asked",
+            }
+            .to_owned()
+        }));
+        rows.push(row);
+    }
+    Ok(csv("image-consent.csv", rows))
+}
+
+// ---- The data-breach log --------------------------------------------------------------------
+
+struct BreachRow {
+    id: i64,
+    title: String,
+    what: String,
+    discovered: String,
+    data: String,
+    people: i64,
+    risk: &'static str,
+    clock: &'static str,
+    clock_words: String,
+    decision: String,
+    reported: String,
+    actions: String,
+    signed: String,
+    open: bool,
+    decided: bool,
+    reportable: bool,
+}
+
+#[derive(Template)]
+#[template(path = "breaches.html")]
+struct BreachesPage {
+    l: Layout,
+    message: String,
+    now: String,
+    risks: Vec<(&'static str, &'static str)>,
+    breaches: Vec<BreachRow>,
+}
+
+/// The breach log: each entry with its clock, and the forms for its next step.
+pub(super) async fn breaches(
+    State(c): State<Console>,
+    s: Signed,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let now = haven_store::now_ms();
+    let list = c.store.breaches(SCHOOL).await?;
+    audit(&c, &s, AuditKind::ReadBreaches, Subject::Register("breach")).await?;
+    let breaches = list
+        .into_iter()
+        .map(|b| {
+            let clock = breach::clock(
+                b.discovered_at_ms,
+                now,
+                b.reportable,
+                b.reported.as_ref().map(|r| r.0),
+            );
+            BreachRow {
+                id: b.id,
+                title: b.title,
+                what: b.what,
+                discovered: when(b.discovered_at_ms),
+                data: b.data_involved,
+                people: b.people_affected,
+                risk: b.risk.label(),
+                clock: clock.as_str(),
+                clock_words: clock.describe(),
+                decision: match (b.reportable, &b.decision_reason) {
+                    (None, _) => String::new(),
+                    (Some(r), why) => format!(
+                        "{}: {}",
+                        if r { "Reportable" } else { "Not reportable" },
+                        why.as_deref().unwrap_or("")
+                    ),
+                },
+                reported: b
+                    .reported
+                    .as_ref()
+                    .map(|(at, reference)| format!("{} (ICO reference {reference})", when(*at)))
+                    .unwrap_or_default(),
+                actions: b.actions,
+                signed: b
+                    .signed_off
+                    .as_ref()
+                    .map(|(who, at)| format!("{who}, {}", when(*at)))
+                    .unwrap_or_default(),
+                open: b.signed_off.is_none(),
+                decided: b.reportable.is_some(),
+                reportable: b.reportable == Some(true) && b.reported.is_none(),
+            }
+        })
+        .collect();
+    Ok(html(&BreachesPage {
+        l: c.layout("Data-breach log", Some(&s)),
+        message: flash.done,
+        now: haven_runtime::clock::local()
+            .strftime("%Y-%m-%dT%H:%M")
+            .to_string(),
+        risks: Risk::ALL.iter().map(|r| (r.as_str(), r.label())).collect(),
+        breaches,
+    }))
+}
+
+fn local_ms(name: &str, text: &str) -> Result<i64, Denied> {
+    let bad = || {
+        Denied::Invalid(format!(
+            "{name}: {:?} is not a date and time.",
+            text.chars().take(30).collect::<String>()
+        ))
+    };
+    let dt: jiff::civil::DateTime = text.trim().parse().map_err(|_| bad())?;
+    Ok(dt
+        .to_zoned(jiff::tz::TimeZone::system())
+        .map_err(|_| bad())?
+        .timestamp()
+        .as_millisecond())
+}
+
+#[derive(Deserialize)]
+pub struct NewBreachForm {
+    csrf: String,
+    title: String,
+    what: String,
+    discovered: String,
+    data: String,
+    people: String,
+    risk: String,
+}
+
+/// Logs a breach: its clock starts from when it was discovered.
+pub(super) async fn breach_new(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<NewBreachForm>,
+) -> Result<Response, Denied> {
+    let risk: Risk = f
+        .risk
+        .parse()
+        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let people: i64 = f.people.trim().parse().map_err(|_| {
+        Denied::Invalid("How many people: a whole number (0 if none is known yet).".into())
+    })?;
+    let id = c
+        .store
+        .log_breach(
+            &NewBreach {
+                school: SCHOOL,
+                title: f.title,
+                what: f.what,
+                discovered_at_ms: local_ms("When it was discovered", &f.discovered)?,
+                data_involved: f.data,
+                people_affected: people,
+                risk,
+            },
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/registers/breaches?done={}#breach-{id}",
+        url_encode(&format!(
+            "Breach {id} logged; its 72-hour clock is running."
+        ))
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct BreachStepForm {
+    csrf: String,
+    step: String,
+    #[serde(default)]
+    reportable: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    at: String,
+}
+
+/// The next step of a breach: the decision, the report, an action, the sign-off.
+pub(super) async fn breach_step(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<BreachStepForm>,
+) -> Result<Response, Denied> {
+    let step = match f.step.as_str() {
+        "decide" => BreachStep::Decide {
+            reportable: crate::web::decision(&f.reportable, "yes", "no")?,
+            reason: f.text,
+        },
+        "reported" => BreachStep::Reported {
+            at_ms: local_ms("When it was reported", &f.at)?,
+            reference: f.text,
+        },
+        "action" => BreachStep::Action(f.text),
+        "sign-off" => {
+            if !s.who.roles.contains(&haven_store::accounts::Role::Dpo) {
+                return Err(Denied::Invalid("The DPO signs a breach off.".into()));
+            }
+            BreachStep::SignOff
+        }
+        _ => return Err(Denied::Invalid("That is not a step of a breach.".into())),
+    };
+    c.store.breach_step(SCHOOL, id, &step, &actor(&s)).await?;
+    Ok(Redirect::to(&format!(
+        "/registers/breaches?done={}#breach-{id}",
+        url_encode(&format!("Breach {id}: recorded."))
+    ))
+    .into_response())
+}
+
+/// The breach log as CSV.
+pub(super) async fn breaches_csv(State(c): State<Console>, s: Signed) -> Result<Response, Denied> {
+    let now = haven_store::now_ms();
+    let list = c.store.breaches(SCHOOL).await?;
+    audit(&c, &s, AuditKind::ReadBreaches, Subject::Register("breach")).await?;
+    let mut rows = vec![[
+        "id",
+        "title",
+        "discovered",
+        "data involved",
+        "people",
+        "risk",
+        "reportable",
+        "decision reason",
+        "reported",
+        "ICO reference",
+        "clock",
+        "actions",
+        "signed off",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for b in list {
+        let clock = breach::clock(
+            b.discovered_at_ms,
+            now,
+            b.reportable,
+            b.reported.as_ref().map(|r| r.0),
+        );
+        rows.push(vec![
+            b.id.to_string(),
+            b.title,
+            when(b.discovered_at_ms),
+            b.data_involved,
+            b.people_affected.to_string(),
+            b.risk.as_str().to_owned(),
+            b.reportable
+                .map_or("undecided", |r| if r { "yes" } else { "no" })
+                .to_owned(),
+            b.decision_reason.unwrap_or_default(),
+            b.reported.as_ref().map(|r| when(r.0)).unwrap_or_default(),
+            b.reported.map(|r| r.1).unwrap_or_default(),
+            clock.describe(),
+            b.actions,
+            b.signed_off
+                .map(|(w, at)| format!("{w}, {}", when(at)))
+                .unwrap_or_default(),
+        ]);
+    }
+    Ok(csv("data-breach-log.csv", rows))
+}
+
+// ---- Staff training -------------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "training.html")]
+struct TrainingPage {
+    l: Layout,
+    message: String,
+    courses: Vec<(&'static str, &'static str)>,
+    /// (name, cells: (standing word, text)).
+    staff: Vec<(String, Vec<(&'static str, String)>)>,
+    /// (id, name) for the form.
+    people: Vec<(i64, String)>,
+    overdue: usize,
+    today: String,
+}
+
+fn training_rows(
+    list: &[haven_store::registers::StaffTraining],
+    today: jiff::civil::Date,
+) -> Vec<(String, Vec<(Standing, String)>)> {
+    list.iter()
+        .map(|st| {
+            let cells = Course::ALL
+                .iter()
+                .map(|course| {
+                    if *course == Course::Dsl && !st.dsl {
+                        return (Standing::Current, "n/a".to_owned());
+                    }
+                    let latest = st
+                        .latest
+                        .iter()
+                        .filter(|(c, _)| c == course)
+                        .map(|(_, d)| *d)
+                        .max();
+                    let standing = training::standing(today, *course, latest);
+                    let words = match (latest, training::expires(*course, latest.unwrap_or(today)))
+                    {
+                        (None, _) => "never".to_owned(),
+                        (Some(d), None) => format!("{d}"),
+                        (Some(d), Some(end)) => format!("{d} (until {end})"),
+                    };
+                    (standing, words)
+                })
+                .collect();
+            (st.name.clone(), cells)
+        })
+        .collect()
+}
+
+/// The training register: every member of staff by course, overdue and missing first.
+pub(super) async fn training(
+    State(c): State<Console>,
+    s: Signed,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let today = today();
+    let list = c.store.training(SCHOOL).await?;
+    audit(
+        &c,
+        &s,
+        AuditKind::ReadTraining,
+        Subject::Register("training"),
+    )
+    .await?;
+    let mut rows = training_rows(&list, today);
+    rows.sort_by_key(|(name, cells)| {
+        (
+            cells.iter().map(|c| c.0).min().unwrap_or(Standing::Current),
+            name.clone(),
+        )
+    });
+    let overdue = rows
+        .iter()
+        .filter(|(_, cells)| {
+            cells
+                .iter()
+                .any(|c| matches!(c.0, Standing::Missing | Standing::Overdue))
+        })
+        .count();
+    Ok(html(&TrainingPage {
+        l: c.layout("Staff training", Some(&s)),
+        message: flash.done,
+        courses: Course::ALL
+            .iter()
+            .map(|c| (c.as_str(), c.label()))
+            .collect(),
+        staff: rows
+            .into_iter()
+            .map(|(n, cells)| {
+                (
+                    n,
+                    cells.into_iter().map(|(st, w)| (st.as_str(), w)).collect(),
+                )
+            })
+            .collect(),
+        people: list.iter().map(|p| (p.person, p.name.clone())).collect(),
+        overdue,
+        today: today.to_string(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct TrainingForm {
+    csrf: String,
+    person: String,
+    course: String,
+    completed: String,
+}
+
+/// Records one completion.
+pub(super) async fn training_add(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<TrainingForm>,
+) -> Result<Response, Denied> {
+    let course: Course = f
+        .course
+        .parse()
+        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let done = training::parse_date(&f.completed)
+        .filter(|d| *d <= today())
+        .ok_or_else(|| {
+            Denied::Invalid("When it was completed: a date, not in the future.".into())
+        })?;
+    c.store
+        .record_training(
+            SCHOOL,
+            &[(f.person.trim().to_owned(), course, done)],
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/registers/training?done={}",
+        url_encode(&format!("Recorded: {} on {done}.", course.label()))
+    ))
+    .into_response())
+}
+
+/// Records completions from a CSV file (`Staff,Course,Completed`), all or none.
+pub(super) async fn training_import(
+    State(c): State<Console>,
+    s: Signed,
+    f: crate::web::SessionMultipart,
+) -> Result<Response, Denied> {
+    let file = f
+        .files
+        .iter()
+        .find(|u| u.field == "file" && !u.bytes.is_empty())
+        .ok_or_else(|| Denied::Invalid("Choose a CSV file.".into()))?;
+    let rows = training::parse_csv(&file.bytes, today()).map_err(|errs| {
+        Denied::Invalid(format!(
+            "Nothing was recorded: {}.",
+            errs.iter()
+                .take(20)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let n = c
+        .store
+        .record_training(
+            SCHOOL,
+            &rows
+                .into_iter()
+                .map(|r| (r.who, r.course, r.completed))
+                .collect::<Vec<_>>(),
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/registers/training?done={}",
+        url_encode(&format!("Recorded {n} completion(s)."))
+    ))
+    .into_response())
+}
+
+/// The training register as CSV.
+pub(super) async fn training_csv(State(c): State<Console>, s: Signed) -> Result<Response, Denied> {
+    let today = today();
+    let list = c.store.training(SCHOOL).await?;
+    audit(
+        &c,
+        &s,
+        AuditKind::ReadTraining,
+        Subject::Register("training"),
+    )
+    .await?;
+    let mut rows = vec![{
+        let mut h = vec!["staff".to_owned()];
+        h.extend(Course::ALL.iter().map(|c| c.as_str().to_owned()));
+        h
+    }];
+    for (name, cells) in training_rows(&list, today) {
+        let mut row = vec![name];
+        row.extend(
+            cells
+                .into_iter()
+                .map(|(st, w)| format!("{} {w}", st.as_str())),
+        );
+        rows.push(row);
+    }
+    Ok(csv("staff-training.csv", rows))
+}
+
+crate::web::csrf_field!(ConsentForm, NewBreachForm, BreachStepForm, TrainingForm,);
