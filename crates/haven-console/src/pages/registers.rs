@@ -73,16 +73,14 @@ fn csv(name: &str, rows: Vec<Vec<String>>) -> Response {
 
 fn answer_words(a: &Answer) -> (bool, String) {
     match a {
-        Answer::Yes { at_ms, by } => (true, format!("Yes: given by {by} ({})", when(*at_ms))),
+        Answer::Yes { at_ms, by } => (true, format!("given by {by} ({})", when(*at_ms))),
         Answer::Refused {
             at_ms,
             by,
             withdrawn: true,
-        } => (false, format!("No: withdrawn by {by} ({})", when(*at_ms))),
-        Answer::Refused { at_ms, by, .. } => {
-            (false, format!("No: refused by {by} ({})", when(*at_ms)))
-        }
-        Answer::NotAsked => (false, "No: nobody has given consent for this".into()),
+        } => (false, format!("withdrawn by {by} ({})", when(*at_ms))),
+        Answer::Refused { at_ms, by, .. } => (false, format!("refused by {by} ({})", when(*at_ms))),
+        Answer::NotAsked => (false, "nobody has given consent for this".into()),
     }
 }
 
@@ -182,18 +180,11 @@ pub(super) async fn consent(
                     check.push((format!("{} {}", p.first_name, p.last_name), yes, why));
                     audit(&c, &s, AuditKind::ReadConsents, Subject::Person(p.id)).await?;
                 }
-                [] => check.push((
-                    name.to_owned(),
-                    false,
-                    "No: no pupil here has that name".into(),
-                )),
+                [] => check.push((name.to_owned(), false, "no pupil here has that name".into())),
                 _ => check.push((
                     name.to_owned(),
                     false,
-                    format!(
-                        "No answer: {} pupils match; give the full name",
-                        matches.len()
-                    ),
+                    format!("{} pupils match: give the full name", matches.len()),
                 )),
             }
         }
