@@ -822,3 +822,16 @@ pub(super) async fn training_csv(State(c): State<Console>, s: Signed) -> Result<
 }
 
 crate::web::csrf_field!(ConsentForm, NewBreachForm, BreachStepForm, TrainingForm,);
+
+#[cfg(test)]
+mod tests {
+    use super::cell;
+
+    #[test]
+    fn a_csv_cell_that_starts_a_formula_is_defused_and_quoted() {
+        assert_eq!(cell("Ava Ahmed"), "Ava Ahmed");
+        assert_eq!(cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(cell("+44 1234"), "\"'+44 1234\"");
+        assert_eq!(cell("a, b"), "\"a, b\"");
+    }
+}
