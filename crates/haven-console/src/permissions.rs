@@ -44,11 +44,14 @@ pub enum Permission {
     Breaches,
     /// Keep the staff training register (the DSL, the headteacher, the office).
     Training,
+    /// Keep acceptable-use agreements: publish versions, record signatures, see who must sign
+    /// (the office, the headteacher, the DSL team, the DPO).
+    Agreements,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 17] = [
+    pub const ALL: [Permission; 18] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -66,6 +69,7 @@ impl Permission {
         Permission::Consents,
         Permission::Breaches,
         Permission::Training,
+        Permission::Agreements,
     ];
 
     /// Its name, for pages and the API.
@@ -88,6 +92,7 @@ impl Permission {
             Permission::Consents => "consents",
             Permission::Breaches => "breaches",
             Permission::Training => "training",
+            Permission::Agreements => "agreements",
         }
     }
 }
@@ -151,6 +156,10 @@ pub fn allowed(role: Role, p: Permission) -> bool {
         ),
         P::Breaches => matches!(role, R::Dpo | R::Headteacher),
         P::Training => matches!(role, R::Dsl | R::Headteacher | R::Office),
+        P::Agreements => matches!(
+            role,
+            R::Office | R::Headteacher | R::Dsl | R::DeputyDsl | R::Dpo
+        ),
     }
 }
 
@@ -177,24 +186,24 @@ mod tests {
     /// The matrix as a table: a row per role, a column per permission (in `Permission::ALL`
     /// order: dashboard, activity, policy-read, policy-edit, policy-approve, reviews, audit,
     /// api-tokens, triage, ingest, log-concern, records, reports, subject-access, consents,
-    /// breaches, training). A row is as
+    /// breaches, training, agreements). A row is as
     /// long as `Permission::ALL`, so a new permission cannot go unchecked. Changing who may do
     /// what means changing this table on purpose.
     #[rustfmt::skip]
     const MATRIX: &[(Role, [u8; Permission::ALL.len()])] = &[
-        (Role::Pupil,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Teacher,           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
-        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0]),
-        (Role::NetworkManager,    [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]),
-        (Role::Dsl,               [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1]),
-        (Role::DeputyDsl,         [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0]),
-        (Role::Headteacher,       [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 1]),
-        (Role::Governor,          [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]),
-        (Role::Chair,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0]),
-        (Role::Dpo,               [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0]),
-        (Role::Administrator,     [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0]),
-        (Role::Office,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1]),
-        (Role::Parent,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Pupil,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher,           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::NetworkManager,    [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Dsl,               [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1]),
+        (Role::DeputyDsl,         [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0, 1]),
+        (Role::Headteacher,       [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1]),
+        (Role::Governor,          [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]),
+        (Role::Chair,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]),
+        (Role::Dpo,               [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 1]),
+        (Role::Administrator,     [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Office,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1]),
+        (Role::Parent,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
 
     #[test]

@@ -4201,3 +4201,142 @@ fn the_office_checks_a_photo_a_withdrawal_says_no_at_once_and_the_breach_clock_w
         assert!(sofia.contains("training missing"), "her induction is missing: {sofia}");
     });
 }
+
+#[test]
+fn the_office_publishes_the_ks1_agreement_a_parent_signs_and_a_new_version_makes_it_due_again() {
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (nia, csrf) = signed_in(&h.store, "nia.ormerod").await;
+        let today = haven_runtime::clock::local().date().to_string();
+        let publish = |text: &str| {
+            fields(&[
+                ("csrf", csrf.as_str()),
+                ("audience", "eyfs-ks1"),
+                ("effective", &today),
+                ("body", text),
+            ])
+        };
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/agreements",
+            &nia,
+            Some(&publish("I ask a grown-up before I go online.")),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/registers/agreements?audience=eyfs-ks1",
+            &nia,
+            None,
+            &[],
+        )
+        .await;
+        let ivy = h.store.find_people("Ivy Khan", 1).await.expect("find")[0].id;
+        let row = between(&page, &format!("id=\"due-{ivy}\""), "</tr>").to_owned();
+        assert!(
+            row.contains("never signed") && row.contains("parent or carer of Ivy Khan"),
+            "{row}"
+        );
+        let version = between(&row, "name=\"version\" value=\"", "\"").to_owned();
+        let sign = fields(&[
+            ("csrf", csrf.as_str()),
+            ("person", &ivy.to_string()),
+            ("version", &version),
+            ("signed_on", &today),
+            ("how", "paper"),
+            ("signed_by", "Mr Khan (father)"),
+            ("back", "audience=eyfs-ks1"),
+        ]);
+        let (status, headers, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/agreements/signatures",
+            &nia,
+            Some(&sign),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        assert!(
+            location(&headers).ends_with("&audience=eyfs-ks1"),
+            "{}",
+            location(&headers)
+        );
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/registers/agreements?audience=eyfs-ks1",
+            &nia,
+            None,
+            &[],
+        )
+        .await;
+        assert!(
+            !page.contains(&format!("id=\"due-{ivy}\"")),
+            "Ivy's parent has signed"
+        );
+        // The same signature for a Year 5 pupil is refused: it is not their agreement.
+        let ava = h.store.find_people("Ava Ahmed", 1).await.expect("find")[0].id;
+        let year5 = h
+            .store
+            .find_people("", 1000)
+            .await
+            .expect("people")
+            .into_iter()
+            .find(|p| p.kind == "pupil" && p.year_group.as_deref() == Some("5"))
+            .expect("a Year 5 pupil")
+            .id;
+        assert_ne!(year5, ava);
+        let wrong = sign.replace(&format!("person={ivy}"), &format!("person={year5}"));
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/agreements/signatures",
+            &nia,
+            Some(&wrong),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        // A new version, in force today: Ivy must sign again.
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/agreements",
+            &nia,
+            Some(&publish(
+                "I ask a grown-up, and I tell them if something worries me.",
+            )),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/registers/agreements?audience=eyfs-ks1",
+            &nia,
+            None,
+            &[],
+        )
+        .await;
+        let row = between(&page, &format!("id=\"due-{ivy}\""), "</tr>");
+        assert!(row.contains("signed an older version"), "{row}");
+        // Teachers do not keep the agreements.
+        let (ben, _) = signed_in(&h.store, "ben.carter").await;
+        let (status, _, _) = call(
+            &h.app,
+            Method::GET,
+            "/registers/agreements",
+            &ben,
+            None,
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    });
+}

@@ -70,6 +70,20 @@ words! {
 }
 
 words! {
+    /// Who an acceptable-use agreement is for.
+    Audience, "audience" {
+        EyfsKs1 = "eyfs-ks1", "EYFS and KS1 pupils (signed by a parent)";
+        Ks2 = "ks2", "KS2 pupils";
+        Ks3 = "ks3", "KS3 and older pupils";
+        Staff = "staff", "staff";
+        Volunteers = "volunteers", "volunteers and contractors";
+        Governors = "governors", "governors";
+        Parents = "parents", "parents and carers";
+        Visitors = "visitors", "visitors";
+    }
+}
+
+words! {
     /// How serious a data breach is, for the people whose data it is.
     Risk, "risk" {
         Low = "low", "low";

@@ -195,6 +195,12 @@ pub enum AuditKind {
     ReadBreaches,
     /// Recorded staff training (one completion or a file of them).
     RecordTraining,
+    /// Published a version of an acceptable-use agreement.
+    PublishAgreement,
+    /// Recorded a signature of an acceptable-use agreement.
+    RecordSignature,
+    /// Read who has signed the acceptable-use agreements.
+    ReadAgreements,
     /// Read the training register.
     ReadTraining,
 }
@@ -281,6 +287,9 @@ impl AuditKind {
             K::UpdateBreach => "update breach",
             K::ReadBreaches => "read breaches",
             K::RecordTraining => "record training",
+            K::PublishAgreement => "publish agreement",
+            K::RecordSignature => "record signature",
+            K::ReadAgreements => "read agreements",
             K::ReadTraining => "read training",
         }
     }

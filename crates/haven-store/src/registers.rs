@@ -612,3 +612,282 @@ impl Store {
             .collect()
     }
 }
+
+/// A version of an acceptable-use agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgreementVersion {
+    /// Id.
+    pub id: i64,
+    /// Who it is for.
+    pub audience: haven_registers::Audience,
+    /// Its number (1, 2, …) within its audience.
+    pub version: u32,
+    /// In force from.
+    pub effective_on: jiff::civil::Date,
+    /// Its text.
+    pub body: String,
+    /// Who published it (name), and when.
+    pub published: (String, i64),
+}
+
+/// Someone an agreement is for, with their latest signature of their audience's agreement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signer {
+    /// Person id.
+    pub person: i64,
+    /// Name.
+    pub name: String,
+    /// Their class (pupils).
+    pub class: String,
+    /// Their agreement's audience.
+    pub audience: haven_registers::Audience,
+    /// The version they last signed, and when.
+    pub latest: Option<(u32, jiff::civil::Date)>,
+}
+
+/// A signature to record.
+#[derive(Debug, Clone)]
+pub struct NewSignature {
+    /// The school.
+    pub school: i64,
+    /// Whose agreement it is (the pupil, for a parent signing for an infant).
+    pub person: i64,
+    /// The version signed.
+    pub version: i64,
+    /// When.
+    pub signed_on: jiff::civil::Date,
+    /// On paper (recorded by staff) or online.
+    pub on_paper: bool,
+    /// Who signed (the person, or their parent or carer), by name.
+    pub signed_by: String,
+}
+
+impl Store {
+    /// Publishes a new version of an audience's agreement, in force from `effective_on`: its
+    /// number.
+    pub async fn publish_agreement(
+        &self,
+        school: i64,
+        audience: haven_registers::Audience,
+        effective_on: jiff::civil::Date,
+        body: &str,
+        by: &Actor<'_>,
+    ) -> Result<u32, StoreError> {
+        let body = text("The agreement's text", body, true, 50_000)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let last: Option<i64> = sqlx::query(
+            "SELECT MAX(version) FROM agreement_versions WHERE school_id = $1 AND audience = $2",
+        )
+        .bind(school)
+        .bind(audience.as_str())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        let version = last.unwrap_or(0) + 1;
+        let id: i64 = sqlx::query(
+            "INSERT INTO agreement_versions (school_id, audience, version, effective_on, body, published_by, published_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        )
+        .bind(school)
+        .bind(audience.as_str())
+        .bind(version)
+        .bind(effective_on.to_string())
+        .bind(&body)
+        .bind(by.person)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::PublishAgreement,
+                Subject::Register("agreements"),
+            )
+            .word("audience", audience.as_str())
+            .count("version", version)
+            .count("id", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(u32::try_from(version).unwrap_or(u32::MAX))
+    }
+
+    /// Every version of every audience's agreement, newest first.
+    pub async fn agreement_versions(
+        &self,
+        school: i64,
+    ) -> Result<Vec<AgreementVersion>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT v.id, v.audience, v.version, v.effective_on, v.body, p.first_name || ' ' || p.last_name, v.published_at \
+             FROM agreement_versions v JOIN people p ON p.id = v.published_by WHERE v.school_id = $1 ORDER BY v.audience, v.version DESC",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AgreementVersion {
+                    id: r.try_get(0)?,
+                    audience: parse(&r.try_get::<String, _>(1)?)?,
+                    version: u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0),
+                    effective_on: parse(&r.try_get::<String, _>(3)?)?,
+                    body: r.try_get(4)?,
+                    published: (r.try_get(5)?, r.try_get(6)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Records a signature of the version given, for the person it is for. The version must
+    /// be of the person's audience, and the date not in the future.
+    pub async fn record_signature(
+        &self,
+        s: &NewSignature,
+        today: jiff::civil::Date,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
+        let signed_by = text("Who signed", &s.signed_by, true, MAX_SHORT)?;
+        if s.signed_on > today {
+            return Err(invalid("When it was signed is in the future."));
+        }
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let audience: String =
+            sqlx::query("SELECT audience FROM agreement_versions WHERE school_id = $1 AND id = $2")
+                .bind(s.school)
+                .bind(s.version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| invalid(format!("There is no agreement version {}.", s.version)))?
+                .try_get(0)?;
+        let theirs = self.audience_of_tx(&mut tx, s.person).await?;
+        if theirs.map(|a| a.as_str()) != Some(audience.as_str()) {
+            return Err(invalid(format!(
+                "That agreement is for {}; person {} signs {}.",
+                audience,
+                s.person,
+                theirs.map_or("none", |a| a.as_str())
+            )));
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO signatures (school_id, person_id, version_id, signed_on, how, signed_by, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(s.school)
+        .bind(s.person)
+        .bind(s.version)
+        .bind(s.signed_on.to_string())
+        .bind(if s.on_paper { "paper" } else { "online" })
+        .bind(&signed_by)
+        .bind(by.person)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::RecordSignature,
+                Subject::Person(s.person),
+            )
+            .count("version", s.version)
+            .word("how", if s.on_paper { "paper" } else { "online" }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn audience_of_tx(
+        &self,
+        tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+        person: i64,
+    ) -> Result<Option<haven_registers::Audience>, StoreError> {
+        let Some(row) = sqlx::query(
+            "SELECT kind, year_group, (SELECT COUNT(*) FROM person_roles r WHERE r.person_id = p.id AND r.role IN ('governor', 'chair-of-governors')) \
+             FROM people p WHERE id = $1 AND active = 1",
+        )
+        .bind(person)
+        .fetch_optional(&mut **tx)
+        .await?
+        else {
+            return Ok(None);
+        };
+        Ok(audience_from(
+            &row.try_get::<String, _>(0)?,
+            row.try_get::<Option<String>, _>(1)?.as_deref(),
+            row.try_get::<i64, _>(2)? > 0,
+        ))
+    }
+
+    /// Everyone an agreement is for (current pupils, staff, governors, parents), each with
+    /// the version they last signed of their audience's agreement.
+    pub async fn signers(&self, school: i64) -> Result<Vec<Signer>, StoreError> {
+        let people = sqlx::query(
+            "SELECT p.id, p.first_name || ' ' || p.last_name, COALESCE(p.class, ''), p.kind, p.year_group, \
+             (SELECT COUNT(*) FROM person_roles r WHERE r.person_id = p.id AND r.role IN ('governor', 'chair-of-governors')) \
+             FROM people p WHERE p.active = 1 ORDER BY p.kind, p.class, p.last_name, p.first_name",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let signed = sqlx::query(
+            "SELECT s.person_id, v.audience, v.version, s.signed_on FROM signatures s JOIN agreement_versions v ON v.id = s.version_id \
+             WHERE s.school_id = $1",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut latest: std::collections::HashMap<(i64, String), (u32, jiff::civil::Date)> =
+            Default::default();
+        for r in signed {
+            let key = (r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?);
+            let v = u32::try_from(r.try_get::<i64, _>(2)?).unwrap_or(0);
+            let on: jiff::civil::Date = parse(&r.try_get::<String, _>(3)?)?;
+            let e = latest.entry(key).or_insert((v, on));
+            if (v, on) > *e {
+                *e = (v, on);
+            }
+        }
+        let mut out = Vec::new();
+        for r in people {
+            let Some(audience) = audience_from(
+                &r.try_get::<String, _>(3)?,
+                r.try_get::<Option<String>, _>(4)?.as_deref(),
+                r.try_get::<i64, _>(5)? > 0,
+            ) else {
+                continue;
+            };
+            let person: i64 = r.try_get(0)?;
+            out.push(Signer {
+                person,
+                name: r.try_get(1)?,
+                class: r.try_get(2)?,
+                audience,
+                latest: latest.remove(&(person, audience.as_str().to_owned())),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Whose agreement a person signs: a pupil's by year group; a governor's; staff's; a parent's.
+fn audience_from(
+    kind: &str,
+    year: Option<&str>,
+    governor: bool,
+) -> Option<haven_registers::Audience> {
+    use haven_registers::Audience as A;
+    match kind {
+        "pupil" => haven_registers::agreements::pupil_audience(year),
+        "staff" if governor => Some(A::Governors),
+        "staff" => Some(A::Staff),
+        "parent" => Some(A::Parents),
+        _ => None,
+    }
+}

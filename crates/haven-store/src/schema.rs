@@ -431,7 +431,7 @@ CREATE UNIQUE INDEX transfers_in_package ON transfers_in (school_id, package_sha
     },
     Migration {
         version: 9,
-        name: "registers: image consent decisions, the data-breach log, staff training",
+        name: "registers: acceptable-use agreements and signatures, image consent decisions, the data-breach log, staff training",
         sql: r#"
 CREATE TABLE consents (
     id {pk},
@@ -474,7 +474,30 @@ CREATE TABLE training (
     recorded_by BIGINT NOT NULL REFERENCES people (id),
     recorded_at BIGINT NOT NULL
 );
-CREATE INDEX training_person ON training (school_id, person_id, course, completed_on)
+CREATE INDEX training_person ON training (school_id, person_id, course, completed_on);
+CREATE TABLE agreement_versions (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    audience TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    effective_on TEXT NOT NULL,
+    body TEXT NOT NULL,
+    published_by BIGINT NOT NULL REFERENCES people (id),
+    published_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX agreement_versions_number ON agreement_versions (school_id, audience, version);
+CREATE TABLE signatures (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    person_id BIGINT NOT NULL REFERENCES people (id),
+    version_id BIGINT NOT NULL REFERENCES agreement_versions (id),
+    signed_on TEXT NOT NULL,
+    how TEXT NOT NULL,
+    signed_by TEXT NOT NULL,
+    recorded_by BIGINT NOT NULL REFERENCES people (id),
+    recorded_at BIGINT NOT NULL
+);
+CREATE INDEX signatures_person ON signatures (school_id, person_id)
 "#,
     },
 ];

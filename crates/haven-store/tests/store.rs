@@ -2492,6 +2492,101 @@ fn registers_keep_consent_history_the_breach_log_in_order_and_training_all_or_no
                 "{db}: the latest completion"
             );
             assert!(!t.iter().find(|s| s.name == "Dee Poe").expect("Dee").dsl);
+
+            // Agreements: Amara (Year 5) signs the KS2 agreement; a new version makes her due.
+            use haven_registers::agreements::{in_force, standing, Standing};
+            use haven_registers::Audience;
+            let today = jiff::civil::date(2026, 12, 2);
+            let v1 = store
+                .publish_agreement(
+                    S,
+                    Audience::Ks2,
+                    jiff::civil::date(2026, 9, 1),
+                    "Be kind online.",
+                    &dpo,
+                )
+                .await
+                .expect("publish");
+            store
+                .publish_agreement(
+                    S,
+                    Audience::Staff,
+                    jiff::civil::date(2026, 9, 1),
+                    "Staff AUP.",
+                    &dpo,
+                )
+                .await
+                .expect("publish");
+            assert_eq!(v1, 1);
+            let versions = store.agreement_versions(S).await.expect("versions");
+            let ks2 = versions
+                .iter()
+                .find(|v| v.audience == Audience::Ks2)
+                .expect("ks2");
+            let staff_v = versions
+                .iter()
+                .find(|v| v.audience == Audience::Staff)
+                .expect("staff");
+            let sig = |version: i64, on: jiff::civil::Date| haven_store::registers::NewSignature {
+                school: S,
+                person: amara,
+                version,
+                signed_on: on,
+                on_paper: true,
+                signed_by: "Amara Okafor and Mrs Okafor".into(),
+            };
+            let err = store
+                .record_signature(&sig(staff_v.id, today), today, &dpo)
+                .await
+                .expect_err("the staff agreement is not Amara's");
+            assert!(err.to_string().contains("signs ks2"), "{db}: {err}");
+            assert!(store
+                .record_signature(&sig(ks2.id, jiff::civil::date(2026, 12, 3)), today, &dpo)
+                .await
+                .is_err());
+            store
+                .record_signature(&sig(ks2.id, jiff::civil::date(2026, 9, 8)), today, &dpo)
+                .await
+                .expect("signed");
+            let amara_now = |signers: Vec<haven_store::registers::Signer>| {
+                signers
+                    .into_iter()
+                    .find(|s| s.person == amara)
+                    .expect("Amara signs")
+            };
+            let a = amara_now(store.signers(S).await.expect("signers"));
+            assert_eq!(a.audience, Audience::Ks2);
+            let in_force_now = |vs: &[haven_store::registers::AgreementVersion]| {
+                in_force(
+                    today,
+                    &vs.iter()
+                        .filter(|v| v.audience == Audience::Ks2)
+                        .map(|v| (v.version, v.effective_on))
+                        .collect::<Vec<_>>(),
+                )
+                .expect("in force")
+            };
+            assert_eq!(
+                standing(today, in_force_now(&versions), a.latest),
+                Standing::Current
+            );
+            store
+                .publish_agreement(
+                    S,
+                    Audience::Ks2,
+                    jiff::civil::date(2026, 11, 30),
+                    "Be kind; ask first.",
+                    &dpo,
+                )
+                .await
+                .expect("v2");
+            let versions = store.agreement_versions(S).await.expect("versions");
+            let a = amara_now(store.signers(S).await.expect("signers"));
+            assert_eq!(
+                standing(today, in_force_now(&versions), a.latest),
+                Standing::OldVersion,
+                "{db}: the new version makes her due"
+            );
         }
     });
 }

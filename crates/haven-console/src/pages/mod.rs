@@ -94,6 +94,12 @@ pub const PAGES: &[Route] = &[
     route!(GET "/registers/consent.csv", Need(P::Consents), registers::consent_csv),
     route!(GET "/registers/consent/{id}", Need(P::Consents), registers::consent_pupil),
     route!(POST "/registers/consent/{id}", Need(P::Consents), registers::consent_record),
+    route!(GET "/registers/agreements", Need(P::Agreements), registers::agreements)
+        .nav("Agreements"),
+    route!(GET "/registers/agreements.csv", Need(P::Agreements), registers::agreements_csv),
+    route!(GET "/registers/agreements/versions/{id}", Need(P::Agreements), registers::agreement_version),
+    route!(POST "/registers/agreements", Need(P::Agreements), registers::agreement_publish),
+    route!(POST "/registers/agreements/signatures", Need(P::Agreements), registers::agreement_sign),
     route!(GET "/registers/breaches", Need(P::Breaches), registers::breaches).nav("Breaches"),
     route!(GET "/registers/breaches.csv", Need(P::Breaches), registers::breaches_csv),
     route!(POST "/registers/breaches", Need(P::Breaches), registers::breach_new),

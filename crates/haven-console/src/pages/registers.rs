@@ -821,7 +821,358 @@ pub(super) async fn training_csv(State(c): State<Console>, s: Signed) -> Result<
     Ok(csv("staff-training.csv", rows))
 }
 
-crate::web::csrf_field!(ConsentForm, NewBreachForm, BreachStepForm, TrainingForm,);
+// ---- Acceptable-use agreements ------------------------------------------------------------
+
+use haven_registers::agreements;
+use haven_registers::Audience;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct AgreementQuery {
+    audience: String,
+    class: String,
+    done: String,
+}
+
+struct AudienceRow {
+    id: &'static str,
+    label: &'static str,
+    /// "Version 2, in force from 2026-09-01", or that none is published.
+    in_force: String,
+    /// The version in force's id, to sign.
+    version_id: Option<i64>,
+    /// A later version waiting for its date.
+    next: String,
+    signed: usize,
+    due: usize,
+}
+
+struct DueRow {
+    person: i64,
+    name: String,
+    class: String,
+    standing: &'static str,
+    standing_words: &'static str,
+    version_id: i64,
+    signer: String,
+}
+
+#[derive(Template)]
+#[template(path = "agreements.html")]
+struct AgreementsPage {
+    l: Layout,
+    message: String,
+    today: String,
+    audiences: Vec<AudienceRow>,
+    /// (class, due) for pupils.
+    classes: Vec<(String, usize)>,
+    audience: String,
+    class: String,
+    due: Vec<DueRow>,
+    /// (id, audience, version, effective, published by).
+    versions: Vec<(i64, &'static str, u32, String, String)>,
+}
+
+/// The agreements: each audience's version in force, who has signed and who must, by class;
+/// recording a signature; publishing a new version.
+pub(super) async fn agreements(
+    State(c): State<Console>,
+    s: Signed,
+    Query(q): Query<AgreementQuery>,
+) -> Result<Response, Denied> {
+    let today = today();
+    let versions = c.store.agreement_versions(SCHOOL).await?;
+    let signers = c.store.signers(SCHOOL).await?;
+    audit(
+        &c,
+        &s,
+        AuditKind::ReadAgreements,
+        Subject::Register("agreements"),
+    )
+    .await?;
+    let force = |a: Audience| {
+        agreements::in_force(
+            today,
+            &versions
+                .iter()
+                .filter(|v| v.audience == a)
+                .map(|v| (v.version, v.effective_on))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let standing_of = |sg: &haven_store::registers::Signer| {
+        force(sg.audience).map(|v| agreements::standing(today, v, sg.latest))
+    };
+    let audiences = Audience::ALL
+        .iter()
+        .map(|a| {
+            let v = force(*a);
+            let version = versions
+                .iter()
+                .find(|x| x.audience == *a && Some(x.version) == v);
+            let next = versions
+                .iter()
+                .filter(|x| x.audience == *a && x.effective_on > today)
+                .map(|x| format!("version {} from {}", x.version, x.effective_on))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let mine: Vec<_> = signers.iter().filter(|sg| sg.audience == *a).collect();
+            let signed = mine
+                .iter()
+                .filter(|sg| standing_of(sg).is_some_and(|st| !st.due()))
+                .count();
+            AudienceRow {
+                id: a.as_str(),
+                label: a.label(),
+                in_force: version.map_or_else(
+                    || "none published yet".to_owned(),
+                    |x| format!("version {}, in force from {}", x.version, x.effective_on),
+                ),
+                version_id: version.map(|x| x.id),
+                next,
+                signed,
+                due: mine.len() - signed,
+            }
+        })
+        .collect();
+    let mut classes: std::collections::BTreeMap<String, usize> = Default::default();
+    for sg in &signers {
+        if matches!(
+            sg.audience,
+            Audience::EyfsKs1 | Audience::Ks2 | Audience::Ks3
+        ) && standing_of(sg).is_some_and(|st| st.due())
+        {
+            *classes.entry(sg.class.clone()).or_default() += 1;
+        }
+    }
+    let mut due = Vec::new();
+    if !q.audience.is_empty() {
+        let a: Audience = q
+            .audience
+            .parse()
+            .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+        let version_id = versions
+            .iter()
+            .find(|x| x.audience == a && Some(x.version) == force(a))
+            .map(|x| x.id);
+        if let Some(version_id) = version_id {
+            for sg in signers
+                .iter()
+                .filter(|sg| sg.audience == a && (q.class.is_empty() || sg.class == q.class))
+            {
+                let st = standing_of(sg).unwrap_or(agreements::Standing::Missing);
+                if !st.due() {
+                    continue;
+                }
+                due.push(DueRow {
+                    person: sg.person,
+                    name: sg.name.clone(),
+                    class: sg.class.clone(),
+                    standing: st.as_str(),
+                    standing_words: st.label(),
+                    version_id,
+                    signer: if a.signed_by_parent() {
+                        format!("parent or carer of {}", sg.name)
+                    } else {
+                        sg.name.clone()
+                    },
+                });
+            }
+        }
+    }
+    Ok(html(&AgreementsPage {
+        l: c.layout("Acceptable-use agreements", Some(&s)),
+        message: q.done,
+        today: today.to_string(),
+        audiences,
+        classes: classes.into_iter().collect(),
+        audience: q.audience,
+        class: q.class,
+        due,
+        versions: versions
+            .iter()
+            .map(|v| {
+                (
+                    v.id,
+                    v.audience.label(),
+                    v.version,
+                    v.effective_on.to_string(),
+                    v.published.0.clone(),
+                )
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Template)]
+#[template(path = "agreement_version.html")]
+struct AgreementVersionPage {
+    l: Layout,
+    audience: &'static str,
+    version: u32,
+    effective: String,
+    body: String,
+}
+
+/// One version's text.
+pub(super) async fn agreement_version(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+) -> Result<Response, Denied> {
+    let v = c
+        .store
+        .agreement_versions(SCHOOL)
+        .await?
+        .into_iter()
+        .find(|v| v.id == id)
+        .ok_or(Denied::NotFound)?;
+    Ok(html(&AgreementVersionPage {
+        l: c.layout("Acceptable-use agreement", Some(&s)),
+        audience: v.audience.label(),
+        version: v.version,
+        effective: v.effective_on.to_string(),
+        body: v.body,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PublishForm {
+    csrf: String,
+    audience: String,
+    effective: String,
+    body: String,
+}
+
+/// Publishes a new version: from its date everyone on an older one must sign again.
+pub(super) async fn agreement_publish(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<PublishForm>,
+) -> Result<Response, Denied> {
+    let a: Audience = f
+        .audience
+        .parse()
+        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let from = training::parse_date(&f.effective)
+        .ok_or_else(|| Denied::Invalid("In force from: a date.".into()))?;
+    let v = c
+        .store
+        .publish_agreement(SCHOOL, a, from, &f.body, &actor(&s))
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/registers/agreements?done={}",
+        url_encode(&format!(
+            "Published version {v} for {}, in force from {from}.",
+            a.label()
+        ))
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SignatureForm {
+    csrf: String,
+    person: i64,
+    version: i64,
+    signed_on: String,
+    how: String,
+    signed_by: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// Records a signature (on paper, entered by staff; or online).
+pub(super) async fn agreement_sign(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<SignatureForm>,
+) -> Result<Response, Denied> {
+    let on = training::parse_date(&f.signed_on)
+        .ok_or_else(|| Denied::Invalid("Signed on: a date.".into()))?;
+    c.store
+        .record_signature(
+            &haven_store::registers::NewSignature {
+                school: SCHOOL,
+                person: f.person,
+                version: f.version,
+                signed_on: on,
+                on_paper: crate::web::decision(&f.how, "paper", "online")?,
+                signed_by: f.signed_by,
+            },
+            today(),
+            &actor(&s),
+        )
+        .await?;
+    let back = if f.back.starts_with("audience=") && !f.back.contains(['/', '\\', '#']) {
+        format!("&{}", f.back)
+    } else {
+        String::new()
+    };
+    Ok(Redirect::to(&format!(
+        "/registers/agreements?done={}{back}",
+        url_encode("Signature recorded.")
+    ))
+    .into_response())
+}
+
+/// Everyone and their agreement, as CSV.
+pub(super) async fn agreements_csv(
+    State(c): State<Console>,
+    s: Signed,
+) -> Result<Response, Denied> {
+    let today = today();
+    let versions = c.store.agreement_versions(SCHOOL).await?;
+    let signers = c.store.signers(SCHOOL).await?;
+    audit(
+        &c,
+        &s,
+        AuditKind::ReadAgreements,
+        Subject::Register("agreements"),
+    )
+    .await?;
+    let mut rows = vec![[
+        "name",
+        "class",
+        "agreement",
+        "standing",
+        "version signed",
+        "signed on",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for sg in signers {
+        let v = agreements::in_force(
+            today,
+            &versions
+                .iter()
+                .filter(|x| x.audience == sg.audience)
+                .map(|x| (x.version, x.effective_on))
+                .collect::<Vec<_>>(),
+        );
+        rows.push(vec![
+            sg.name,
+            sg.class,
+            sg.audience.as_str().to_owned(),
+            v.map_or("no version published", |v| {
+                agreements::standing(today, v, sg.latest).label()
+            })
+            .to_owned(),
+            sg.latest.map(|l| l.0.to_string()).unwrap_or_default(),
+            sg.latest.map(|l| l.1.to_string()).unwrap_or_default(),
+        ]);
+    }
+    Ok(csv("acceptable-use-agreements.csv", rows))
+}
+
+crate::web::csrf_field!(
+    ConsentForm,
+    NewBreachForm,
+    BreachStepForm,
+    TrainingForm,
+    PublishForm,
+    SignatureForm,
+);
 
 #[cfg(test)]
 mod tests {
