@@ -864,8 +864,8 @@ struct AgreementsPage {
     message: String,
     today: String,
     audiences: Vec<AudienceRow>,
-    /// (class, due) for pupils.
-    classes: Vec<(String, usize)>,
+    /// (class, its agreement, due) for pupils.
+    classes: Vec<(String, &'static str, usize)>,
     audience: String,
     class: String,
     due: Vec<DueRow>,
@@ -921,6 +921,8 @@ pub(super) async fn agreements(
                 .iter()
                 .filter(|sg| standing_of(sg).is_some_and(|st| !st.due()))
                 .count();
+            // With no version in force nobody can sign yet: nobody is due.
+            let due = if v.is_some() { mine.len() - signed } else { 0 };
             AudienceRow {
                 id: a.as_str(),
                 label: a.label(),
@@ -931,18 +933,20 @@ pub(super) async fn agreements(
                 version_id: version.map(|x| x.id),
                 next,
                 signed,
-                due: mine.len() - signed,
+                due,
             }
         })
         .collect();
-    let mut classes: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut classes: std::collections::BTreeMap<(String, &'static str), usize> = Default::default();
     for sg in &signers {
         if matches!(
             sg.audience,
             Audience::EyfsKs1 | Audience::Ks2 | Audience::Ks3
         ) && standing_of(sg).is_some_and(|st| st.due())
         {
-            *classes.entry(sg.class.clone()).or_default() += 1;
+            *classes
+                .entry((sg.class.clone(), sg.audience.as_str()))
+                .or_default() += 1;
         }
     }
     let mut due = Vec::new();
@@ -985,7 +989,10 @@ pub(super) async fn agreements(
         message: q.done,
         today: today.to_string(),
         audiences,
-        classes: classes.into_iter().collect(),
+        classes: classes
+            .into_iter()
+            .map(|((class, audience), n)| (class, audience, n))
+            .collect(),
         audience: q.audience,
         class: q.class,
         due,
