@@ -47,11 +47,15 @@ pub enum Permission {
     /// Keep acceptable-use agreements: publish versions, record signatures, see who must sign
     /// (the office, the headteacher, the DSL team, the DPO).
     Agreements,
+    /// Keep the policy reviews (the DSL, the headteacher; the chair of governors signs off).
+    PolicyReviews,
+    /// Keep the search and confiscation log (the headteacher and the DSL team).
+    Searches,
 }
 
 impl Permission {
     /// Every permission, in the order of the matrix.
-    pub const ALL: [Permission; 18] = [
+    pub const ALL: [Permission; 20] = [
         Permission::Dashboard,
         Permission::Activity,
         Permission::PolicyRead,
@@ -70,6 +74,8 @@ impl Permission {
         Permission::Breaches,
         Permission::Training,
         Permission::Agreements,
+        Permission::PolicyReviews,
+        Permission::Searches,
     ];
 
     /// Its name, for pages and the API.
@@ -93,6 +99,8 @@ impl Permission {
             Permission::Breaches => "breaches",
             Permission::Training => "training",
             Permission::Agreements => "agreements",
+            Permission::PolicyReviews => "policy-reviews",
+            Permission::Searches => "searches",
         }
     }
 }
@@ -160,6 +168,8 @@ pub fn allowed(role: Role, p: Permission) -> bool {
             role,
             R::Office | R::Headteacher | R::Dsl | R::DeputyDsl | R::Dpo
         ),
+        P::PolicyReviews => matches!(role, R::Dsl | R::Headteacher | R::Chair),
+        P::Searches => matches!(role, R::Headteacher | R::Dsl | R::DeputyDsl),
     }
 }
 
@@ -186,24 +196,24 @@ mod tests {
     /// The matrix as a table: a row per role, a column per permission (in `Permission::ALL`
     /// order: dashboard, activity, policy-read, policy-edit, policy-approve, reviews, audit,
     /// api-tokens, triage, ingest, log-concern, records, reports, subject-access, consents,
-    /// breaches, training, agreements). A row is as
+    /// breaches, training, agreements, policy-reviews, searches). A row is as
     /// long as `Permission::ALL`, so a new permission cannot go unchecked. Changing who may do
     /// what means changing this table on purpose.
     #[rustfmt::skip]
     const MATRIX: &[(Role, [u8; Permission::ALL.len()])] = &[
-        (Role::Pupil,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Teacher,           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::NetworkManager,    [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Dsl,               [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1]),
-        (Role::DeputyDsl,         [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0, 1]),
-        (Role::Headteacher,       [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1]),
-        (Role::Governor,          [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0]),
-        (Role::Chair,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0]),
-        (Role::Dpo,               [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 1]),
-        (Role::Administrator,     [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0]),
-        (Role::Office,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1]),
-        (Role::Parent,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Pupil,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Teacher,           [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::TeachingAssistant, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::NetworkManager,    [1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Dsl,               [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1]),
+        (Role::DeputyDsl,         [1, 1, 1, 0, 0, 1, 0, 0, 1, 0, 1, 1, 1, 0, 1, 0, 0, 1, 0, 1]),
+        (Role::Headteacher,       [1, 1, 1, 0, 1, 1, 1, 0, 1, 0, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1]),
+        (Role::Governor,          [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Chair,             [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0]),
+        (Role::Dpo,               [0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 1, 1, 0, 1, 0, 0]),
+        (Role::Administrator,     [1, 0, 1, 1, 1, 0, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
+        (Role::Office,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 0, 0]),
+        (Role::Parent,            [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]),
     ];
 
     #[test]

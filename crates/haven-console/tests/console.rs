@@ -4340,3 +4340,166 @@ fn the_office_publishes_the_ks1_agreement_a_parent_signs_and_a_new_version_makes
         assert_eq!(status, StatusCode::FORBIDDEN);
     });
 }
+
+#[test]
+fn a_policy_review_is_brought_forward_and_signed_by_the_chair_and_a_search_is_logged_and_returned()
+{
+    rt().block_on(async {
+        let h = harness(config()).await;
+        let (priya, csrf) = signed_in(&h.store, "priya.shah").await;
+        let today = haven_runtime::clock::local().date().to_string();
+        let review = fields(&[
+            ("csrf", csrf.as_str()),
+            ("step", "review"),
+            ("policy", "Online safety policy"),
+            ("reviewed_on", &today),
+            ("reviewed_by", "DSL, headteacher and safeguarding governor"),
+            ("next_on", ""),
+            ("text", "Added AI chatbots to the filtering section"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/reviews",
+            &priya,
+            Some(&review),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/registers/reviews", &priya, None, &[]).await;
+        let row = between(&page, "Online safety policy</td>", "</tr>").to_owned();
+        assert!(row.contains("awaiting the chair"), "{row}");
+        // An incident brings it forward: due now, with the reason.
+        let forward = fields(&[
+            ("csrf", csrf.as_str()),
+            ("step", "forward"),
+            ("policy", "Online safety policy"),
+            ("text", "A pupil reached an unfiltered chatbot"),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/reviews",
+            &priya,
+            Some(&forward),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/registers/reviews", &priya, None, &[]).await;
+        assert!(
+            page.contains("due now</strong>: brought forward by Priya Shah"),
+            "{page}"
+        );
+        // The DSL cannot sign it off; the chair can.
+        let id = h.store.policy_reviews(1).await.expect("reviews").0[0].id;
+        let sign = |csrf: &str| {
+            fields(&[
+                ("csrf", csrf),
+                ("step", "sign-off"),
+                ("review", &id.to_string()),
+            ])
+        };
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/reviews",
+            &priya,
+            Some(&sign(&csrf)),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (grace, grace_csrf) = signed_in(&h.store, "grace.whitfield").await;
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/reviews",
+            &grace,
+            Some(&sign(&grace_csrf)),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(&h.app, Method::GET, "/registers/reviews", &grace, None, &[]).await;
+        assert!(page.contains("Grace Whitfield, "), "signed off: {page}");
+
+        // The headteacher logs a search with a witness; the phone goes back to a parent.
+        let (helen, helen_csrf) = signed_in(&h.store, "helen.marsh").await;
+        let now = haven_runtime::clock::local()
+            .strftime("%Y-%m-%dT%H:%M")
+            .to_string();
+        let search = fields(&[
+            ("csrf", helen_csrf.as_str()),
+            ("pupil", "Ava Ahmed"),
+            ("at", &now),
+            ("device", "mobile phone"),
+            ("reason", "Reported to be sharing a photo of another pupil"),
+            ("authorised_by", "Helen Marsh"),
+            ("searched_by", "Helen Marsh"),
+            ("witness", "Helen Marsh"),
+            ("found", "Nothing of concern"),
+            ("held", "Headteacher's safe"),
+            ("record", ""),
+        ]);
+        let (status, _, body) = call(
+            &h.app,
+            Method::POST,
+            "/registers/searches",
+            &helen,
+            Some(&search),
+            &[],
+        )
+        .await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "a witness of one's own search: {body}"
+        );
+        let search = search.replace("witness=Helen%20Marsh", "witness=Gareth%20Lloyd");
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            "/registers/searches",
+            &helen,
+            Some(&search),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let id = h.store.searches(1).await.expect("log")[0].id;
+        let back = fields(&[
+            ("csrf", helen_csrf.as_str()),
+            ("step", "returned"),
+            ("to", "Mrs Ahmed (mother)"),
+            ("at", &now),
+        ]);
+        let (status, _, _) = call(
+            &h.app,
+            Method::POST,
+            &format!("/registers/searches/{id}"),
+            &helen,
+            Some(&back),
+            &[],
+        )
+        .await;
+        assert_eq!(status, StatusCode::SEE_OTHER);
+        let (_, _, page) = call(
+            &h.app,
+            Method::GET,
+            "/registers/searches",
+            &helen,
+            None,
+            &[],
+        )
+        .await;
+        assert!(page.contains("Returned to Mrs Ahmed (mother)"), "{page}");
+        // The office keeps neither register.
+        let (nia, _) = signed_in(&h.store, "nia.ormerod").await;
+        for page in ["/registers/searches", "/registers/reviews"] {
+            let (status, _, _) = call(&h.app, Method::GET, page, &nia, None, &[]).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{page}");
+        }
+    });
+}

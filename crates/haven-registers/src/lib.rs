@@ -4,6 +4,7 @@
 //! - [`agreements`]: acceptable-use agreements per audience and version, and who must sign;
 //! - [`consent`]: image consent per pupil per purpose, and "can I use this photo?";
 //! - [`breach`]: the data-breach log's 72-hour clock (ICO reporting), warning at 48 hours;
+//! - [`reviews`]: policy reviews, when each is due;
 //! - [`training`]: staff training courses, when each expires, and a CSV of completions.
 //!
 //! The store keeps what these decide; the console shows it.
@@ -11,6 +12,7 @@
 pub mod agreements;
 pub mod breach;
 pub mod consent;
+pub mod reviews;
 pub mod training;
 
 mod words;

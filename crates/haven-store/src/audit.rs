@@ -201,6 +201,14 @@ pub enum AuditKind {
     RecordSignature,
     /// Read who has signed the acceptable-use agreements.
     ReadAgreements,
+    /// Recorded, brought forward or signed off a policy review.
+    PolicyReview,
+    /// Read the policy reviews.
+    ReadPolicyReviews,
+    /// Logged a search (or what became of what was confiscated).
+    LogSearch,
+    /// Read the search and confiscation log.
+    ReadSearches,
     /// Read the training register.
     ReadTraining,
 }
@@ -290,6 +298,10 @@ impl AuditKind {
             K::PublishAgreement => "publish agreement",
             K::RecordSignature => "record signature",
             K::ReadAgreements => "read agreements",
+            K::PolicyReview => "policy review",
+            K::ReadPolicyReviews => "read policy reviews",
+            K::LogSearch => "log search",
+            K::ReadSearches => "read searches",
             K::ReadTraining => "read training",
         }
     }

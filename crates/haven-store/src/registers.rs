@@ -891,3 +891,485 @@ fn audience_from(
         _ => None,
     }
 }
+
+/// A review of one of the school's policies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyReview {
+    /// Id.
+    pub id: i64,
+    /// The policy's name.
+    pub policy: String,
+    /// When it was reviewed.
+    pub reviewed_on: jiff::civil::Date,
+    /// Who reviewed it (names).
+    pub reviewed_by: String,
+    /// The next review.
+    pub next_on: jiff::civil::Date,
+    /// What changed, or why nothing did.
+    pub notes: String,
+    /// The chair of governors' sign-off: who and when.
+    pub signed_off: Option<(String, i64)>,
+}
+
+/// A reason a policy's review was brought forward (an incident, a change of technology).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReviewTrigger {
+    /// The policy.
+    pub policy: String,
+    /// Why.
+    pub reason: String,
+    /// When (milliseconds).
+    pub at_ms: i64,
+    /// Who (name).
+    pub by: String,
+}
+
+/// A search of a pupil or their device, and what became of anything confiscated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Search {
+    /// Id.
+    pub id: i64,
+    /// The pupil (id, name).
+    pub pupil: (i64, String),
+    /// When.
+    pub at_ms: i64,
+    /// What was searched (a phone, a bag).
+    pub device: String,
+    /// Why.
+    pub reason: String,
+    /// Who authorised it (the headteacher or whom they authorised).
+    pub authorised_by: String,
+    /// Who searched.
+    pub searched_by: String,
+    /// The witness.
+    pub witness: String,
+    /// What was found.
+    pub found: String,
+    /// Where it is held.
+    pub held: String,
+    /// Returned: to whom and when.
+    pub returned: Option<(String, i64)>,
+    /// Handed to the police: the note (who, the reference).
+    pub police: Option<String>,
+    /// The safeguarding record it belongs to.
+    pub record: Option<i64>,
+}
+
+/// A search to log.
+#[derive(Debug, Clone)]
+pub struct NewSearch {
+    /// The school.
+    pub school: i64,
+    /// The pupil.
+    pub pupil: i64,
+    /// When.
+    pub at_ms: i64,
+    /// What was searched.
+    pub device: String,
+    /// Why.
+    pub reason: String,
+    /// Who authorised it.
+    pub authorised_by: String,
+    /// Who searched.
+    pub searched_by: String,
+    /// The witness.
+    pub witness: String,
+    /// What was found.
+    pub found: String,
+    /// Where it is held.
+    pub held: String,
+    /// The safeguarding record it belongs to.
+    pub record: Option<i64>,
+}
+
+impl Store {
+    /// Records a policy review (the next one a year on unless given): its id.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn record_policy_review(
+        &self,
+        school: i64,
+        policy: &str,
+        reviewed_on: jiff::civil::Date,
+        reviewed_by: &str,
+        next_on: Option<jiff::civil::Date>,
+        notes: &str,
+        today: jiff::civil::Date,
+        by: &Actor<'_>,
+    ) -> Result<i64, StoreError> {
+        let policy = text("The policy", policy, true, MAX_SHORT)?;
+        let reviewed_by = text("Who reviewed it", reviewed_by, true, MAX_SHORT)?;
+        let notes = text("The notes", notes, false, MAX_TEXT)?;
+        if reviewed_on > today {
+            return Err(invalid("When it was reviewed is in the future."));
+        }
+        let next = match next_on {
+            Some(n) if n <= reviewed_on => {
+                return Err(invalid("The next review comes after this one."))
+            }
+            Some(n) => n,
+            None => haven_registers::reviews::next_review(reviewed_on)
+                .ok_or_else(|| invalid("That date is out of range."))?,
+        };
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let id: i64 = sqlx::query(
+            "INSERT INTO policy_reviews (school_id, policy, reviewed_on, reviewed_by, next_on, notes, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        )
+        .bind(school)
+        .bind(&policy)
+        .bind(reviewed_on.to_string())
+        .bind(&reviewed_by)
+        .bind(next.to_string())
+        .bind(&notes)
+        .bind(by.person)
+        .bind(now_ms())
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::PolicyReview,
+                Subject::Register("policy reviews"),
+            )
+            .count("review", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Brings a policy's review forward (it is due now), with the reason.
+    pub async fn bring_review_forward(
+        &self,
+        school: i64,
+        policy: &str,
+        reason: &str,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let policy = text("The policy", policy, true, MAX_SHORT)?;
+        let reason = text("The reason", reason, true, MAX_TEXT)?;
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let known: i64 =
+            sqlx::query("SELECT COUNT(*) FROM policy_reviews WHERE school_id = $1 AND policy = $2")
+                .bind(school)
+                .bind(&policy)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get(0)?;
+        if known == 0 {
+            return Err(invalid(format!(
+                "{:?} has no review recorded yet: record its first review.",
+                policy.chars().take(60).collect::<String>()
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO policy_review_triggers (school_id, policy, reason, at, by_person) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(school)
+        .bind(&policy)
+        .bind(&reason)
+        .bind(now_ms())
+        .bind(by.person)
+        .execute(&mut *tx)
+        .await?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::PolicyReview,
+                Subject::Register("policy reviews"),
+            )
+            .word("step", "brought forward"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The chair of governors signs a review off.
+    pub async fn sign_off_review(
+        &self,
+        school: i64,
+        id: i64,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE policy_reviews SET signed_off_by = $1, signed_off_at = $2 WHERE school_id = $3 AND id = $4 AND signed_off_at IS NULL",
+        )
+        .bind(by.person)
+        .bind(now_ms())
+        .bind(school)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(invalid(format!(
+                "Review {id} does not exist or is already signed off."
+            )));
+        }
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::PolicyReview,
+                Subject::Register("policy reviews"),
+            )
+            .word("step", "signed off")
+            .count("review", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every review (newest first) and every reason a review was brought forward.
+    pub async fn policy_reviews(
+        &self,
+        school: i64,
+    ) -> Result<(Vec<PolicyReview>, Vec<ReviewTrigger>), StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.policy, r.reviewed_on, r.reviewed_by, r.next_on, r.notes, s.first_name || ' ' || s.last_name, r.signed_off_at \
+             FROM policy_reviews r LEFT JOIN people s ON s.id = r.signed_off_by WHERE r.school_id = $1 ORDER BY r.reviewed_on DESC, r.id DESC",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        let reviews = rows
+            .iter()
+            .map(|r| {
+                let at: Option<i64> = r.try_get(7)?;
+                Ok(PolicyReview {
+                    id: r.try_get(0)?,
+                    policy: r.try_get(1)?,
+                    reviewed_on: parse(&r.try_get::<String, _>(2)?)?,
+                    reviewed_by: r.try_get(3)?,
+                    next_on: parse(&r.try_get::<String, _>(4)?)?,
+                    notes: r.try_get(5)?,
+                    signed_off: at
+                        .map(|at| {
+                            Ok::<_, StoreError>((
+                                r.try_get::<Option<String>, _>(6)?.unwrap_or_default(),
+                                at,
+                            ))
+                        })
+                        .transpose()?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let rows = sqlx::query(
+            "SELECT t.policy, t.reason, t.at, p.first_name || ' ' || p.last_name FROM policy_review_triggers t JOIN people p ON p.id = t.by_person \
+             WHERE t.school_id = $1 ORDER BY t.at DESC",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        let triggers = rows
+            .iter()
+            .map(|r| {
+                Ok(ReviewTrigger {
+                    policy: r.try_get(0)?,
+                    reason: r.try_get(1)?,
+                    at_ms: r.try_get(2)?,
+                    by: r.try_get(3)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok((reviews, triggers))
+    }
+
+    /// Logs a search of a pupil or their device: its id.
+    pub async fn log_search(&self, s: &NewSearch, by: &Actor<'_>) -> Result<i64, StoreError> {
+        let now = now_ms();
+        let device = text("What was searched", &s.device, true, MAX_SHORT)?;
+        let reason = text("Why", &s.reason, true, MAX_TEXT)?;
+        let authorised = text("Who authorised it", &s.authorised_by, true, MAX_SHORT)?;
+        let searched = text("Who searched", &s.searched_by, true, MAX_SHORT)?;
+        let witness = text("The witness", &s.witness, true, MAX_SHORT)?;
+        let found = text("What was found", &s.found, false, MAX_TEXT)?;
+        let held = text("Where it is held", &s.held, false, MAX_SHORT)?;
+        if s.at_ms > now + 10 * 60_000 || s.at_ms < 0 {
+            return Err(invalid("When it happened is in the future."));
+        }
+        if searched.eq_ignore_ascii_case(&witness) {
+            return Err(invalid(
+                "The witness is someone other than the member of staff who searched.",
+            ));
+        }
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let kind: Option<String> = sqlx::query("SELECT kind FROM people WHERE id = $1")
+            .bind(s.pupil)
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| r.try_get(0))
+            .transpose()?;
+        if kind.as_deref() != Some("pupil") {
+            return Err(invalid(format!("Person {} is not a pupil here.", s.pupil)));
+        }
+        if let Some(r) = s.record {
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM records r JOIN record_children c ON c.record_id = r.id \
+                 WHERE r.school_id = $1 AND r.id = $2 AND c.person_id = $3",
+            )
+            .bind(s.school)
+            .bind(r)
+            .bind(s.pupil)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            if n == 0 {
+                return Err(invalid(format!(
+                    "Record {r} is not a record about this pupil."
+                )));
+            }
+        }
+        let id: i64 = sqlx::query(
+            "INSERT INTO searches (school_id, pupil_id, at, device, reason, authorised_by, searched_by, witness, found, held, record_id, recorded_by, recorded_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        )
+        .bind(s.school)
+        .bind(s.pupil)
+        .bind(s.at_ms)
+        .bind(&device)
+        .bind(&reason)
+        .bind(&authorised)
+        .bind(&searched)
+        .bind(&witness)
+        .bind(&found)
+        .bind(&held)
+        .bind(s.record)
+        .bind(by.person)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::LogSearch,
+                Subject::Person(s.pupil),
+            )
+            .count("search", id),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// What became of what was confiscated: returned (to whom, when) or handed to the police
+    /// (the note). Each once.
+    pub async fn search_outcome(
+        &self,
+        school: i64,
+        id: i64,
+        returned: Option<(&str, i64)>,
+        police: Option<&str>,
+        by: &Actor<'_>,
+    ) -> Result<(), StoreError> {
+        let _one = self.audit_guard().await;
+        let mut tx = self.write_tx().await?;
+        let done = match (returned, police) {
+            (Some((to, at)), None) => {
+                let to = text("Returned to", to, true, MAX_SHORT)?;
+                if at > now_ms() + 10 * 60_000 {
+                    return Err(invalid("When it was returned is in the future."));
+                }
+                sqlx::query(
+                    "UPDATE searches SET returned_to = $1, returned_at = $2 WHERE school_id = $3 AND id = $4 AND returned_at IS NULL AND police IS NULL AND at <= $2",
+                )
+                .bind(&to)
+                .bind(at)
+                .bind(school)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+            }
+            (None, Some(note)) => {
+                let note = text("The handover", note, true, MAX_SHORT)?;
+                sqlx::query(
+                    "UPDATE searches SET police = $1 WHERE school_id = $2 AND id = $3 AND returned_at IS NULL AND police IS NULL",
+                )
+                .bind(&note)
+                .bind(school)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+            }
+            _ => {
+                return Err(invalid(
+                    "Say whether it was returned or handed to the police.",
+                ))
+            }
+        };
+        if done.rows_affected() != 1 {
+            return Err(invalid(format!(
+                "Search {id} does not exist, already has its outcome, or the return is dated before the search."
+            )));
+        }
+        self.audit_in(
+            &mut tx,
+            &AuditEntry::new(
+                by.username,
+                by.address,
+                AuditKind::LogSearch,
+                Subject::Register("searches"),
+            )
+            .count("search", id)
+            .word(
+                "step",
+                if police.is_some() {
+                    "police"
+                } else {
+                    "returned"
+                },
+            ),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The search log, newest first.
+    pub async fn searches(&self, school: i64) -> Result<Vec<Search>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.pupil_id, p.first_name || ' ' || p.last_name, s.at, s.device, s.reason, s.authorised_by, s.searched_by, s.witness, \
+             s.found, s.held, s.returned_to, s.returned_at, s.police, s.record_id \
+             FROM searches s JOIN people p ON p.id = s.pupil_id WHERE s.school_id = $1 ORDER BY s.at DESC, s.id DESC",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let to: Option<String> = r.try_get(11)?;
+                let at: Option<i64> = r.try_get(12)?;
+                Ok(Search {
+                    id: r.try_get(0)?,
+                    pupil: (r.try_get(1)?, r.try_get(2)?),
+                    at_ms: r.try_get(3)?,
+                    device: r.try_get(4)?,
+                    reason: r.try_get(5)?,
+                    authorised_by: r.try_get(6)?,
+                    searched_by: r.try_get(7)?,
+                    witness: r.try_get(8)?,
+                    found: r.try_get(9)?,
+                    held: r.try_get(10)?,
+                    returned: at.map(|at| (to.unwrap_or_default(), at)),
+                    police: r.try_get(13)?,
+                    record: r.try_get(14)?,
+                })
+            })
+            .collect()
+    }
+}

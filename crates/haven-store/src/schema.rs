@@ -431,7 +431,7 @@ CREATE UNIQUE INDEX transfers_in_package ON transfers_in (school_id, package_sha
     },
     Migration {
         version: 9,
-        name: "registers: acceptable-use agreements and signatures, image consent decisions, the data-breach log, staff training",
+        name: "registers: acceptable-use agreements and signatures, image consent decisions, the data-breach log, staff training, policy reviews, searches and confiscation",
         sql: r#"
 CREATE TABLE consents (
     id {pk},
@@ -497,7 +497,49 @@ CREATE TABLE signatures (
     recorded_by BIGINT NOT NULL REFERENCES people (id),
     recorded_at BIGINT NOT NULL
 );
-CREATE INDEX signatures_person ON signatures (school_id, person_id)
+CREATE INDEX signatures_person ON signatures (school_id, person_id);
+CREATE TABLE policy_reviews (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    policy TEXT NOT NULL,
+    reviewed_on TEXT NOT NULL,
+    reviewed_by TEXT NOT NULL,
+    next_on TEXT NOT NULL,
+    notes TEXT NOT NULL,
+    signed_off_by BIGINT REFERENCES people (id),
+    signed_off_at BIGINT,
+    recorded_by BIGINT NOT NULL REFERENCES people (id),
+    recorded_at BIGINT NOT NULL
+);
+CREATE INDEX policy_reviews_policy ON policy_reviews (school_id, policy, reviewed_on);
+CREATE TABLE policy_review_triggers (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    policy TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    by_person BIGINT NOT NULL REFERENCES people (id)
+);
+CREATE TABLE searches (
+    id {pk},
+    school_id BIGINT NOT NULL REFERENCES schools (id),
+    pupil_id BIGINT NOT NULL REFERENCES people (id),
+    at BIGINT NOT NULL,
+    device TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    authorised_by TEXT NOT NULL,
+    searched_by TEXT NOT NULL,
+    witness TEXT NOT NULL,
+    found TEXT NOT NULL,
+    held TEXT NOT NULL,
+    returned_to TEXT,
+    returned_at BIGINT,
+    police TEXT,
+    record_id BIGINT REFERENCES records (id),
+    recorded_by BIGINT NOT NULL REFERENCES people (id),
+    recorded_at BIGINT NOT NULL
+);
+CREATE INDEX searches_school ON searches (school_id, at)
 "#,
     },
 ];

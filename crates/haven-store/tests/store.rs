@@ -2587,6 +2587,98 @@ fn registers_keep_consent_history_the_breach_log_in_order_and_training_all_or_no
                 Standing::OldVersion,
                 "{db}: the new version makes her due"
             );
+
+            // Policy reviews: the next a year on; brought forward only once reviewed; signed
+            // off once.
+            let err = store
+                .bring_review_forward(S, "Online safety policy", "new AI tools", &dpo)
+                .await
+                .expect_err("never reviewed");
+            assert!(err.to_string().contains("no review recorded"), "{err}");
+            let review = store
+                .record_policy_review(
+                    S,
+                    "Online safety policy",
+                    jiff::civil::date(2026, 9, 10),
+                    "DSL and headteacher",
+                    None,
+                    "Added AI chatbots",
+                    today,
+                    &dpo,
+                )
+                .await
+                .expect("review");
+            assert!(
+                store
+                    .record_policy_review(S, "X", today, "Y", Some(today), "", today, &dpo)
+                    .await
+                    .is_err(),
+                "the next review comes after this one"
+            );
+            store
+                .bring_review_forward(S, "Online safety policy", "A pupil reached a chatbot", &dpo)
+                .await
+                .expect("forward");
+            store
+                .sign_off_review(S, review, &dpo)
+                .await
+                .expect("signed");
+            assert!(store.sign_off_review(S, review, &dpo).await.is_err());
+            let (reviews, triggers) = store.policy_reviews(S).await.expect("reviews");
+            assert_eq!(reviews[0].next_on, jiff::civil::date(2027, 9, 10));
+            assert!(reviews[0].signed_off.is_some());
+            assert_eq!(triggers.len(), 1);
+
+            // Searches: a witness who is not the searcher; one outcome, never before the search.
+            use haven_store::registers::NewSearch;
+            let search = NewSearch {
+                school: S,
+                pupil: amara,
+                at_ms: now - 3_600_000,
+                device: "mobile phone".into(),
+                reason: "Reported filming in the changing room".into(),
+                authorised_by: "Helen Marsh, headteacher".into(),
+                searched_by: "Priya Shah".into(),
+                witness: "Priya Shah".into(),
+                found: String::new(),
+                held: "Headteacher's safe".into(),
+                record: None,
+            };
+            let err = store.log_search(&search, &dpo).await.expect_err("witness");
+            assert!(err.to_string().contains("witness"), "{err}");
+            let id = store
+                .log_search(
+                    &NewSearch {
+                        witness: "Gareth Lloyd".into(),
+                        ..search.clone()
+                    },
+                    &dpo,
+                )
+                .await
+                .expect("search");
+            assert!(
+                store
+                    .search_outcome(S, id, Some(("Mrs Okafor", now - 7_200_000)), None, &dpo)
+                    .await
+                    .is_err(),
+                "returned before it was taken"
+            );
+            store
+                .search_outcome(S, id, Some(("Mrs Okafor", now)), None, &dpo)
+                .await
+                .expect("returned");
+            assert!(
+                store
+                    .search_outcome(S, id, None, Some("PC Reed"), &dpo)
+                    .await
+                    .is_err(),
+                "one outcome"
+            );
+            let logged = store.searches(S).await.expect("log");
+            assert_eq!(
+                logged[0].returned.as_ref().map(|r| r.0.as_str()),
+                Some("Mrs Okafor")
+            );
         }
     });
 }

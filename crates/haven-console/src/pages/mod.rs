@@ -100,6 +100,12 @@ pub const PAGES: &[Route] = &[
     route!(GET "/registers/agreements/versions/{id}", Need(P::Agreements), registers::agreement_version),
     route!(POST "/registers/agreements", Need(P::Agreements), registers::agreement_publish),
     route!(POST "/registers/agreements/signatures", Need(P::Agreements), registers::agreement_sign),
+    route!(GET "/registers/reviews", Need(P::PolicyReviews), registers::policy_reviews)
+        .nav("Policy reviews"),
+    route!(POST "/registers/reviews", Need(P::PolicyReviews), registers::policy_review_step),
+    route!(GET "/registers/searches", Need(P::Searches), registers::searches).nav("Searches"),
+    route!(POST "/registers/searches", Need(P::Searches), registers::search_new),
+    route!(POST "/registers/searches/{id}", Need(P::Searches), registers::search_outcome),
     route!(GET "/registers/breaches", Need(P::Breaches), registers::breaches).nav("Breaches"),
     route!(GET "/registers/breaches.csv", Need(P::Breaches), registers::breaches_csv),
     route!(POST "/registers/breaches", Need(P::Breaches), registers::breach_new),

@@ -1172,6 +1172,329 @@ pub(super) async fn agreements_csv(
     Ok(csv("acceptable-use-agreements.csv", rows))
 }
 
+// ---- Policy reviews -------------------------------------------------------------------------
+
+struct PolicyRow {
+    policy: String,
+    reviewed: String,
+    by: String,
+    next: String,
+    standing: &'static str,
+    why_due: String,
+    /// (review id) awaiting the chair's sign-off.
+    unsigned: Option<i64>,
+    signed: String,
+}
+
+#[derive(Template)]
+#[template(path = "policy_reviews.html")]
+struct PolicyReviewsPage {
+    l: Layout,
+    message: String,
+    today: String,
+    chair: bool,
+    policies: Vec<PolicyRow>,
+}
+
+/// Each policy's latest review, when the next is due (or why it was brought forward), and the
+/// chair's sign-off.
+pub(super) async fn policy_reviews(
+    State(c): State<Console>,
+    s: Signed,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let today = today();
+    let (reviews, triggers) = c.store.policy_reviews(SCHOOL).await?;
+    audit(
+        &c,
+        &s,
+        AuditKind::ReadPolicyReviews,
+        Subject::Register("policy reviews"),
+    )
+    .await?;
+    let mut seen = std::collections::HashSet::new();
+    let mut policies = Vec::new();
+    for r in &reviews {
+        if !seen.insert(r.policy.clone()) {
+            continue;
+        }
+        let reviewed_ms = r
+            .reviewed_on
+            .to_zoned(jiff::tz::TimeZone::system())
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(0);
+        let trigger = triggers
+            .iter()
+            .find(|t| t.policy == r.policy && t.at_ms >= reviewed_ms);
+        let standing = match trigger {
+            Some(_) => haven_registers::reviews::Standing::Overdue,
+            None => haven_registers::reviews::standing(today, r.next_on),
+        };
+        policies.push(PolicyRow {
+            policy: r.policy.clone(),
+            reviewed: r.reviewed_on.to_string(),
+            by: r.reviewed_by.clone(),
+            next: r.next_on.to_string(),
+            standing: standing.as_str(),
+            why_due: trigger
+                .map(|t| {
+                    format!(
+                        "brought forward by {} ({}): {}",
+                        t.by,
+                        when(t.at_ms),
+                        t.reason
+                    )
+                })
+                .unwrap_or_default(),
+            unsigned: r.signed_off.is_none().then_some(r.id),
+            signed: r
+                .signed_off
+                .as_ref()
+                .map(|(w, at)| format!("{w}, {}", when(*at)))
+                .unwrap_or_default(),
+        });
+    }
+    policies.sort_by_key(|p| {
+        (
+            p.standing != "overdue",
+            p.standing != "due-soon",
+            p.policy.clone(),
+        )
+    });
+    Ok(html(&PolicyReviewsPage {
+        l: c.layout("Policy reviews", Some(&s)),
+        message: flash.done,
+        today: today.to_string(),
+        chair: s.who.roles.contains(&haven_store::accounts::Role::Chair),
+        policies,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct PolicyReviewForm {
+    csrf: String,
+    step: String,
+    #[serde(default)]
+    policy: String,
+    #[serde(default)]
+    reviewed_on: String,
+    #[serde(default)]
+    reviewed_by: String,
+    #[serde(default)]
+    next_on: String,
+    #[serde(default)]
+    text: String,
+    #[serde(default)]
+    review: i64,
+}
+
+/// Records a review, brings one forward, or (the chair) signs one off.
+pub(super) async fn policy_review_step(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<PolicyReviewForm>,
+) -> Result<Response, Denied> {
+    let done = match f.step.as_str() {
+        "review" => {
+            let on = training::parse_date(&f.reviewed_on)
+                .ok_or_else(|| Denied::Invalid("Reviewed on: a date.".into()))?;
+            let next = match f.next_on.trim() {
+                "" => None,
+                t => Some(
+                    training::parse_date(t)
+                        .ok_or_else(|| Denied::Invalid("Next review: a date.".into()))?,
+                ),
+            };
+            c.store
+                .record_policy_review(
+                    SCHOOL,
+                    &f.policy,
+                    on,
+                    &f.reviewed_by,
+                    next,
+                    &f.text,
+                    today(),
+                    &actor(&s),
+                )
+                .await?;
+            "Review recorded."
+        }
+        "forward" => {
+            c.store
+                .bring_review_forward(SCHOOL, &f.policy, &f.text, &actor(&s))
+                .await?;
+            "The review is due now."
+        }
+        "sign-off" => {
+            if !s.who.roles.contains(&haven_store::accounts::Role::Chair) {
+                return Err(Denied::Invalid(
+                    "The chair of governors signs a review off.".into(),
+                ));
+            }
+            c.store
+                .sign_off_review(SCHOOL, f.review, &actor(&s))
+                .await?;
+            "Signed off."
+        }
+        _ => return Err(Denied::Invalid("That is not a step of a review.".into())),
+    };
+    Ok(Redirect::to(&format!("/registers/reviews?done={}", url_encode(done))).into_response())
+}
+
+// ---- Searches and confiscation --------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "searches.html")]
+struct SearchesPage {
+    l: Layout,
+    message: String,
+    now: String,
+    searches: Vec<haven_store::registers::Search>,
+}
+
+impl SearchesPage {
+    fn at(&self, ms: &i64) -> String {
+        when(*ms)
+    }
+}
+
+/// The search and confiscation log.
+pub(super) async fn searches(
+    State(c): State<Console>,
+    s: Signed,
+    Query(flash): Query<Flash>,
+) -> Result<Response, Denied> {
+    let list = c.store.searches(SCHOOL).await?;
+    audit(
+        &c,
+        &s,
+        AuditKind::ReadSearches,
+        Subject::Register("searches"),
+    )
+    .await?;
+    Ok(html(&SearchesPage {
+        l: c.layout("Searches and confiscation", Some(&s)),
+        message: flash.done,
+        now: haven_runtime::clock::local()
+            .strftime("%Y-%m-%dT%H:%M")
+            .to_string(),
+        searches: list,
+    }))
+}
+
+#[derive(Deserialize)]
+pub struct SearchForm {
+    csrf: String,
+    pupil: String,
+    at: String,
+    device: String,
+    reason: String,
+    authorised_by: String,
+    searched_by: String,
+    witness: String,
+    #[serde(default)]
+    found: String,
+    #[serde(default)]
+    held: String,
+    #[serde(default)]
+    record: String,
+}
+
+/// Logs a search: the pupil is named in full (one pupil with that name).
+pub(super) async fn search_new(
+    State(c): State<Console>,
+    s: Signed,
+    SessionForm(f): SessionForm<SearchForm>,
+) -> Result<Response, Denied> {
+    let matches: Vec<_> = c
+        .store
+        .find_people(f.pupil.trim(), 5)
+        .await?
+        .into_iter()
+        .filter(|p| p.kind == "pupil")
+        .collect();
+    let pupil = match matches.as_slice() {
+        [p] => p.id,
+        [] => return Err(Denied::Invalid("No pupil here has that name.".into())),
+        _ => {
+            return Err(Denied::Invalid(
+                "More than one pupil has that name: give the full name.".into(),
+            ))
+        }
+    };
+    let record =
+        match f.record.trim() {
+            "" => None,
+            r => Some(r.parse::<i64>().map_err(|_| {
+                Denied::Invalid("The record: its number, or leave it empty.".into())
+            })?),
+        };
+    let id = c
+        .store
+        .log_search(
+            &haven_store::registers::NewSearch {
+                school: SCHOOL,
+                pupil,
+                at_ms: local_ms("When", &f.at)?,
+                device: f.device,
+                reason: f.reason,
+                authorised_by: f.authorised_by,
+                searched_by: f.searched_by,
+                witness: f.witness,
+                found: f.found,
+                held: f.held,
+                record,
+            },
+            &actor(&s),
+        )
+        .await?;
+    Ok(Redirect::to(&format!(
+        "/registers/searches?done={}#search-{id}",
+        url_encode(&format!("Search {id} logged."))
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct SearchOutcomeForm {
+    csrf: String,
+    step: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    at: String,
+    #[serde(default)]
+    text: String,
+}
+
+/// What became of what was confiscated.
+pub(super) async fn search_outcome(
+    State(c): State<Console>,
+    s: Signed,
+    Path(id): Path<i64>,
+    SessionForm(f): SessionForm<SearchOutcomeForm>,
+) -> Result<Response, Denied> {
+    match f.step.as_str() {
+        "returned" => {
+            let at = local_ms("When it was returned", &f.at)?;
+            c.store
+                .search_outcome(SCHOOL, id, Some((&f.to, at)), None, &actor(&s))
+                .await?;
+        }
+        "police" => {
+            c.store
+                .search_outcome(SCHOOL, id, None, Some(&f.text), &actor(&s))
+                .await?;
+        }
+        _ => return Err(Denied::Invalid("Returned, or handed to the police.".into())),
+    }
+    Ok(Redirect::to(&format!(
+        "/registers/searches?done={}#search-{id}",
+        url_encode(&format!("Search {id}: recorded."))
+    ))
+    .into_response())
+}
+
 crate::web::csrf_field!(
     ConsentForm,
     NewBreachForm,
@@ -1179,6 +1502,9 @@ crate::web::csrf_field!(
     TrainingForm,
     PublishForm,
     SignatureForm,
+    PolicyReviewForm,
+    SearchForm,
+    SearchOutcomeForm,
 );
 
 #[cfg(test)]
