@@ -349,6 +349,47 @@ impl Store {
                 if reported.is_some() {
                     return Err(invalid("It has been reported: the decision stands."));
                 }
+                if reportable == Some(i64::from(*r)) {
+                    return Err(invalid("That is already the decision."));
+                }
+                // A changed decision keeps the one it replaces, in the actions.
+                if let Some(old) = reportable {
+                    let (current, old_reason): (String, Option<String>) = {
+                        let row = sqlx::query(
+                            "SELECT actions, decision_reason FROM breaches WHERE school_id = $1 AND id = $2",
+                        )
+                        .bind(school)
+                        .bind(id)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        (row.try_get(0)?, row.try_get(1)?)
+                    };
+                    let stamp = jiff::Timestamp::from_millisecond(now)
+                        .map(|t| t.strftime("%Y-%m-%d").to_string())
+                        .unwrap_or_default();
+                    let line = format!(
+                        "{stamp}: decision changed; it had been {} ({})",
+                        if old == 1 {
+                            "reportable"
+                        } else {
+                            "not reportable"
+                        },
+                        old_reason.unwrap_or_default()
+                    );
+                    let all = if current.is_empty() {
+                        line
+                    } else {
+                        format!("{current}\n{line}")
+                    };
+                    sqlx::query(
+                        "UPDATE breaches SET actions = $1 WHERE school_id = $2 AND id = $3",
+                    )
+                    .bind(&all)
+                    .bind(school)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 sqlx::query(
                     "UPDATE breaches SET reportable = $1, decision_reason = $2 WHERE school_id = $3 AND id = $4",
                 )
@@ -524,17 +565,23 @@ impl Store {
         let mut people = Vec::new();
         for (who, _, _) in rows {
             let w = who.trim();
-            let found: Option<i64> = sqlx::query(
-                "SELECT id FROM people WHERE kind = 'staff' AND (CAST(id AS TEXT) = $1 OR LOWER(mis_id) = LOWER($1) OR LOWER(email) = LOWER($1))",
-            )
-            .bind(w)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            match found {
-                Some(id) => people.push(id),
-                None => missing.push(w.chars().take(60).collect::<String>()),
+            // `id:N` is Haven's own person id (the console's form); anything else is the MIS
+            // staff id or the email address, which must name exactly one member of staff.
+            let found = match w.strip_prefix("id:").and_then(|n| n.parse::<i64>().ok()) {
+                Some(n) => sqlx::query("SELECT id FROM people WHERE kind = 'staff' AND id = $1")
+                    .bind(n)
+                    .fetch_all(&mut *tx)
+                    .await?,
+                None => sqlx::query(
+                    "SELECT id FROM people WHERE kind = 'staff' AND (LOWER(mis_id) = LOWER($1) OR LOWER(email) = LOWER($1))",
+                )
+                .bind(w)
+                .fetch_all(&mut *tx)
+                .await?,
+            };
+            match found.as_slice() {
+                [one] => people.push(one.try_get::<i64, _>(0)?),
+                _ => missing.push(w.chars().take(60).collect::<String>()),
             }
         }
         if !missing.is_empty() {

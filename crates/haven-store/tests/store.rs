@@ -2401,6 +2401,49 @@ fn registers_keep_consent_history_the_breach_log_in_order_and_training_all_or_no
                 )
                 .await
                 .expect("decide");
+            // Decided again the same way: refused; changed: the old decision is kept.
+            assert!(store
+                .breach_step(
+                    S,
+                    id,
+                    &BreachStep::Decide {
+                        reportable: true,
+                        reason: "again".into(),
+                    },
+                    &dpo,
+                )
+                .await
+                .is_err());
+            store
+                .breach_step(
+                    S,
+                    id,
+                    &BreachStep::Decide {
+                        reportable: false,
+                        reason: "The parent deleted it at once".into(),
+                    },
+                    &dpo,
+                )
+                .await
+                .expect("changed");
+            store
+                .breach_step(
+                    S,
+                    id,
+                    &BreachStep::Decide {
+                        reportable: true,
+                        reason: "Attainment data of 28 children: reportable after all".into(),
+                    },
+                    &dpo,
+                )
+                .await
+                .expect("changed back");
+            let kept = &store.breaches(S).await.expect("log")[0].actions;
+            assert!(
+                kept.contains("decision changed; it had been reportable (Children's attainment")
+                    && kept.contains("it had been not reportable (The parent deleted it"),
+                "{db}: {kept}"
+            );
             store
                 .breach_step(
                     S,
@@ -2466,6 +2509,16 @@ fn registers_keep_consent_history_the_breach_log_in_order_and_training_all_or_no
                 .await
                 .expect_err("nobody");
             assert!(err.to_string().contains("nobody@example.org"), "{err}");
+            // A bare number in a file is an MIS staff id, never Haven's own person id.
+            let err = store
+                .record_training(S, &[(dpo_id.to_string(), Course::Dsl, d)], &dpo)
+                .await
+                .expect_err("a bare number is not a person id");
+            assert!(err.to_string().contains("No member of staff"), "{err}");
+            store
+                .record_training(S, &[(format!("id:{dpo_id}"), Course::Prevent, d)], &dpo)
+                .await
+                .expect("the console's form names people by id");
             let n = store
                 .record_training(
                     S,

@@ -743,7 +743,7 @@ pub(super) async fn training_add(
     c.store
         .record_training(
             SCHOOL,
-            &[(f.person.trim().to_owned(), course, done)],
+            &[(format!("id:{}", f.person.trim()), course, done)],
             &actor(&s),
         )
         .await?;
