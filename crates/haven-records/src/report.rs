@@ -250,22 +250,26 @@ pub fn svg_bars(title: &str, rows: &[Row]) -> String {
     out
 }
 
+/// A CSV field: quoted when it holds a comma, quote or line break; a leading formula
+/// character (`=`, `+`, `-`, `@`) defused with `'` (and quoted) so a spreadsheet shows it as
+/// text. Every CSV export Haven makes goes through this.
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) || s.starts_with(['=', '+', '-', '@']) {
+        let s = if s.starts_with(['=', '+', '-', '@']) {
+            format!("'{s}")
+        } else {
+            s.to_owned()
+        };
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_owned()
+    }
+}
+
 /// The report as CSV (table, label, this period, period before, trend), counts as shown.
 pub fn csv(report: &Report) -> String {
     let mut out = String::from("table,label,this period,period before,trend\r\n");
-    let field = |s: &str| {
-        if s.contains([',', '"', '\n', '\r']) || s.starts_with(['=', '+', '-', '@']) {
-            // Quoted; a leading formula character is defused for spreadsheets.
-            let s = if s.starts_with(['=', '+', '-', '@']) {
-                format!("'{s}")
-            } else {
-                s.to_owned()
-            };
-            format!("\"{}\"", s.replace('"', "\"\""))
-        } else {
-            s.to_owned()
-        }
-    };
+    let field = csv_field;
     for (table, rows) in [
         ("total", std::slice::from_ref(&report.total)),
         ("category", &report.by_category[..]),

@@ -354,21 +354,16 @@ impl Store {
                 }
                 // A changed decision keeps the one it replaces, in the actions.
                 if let Some(old) = reportable {
-                    let (current, old_reason): (String, Option<String>) = {
-                        let row = sqlx::query(
-                            "SELECT actions, decision_reason FROM breaches WHERE school_id = $1 AND id = $2",
-                        )
-                        .bind(school)
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        (row.try_get(0)?, row.try_get(1)?)
-                    };
-                    let stamp = jiff::Timestamp::from_millisecond(now)
-                        .map(|t| t.strftime("%Y-%m-%d").to_string())
-                        .unwrap_or_default();
+                    let old_reason: Option<String> = sqlx::query(
+                        "SELECT decision_reason FROM breaches WHERE school_id = $1 AND id = $2",
+                    )
+                    .bind(school)
+                    .bind(id)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
                     let line = format!(
-                        "{stamp}: decision changed; it had been {} ({})",
+                        "decision changed; it had been {} ({})",
                         if old == 1 {
                             "reportable"
                         } else {
@@ -376,19 +371,7 @@ impl Store {
                         },
                         old_reason.unwrap_or_default()
                     );
-                    let all = if current.is_empty() {
-                        line
-                    } else {
-                        format!("{current}\n{line}")
-                    };
-                    sqlx::query(
-                        "UPDATE breaches SET actions = $1 WHERE school_id = $2 AND id = $3",
-                    )
-                    .bind(&all)
-                    .bind(school)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                    append_action(&mut tx, school, id, now, &line).await?;
                 }
                 sqlx::query(
                     "UPDATE breaches SET reportable = $1, decision_reason = $2 WHERE school_id = $3 AND id = $4",
@@ -433,28 +416,7 @@ impl Store {
             }
             BreachStep::Action(action) => {
                 let action = text("The action", action, true, MAX_TEXT)?;
-                let stamp = jiff::Timestamp::from_millisecond(now)
-                    .map(|t| t.strftime("%Y-%m-%d").to_string())
-                    .unwrap_or_default();
-                let current: String =
-                    sqlx::query("SELECT actions FROM breaches WHERE school_id = $1 AND id = $2")
-                        .bind(school)
-                        .bind(id)
-                        .fetch_one(&mut *tx)
-                        .await?
-                        .try_get(0)?;
-                let line = format!("{stamp}: {action}");
-                let all = if current.is_empty() {
-                    line
-                } else {
-                    format!("{current}\n{line}")
-                };
-                sqlx::query("UPDATE breaches SET actions = $1 WHERE school_id = $2 AND id = $3")
-                    .bind(&all)
-                    .bind(school)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
+                append_action(&mut tx, school, id, now, &action).await?;
                 "action"
             }
             BreachStep::SignOff => {
@@ -921,6 +883,30 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// Adds a dated line to a breach's actions: lines are only ever added, in order.
+async fn append_action(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    school: i64,
+    id: i64,
+    now: i64,
+    line: &str,
+) -> Result<(), StoreError> {
+    let stamp = jiff::Timestamp::from_millisecond(now)
+        .map(|t| t.strftime("%Y-%m-%d").to_string())
+        .unwrap_or_default();
+    let line = format!("{stamp}: {line}");
+    sqlx::query(
+        "UPDATE breaches SET actions = CASE WHEN actions = '' THEN $1 ELSE actions || $2 END WHERE school_id = $3 AND id = $4",
+    )
+    .bind(&line)
+    .bind(format!("\n{line}"))
+    .bind(school)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Whose agreement a person signs: a pupil's by year group; a governor's; staff's; a parent's.

@@ -13,7 +13,7 @@
 
 use haven_records::transfer::{self as fmt, File};
 use haven_records::{category, EntryKind, RecordKind};
-use haven_vault::{Identity, Receipt, Vault};
+use haven_vault::{hex, Identity, Receipt, Vault};
 use sqlx::Row as _;
 
 use crate::audit::{AuditEntry, AuditKind, Subject};
@@ -23,6 +23,8 @@ use crate::{now_ms, Store, StoreError};
 /// What an import did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Imported {
+    /// The received file's id (its receipt is kept under it).
+    pub id: i64,
     /// The pupil the file was filed under.
     pub person: i64,
     /// Records written.
@@ -116,11 +118,12 @@ impl Store {
             .collect()
     }
 
-    /// The child's file as `haven-file/1`, attachments opened from the vault. Unaudited: the
-    /// caller seals and records it ([`Store::send_transfer`]) or prints it.
+    /// The child's file as `haven-file/1`: with `files`, its attachments opened from that
+    /// vault (to send); without, listed by name and hash only (to print). Unaudited: the caller
+    /// seals and records it ([`Store::send_transfer`]) or prints it.
     pub async fn transfer_file(
         &self,
-        vault: &Vault,
+        files: Option<&Vault>,
         school: i64,
         person: i64,
         from_school: &str,
@@ -226,6 +229,18 @@ impl Store {
                     });
                     continue;
                 }
+                // Printing lists a file by its name and hash; only a transfer opens it.
+                let Some(vault) = files else {
+                    evidence.push(fmt::Attachment {
+                        name: e.name,
+                        media_type: e.media_type,
+                        sha256: e.sha256,
+                        possible_nude: false,
+                        withheld: false,
+                        content: String::new(),
+                    });
+                    continue;
+                };
                 let Some((e, sealed)) = self.evidence_sealed(school, e.id).await? else {
                     continue;
                 };
@@ -307,7 +322,7 @@ impl Store {
             ));
         }
         let file = self
-            .transfer_file(vault, school, person, by.school, by.name)
+            .transfer_file(Some(vault), school, person, by.school, by.name)
             .await?;
         // A file Haven would refuse at the other end is never sent (nor its clock started).
         file.check().map_err(|e| invalid(format!("{e}.")))?;
@@ -345,7 +360,6 @@ impl Store {
         by: &Actor<'_>,
     ) -> Result<(i64, i64, Receipt), StoreError> {
         let own_key = vault.public_signing_key(school).map_err(vault_err)?;
-        let own_key = own_key.as_slice();
         let sha = text
             .lines()
             .find_map(|l| l.strip_prefix("transfer-sha256: "))
@@ -364,11 +378,11 @@ impl Store {
         })?;
         let (id, person): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
         let key: String = row.try_get(2)?;
-        let key: [u8; 32] = unhex(&key)
+        let key: [u8; 32] = haven_vault::unhex(key.trim())
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| invalid("The transfer's recorded key is damaged."))?;
         let receipt = Receipt::verify(text, &key).map_err(|e| invalid(format!("{e}.")))?;
-        if vault_key_is(&key, own_key) {
+        if key.as_slice() == own_key.as_slice() {
             return Err(invalid(
                 "This receipt is signed with this school's own key: only the new school's receipt stops the clock.",
             ));
@@ -446,7 +460,7 @@ impl Store {
         let file = File::from_json(&opened.payload).map_err(|e| invalid(format!("{e}.")))?;
         let sha = haven_vault::sha256_hex(sealed);
         if let Some(row) = sqlx::query(
-            "SELECT person_id, records, evidence, receipt FROM transfers_in WHERE school_id = $1 AND package_sha256 = $2",
+            "SELECT person_id, records, evidence, receipt, id FROM transfers_in WHERE school_id = $1 AND package_sha256 = $2",
         )
         .bind(school)
         .bind(&sha)
@@ -454,6 +468,7 @@ impl Store {
         .await?
         {
             return Ok(Imported {
+                id: row.try_get(4)?,
                 person: row.try_get(0)?,
                 records: u64::try_from(row.try_get::<i64, _>(1)?).unwrap_or(0),
                 evidence: u64::try_from(row.try_get::<i64, _>(2)?).unwrap_or(0),
@@ -712,9 +727,9 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
-        sqlx::query(
+        let received: i64 = sqlx::query(
             "INSERT INTO transfers_in (school_id, person_id, from_school, from_key, package_sha256, received_at, received_by, records, evidence, receipt) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(school)
         .bind(person)
@@ -726,8 +741,9 @@ impl Store {
         .bind(file.records.len() as i64)
         .bind(sealed_evidence.len() as i64)
         .bind(&receipt_text)
-        .execute(&mut *tx)
-        .await?;
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
         self.audit_in(
             &mut tx,
             &AuditEntry::new(
@@ -750,6 +766,7 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Imported {
+            id: received,
             person,
             records: file.records.len() as u64,
             evidence: sealed_evidence.len() as u64,
@@ -763,23 +780,4 @@ impl Store {
 /// An RFC 3339 time as a date for a note (`2026-11-30`).
 fn day(t: &str) -> String {
     t.get(..10).unwrap_or(t).to_owned()
-}
-
-fn vault_key_is(key: &[u8; 32], own: &[u8]) -> bool {
-    key.as_slice() == own
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    let t = text.trim();
-    if t.len() % 2 != 0 {
-        return None;
-    }
-    (0..t.len())
-        .step_by(2)
-        .map(|i| t.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect()
 }

@@ -501,11 +501,13 @@ fn sync_dir(dir: &Path) -> Result<(), VaultError> {
         .map_err(io(dir))
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Bytes as lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
+/// Hex (either case) as bytes; `None` for anything else.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
     let nibble = |b: &u8| char::from(*b).to_digit(16).map(|d| d as u8);
     let bytes = text.as_bytes();
     (bytes.len() % 2 == 0).then_some(())?;

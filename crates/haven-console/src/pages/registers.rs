@@ -10,28 +10,20 @@ use axum::response::{IntoResponse, Redirect, Response};
 use haven_registers::consent::{may_use, Answer};
 use haven_registers::training::{self, Standing};
 use haven_registers::{breach, Course, Purpose, Risk};
-use haven_store::audit::{AuditEntry, AuditKind, Subject};
-use haven_store::records::{Actor, DEFAULT_SCHOOL as SCHOOL};
+use haven_store::audit::{AuditKind, Subject};
+use haven_store::records::DEFAULT_SCHOOL as SCHOOL;
 use haven_store::registers::{BreachStep, NewBreach};
 use serde::Deserialize;
 
+use super::records::{actor, audit, local_ms};
 use super::{url_encode, Flash, Layout};
 use crate::web::{html, when, Denied, SessionForm, Signed};
 use crate::Console;
 
-fn actor(s: &Signed) -> Actor<'_> {
-    Actor {
-        person: s.who.person_id,
-        username: &s.who.username,
-        address: &s.address,
-    }
-}
-
-async fn audit(c: &Console, s: &Signed, kind: AuditKind, subject: Subject) -> Result<(), Denied> {
-    c.store
-        .audit(&AuditEntry::new(&s.who.username, &s.address, kind, subject))
-        .await?;
-    Ok(())
+/// A register's word (a purpose, a course, an audience, a risk) from a form.
+fn word<T: std::str::FromStr<Err = haven_registers::WordError>>(text: &str) -> Result<T, Denied> {
+    text.parse()
+        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))
 }
 
 fn today() -> jiff::civil::Date {
@@ -40,16 +32,7 @@ fn today() -> jiff::civil::Date {
 
 /// A CSV cell: quoted when needed; a leading formula character defused for spreadsheets.
 fn cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
-    if s.contains([',', '"', '\n', '\r']) || s.starts_with('\'') {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
+    haven_records::report::csv_field(s)
 }
 
 fn csv(name: &str, rows: Vec<Vec<String>>) -> Response {
@@ -142,10 +125,7 @@ pub(super) async fn consent(
     let mut check = Vec::new();
     let mut checked_purpose = String::new();
     if !q.purpose.is_empty() {
-        let purpose: Purpose = q
-            .purpose
-            .parse()
-            .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+        let purpose: Purpose = word(&q.purpose)?;
         checked_purpose = purpose.label().to_owned();
         let names: Vec<&str> = q
             .pupils
@@ -289,10 +269,7 @@ pub(super) async fn consent_record(
     Path(id): Path<i64>,
     SessionForm(f): SessionForm<ConsentForm>,
 ) -> Result<Response, Denied> {
-    let purpose: Purpose = f
-        .purpose
-        .parse()
-        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let purpose: Purpose = word(&f.purpose)?;
     let given = crate::web::decision(&f.decision, "given", "withdrawn")?;
     c.store
         .record_consent(
@@ -456,21 +433,6 @@ pub(super) async fn breaches(
     }))
 }
 
-fn local_ms(name: &str, text: &str) -> Result<i64, Denied> {
-    let bad = || {
-        Denied::Invalid(format!(
-            "{name}: {:?} is not a date and time.",
-            text.chars().take(30).collect::<String>()
-        ))
-    };
-    let dt: jiff::civil::DateTime = text.trim().parse().map_err(|_| bad())?;
-    Ok(dt
-        .to_zoned(jiff::tz::TimeZone::system())
-        .map_err(|_| bad())?
-        .timestamp()
-        .as_millisecond())
-}
-
 #[derive(Deserialize)]
 pub struct NewBreachForm {
     csrf: String,
@@ -488,10 +450,7 @@ pub(super) async fn breach_new(
     s: Signed,
     SessionForm(f): SessionForm<NewBreachForm>,
 ) -> Result<Response, Denied> {
-    let risk: Risk = f
-        .risk
-        .parse()
-        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let risk: Risk = word(&f.risk)?;
     let people: i64 = f.people.trim().parse().map_err(|_| {
         Denied::Invalid("How many people: a whole number (0 if none is known yet).".into())
     })?;
@@ -731,10 +690,7 @@ pub(super) async fn training_add(
     s: Signed,
     SessionForm(f): SessionForm<TrainingForm>,
 ) -> Result<Response, Denied> {
-    let course: Course = f
-        .course
-        .parse()
-        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let course: Course = word(&f.course)?;
     let done = training::parse_date(&f.completed)
         .filter(|d| *d <= today())
         .ok_or_else(|| {
@@ -951,10 +907,7 @@ pub(super) async fn agreements(
     }
     let mut due = Vec::new();
     if !q.audience.is_empty() {
-        let a: Audience = q
-            .audience
-            .parse()
-            .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+        let a: Audience = word(&q.audience)?;
         let version_id = versions
             .iter()
             .find(|x| x.audience == a && Some(x.version) == force(a))
@@ -1057,10 +1010,7 @@ pub(super) async fn agreement_publish(
     s: Signed,
     SessionForm(f): SessionForm<PublishForm>,
 ) -> Result<Response, Denied> {
-    let a: Audience = f
-        .audience
-        .parse()
-        .map_err(|e: haven_registers::WordError| Denied::Invalid(format!("{e}.")))?;
+    let a: Audience = word(&f.audience)?;
     let from = training::parse_date(&f.effective)
         .ok_or_else(|| Denied::Invalid("In force from: a date.".into()))?;
     let v = c

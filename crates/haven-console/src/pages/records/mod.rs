@@ -47,7 +47,7 @@ fn reader(s: &Signed) -> Reader {
     }
 }
 
-fn actor(s: &Signed) -> Actor<'_> {
+pub(in crate::pages) fn actor(s: &Signed) -> Actor<'_> {
     Actor {
         person: s.who.person_id,
         username: &s.who.username,
@@ -55,7 +55,12 @@ fn actor(s: &Signed) -> Actor<'_> {
     }
 }
 
-async fn audit(c: &Console, s: &Signed, kind: AuditKind, subject: Subject) -> Result<(), Denied> {
+pub(in crate::pages) async fn audit(
+    c: &Console,
+    s: &Signed,
+    kind: AuditKind,
+    subject: Subject,
+) -> Result<(), Denied> {
     c.store
         .audit(&AuditEntry::new(&s.who.username, &s.address, kind, subject))
         .await?;
@@ -64,7 +69,7 @@ async fn audit(c: &Console, s: &Signed, kind: AuditKind, subject: Subject) -> Re
 
 /// A local date and time from a form (`YYYY-MM-DDTHH:MM`, as `datetime-local` sends it) as
 /// milliseconds since the epoch.
-fn local_ms(name: &str, text: &str) -> Result<i64, Denied> {
+pub(in crate::pages) fn local_ms(name: &str, text: &str) -> Result<i64, Denied> {
     let bad = || Denied::Invalid(format!("{name}: {:?} is not a date and time.", clip(text)));
     let dt: jiff::civil::DateTime = text.trim().parse().map_err(|_| bad())?;
     let z = dt

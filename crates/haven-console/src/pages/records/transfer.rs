@@ -80,10 +80,9 @@ pub(in crate::pages) async fn chronology_pdf(
         }
         Access::Authored | Access::None => return Err(Denied::NotFound),
     }
-    let vault = c.vault()?;
     let file = c
         .store
-        .transfer_file(vault, SCHOOL, person, &c.school(), &s.who.display_name)
+        .transfer_file(None, SCHOOL, person, &c.school(), &s.who.display_name)
         .await?;
     c.store
         .audit(
@@ -132,7 +131,7 @@ pub(in crate::pages) async fn paper_pack(
         .ok_or(Denied::NotFound)?;
     let mut file = c
         .store
-        .transfer_file(c.vault()?, SCHOOL, person, &c.school(), &s.who.display_name)
+        .transfer_file(None, SCHOOL, person, &c.school(), &s.who.display_name)
         .await?;
     // The pack says when the file was sent and by whom, not when it was printed.
     file.sent_at = haven_records::transfer::time(t.sent_at_ms);
@@ -338,13 +337,7 @@ pub(in crate::pages) async fn transfer_import(
             &acting(&c, &s, &school),
         )
         .await?;
-    let id = c
-        .store
-        .transfers_in(SCHOOL)
-        .await?
-        .into_iter()
-        .find(|t| t.receipt == got.receipt)
-        .map_or(0, |t| t.id);
+    let id = got.id;
     Ok(html(&ImportedPage {
         l: c.layout("File received", Some(&s)),
         person: got.person,
